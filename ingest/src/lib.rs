@@ -1,0 +1,30 @@
+//! Live ingest for Tessera.
+//!
+//! This crate owns the shared media vocabulary ([`Frame`], [`TrackInfo`], [`CodecConfig`],
+//! timestamps), the sans-IO parsers that turn bytes into frames, and the thin SRT driver
+//! that feeds them.
+//!
+//! # Contract
+//! - The parsers ([`ts::TsDemuxer`], [`h264`], [`hevc`], [`aac`]) never block and never do I/O:
+//!   bytes go in, [`DemuxEvent`]s come out. They never panic on any input; malformed input is
+//!   reported as a [`ts::DemuxError`] carrying the PID and byte offset, and the demuxer
+//!   resynchronises by itself.
+//! - Timestamps are 90 kHz ticks, unwrapped from MPEG-TS's 33-bit field into a monotonic
+//!   `i64` (see [`timestamp`]).
+//! - Video frame payloads are length-prefixed (4-byte, big-endian) NAL units with parameter
+//!   sets, access unit delimiters and filler removed; parameter sets travel in the track's
+//!   [`CodecConfig`]. Audio frame payloads are raw AAC access units (no ADTS header).
+//! - The SRT driver ([`srt`]) owns sockets only: it decides admission from the streamid at
+//!   the handshake and hands each accepted connection to the caller.
+
+pub mod aac;
+pub mod bits;
+pub mod h264;
+pub mod hevc;
+pub mod media;
+pub mod srt;
+pub mod streamid;
+pub mod timestamp;
+pub mod ts;
+
+pub use media::{AacConfig, AvcConfig, CodecConfig, DemuxEvent, Frame, HevcConfig, TrackInfo, TrackKind};

@@ -1,0 +1,117 @@
+//! The SRT listener driver: binds, decides admission from the streamid at the handshake
+//! (refusals carry an SRT rejection code), and hands each accepted publisher to the caller.
+//! It owns no media: reading the socket is the caller's job.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+pub use srt_tokio::access::{RejectReason, ServerRejectReason};
+use srt_tokio::{SrtIncoming, SrtListener, SrtSocket};
+
+use crate::streamid::{self, Mode, StreamIdError, StreamRequest};
+
+/// Where and how to listen.
+#[derive(Debug, Clone)]
+pub struct SrtListenerConfig {
+    pub bind: SocketAddr,
+    /// SRT latency (receive buffer delay) offered to callers.
+    pub latency: Duration,
+}
+
+/// An accepted publisher.
+pub struct SrtPublisher<T> {
+    pub request: StreamRequest,
+    pub remote: SocketAddr,
+    pub socket: SrtSocket,
+    /// What the admission callback returned (for example a claim on the stream name).
+    pub ticket: T,
+}
+
+/// A bound listener.
+pub struct BoundSrtListener {
+    pub local_addr: SocketAddr,
+    listener: SrtListener,
+    incoming: SrtIncoming,
+    config: SrtListenerConfig,
+}
+
+/// The rejection code for a streamid that cannot be published.
+pub fn reject_code(e: &StreamIdError) -> ServerRejectReason {
+    match e {
+        StreamIdError::UnsupportedMode(_) => ServerRejectReason::BadMode,
+        StreamIdError::UnknownApp(_) => ServerRejectReason::Notfound,
+        _ => ServerRejectReason::BadRequest,
+    }
+}
+
+/// Binds the listener (port 0 picks a free port; see `local_addr`).
+pub async fn bind(config: SrtListenerConfig) -> std::io::Result<BoundSrtListener> {
+    let udp = tokio::net::UdpSocket::bind(config.bind).await?;
+    let local_addr = udp.local_addr()?;
+    let (listener, incoming) = SrtListener::builder().socket(udp).latency(config.latency).bind(local_addr).await?;
+    Ok(BoundSrtListener { local_addr, listener, incoming, config })
+}
+
+impl BoundSrtListener {
+    /// Accepts callers until `shutdown` completes. `admit` runs at the handshake, in order;
+    /// `on_publisher` gets each caller whose handshake completed.
+    pub async fn serve<T, A, P>(mut self, mut admit: A, on_publisher: P, shutdown: impl Future<Output = ()>)
+    where
+        T: Send + 'static,
+        A: FnMut(&StreamRequest, SocketAddr) -> Result<T, ServerRejectReason>,
+        P: Fn(SrtPublisher<T>) + Clone + Send + 'static,
+    {
+        tracing::info!(addr = %self.local_addr, latency_ms = self.config.latency.as_millis() as u64, "SRT listener ready");
+        tokio::pin!(shutdown);
+        loop {
+            let request = tokio::select! {
+                _ = &mut shutdown => break,
+                r = self.incoming.incoming().next() => match r {
+                    Some(r) => r,
+                    None => break,
+                },
+            };
+            let remote = request.remote();
+            let raw = request.stream_id().map(|s| s.to_string()).unwrap_or_default();
+            let decision = match streamid::parse(&raw) {
+                Err(e) => {
+                    tracing::warn!(%remote, streamid = %raw, error = %e, "SRT caller refused");
+                    Err(reject_code(&e))
+                }
+                Ok(req) if req.mode != Mode::Publish => {
+                    tracing::warn!(%remote, stream = %req.name, mode = ?req.mode, "SRT caller refused: only publishing is accepted here");
+                    Err(ServerRejectReason::BadMode)
+                }
+                Ok(req) => match admit(&req, remote) {
+                    Ok(ticket) => Ok((req, ticket)),
+                    Err(code) => {
+                        tracing::warn!(%remote, stream = %req.name, ?code, "SRT caller refused");
+                        Err(code)
+                    }
+                },
+            };
+            match decision {
+                Err(code) => {
+                    metrics::counter!("tessera_ingest_rejected_total", "protocol" => "srt", "reason" => format!("{code:?}")).increment(1);
+                    if let Err(e) = request.reject(RejectReason::Server(code)).await {
+                        tracing::debug!(%remote, error = %e, "SRT reject not delivered");
+                    }
+                }
+                Ok((req, ticket)) => {
+                    let on_publisher = on_publisher.clone();
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(Duration::from_secs(10), request.accept(None)).await {
+                            Ok(Ok(socket)) => on_publisher(SrtPublisher { request: req, remote, socket, ticket }),
+                            Ok(Err(e)) => tracing::warn!(%remote, stream = %req.name, error = %e, "SRT handshake failed"),
+                            Err(_) => tracing::warn!(%remote, stream = %req.name, "SRT handshake timed out"),
+                        }
+                    });
+                }
+            }
+        }
+        self.listener.close().await;
+        tracing::info!(addr = %self.local_addr, "SRT listener closed");
+    }
+}
