@@ -261,7 +261,7 @@ pub(crate) mod tests {
         au.extend_from_slice(&[0, 0, 0, 1]);
         au.extend_from_slice(SPS_640X360);
         au.extend_from_slice(&[0, 0, 1, 0x68, 0xeb, 0xe3, 0xcb]);
-        au.extend_from_slice(&[0, 0, 1, 0x65, 0x88, 0x84, 0x00]);
+        au.extend_from_slice(&[0, 0, 1, 0x65, 0x88, 0x84]);
         let c = convert_access_unit(&au);
         assert!(c.keyframe);
         assert_eq!(c.sps.as_deref(), Some(SPS_640X360));
