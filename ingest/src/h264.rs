@@ -269,6 +269,6 @@ pub(crate) mod tests {
         assert_eq!(&c.sample[..], &[0, 0, 0, 3, 0x65, 0x88, 0x84]);
         let p = convert_access_unit(&[0, 0, 1, 0x41, 0x9a, 0x00]);
         assert!(!p.keyframe);
-        assert_eq!(&p.sample[..], &[0, 0, 0, 2, 0x41, 0x9a]);
+        assert_eq!(&p.sample[..], &[0, 0, 0, 3, 0x41, 0x9a, 0]);
     }
 }
