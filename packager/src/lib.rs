@@ -1,1 +1,18 @@
-//! placeholder
+//! Tessera's packager: the sans-IO segmenter, the CMAF/fMP4 muxer and the LL-HLS playlist
+//! writer.
+//!
+//! # Contract
+//! - No I/O, no clocks, no threads: [`segmenter::Segmenter`] takes frames and the wall-clock
+//!   time they arrived (`now`, milliseconds since the Unix epoch) and returns events;
+//!   [`fmp4`] turns events into bytes; [`playlist::PlaylistState`] records what was
+//!   published and renders playlists as pure functions of that state.
+//! - Times inside are 90 kHz ticks (as produced by `tessera-ingest`). In fMP4, video tracks
+//!   use a 90 kHz timescale and audio tracks their sample rate.
+//! - A segment's bytes are the concatenation of its parts' bytes.
+
+pub mod fmp4;
+pub mod playlist;
+pub mod segmenter;
+
+pub use playlist::{BlockRequest, BlockState, PlaylistConfig, PlaylistState};
+pub use segmenter::{PartOut, SegmenterConfig, SegmenterEvent, Segmenter};

@@ -1,0 +1,371 @@
+//! LL-HLS playlists as pure functions of [`PlaylistState`].
+//!
+//! Follows draft-pantos-hls-rfc8216bis and Apple's low-latency server profile:
+//! - parts are named by a stream-wide part sequence number (`part-N.m4s`), so a
+//!   preload hint is valid whichever segment the next part lands in;
+//! - `EXT-X-PART` tags are kept for the segments within three target durations of the live
+//!   edge, and every removed part or segment stays downloadable for as long as the store
+//!   retains it (see `retained_segments`);
+//! - `TARGETDURATION` never shrinks: it starts at the configured target and grows only if
+//!   an encoder's GOP forces a longer segment;
+//! - `PART-TARGET` is the segmenter's effective part target, fixed for the stream's life.
+
+use std::collections::VecDeque;
+use std::fmt::Write;
+
+/// Playlist settings.
+#[derive(Debug, Clone)]
+pub struct PlaylistConfig {
+    /// Configured segment target, seconds.
+    pub segment_target: f64,
+    /// Segments listed in the live window.
+    pub window_segments: usize,
+    /// Segments whose bytes stay available after leaving the window.
+    pub retained_segments: usize,
+}
+
+impl Default for PlaylistConfig {
+    fn default() -> Self {
+        PlaylistConfig { segment_target: 2.0, window_segments: 10, retained_segments: 10 }
+    }
+}
+
+/// A part in the playlist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartEntry {
+    /// Stream-wide part sequence number.
+    pub seq: u64,
+    pub duration: f64,
+    pub independent: bool,
+}
+
+/// A segment in the playlist (the last one may still be open).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentEntry {
+    pub msn: u64,
+    pub parts: Vec<PartEntry>,
+    pub duration: f64,
+    pub program_time_ms: i64,
+    pub discontinuity: bool,
+    pub init: u32,
+    pub complete: bool,
+}
+
+/// What a blocking playlist request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockRequest {
+    pub msn: u64,
+    pub part: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockState {
+    Ready,
+    Wait,
+    /// More than two segments ahead of the live edge (HTTP 400).
+    TooFarAhead,
+}
+
+/// The state of one rendition's media playlist.
+#[derive(Debug, Clone)]
+pub struct PlaylistState {
+    config: PlaylistConfig,
+    segments: VecDeque<SegmentEntry>,
+    next_msn: u64,
+    next_part_seq: u64,
+    discontinuity_sequence: u64,
+    target_duration: u64,
+    part_target: Option<f64>,
+    init: Option<u32>,
+    pending_discontinuity: bool,
+    ended: bool,
+}
+
+impl PlaylistState {
+    pub fn new(config: PlaylistConfig) -> Self {
+        let target_duration = config.segment_target.ceil().max(1.0) as u64;
+        PlaylistState {
+            config,
+            segments: VecDeque::new(),
+            next_msn: 0,
+            next_part_seq: 0,
+            discontinuity_sequence: 0,
+            target_duration,
+            part_target: None,
+            init: None,
+            pending_discontinuity: false,
+            ended: false,
+        }
+    }
+
+    pub fn config(&self) -> &PlaylistConfig {
+        &self.config
+    }
+
+    /// A (new) init segment applies from the next segment. After the first, it starts a
+    /// discontinuity (a publisher came back, or the codec changed).
+    pub fn set_init(&mut self, init: u32) {
+        if self.init.is_some() {
+            self.pending_discontinuity = true;
+            self.close_open_segment();
+        }
+        self.init = Some(init);
+        self.ended = false;
+    }
+
+    pub fn init(&self) -> Option<u32> {
+        self.init
+    }
+
+    /// Fixes the part target on first use.
+    pub fn set_part_target(&mut self, seconds: f64) {
+        self.part_target.get_or_insert(seconds);
+    }
+
+    pub fn part_target(&self) -> f64 {
+        self.part_target.unwrap_or(0.2)
+    }
+
+    pub fn target_duration(&self) -> u64 {
+        self.target_duration
+    }
+
+    /// The sequence number the next part will get.
+    pub fn next_part_seq(&self) -> u64 {
+        self.next_part_seq
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = &SegmentEntry> {
+        self.segments.iter()
+    }
+
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Adds a part to the open segment (opening one if needed) and returns (msn, part seq).
+    pub fn push_part(&mut self, duration: f64, independent: bool, program_time_ms: i64) -> (u64, u64) {
+        let open = self.segments.back().is_some_and(|s| !s.complete);
+        if !open {
+            let msn = self.next_msn;
+            self.next_msn += 1;
+            self.segments.push_back(SegmentEntry {
+                msn,
+                parts: Vec::new(),
+                duration: 0.0,
+                program_time_ms,
+                discontinuity: std::mem::take(&mut self.pending_discontinuity),
+                init: self.init.unwrap_or(0),
+                complete: false,
+            });
+        }
+        let seq = self.next_part_seq;
+        self.next_part_seq += 1;
+        let seg = self.segments.back_mut().expect("just ensured");
+        seg.parts.push(PartEntry { seq, duration, independent });
+        seg.duration += duration;
+        (seg.msn, seq)
+    }
+
+    /// Completes the open segment; returns the msn of segments that left the retention
+    /// horizon (their bytes may be dropped).
+    pub fn close_segment(&mut self) -> Option<u64> {
+        let seg = self.segments.back_mut()?;
+        if seg.complete {
+            return None;
+        }
+        seg.complete = true;
+        let d = seg.duration.round() as u64;
+        if d > self.target_duration {
+            tracing::warn!(duration = seg.duration, target = self.target_duration, "segment longer than the target duration: the encoder's keyframe interval is too long");
+            self.target_duration = d;
+        }
+        let msn = seg.msn;
+        while self.segments.iter().filter(|s| s.complete).count() > self.config.window_segments {
+            let removed = self.segments.pop_front().expect("non-empty");
+            if self.segments.front().is_some_and(|s| s.discontinuity) {
+                self.discontinuity_sequence += 1;
+            }
+            let _ = removed;
+        }
+        Some(msn)
+    }
+
+    fn close_open_segment(&mut self) {
+        if self.segments.back().is_some_and(|s| !s.complete && !s.parts.is_empty()) {
+            self.close_segment();
+        }
+    }
+
+    /// The stream ended: the playlist gets `EXT-X-ENDLIST`.
+    pub fn end(&mut self) {
+        self.close_open_segment();
+        self.ended = true;
+    }
+
+    /// The oldest msn whose bytes must still be served.
+    pub fn oldest_retained_msn(&self) -> u64 {
+        self.segments.front().map_or(0, |s| s.msn).saturating_sub(self.config.retained_segments as u64)
+    }
+
+    pub fn first_msn(&self) -> u64 {
+        self.segments.front().map_or(self.next_msn, |s| s.msn)
+    }
+
+    /// The msn of the newest segment (open or complete), if any.
+    pub fn last_msn(&self) -> Option<u64> {
+        self.segments.back().map(|s| s.msn)
+    }
+
+    /// Where a blocking request stands.
+    pub fn block_state(&self, req: BlockRequest) -> BlockState {
+        let last = self.last_msn();
+        let last_complete = self.segments.iter().rev().find(|s| s.complete).map(|s| s.msn);
+        if req.msn > last.map_or(1, |m| m + 2) {
+            return BlockState::TooFarAhead;
+        }
+        if self.ended {
+            return BlockState::Ready;
+        }
+        let ready = match req.part {
+            None => last_complete.is_some_and(|c| c >= req.msn),
+            Some(p) => match self.segments.iter().find(|s| s.msn == req.msn) {
+                Some(s) if (p as usize) < s.parts.len() => true,
+                // Past the last part of a completed segment: the first part of the next.
+                Some(s) if s.complete => self.segments.iter().any(|n| n.msn == req.msn + 1 && !n.parts.is_empty()) || self.segments.back().is_some_and(|b| b.msn > req.msn + 1),
+                Some(_) => false,
+                None => last.is_some_and(|l| l > req.msn) || self.first_msn() > req.msn,
+            },
+        };
+        if ready {
+            BlockState::Ready
+        } else {
+            BlockState::Wait
+        }
+    }
+
+    /// Renders the media playlist. `skip` asks for a delta update (`_HLS_skip=YES`).
+    pub fn render(&self, skip: bool) -> String {
+        let td = self.target_duration;
+        let part_target = self.part_target();
+        let skip_until = 6.0 * td as f64;
+        let mut s = String::with_capacity(4096);
+        s.push_str("#EXTM3U\n#EXT-X-VERSION:9\n");
+        let _ = writeln!(s, "#EXT-X-TARGETDURATION:{td}");
+        let _ = writeln!(
+            s,
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={skip_until:.1},PART-HOLD-BACK={:.3},HOLD-BACK={:.1}",
+            3.0 * part_target,
+            3.0 * td as f64
+        );
+        let _ = writeln!(s, "#EXT-X-PART-INF:PART-TARGET={part_target:.5}");
+        let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", self.first_msn());
+        let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", self.discontinuity_sequence);
+
+        // Segments older than CAN-SKIP-UNTIL from the end may be skipped.
+        let total: f64 = self.segments.iter().map(|s| s.duration).sum();
+        let mut skipped = 0;
+        if skip {
+            let mut start = 0.0;
+            for seg in &self.segments {
+                if !seg.complete || total - start <= skip_until {
+                    break;
+                }
+                start += seg.duration;
+                skipped += 1;
+            }
+            if skipped > 0 {
+                let _ = writeln!(s, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+            }
+        }
+        // EXT-X-PART tags for the segments within three target durations of the end.
+        let mut parts_from = self.segments.len();
+        let mut acc = 0.0;
+        for (i, seg) in self.segments.iter().enumerate().rev() {
+            acc += seg.duration;
+            if acc > 3.0 * td as f64 + 1e-6 {
+                break;
+            }
+            parts_from = i;
+        }
+        let mut last_init = None;
+        for (i, seg) in self.segments.iter().enumerate().skip(skipped) {
+            if seg.discontinuity && i > 0 {
+                s.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if last_init != Some(seg.init) {
+                let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}.mp4\"", seg.init);
+                last_init = Some(seg.init);
+            }
+            let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_time(seg.program_time_ms));
+            if i >= parts_from || !seg.complete {
+                for p in &seg.parts {
+                    let _ = write!(s, "#EXT-X-PART:DURATION={:.5},URI=\"part-{}.m4s\"", p.duration, p.seq);
+                    if p.independent {
+                        s.push_str(",INDEPENDENT=YES");
+                    }
+                    s.push('\n');
+                }
+            }
+            if seg.complete {
+                let _ = writeln!(s, "#EXTINF:{:.5},\nseg-{}.m4s", seg.duration, seg.msn);
+            }
+        }
+        if self.ended {
+            s.push_str("#EXT-X-ENDLIST\n");
+        } else if !self.segments.is_empty() {
+            let _ = writeln!(s, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-{}.m4s\"", self.next_part_seq);
+        }
+        s
+    }
+}
+
+/// ISO 8601 with milliseconds, UTC.
+pub fn format_program_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, sec) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{sec:02}.{millis:03}Z")
+}
+
+/// One variant of the multivariant playlist.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub uri: String,
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub codecs: String,
+    pub resolution: Option<(u32, u32)>,
+    pub frame_rate: Option<f64>,
+}
+
+/// Renders a multivariant playlist.
+pub fn render_multivariant(variants: &[Variant]) -> String {
+    let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for v in variants {
+        let _ = write!(s, "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"", v.bandwidth, v.average_bandwidth, v.codecs);
+        if let Some((w, h)) = v.resolution {
+            let _ = write!(s, ",RESOLUTION={w}x{h}");
+        }
+        if let Some(f) = v.frame_rate {
+            let _ = write!(s, ",FRAME-RATE={f:.3}");
+        }
+        let _ = writeln!(s, "\n{}", v.uri);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,302 @@
+//! Cuts frames into segments and parts.
+//!
+//! - A segment starts at a keyframe of the primary track (video, or audio for audio-only
+//!   streams) and is cut at the first keyframe at or after the segment target.
+//! - A part is cut before the frame that would take it past the effective part target: the
+//!   configured target rounded up to a whole number of frames (so 29.97 fps gets 6-frame
+//!   parts of 200.2 ms rather than alternating lengths). A part that starts with a keyframe
+//!   is independent.
+//! - Before the first output, frames are held until every track's configuration is known
+//!   (at most `start_wait`), so the first init segment describes every track.
+//! - Secondary tracks (audio) go into the part that is open when they arrive; each track's
+//!   timeline stays continuous in fMP4 because each carries its own decode time.
+
+use std::collections::BTreeMap;
+
+use tessera_ingest::media::{Frame, TrackInfo, TrackKind};
+
+/// Segmenter settings.
+#[derive(Debug, Clone)]
+pub struct SegmenterConfig {
+    /// Target segment duration, 90 kHz ticks.
+    pub segment_target: i64,
+    /// Target part duration, 90 kHz ticks.
+    pub part_target: i64,
+    /// How long to wait for all tracks before starting without the missing ones.
+    pub start_wait: i64,
+}
+
+impl Default for SegmenterConfig {
+    fn default() -> Self {
+        SegmenterConfig { segment_target: 180_000, part_target: 18_000, start_wait: 90_000 }
+    }
+}
+
+/// One sample with its duration (90 kHz ticks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub dts: i64,
+    pub pts: i64,
+    pub duration: i64,
+    pub keyframe: bool,
+    pub data: bytes::Bytes,
+}
+
+/// A finished part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartOut {
+    /// Index of the part within its segment.
+    pub index: u32,
+    pub independent: bool,
+    /// Duration of the primary track's samples, 90 kHz ticks.
+    pub duration: i64,
+    /// Wall-clock time of the first primary sample, ms since the Unix epoch.
+    pub program_time_ms: i64,
+    /// Samples per track, in track-id order.
+    pub tracks: Vec<(u16, Vec<Sample>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmenterEvent {
+    /// The tracks of the init segment that applies to the parts that follow.
+    Init(Vec<TrackInfo>),
+    Part(PartOut),
+    /// The segment made of the parts since the last `SegmentEnd` is complete.
+    SegmentEnd { duration: i64 },
+}
+
+struct Open {
+    start_dts: i64,
+    index: u32,
+    program_time_ms: i64,
+    /// Primary samples whose duration is known only once the next one arrives.
+    tracks: BTreeMap<u16, Vec<Frame>>,
+}
+
+/// The segmenter for one stream session.
+pub struct Segmenter {
+    config: SegmenterConfig,
+    tracks: BTreeMap<u16, TrackInfo>,
+    primary: Option<u16>,
+    started: bool,
+    held: Vec<Frame>,
+    held_since_ms: Option<i64>,
+    /// Effective part target in ticks, set when the frame duration is known.
+    part_target: Option<i64>,
+    segment_start: i64,
+    segment_duration: i64,
+    part: Option<Open>,
+    part_index: u32,
+    last_primary_duration: i64,
+    pending_init: bool,
+    /// Anchor between stream time and wall-clock time.
+    anchor: Option<(i64, i64)>,
+}
+
+impl Segmenter {
+    pub fn new(config: SegmenterConfig) -> Self {
+        Segmenter {
+            config,
+            tracks: BTreeMap::new(),
+            primary: None,
+            started: false,
+            held: Vec::new(),
+            held_since_ms: None,
+            part_target: None,
+            segment_start: 0,
+            segment_duration: 0,
+            part: None,
+            part_index: 0,
+            last_primary_duration: 3600,
+            pending_init: false,
+            anchor: None,
+        }
+    }
+
+    /// The part target actually used (a whole number of frames), once known.
+    pub fn effective_part_target(&self) -> Option<i64> {
+        self.part_target
+    }
+
+    /// A track appeared or changed.
+    pub fn track(&mut self, info: TrackInfo) -> Vec<SegmenterEvent> {
+        let changed = self.tracks.get(&info.id) != Some(&info);
+        self.tracks.insert(info.id, info);
+        if changed && self.started {
+            self.pending_init = true;
+        }
+        self.primary = self
+            .tracks
+            .values()
+            .find(|t| t.kind() == TrackKind::Video)
+            .or_else(|| self.tracks.values().next())
+            .map(|t| t.id);
+        Vec::new()
+    }
+
+    /// A frame arrived at wall-clock `now_ms`.
+    pub fn frame(&mut self, frame: Frame, now_ms: i64) -> Vec<SegmenterEvent> {
+        let mut out = Vec::new();
+        if !self.tracks.contains_key(&frame.track) {
+            return out;
+        }
+        if !self.started {
+            self.held_since_ms.get_or_insert(now_ms);
+            self.held.push(frame);
+            if self.ready_to_start(now_ms) {
+                self.start(now_ms, &mut out);
+            }
+            return out;
+        }
+        self.push(frame, now_ms, &mut out);
+        out
+    }
+
+    /// The input ended: completes the open part and segment.
+    pub fn flush(&mut self) -> Vec<SegmenterEvent> {
+        let mut out = Vec::new();
+        if let Some(open) = self.part.take() {
+            let end = self.primary_end(&open).unwrap_or(open.start_dts);
+            self.close_part(open, end, &mut out);
+        }
+        if self.segment_duration > 0 {
+            out.push(SegmenterEvent::SegmentEnd { duration: self.segment_duration });
+            self.segment_duration = 0;
+        }
+        out
+    }
+
+    fn ready_to_start(&self, now_ms: i64) -> bool {
+        let Some(primary) = self.primary else { return false };
+        let Some(first_key) = self.held.iter().find(|f| f.track == primary && f.keyframe) else { return false };
+        let primary_is_video = self.tracks.get(&primary).is_some_and(|t| t.kind() == TrackKind::Video);
+        let all_seen = self.tracks.keys().all(|id| self.held.iter().any(|f| f.track == *id));
+        // A video stream almost always has sound whose track is announced a little later.
+        let complete = all_seen && (!primary_is_video || self.tracks.len() > 1);
+        let span = self.held.iter().filter(|f| f.track == primary).map(|f| f.dts).max().unwrap_or(first_key.dts) - first_key.dts;
+        let waited = now_ms - self.held_since_ms.unwrap_or(now_ms);
+        complete || span >= self.config.start_wait || waited * 90 >= self.config.start_wait * 2
+    }
+
+    fn start(&mut self, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
+        let primary = self.primary.expect("ready_to_start checked");
+        let start = self.held.iter().find(|f| f.track == primary && f.keyframe).map(|f| f.dts).expect("checked");
+        self.started = true;
+        let present: Vec<u16> = self.held.iter().map(|f| f.track).collect();
+        self.tracks.retain(|id, _| present.contains(id));
+        out.push(SegmenterEvent::Init(self.tracks.values().cloned().collect()));
+        self.anchor = Some((start, now_ms - self.held.iter().filter(|f| f.track == primary).map(|f| f.dts).max().map_or(0, |d| (d - start) / 90)));
+        let held = std::mem::take(&mut self.held);
+        for f in held {
+            if f.dts >= start || (f.track != primary && f.pts >= start) {
+                self.push(f, now_ms, out);
+            }
+        }
+    }
+
+    fn program_time(&self, dts: i64) -> i64 {
+        let (a_dts, a_ms) = self.anchor.unwrap_or((dts, 0));
+        a_ms + (dts - a_dts) / 90
+    }
+
+    fn primary_end(&self, open: &Open) -> Option<i64> {
+        let p = self.primary?;
+        open.tracks.get(&p).and_then(|v| v.last()).map(|f| f.dts + self.last_primary_duration)
+    }
+
+    fn push(&mut self, frame: Frame, _now_ms: i64, out: &mut Vec<SegmenterEvent>) {
+        let primary = self.primary.expect("started");
+        if frame.track != primary {
+            if self.pending_init {
+                return; // wait for the cut that applies the new init
+            }
+            if let Some(open) = self.part.as_mut() {
+                open.tracks.entry(frame.track).or_default().push(frame);
+            }
+            return;
+        }
+        // Frame duration from the previous primary sample.
+        let prev_dts = self.part.as_ref().and_then(|o| o.tracks.get(&primary)).and_then(|v| v.last()).map(|f| f.dts);
+        if let Some(prev) = prev_dts {
+            let d = frame.dts - prev;
+            if d > 0 && d < 90_000 {
+                self.last_primary_duration = d;
+                if self.part_target.is_none() {
+                    let frames = ((self.config.part_target as f64 / d as f64) - 0.01).ceil().max(1.0) as i64;
+                    self.part_target = Some(frames * d);
+                }
+            }
+        }
+        if self.part.is_none() {
+            self.open_part(&frame);
+        } else {
+            let open = self.part.as_ref().expect("checked");
+            let seg_elapsed = self.segment_duration + (frame.dts - open.start_dts);
+            let cut_segment = frame.keyframe && (seg_elapsed >= self.config.segment_target - 90 || self.pending_init);
+            let part_len = frame.dts - open.start_dts;
+            let target = self.part_target.unwrap_or(self.config.part_target);
+            let cut_part = cut_segment || part_len + self.last_primary_duration > target + 1;
+            if cut_part {
+                let open = self.part.take().expect("checked");
+                self.close_part(open, frame.dts, out);
+                if cut_segment {
+                    out.push(SegmenterEvent::SegmentEnd { duration: self.segment_duration });
+                    self.segment_duration = 0;
+                    self.part_index = 0;
+                    self.segment_start = frame.dts;
+                    if self.pending_init {
+                        self.pending_init = false;
+                        out.push(SegmenterEvent::Init(self.tracks.values().cloned().collect()));
+                    }
+                }
+                self.open_part(&frame);
+            }
+        }
+        self.part.as_mut().expect("open").tracks.entry(primary).or_default().push(frame);
+    }
+
+    fn open_part(&mut self, first: &Frame) {
+        if self.segment_duration == 0 && self.part_index == 0 {
+            self.segment_start = first.dts;
+        }
+        self.part = Some(Open {
+            start_dts: first.dts,
+            index: self.part_index,
+            program_time_ms: self.program_time(first.dts),
+            tracks: BTreeMap::new(),
+        });
+        self.part_index += 1;
+    }
+
+    fn close_part(&mut self, open: Open, end_dts: i64, out: &mut Vec<SegmenterEvent>) {
+        let primary = self.primary.expect("started");
+        let independent = open.tracks.get(&primary).and_then(|v| v.first()).is_some_and(|f| f.keyframe);
+        let mut tracks = Vec::new();
+        for (id, frames) in open.tracks {
+            let end = if id == primary { end_dts } else { i64::MAX };
+            let mut samples: Vec<Sample> = Vec::with_capacity(frames.len());
+            for (i, f) in frames.iter().enumerate() {
+                let next = frames.get(i + 1).map(|n| n.dts);
+                let duration = match next {
+                    Some(n) => n - f.dts,
+                    None if end != i64::MAX => end - f.dts,
+                    None => samples.last().map_or(1920, |s: &Sample| s.duration),
+                };
+                samples.push(Sample { dts: f.dts, pts: f.pts, duration: duration.max(1), keyframe: f.keyframe, data: f.data.clone() });
+            }
+            tracks.push((id, samples));
+        }
+        let duration = end_dts - open.start_dts;
+        self.segment_duration += duration;
+        out.push(SegmenterEvent::Part(PartOut {
+            index: open.index,
+            independent,
+            duration,
+            program_time_ms: open.program_time_ms,
+            tracks,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+use super::*;
+use bytes::Bytes;
+use tessera_ingest::media::{AacConfig, AvcConfig, CodecConfig};
+
+fn video_track() -> TrackInfo {
+    TrackInfo {
+        id: 256,
+        codec: CodecConfig::H264(AvcConfig {
+            sps: Bytes::from_static(&[0x67]),
+            pps: vec![Bytes::from_static(&[0x68])],
+            profile_idc: 100,
+            constraint_flags: 0,
+            level_idc: 30,
+            chroma_format_idc: 1,
+            bit_depth_luma: 8,
+            bit_depth_chroma: 8,
+            width: 640,
+            height: 360,
+            frame_rate: None,
+        }),
+    }
+}
+
+fn audio_track() -> TrackInfo {
+    TrackInfo {
+        id: 257,
+        codec: CodecConfig::Aac(AacConfig { object_type: 2, sample_rate: 48000, channels: 2, asc: Bytes::from_static(&[0x11, 0x90]) }),
+    }
+}
+
+fn vframe(i: i64, step: i64, gop: i64) -> Frame {
+    Frame { track: 256, kind: TrackKind::Video, pts: i * step + step, dts: i * step, keyframe: i % gop == 0, data: Bytes::from_static(&[0, 0, 0, 1, 0x65]) }
+}
+
+fn aframe(t: i64) -> Frame {
+    Frame { track: 257, kind: TrackKind::Audio, pts: t, dts: t, keyframe: true, data: Bytes::from_static(&[1, 2]) }
+}
+
+/// Runs `seconds` of 25 fps video (GOP `gop` frames) and 48 kHz AAC through a segmenter.
+fn run(step: i64, gop: i64, frames: i64, audio: bool) -> Vec<SegmenterEvent> {
+    let mut s = Segmenter::new(SegmenterConfig::default());
+    let mut out = s.track(video_track());
+    if audio {
+        out.extend(s.track(audio_track()));
+    }
+    let mut next_audio = 0i64;
+    for i in 0..frames {
+        let f = vframe(i, step, gop);
+        let dts = f.dts;
+        out.extend(s.frame(f, 1_000_000 + dts / 90));
+        while audio && next_audio <= dts {
+            out.extend(s.frame(aframe(next_audio), 1_000_000 + next_audio / 90));
+            next_audio += 1920;
+        }
+    }
+    out.extend(s.flush());
+    out
+}
+
+fn parts(events: &[SegmenterEvent]) -> Vec<&PartOut> {
+    events.iter().filter_map(|e| if let SegmenterEvent::Part(p) = e { Some(p) } else { None }).collect()
+}
+
+fn segments(events: &[SegmenterEvent]) -> Vec<i64> {
+    events.iter().filter_map(|e| if let SegmenterEvent::SegmentEnd { duration } = e { Some(*duration) } else { None }).collect()
+}
+
+#[test]
+fn segments_cut_at_keyframes_after_target_and_parts_at_part_target() {
+    let events = run(3600, 25, 250, true); // 10 s, keyframe every second
+    assert!(matches!(&events[0], SegmenterEvent::Init(t) if t.len() == 2));
+    assert_eq!(segments(&events), vec![180_000; 5]);
+    let p = parts(&events);
+    assert_eq!(p.len(), 50);
+    assert!(p.iter().all(|p| p.duration == 18_000), "200 ms parts at 25 fps");
+    // Parts that begin at a keyframe (every fifth) are independent.
+    assert_eq!(p.iter().filter(|p| p.independent).count(), 10);
+    assert!(p[0].independent && p[5].independent && !p[1].independent);
+    assert_eq!(p[10].index, 0);
+    // Audio is carried along, continuously.
+    let audio: Vec<i64> = p.iter().flat_map(|p| p.tracks.iter().filter(|t| t.0 == 257).flat_map(|t| t.1.iter().map(|s| s.dts))).collect();
+    assert!(audio.len() > 450);
+    assert!(audio.windows(2).all(|w| w[1] - w[0] == 1920));
+}
+
+#[test]
+fn parts_round_to_whole_frames_at_29_97() {
+    let events = run(3003, 60, 600, false);
+    let p = parts(&events);
+    let segs = segments(&events);
+    assert!(segs.iter().all(|d| *d == 60 * 3003), "{segs:?}");
+    // 6 frames of 3003 ticks: 200.2 ms, every part but none shorter.
+    assert!(p.iter().all(|p| p.duration == 6 * 3003), "{:?}", p.iter().map(|p| p.duration).collect::<Vec<_>>());
+}
+
+#[test]
+fn long_gop_makes_long_segments_and_short_final_parts_only() {
+    let events = run(3600, 75, 300, false); // keyframe every 3 s
+    let segs = segments(&events);
+    assert_eq!(segs, vec![270_000; 4]);
+    let p = parts(&events);
+    for w in p.windows(2) {
+        // Only the last part of a segment may be shorter than 85% of the target.
+        if w[0].duration < 18_000 * 85 / 100 {
+            assert_eq!(w[1].index, 0);
+        }
+    }
+}
+
+#[test]
+fn starts_at_first_keyframe_and_waits_for_audio_config() {
+    let mut s = Segmenter::new(SegmenterConfig::default());
+    s.track(video_track());
+    let mut out = Vec::new();
+    // Mid-GOP frames first: never output.
+    for i in 20..25 {
+        let mut f = vframe(i, 3600, 25);
+        f.keyframe = false;
+        out.extend(s.frame(f, 0));
+    }
+    out.extend(s.frame(vframe(25, 3600, 25), 0));
+    assert!(out.is_empty(), "waits for the audio track");
+    out.extend(s.track(audio_track()));
+    out.extend(s.frame(aframe(25 * 3600), 0));
+    let SegmenterEvent::Init(tracks) = &out[0] else { panic!("{out:?}") };
+    assert_eq!(tracks.len(), 2);
+    out.extend(s.flush());
+    let p = parts(&out);
+    assert_eq!(p[0].tracks[0].1[0].dts, 25 * 3600);
+}
+
+#[test]
+fn video_only_starts_after_start_wait() {
+    let events = run(3600, 25, 100, false);
+    assert!(matches!(&events[0], SegmenterEvent::Init(t) if t.len() == 1));
+    assert_eq!(segments(&events).iter().sum::<i64>(), 100 * 3600);
+}
+
+#[test]
+fn codec_change_cuts_a_segment_with_a_new_init() {
+    let mut s = Segmenter::new(SegmenterConfig::default());
+    let mut out = s.track(video_track());
+    for i in 0..40 {
+        out.extend(s.frame(vframe(i, 3600, 25), 0));
+    }
+    let mut t = video_track();
+    if let CodecConfig::H264(c) = &mut t.codec {
+        c.width = 1280;
+        c.height = 720;
+    }
+    out.extend(s.track(t));
+    for i in 40..80 {
+        out.extend(s.frame(vframe(i, 3600, 25), 0));
+    }
+    let inits: Vec<usize> = out.iter().enumerate().filter(|(_, e)| matches!(e, SegmenterEvent::Init(_))).map(|(i, _)| i).collect();
+    assert_eq!(inits.len(), 2);
+    // The new init follows a segment end, at the keyframe at frame 50.
+    assert!(matches!(out[inits[1] - 1], SegmenterEvent::SegmentEnd { duration: 180_000 }));
+}
