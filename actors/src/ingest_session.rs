@@ -1,0 +1,115 @@
+//! The ingest session actor: MPEG-TS bytes from a publisher connection to frames.
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tessera_ingest::ts::TsDemuxer;
+use tessera_ingest::{DemuxEvent, TrackKind};
+
+use crate::mailbox::{BoundedRef, Inflight, SendError};
+use crate::segmenter::SegmenterMsg;
+
+pub struct IngestSession;
+
+pub struct IngestSessionConfig {
+    pub stream: String,
+    pub session: u64,
+    pub inflight: Inflight,
+    pub next: BoundedRef<SegmenterMsg>,
+}
+
+#[derive(Debug)]
+pub enum IngestMsg {
+    /// Bytes received from the publisher.
+    Data(bytes::Bytes),
+    /// The connection closed; the reason is logged.
+    Closed(String),
+}
+
+pub struct IngestState {
+    cfg: IngestSessionConfig,
+    demuxer: TsDemuxer,
+    /// Video is being dropped until the next keyframe because the segmenter lagged.
+    dropping_video: bool,
+}
+
+impl Actor for IngestSession {
+    type Msg = IngestMsg;
+    type State = IngestState;
+    type Arguments = IngestSessionConfig;
+
+    async fn pre_start(&self, _myself: ActorRef<IngestMsg>, cfg: IngestSessionConfig) -> Result<IngestState, ActorProcessingErr> {
+        Ok(IngestState { cfg, demuxer: TsDemuxer::new(), dropping_video: false })
+    }
+
+    async fn handle(&self, myself: ActorRef<IngestMsg>, msg: IngestMsg, st: &mut IngestState) -> Result<(), ActorProcessingErr> {
+        st.cfg.inflight.done();
+        match msg {
+            IngestMsg::Data(bytes) => {
+                metrics::counter!("tessera_ingest_bytes_total").increment(bytes.len() as u64);
+                let out = st.demuxer.push(&bytes);
+                forward(st, out)?;
+            }
+            IngestMsg::Closed(reason) => {
+                let out = st.demuxer.flush();
+                forward(st, out)?;
+                let s = st.demuxer.stats();
+                tracing::info!(stream = %st.cfg.stream, session = st.cfg.session, %reason, bytes = s.bytes, frames = s.frames,
+                    continuity_errors = s.continuity_errors, dropped_frames = s.dropped_frames, "publisher session closed");
+                let _ = st.cfg.next.send(SegmenterMsg::End);
+                myself.stop(Some(reason));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn forward(st: &mut IngestState, out: Vec<Result<DemuxEvent, tessera_ingest::ts::DemuxError>>) -> Result<(), ActorProcessingErr> {
+    for r in out {
+        match r {
+            Ok(DemuxEvent::Track(t)) => {
+                tracing::info!(stream = %st.cfg.stream, session = st.cfg.session, track = t.id, codec = %t.codec.rfc6381(), dimensions = ?t.codec.dimensions(), "track");
+                let _ = st.cfg.next.send(SegmenterMsg::Track(t));
+            }
+            Ok(DemuxEvent::Frame(f)) => {
+                metrics::counter!("tessera_ingest_frames_total", "kind" => if f.kind == TrackKind::Video { "video" } else { "audio" }).increment(1);
+                if f.kind == TrackKind::Video {
+                    if st.dropping_video && !f.keyframe {
+                        metrics::counter!("tessera_ingest_frames_dropped_total", "reason" => "lagging").increment(1);
+                        continue;
+                    }
+                    st.dropping_video = false;
+                }
+                match st.cfg.next.try_send(SegmenterMsg::Frame(f)) {
+                    Ok(()) => {}
+                    Err(SendError::Full) => {
+                        st.dropping_video = true;
+                        metrics::counter!("tessera_ingest_frames_dropped_total", "reason" => "lagging").increment(1);
+                        tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, "segmenter lagging: dropping video until the next keyframe");
+                    }
+                    Err(SendError::Closed) => return Err("segmenter is gone".into()),
+                }
+            }
+            Err(e) => {
+                metrics::counter!("tessera_ingest_errors_total", "kind" => error_kind(&e)).increment(1);
+                if e.is_fatal() {
+                    tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, error = %e, "closing publisher: input is not MPEG-TS");
+                    return Err(e.to_string().into());
+                }
+                tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, error = %e, "bad input");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn error_kind(e: &tessera_ingest::ts::DemuxError) -> &'static str {
+    use tessera_ingest::ts::DemuxError::*;
+    match e {
+        LostSync { .. } => "lost_sync",
+        NotMpegTs(_) => "not_ts",
+        TransportError { .. } => "transport_error",
+        Continuity { .. } => "continuity",
+        Psi { .. } => "psi",
+        Pes { .. } => "pes",
+        Codec { .. } => "codec",
+    }
+}

@@ -1,0 +1,102 @@
+//! The packager actor: parts to fMP4 bytes, published to the sink.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tessera_ingest::TrackInfo;
+use tessera_packager::fmp4::{self, DecodeClock, TrackRun};
+use tessera_packager::segmenter::{PartOut, SegmenterEvent};
+
+use crate::mailbox::Inflight;
+use crate::sink::{MediaSink, Published, SessionEnd};
+
+pub struct PackagerActor;
+
+pub struct PackagerActorConfig {
+    pub stream: String,
+    pub session: u64,
+    pub inflight: Inflight,
+    pub sink: Arc<dyn MediaSink>,
+}
+
+#[derive(Debug)]
+pub enum PackagerMsg {
+    /// A part, with the effective part target in seconds.
+    Part(PartOut, f64),
+    /// Init and segment boundaries.
+    Event(SegmenterEvent),
+    End,
+}
+
+pub struct PackagerState {
+    cfg: PackagerActorConfig,
+    tracks: Vec<TrackInfo>,
+    clock: DecodeClock,
+    sequence: u32,
+}
+
+impl Actor for PackagerActor {
+    type Msg = PackagerMsg;
+    type State = PackagerState;
+    type Arguments = PackagerActorConfig;
+
+    async fn pre_start(&self, _myself: ActorRef<PackagerMsg>, cfg: PackagerActorConfig) -> Result<PackagerState, ActorProcessingErr> {
+        Ok(PackagerState { cfg, tracks: Vec::new(), clock: DecodeClock::default(), sequence: 0 })
+    }
+
+    async fn handle(&self, myself: ActorRef<PackagerMsg>, msg: PackagerMsg, st: &mut PackagerState) -> Result<(), ActorProcessingErr> {
+        st.cfg.inflight.done();
+        let (stream, session) = (st.cfg.stream.clone(), st.cfg.session);
+        match msg {
+            PackagerMsg::Event(SegmenterEvent::Init(tracks)) => {
+                let data = fmp4::init_segment(&tracks);
+                st.tracks = tracks.clone();
+                st.clock = DecodeClock::default();
+                st.cfg.sink.publish(&stream, session, Published::Init { tracks, data });
+            }
+            PackagerMsg::Event(SegmenterEvent::SegmentEnd { .. }) => st.cfg.sink.publish(&stream, session, Published::SegmentEnd),
+            PackagerMsg::Event(SegmenterEvent::Part(p)) | PackagerMsg::Part(p, _) if st.tracks.is_empty() => {
+                tracing::warn!(%stream, session, index = p.index, "part before any init segment dropped");
+            }
+            PackagerMsg::Part(p, part_target) => {
+                let data = mux_part(st, &p);
+                st.cfg.sink.publish(
+                    &stream,
+                    session,
+                    Published::Part {
+                        data,
+                        duration: p.duration as f64 / 90_000.0,
+                        independent: p.independent,
+                        program_time_ms: p.program_time_ms,
+                        part_target,
+                        completed_at: Instant::now(),
+                    },
+                );
+            }
+            PackagerMsg::Event(SegmenterEvent::Part(_)) => {}
+            PackagerMsg::End => {
+                st.cfg.sink.publish(&stream, session, Published::End(SessionEnd::Closed));
+                myself.stop(None);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn mux_part(st: &mut PackagerState, p: &PartOut) -> bytes::Bytes {
+    st.sequence = st.sequence.wrapping_add(1);
+    let mut runs = Vec::with_capacity(p.tracks.len());
+    for (track, samples) in &p.tracks {
+        let Some(pos) = st.tracks.iter().position(|t| t.id == *track) else { continue };
+        if samples.is_empty() {
+            continue;
+        }
+        let info = &st.tracks[pos];
+        let timescale = fmp4::timescale(info);
+        let fixed = fmp4::fixed_duration(info);
+        let base = st.clock.base(*track, samples, timescale, fixed);
+        runs.push(TrackRun { track_id: pos as u32 + 1, base_decode_time: base, samples, timescale, fixed_duration: fixed });
+    }
+    fmp4::fragment(st.sequence, &runs)
+}

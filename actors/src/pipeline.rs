@@ -1,0 +1,137 @@
+//! The per-session supervisor: starts the three stage actors linked to itself, and ends
+//! the whole pipeline, alone, when any of them fails.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tessera_packager::segmenter::SegmenterConfig;
+
+use crate::ingest_session::{IngestMsg, IngestSession, IngestSessionConfig};
+use crate::mailbox::{BoundedRef, Inflight};
+use crate::packager::{PackagerActor, PackagerActorConfig, PackagerMsg};
+use crate::segmenter::{SegmenterActor, SegmenterActorConfig, SegmenterMsg};
+use crate::sink::{MediaSink, Published, SessionEnd};
+
+/// Settings for one publisher session.
+#[derive(Clone)]
+pub struct PipelineConfig {
+    pub stream: String,
+    pub session: u64,
+    pub segmenter: SegmenterConfig,
+    /// Mailbox bounds, in messages.
+    pub ingest_capacity: usize,
+    pub frame_capacity: usize,
+    pub part_capacity: usize,
+    pub sink: Arc<dyn MediaSink>,
+}
+
+pub struct StreamPipeline;
+
+pub enum PipelineMsg {
+    /// The bounded sender for the ingest stage.
+    IngestRef(RpcReplyPort<BoundedRef<IngestMsg>>),
+}
+
+pub struct PipelineState {
+    cfg: PipelineConfig,
+    ingest: BoundedRef<IngestMsg>,
+    failed: bool,
+}
+
+/// A running pipeline.
+pub struct PipelineHandle {
+    pub supervisor: ActorRef<PipelineMsg>,
+    pub ingest: BoundedRef<IngestMsg>,
+    pub join: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a pipeline and returns its ingest sender.
+pub async fn start_pipeline(cfg: PipelineConfig) -> Result<PipelineHandle, ActorProcessingErr> {
+    let (supervisor, join) = Actor::spawn(None, StreamPipeline, cfg).await?;
+    let ingest = ractor::call!(supervisor, PipelineMsg::IngestRef)?;
+    Ok(PipelineHandle { supervisor, ingest, join })
+}
+
+impl Actor for StreamPipeline {
+    type Msg = PipelineMsg;
+    type State = PipelineState;
+    type Arguments = PipelineConfig;
+
+    async fn pre_start(&self, myself: ActorRef<PipelineMsg>, cfg: PipelineConfig) -> Result<PipelineState, ActorProcessingErr> {
+        let cell = myself.get_cell();
+        let packager_inflight = Inflight::default();
+        let (packager, _) = Actor::spawn_linked(
+            None,
+            PackagerActor,
+            PackagerActorConfig { stream: cfg.stream.clone(), session: cfg.session, inflight: packager_inflight.clone(), sink: cfg.sink.clone() },
+            cell.clone(),
+        )
+        .await?;
+        let segmenter_inflight = Inflight::default();
+        let (segmenter, _) = Actor::spawn_linked(
+            None,
+            SegmenterActor,
+            SegmenterActorConfig {
+                stream: cfg.stream.clone(),
+                session: cfg.session,
+                segmenter: cfg.segmenter.clone(),
+                inflight: segmenter_inflight.clone(),
+                next: BoundedRef::<PackagerMsg>::new(packager, packager_inflight, cfg.part_capacity),
+            },
+            cell.clone(),
+        )
+        .await?;
+        let ingest_inflight = Inflight::default();
+        let (ingest, _) = Actor::spawn_linked(
+            None,
+            IngestSession,
+            IngestSessionConfig {
+                stream: cfg.stream.clone(),
+                session: cfg.session,
+                inflight: ingest_inflight.clone(),
+                next: BoundedRef::<SegmenterMsg>::new(segmenter, segmenter_inflight, cfg.frame_capacity),
+            },
+            cell,
+        )
+        .await?;
+        let ingest = BoundedRef::new(ingest, ingest_inflight, cfg.ingest_capacity);
+        metrics::gauge!("tessera_pipelines").increment(1.0);
+        Ok(PipelineState { cfg, ingest, failed: false })
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<PipelineMsg>, _st: &mut PipelineState) -> Result<(), ActorProcessingErr> {
+        metrics::gauge!("tessera_pipelines").decrement(1.0);
+        Ok(())
+    }
+
+    async fn handle(&self, _myself: ActorRef<PipelineMsg>, msg: PipelineMsg, st: &mut PipelineState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PipelineMsg::IngestRef(reply) => {
+                let _ = reply.send(st.ingest.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(&self, myself: ActorRef<PipelineMsg>, evt: SupervisionEvent, st: &mut PipelineState) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if !st.failed {
+                    st.failed = true;
+                    tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, actor = %cell.get_id(), error = %err, "pipeline failed; ending this session only");
+                    metrics::counter!("tessera_pipeline_failures_total").increment(1);
+                    st.cfg.sink.publish(&st.cfg.stream, st.cfg.session, Published::End(SessionEnd::Failed(err.to_string())));
+                }
+                myself.stop_children(Some("sibling failed".into()));
+                myself.stop(Some("failed".into()));
+            }
+            SupervisionEvent::ActorTerminated(..) => {
+                if myself.get_children().is_empty() {
+                    myself.stop(None);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
