@@ -1,1 +1,148 @@
+//! A Tessera node: configuration, the HTTP origin, the segment store, and the wiring of the
+//! SRT listener to per-stream actor pipelines.
+//!
+//! # Contract
+//! - [`Node::start`] binds every listener before it returns (port 0 picks free ports, see
+//!   [`Node::http_addr`] and [`Node::srt_addr`]); [`Node::shutdown`] stops accepting, lets
+//!   in-flight HTTP requests finish (up to 5 s) and returns.
+//! - The segment store is the only state shared between streams; a stream's pipeline
+//!   failing ends that stream's session only.
 
+pub mod config;
+pub mod http;
+pub mod publish;
+pub mod server;
+pub mod srt_ingest;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tessera_ingest::srt::SrtListenerConfig;
+use tessera_packager::{PlaylistConfig, SegmenterConfig};
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use config::NodeConfig;
+use store::{SegmentStore, StoreConfig};
+
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// The process-wide Prometheus recorder (installed once; shared by every node in a process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0])
+                .expect("static buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::debug!("a metrics recorder was already installed");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// A running node.
+pub struct Node {
+    http_addr: SocketAddr,
+    srt_addr: SocketAddr,
+    store: Arc<SegmentStore>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Node {
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        config.validate()?;
+        let metrics = metrics_handle();
+        let store = SegmentStore::new(StoreConfig {
+            playlist: PlaylistConfig {
+                segment_target: config.segment_target_ms as f64 / 1000.0,
+                window_segments: config.window_segments,
+                retained_segments: config.window_segments,
+            },
+            reconnect_grace: Duration::from_millis(config.reconnect_grace_ms),
+            ended_retention: Duration::from_millis(config.ended_retention_ms),
+            max_publishers: config.max_publishers,
+        });
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(c), Some(k)) => Some(server::tls_acceptor(c, k)?),
+            _ => None,
+        };
+        let http = tokio::net::TcpListener::bind(config.http_listen)
+            .await
+            .map_err(|source| NodeError::Bind { what: "HTTP", addr: config.http_listen, source })?;
+        let http_addr = http.local_addr().map_err(|source| NodeError::Bind { what: "HTTP", addr: config.http_listen, source })?;
+        let srt = tessera_ingest::srt::bind(SrtListenerConfig { bind: config.srt_listen, latency: Duration::from_millis(config.srt_latency_ms) })
+            .await
+            .map_err(|source| NodeError::Bind { what: "SRT", addr: config.srt_listen, source })?;
+        let srt_addr = srt.local_addr;
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+
+        let state = Arc::new(http::HttpState { store: store.clone(), metrics, node_id: http_addr.to_string() });
+        let app = http::router(state);
+        tasks.spawn(server::serve(http, app, tls.clone(), config.max_http_connections, rx.clone()));
+
+        let settings = srt_ingest::IngestSettings {
+            segmenter: SegmenterConfig {
+                segment_target: config.segment_target_ms as i64 * 90,
+                part_target: config.part_target_ms as i64 * 90,
+                start_wait: 90_000,
+            },
+            idle_timeout: Duration::from_millis(config.ingest_idle_timeout_ms),
+        };
+        let mut srt_rx = rx.clone();
+        tasks.spawn(srt_ingest::run(srt, store.clone(), settings, async move {
+            server::until_true(&mut srt_rx).await;
+        }));
+
+        let tick_store = store.clone();
+        let mut tick_rx = rx.clone();
+        tasks.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    _ = server::until_true(&mut tick_rx) => break,
+                    _ = every.tick() => tick_store.tick(std::time::Instant::now()),
+                }
+            }
+        });
+        tracing::info!(http = %http_addr, srt = %srt_addr, tls = tls.is_some(), "node started");
+        Ok(Node { http_addr, srt_addr, store, shutdown, tasks })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn srt_addr(&self) -> SocketAddr {
+        self.srt_addr
+    }
+
+    pub fn store(&self) -> &Arc<SegmentStore> {
+        &self.store
+    }
+
+    /// Stops listening and waits for the listeners to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        tracing::info!(http = %self.http_addr, "node stopped");
+    }
+}

@@ -1,0 +1,172 @@
+//! Node configuration: one struct that is both the command line (clap) and the TOML file
+//! (serde). Flags given on the command line override the file; the file overrides the
+//! built-in defaults. See `deploy/tessera.example.toml` for a commented example.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches};
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+#[derive(Debug, Clone, Args, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// HTTP origin (LL-HLS, /metrics) listen address.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub http_listen: SocketAddr,
+
+    /// SRT ingest listen address.
+    #[arg(long, default_value = "0.0.0.0:9000")]
+    pub srt_listen: SocketAddr,
+
+    /// SRT latency offered to publishers, milliseconds.
+    #[arg(long, default_value_t = 120)]
+    pub srt_latency_ms: u64,
+
+    /// Target segment duration, milliseconds (segments are cut at the first keyframe after it).
+    #[arg(long, default_value_t = 2000)]
+    pub segment_target_ms: u64,
+
+    /// Target part duration, milliseconds (100 to 1000).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(100..=1000))]
+    pub part_target_ms: u64,
+
+    /// Segments listed in each live playlist.
+    #[arg(long, default_value_t = 10)]
+    pub window_segments: usize,
+
+    /// A publisher that sends nothing for this long is disconnected, milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub ingest_idle_timeout_ms: u64,
+
+    /// After a publisher leaves, how long its stream waits for it to come back before the
+    /// playlist ends (EXT-X-ENDLIST), milliseconds.
+    #[arg(long, default_value_t = 15_000)]
+    pub reconnect_grace_ms: u64,
+
+    /// How long an ended stream stays readable before it is forgotten, milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    pub ended_retention_ms: u64,
+
+    /// Maximum concurrent HTTP connections.
+    #[arg(long, default_value_t = 20_000)]
+    pub max_http_connections: usize,
+
+    /// Maximum concurrent publishers.
+    #[arg(long, default_value_t = 500)]
+    pub max_publishers: usize,
+
+    /// PEM certificate chain; with --tls-key, serves HTTPS (HTTP/2 and HTTP/1.1 by ALPN).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        let cmd = clap::Command::new("defaults");
+        let matches = NodeConfig::augment_args(cmd).get_matches_from(["defaults"]);
+        NodeConfig::from_arg_matches(&matches).expect("defaults parse")
+    }
+}
+
+impl NodeConfig {
+    pub fn segment_target(&self) -> Duration {
+        Duration::from_millis(self.segment_target_ms)
+    }
+    pub fn part_target(&self) -> Duration {
+        Duration::from_millis(self.part_target_ms)
+    }
+
+    /// Checks values that clap and serde cannot.
+    pub fn validate(&self) -> Result<(), NodeError> {
+        if !(100..=1000).contains(&self.part_target_ms) {
+            return Err(NodeError::Config(format!("part_target_ms {} is outside 100..=1000", self.part_target_ms)));
+        }
+        if self.segment_target_ms < self.part_target_ms * 2 || self.segment_target_ms > 30_000 {
+            return Err(NodeError::Config(format!("segment_target_ms {} must be between two parts and 30 s", self.segment_target_ms)));
+        }
+        if self.window_segments < 3 {
+            return Err(NodeError::Config("window_segments must be at least 3".into()));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(NodeError::Config("tls_cert and tls_key go together".into()));
+        }
+        Ok(())
+    }
+
+    /// Reads a TOML file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, NodeError> {
+        let text = std::fs::read_to_string(path).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The file's values (or the defaults), overridden by the flags given on the command line.
+    pub fn merge(file: Option<NodeConfig>, matches: &ArgMatches) -> Result<Self, NodeError> {
+        let cli = NodeConfig::from_arg_matches(matches).map_err(|e| NodeError::Config(e.to_string()))?;
+        let Some(file) = file else { return Ok(cli) };
+        let mut base = serde_json::to_value(&file).map_err(|e| NodeError::Config(e.to_string()))?;
+        let over = serde_json::to_value(&cli).map_err(|e| NodeError::Config(e.to_string()))?;
+        for arg in NodeConfig::augment_args(clap::Command::new("x")).get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable)) {
+                base[id] = over[id].clone();
+            }
+        }
+        serde_json::from_value(base).map_err(|e| NodeError::Config(e.to_string()))
+    }
+}
+
+/// For `--help` output of binaries embedding the config.
+pub fn command() -> clap::Command {
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        node: NodeConfig,
+    }
+    Wrapper::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(args: &[&str]) -> ArgMatches {
+        NodeConfig::augment_args(clap::Command::new("t")).get_matches_from(args)
+    }
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let file: NodeConfig = toml::from_str("part_target_ms = 300\nwindow_segments = 6\n").unwrap();
+        let cfg = NodeConfig::merge(Some(file), &matches(&["t", "--window-segments", "8"])).unwrap();
+        assert_eq!(cfg.part_target_ms, 300, "from the file");
+        assert_eq!(cfg.window_segments, 8, "flag wins");
+        assert_eq!(cfg.segment_target_ms, 2000, "default");
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn the_example_file_parses_and_unknown_keys_are_refused() {
+        let example = include_str!("../../deploy/tessera.example.toml");
+        let cfg: NodeConfig = toml::from_str(example).unwrap();
+        cfg.validate().unwrap();
+        assert!(toml::from_str::<NodeConfig>("parts_target_ms = 3").is_err());
+    }
+
+    #[test]
+    fn validation() {
+        let mut c = NodeConfig::default();
+        c.part_target_ms = 50;
+        assert!(c.validate().is_err());
+        let mut c = NodeConfig::default();
+        c.segment_target_ms = 300;
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! The HTTP origin: LL-HLS playlists, init segments, parts and segments, `/metrics`.
+//!
+//! URLs, under `/live/NAME/`:
+//! - `index.m3u8`: multivariant playlist
+//! - `src/index.m3u8`: media playlist (`_HLS_msn`, `_HLS_part`, `_HLS_skip`)
+//! - `src/init-N.mp4`, `src/part-N.m4s`, `src/seg-N.m4s`: media
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tessera_packager::BlockRequest;
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::store::{SegmentStore, StoreError, SOURCE_RENDITION};
+
+/// Shared state of the HTTP handlers.
+pub struct HttpState {
+    pub store: Arc<SegmentStore>,
+    pub metrics: PrometheusHandle,
+    pub node_id: String,
+}
+
+const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+pub fn router(state: Arc<HttpState>) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers(Any)
+        .expose_headers(Any);
+    Router::new()
+        .route("/live/{name}/index.m3u8", get(multivariant))
+        .route("/live/{name}/{rendition}/{file}", get(rendition_file))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/streams", get(streams))
+        .layer(cors)
+        .with_state(state)
+}
+
+fn error(e: StoreError) -> Response {
+    let status = match e {
+        StoreError::NotFound => StatusCode::NOT_FOUND,
+        StoreError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        StoreError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], format!("{e}\n")).into_response()
+}
+
+fn bad_request(msg: &'static str) -> Response {
+    error(StoreError::BadRequest(msg))
+}
+
+fn block_timeout(state: &HttpState, name: &str) -> Duration {
+    Duration::from_secs(3 * state.store.target_duration(name).unwrap_or(2))
+}
+
+fn record_release(waited_for: Option<Instant>, what: &'static str) {
+    if let Some(at) = waited_for {
+        metrics::histogram!("tessera_part_publish_to_response_seconds", "what" => what).record(at.elapsed().as_secs_f64());
+    }
+}
+
+async fn multivariant(State(state): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {
+    metrics::counter!("tessera_playlist_requests_total", "kind" => "multivariant", "blocking" => "no").increment(1);
+    match state.store.multivariant(&name, block_timeout(&state, &name)).await {
+        Ok(body) => ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+async fn rendition_file(State(state): State<Arc<HttpState>>, Path((name, rendition, file)): Path<(String, String, String)>, Query(q): Query<HashMap<String, String>>) -> Response {
+    if rendition != SOURCE_RENDITION {
+        return error(StoreError::NotFound);
+    }
+    if file == "index.m3u8" {
+        return media_playlist(&state, &name, &q).await;
+    }
+    let media = |data: Bytes, kind: &'static str| {
+        ([(header::CONTENT_TYPE, HeaderValue::from_static(kind)), (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE))], data).into_response()
+    };
+    if let Some(id) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).and_then(|n| n.parse().ok()) {
+        return match state.store.init(&name, id) {
+            Ok(d) => media(d, "video/mp4"),
+            Err(e) => error(e),
+        };
+    }
+    if let Some(seq) = file.strip_prefix("part-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
+        return match state.store.part(&name, seq, block_timeout(&state, &name)).await {
+            Ok((d, waited)) => {
+                record_release(waited, "part");
+                media(d, "video/iso.segment")
+            }
+            Err(e) => error(e),
+        };
+    }
+    if let Some(msn) = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
+        return match state.store.segment(&name, msn) {
+            Ok(d) => media(d, "video/iso.segment"),
+            Err(e) => error(e),
+        };
+    }
+    error(StoreError::NotFound)
+}
+
+async fn media_playlist(state: &HttpState, name: &str, q: &HashMap<String, String>) -> Response {
+    let msn = match q.get("_HLS_msn").map(|v| v.parse::<u64>()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return bad_request("_HLS_msn is not a number"),
+    };
+    let part = match q.get("_HLS_part").map(|v| v.parse::<u64>()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return bad_request("_HLS_part is not a number"),
+    };
+    if part.is_some() && msn.is_none() {
+        return bad_request("_HLS_part without _HLS_msn");
+    }
+    let skip = match q.get("_HLS_skip").map(String::as_str) {
+        None => false,
+        Some("YES") | Some("v2") => true,
+        Some(_) => return bad_request("_HLS_skip must be YES or v2"),
+    };
+    let block = msn.map(|msn| BlockRequest { msn, part });
+    metrics::counter!("tessera_playlist_requests_total", "kind" => "media", "blocking" => if block.is_some() { "yes" } else { "no" }).increment(1);
+    match state.store.media_playlist(name, block, skip, block_timeout(state, name)).await {
+        Ok(r) => {
+            record_release(r.waited_for, "playlist");
+            let cache = if block.is_some() { "public, max-age=60" } else { "no-cache" };
+            ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, cache)], r.body).into_response()
+        }
+        Err(e) => error(e),
+    }
+}
+
+async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+async fn streams(State(state): State<Arc<HttpState>>) -> Response {
+    let body = serde_json::json!({ "node": state.node_id, "streams": state.store.stream_names() });
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}

@@ -1,0 +1,107 @@
+//! An SRT publisher for a recorded MPEG-TS file: paces it in real time by its PCR and, in
+//! a loop, shifts its timestamps so the loops read as one continuous feed. Used by
+//! `tessera demo` and by tests.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::SinkExt;
+use srt_tokio::SrtSocket;
+use tessera_ingest::ts::mux::{packet_pcr, TsRetimer};
+use tessera_ingest::ts::{TsDemuxer, PACKET_SIZE};
+use tessera_ingest::{DemuxEvent, TrackKind};
+
+/// Packets per SRT message (7 x 188 = 1316 bytes, the usual live payload).
+const PACKETS_PER_MESSAGE: usize = 7;
+
+/// A file prepared for publishing.
+pub struct TsFile {
+    packets: Vec<[u8; PACKET_SIZE]>,
+    /// Send time of each packet, from the start of a loop.
+    at: Vec<Duration>,
+    /// Length of one loop, 90 kHz ticks.
+    pub loop_ticks: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("not a usable MPEG-TS file: {0}")]
+    BadFile(&'static str),
+    #[error("SRT: {0}")]
+    Srt(#[from] std::io::Error),
+}
+
+impl TsFile {
+    pub fn new(data: &[u8]) -> Result<Self, PublishError> {
+        let packets: Vec<[u8; PACKET_SIZE]> =
+            data.chunks_exact(PACKET_SIZE).filter(|p| p[0] == 0x47).map(|p| p.try_into().expect("chunk size")).collect();
+        if packets.is_empty() {
+            return Err(PublishError::BadFile("no TS packets"));
+        }
+        let mut first = None;
+        let mut at = Vec::with_capacity(packets.len());
+        let mut now = Duration::ZERO;
+        for p in &packets {
+            if let Some(pcr) = packet_pcr(p) {
+                let f = *first.get_or_insert(pcr);
+                now = Duration::from_nanos(pcr.saturating_sub(f) * 1000 / 27);
+            }
+            at.push(now);
+        }
+        let mut demux = TsDemuxer::new();
+        let mut dts = Vec::new();
+        let events = demux.push(data).into_iter().chain(demux.flush());
+        for e in events.flatten() {
+            if let DemuxEvent::Frame(f) = e {
+                if f.kind == TrackKind::Video {
+                    dts.push(f.dts);
+                }
+            }
+        }
+        if dts.len() < 2 {
+            return Err(PublishError::BadFile("no video"));
+        }
+        let step = dts[dts.len() - 1] - dts[dts.len() - 2];
+        let loop_ticks = dts[dts.len() - 1] - dts[0] + step;
+        Ok(TsFile { packets, at, loop_ticks })
+    }
+
+    /// Duration of one loop.
+    pub fn duration(&self) -> Duration {
+        Duration::from_micros((self.loop_ticks as u64) * 1000 / 90)
+    }
+}
+
+/// The standard streamid for publishing `name`.
+pub fn publish_stream_id(name: &str) -> String {
+    format!("#!::r=live/{name},m=publish")
+}
+
+/// Connects to an SRT listener as a caller with the given streamid.
+pub async fn connect(addr: SocketAddr, stream_id: &str) -> Result<SrtSocket, PublishError> {
+    Ok(SrtSocket::builder().latency(Duration::from_millis(120)).call(addr, Some(stream_id)).await?)
+}
+
+/// Publishes `file` `loops` times (forever with `None`) in real time.
+pub async fn publish(socket: &mut SrtSocket, file: &TsFile, loops: Option<u64>) -> Result<(), PublishError> {
+    let mut retimer = TsRetimer::new();
+    let start = tokio::time::Instant::now();
+    let mut n = 0u64;
+    while loops.is_none_or(|l| n < l) {
+        retimer.set_offset(n as i64 * file.loop_ticks);
+        let loop_start = start + file.duration() * n as u32;
+        for (chunk, times) in file.packets.chunks(PACKETS_PER_MESSAGE).zip(file.at.chunks(PACKETS_PER_MESSAGE)) {
+            tokio::time::sleep_until(loop_start + times[0]).await;
+            let mut msg = Vec::with_capacity(chunk.len() * PACKET_SIZE);
+            for p in chunk {
+                let mut p = *p;
+                retimer.retime(&mut p);
+                msg.extend_from_slice(&p);
+            }
+            socket.send((std::time::Instant::now(), Bytes::from(msg))).await?;
+        }
+        n += 1;
+    }
+    Ok(())
+}

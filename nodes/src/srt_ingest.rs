@@ -1,0 +1,88 @@
+//! Wires the SRT listener to the actors: admission claims the stream name in the segment
+//! store; each accepted publisher gets its own pipeline and a reader task that feeds it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tessera_actors::ingest_session::IngestMsg;
+use tessera_actors::mailbox::SendError;
+use tessera_actors::{start_pipeline, PipelineConfig};
+use tessera_ingest::srt::{BoundSrtListener, ServerRejectReason, SrtPublisher};
+use tessera_packager::SegmenterConfig;
+use tracing::Instrument;
+
+use crate::store::{ClaimError, PublishClaim, SegmentStore};
+
+/// What every publisher session is started with.
+#[derive(Clone)]
+pub struct IngestSettings {
+    pub segmenter: SegmenterConfig,
+    pub idle_timeout: Duration,
+}
+
+pub async fn run(listener: BoundSrtListener, store: Arc<SegmentStore>, settings: IngestSettings, shutdown: impl std::future::Future<Output = ()>) {
+    let admit_store = store.clone();
+    let admit = move |req: &tessera_ingest::streamid::StreamRequest, _remote| {
+        admit_store.claim(&req.name).map_err(|e| match e {
+            ClaimError::AlreadyPublishing(_) => ServerRejectReason::Conflict,
+            ClaimError::TooManyPublishers(_) => ServerRejectReason::Overload,
+        })
+    };
+    let on_publisher = move |p: SrtPublisher<PublishClaim>| {
+        let span = tracing::info_span!("publisher", stream = %p.request.name, session = p.ticket.session, remote = %p.remote);
+        tokio::spawn(publisher(p, store.clone(), settings.clone()).instrument(span));
+    };
+    listener.serve(admit, on_publisher, shutdown).await;
+}
+
+async fn publisher(p: SrtPublisher<PublishClaim>, store: Arc<SegmentStore>, settings: IngestSettings) {
+    let SrtPublisher { request, remote, mut socket, ticket } = p;
+    tracing::info!(%remote, user = request.user.as_deref().unwrap_or(""), "publisher connected over SRT");
+    metrics::counter!("tessera_ingest_sessions_total", "protocol" => "srt").increment(1);
+    let pipeline = match start_pipeline(PipelineConfig {
+        stream: ticket.stream.clone(),
+        session: ticket.session,
+        segmenter: settings.segmenter.clone(),
+        ingest_capacity: 512,
+        frame_capacity: 1024,
+        part_capacity: 64,
+        sink: store.clone(),
+    })
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "could not start the pipeline");
+            return;
+        }
+    };
+    let reason = loop {
+        match tokio::time::timeout(settings.idle_timeout, socket.next()).await {
+            Ok(Some(Ok((_, bytes)))) => match pipeline.ingest.try_send(IngestMsg::Data(bytes)) {
+                Ok(()) => {}
+                Err(SendError::Full) => {
+                    metrics::counter!("tessera_ingest_dropped_bytes_total").increment(1);
+                    tracing::warn!("ingest lagging: dropping input");
+                }
+                Err(SendError::Closed) => break "pipeline ended".to_string(),
+            },
+            Ok(Some(Err(e))) => break format!("socket error: {e}"),
+            Ok(None) => break "publisher disconnected".to_string(),
+            Err(_) => {
+                metrics::counter!("tessera_ingest_idle_timeouts_total").increment(1);
+                break format!("no data for {} ms", settings.idle_timeout.as_millis());
+            }
+        }
+    };
+    let _ = pipeline.ingest.send(IngestMsg::Closed(reason.clone()));
+    if tokio::time::timeout(Duration::from_secs(5), socket.close()).await.is_err() {
+        tracing::debug!("SRT close timed out");
+    }
+    if tokio::time::timeout(Duration::from_secs(5), pipeline.join).await.is_err() {
+        tracing::warn!("pipeline did not stop within 5 s");
+        pipeline.supervisor.kill();
+    }
+    tracing::info!(%reason, "publisher session over");
+    drop(ticket);
+}
