@@ -1,1 +1,1 @@
-//! placeholder
+//! End-to-end tests live in `tests/it/`: one test binary, one module per concern.

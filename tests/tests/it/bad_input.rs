@@ -1,0 +1,98 @@
+//! Bad input never crashes the node and never harms another stream.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use srt_tokio::SrtSocket;
+use tessera_node::publish::{connect, publish_stream_id};
+
+use crate::common::*;
+
+async fn send_all(socket: &mut SrtSocket, data: &[u8], pace: Duration) {
+    for chunk in data.chunks(1316) {
+        if socket.send((std::time::Instant::now(), Bytes::copy_from_slice(chunk))).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(pace).await;
+    }
+}
+
+/// True if the node closes the connection within `within`.
+async fn closed_by_node(socket: &mut SrtSocket, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+fn junk(n: usize, mut x: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Latest part sequence number of a stream.
+async fn newest_part(http: std::net::SocketAddr, name: &str) -> u64 {
+    let p = parse_media(&get(http, &format!("/live/{name}/src/index.m3u8")).await.text());
+    p.parts.last().map(|x| x.3.trim_start_matches("part-").trim_end_matches(".m4s").parse().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_publishers_do_not_harm_a_good_one() {
+    let node = node(|c| c.ingest_idle_timeout_ms = 1500).await;
+    let http = node.http_addr();
+    let srt = node.srt_addr();
+    let good = publish_sample(&node, "good", 4);
+    assert_eq!(wait_ok(http, "/live/good/src/index.m3u8", Duration::from_secs(10)).await.status, 200);
+    let before = newest_part(http, "good").await;
+
+    // Random bytes: the node closes the connection.
+    let mut random = connect(srt, &publish_stream_id("random")).await.unwrap();
+    send_all(&mut random, &junk(120_000, 7), Duration::from_millis(1)).await;
+    assert!(closed_by_node(&mut random, Duration::from_secs(10)).await, "random bytes: connection closed");
+
+    // A caller that never sends data is disconnected after the idle timeout.
+    let mut silent = connect(srt, &publish_stream_id("silent")).await.unwrap();
+    assert!(closed_by_node(&mut silent, Duration::from_secs(10)).await, "silent caller disconnected");
+
+    // A truncated TS (cut mid-packet) and a lying PES length: the session survives them,
+    // produces what it can, and ends cleanly when the publisher leaves.
+    let mut lying = SAMPLE[..SAMPLE.len() / 2 + 77].to_vec();
+    let mut patched = 0;
+    for (i, p) in lying.chunks_mut(188).enumerate() {
+        // Audio PES starts (PID 0x101 with PUSI): claim a much longer length.
+        if i % 3 == 0 && p.len() == 188 && p[1] & 0x40 != 0 && (u16::from_be_bytes([p[1], p[2]]) & 0x1fff) == 0x101 {
+            let af = if p[3] & 0x20 != 0 { 1 + p[4] as usize } else { 0 };
+            let at = 4 + af + 4;
+            p[at] = 0xff;
+            patched += 1;
+        }
+    }
+    assert!(patched > 0);
+    let mut liar = connect(srt, &publish_stream_id("liar")).await.unwrap();
+    send_all(&mut liar, &lying, Duration::from_micros(500)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    liar.close().await.ok();
+
+    // The good stream kept going, and the node still answers.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = newest_part(http, "good").await;
+    assert!(after > before + 5, "good stream advanced from part {before} to {after}");
+    let metrics = get(http, "/metrics").await.text();
+    assert!(metrics.contains("tessera_ingest_errors_total"), "bad input is counted");
+    assert!(metrics.contains("tessera_ingest_idle_timeouts_total"));
+    good.await.unwrap();
+    node.shutdown().await;
+}

@@ -1,0 +1,156 @@
+//! Helpers: a node on free ports, an HTTP client, a playlist reader.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tessera_node::publish::{connect, publish, publish_stream_id, TsFile};
+use tessera_node::{Node, NodeConfig};
+
+pub const SAMPLE: &[u8] = include_bytes!("../../../samples/sample.ts");
+
+/// A node on loopback with free ports; `tweak` adjusts the config.
+pub async fn node(tweak: impl FnOnce(&mut NodeConfig)) -> Node {
+    let mut c = NodeConfig::default();
+    c.http_listen = "127.0.0.1:0".parse().unwrap();
+    c.srt_listen = "127.0.0.1:0".parse().unwrap();
+    tweak(&mut c);
+    Node::start(c).await.expect("node starts")
+}
+
+/// Publishes the bundled sample `loops` times over SRT as `name`, in the background.
+pub fn publish_sample(node: &Node, name: &str, loops: u64) -> tokio::task::JoinHandle<()> {
+    let addr = node.srt_addr();
+    let name = name.to_string();
+    tokio::spawn(async move {
+        let file = TsFile::new(SAMPLE).unwrap();
+        let mut socket = connect(addr, &publish_stream_id(&name)).await.expect("SRT connect");
+        publish(&mut socket, &file, Some(loops)).await.expect("publish");
+        use futures::SinkExt;
+        socket.close().await.ok();
+    })
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Response {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub async fn get(addr: SocketAddr, path: &str) -> Response {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let uri: hyper::Uri = format!("http://{addr}{path}").parse().unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.get(uri)).await.expect("HTTP response in time").expect("HTTP request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    Response { status, headers, body }
+}
+
+/// What a media playlist says, as far as the tests need it.
+#[derive(Debug, Default, Clone)]
+pub struct MediaPlaylist {
+    pub target_duration: f64,
+    pub part_target: f64,
+    pub part_hold_back: f64,
+    pub hold_back: f64,
+    pub can_skip_until: f64,
+    pub media_sequence: u64,
+    pub skipped: u64,
+    /// (msn, duration, uri) of complete segments.
+    pub segments: Vec<(u64, f64, String)>,
+    /// (msn of the segment it belongs to, index in that segment, duration, uri, independent).
+    pub parts: Vec<(u64, usize, f64, String, bool)>,
+    pub preload_hint: Option<String>,
+    pub maps: Vec<String>,
+    pub discontinuities: usize,
+    pub ended: bool,
+}
+
+fn attr(line: &str, key: &str) -> Option<String> {
+    let at = line.find(&format!("{key}="))? + key.len() + 1;
+    let rest = &line[at..];
+    if let Some(r) = rest.strip_prefix('"') {
+        return r.split('"').next().map(str::to_string);
+    }
+    Some(rest.split(',').next().unwrap_or("").to_string())
+}
+
+pub fn parse_media(text: &str) -> MediaPlaylist {
+    let mut p = MediaPlaylist::default();
+    let mut lines = text.lines().peekable();
+    assert_eq!(lines.next(), Some("#EXTM3U"));
+    let mut msn = 0;
+    let mut part_idx = 0;
+    let mut pending_extinf = None;
+    for line in lines {
+        if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
+            p.target_duration = v.parse().unwrap();
+        } else if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
+            p.media_sequence = v.parse().unwrap();
+            msn = p.media_sequence;
+        } else if line.starts_with("#EXT-X-PART-INF:") {
+            p.part_target = attr(line, "PART-TARGET").unwrap().parse().unwrap();
+        } else if line.starts_with("#EXT-X-SERVER-CONTROL:") {
+            p.part_hold_back = attr(line, "PART-HOLD-BACK").unwrap().parse().unwrap();
+            p.hold_back = attr(line, "HOLD-BACK").unwrap().parse().unwrap();
+            p.can_skip_until = attr(line, "CAN-SKIP-UNTIL").unwrap().parse().unwrap();
+            assert_eq!(attr(line, "CAN-BLOCK-RELOAD").as_deref(), Some("YES"));
+        } else if line.starts_with("#EXT-X-SKIP:") {
+            p.skipped = attr(line, "SKIPPED-SEGMENTS").unwrap().parse().unwrap();
+            msn += p.skipped;
+        } else if line.starts_with("#EXT-X-PART:") {
+            let d = attr(line, "DURATION").unwrap().parse().unwrap();
+            let uri = attr(line, "URI").unwrap();
+            p.parts.push((msn, part_idx, d, uri, line.contains("INDEPENDENT=YES")));
+            part_idx += 1;
+        } else if let Some(v) = line.strip_prefix("#EXTINF:") {
+            pending_extinf = Some(v.trim_end_matches(',').parse::<f64>().unwrap());
+        } else if line.starts_with("#EXT-X-PRELOAD-HINT:") {
+            p.preload_hint = attr(line, "URI");
+        } else if line.starts_with("#EXT-X-MAP:") {
+            p.maps.push(attr(line, "URI").unwrap());
+        } else if line == "#EXT-X-DISCONTINUITY" {
+            p.discontinuities += 1;
+        } else if line == "#EXT-X-ENDLIST" {
+            p.ended = true;
+        } else if !line.starts_with('#') && !line.is_empty() {
+            p.segments.push((msn, pending_extinf.take().expect("EXTINF before URI"), line.to_string()));
+            msn += 1;
+            part_idx = 0;
+        }
+    }
+    p
+}
+
+impl MediaPlaylist {
+    /// (msn, part index) of the part named by the preload hint.
+    pub fn next_part(&self) -> (u64, usize) {
+        let last_seg = self.segments.last().map(|s| s.0);
+        match self.parts.last() {
+            Some((msn, idx, ..)) if Some(*msn) != last_seg => (*msn, idx + 1),
+            _ => (last_seg.map_or(self.media_sequence, |m| m + 1), 0),
+        }
+    }
+}
+
+/// Waits (polling) until `path` answers 200.
+pub async fn wait_ok(addr: SocketAddr, path: &str, within: Duration) -> Response {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let r = get(addr, path).await;
+        if r.status == 200 || tokio::time::Instant::now() > deadline {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: real nodes on free ports, real SRT callers, real HTTP.
+
+mod admission;
+mod bad_input;
+mod common;
+mod ffmpeg;
+mod live_slice;
+mod reconnect;
