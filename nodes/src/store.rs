@@ -247,7 +247,9 @@ impl SegmentStore {
         let mut waited = false;
         let r = self
             .wait(name, timeout, |st| {
-                if st.playlist.segments().next().is_none() {
+                // Until one segment is complete, a playlist would confuse players that do not
+                // read parts: wait for it.
+                if !st.playlist.segments().any(|s| s.complete) {
                     if st.ended_since.is_some() || (st.session.is_none() && st.idle_since.is_some() && st.inits.is_empty()) {
                         return Err(StoreError::NotFound);
                     }
@@ -279,7 +281,7 @@ impl SegmentStore {
     /// The multivariant playlist; waits (up to `timeout`) for the first init segment.
     pub async fn multivariant(&self, name: &str, timeout: Duration) -> Result<String, StoreError> {
         self.wait(name, timeout, |st| {
-            if st.tracks.is_empty() || st.playlist.segments().next().is_none() {
+            if st.tracks.is_empty() || !st.playlist.segments().any(|s| s.complete) {
                 if st.ended_since.is_some() {
                     return Err(StoreError::NotFound);
                 }

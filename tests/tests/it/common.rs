@@ -27,7 +27,19 @@ pub fn publish_sample(node: &Node, name: &str, loops: u64) -> tokio::task::JoinH
     let name = name.to_string();
     tokio::spawn(async move {
         let file = TsFile::new(SAMPLE).unwrap();
-        let mut socket = connect(addr, &publish_stream_id(&name)).await.expect("SRT connect");
+        // A returning publisher may be refused while the node still holds its last session.
+        let mut tries = 0;
+        let mut socket = loop {
+            match connect(addr, &publish_stream_id(&name)).await {
+                Ok(s) => break s,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("SRT connect: {e}"),
+            }
+        };
         publish(&mut socket, &file, Some(loops)).await.expect("publish");
         use futures::SinkExt;
         socket.close().await.ok();
@@ -77,7 +89,7 @@ pub struct MediaPlaylist {
 }
 
 fn attr(line: &str, key: &str) -> Option<String> {
-    let at = line.find(&format!("{key}="))? + key.len() + 1;
+    let at = [':', ','].iter().find_map(|sep| line.find(&format!("{sep}{key}=")))? + key.len() + 2;
     let rest = &line[at..];
     if let Some(r) = rest.strip_prefix('"') {
         return r.split('"').next().map(str::to_string);

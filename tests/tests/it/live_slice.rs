@@ -128,15 +128,30 @@ async fn srt_to_ll_hls() {
     assert_eq!(video_samples, 50, "2 s of 25 fps video");
     assert!(decode_times.windows(2).all(|w| w[1] - w[0] == 18_000), "{decode_times:?}");
 
-    // A delta update is the full playlist minus the skipped segments.
-    let full = get(http, base).await.text();
-    let delta = get(http, &format!("{base}?_HLS_skip=YES")).await.text();
-    let (f, d) = (parse_media(&full), parse_media(&delta));
-    if f.segments.iter().map(|s| s.1).sum::<f64>() > f.can_skip_until + 2.0 && f.segments.last() == d.segments.last() {
+    // A delta update is the full playlist minus the skipped segments. Wait until the
+    // playlist is longer than CAN-SKIP-UNTIL plus a segment, so there is something to skip.
+    let mut compared = false;
+    for _ in 0..100 {
+        let full = get(http, base).await.text();
+        let f = parse_media(&full);
+        if f.segments.iter().map(|s| s.1).sum::<f64>() <= f.can_skip_until + 2.0 {
+            let (msn, part) = f.next_part();
+            get(http, &format!("{base}?_HLS_msn={msn}&_HLS_part={part}")).await;
+            continue;
+        }
+        let delta = get(http, &format!("{base}?_HLS_skip=YES")).await.text();
+        let d = parse_media(&delta);
+        if f.parts.last() != d.parts.last() {
+            continue; // a part landed between the two requests
+        }
         assert!(d.skipped > 0, "{delta}");
         assert_eq!(&f.segments[d.skipped as usize..], &d.segments[..]);
         assert_eq!(f.parts, d.parts);
+        assert_eq!(f.preload_hint, d.preload_hint);
+        compared = true;
+        break;
     }
+    assert!(compared, "a delta update was compared with the full playlist");
 
     publisher.await.unwrap();
     node.shutdown().await;
