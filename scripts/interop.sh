@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-for tool in ffmpeg ffprobe curl; do
+for tool in ffmpeg ffprobe curl openssl; do
     command -v "$tool" >/dev/null || { echo "interop: $tool missing" >&2; exit 1; }
 done
 
@@ -60,9 +60,22 @@ check "blocking reload returns once the segment exists" blocking
 metrics() { curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep -q '^tessera_parts_published_total'; }
 check "metrics exported" metrics
 
+# HTTPS with HTTP/2 by ALPN, on a second node with a self-signed certificate.
+tls() {
+    local port=$((HTTP_PORT + 2))
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1 || return 1
+    $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$((port + 1)) --log warn \
+        --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" >"$WORK/tls.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 50); do curl -skf "https://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+    [ "$(curl -sk --http2 -o /dev/null -w '%{http_version}' "https://127.0.0.1:$port/healthz")" = 2 ]
+}
+check "HTTPS serves HTTP/2" tls
+
 if ((fail)); then
     echo "interop: node log:"; tail -50 "$WORK/node.log"
-    echo "0 passed, $fail failed" | sed "s/^0/$((4 - fail))/"
+    echo "$((5 - fail)) passed, $fail failed"
     exit 1
 fi
-echo "4 passed, 0 failed"
+echo "5 passed, 0 failed"
