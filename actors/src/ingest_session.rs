@@ -36,11 +36,20 @@ impl Actor for IngestSession {
     type State = IngestState;
     type Arguments = IngestSessionConfig;
 
-    async fn pre_start(&self, _myself: ActorRef<IngestMsg>, cfg: IngestSessionConfig) -> Result<IngestState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<IngestMsg>,
+        cfg: IngestSessionConfig,
+    ) -> Result<IngestState, ActorProcessingErr> {
         Ok(IngestState { cfg, demuxer: TsDemuxer::new(), dropping_video: false })
     }
 
-    async fn handle(&self, myself: ActorRef<IngestMsg>, msg: IngestMsg, st: &mut IngestState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<IngestMsg>,
+        msg: IngestMsg,
+        st: &mut IngestState,
+    ) -> Result<(), ActorProcessingErr> {
         st.cfg.inflight.done();
         match msg {
             IngestMsg::Data(bytes) => {
@@ -62,7 +71,10 @@ impl Actor for IngestSession {
     }
 }
 
-fn forward(st: &mut IngestState, out: Vec<Result<DemuxEvent, tessera_ingest::ts::DemuxError>>) -> Result<(), ActorProcessingErr> {
+fn forward(
+    st: &mut IngestState,
+    out: Vec<Result<DemuxEvent, tessera_ingest::ts::DemuxError>>,
+) -> Result<(), ActorProcessingErr> {
     for r in out {
         match r {
             Ok(DemuxEvent::Track(t)) => {

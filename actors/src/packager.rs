@@ -41,11 +41,20 @@ impl Actor for PackagerActor {
     type State = PackagerState;
     type Arguments = PackagerActorConfig;
 
-    async fn pre_start(&self, _myself: ActorRef<PackagerMsg>, cfg: PackagerActorConfig) -> Result<PackagerState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<PackagerMsg>,
+        cfg: PackagerActorConfig,
+    ) -> Result<PackagerState, ActorProcessingErr> {
         Ok(PackagerState { cfg, tracks: Vec::new(), clock: DecodeClock::default(), sequence: 0 })
     }
 
-    async fn handle(&self, myself: ActorRef<PackagerMsg>, msg: PackagerMsg, st: &mut PackagerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<PackagerMsg>,
+        msg: PackagerMsg,
+        st: &mut PackagerState,
+    ) -> Result<(), ActorProcessingErr> {
         st.cfg.inflight.done();
         let (stream, session) = (st.cfg.stream.clone(), st.cfg.session);
         match msg {
@@ -55,7 +64,9 @@ impl Actor for PackagerActor {
                 st.clock = DecodeClock::default();
                 st.cfg.sink.publish(&stream, session, Published::Init { tracks, data });
             }
-            PackagerMsg::Event(SegmenterEvent::SegmentEnd { .. }) => st.cfg.sink.publish(&stream, session, Published::SegmentEnd),
+            PackagerMsg::Event(SegmenterEvent::SegmentEnd { .. }) => {
+                st.cfg.sink.publish(&stream, session, Published::SegmentEnd)
+            }
             PackagerMsg::Event(SegmenterEvent::Part(p)) | PackagerMsg::Part(p, _) if st.tracks.is_empty() => {
                 tracing::warn!(%stream, session, index = p.index, "part before any init segment dropped");
             }
@@ -96,7 +107,13 @@ fn mux_part(st: &mut PackagerState, p: &PartOut) -> bytes::Bytes {
         let timescale = fmp4::timescale(info);
         let fixed = fmp4::fixed_duration(info);
         let base = st.clock.base(*track, samples, timescale, fixed);
-        runs.push(TrackRun { track_id: pos as u32 + 1, base_decode_time: base, samples, timescale, fixed_duration: fixed });
+        runs.push(TrackRun {
+            track_id: pos as u32 + 1,
+            base_decode_time: base,
+            samples,
+            timescale,
+            fixed_duration: fixed,
+        });
     }
     fmp4::fragment(st.sequence, &runs)
 }

@@ -57,13 +57,22 @@ impl Actor for StreamPipeline {
     type State = PipelineState;
     type Arguments = PipelineConfig;
 
-    async fn pre_start(&self, myself: ActorRef<PipelineMsg>, cfg: PipelineConfig) -> Result<PipelineState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PipelineMsg>,
+        cfg: PipelineConfig,
+    ) -> Result<PipelineState, ActorProcessingErr> {
         let cell = myself.get_cell();
         let packager_inflight = Inflight::default();
         let (packager, _) = Actor::spawn_linked(
             None,
             PackagerActor,
-            PackagerActorConfig { stream: cfg.stream.clone(), session: cfg.session, inflight: packager_inflight.clone(), sink: cfg.sink.clone() },
+            PackagerActorConfig {
+                stream: cfg.stream.clone(),
+                session: cfg.session,
+                inflight: packager_inflight.clone(),
+                sink: cfg.sink.clone(),
+            },
             cell.clone(),
         )
         .await?;
@@ -99,12 +108,21 @@ impl Actor for StreamPipeline {
         Ok(PipelineState { cfg, ingest, failed: false })
     }
 
-    async fn post_stop(&self, _myself: ActorRef<PipelineMsg>, _st: &mut PipelineState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<PipelineMsg>,
+        _st: &mut PipelineState,
+    ) -> Result<(), ActorProcessingErr> {
         metrics::gauge!("tessera_pipelines").decrement(1.0);
         Ok(())
     }
 
-    async fn handle(&self, _myself: ActorRef<PipelineMsg>, msg: PipelineMsg, st: &mut PipelineState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<PipelineMsg>,
+        msg: PipelineMsg,
+        st: &mut PipelineState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             PipelineMsg::IngestRef(reply) => {
                 let _ = reply.send(st.ingest.clone());
@@ -113,14 +131,23 @@ impl Actor for StreamPipeline {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<PipelineMsg>, evt: SupervisionEvent, st: &mut PipelineState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<PipelineMsg>,
+        evt: SupervisionEvent,
+        st: &mut PipelineState,
+    ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorFailed(cell, err) => {
                 if !st.failed {
                     st.failed = true;
                     tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, actor = %cell.get_id(), error = %err, "pipeline failed; ending this session only");
                     metrics::counter!("tessera_pipeline_failures_total").increment(1);
-                    st.cfg.sink.publish(&st.cfg.stream, st.cfg.session, Published::End(SessionEnd::Failed(err.to_string())));
+                    st.cfg.sink.publish(
+                        &st.cfg.stream,
+                        st.cfg.session,
+                        Published::End(SessionEnd::Failed(err.to_string())),
+                    );
                 }
                 myself.stop_children(Some("sibling failed".into()));
                 myself.stop(Some("failed".into()));

@@ -42,12 +42,21 @@ impl Actor for SegmenterActor {
     type State = SegmenterState;
     type Arguments = SegmenterActorConfig;
 
-    async fn pre_start(&self, _myself: ActorRef<SegmenterMsg>, cfg: SegmenterActorConfig) -> Result<SegmenterState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<SegmenterMsg>,
+        cfg: SegmenterActorConfig,
+    ) -> Result<SegmenterState, ActorProcessingErr> {
         let core = Segmenter::new(cfg.segmenter.clone());
         Ok(SegmenterState { cfg, core, dropping: false })
     }
 
-    async fn handle(&self, myself: ActorRef<SegmenterMsg>, msg: SegmenterMsg, st: &mut SegmenterState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<SegmenterMsg>,
+        msg: SegmenterMsg,
+        st: &mut SegmenterState,
+    ) -> Result<(), ActorProcessingErr> {
         st.cfg.inflight.done();
         let events = match msg {
             SegmenterMsg::Track(t) => st.core.track(t),

@@ -136,8 +136,7 @@ pub fn parse_sps(sps: &[u8], pps: Vec<Bytes>) -> Result<AvcConfig, H264Error> {
         _ => (1, 2 - frame_mbs_only as u64),
     };
     let width = (width_mbs * 16).saturating_sub(crop_unit_x * (crop_l + crop_r));
-    let height = ((2 - frame_mbs_only as u64) * height_map_units * 16)
-        .saturating_sub(crop_unit_y * (crop_t + crop_b));
+    let height = ((2 - frame_mbs_only as u64) * height_map_units * 16).saturating_sub(crop_unit_y * (crop_t + crop_b));
     if width == 0 || height == 0 || width > 16384 || height > 16384 {
         return Err(H264Error::Unsupported("picture size"));
     }
@@ -231,8 +230,8 @@ pub(crate) mod tests {
 
     /// SPS of x264, High profile level 3.0, 640x360 (cropped from 640x368), 25 fps timing.
     pub const SPS_640X360: &[u8] = &[
-        0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03,
-        0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x16, 0x2d, 0x96,
+        0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00,
+        0x00, 0x03, 0x00, 0x32, 0x0f, 0x16, 0x2d, 0x96,
     ];
 
     #[test]

@@ -104,7 +104,9 @@ impl BoundSrtListener {
                     tokio::spawn(async move {
                         match tokio::time::timeout(Duration::from_secs(10), request.accept(None)).await {
                             Ok(Ok(socket)) => on_publisher(SrtPublisher { request: req, remote, socket, ticket }),
-                            Ok(Err(e)) => tracing::warn!(%remote, stream = %req.name, error = %e, "SRT handshake failed"),
+                            Ok(Err(e)) => {
+                                tracing::warn!(%remote, stream = %req.name, error = %e, "SRT handshake failed")
+                            }
                             Err(_) => tracing::warn!(%remote, stream = %req.name, "SRT handshake timed out"),
                         }
                     });

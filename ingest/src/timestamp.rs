@@ -55,6 +55,19 @@ pub fn read_pes_timestamp(b: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Reads the 6-byte PCR field of an adaptation field: the 33-bit 90 kHz base and the
+/// 9-bit 27 MHz extension.
+pub fn read_pcr(b: &[u8]) -> Option<(u64, u64)> {
+    let b = b.get(..6)?;
+    let base = ((b[0] as u64) << 25)
+        | ((b[1] as u64) << 17)
+        | ((b[2] as u64) << 9)
+        | ((b[3] as u64) << 1)
+        | (b[4] >> 7) as u64;
+    let ext = (((b[4] & 1) as u64) << 8) | b[5] as u64;
+    Some((base, ext))
+}
+
 /// Writes a 5-byte PES timestamp field with the given 4-bit prefix (`0b0010` PTS only,
 /// `0b0011` PTS of a PTS+DTS pair, `0b0001` DTS).
 pub fn write_pes_timestamp(prefix: u8, ts: u64) -> [u8; 5] {

@@ -91,7 +91,10 @@ impl NodeConfig {
             return Err(NodeError::Config(format!("part_target_ms {} is outside 100..=1000", self.part_target_ms)));
         }
         if self.segment_target_ms < self.part_target_ms * 2 || self.segment_target_ms > 30_000 {
-            return Err(NodeError::Config(format!("segment_target_ms {} must be between two parts and 30 s", self.segment_target_ms)));
+            return Err(NodeError::Config(format!(
+                "segment_target_ms {} must be between two parts and 30 s",
+                self.segment_target_ms
+            )));
         }
         if self.window_segments < 3 {
             return Err(NodeError::Config("window_segments must be at least 3".into()));

@@ -66,7 +66,8 @@ fn block_timeout(state: &HttpState, name: &str) -> Duration {
 
 fn record_release(waited_for: Option<Instant>, what: &'static str) {
     if let Some(at) = waited_for {
-        metrics::histogram!("tessera_part_publish_to_response_seconds", "what" => what).record(at.elapsed().as_secs_f64());
+        metrics::histogram!("tessera_part_publish_to_response_seconds", "what" => what)
+            .record(at.elapsed().as_secs_f64());
     }
 }
 
@@ -78,7 +79,11 @@ async fn multivariant(State(state): State<Arc<HttpState>>, Path(name): Path<Stri
     }
 }
 
-async fn rendition_file(State(state): State<Arc<HttpState>>, Path((name, rendition, file)): Path<(String, String, String)>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn rendition_file(
+    State(state): State<Arc<HttpState>>,
+    Path((name, rendition, file)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if rendition != SOURCE_RENDITION {
         return error(StoreError::NotFound);
     }
@@ -86,7 +91,14 @@ async fn rendition_file(State(state): State<Arc<HttpState>>, Path((name, renditi
         return media_playlist(&state, &name, &q).await;
     }
     let media = |data: Bytes, kind: &'static str| {
-        ([(header::CONTENT_TYPE, HeaderValue::from_static(kind)), (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE))], data).into_response()
+        (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+                (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+            ],
+            data,
+        )
+            .into_response()
     };
     if let Some(id) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).and_then(|n| n.parse().ok()) {
         return match state.store.init(&name, id) {

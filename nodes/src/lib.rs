@@ -84,13 +84,19 @@ impl Node {
             (Some(c), Some(k)) => Some(server::tls_acceptor(c, k)?),
             _ => None,
         };
-        let http = tokio::net::TcpListener::bind(config.http_listen)
-            .await
-            .map_err(|source| NodeError::Bind { what: "HTTP", addr: config.http_listen, source })?;
-        let http_addr = http.local_addr().map_err(|source| NodeError::Bind { what: "HTTP", addr: config.http_listen, source })?;
-        let srt = tessera_ingest::srt::bind(SrtListenerConfig { bind: config.srt_listen, latency: Duration::from_millis(config.srt_latency_ms) })
-            .await
-            .map_err(|source| NodeError::Bind { what: "SRT", addr: config.srt_listen, source })?;
+        let http = tokio::net::TcpListener::bind(config.http_listen).await.map_err(|source| NodeError::Bind {
+            what: "HTTP",
+            addr: config.http_listen,
+            source,
+        })?;
+        let http_addr =
+            http.local_addr().map_err(|source| NodeError::Bind { what: "HTTP", addr: config.http_listen, source })?;
+        let srt = tessera_ingest::srt::bind(SrtListenerConfig {
+            bind: config.srt_listen,
+            latency: Duration::from_millis(config.srt_latency_ms),
+        })
+        .await
+        .map_err(|source| NodeError::Bind { what: "SRT", addr: config.srt_listen, source })?;
         let srt_addr = srt.local_addr;
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();

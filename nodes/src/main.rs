@@ -41,7 +41,9 @@ fn cli() -> Command {
 
 fn load(m: &ArgMatches) -> anyhow::Result<(Common, NodeConfig)> {
     let common = Common::from_arg_matches(m)?;
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_new(&common.log).context("--log")?).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&common.log).context("--log")?)
+        .init();
     tracing_log::LogTracer::init().ok();
     let file = common.config.as_deref().map(NodeConfig::from_file).transpose()?;
     let config = NodeConfig::merge(file, m)?;
@@ -52,7 +54,8 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -34,8 +34,11 @@ pub enum PublishError {
 
 impl TsFile {
     pub fn new(data: &[u8]) -> Result<Self, PublishError> {
-        let packets: Vec<[u8; PACKET_SIZE]> =
-            data.chunks_exact(PACKET_SIZE).filter(|p| p[0] == 0x47).map(|p| p.try_into().expect("chunk size")).collect();
+        let packets: Vec<[u8; PACKET_SIZE]> = data
+            .chunks_exact(PACKET_SIZE)
+            .filter(|p| p[0] == 0x47)
+            .map(|p| p.try_into().expect("chunk size"))
+            .collect();
         if packets.is_empty() {
             return Err(PublishError::BadFile("no TS packets"));
         }

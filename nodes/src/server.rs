@@ -19,12 +19,16 @@ use crate::NodeError;
 /// Loads a TLS acceptor that offers h2 and http/1.1.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, NodeError> {
     let tls = |e: String| NodeError::Tls(e);
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(cert).map_err(|e| tls(format!("{}: {e}", cert.display())))?))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| tls(format!("{}: {e}", cert.display())))?;
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(key).map_err(|e| tls(format!("{}: {e}", key.display())))?))
-        .map_err(|e| tls(format!("{}: {e}", key.display())))?
-        .ok_or_else(|| tls(format!("{}: no private key", key.display())))?;
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert).map_err(|e| tls(format!("{}: {e}", cert.display())))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(|e| tls(format!("{}: {e}", cert.display())))?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key).map_err(|e| tls(format!("{}: {e}", key.display())))?,
+    ))
+    .map_err(|e| tls(format!("{}: {e}", key.display())))?
+    .ok_or_else(|| tls(format!("{}: no private key", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -37,7 +41,13 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, NodeError> {
 }
 
 /// Serves `app` until `shutdown` turns true, then lets open requests finish (up to 5 s).
-pub async fn serve(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>, max_connections: usize, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    max_connections: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let limit = Arc::new(Semaphore::new(max_connections));
     let graceful = GracefulShutdown::new();
     let builder = Builder::new(TokioExecutor::new());

@@ -21,7 +21,12 @@ pub struct IngestSettings {
     pub idle_timeout: Duration,
 }
 
-pub async fn run(listener: BoundSrtListener, store: Arc<SegmentStore>, settings: IngestSettings, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn run(
+    listener: BoundSrtListener,
+    store: Arc<SegmentStore>,
+    settings: IngestSettings,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let admit_store = store.clone();
     let admit = move |req: &tessera_ingest::streamid::StreamRequest, _remote| {
         admit_store.claim(&req.name).map_err(|e| match e {
@@ -30,7 +35,8 @@ pub async fn run(listener: BoundSrtListener, store: Arc<SegmentStore>, settings:
         })
     };
     let on_publisher = move |p: SrtPublisher<PublishClaim>| {
-        let span = tracing::info_span!("publisher", stream = %p.request.name, session = p.ticket.session, remote = %p.remote);
+        let span =
+            tracing::info_span!("publisher", stream = %p.request.name, session = p.ticket.session, remote = %p.remote);
         tokio::spawn(publisher(p, store.clone(), settings.clone()).instrument(span));
     };
     listener.serve(admit, on_publisher, shutdown).await;

@@ -201,7 +201,9 @@ impl SegmentStore {
                     continue;
                 }
             }
-            if st.ended_since.is_some_and(|e| now.duration_since(e) >= self.config.ended_retention) || (st.inits.is_empty() && st.idle_since.is_some()) {
+            if st.ended_since.is_some_and(|e| now.duration_since(e) >= self.config.ended_retention)
+                || (st.inits.is_empty() && st.idle_since.is_some())
+            {
                 forget.push(name);
             }
         }
@@ -223,7 +225,12 @@ impl SegmentStore {
     }
 
     /// Waits until `ready` says the state can answer, or the timeout passes.
-    async fn wait<T>(&self, name: &str, timeout: Duration, mut ready: impl FnMut(&StreamState) -> Result<Option<T>, StoreError>) -> Result<T, StoreError> {
+    async fn wait<T>(
+        &self,
+        name: &str,
+        timeout: Duration,
+        mut ready: impl FnMut(&StreamState) -> Result<Option<T>, StoreError>,
+    ) -> Result<T, StoreError> {
         let entry = self.entry(name).ok_or(StoreError::NotFound)?;
         let mut rx = entry.version.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -243,14 +250,22 @@ impl SegmentStore {
     }
 
     /// The media playlist; with `block`, held until the requested part or segment exists.
-    pub async fn media_playlist(&self, name: &str, block: Option<BlockRequest>, skip: bool, timeout: Duration) -> Result<Released, StoreError> {
+    pub async fn media_playlist(
+        &self,
+        name: &str,
+        block: Option<BlockRequest>,
+        skip: bool,
+        timeout: Duration,
+    ) -> Result<Released, StoreError> {
         let mut waited = false;
         let r = self
             .wait(name, timeout, |st| {
                 // Until one segment is complete, a playlist would confuse players that do not
                 // read parts: wait for it.
                 if !st.playlist.segments().any(|s| s.complete) {
-                    if st.ended_since.is_some() || (st.session.is_none() && st.idle_since.is_some() && st.inits.is_empty()) {
+                    if st.ended_since.is_some()
+                        || (st.session.is_none() && st.idle_since.is_some() && st.inits.is_empty())
+                    {
                         return Err(StoreError::NotFound);
                     }
                     waited = true;
@@ -258,7 +273,9 @@ impl SegmentStore {
                 }
                 if let Some(req) = block {
                     match st.playlist.block_state(req) {
-                        BlockState::TooFarAhead => return Err(StoreError::BadRequest("_HLS_msn is more than two segments ahead")),
+                        BlockState::TooFarAhead => {
+                            return Err(StoreError::BadRequest("_HLS_msn is more than two segments ahead"))
+                        }
                         BlockState::Wait => {
                             waited = true;
                             return Ok(None);

@@ -124,7 +124,8 @@ fn trak(w: &mut BoxWriter, id: u32, t: &TrackInfo) {
     w.u32(width << 16).u32(height << 16).end();
     w.start(b"mdia");
     w.start_full(b"mdhd", 0, 0).u32(0).u32(0).u32(timescale(t)).u32(0).u16(0x55c4).u16(0).end();
-    let (handler, name): (&[u8; 4], &[u8]) = if audio { (b"soun", b"SoundHandler\0") } else { (b"vide", b"VideoHandler\0") };
+    let (handler, name): (&[u8; 4], &[u8]) =
+        if audio { (b"soun", b"SoundHandler\0") } else { (b"vide", b"VideoHandler\0") };
     w.start_full(b"hdlr", 0, 0).u32(0).bytes(handler).zeros(12).bytes(name).end();
     w.start(b"minf");
     if audio {
@@ -173,7 +174,11 @@ fn visual_entry(w: &mut BoxWriter, kind: &[u8; 4], width: u32, height: u32) {
 fn esds(w: &mut BoxWriter, asc: &[u8]) {
     fn descriptor(w: &mut BoxWriter, tag: u8, len: usize) {
         // Four-byte length form, as most muxers write it.
-        w.u8(tag).u8(0x80 | ((len >> 21) as u8 & 0x7f)).u8(0x80 | ((len >> 14) as u8 & 0x7f)).u8(0x80 | ((len >> 7) as u8 & 0x7f)).u8(len as u8 & 0x7f);
+        w.u8(tag)
+            .u8(0x80 | ((len >> 21) as u8 & 0x7f))
+            .u8(0x80 | ((len >> 14) as u8 & 0x7f))
+            .u8(0x80 | ((len >> 7) as u8 & 0x7f))
+            .u8(len as u8 & 0x7f);
     }
     let dsi_len = asc.len();
     let dcd_len = 13 + 5 + dsi_len;
@@ -318,8 +323,20 @@ mod tests {
         let frag = fragment(
             7,
             &[
-                TrackRun { track_id: 1, base_decode_time: 0, samples: &samples, timescale: 90_000, fixed_duration: None },
-                TrackRun { track_id: 2, base_decode_time: 0, samples: &audio, timescale: 48_000, fixed_duration: Some(1024) },
+                TrackRun {
+                    track_id: 1,
+                    base_decode_time: 0,
+                    samples: &samples,
+                    timescale: 90_000,
+                    fixed_duration: None,
+                },
+                TrackRun {
+                    track_id: 2,
+                    base_decode_time: 0,
+                    samples: &audio,
+                    timescale: 48_000,
+                    fixed_duration: Some(1024),
+                },
             ],
         );
         let b = boxes(&frag);
@@ -334,7 +351,15 @@ mod tests {
 
     #[test]
     fn init_segment_is_well_formed() {
-        let t = TrackInfo { id: 1, codec: CodecConfig::Aac(AacConfig { object_type: 2, sample_rate: 44100, channels: 2, asc: Bytes::from_static(&[0x12, 0x10]) }) };
+        let t = TrackInfo {
+            id: 1,
+            codec: CodecConfig::Aac(AacConfig {
+                object_type: 2,
+                sample_rate: 44100,
+                channels: 2,
+                asc: Bytes::from_static(&[0x12, 0x10]),
+            }),
+        };
         let init = init_segment(&[t]);
         let b = boxes(&init);
         assert_eq!(b.iter().map(|b| b.0.as_str()).collect::<Vec<_>>(), vec!["ftyp", "moov"]);

@@ -15,4 +15,4 @@ pub mod playlist;
 pub mod segmenter;
 
 pub use playlist::{BlockRequest, BlockState, PlaylistConfig, PlaylistState};
-pub use segmenter::{PartOut, SegmenterConfig, SegmenterEvent, Segmenter};
+pub use segmenter::{PartOut, Segmenter, SegmenterConfig, SegmenterEvent};

@@ -177,7 +177,11 @@ impl PlaylistState {
         seg.complete = true;
         let d = seg.duration.round() as u64;
         if d > self.target_duration {
-            tracing::warn!(duration = seg.duration, target = self.target_duration, "segment longer than the target duration: the encoder's keyframe interval is too long");
+            tracing::warn!(
+                duration = seg.duration,
+                target = self.target_duration,
+                "segment longer than the target duration: the encoder's keyframe interval is too long"
+            );
             self.target_duration = d;
         }
         let msn = seg.msn;
@@ -232,7 +236,10 @@ impl PlaylistState {
             Some(p) => match self.segments.iter().find(|s| s.msn == req.msn) {
                 Some(s) if (p as usize) < s.parts.len() => true,
                 // Past the last part of a completed segment: the first part of the next.
-                Some(s) if s.complete => self.segments.iter().any(|n| n.msn == req.msn + 1 && !n.parts.is_empty()) || self.segments.back().is_some_and(|b| b.msn > req.msn + 1),
+                Some(s) if s.complete => {
+                    self.segments.iter().any(|n| n.msn == req.msn + 1 && !n.parts.is_empty())
+                        || self.segments.back().is_some_and(|b| b.msn > req.msn + 1)
+                }
                 Some(_) => false,
                 None => last.is_some_and(|l| l > req.msn) || self.first_msn() > req.msn,
             },
@@ -355,7 +362,11 @@ pub struct Variant {
 pub fn render_multivariant(variants: &[Variant]) -> String {
     let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     for v in variants {
-        let _ = write!(s, "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"", v.bandwidth, v.average_bandwidth, v.codecs);
+        let _ = write!(
+            s,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
+            v.bandwidth, v.average_bandwidth, v.codecs
+        );
         if let Some((w, h)) = v.resolution {
             let _ = write!(s, ",RESOLUTION={w}x{h}");
         }

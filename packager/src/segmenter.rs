@@ -62,7 +62,9 @@ pub enum SegmenterEvent {
     Init(Vec<TrackInfo>),
     Part(PartOut),
     /// The segment made of the parts since the last `SegmentEnd` is complete.
-    SegmentEnd { duration: i64 },
+    SegmentEnd {
+        duration: i64,
+    },
 }
 
 struct Open {
@@ -173,7 +175,8 @@ impl Segmenter {
         let all_seen = self.tracks.keys().all(|id| self.held.iter().any(|f| f.track == *id));
         // A video stream almost always has sound whose track is announced a little later.
         let complete = all_seen && (!primary_is_video || self.tracks.len() > 1);
-        let span = self.held.iter().filter(|f| f.track == primary).map(|f| f.dts).max().unwrap_or(first_key.dts) - first_key.dts;
+        let span = self.held.iter().filter(|f| f.track == primary).map(|f| f.dts).max().unwrap_or(first_key.dts)
+            - first_key.dts;
         let waited = now_ms - self.held_since_ms.unwrap_or(now_ms);
         complete || span >= self.config.start_wait || waited * 90 >= self.config.start_wait * 2
     }
@@ -185,7 +188,11 @@ impl Segmenter {
         let present: Vec<u16> = self.held.iter().map(|f| f.track).collect();
         self.tracks.retain(|id, _| present.contains(id));
         out.push(SegmenterEvent::Init(self.tracks.values().cloned().collect()));
-        self.anchor = Some((start, now_ms - self.held.iter().filter(|f| f.track == primary).map(|f| f.dts).max().map_or(0, |d| (d - start) / 90)));
+        self.anchor = Some((
+            start,
+            now_ms
+                - self.held.iter().filter(|f| f.track == primary).map(|f| f.dts).max().map_or(0, |d| (d - start) / 90),
+        ));
         let held = std::mem::take(&mut self.held);
         for f in held {
             if f.dts >= start || (f.track != primary && f.pts >= start) {
@@ -282,7 +289,13 @@ impl Segmenter {
                     None if end != i64::MAX => end - f.dts,
                     None => samples.last().map_or(1920, |s: &Sample| s.duration),
                 };
-                samples.push(Sample { dts: f.dts, pts: f.pts, duration: duration.max(1), keyframe: f.keyframe, data: f.data.clone() });
+                samples.push(Sample {
+                    dts: f.dts,
+                    pts: f.pts,
+                    duration: duration.max(1),
+                    keyframe: f.keyframe,
+                    data: f.data.clone(),
+                });
             }
             tracks.push((id, samples));
         }

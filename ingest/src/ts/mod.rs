@@ -150,7 +150,9 @@ impl TsDemuxer {
         self.pending.extend_from_slice(data);
         let mut pos = 0;
         while self.pending.len() - pos >= PACKET_SIZE {
-            if self.pending[pos] != SYNC || (self.pending.len() - pos > PACKET_SIZE && self.pending[pos + PACKET_SIZE] != SYNC) {
+            if self.pending[pos] != SYNC
+                || (self.pending.len() - pos > PACKET_SIZE && self.pending[pos + PACKET_SIZE] != SYNC)
+            {
                 // Find the next position with two sync bytes a packet apart (or one at the end).
                 let start = pos;
                 pos += 1;
@@ -220,11 +222,10 @@ impl TsDemuxer {
                 let flags = p[5];
                 discontinuity = flags & 0x80 != 0;
                 if flags & 0x10 != 0 && af_len >= 7 {
-                    let b = &p[6..12];
-                    let base = ((b[0] as u64) << 25) | ((b[1] as u64) << 17) | ((b[2] as u64) << 9) | ((b[3] as u64) << 1) | (b[4] >> 7) as u64;
-                    let ext = (((b[4] & 1) as i64) << 8) | b[5] as i64;
-                    let base = self.unwrapper.unwrap_near(base, self.last_pcr.map_or(base as i64, |p| p / 300));
-                    self.last_pcr = Some(base * 300 + ext);
+                    if let Some((base, ext)) = crate::timestamp::read_pcr(&p[6..12]) {
+                        let base = self.unwrapper.unwrap_near(base, self.last_pcr.map_or(base as i64, |p| p / 300));
+                        self.last_pcr = Some(base * 300 + ext as i64);
+                    }
                 }
             }
             payload_start = 5 + af_len;
@@ -444,7 +445,11 @@ impl TsDemuxer {
             StreamType::H264 => {
                 let au = h264::convert_access_unit(&data);
                 let cfg = match (&au.sps, &es.config) {
-                    (Some(sps), Some(CodecConfig::H264(c))) if c.sps == *sps && (au.pps.is_empty() || c.pps == au.pps) => None,
+                    (Some(sps), Some(CodecConfig::H264(c)))
+                        if c.sps == *sps && (au.pps.is_empty() || c.pps == au.pps) =>
+                    {
+                        None
+                    }
                     (Some(sps), _) => {
                         let pps = if au.pps.is_empty() {
                             match &es.config {
@@ -464,9 +469,11 @@ impl TsDemuxer {
                 let au = hevc::convert_access_unit(&data);
                 let cfg = match (&au.vps, &au.sps, &es.config) {
                     (_, Some(sps), Some(CodecConfig::Hevc(c))) if c.sps == *sps => None,
-                    (Some(vps), Some(sps), _) => {
-                        Some(hevc::parse_sps(vps.clone(), sps, au.pps.clone()).map(CodecConfig::Hevc).map_err(|e| e.to_string()))
-                    }
+                    (Some(vps), Some(sps), _) => Some(
+                        hevc::parse_sps(vps.clone(), sps, au.pps.clone())
+                            .map(CodecConfig::Hevc)
+                            .map_err(|e| e.to_string()),
+                    ),
                     _ => None,
                 };
                 (au.sample, au.keyframe, cfg)
@@ -496,7 +503,14 @@ impl TsDemuxer {
         }
         es.need_keyframe = false;
         self.stats.frames += 1;
-        self.out.push(Ok(DemuxEvent::Frame(Frame { track: pid, kind: TrackKind::Video, pts, dts, keyframe, data: sample })));
+        self.out.push(Ok(DemuxEvent::Frame(Frame {
+            track: pid,
+            kind: TrackKind::Video,
+            pts,
+            dts,
+            keyframe,
+            data: sample,
+        })));
     }
 
     fn audio(&mut self, pid: u16, pts: i64, data: Bytes, offset: u64) {

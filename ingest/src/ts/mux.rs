@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::psi::{write_pat, write_pmt, StreamType};
 use super::PACKET_SIZE;
-use crate::timestamp::{read_pes_timestamp, write_pes_timestamp, WRAP};
+use crate::timestamp::{read_pcr, read_pes_timestamp, write_pes_timestamp, WRAP};
 
 /// Packetises PSI and PES with correct continuity counters.
 #[derive(Debug, Default)]
@@ -174,8 +174,7 @@ impl TsRetimer {
         if afc & 2 != 0 {
             let af_len = p[4] as usize;
             if af_len >= 7 && p[5] & 0x10 != 0 {
-                let b = &p[6..12];
-                let base = ((b[0] as u64) << 25) | ((b[1] as u64) << 17) | ((b[2] as u64) << 9) | ((b[3] as u64) << 1) | (b[4] >> 7) as u64;
+                let (base, _) = read_pcr(&p[6..12]).expect("six bytes");
                 let base = shift(base, self.offset);
                 p[6] = (base >> 25) as u8;
                 p[7] = (base >> 17) as u8;
@@ -217,8 +216,6 @@ pub fn packet_pcr(p: &[u8]) -> Option<u64> {
     if p.len() < 12 || p[0] != 0x47 || (p[3] >> 4) & 2 == 0 || p[4] < 7 || p[5] & 0x10 == 0 {
         return None;
     }
-    let b = &p[6..12];
-    let base = ((b[0] as u64) << 25) | ((b[1] as u64) << 17) | ((b[2] as u64) << 9) | ((b[3] as u64) << 1) | (b[4] >> 7) as u64;
-    let ext = (((b[4] & 1) as u64) << 8) | b[5] as u64;
+    let (base, ext) = read_pcr(&p[6..12])?;
     Some(base * 300 + ext)
 }

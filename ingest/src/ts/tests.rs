@@ -157,7 +157,8 @@ fn continuity_gap_drops_damaged_frame_and_waits_for_keyframe() {
         }
     }
     let cut = cut.unwrap();
-    let damaged: Vec<u8> = packets.iter().enumerate().filter(|(i, _)| *i != cut).flat_map(|(_, p)| p.to_vec()).collect();
+    let damaged: Vec<u8> =
+        packets.iter().enumerate().filter(|(i, _)| *i != cut).flat_map(|(_, p)| p.to_vec()).collect();
     let mut d = TsDemuxer::new();
     let (events, errors) = run(&mut d, &damaged);
     assert!(matches!(errors.as_slice(), [DemuxError::Continuity { pid: VPID, .. }]), "{errors:?}");
@@ -275,10 +276,23 @@ fn lying_pes_length_is_reported_and_contained() {
     let mut out = w.psi(0x1000, VPID, &[(StreamType::H264, VPID), (StreamType::AacAdts, APID)]);
     let good = adts(50);
     for i in 0..4u64 {
-        out.extend(w.pes(&PesSpec { pid: APID, stream_id: 0xc0, pts: i * 1920, dts: None, pcr: None, random_access: false, bounded: true, data: &good }));
+        out.extend(w.pes(&PesSpec {
+            pid: APID,
+            stream_id: 0xc0,
+            pts: i * 1920,
+            dts: None,
+            pcr: None,
+            random_access: false,
+            bounded: true,
+            data: &good,
+        }));
     }
     // Patch the second audio PES to claim 1000 more bytes than it has.
-    let mut starts = out.chunks(188).enumerate().filter(|(_, p)| p[1] & 0x40 != 0 && u16::from_be_bytes([p[1], p[2]]) & 0x1fff == APID).map(|(i, _)| i);
+    let mut starts = out
+        .chunks(188)
+        .enumerate()
+        .filter(|(_, p)| p[1] & 0x40 != 0 && u16::from_be_bytes([p[1], p[2]]) & 0x1fff == APID)
+        .map(|(i, _)| i);
     let second = starts.nth(1).unwrap();
     let p = &mut out[second * 188..(second + 1) * 188];
     let af = if p[3] & 0x20 != 0 { 1 + p[4] as usize } else { 0 };

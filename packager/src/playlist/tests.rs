@@ -25,14 +25,18 @@ fn renders_the_low_latency_tags() {
     let p = state(3, 2);
     let s = p.render(false);
     assert!(s.starts_with("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n"));
-    assert!(s.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.0,PART-HOLD-BACK=0.600,HOLD-BACK=6.0\n"));
+    assert!(s.contains(
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.0,PART-HOLD-BACK=0.600,HOLD-BACK=6.0\n"
+    ));
     assert!(s.contains("#EXT-X-PART-INF:PART-TARGET=0.20000\n"));
     assert!(s.contains("#EXT-X-MEDIA-SEQUENCE:0\n"));
     assert!(s.contains("#EXT-X-MAP:URI=\"init-0.mp4\"\n"));
     assert!(s.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z\n"));
     assert!(s.contains("#EXT-X-PART:DURATION=0.20000,URI=\"part-30.m4s\",INDEPENDENT=YES\n"));
     assert!(s.contains("#EXTINF:2.00000,\nseg-2.m4s\n"));
-    assert!(s.ends_with("#EXT-X-PART:DURATION=0.20000,URI=\"part-31.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-32.m4s\"\n"));
+    assert!(s.ends_with(
+        "#EXT-X-PART:DURATION=0.20000,URI=\"part-31.m4s\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-32.m4s\"\n"
+    ));
     // Parts are listed only for the last three target durations (here: segments 0..2 are 6 s).
     assert!(!s.contains("URI=\"part-0.m4s\""));
     assert!(s.contains("URI=\"part-10.m4s\""));

@@ -24,12 +24,24 @@ fn video_track() -> TrackInfo {
 fn audio_track() -> TrackInfo {
     TrackInfo {
         id: 257,
-        codec: CodecConfig::Aac(AacConfig { object_type: 2, sample_rate: 48000, channels: 2, asc: Bytes::from_static(&[0x11, 0x90]) }),
+        codec: CodecConfig::Aac(AacConfig {
+            object_type: 2,
+            sample_rate: 48000,
+            channels: 2,
+            asc: Bytes::from_static(&[0x11, 0x90]),
+        }),
     }
 }
 
 fn vframe(i: i64, step: i64, gop: i64) -> Frame {
-    Frame { track: 256, kind: TrackKind::Video, pts: i * step + step, dts: i * step, keyframe: i % gop == 0, data: Bytes::from_static(&[0, 0, 0, 1, 0x65]) }
+    Frame {
+        track: 256,
+        kind: TrackKind::Video,
+        pts: i * step + step,
+        dts: i * step,
+        keyframe: i % gop == 0,
+        data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+    }
 }
 
 fn aframe(t: i64) -> Frame {
@@ -62,7 +74,10 @@ fn parts(events: &[SegmenterEvent]) -> Vec<&PartOut> {
 }
 
 fn segments(events: &[SegmenterEvent]) -> Vec<i64> {
-    events.iter().filter_map(|e| if let SegmenterEvent::SegmentEnd { duration } = e { Some(*duration) } else { None }).collect()
+    events
+        .iter()
+        .filter_map(|e| if let SegmenterEvent::SegmentEnd { duration } = e { Some(*duration) } else { None })
+        .collect()
 }
 
 #[test]
@@ -78,7 +93,8 @@ fn segments_cut_at_keyframes_after_target_and_parts_at_part_target() {
     assert!(p[0].independent && p[5].independent && !p[1].independent);
     assert_eq!(p[10].index, 0);
     // Audio is carried along, continuously.
-    let audio: Vec<i64> = p.iter().flat_map(|p| p.tracks.iter().filter(|t| t.0 == 257).flat_map(|t| t.1.iter().map(|s| s.dts))).collect();
+    let audio: Vec<i64> =
+        p.iter().flat_map(|p| p.tracks.iter().filter(|t| t.0 == 257).flat_map(|t| t.1.iter().map(|s| s.dts))).collect();
     assert!(audio.len() > 450);
     assert!(audio.windows(2).all(|w| w[1] - w[0] == 1920));
 }
@@ -152,7 +168,8 @@ fn codec_change_cuts_a_segment_with_a_new_init() {
     for i in 40..80 {
         out.extend(s.frame(vframe(i, 3600, 25), 0));
     }
-    let inits: Vec<usize> = out.iter().enumerate().filter(|(_, e)| matches!(e, SegmenterEvent::Init(_))).map(|(i, _)| i).collect();
+    let inits: Vec<usize> =
+        out.iter().enumerate().filter(|(_, e)| matches!(e, SegmenterEvent::Init(_))).map(|(i, _)| i).collect();
     assert_eq!(inits.len(), 2);
     // The new init follows a segment end, at the keyframe at frame 50.
     assert!(matches!(out[inits[1] - 1], SegmenterEvent::SegmentEnd { duration: 180_000 }));

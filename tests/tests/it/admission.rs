@@ -10,13 +10,22 @@ use crate::common::*;
 async fn handshake_refusals() {
     let node = node(|_| {}).await;
     let addr = node.srt_addr();
-    for bad in ["#!::r=live/x,m=request", "#!::r=live/x", "", "#!::m=publish", "#!::r=live/../x,m=publish", "#!::r=other/x,m=publish"] {
-        let r = tokio::time::timeout(Duration::from_secs(5), connect(addr, bad)).await.expect("refused promptly, not hung");
+    for bad in [
+        "#!::r=live/x,m=request",
+        "#!::r=live/x",
+        "",
+        "#!::m=publish",
+        "#!::r=live/../x,m=publish",
+        "#!::r=other/x,m=publish",
+    ] {
+        let r =
+            tokio::time::timeout(Duration::from_secs(5), connect(addr, bad)).await.expect("refused promptly, not hung");
         assert!(r.is_err(), "{bad:?} must be refused at the handshake");
     }
     // The plain form publishes; a second publisher of the same name is refused.
     let _first = connect(addr, "live/taken").await.expect("plain streamid accepted");
-    let second = tokio::time::timeout(Duration::from_secs(5), connect(addr, &publish_stream_id("taken"))).await.unwrap();
+    let second =
+        tokio::time::timeout(Duration::from_secs(5), connect(addr, &publish_stream_id("taken"))).await.unwrap();
     assert!(second.is_err(), "a name already being published is refused");
     // Another name is fine.
     connect(addr, &publish_stream_id("other")).await.expect("another name");

@@ -61,7 +61,10 @@ impl Response {
 pub async fn get(addr: SocketAddr, path: &str) -> Response {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let uri: hyper::Uri = format!("http://{addr}{path}").parse().unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(20), client.get(uri)).await.expect("HTTP response in time").expect("HTTP request");
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.get(uri))
+        .await
+        .expect("HTTP response in time")
+        .expect("HTTP request");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.expect("body").to_bytes();

@@ -16,7 +16,20 @@ async fn ffmpeg_publishes_over_srt_and_ffprobe_reads_it() {
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/sample.ts");
     let url = format!("srt://{srt}?mode=caller&latency=120000&pkt_size=1316");
     let mut ffmpeg = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "2", "-i", sample, "-c", "copy", "-f", "mpegts"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "2",
+            "-i",
+            sample,
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+        ])
         .args(["-srt_streamid", "#!::r=live/ff,m=publish", &url])
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -25,7 +38,15 @@ async fn ffmpeg_publishes_over_srt_and_ffprobe_reads_it() {
     let mv = wait_ok(http, "/live/ff/index.m3u8", Duration::from_secs(15)).await;
     assert_eq!(mv.status, 200, "the stream published by ffmpeg appears");
     let out = Command::new("ffprobe")
-        .args(["-hide_banner", "-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height,sample_rate", "-of", "compact"])
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height,sample_rate",
+            "-of",
+            "compact",
+        ])
         .arg(format!("http://{http}/live/ff/index.m3u8"))
         .output()
         .await

@@ -10,7 +10,12 @@ use crate::common::*;
 
 fn check_rules(p: &MediaPlaylist) {
     assert!(p.part_target > 0.0);
-    assert!(p.part_hold_back >= 3.0 * p.part_target - 1e-9, "PART-HOLD-BACK {} < 3 x {}", p.part_hold_back, p.part_target);
+    assert!(
+        p.part_hold_back >= 3.0 * p.part_target - 1e-9,
+        "PART-HOLD-BACK {} < 3 x {}",
+        p.part_hold_back,
+        p.part_target
+    );
     assert!(p.hold_back >= 3.0 * p.target_duration, "HOLD-BACK");
     assert!(p.can_skip_until >= 6.0 * p.target_duration, "CAN-SKIP-UNTIL");
     for (msn, d, _) in &p.segments {
@@ -24,7 +29,8 @@ fn check_rules(p: &MediaPlaylist) {
         }
     }
     // Part sequence numbers are consecutive.
-    let seqs: Vec<u64> = p.parts.iter().map(|x| x.3.trim_start_matches("part-").trim_end_matches(".m4s").parse().unwrap()).collect();
+    let seqs: Vec<u64> =
+        p.parts.iter().map(|x| x.3.trim_start_matches("part-").trim_end_matches(".m4s").parse().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     if let (Some(hint), Some(last)) = (&p.preload_hint, seqs.last()) {
         assert_eq!(hint, &format!("part-{}.m4s", last + 1));
@@ -71,7 +77,10 @@ async fn srt_to_ll_hls() {
         let next = parse_media(&r.text());
         check_rules(&next);
         // It returns only once the part exists: the hinted part is now listed.
-        assert!(next.parts.iter().any(|x| x.3 == hinted) || next.segments.iter().any(|s| s.0 >= msn), "{hinted} missing after blocking for it");
+        assert!(
+            next.parts.iter().any(|x| x.3 == hinted) || next.segments.iter().any(|s| s.0 >= msn),
+            "{hinted} missing after blocking for it"
+        );
         assert!(next.media_sequence >= last_sequence, "media sequence went backwards");
         last_sequence = next.media_sequence;
         p = next;
@@ -99,14 +108,24 @@ async fn srt_to_ll_hls() {
     let Some(Any::Moov(moov)) = init_boxes.iter().find(|b| matches!(b, Any::Moov(_))) else { panic!("no moov") };
     assert_eq!(moov.trak.len(), 2);
     let codecs: Vec<&Codec> = moov.trak.iter().flat_map(|t| &t.mdia.minf.stbl.stsd.codecs).collect();
-    let Some(Codec::Avc1(avc1)) = codecs.iter().find(|c| matches!(c, Codec::Avc1(_))).copied() else { panic!("no avc1") };
+    let Some(Codec::Avc1(avc1)) = codecs.iter().find(|c| matches!(c, Codec::Avc1(_))).copied() else {
+        panic!("no avc1")
+    };
     assert_eq!((avc1.visual.width, avc1.visual.height), (640, 360));
     assert_eq!(avc1.avcc.avc_profile_indication, 100);
-    let Some(Codec::Mp4a(mp4a)) = codecs.iter().find(|c| matches!(c, Codec::Mp4a(_))).copied() else { panic!("no mp4a") };
+    let Some(Codec::Mp4a(mp4a)) = codecs.iter().find(|c| matches!(c, Codec::Mp4a(_))).copied() else {
+        panic!("no mp4a")
+    };
     assert_eq!(mp4a.audio.channel_count, 2);
 
     // A segment with listed parts is exactly the concatenation of its parts, moof+mdat each.
-    let (msn, _, seg_uri) = p.segments.iter().rev().find(|s| p.parts.iter().any(|x| x.0 == s.0)).cloned().expect("a complete segment with parts");
+    let (msn, _, seg_uri) = p
+        .segments
+        .iter()
+        .rev()
+        .find(|s| p.parts.iter().any(|x| x.0 == s.0))
+        .cloned()
+        .expect("a complete segment with parts");
     let seg = get(http, &format!("/live/slice/src/{seg_uri}")).await;
     assert_eq!(seg.status, 200);
     let mut joined = Vec::new();
