@@ -16,3 +16,4 @@ pub mod segmenter;
 
 pub use playlist::{BlockRequest, BlockState, PlaylistConfig, PlaylistState};
 pub use segmenter::{PartOut, Segmenter, SegmenterConfig, SegmenterEvent};
+pub mod check;

@@ -8,7 +8,9 @@
 //!   retains it (see `retained_segments`);
 //! - `TARGETDURATION` never shrinks: it starts at the configured target and grows only if
 //!   an encoder's GOP forces a longer segment;
-//! - `PART-TARGET` is the segmenter's effective part target, fixed for the stream's life.
+//! - `PART-TARGET` is the segmenter's effective part target, fixed for the stream's life;
+//! - a delta update (`_HLS_skip=YES`) skips the segments that end at least
+//!   `CAN-SKIP-UNTIL` (six target durations) before the end of the playlist.
 
 use std::collections::VecDeque;
 use std::fmt::Write;
@@ -274,8 +276,9 @@ impl PlaylistState {
         let mut skipped = 0;
         if skip {
             let mut start = 0.0;
+            // Only segments that end before the skip boundary are skipped.
             for seg in &self.segments {
-                if !seg.complete || total - start <= skip_until {
+                if !seg.complete || total - (start + seg.duration) < skip_until - 1e-9 {
                     break;
                 }
                 start += seg.duration;

@@ -80,13 +80,13 @@ fn delta_update_skips_old_segments() {
     let p = state(10, 1);
     let full = p.render(false);
     let delta = p.render(true);
-    // 20.2 s in the window, skip-until 12 s: the segments starting more than 12 s before the end go.
-    assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=5\n"), "{delta}");
-    assert!(!delta.contains("seg-4.m4s") && delta.contains("seg-5.m4s"));
-    assert_eq!(full.matches("#EXTINF").count() - 5, delta.matches("#EXTINF").count());
+    // 20.2 s in the window, skip-until 12 s: the segments ending 12 s or more before the end go.
+    assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"), "{delta}");
+    assert!(!delta.contains("seg-3.m4s") && delta.contains("seg-4.m4s"));
+    assert_eq!(full.matches("#EXTINF").count() - 4, delta.matches("#EXTINF").count());
     // The delta is the full playlist minus the skipped segments.
-    let tail_full = &full[full.find("seg-5.m4s").unwrap()..];
-    let tail_delta = &delta[delta.find("seg-5.m4s").unwrap()..];
+    let tail_full = &full[full.find("seg-4.m4s").unwrap()..];
+    let tail_delta = &delta[delta.find("seg-4.m4s").unwrap()..];
     assert_eq!(tail_full, tail_delta);
 }
 

@@ -68,7 +68,14 @@ async fn hevc_over_srt_is_packaged_as_hvc1() {
     let mut ffmpeg = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100", "-t", "12"])
-        .args(["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:keyint=25:min-keyint=25:bframes=0"])
+        .args([
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "log-level=error:keyint=25:min-keyint=25:bframes=0",
+        ])
         .args(["-c:a", "aac", "-b:a", "64k", "-f", "mpegts", "-srt_streamid", "#!::r=live/hevc,m=publish", &url])
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -79,13 +86,24 @@ async fn hevc_over_srt_is_packaged_as_hvc1() {
     assert!(mv.text().contains("CODECS=\"hvc1.1.6.L"), "{}", mv.text());
     assert!(mv.text().contains("mp4a.40.2") && mv.text().contains("RESOLUTION=320x180"), "{}", mv.text());
     let out = Command::new("ffprobe")
-        .args(["-hide_banner", "-v", "error", "-show_entries", "stream=codec_name,codec_tag_string,width,height", "-of", "compact"])
+        .args([
+            "-hide_banner",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,codec_tag_string,width,height",
+            "-of",
+            "compact",
+        ])
         .arg(format!("http://{http}/live/hevc/index.m3u8"))
         .output()
         .await
         .expect("ffprobe must be installed (.ci/run installs it)");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("codec_name=hevc") && text.contains("codec_tag_string=hvc1") && text.contains("width=320"), "{text}");
+    assert!(
+        text.contains("codec_name=hevc") && text.contains("codec_tag_string=hvc1") && text.contains("width=320"),
+        "{text}"
+    );
     ffmpeg.kill().await.ok();
     node.shutdown().await;
 }

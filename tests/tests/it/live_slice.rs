@@ -5,8 +5,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mp4_atom::{Any, Codec, Decode};
+use tessera_packager::check;
 
 use crate::common::*;
+
+/// Every playlist served goes through the project's LL-HLS checker, alone and in sequence.
+fn checked(history: &mut check::History, text: &str) -> MediaPlaylist {
+    let parsed = check::parse_media(text).expect("playlist parses");
+    let mut violations = check::check_media(&parsed);
+    violations.extend(history.add(&parsed));
+    assert!(violations.is_empty(), "{violations:?} in\n{text}");
+    let p = parse_media(text);
+    check_rules(&p);
+    p
+}
 
 fn check_rules(p: &MediaPlaylist) {
     assert!(p.part_target > 0.0);
@@ -63,9 +75,9 @@ async fn srt_to_ll_hls() {
     assert!(text.contains("AVERAGE-BANDWIDTH=") && text.contains("\nsrc/index.m3u8\n"));
 
     // Follow the live edge with blocking reloads for ~8 s.
+    let mut history = check::History::new();
     let mut last_sequence = 0;
-    let mut p = parse_media(&get(http, "/live/slice/src/index.m3u8").await.text());
-    check_rules(&p);
+    let mut p = checked(&mut history, &get(http, "/live/slice/src/index.m3u8").await.text());
     for _ in 0..40 {
         let (msn, part) = p.next_part();
         let hinted = p.preload_hint.clone().expect("live playlist has a preload hint");
@@ -74,8 +86,7 @@ async fn srt_to_ll_hls() {
         let waited = asked.elapsed();
         assert_eq!(r.status, 200, "{}", r.text());
         assert!(waited < Duration::from_secs(3), "blocking reload answered in {waited:?}");
-        let next = parse_media(&r.text());
-        check_rules(&next);
+        let next = checked(&mut history, &r.text());
         // It returns only once the part exists: the hinted part is now listed.
         assert!(
             next.parts.iter().any(|x| x.3 == hinted) || next.segments.iter().any(|s| s.0 >= msn),
@@ -152,14 +163,14 @@ async fn srt_to_ll_hls() {
     let mut compared = false;
     for _ in 0..100 {
         let full = get(http, base).await.text();
-        let f = parse_media(&full);
+        let f = checked(&mut history, &full);
         if f.segments.iter().map(|s| s.1).sum::<f64>() <= f.can_skip_until + 2.0 {
             let (msn, part) = f.next_part();
             get(http, &format!("{base}?_HLS_msn={msn}&_HLS_part={part}")).await;
             continue;
         }
         let delta = get(http, &format!("{base}?_HLS_skip=YES")).await.text();
-        let d = parse_media(&delta);
+        let d = checked(&mut history, &delta);
         if f.parts.last() != d.parts.last() {
             continue; // a part landed between the two requests
         }
@@ -171,6 +182,7 @@ async fn srt_to_ll_hls() {
         break;
     }
     assert!(compared, "a delta update was compared with the full playlist");
+    assert!(history.checked_deltas >= 1, "the checker matched the delta with its full playlist");
 
     publisher.await.unwrap();
     node.shutdown().await;
