@@ -152,10 +152,8 @@ impl Actor for StreamPipeline {
                 myself.stop_children(Some("sibling failed".into()));
                 myself.stop(Some("failed".into()));
             }
-            SupervisionEvent::ActorTerminated(..) => {
-                if myself.get_children().is_empty() {
-                    myself.stop(None);
-                }
+            SupervisionEvent::ActorTerminated(..) if myself.get_children().is_empty() => {
+                myself.stop(None);
             }
             _ => {}
         }

@@ -79,7 +79,7 @@ pub(crate) mod tests {
         let mut d = Vec::new();
         for n in [3usize, 5] {
             d.extend_from_slice(&adts_header(n));
-            d.extend(std::iter::repeat(0xaa).take(n));
+            d.extend(std::iter::repeat_n(0xaa, n));
         }
         let (frames, err) = parse_adts(&Bytes::from(d));
         assert!(err.is_none());

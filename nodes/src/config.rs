@@ -165,11 +165,9 @@ mod tests {
 
     #[test]
     fn validation() {
-        let mut c = NodeConfig::default();
-        c.part_target_ms = 50;
+        let c = NodeConfig { part_target_ms: 50, ..NodeConfig::default() };
         assert!(c.validate().is_err());
-        let mut c = NodeConfig::default();
-        c.segment_target_ms = 300;
+        let c = NodeConfig { segment_target_ms: 300, ..NodeConfig::default() };
         assert!(c.validate().is_err());
     }
 }

@@ -111,10 +111,10 @@ impl TsWriter {
                         // An adaptation field of length 0 takes exactly one byte.
                     } else {
                         af.push(0);
-                        af.extend(std::iter::repeat(0xff).take(need - 2));
+                        af.extend(std::iter::repeat_n(0xff, need - 2));
                     }
                 } else {
-                    af.extend(std::iter::repeat(0xff).take(need));
+                    af.extend(std::iter::repeat_n(0xff, need));
                 }
             }
             let pid = spec.pid;

@@ -15,19 +15,19 @@ fn idr() -> Vec<u8> {
     v.extend_from_slice(&[0, 0, 0, 1]);
     v.extend_from_slice(PPS);
     v.extend_from_slice(&[0, 0, 1, 0x65, 0x88]);
-    v.extend(std::iter::repeat(0x5a).take(600));
+    v.extend(std::iter::repeat_n(0x5a, 600));
     v
 }
 
 fn non_idr() -> Vec<u8> {
     let mut v = vec![0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x41, 0x9a];
-    v.extend(std::iter::repeat(0x33).take(400));
+    v.extend(std::iter::repeat_n(0x33, 400));
     v
 }
 
 fn adts(n: usize) -> Vec<u8> {
     let mut v = adts_header(n).to_vec();
-    v.extend(std::iter::repeat(0x21).take(n));
+    v.extend(std::iter::repeat_n(0x21, n));
     v
 }
 

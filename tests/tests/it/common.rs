@@ -14,9 +14,11 @@ pub const SAMPLE: &[u8] = include_bytes!("../../../samples/sample.ts");
 
 /// A node on loopback with free ports; `tweak` adjusts the config.
 pub async fn node(tweak: impl FnOnce(&mut NodeConfig)) -> Node {
-    let mut c = NodeConfig::default();
-    c.http_listen = "127.0.0.1:0".parse().unwrap();
-    c.srt_listen = "127.0.0.1:0".parse().unwrap();
+    let mut c = NodeConfig {
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        srt_listen: "127.0.0.1:0".parse().unwrap(),
+        ..NodeConfig::default()
+    };
     tweak(&mut c);
     Node::start(c).await.expect("node starts")
 }
