@@ -37,6 +37,11 @@ fn cli() -> Command {
         .subcommand_required(true)
         .subcommand(node)
         .subcommand(demo)
+        .subcommand(
+            Command::new("check-hls")
+                .about("Check recorded playlists (JSON lines of url, status, body) against the LL-HLS rules")
+                .arg(clap::Arg::new("files").required(true).num_args(1..).value_parser(clap::value_parser!(PathBuf))),
+        )
 }
 
 fn load(m: &ArgMatches) -> anyhow::Result<(Common, NodeConfig)> {
@@ -105,6 +110,29 @@ async fn main() -> anyhow::Result<()> {
             wait_for_signal().await;
             publisher.abort();
             node.shutdown().await;
+        }
+        Some(("check-hls", m)) => {
+            let mut failed = false;
+            for path in m.get_many::<PathBuf>("files").into_iter().flatten() {
+                let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+                let r = tessera_node::check_hls::check_recording(&text).map_err(anyhow::Error::msg)?;
+                println!(
+                    "{}: {} media playlists ({} delta updates, {} checked against the full playlist), {} multivariant, {} violations",
+                    path.display(),
+                    r.media_playlists,
+                    r.delta_updates,
+                    r.checked_deltas,
+                    r.multivariant_playlists,
+                    r.violations.len()
+                );
+                for (url, v) in r.violations.iter().take(50) {
+                    println!("  {url}: [{}] {}", v.rule, v.detail);
+                }
+                failed |= !r.violations.is_empty() || r.media_playlists == 0;
+            }
+            if failed {
+                std::process::exit(1);
+            }
         }
         _ => unreachable!("subcommand_required"),
     }

@@ -331,6 +331,32 @@ impl History {
             }
         }
         if p.skipped > 0 {
+            // A client rebuilds the full playlist from what it saw before: every skipped
+            // segment must have been listed earlier, and the rebuilt playlist must obey the
+            // skip boundary.
+            let skipped: Option<Vec<ListedSegment>> = (p.media_sequence..p.media_sequence + p.skipped)
+                .map(|msn| {
+                    self.segments.get(&msn).map(|(uri, d)| ListedSegment {
+                        msn,
+                        duration: *d,
+                        uri: uri.clone(),
+                        program_time: None,
+                        discontinuity: false,
+                    })
+                })
+                .collect();
+            match skipped {
+                None => out.push(v(
+                    "delta",
+                    format!("delta update skips segments from {} that were never listed", p.media_sequence),
+                )),
+                Some(mut rebuilt) => {
+                    rebuilt.extend(p.segments.iter().cloned());
+                    let full = MediaPlaylist { segments: rebuilt, skipped: 0, ..p.clone() };
+                    out.extend(check_delta(&full, p));
+                    self.checked_deltas += 1;
+                }
+            }
             self.pending_deltas.push(p.clone());
         } else {
             self.full.insert(edge(p), p.clone());

@@ -272,7 +272,9 @@ impl PlaylistState {
         let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", self.discontinuity_sequence);
 
         // Segments older than CAN-SKIP-UNTIL from the end may be skipped.
-        let total: f64 = self.segments.iter().map(|s| s.duration).sum();
+        // Measured over complete segments only: the conservative reading of "the end of the
+        // playlist", which every client agrees with.
+        let total: f64 = self.segments.iter().filter(|s| s.complete).map(|s| s.duration).sum();
         let mut skipped = 0;
         if skip {
             let mut start = 0.0;
