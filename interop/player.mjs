@@ -41,7 +41,9 @@ const browser = await chromium.launch({
 });
 const page = await browser.newPage({ viewport: { width: 660, height: 400 } });
 const record = args.record ? fs.createWriteStream(args.record, { flags: 'a' }) : null;
+const media = [];
 page.on('response', async (r) => {
+  if (!r.url().includes('.m3u8')) media.push({ at: Date.now(), url: r.url().split('/').pop(), status: r.status() });
   if (!record || !r.url().includes('.m3u8')) return;
   try {
     const body = await r.text();
@@ -84,6 +86,13 @@ const summary = {
   glassToGlassMs: { p50: pct(s.g2g, 50), p90: pct(s.g2g, 90), min: pct(s.g2g, 0), samples: s.g2g.length },
   hlsLatencyMs: { p50: pct(s.hlsLatency, 50), p90: pct(s.hlsLatency, 90), samples: s.hlsLatency.length },
   jumped: s.jumped || null,
+  endOfStream: !!s.eos,
+  last: s.samples[s.samples.length - 1] || null,
+  // Playback reached the last frame of an ended stream. hls.js does not always fire the
+  // media 'ended' event after a discontinuity (it leaves the MediaSource open), so this is
+  // reported beside it.
+  reachedEnd: !!s.samples.length && (() => { const l = s.samples[s.samples.length - 1]; return Math.abs(l.duration - l.currentTime) < 0.3 && (l.paused || s.ended); })(),
+  lastMedia: media.slice(-6),
   pageErrors: consoleErrors,
 };
 const out = JSON.stringify(summary, null, 2);

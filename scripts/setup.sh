@@ -10,6 +10,11 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if [ "${TESSERA_INTEROP:-}" = 1 ]; then
+    command -v chromium >/dev/null 2>&1 || need+=(chromium)
+    command -v node >/dev/null 2>&1 || need+=(nodejs)
+    command -v npm >/dev/null 2>&1 || need+=(npm)
+fi
 
 if ((${#need[@]})); then
     SUDO=""

@@ -289,8 +289,11 @@ pub struct History {
     pub checked_deltas: usize,
 }
 
+/// What identifies the moment a playlist describes: its last part or segment, its hints and
+/// whether it has ended.
 fn edge(p: &MediaPlaylist) -> String {
-    p.parts.last().map(|x| x.uri.clone()).or_else(|| p.segments.last().map(|s| s.uri.clone())).unwrap_or_default()
+    let last = p.parts.last().map(|x| x.uri.clone()).or_else(|| p.segments.last().map(|s| s.uri.clone()));
+    format!("{}|{:?}|{}|{}", last.unwrap_or_default(), p.preload_hints, p.ended, p.segments.len() + p.skipped as usize)
 }
 
 impl History {

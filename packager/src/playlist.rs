@@ -255,6 +255,9 @@ impl PlaylistState {
 
     /// Renders the media playlist. `skip` asks for a delta update (`_HLS_skip=YES`).
     pub fn render(&self, skip: bool) -> String {
+        // An ended playlist is always sent whole: a player finishing a stream (hls.js among
+        // them) wants the complete list to end on.
+        let skip = skip && !self.ended;
         let td = self.target_duration;
         let part_target = self.part_target();
         let skip_until = 6.0 * td as f64;
