@@ -18,8 +18,8 @@ pub struct IngestSessionConfig {
 
 #[derive(Debug)]
 pub enum IngestMsg {
-    /// Bytes received from the publisher.
-    Data(bytes::Bytes),
+    /// Bytes received from the publisher, and when they arrived.
+    Data(bytes::Bytes, std::time::Instant),
     /// The connection closed; the reason is logged.
     Closed(String),
 }
@@ -52,14 +52,14 @@ impl Actor for IngestSession {
     ) -> Result<(), ActorProcessingErr> {
         st.cfg.inflight.done();
         match msg {
-            IngestMsg::Data(bytes) => {
+            IngestMsg::Data(bytes, arrived) => {
                 metrics::counter!("tessera_ingest_bytes_total").increment(bytes.len() as u64);
                 let out = st.demuxer.push(&bytes);
-                forward(st, out)?;
+                forward(st, out, arrived)?;
             }
             IngestMsg::Closed(reason) => {
                 let out = st.demuxer.flush();
-                forward(st, out)?;
+                forward(st, out, std::time::Instant::now())?;
                 let s = st.demuxer.stats();
                 tracing::info!(stream = %st.cfg.stream, session = st.cfg.session, %reason, bytes = s.bytes, frames = s.frames,
                     continuity_errors = s.continuity_errors, dropped_frames = s.dropped_frames, "publisher session closed");
@@ -74,6 +74,7 @@ impl Actor for IngestSession {
 fn forward(
     st: &mut IngestState,
     out: Vec<Result<DemuxEvent, tessera_ingest::ts::DemuxError>>,
+    arrived: std::time::Instant,
 ) -> Result<(), ActorProcessingErr> {
     for r in out {
         match r {
@@ -90,7 +91,7 @@ fn forward(
                     }
                     st.dropping_video = false;
                 }
-                match st.cfg.next.try_send(SegmenterMsg::Frame(f)) {
+                match st.cfg.next.try_send(SegmenterMsg::Frame(f, arrived)) {
                     Ok(()) => {}
                     Err(SendError::Full) => {
                         st.dropping_video = true;

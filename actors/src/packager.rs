@@ -22,8 +22,8 @@ pub struct PackagerActorConfig {
 
 #[derive(Debug)]
 pub enum PackagerMsg {
-    /// A part, with the effective part target in seconds.
-    Part(PartOut, f64),
+    /// A part, with the effective part target in seconds and the arrival of its last frame.
+    Part(PartOut, f64, Option<Instant>),
     /// Init and segment boundaries.
     Event(SegmenterEvent),
     End,
@@ -67,10 +67,10 @@ impl Actor for PackagerActor {
             PackagerMsg::Event(SegmenterEvent::SegmentEnd { .. }) => {
                 st.cfg.sink.publish(&stream, session, Published::SegmentEnd)
             }
-            PackagerMsg::Event(SegmenterEvent::Part(p)) | PackagerMsg::Part(p, _) if st.tracks.is_empty() => {
+            PackagerMsg::Event(SegmenterEvent::Part(p)) | PackagerMsg::Part(p, _, _) if st.tracks.is_empty() => {
                 tracing::warn!(%stream, session, index = p.index, "part before any init segment dropped");
             }
-            PackagerMsg::Part(p, part_target) => {
+            PackagerMsg::Part(p, part_target, last_frame_arrived) => {
                 let data = mux_part(st, &p);
                 st.cfg.sink.publish(
                     &stream,
@@ -82,6 +82,7 @@ impl Actor for PackagerActor {
                         program_time_ms: p.program_time_ms,
                         part_target,
                         completed_at: Instant::now(),
+                        last_frame_arrived,
                     },
                 );
             }

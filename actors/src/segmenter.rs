@@ -1,6 +1,7 @@
 //! The segmenter actor: frames to parts and segments.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tessera_ingest::{Frame, TrackInfo};
@@ -22,7 +23,8 @@ pub struct SegmenterActorConfig {
 #[derive(Debug)]
 pub enum SegmenterMsg {
     Track(TrackInfo),
-    Frame(Frame),
+    /// A frame, with the arrival time of the input that completed it.
+    Frame(Frame, Instant),
     End,
 }
 
@@ -31,6 +33,9 @@ pub struct SegmenterState {
     core: Segmenter,
     /// Parts are being dropped until the next segment because the packager lagged.
     dropping: bool,
+    /// Arrival of the latest frame of each track: a part closed by a frame ends with the
+    /// previous frame of that track.
+    arrivals: HashMap<u16, Instant>,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -48,7 +53,7 @@ impl Actor for SegmenterActor {
         cfg: SegmenterActorConfig,
     ) -> Result<SegmenterState, ActorProcessingErr> {
         let core = Segmenter::new(cfg.segmenter.clone());
-        Ok(SegmenterState { cfg, core, dropping: false })
+        Ok(SegmenterState { cfg, core, dropping: false, arrivals: HashMap::new() })
     }
 
     async fn handle(
@@ -58,22 +63,30 @@ impl Actor for SegmenterActor {
         st: &mut SegmenterState,
     ) -> Result<(), ActorProcessingErr> {
         st.cfg.inflight.done();
+        let mut last_arrival = None;
         let events = match msg {
             SegmenterMsg::Track(t) => st.core.track(t),
-            SegmenterMsg::Frame(f) => st.core.frame(f, now_ms()),
+            SegmenterMsg::Frame(f, arrived) => {
+                last_arrival = st.arrivals.insert(f.track, arrived);
+                st.core.frame(f, now_ms())
+            }
             SegmenterMsg::End => {
                 let events = st.core.flush();
-                forward(st, events)?;
+                forward(st, events, None)?;
                 let _ = st.cfg.next.send(PackagerMsg::End);
                 myself.stop(None);
                 return Ok(());
             }
         };
-        forward(st, events)
+        forward(st, events, last_arrival)
     }
 }
 
-fn forward(st: &mut SegmenterState, events: Vec<SegmenterEvent>) -> Result<(), ActorProcessingErr> {
+fn forward(
+    st: &mut SegmenterState,
+    events: Vec<SegmenterEvent>,
+    last_arrival: Option<Instant>,
+) -> Result<(), ActorProcessingErr> {
     let part_target = st.core.effective_part_target().unwrap_or(st.cfg.segmenter.part_target) as f64 / 90_000.0;
     for e in events {
         let r = match e {
@@ -83,7 +96,7 @@ fn forward(st: &mut SegmenterState, events: Vec<SegmenterEvent>) -> Result<(), A
                     continue;
                 }
                 st.dropping = false;
-                st.cfg.next.try_send(PackagerMsg::Part(p, part_target))
+                st.cfg.next.try_send(PackagerMsg::Part(p, part_target, last_arrival))
             }
             other => st.cfg.next.send(PackagerMsg::Event(other)),
         };

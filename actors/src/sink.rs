@@ -30,6 +30,8 @@ pub enum Published {
         part_target: f64,
         /// When the part was complete, for publish-to-response latency.
         completed_at: Instant,
+        /// When the input carrying the part's last frame arrived, for ingest-to-available latency.
+        last_frame_arrived: Option<Instant>,
     },
     /// The segment made of the parts since the last one is complete.
     SegmentEnd,

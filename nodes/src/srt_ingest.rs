@@ -65,14 +65,16 @@ async fn publisher(p: SrtPublisher<PublishClaim>, store: Arc<SegmentStore>, sett
     };
     let reason = loop {
         match tokio::time::timeout(settings.idle_timeout, socket.next()).await {
-            Ok(Some(Ok((_, bytes)))) => match pipeline.ingest.try_send(IngestMsg::Data(bytes)) {
-                Ok(()) => {}
-                Err(SendError::Full) => {
-                    metrics::counter!("tessera_ingest_dropped_bytes_total").increment(1);
-                    tracing::warn!("ingest lagging: dropping input");
+            Ok(Some(Ok((_, bytes)))) => {
+                match pipeline.ingest.try_send(IngestMsg::Data(bytes, std::time::Instant::now())) {
+                    Ok(()) => {}
+                    Err(SendError::Full) => {
+                        metrics::counter!("tessera_ingest_dropped_bytes_total").increment(1);
+                        tracing::warn!("ingest lagging: dropping input");
+                    }
+                    Err(SendError::Closed) => break "pipeline ended".to_string(),
                 }
-                Err(SendError::Closed) => break "pipeline ended".to_string(),
-            },
+            }
             Ok(Some(Err(e))) => break format!("socket error: {e}"),
             Ok(None) => break "publisher disconnected".to_string(),
             Err(_) => {

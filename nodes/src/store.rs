@@ -416,7 +416,15 @@ impl MediaSink for SegmentStore {
                 st.playlist.set_init(id);
                 tracing::info!(stream, session, init = id, codecs = %st.tracks.iter().map(|t| t.codec.rfc6381()).collect::<Vec<_>>().join(","), "init segment");
             }
-            Published::Part { data, duration, independent, program_time_ms, part_target, completed_at } => {
+            Published::Part {
+                data,
+                duration,
+                independent,
+                program_time_ms,
+                part_target,
+                completed_at,
+                last_frame_arrived,
+            } => {
                 if st.playlist.init().is_none() {
                     return;
                 }
@@ -427,6 +435,9 @@ impl MediaSink for SegmentStore {
                 st.parts.insert(seq, PartRecord { data, msn, completed_at });
                 st.last_part_at = Some(completed_at);
                 metrics::counter!("tessera_parts_published_total").increment(1);
+                if let Some(at) = last_frame_arrived {
+                    metrics::histogram!("tessera_part_available_seconds").record(at.elapsed().as_secs_f64());
+                }
             }
             Published::SegmentEnd => close_segment(&mut st),
             Published::End(how) => {

@@ -1,0 +1,69 @@
+//! Holds N concurrent blocking playlist requests for the next part of a live stream and
+//! reports how they were released.
+//!
+//!   blocking_load MEDIA_PLAYLIST_URL CLIENTS
+//!
+//! Prints JSON: how many answered 200, and the spread of their arrival times after the
+//! first one (the part's publication releases them all).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tessera_packager::check::parse_media;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    anyhow::ensure!(args.len() == 3, "usage: blocking_load MEDIA_PLAYLIST_URL CLIENTS");
+    let url = args[1].clone();
+    let clients: usize = args[2].parse()?;
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build_http();
+    let body = client.get(url.parse()?).await?.into_body().collect().await?.to_bytes();
+    let p = parse_media(std::str::from_utf8(&body)?).map_err(|v| anyhow::anyhow!("{v:?}"))?;
+    // The part after the one the preload hint names: nobody has it yet.
+    let last_seg = p.segments.last().map(|s| s.msn);
+    let (msn, part) = match p.parts.last() {
+        Some(x) if Some(x.msn) != last_seg => (x.msn, x.index + 2),
+        _ => (last_seg.map_or(p.media_sequence, |m| m + 1), 1),
+    };
+    let target = format!("{url}?_HLS_msn={msn}&_HLS_part={part}");
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let client = client.clone();
+        let uri: hyper::Uri = target.parse()?;
+        tasks.push(tokio::spawn(async move {
+            let resp = tokio::time::timeout(Duration::from_secs(15), client.get(uri)).await.ok()?.ok()?;
+            let status = resp.status().as_u16();
+            resp.into_body().collect().await.ok()?;
+            Some((status, Instant::now()))
+        }));
+    }
+    let sent = started.elapsed();
+    let mut done = Vec::with_capacity(clients);
+    for t in tasks {
+        if let Ok(Some(r)) = t.await {
+            done.push(r);
+        }
+    }
+    let ok: Vec<Instant> = done.iter().filter(|(s, _)| *s == 200).map(|(_, t)| *t).collect();
+    let first = ok.iter().min().copied().context("no request was answered")?;
+    let mut spread: Vec<f64> = ok.iter().map(|t| t.duration_since(first).as_secs_f64() * 1000.0).collect();
+    spread.sort_by(f64::total_cmp);
+    let pct = |q: f64| spread[((spread.len() as f64 * q) as usize).min(spread.len() - 1)];
+    let out = serde_json::json!({
+        "clients": clients,
+        "answered_200": ok.len(),
+        "other": done.len() - ok.len(),
+        "unanswered": clients - done.len(),
+        "all_sent_ms": sent.as_secs_f64() * 1000.0,
+        "release_spread_ms": { "p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0) },
+        "waited_ms_first": first.duration_since(started).as_secs_f64() * 1000.0,
+    });
+    println!("{out}");
+    Ok(())
+}
