@@ -69,6 +69,25 @@ struct StreamState {
     /// (bytes, seconds) of recent segments, for BANDWIDTH.
     recent: VecDeque<(usize, f64)>,
     last_part_at: Option<Instant>,
+    /// Counts changes to the playlist; keys the render cache.
+    changes: u64,
+    /// The last rendering of the full playlist and of the delta update, with the change
+    /// count they were rendered at: ten thousand waiters released by one part share one.
+    rendered: [Option<(u64, Bytes)>; 2],
+}
+
+impl StreamState {
+    fn render(&mut self, skip: bool) -> Bytes {
+        let slot = skip as usize;
+        match &self.rendered[slot] {
+            Some((at, body)) if *at == self.changes => body.clone(),
+            _ => {
+                let body = Bytes::from(self.playlist.render(skip));
+                self.rendered[slot] = Some((self.changes, body.clone()));
+                body
+            }
+        }
+    }
 }
 
 struct StreamEntry {
@@ -105,7 +124,7 @@ impl Drop for PublishClaim {
 
 /// What a released blocking request waited for, for the latency metric.
 pub struct Released {
-    pub body: String,
+    pub body: Bytes,
     /// When the newest part was completed, if the request had to wait for it.
     pub waited_for: Option<Instant>,
 }
@@ -147,6 +166,8 @@ impl SegmentStore {
                     building_duration: 0.0,
                     recent: VecDeque::new(),
                     last_part_at: None,
+                    changes: 0,
+                    rendered: [None, None],
                 }),
                 version: watch::channel(0).0,
             })
@@ -172,6 +193,7 @@ impl SegmentStore {
         st.session = None;
         st.idle_since = Some(Instant::now());
         close_segment(&mut st);
+        st.changes += 1;
         drop(st);
         metrics::gauge!("tessera_publishers").decrement(1.0);
         match how {
@@ -195,6 +217,7 @@ impl SegmentStore {
                 if st.ended_since.is_none() && now.duration_since(idle) >= self.config.reconnect_grace {
                     st.playlist.end();
                     st.ended_since = Some(now);
+                    st.changes += 1;
                     tracing::info!(stream = %name, "stream ended");
                     drop(st);
                     entry.bump();
@@ -229,15 +252,15 @@ impl SegmentStore {
         &self,
         name: &str,
         timeout: Duration,
-        mut ready: impl FnMut(&StreamState) -> Result<Option<T>, StoreError>,
+        mut ready: impl FnMut(&mut StreamState) -> Result<Option<T>, StoreError>,
     ) -> Result<T, StoreError> {
         let entry = self.entry(name).ok_or(StoreError::NotFound)?;
         let mut rx = entry.version.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             {
-                let st = entry.state.lock().expect("stream lock");
-                if let Some(v) = ready(&st)? {
+                let mut st = entry.state.lock().expect("stream lock");
+                if let Some(v) = ready(&mut st)? {
                     return Ok(v);
                 }
             }
@@ -284,7 +307,7 @@ impl SegmentStore {
                     }
                 }
                 let at = waited.then_some(st.last_part_at).flatten();
-                Ok(Some(Released { body: st.playlist.render(skip), waited_for: at }))
+                Ok(Some(Released { body: st.render(skip), waited_for: at }))
             })
             .await;
         r
@@ -446,6 +469,7 @@ impl MediaSink for SegmentStore {
                 return;
             }
         }
+        st.changes += 1;
         drop(st);
         entry.bump();
     }

@@ -1,0 +1,220 @@
+"""Writes docs/benchmarks.md from the results benches/run.sh left in target/bench."""
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+OUT = sys.argv[1]
+
+
+def load(name):
+    try:
+        with open(os.path.join(OUT, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def cmd(*args):
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=20).stdout.strip()
+    except OSError:
+        return "not found"
+
+
+def first_line(s):
+    return s.splitlines()[0] if s else "not found"
+
+
+def histogram(metrics_file, name, label=None):
+    """Quantiles (p50, p99) and count from a Prometheus histogram, by bucket interpolation."""
+    try:
+        text = open(os.path.join(OUT, metrics_file)).read()
+    except OSError:
+        return None
+    buckets = []
+    for line in text.splitlines():
+        if not line.startswith(name + "_bucket"):
+            continue
+        if label and label not in line:
+            continue
+        le = re.search(r'le="([^"]+)"', line).group(1)
+        buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+
+    def q(p):
+        target = p * total
+        prev_le, prev_c = 0.0, 0.0
+        for le, c in buckets:
+            if c >= target:
+                if le == float("inf"):
+                    return prev_le
+                frac = (target - prev_c) / (c - prev_c) if c > prev_c else 1.0
+                return prev_le + (le - prev_le) * frac
+            prev_le, prev_c = le, c
+        return prev_le
+
+    return {"p50_ms": q(0.5) * 1000, "p99_ms": q(0.99) * 1000, "count": int(total)}
+
+
+def wrk(name):
+    try:
+        text = open(os.path.join(OUT, f"wrk-{name}.txt")).read()
+    except OSError:
+        return None
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    p99 = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", text)
+    if not rps:
+        return None
+    unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return {"rps": float(rps.group(1)), "p99_ms": float(p99.group(1)) * unit[p99.group(2)] if p99 else None}
+
+
+def ratio(a, b):
+    if a is None or b in (None, 0):
+        return "n/a"
+    return f"{a / b:.2f}"
+
+
+def fmt(x, nd=0):
+    return "n/a" if x is None else f"{x:.{nd}f}"
+
+
+cpu_model = ""
+try:
+    cpu_model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+except (OSError, StopIteration):
+    pass
+mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+p = print
+p("# Benchmarks")
+p()
+p("Produced by `benches/run.sh`; every figure on this page comes from one run, with the peers")
+p("measured in the same invocation on the same machine. Loopback only. These machines are")
+p("shared and noisy: read the ratios, not the absolute values.")
+p()
+p(f"- Run: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+p(f"- Machine: {os.cpu_count()} cores ({cpu_model}), {mem_gb:.0f} GiB, {platform.system()} {platform.release()}")
+p(f"- Tessera: release build, {first_line(cmd('rustc', '--version'))}")
+p(f"- Peers: {first_line(cmd('ffmpeg', '-version'))}; {cmd('nginx', '-v') or first_line(subprocess.run(['nginx', '-v'], capture_output=True, text=True).stderr)} with libnginx-mod-rtmp")
+p(f"- Player: hls.js {json.load(open('interop/node_modules/hls.js/package.json'))['version']} in {first_line(cmd('chromium', '--version'))} (headless, playwright-core)")
+p()
+
+p("## 1. Latency")
+p()
+p("The feed is `interop/clock-feed.sh`: a 640x360 25 fps test picture with the sender's wall clock")
+p("burned in as a barcode, x264 `zerolatency`, 1 s GOP, AAC. Glass-to-glass is read by the player")
+p("page from every fifth presented frame (`requestVideoFrameCallback`, canvas read-back of the")
+p("barcode) against the wall clock at presentation: capture, encode, transport, packaging,")
+p("delivery, buffering, decode and display. The same page and hls.js configuration")
+p("(`lowLatencyMode`, catch-up rate 1.5, one jump to hls.js's live-sync position once buffered)")
+p("play all three servers.")
+p()
+p("| server | how the feed gets there | segments | glass-to-glass p50 | p90 | hls.js `latency` p50 | stalls |")
+p("|---|---|---|---|---|---|---|")
+rows = [("Tessera", "SRT", "LL-HLS, 2 s segments, 200 ms parts", "tessera"),
+        ("nginx-rtmp", "RTMP", "HLS (TS), 1 s fragments", "nginx"),
+        ("ffmpeg HLS muxer", "in-process", "HLS (fMP4), 1 s segments", "ffmpeg")]
+g2g = {}
+for label, via, seg, key in rows:
+    s = load(f"play-{key}.json")
+    if not s:
+        p(f"| {label} | {via} | {seg} | failed | | | |")
+        continue
+    g2g[key] = s["glassToGlassMs"]["p50"]
+    p(f"| {label} | {via} | {seg} | {fmt(s['glassToGlassMs']['p50'])} ms | {fmt(s['glassToGlassMs']['p90'])} ms | "
+      f"{fmt(s['hlsLatencyMs']['p50'])} ms | {s['stalls']} |")
+p()
+p(f"- Tessera / nginx-rtmp glass-to-glass: **{ratio(g2g.get('tessera'), g2g.get('nginx'))}** (goal: at most 0.33)")
+p(f"- Tessera / ffmpeg HLS glass-to-glass: **{ratio(g2g.get('tessera'), g2g.get('ffmpeg'))}** (goal: at most 0.33)")
+t = g2g.get("tessera")
+p(f"- Tessera glass-to-glass against the 1.0 s goal: {fmt(t)} ms" + ("" if t is None else (" (met)" if t <= 1000 else f" (missed by {t - 1000:.0f} ms)")))
+p()
+avail = histogram("metrics-latency.txt", "tessera_part_available_seconds")
+resp = histogram("metrics-latency.txt", "tessera_part_publish_to_response_seconds", 'what="playlist"')
+respp = histogram("metrics-latency.txt", "tessera_part_publish_to_response_seconds", 'what="part"')
+p("From the node's own timestamps during the Tessera run (histogram interpolation):")
+p()
+p("| interval | p50 | p99 | samples |")
+p("|---|---|---|---|")
+for label, h in [("arrival of a part's last frame -> part available", avail),
+                 ("part available -> blocked playlist request answered", resp),
+                 ("part available -> held part request answered", respp)]:
+    if h:
+        p(f"| {label} | {h['p50_ms']:.1f} ms | {h['p99_ms']:.1f} ms | {h['count']} |")
+    else:
+        p(f"| {label} | n/a | n/a | 0 |")
+p()
+p("A part is complete when the first frame of the next one arrives, so the first interval")
+p("includes one frame interval (40 ms at 25 fps) by construction.")
+p()
+
+p("## 2. Passthrough cost")
+p()
+p("N concurrent publishers of the bundled sample (640x360 H.264 + AAC, about 0.45 Mb/s), copied")
+p("without transcoding into HLS. CPU is the server's user+system time over the measured window")
+p("(after 5 s of warm-up), from /proc; publishers are not counted. Tessera and ffmpeg receive SRT")
+p("(`benches` `multi_publish`); nginx-rtmp receives RTMP from `ffmpeg -c copy` publishers.")
+p("ffmpeg needs one process per stream.")
+p()
+p("| N | Tessera CPU-s / stream-min | ffmpeg HLS | nginx-rtmp | Tessera / ffmpeg | Tessera / nginx | Tessera RSS / stream | ffmpeg RSS / stream | nginx RSS / stream |")
+p("|---|---|---|---|---|---|---|---|---|")
+for n in (1, 10, 50):
+    c = {k: load(f"cost-{k}-{n}.json") for k in ("tessera", "ffmpeg", "nginx")}
+    v = {k: (c[k] or {}).get("cpu_s_per_stream_minute") for k in c}
+    m = {k: (c[k] or {}).get("rss_mb_per_stream") for k in c}
+    p(f"| {n} | {fmt(v['tessera'], 3)} | {fmt(v['ffmpeg'], 3)} | {fmt(v['nginx'], 3)} | {ratio(v['tessera'], v['ffmpeg'])} | "
+      f"{ratio(v['tessera'], v['nginx'])} | {fmt(m['tessera'], 1)} MB | {fmt(m['ffmpeg'], 1)} MB | {fmt(m['nginx'], 1)} MB |")
+p()
+p("Goal: at most the CPU of either peer per stream (ratios at most 1.00).")
+p()
+
+p("## 3. Delivery")
+p()
+sizes = load("delivery-sizes.json") or {}
+p(f"`wrk -t2 -c64 --latency` on one live part ({sizes.get('part_bytes', '?')} bytes) and one segment")
+p(f"({sizes.get('segment_bytes', '?')} bytes) from Tessera's memory, and the same bytes from disk through nginx")
+p("(`sendfile on`). Load generator and server share the machine's cores.")
+p()
+p("| object | Tessera req/s | nginx req/s | ratio | Tessera p99 | nginx p99 |")
+p("|---|---|---|---|---|---|")
+for obj in ("part", "segment"):
+    a, b = wrk(f"tessera-{obj}"), wrk(f"nginx-{obj}")
+    p(f"| {obj} | {fmt(a and a['rps'])} | {fmt(b and b['rps'])} | {ratio(a and a['rps'], b and b['rps'])} | "
+      f"{fmt(a and a['p99_ms'], 2)} ms | {fmt(b and b['p99_ms'], 2)} ms |")
+p()
+blk = load("blocking.json")
+rss = load("blocking-rss.json") or {}
+bh = histogram("metrics-blocking.txt", "tessera_part_publish_to_response_seconds", 'what="playlist"')
+p("### Ten thousand blocked playlist requests")
+p()
+if blk:
+    p(f"{blk['clients']} concurrent requests for a part not yet published (`_HLS_msn`/`_HLS_part`), one connection each")
+    p(f"(`benches` `blocking_load`): {blk['answered_200']} answered 200, {blk['other']} otherwise, {blk['unanswered']} unanswered.")
+    p()
+    p("| measure | value |")
+    p("|---|---|")
+    p(f"| release spread after the first answer, p50 / p99 / max (client side) | {blk['release_spread_ms']['p50']:.1f} / {blk['release_spread_ms']['p99']:.1f} / {blk['release_spread_ms']['max']:.1f} ms |")
+    if bh:
+        p(f"| part available -> answer, node side, p50 / p99 | {bh['p50_ms']:.1f} / {bh['p99_ms']:.1f} ms |")
+    if rss:
+        p(f"| node RSS before / after | {rss['rss_before_kb'] / 1024:.0f} / {rss['rss_after_kb'] / 1024:.0f} MB |")
+    p()
+    within = bh and bh["p99_ms"] <= 20
+    p(f"Goal: all answered within 20 ms of the part's publication: " + ("met at p99 on the node side." if within else "see the figures above."))
+else:
+    p("The load client did not report; see target/bench/logs/blocking.log.")
+p()
+p("## Commands")
+p()
+p("```")
+p("benches/run.sh                 # this page")
+p("interop/clock-feed.sh ...      # the clocked test feed (ffmpeg lavfi + x264 zerolatency)")
+p("interop/player.mjs --url URL   # hls.js in Chromium, glass-to-glass from the barcode")
+p("```")

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Tessera's benchmarks, each beside the peer a user would otherwise pick, measured in the
+# same run on this machine, reported as figures and ratios in docs/benchmarks.md.
+#
+#   benches/run.sh            # everything (about 12 minutes)
+#   BENCH_QUICK=1 benches/run.sh   # shorter windows, for a smoke run
+#
+# Peers: nginx with libnginx-mod-rtmp (RTMP in, HLS out), ffmpeg's own HLS muxer (fMP4),
+# nginx serving files. Players: hls.js in Debian's Chromium (interop/player.mjs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TESSERA_INTEROP=1
+source scripts/setup.sh
+need=()
+command -v nginx >/dev/null || need+=(nginx)
+[ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
+command -v wrk >/dev/null || need+=(wrk)
+if ((${#need[@]})); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+(cd interop && npm ci --no-audit --no-fund --silent)
+cargo build --release --locked -p tessera-node -p tessera-bench
+ulimit -n 65536 || true
+
+OUT=$PWD/target/bench
+rm -rf "$OUT" && mkdir -p "$OUT"
+BIN=$PWD/target/release
+QUICK=${BENCH_QUICK:-0}
+SECS=$([ "$QUICK" = 1 ] && echo 15 || echo 40)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; nginx -p "$OUT" -c nginx.conf -s stop 2>/dev/null || true; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_udp_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { local t=0; for p in "$@"; do [ -r /proc/$p/stat ] && t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
+rss_kb() { local t=0; for p in "$@"; do [ -r /proc/$p/status ] && t=$((t + $(awk '/VmRSS/{print $2}' /proc/$p/status))); done; echo $t; }
+log() { echo "bench: $*" >&2; }
+
+# --- nginx: RTMP->HLS peer, and static files -------------------------------------------
+NGINX_HTTP=$(free_port)
+NGINX_RTMP=$(free_port)
+mkdir -p "$OUT/nginx-hls" "$OUT/ffmpeg-hls" "$OUT/files" "$OUT/logs"
+cat >"$OUT/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+user root;
+worker_processes 1;
+pid $OUT/nginx.pid;
+error_log $OUT/logs/error.log warn;
+events { worker_connections 16384; }
+rtmp {
+    server {
+        listen 127.0.0.1:$NGINX_RTMP;
+        application live {
+            live on;
+            hls on;
+            hls_path $OUT/nginx-hls;
+            hls_fragment 1s;
+            hls_playlist_length 6s;
+        }
+    }
+}
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; video/mp4 mp4 m4s; }
+    server {
+        listen 127.0.0.1:$NGINX_HTTP;
+        add_header Access-Control-Allow-Origin *;
+        add_header Cache-Control no-cache;
+        location /hls/ { alias $OUT/nginx-hls/; }
+        location /ffhls/ { alias $OUT/ffmpeg-hls/; }
+        location /files/ { alias $OUT/files/; }
+    }
+}
+CONF
+nginx -p "$OUT" -c nginx.conf
+NGINX_PIDS() { local m; m=$(cat "$OUT/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
+
+start_node() { # extra flags...; sets NODE_PID HTTP SRT_ADDR
+    local hp sp
+    hp=$(free_port); sp=$(free_udp_port)
+    "$BIN/tessera" node --http-listen 127.0.0.1:$hp --srt-listen 127.0.0.1:$sp --log warn --max-publishers 1000 "$@" >>"$OUT/logs/node.log" 2>&1 &
+    NODE_PID=$!
+    pids+=($NODE_PID)
+    HTTP="http://127.0.0.1:$hp"
+    SRT_ADDR="127.0.0.1:$sp"
+    for _ in $(seq 50); do curl -sf "$HTTP/healthz" >/dev/null && return; sleep 0.2; done
+}
+wait_url() { for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.2; done; return 1; }
+play() { # name url -> $OUT/play-name.json
+    node interop/player.mjs --url "$2" --seconds "$SECS" --out "$OUT/play-$1.json" >/dev/null || log "player for $1 reported failure"
+}
+
+# --- 1. Latency -------------------------------------------------------------------------
+log "latency: Tessera"
+start_node
+interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/clock,m=publish' "srt://$SRT_ADDR?mode=caller&latency=120000&pkt_size=1316" 2>>"$OUT/logs/feed.log" &
+FEED=$!; pids+=($FEED)
+wait_url "$HTTP/live/clock/index.m3u8"
+play tessera "$HTTP/live/clock/index.m3u8"
+curl -sf "$HTTP/metrics" >"$OUT/metrics-latency.txt"
+kill $FEED $NODE_PID 2>/dev/null || true
+
+log "latency: nginx-rtmp HLS"
+interop/clock-feed.sh -f flv "rtmp://127.0.0.1:$NGINX_RTMP/live/clock" 2>>"$OUT/logs/feed.log" &
+FEED=$!; pids+=($FEED)
+wait_url "http://127.0.0.1:$NGINX_HTTP/hls/clock.m3u8"; sleep 4
+play nginx "http://127.0.0.1:$NGINX_HTTP/hls/clock.m3u8"
+kill $FEED 2>/dev/null || true
+
+log "latency: ffmpeg fMP4 HLS"
+interop/clock-feed.sh -f hls -hls_time 1 -hls_list_size 6 -hls_segment_type fmp4 \
+    -hls_flags delete_segments+independent_segments "$OUT/ffmpeg-hls/index.m3u8" 2>>"$OUT/logs/feed.log" &
+FEED=$!; pids+=($FEED)
+wait_url "http://127.0.0.1:$NGINX_HTTP/ffhls/index.m3u8"; sleep 4
+play ffmpeg "http://127.0.0.1:$NGINX_HTTP/ffhls/index.m3u8"
+kill $FEED 2>/dev/null || true
+
+# --- 2. Passthrough cost ----------------------------------------------------------------
+cost() { # peer N seconds -> $OUT/cost-peer-N.json
+    local peer=$1 n=$2 secs=$3 warm=5 t0 t1 srv=() pubs=()
+    case $peer in
+    tessera)
+        start_node; srv=($NODE_PID)
+        "$BIN/multi_publish" samples/sample.ts $((secs + warm)) "$n" "$SRT_ADDR" 2>>"$OUT/logs/pub.log" &
+        pubs+=($!) ;;
+    ffmpeg)
+        local targets=()
+        for i in $(seq 0 $((n - 1))); do
+            local p; p=$(free_udp_port); mkdir -p "$OUT/ffcost/$i"
+            ffmpeg -hide_banner -loglevel error -nostdin -i "srt://127.0.0.1:$p?mode=listener&latency=120000" -c copy -bsf:a aac_adtstoasc \
+                -f hls -hls_time 2 -hls_list_size 10 -hls_segment_type fmp4 -hls_flags delete_segments \
+                "$OUT/ffcost/$i/index.m3u8" 2>>"$OUT/logs/ffcost.log" &
+            srv+=($!); pids+=($!); targets+=("127.0.0.1:$p")
+        done
+        sleep 1
+        "$BIN/multi_publish" samples/sample.ts $((secs + warm)) "$n" "${targets[@]}" 2>>"$OUT/logs/pub.log" &
+        pubs+=($!) ;;
+    nginx)
+        srv=($(NGINX_PIDS))
+        for i in $(seq 0 $((n - 1))); do
+            ffmpeg -hide_banner -loglevel error -nostdin -re -stream_loop -1 -i samples/sample.ts -c copy -f flv \
+                "rtmp://127.0.0.1:$NGINX_RTMP/live/cost$i" 2>>"$OUT/logs/rtmppub.log" &
+            pubs+=($!); pids+=($!)
+        done ;;
+    esac
+    pids+=("${pubs[@]}")
+    sleep $warm
+    t0=$(cpu_ticks "${srv[@]}")
+    sleep "$secs"
+    t1=$(cpu_ticks "${srv[@]}")
+    local rss; rss=$(rss_kb "${srv[@]}")
+    kill "${pubs[@]}" 2>/dev/null || true
+    [ "$peer" != nginx ] && kill "${srv[@]}" 2>/dev/null || true
+    wait "${pubs[@]}" 2>/dev/null || true
+    python3 - "$peer" "$n" "$secs" "$t0" "$t1" "$rss" "$(getconf CLK_TCK)" >"$OUT/cost-$peer-$n.json" <<'PY'
+import json, sys
+peer, n, secs, t0, t1, rss, hz = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+cpu = (t1 - t0) / hz
+print(json.dumps({"peer": peer, "streams": n, "seconds": secs, "cpu_seconds": cpu,
+                  "cpu_s_per_stream_minute": cpu / (n * secs / 60.0), "rss_mb": rss / 1024, "rss_mb_per_stream": rss / 1024 / n}))
+PY
+    log "cost $peer N=$n: $(cat "$OUT/cost-$peer-$n.json")"
+}
+for n in 1 10 50; do
+    secs=$([ "$QUICK" = 1 ] && echo 10 || { [ $n = 50 ] && echo 30 || echo 40; })
+    for peer in tessera ffmpeg nginx; do cost $peer $n $secs; done
+done
+
+# --- 3. Delivery ------------------------------------------------------------------------
+log "delivery"
+start_node
+"$BIN/multi_publish" samples/sample.ts 600 1 "$SRT_ADDR" 2>>"$OUT/logs/pub.log" &
+pids+=($!)
+wait_url "$HTTP/live/bench-0/index.m3u8"; sleep 6
+PL=$(curl -sf "$HTTP/live/bench-0/src/index.m3u8")
+SEG=$(echo "$PL" | grep '^seg-' | tail -1)
+PART=$(echo "$PL" | sed -n 's/.*URI="\(part-[0-9]*\.m4s\)".*/\1/p' | head -1)
+curl -sf "$HTTP/live/bench-0/src/$SEG" -o "$OUT/files/$SEG"
+curl -sf "$HTTP/live/bench-0/src/$PART" -o "$OUT/files/$PART"
+DUR=$([ "$QUICK" = 1 ] && echo 5 || echo 10)
+for what in "tessera-part $HTTP/live/bench-0/src/$PART" "nginx-part http://127.0.0.1:$NGINX_HTTP/files/$PART" \
+            "tessera-segment $HTTP/live/bench-0/src/$SEG" "nginx-segment http://127.0.0.1:$NGINX_HTTP/files/$SEG"; do
+    set -- $what
+    wrk -t2 -c64 -d${DUR}s --latency "$2" >"$OUT/wrk-$1.txt" 2>&1 || true
+done
+echo "{\"part_bytes\": $(stat -c %s "$OUT/files/$PART"), \"segment_bytes\": $(stat -c %s "$OUT/files/$SEG")}" >"$OUT/delivery-sizes.json"
+
+# --- 4. Ten thousand blocked playlist requests ------------------------------------------
+log "blocking: 10000 held requests"
+RSS0=$(rss_kb $NODE_PID)
+"$BIN/blocking_load" "$HTTP/live/bench-0/src/index.m3u8" 10000 >"$OUT/blocking.json" 2>"$OUT/logs/blocking.log" || true
+RSS1=$(rss_kb $NODE_PID)
+curl -sf "$HTTP/metrics" >"$OUT/metrics-blocking.txt"
+echo "{\"rss_before_kb\": $RSS0, \"rss_after_kb\": $RSS1}" >"$OUT/blocking-rss.json"
+
+# --- Report -----------------------------------------------------------------------------
+python3 benches/report.py "$OUT" >docs/benchmarks.md
+log "wrote docs/benchmarks.md"
