@@ -20,7 +20,7 @@ if ((${#need[@]})); then
 fi
 (cd interop && npm ci --no-audit --no-fund --silent)
 cargo build --release --locked -p tessera-node -p tessera-bench
-ulimit -n 65536 || true
+ulimit -n 65536 2>/dev/null || true
 
 OUT=$PWD/target/bench
 rm -rf "$OUT" && mkdir -p "$OUT"

@@ -24,12 +24,11 @@ async fn main() -> anyhow::Result<()> {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build_http();
     let body = client.get(url.parse()?).await?.into_body().collect().await?.to_bytes();
     let p = parse_media(std::str::from_utf8(&body)?).map_err(|v| anyhow::anyhow!("{v:?}"))?;
-    // The part after the one the preload hint names: nobody has it yet.
-    let last_seg = p.segments.last().map(|s| s.msn);
-    let (msn, part) = match p.parts.last() {
-        Some(x) if Some(x.msn) != last_seg => (x.msn, x.index + 2),
-        _ => (last_seg.map_or(p.media_sequence, |m| m + 1), 1),
-    };
+    // The third part of the segment after the open one: more than a second ahead, so every
+    // connection is open and waiting before it is published.
+    let last_complete = p.segments.last().map_or(p.media_sequence, |s| s.msn + 1);
+    let open = p.parts.last().map_or(last_complete, |x| x.msn.max(last_complete));
+    let (msn, part) = (open + 1, 2);
     let target = format!("{url}?_HLS_msn={msn}&_HLS_part={part}");
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(clients);
@@ -63,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         "all_sent_ms": sent.as_secs_f64() * 1000.0,
         "release_spread_ms": { "p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0) },
         "waited_ms_first": first.duration_since(started).as_secs_f64() * 1000.0,
+        "requested": format!("_HLS_msn={msn}&_HLS_part={part}"),
     });
     println!("{out}");
     Ok(())
