@@ -186,7 +186,7 @@ p("every 10 ms and loss timers per connection); a profile of a node with 20 publ
 p("the time in kernel wake-ups, timers and epoll driven by those per-connection timers, with")
 p("Tessera's demuxing, segmenting and muxing under 2 %. nginx-rtmp takes RTMP over TCP and has")
 p("no such clock. Against ffmpeg, which receives the same SRT feeds, Tessera uses less CPU and")
-p("a tenth of the memory per stream.")
+p("a fraction of the memory per stream.")
 p()
 
 p("## 3. Delivery")
