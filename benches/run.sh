@@ -80,7 +80,8 @@ NGINX_PIDS() { local m; m=$(cat "$OUT/nginx.pid"); echo "$m $(pgrep -P "$m" | tr
 start_node() { # extra flags...; sets NODE_PID HTTP SRT_ADDR
     local hp sp
     hp=$(free_port); sp=$(free_udp_port)
-    "$BIN/tessera" node --http-listen 127.0.0.1:$hp --srt-listen 127.0.0.1:$sp --log warn --max-publishers 1000 "$@" >>"$OUT/logs/node.log" 2>&1 &
+    "$BIN/tessera" node --http-listen 127.0.0.1:$hp --srt-listen 127.0.0.1:$sp --rtmp-listen 127.0.0.1:$(free_port) \
+        --log warn --max-publishers 1000 "$@" >>"$OUT/logs/node.log" 2>&1 &
     NODE_PID=$!
     pids+=($NODE_PID)
     HTTP="http://127.0.0.1:$hp"

@@ -37,7 +37,8 @@ HTTP_PORT=$(free_port)
 SRT_PORT=$(free_udp_port)
 HTTP="http://127.0.0.1:$HTTP_PORT"
 SRT="srt://127.0.0.1:$SRT_PORT?mode=caller&latency=120000&pkt_size=1316"
-$BIN node --http-listen 127.0.0.1:$HTTP_PORT --srt-listen 127.0.0.1:$SRT_PORT --log warn \
+RTMP_PORT=$(free_port)
+$BIN node --http-listen 127.0.0.1:$HTTP_PORT --srt-listen 127.0.0.1:$SRT_PORT --rtmp-listen 127.0.0.1:$RTMP_PORT --log warn \
     --reconnect-grace-ms 6000 --ingest-idle-timeout-ms 3000 >"$RESULTS/node.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do curl -sf "$HTTP/healthz" >/dev/null && break; sleep 0.2; done
@@ -107,7 +108,20 @@ check "hls.js plays through a publisher's return and ends cleanly when it leaves
 playlists() { $BIN check-hls "$RESULTS/playlists.jsonl"; }
 check "every playlist served to the players passes the LL-HLS checker" playlists
 
-# 5. The bundled sample, published by ffmpeg with -c copy: blocking reload and metrics.
+# 5. ffmpeg publishes over RTMP; ffprobe reads it.
+rtmp() {
+    ffmpeg -hide_banner -loglevel error -re -i samples/sample.ts -c copy -f flv "rtmp://127.0.0.1:$RTMP_PORT/live/overrtmp" \
+        </dev/null 2>"$RESULTS/ffmpeg-rtmp.log" &
+    pids+=($!)
+    wait_ready overrtmp || return 1
+    ffprobe -hide_banner -v error -show_entries stream=codec_name,width,height,sample_rate -of compact \
+        "$HTTP/live/overrtmp/index.m3u8" >"$RESULTS/ffprobe-rtmp.txt" 2>&1 &&
+        grep -q 'codec_name=h264|width=640|height=360' "$RESULTS/ffprobe-rtmp.txt" &&
+        grep -q 'codec_name=aac|sample_rate=48000' "$RESULTS/ffprobe-rtmp.txt"
+}
+check "ffmpeg publishes over RTMP and ffprobe reads the stream" rtmp
+
+# 6. The bundled sample, published by ffmpeg with -c copy: blocking reload and metrics.
 ffmpeg -hide_banner -loglevel error -re -stream_loop 3 -i samples/sample.ts -c copy -f mpegts \
     -srt_streamid '#!::r=live/sample,m=publish' "$SRT" </dev/null 2>"$RESULTS/ffmpeg-sample.log" &
 pids+=($!)
@@ -122,14 +136,14 @@ check "blocking reload returns once the segment exists" blocking
 metrics() { curl -sf "$HTTP/metrics" | grep -q '^tessera_parts_published_total'; }
 check "metrics exported" metrics
 
-# 6. HTTPS with HTTP/2 by ALPN, on a second node with a self-signed certificate.
+# 7. HTTPS with HTTP/2 by ALPN, on a second node with a self-signed certificate.
 tls() {
     local port srt
     port=$(free_port)
     srt=$(free_udp_port)
     openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
         -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1 || return 1
-    $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$srt --log warn \
+    $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$srt --rtmp-listen 127.0.0.1:$(free_port) --log warn \
         --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" >"$RESULTS/tls.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 50); do curl -skf "https://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done

@@ -1,6 +1,7 @@
 //! The ingest session actor: MPEG-TS bytes from a publisher connection to frames.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tessera_ingest::flv::FlvDemuxer;
 use tessera_ingest::ts::TsDemuxer;
 use tessera_ingest::{DemuxEvent, TrackKind};
 
@@ -20,6 +21,8 @@ pub struct IngestSessionConfig {
 pub enum IngestMsg {
     /// Bytes received from the publisher, and when they arrived.
     Data(bytes::Bytes, std::time::Instant),
+    /// An FLV tag from an RTMP publisher (video or audio), with its timestamp and arrival.
+    Flv { video: bool, timestamp_ms: u32, data: bytes::Bytes, arrived: std::time::Instant },
     /// The connection closed; the reason is logged.
     Closed(String),
 }
@@ -27,6 +30,7 @@ pub enum IngestMsg {
 pub struct IngestState {
     cfg: IngestSessionConfig,
     demuxer: TsDemuxer,
+    flv: FlvDemuxer,
     /// Video is being dropped until the next keyframe because the segmenter lagged.
     dropping_video: bool,
 }
@@ -41,7 +45,7 @@ impl Actor for IngestSession {
         _myself: ActorRef<IngestMsg>,
         cfg: IngestSessionConfig,
     ) -> Result<IngestState, ActorProcessingErr> {
-        Ok(IngestState { cfg, demuxer: TsDemuxer::new(), dropping_video: false })
+        Ok(IngestState { cfg, demuxer: TsDemuxer::new(), flv: FlvDemuxer::new(), dropping_video: false })
     }
 
     async fn handle(
@@ -56,6 +60,21 @@ impl Actor for IngestSession {
                 metrics::counter!("tessera_ingest_bytes_total").increment(bytes.len() as u64);
                 let out = st.demuxer.push(&bytes);
                 forward(st, out, arrived)?;
+            }
+            IngestMsg::Flv { video, timestamp_ms, data, arrived } => {
+                metrics::counter!("tessera_ingest_bytes_total").increment(data.len() as u64);
+                let out = if video { st.flv.video(timestamp_ms, &data) } else { st.flv.audio(timestamp_ms, &data) };
+                let mut events = Vec::with_capacity(out.len());
+                for r in out {
+                    match r {
+                        Ok(e) => events.push(Ok(e)),
+                        Err(e) => {
+                            metrics::counter!("tessera_ingest_errors_total", "kind" => "flv").increment(1);
+                            tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, error = %e, "bad input");
+                        }
+                    }
+                }
+                forward(st, events, arrived)?;
             }
             IngestMsg::Closed(reason) => {
                 let out = st.demuxer.flush();

@@ -199,6 +199,47 @@ fn parse_vui_frame_rate(r: &mut BitReader) -> Result<Option<(u32, u32)>, BitsExh
     Ok(None)
 }
 
+/// The NAL length-field size of an `avcC` stream (1, 2 or 4 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AvcLengthSize(pub u8);
+
+/// Reads an `AVCDecoderConfigurationRecord`: the length size, the first SPS and every PPS.
+pub fn parse_avcc_record(b: &[u8]) -> Result<(AvcLengthSize, Bytes, Vec<Bytes>), &'static str> {
+    if b.len() < 7 || b[0] != 1 {
+        return Err("not a version 1 record");
+    }
+    let length_size = (b[4] & 3) + 1;
+    if length_size == 3 {
+        return Err("3-byte NAL lengths");
+    }
+    let mut i = 5;
+    let take = |count: usize, i: &mut usize| -> Result<Vec<Bytes>, &'static str> {
+        let mut v = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = u16::from_be_bytes([*b.get(*i).ok_or("truncated")?, *b.get(*i + 1).ok_or("truncated")?]) as usize;
+            *i += 2;
+            let nal = b.get(*i..*i + len).ok_or("parameter set overruns the record")?;
+            if nal.is_empty() {
+                return Err("empty parameter set");
+            }
+            v.push(Bytes::copy_from_slice(nal));
+            *i += len;
+        }
+        Ok(v)
+    };
+    let sps_count = (b[i] & 0x1f) as usize;
+    i += 1;
+    let sps = take(sps_count, &mut i)?;
+    let pps_count = *b.get(i).ok_or("truncated")? as usize;
+    i += 1;
+    let pps = take(pps_count, &mut i)?;
+    let sps = sps.into_iter().next().ok_or("no SPS")?;
+    if pps.is_empty() {
+        return Err("no PPS");
+    }
+    Ok((AvcLengthSize(length_size), sps, pps))
+}
+
 /// Writes the `AVCDecoderConfigurationRecord` (the body of an `avcC` box).
 pub fn avcc_record(c: &AvcConfig) -> Vec<u8> {
     let mut v = Vec::with_capacity(16 + c.sps.len() + c.pps.iter().map(|p| p.len() + 2).sum::<usize>());

@@ -19,9 +19,11 @@
 
 pub mod aac;
 pub mod bits;
+pub mod flv;
 pub mod h264;
 pub mod hevc;
 pub mod media;
+pub mod rtmp;
 pub mod srt;
 pub mod streamid;
 pub mod timestamp;

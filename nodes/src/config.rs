@@ -23,6 +23,10 @@ pub struct NodeConfig {
     #[arg(long, default_value = "0.0.0.0:9000")]
     pub srt_listen: SocketAddr,
 
+    /// RTMP ingest listen address (rtmp://host/live/NAME).
+    #[arg(long, default_value = "0.0.0.0:1935")]
+    pub rtmp_listen: SocketAddr,
+
     /// SRT latency offered to publishers, milliseconds.
     #[arg(long, default_value_t = 120)]
     pub srt_latency_ms: u64,

@@ -12,6 +12,7 @@ pub mod check_hls;
 pub mod config;
 pub mod http;
 pub mod publish;
+pub mod rtmp_ingest;
 pub mod server;
 pub mod srt_ingest;
 pub mod store;
@@ -62,6 +63,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub struct Node {
     http_addr: SocketAddr,
     srt_addr: SocketAddr,
+    rtmp_addr: SocketAddr,
     store: Arc<SegmentStore>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -99,6 +101,14 @@ impl Node {
         .await
         .map_err(|source| NodeError::Bind { what: "SRT", addr: config.srt_listen, source })?;
         let srt_addr = srt.local_addr;
+        let rtmp = tessera_ingest::rtmp::bind(tessera_ingest::rtmp::RtmpListenerConfig {
+            bind: config.rtmp_listen,
+            max_connections: config.max_publishers * 2,
+            idle_timeout: Duration::from_millis(config.ingest_idle_timeout_ms),
+        })
+        .await
+        .map_err(|source| NodeError::Bind { what: "RTMP", addr: config.rtmp_listen, source })?;
+        let rtmp_addr = rtmp.local_addr;
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
 
@@ -115,8 +125,12 @@ impl Node {
             idle_timeout: Duration::from_millis(config.ingest_idle_timeout_ms),
         };
         let mut srt_rx = rx.clone();
-        tasks.spawn(srt_ingest::run(srt, store.clone(), settings, async move {
+        tasks.spawn(srt_ingest::run(srt, store.clone(), settings.clone(), async move {
             server::until_true(&mut srt_rx).await;
+        }));
+        let mut rtmp_rx = rx.clone();
+        tasks.spawn(rtmp_ingest::run(rtmp, store.clone(), settings, async move {
+            server::until_true(&mut rtmp_rx).await;
         }));
 
         let tick_store = store.clone();
@@ -130,8 +144,8 @@ impl Node {
                 }
             }
         });
-        tracing::info!(http = %http_addr, srt = %srt_addr, tls = tls.is_some(), "node started");
-        Ok(Node { http_addr, srt_addr, store, shutdown, tasks })
+        tracing::info!(http = %http_addr, srt = %srt_addr, rtmp = %rtmp_addr, tls = tls.is_some(), "node started");
+        Ok(Node { http_addr, srt_addr, rtmp_addr, store, shutdown, tasks })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -140,6 +154,10 @@ impl Node {
 
     pub fn srt_addr(&self) -> SocketAddr {
         self.srt_addr
+    }
+
+    pub fn rtmp_addr(&self) -> SocketAddr {
+        self.rtmp_addr
     }
 
     pub fn store(&self) -> &Arc<SegmentStore> {

@@ -17,6 +17,7 @@ pub async fn node(tweak: impl FnOnce(&mut NodeConfig)) -> Node {
     let mut c = NodeConfig {
         http_listen: "127.0.0.1:0".parse().unwrap(),
         srt_listen: "127.0.0.1:0".parse().unwrap(),
+        rtmp_listen: "127.0.0.1:0".parse().unwrap(),
         ..NodeConfig::default()
     };
     tweak(&mut c);

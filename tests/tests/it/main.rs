@@ -6,3 +6,4 @@ mod common;
 mod ffmpeg;
 mod live_slice;
 mod reconnect;
+mod rtmp;
