@@ -49,7 +49,7 @@ pub struct NodeConfig {
 
     /// After a publisher leaves, how long its stream waits for it to come back before the
     /// playlist ends (EXT-X-ENDLIST), milliseconds.
-    #[arg(long, default_value_t = 15_000)]
+    #[arg(long, default_value_t = 10_000)]
     pub reconnect_grace_ms: u64,
 
     /// How long an ended stream stays readable before it is forgotten, milliseconds.
@@ -59,6 +59,12 @@ pub struct NodeConfig {
     /// Maximum concurrent HTTP connections.
     #[arg(long, default_value_t = 20_000)]
     pub max_http_connections: usize,
+
+    /// Publish tokens, `NAME=TOKEN` (repeatable; `*=TOKEN` for every other stream). SRT callers
+    /// give it as `t=` (or `s=`) in the streamid, RTMP publishers as `NAME?token=TOKEN`.
+    /// Without any, publishing is open.
+    #[arg(long = "publish-token", value_name = "NAME=TOKEN")]
+    pub publish_tokens: Vec<String>,
 
     /// Maximum concurrent publishers.
     #[arg(long, default_value_t = 500)]
@@ -103,6 +109,7 @@ impl NodeConfig {
         if self.window_segments < 3 {
             return Err(NodeError::Config("window_segments must be at least 3".into()));
         }
+        crate::auth::StaticTokens::from_entries(&self.publish_tokens).map_err(NodeError::Config)?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(NodeError::Config("tls_cert and tls_key go together".into()));
         }

@@ -8,6 +8,7 @@
 //! - The segment store is the only state shared between streams; a stream's pipeline
 //!   failing ends that stream's session only.
 
+pub mod auth;
 pub mod check_hls;
 pub mod config;
 pub mod http;
@@ -124,12 +125,14 @@ impl Node {
             },
             idle_timeout: Duration::from_millis(config.ingest_idle_timeout_ms),
         };
+        let auth: Arc<dyn auth::PublishAuth> =
+            Arc::new(auth::StaticTokens::from_entries(&config.publish_tokens).map_err(NodeError::Config)?);
         let mut srt_rx = rx.clone();
-        tasks.spawn(srt_ingest::run(srt, store.clone(), settings.clone(), async move {
+        tasks.spawn(srt_ingest::run(srt, store.clone(), auth.clone(), settings.clone(), async move {
             server::until_true(&mut srt_rx).await;
         }));
         let mut rtmp_rx = rx.clone();
-        tasks.spawn(rtmp_ingest::run(rtmp, store.clone(), settings, async move {
+        tasks.spawn(rtmp_ingest::run(rtmp, store.clone(), auth, settings, async move {
             server::until_true(&mut rtmp_rx).await;
         }));
 

@@ -10,17 +10,24 @@ use tessera_actors::{start_pipeline, PipelineConfig};
 use tessera_ingest::rtmp::{BoundRtmpListener, RtmpMedia, RtmpPublisher, RtmpRefusal};
 use tracing::Instrument;
 
+use crate::auth::{AuthDecision, PublishAuth};
 use crate::srt_ingest::IngestSettings;
 use crate::store::{PublishClaim, SegmentStore};
 
 pub async fn run(
     listener: BoundRtmpListener,
     store: Arc<SegmentStore>,
+    auth: Arc<dyn PublishAuth>,
     settings: IngestSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let admit_store = store.clone();
-    let admit = move |req: &tessera_ingest::streamid::StreamRequest, _remote| {
+    let admit = move |req: &tessera_ingest::streamid::StreamRequest, remote| {
+        if let refused @ (AuthDecision::MissingToken | AuthDecision::WrongToken) = auth.check(req) {
+            tracing::warn!(%remote, stream = %req.name, ?refused, "publisher not authorized");
+            metrics::counter!("tessera_ingest_unauthorized_total", "protocol" => "rtmp").increment(1);
+            return Err(RtmpRefusal::Unauthorized);
+        }
         admit_store.claim(&req.name).map_err(|e| {
             tracing::warn!(stream = %req.name, error = %e, "RTMP publish refused");
             RtmpRefusal::BadName

@@ -12,6 +12,7 @@ use tessera_ingest::srt::{BoundSrtListener, ServerRejectReason, SrtPublisher};
 use tessera_packager::SegmenterConfig;
 use tracing::Instrument;
 
+use crate::auth::{AuthDecision, PublishAuth};
 use crate::store::{ClaimError, PublishClaim, SegmentStore};
 
 /// What every publisher session is started with.
@@ -24,11 +25,21 @@ pub struct IngestSettings {
 pub async fn run(
     listener: BoundSrtListener,
     store: Arc<SegmentStore>,
+    auth: Arc<dyn PublishAuth>,
     settings: IngestSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let admit_store = store.clone();
-    let admit = move |req: &tessera_ingest::streamid::StreamRequest, _remote| {
+    let admit = move |req: &tessera_ingest::streamid::StreamRequest, remote| {
+        if let refused @ (AuthDecision::MissingToken | AuthDecision::WrongToken) = auth.check(req) {
+            tracing::warn!(%remote, stream = %req.name, ?refused, "publisher not authorized");
+            metrics::counter!("tessera_ingest_unauthorized_total", "protocol" => "srt").increment(1);
+            return Err(if refused == AuthDecision::MissingToken {
+                ServerRejectReason::Unauthorized
+            } else {
+                ServerRejectReason::Forbidden
+            });
+        }
         admit_store.claim(&req.name).map_err(|e| match e {
             ClaimError::AlreadyPublishing(_) => ServerRejectReason::Conflict,
             ClaimError::TooManyPublishers(_) => ServerRejectReason::Overload,

@@ -33,3 +33,19 @@ async fn handshake_refusals() {
     assert!(metrics.contains("tessera_ingest_rejected_total"), "refusals are counted");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_tokens_on_srt() {
+    let node = node(|c| c.publish_tokens = vec!["cam=s3cret".into()]).await;
+    let addr = node.srt_addr();
+    for bad in ["#!::r=live/cam,m=publish", "#!::r=live/cam,m=publish,t=wrong", "#!::r=live/cam,m=publish,t=s3cre"] {
+        let r = tokio::time::timeout(Duration::from_secs(5), connect(addr, bad)).await.expect("refused promptly");
+        assert!(r.is_err(), "{bad:?} must be refused");
+    }
+    connect(addr, "#!::r=live/cam,m=publish,t=s3cret").await.expect("the right token is accepted");
+    // Streams without a token of their own stay open.
+    connect(addr, &publish_stream_id("open")).await.expect("no token needed");
+    let metrics = get(node.http_addr(), "/metrics").await.text();
+    assert!(metrics.contains("tessera_ingest_unauthorized_total{protocol=\"srt\"} 3"), "refusals are counted");
+    node.shutdown().await;
+}

@@ -88,3 +88,24 @@ async fn rtmp_refusals() {
     srt.await.unwrap();
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_tokens_on_rtmp() {
+    let node = node(|c| c.publish_tokens = vec!["*=open-sesame".into()]).await;
+    let addr = node.rtmp_addr();
+    for key in ["cam", "cam?token=nope"] {
+        let url = format!("rtmp://{addr}/live/{key}");
+        let status = tokio::time::timeout(Duration::from_secs(10), ffmpeg_rtmp(&url, SAMPLE_PATH).status())
+            .await
+            .expect("refused promptly")
+            .unwrap();
+        assert!(!status.success(), "{key} must be refused");
+    }
+    let mut ff = ffmpeg_rtmp(&format!("rtmp://{addr}/live/cam?token=open-sesame"), SAMPLE_PATH).spawn().unwrap();
+    let mv = wait_ok(node.http_addr(), "/live/cam/index.m3u8", Duration::from_secs(10)).await;
+    assert_eq!(mv.status, 200, "the right token publishes");
+    ff.kill().await.ok();
+    let metrics = get(node.http_addr(), "/metrics").await.text();
+    assert!(metrics.contains("tessera_ingest_unauthorized_total{protocol=\"rtmp\"} 2"), "refusals are counted");
+    node.shutdown().await;
+}

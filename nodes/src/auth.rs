@@ -1,0 +1,95 @@
+//! Who may publish: one interface ([`PublishAuth`]) checked at the SRT handshake and at RTMP
+//! `publish`. Today the tokens come from the node's configuration ([`StaticTokens`]); the
+//! catalog will implement the same interface.
+
+use std::collections::HashMap;
+
+use tessera_ingest::streamid::StreamRequest;
+
+/// The outcome of a publish check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthDecision {
+    Allowed,
+    /// No token was presented for a stream that requires one.
+    MissingToken,
+    /// A token was presented and it is wrong.
+    WrongToken,
+}
+
+pub trait PublishAuth: Send + Sync + 'static {
+    fn check(&self, request: &StreamRequest) -> AuthDecision;
+}
+
+/// Tokens from configuration: `NAME=TOKEN` per stream, and `*=TOKEN` for every stream not
+/// listed. With no entries at all, publishing is open.
+#[derive(Debug, Default, Clone)]
+pub struct StaticTokens {
+    per_stream: HashMap<String, String>,
+    default: Option<String>,
+}
+
+impl StaticTokens {
+    /// Parses `NAME=TOKEN` entries.
+    pub fn from_entries(entries: &[String]) -> Result<Self, String> {
+        let mut t = StaticTokens::default();
+        for e in entries {
+            let (name, token) = e.split_once('=').ok_or_else(|| format!("publish token {e:?} is not NAME=TOKEN"))?;
+            if token.is_empty() {
+                return Err(format!("publish token for {name:?} is empty"));
+            }
+            if name == "*" {
+                t.default = Some(token.to_string());
+            } else {
+                t.per_stream.insert(name.to_string(), token.to_string());
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// Compares without an early exit, so timing does not tell how much of a token was right.
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = (a.len() != b.len()) as u8;
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
+    }
+    diff == 0
+}
+
+impl PublishAuth for StaticTokens {
+    fn check(&self, request: &StreamRequest) -> AuthDecision {
+        let Some(expected) = self.per_stream.get(&request.name).or(self.default.as_ref()) else {
+            return AuthDecision::Allowed;
+        };
+        match &request.token {
+            None => AuthDecision::MissingToken,
+            Some(t) if same(t, expected) => AuthDecision::Allowed,
+            Some(_) => AuthDecision::WrongToken,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_ingest::streamid::Mode;
+
+    fn req(name: &str, token: Option<&str>) -> StreamRequest {
+        StreamRequest { name: name.into(), mode: Mode::Publish, user: None, token: token.map(str::to_string) }
+    }
+
+    #[test]
+    fn per_stream_and_default_tokens() {
+        let t = StaticTokens::from_entries(&["cam1=abc".into(), "*=zzz".into()]).unwrap();
+        assert_eq!(t.check(&req("cam1", Some("abc"))), AuthDecision::Allowed);
+        assert_eq!(t.check(&req("cam1", Some("zzz"))), AuthDecision::WrongToken);
+        assert_eq!(t.check(&req("cam1", Some("ab"))), AuthDecision::WrongToken);
+        assert_eq!(t.check(&req("cam1", None)), AuthDecision::MissingToken);
+        assert_eq!(t.check(&req("other", Some("zzz"))), AuthDecision::Allowed);
+        let open = StaticTokens::from_entries(&[]).unwrap();
+        assert_eq!(open.check(&req("x", None)), AuthDecision::Allowed);
+        assert!(StaticTokens::from_entries(&["nope".into()]).is_err());
+        assert!(StaticTokens::from_entries(&["a=".into()]).is_err());
+    }
+}
