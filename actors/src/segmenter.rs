@@ -68,7 +68,17 @@ impl Actor for SegmenterActor {
             SegmenterMsg::Track(t) => st.core.track(t),
             SegmenterMsg::Frame(f, arrived) => {
                 last_arrival = st.arrivals.insert(f.track, arrived);
-                st.core.frame(f, now_ms())
+                let (breaks, dups) = (st.core.timeline_breaks, st.core.duplicates);
+                let (track, dts) = (f.track, f.dts);
+                let events = st.core.frame(f, now_ms());
+                if st.core.timeline_breaks > breaks {
+                    metrics::counter!("tessera_timeline_breaks_total").increment(1);
+                    tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, track, dts, "timestamps jumped: starting a discontinuity at the next keyframe");
+                }
+                if st.core.duplicates > dups {
+                    metrics::counter!("tessera_ingest_frames_dropped_total", "reason" => "duplicate").increment(1);
+                }
+                events
             }
             SegmenterMsg::End => {
                 let events = st.core.flush();

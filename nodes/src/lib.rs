@@ -122,6 +122,7 @@ impl Node {
                 segment_target: config.segment_target_ms as i64 * 90,
                 part_target: config.part_target_ms as i64 * 90,
                 start_wait: 90_000,
+                max_jump: 90_000,
             },
             idle_timeout: Duration::from_millis(config.ingest_idle_timeout_ms),
         };

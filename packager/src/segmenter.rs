@@ -10,6 +10,11 @@
 //!   (at most `start_wait`), so the first init segment describes every track.
 //! - Secondary tracks (audio) go into the part that is open when they arrive; each track's
 //!   timeline stays continuous in fMP4 because each carries its own decode time.
+//! - Timestamp policy (after 33-bit unwrapping): a primary-track DTS equal to the previous one
+//!   is a duplicate and is dropped; a DTS that goes backwards, or jumps forward by more than
+//!   `max_jump` (and ten frame durations), breaks the timeline: the open part and segment
+//!   end, a new `Init` starts a discontinuity, the wall-clock anchor is reset, and frames
+//!   are dropped until the next keyframe.
 
 use std::collections::BTreeMap;
 
@@ -24,11 +29,13 @@ pub struct SegmenterConfig {
     pub part_target: i64,
     /// How long to wait for all tracks before starting without the missing ones.
     pub start_wait: i64,
+    /// A forward DTS step larger than this (and than ten frames) breaks the timeline.
+    pub max_jump: i64,
 }
 
 impl Default for SegmenterConfig {
     fn default() -> Self {
-        SegmenterConfig { segment_target: 180_000, part_target: 18_000, start_wait: 90_000 }
+        SegmenterConfig { segment_target: 180_000, part_target: 18_000, start_wait: 90_000, max_jump: 90_000 }
     }
 }
 
@@ -93,6 +100,13 @@ pub struct Segmenter {
     pending_init: bool,
     /// Anchor between stream time and wall-clock time.
     anchor: Option<(i64, i64)>,
+    /// After a timeline break, primary frames are dropped until a keyframe.
+    need_keyframe: bool,
+    last_primary_dts: Option<i64>,
+    /// Timeline breaks seen (backwards or large forward steps).
+    pub timeline_breaks: u64,
+    /// Duplicate primary frames dropped.
+    pub duplicates: u64,
 }
 
 impl Segmenter {
@@ -112,6 +126,10 @@ impl Segmenter {
             last_primary_duration: 3600,
             pending_init: false,
             anchor: None,
+            need_keyframe: false,
+            last_primary_dts: None,
+            timeline_breaks: 0,
+            duplicates: 0,
         }
     }
 
@@ -211,16 +229,33 @@ impl Segmenter {
         open.tracks.get(&p).and_then(|v| v.last()).map(|f| f.dts + self.last_primary_duration)
     }
 
-    fn push(&mut self, frame: Frame, _now_ms: i64, out: &mut Vec<SegmenterEvent>) {
+    fn push(&mut self, frame: Frame, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
         let primary = self.primary.expect("started");
         if frame.track != primary {
-            if self.pending_init {
+            if self.pending_init || self.need_keyframe {
                 return; // wait for the cut that applies the new init
             }
             if let Some(open) = self.part.as_mut() {
                 open.tracks.entry(frame.track).or_default().push(frame);
             }
             return;
+        }
+        if let Some(prev) = self.last_primary_dts {
+            let step = frame.dts - prev;
+            if step == 0 {
+                self.duplicates += 1;
+                return;
+            }
+            if step < 0 || step > self.config.max_jump.max(10 * self.last_primary_duration) {
+                self.break_timeline(prev, &frame, now_ms, out);
+            }
+        }
+        self.last_primary_dts = Some(frame.dts);
+        if self.need_keyframe {
+            if !frame.keyframe {
+                return;
+            }
+            self.need_keyframe = false;
         }
         // Frame duration from the previous primary sample.
         let prev_dts = self.part.as_ref().and_then(|o| o.tracks.get(&primary)).and_then(|v| v.last()).map(|f| f.dts);
@@ -260,6 +295,23 @@ impl Segmenter {
             }
         }
         self.part.as_mut().expect("open").tracks.entry(primary).or_default().push(frame);
+    }
+
+    /// Ends the open part and segment and starts a discontinuity at `frame`.
+    fn break_timeline(&mut self, prev: i64, frame: &Frame, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
+        self.timeline_breaks += 1;
+        if let Some(open) = self.part.take() {
+            self.close_part(open, prev + self.last_primary_duration, out);
+        }
+        if self.segment_duration > 0 {
+            out.push(SegmenterEvent::SegmentEnd { duration: self.segment_duration });
+        }
+        self.segment_duration = 0;
+        self.part_index = 0;
+        self.pending_init = false;
+        out.push(SegmenterEvent::Init(self.tracks.values().cloned().collect()));
+        self.anchor = Some((frame.dts, now_ms));
+        self.need_keyframe = true;
     }
 
     fn open_part(&mut self, first: &Frame) {

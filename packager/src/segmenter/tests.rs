@@ -174,3 +174,59 @@ fn codec_change_cuts_a_segment_with_a_new_init() {
     // The new init follows a segment end, at the keyframe at frame 50.
     assert!(matches!(out[inits[1] - 1], SegmenterEvent::SegmentEnd { duration: 180_000 }));
 }
+
+fn run_frames(frames: Vec<Frame>) -> (Segmenter, Vec<SegmenterEvent>) {
+    let mut s = Segmenter::new(SegmenterConfig::default());
+    let mut out = s.track(video_track());
+    for f in frames {
+        out.extend(s.frame(f, 1_000_000));
+    }
+    out.extend(s.flush());
+    (s, out)
+}
+
+fn inits(events: &[SegmenterEvent]) -> usize {
+    events.iter().filter(|e| matches!(e, SegmenterEvent::Init(_))).count()
+}
+
+#[test]
+fn backwards_timestamps_start_a_discontinuity_at_the_next_keyframe() {
+    // 2 s of video, then the encoder restarts its clock at 0 mid-GOP.
+    let mut frames: Vec<Frame> = (0..50).map(|i| vframe(i + 1000, 3600, 25)).collect();
+    frames.extend((0..60).map(|i| vframe(i + 10, 3600, 25)));
+    let (s, out) = run_frames(frames);
+    assert_eq!(s.timeline_breaks, 1);
+    assert_eq!(inits(&out), 2);
+    // Every part has a positive duration within the target, and after the break the first
+    // part starts at the keyframe (frame 25 of the new clock) and is independent.
+    let p = parts(&out);
+    assert!(
+        p.iter().all(|p| p.duration > 0 && p.duration <= 18_000),
+        "{:?}",
+        p.iter().map(|p| p.duration).collect::<Vec<_>>()
+    );
+    let after = out.iter().position(|e| matches!(e, SegmenterEvent::Init(_))).unwrap();
+    let second_init = out.iter().enumerate().filter(|(_, e)| matches!(e, SegmenterEvent::Init(_))).nth(1).unwrap().0;
+    assert!(after < second_init);
+    let SegmenterEvent::Part(first) = &out[second_init + 1] else { panic!("{:?}", &out[second_init + 1]) };
+    assert!(first.independent && first.index == 0);
+    assert_eq!(first.tracks[0].1[0].dts, 25 * 3600);
+}
+
+#[test]
+fn a_large_forward_jump_breaks_the_timeline_and_duplicates_are_dropped() {
+    let mut frames: Vec<Frame> = (0..30).map(|i| vframe(i, 3600, 25)).collect();
+    frames.push(vframe(29, 3600, 25)); // duplicate
+    frames.extend((0..30).map(|i| vframe(i + 100_000, 3600, 25))); // +2 h
+    let (s, out) = run_frames(frames);
+    assert_eq!((s.timeline_breaks, s.duplicates), (1, 1));
+    assert_eq!(inits(&out), 2);
+    let total: i64 = segments(&out).iter().sum();
+    assert!(total < 60 * 3600 + 1, "no gap counted as media: {total}");
+}
+
+#[test]
+fn steady_timestamps_never_break() {
+    let (s, out) = run_frames((0..500).map(|i| vframe(i, 3600, 25)).collect());
+    assert_eq!((s.timeline_breaks, s.duplicates, inits(&out)), (0, 0, 1));
+}
