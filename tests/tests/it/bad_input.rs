@@ -96,3 +96,36 @@ async fn bad_publishers_do_not_harm_a_good_one() {
     good.await.unwrap();
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_garbage_and_silence_close_only_that_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = node(|c| c.ingest_idle_timeout_ms = 1500).await;
+    let good = publish_sample(&node, "steady", 2);
+    wait_ok(node.http_addr(), "/live/steady/index.m3u8", Duration::from_secs(10)).await;
+    let before = newest_part(node.http_addr(), "steady").await;
+    let closed = |mut s: tokio::net::TcpStream| async move {
+        let mut buf = [0u8; 4096];
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    };
+    // Garbage instead of a handshake (wrong version byte, then noise).
+    let mut s = tokio::net::TcpStream::connect(node.rtmp_addr()).await.unwrap();
+    s.write_all(&junk(5000, 3)).await.ok();
+    assert!(closed(s).await, "garbage: connection closed");
+    // A connection that never sends anything.
+    let s = tokio::net::TcpStream::connect(node.rtmp_addr()).await.unwrap();
+    assert!(closed(s).await, "silent connection closed after the idle timeout");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(newest_part(node.http_addr(), "steady").await > before + 5, "the other stream kept going");
+    good.await.unwrap();
+    node.shutdown().await;
+}
