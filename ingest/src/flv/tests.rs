@@ -91,3 +91,47 @@ fn timestamps_unwrap_past_32_bits() {
     assert_eq!(t(d.audio(u32::MAX - 10, &[0xaf, 1, 1])), (u32::MAX as i64 - 10) * 90);
     assert_eq!(t(d.audio(11, &[0xaf, 1, 1])), ((1i64 << 32) + 11) * 90);
 }
+
+/// Tags of an FLV file (what an RTMP push carries), as (type, timestamp, body).
+fn flv_tags(data: &[u8]) -> Vec<(u8, u32, &[u8])> {
+    assert_eq!(&data[..3], b"FLV");
+    let mut i = u32::from_be_bytes(data[5..9].try_into().unwrap()) as usize + 4;
+    let mut tags = Vec::new();
+    while i + 11 <= data.len() {
+        let size = u32::from_be_bytes([0, data[i + 1], data[i + 2], data[i + 3]]) as usize;
+        let ts = u32::from_be_bytes([data[i + 7], data[i + 4], data[i + 5], data[i + 6]]);
+        tags.push((data[i], ts, &data[i + 11..i + 11 + size]));
+        i += 11 + size + 4;
+    }
+    tags
+}
+
+#[test]
+fn demuxes_an_ffmpeg_rtmp_capture() {
+    // `ffmpeg -i samples/sample.ts -c copy -t 2 -f flv samples/sample-rtmp.flv`: the same
+    // tags ffmpeg pushes over RTMP, including its empty first AAC sequence header.
+    let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/sample-rtmp.flv")).unwrap();
+    let mut d = FlvDemuxer::new();
+    let mut events = Vec::new();
+    for (kind, ts, body) in flv_tags(&data) {
+        let out = match kind {
+            8 => d.audio(ts, body),
+            9 => d.video(ts, body),
+            _ => continue,
+        };
+        for r in out {
+            events.push(r.expect("no errors in a real capture"));
+        }
+    }
+    let tracks: Vec<&TrackInfo> = events.iter().filter_map(|e| if let DemuxEvent::Track(t) = e { Some(t) } else { None }).collect();
+    assert_eq!(tracks.len(), 2);
+    assert_eq!(tracks[0].codec.dimensions(), Some((640, 360)));
+    let video: Vec<&Frame> = events.iter().filter_map(|e| match e {
+        DemuxEvent::Frame(f) if f.kind == TrackKind::Video => Some(f),
+        _ => None,
+    }).collect();
+    assert!(video.len() >= 48, "{}", video.len());
+    assert!(video[0].keyframe);
+    assert!(video.windows(2).all(|w| w[1].dts - w[0].dts == 3600), "25 fps in 90 kHz ticks");
+    assert!(video.iter().any(|f| f.pts > f.dts), "B-frames keep their composition offsets");
+}
