@@ -13,6 +13,7 @@ pub struct IngestSession;
 pub struct IngestSessionConfig {
     pub stream: String,
     pub session: u64,
+    pub max_frame_bytes: usize,
     pub inflight: Inflight,
     pub next: BoundedRef<SegmenterMsg>,
 }
@@ -100,6 +101,13 @@ fn forward(
             Ok(DemuxEvent::Track(t)) => {
                 tracing::info!(stream = %st.cfg.stream, session = st.cfg.session, track = t.id, codec = %t.codec.rfc6381(), dimensions = ?t.codec.dimensions(), "track");
                 let _ = st.cfg.next.send(SegmenterMsg::Track(t));
+            }
+            Ok(DemuxEvent::Frame(f)) if f.data.len() > st.cfg.max_frame_bytes => {
+                metrics::counter!("tessera_ingest_limit_cuts_total", "limit" => "frame_size").increment(1);
+                tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, bytes = f.data.len(), limit = st.cfg.max_frame_bytes, "closing publisher: frame larger than the limit");
+                return Err(
+                    format!("frame of {} bytes exceeds the limit of {}", f.data.len(), st.cfg.max_frame_bytes).into()
+                );
             }
             Ok(DemuxEvent::Frame(f)) => {
                 metrics::counter!("tessera_ingest_frames_total", "kind" => if f.kind == TrackKind::Video { "video" } else { "audio" }).increment(1);

@@ -22,6 +22,8 @@ pub struct PipelineConfig {
     pub ingest_capacity: usize,
     pub frame_capacity: usize,
     pub part_capacity: usize,
+    /// A frame larger than this ends the session.
+    pub max_frame_bytes: usize,
     pub sink: Arc<dyn MediaSink>,
 }
 
@@ -97,6 +99,7 @@ impl Actor for StreamPipeline {
             IngestSessionConfig {
                 stream: cfg.stream.clone(),
                 session: cfg.session,
+                max_frame_bytes: cfg.max_frame_bytes,
                 inflight: ingest_inflight.clone(),
                 next: BoundedRef::<SegmenterMsg>::new(segmenter, segmenter_inflight, cfg.frame_capacity),
             },

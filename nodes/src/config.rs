@@ -66,6 +66,14 @@ pub struct NodeConfig {
     #[arg(long = "publish-token", value_name = "NAME=TOKEN")]
     pub publish_tokens: Vec<String>,
 
+    /// A publisher sending more than this (kbit/s, averaged over 2 s) is cut.
+    #[arg(long, default_value_t = 60_000)]
+    pub max_ingest_kbps: u64,
+
+    /// A publisher sending a frame larger than this (bytes) is cut.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    pub max_frame_bytes: usize,
+
     /// Maximum concurrent publishers.
     #[arg(long, default_value_t = 500)]
     pub max_publishers: usize,

@@ -125,6 +125,8 @@ impl Node {
                 max_jump: 90_000,
             },
             idle_timeout: Duration::from_millis(config.ingest_idle_timeout_ms),
+            max_ingest_kbps: config.max_ingest_kbps,
+            max_frame_bytes: config.max_frame_bytes,
         };
         let auth: Arc<dyn auth::PublishAuth> =
             Arc::new(auth::StaticTokens::from_entries(&config.publish_tokens).map_err(NodeError::Config)?);

@@ -11,7 +11,7 @@ use tessera_ingest::rtmp::{BoundRtmpListener, RtmpMedia, RtmpPublisher, RtmpRefu
 use tracing::Instrument;
 
 use crate::auth::{AuthDecision, PublishAuth};
-use crate::srt_ingest::IngestSettings;
+use crate::srt_ingest::{IngestSettings, RateMeter};
 use crate::store::{PublishClaim, SegmentStore};
 
 pub async fn run(
@@ -51,6 +51,7 @@ async fn publisher(p: RtmpPublisher<PublishClaim>, store: Arc<SegmentStore>, set
         ingest_capacity: 1024,
         frame_capacity: 1024,
         part_capacity: 64,
+        max_frame_bytes: settings.max_frame_bytes,
         sink: store.clone(),
     })
     .await
@@ -61,10 +62,26 @@ async fn publisher(p: RtmpPublisher<PublishClaim>, store: Arc<SegmentStore>, set
             return;
         }
     };
+    let mut rate = RateMeter::new(std::time::Instant::now());
     let reason = loop {
         match tokio::time::timeout(settings.idle_timeout, media.recv()).await {
             Ok(Some(m)) => {
                 let arrived = std::time::Instant::now();
+                let size = match &m {
+                    RtmpMedia::Video { data, .. } | RtmpMedia::Audio { data, .. } => data.len(),
+                };
+                if let Some(kbps) = rate.add(size, arrived).filter(|k| *k > settings.max_ingest_kbps) {
+                    metrics::counter!("tessera_ingest_limit_cuts_total", "limit" => "bitrate").increment(1);
+                    tracing::warn!(
+                        kbps,
+                        limit = settings.max_ingest_kbps,
+                        "cutting publisher: ingest rate over the limit"
+                    );
+                    break format!(
+                        "ingest rate {kbps} kbit/s exceeds the limit of {} kbit/s",
+                        settings.max_ingest_kbps
+                    );
+                }
                 let msg = match m {
                     RtmpMedia::Video { timestamp_ms, data } => {
                         IngestMsg::Flv { video: true, timestamp_ms, data, arrived }

@@ -20,6 +20,35 @@ use crate::store::{ClaimError, PublishClaim, SegmentStore};
 pub struct IngestSettings {
     pub segmenter: SegmenterConfig,
     pub idle_timeout: Duration,
+    pub max_ingest_kbps: u64,
+    pub max_frame_bytes: usize,
+}
+
+/// Measures a publisher's ingest rate over fixed windows.
+pub(crate) struct RateMeter {
+    window_start: std::time::Instant,
+    bytes: u64,
+}
+
+impl RateMeter {
+    const WINDOW: Duration = Duration::from_secs(2);
+
+    pub(crate) fn new(now: std::time::Instant) -> Self {
+        RateMeter { window_start: now, bytes: 0 }
+    }
+
+    /// Adds bytes; at the end of each window, returns the window's rate in kbit/s.
+    pub(crate) fn add(&mut self, n: usize, now: std::time::Instant) -> Option<u64> {
+        self.bytes += n as u64;
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed < Self::WINDOW {
+            return None;
+        }
+        let kbps = self.bytes * 8 / elapsed.as_millis().max(1) as u64;
+        self.window_start = now;
+        self.bytes = 0;
+        Some(kbps)
+    }
 }
 
 pub async fn run(
@@ -64,6 +93,7 @@ async fn publisher(p: SrtPublisher<PublishClaim>, store: Arc<SegmentStore>, sett
         ingest_capacity: 512,
         frame_capacity: 1024,
         part_capacity: 64,
+        max_frame_bytes: settings.max_frame_bytes,
         sink: store.clone(),
     })
     .await
@@ -74,9 +104,24 @@ async fn publisher(p: SrtPublisher<PublishClaim>, store: Arc<SegmentStore>, sett
             return;
         }
     };
+    let mut rate = RateMeter::new(std::time::Instant::now());
     let reason = loop {
         match tokio::time::timeout(settings.idle_timeout, socket.next()).await {
             Ok(Some(Ok((_, bytes)))) => {
+                if let Some(kbps) =
+                    rate.add(bytes.len(), std::time::Instant::now()).filter(|k| *k > settings.max_ingest_kbps)
+                {
+                    metrics::counter!("tessera_ingest_limit_cuts_total", "limit" => "bitrate").increment(1);
+                    tracing::warn!(
+                        kbps,
+                        limit = settings.max_ingest_kbps,
+                        "cutting publisher: ingest rate over the limit"
+                    );
+                    break format!(
+                        "ingest rate {kbps} kbit/s exceeds the limit of {} kbit/s",
+                        settings.max_ingest_kbps
+                    );
+                }
                 match pipeline.ingest.try_send(IngestMsg::Data(bytes, std::time::Instant::now())) {
                     Ok(()) => {}
                     Err(SendError::Full) => {

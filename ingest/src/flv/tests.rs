@@ -123,13 +123,17 @@ fn demuxes_an_ffmpeg_rtmp_capture() {
             events.push(r.expect("no errors in a real capture"));
         }
     }
-    let tracks: Vec<&TrackInfo> = events.iter().filter_map(|e| if let DemuxEvent::Track(t) = e { Some(t) } else { None }).collect();
+    let tracks: Vec<&TrackInfo> =
+        events.iter().filter_map(|e| if let DemuxEvent::Track(t) = e { Some(t) } else { None }).collect();
     assert_eq!(tracks.len(), 2);
     assert_eq!(tracks[0].codec.dimensions(), Some((640, 360)));
-    let video: Vec<&Frame> = events.iter().filter_map(|e| match e {
-        DemuxEvent::Frame(f) if f.kind == TrackKind::Video => Some(f),
-        _ => None,
-    }).collect();
+    let video: Vec<&Frame> = events
+        .iter()
+        .filter_map(|e| match e {
+            DemuxEvent::Frame(f) if f.kind == TrackKind::Video => Some(f),
+            _ => None,
+        })
+        .collect();
     assert!(video.len() >= 48, "{}", video.len());
     assert!(video[0].keyframe);
     assert!(video.windows(2).all(|w| w[1].dts - w[0].dts == 3600), "25 fps in 90 kHz ticks");

@@ -25,6 +25,9 @@ pub const PACKET_SIZE: usize = 188;
 const SYNC: u8 = 0x47;
 /// Garbage tolerated without a single valid packet before the input is declared not TS.
 const NOT_TS_AFTER: u64 = 64 * 1024;
+/// A PES that grows past this without ending is dropped (a lying or missing length must
+/// not hold unbounded memory).
+pub const MAX_PES_BYTES: usize = 16 * 1024 * 1024;
 
 /// What went wrong, and where: PID and byte offset into the session's input.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -382,6 +385,18 @@ impl TsDemuxer {
         } else {
             let es = self.streams.get_mut(&pid).expect("caller checked");
             let Some(pes) = es.pes.as_mut() else { return };
+            if pes.data.len() + payload.len() > MAX_PES_BYTES {
+                let start = pes.offset;
+                es.pes = None;
+                es.need_keyframe = true;
+                self.stats.dropped_frames += 1;
+                self.out.push(Err(DemuxError::Pes {
+                    pid,
+                    offset: start,
+                    what: format!("PES larger than {MAX_PES_BYTES} bytes"),
+                }));
+                return;
+            }
             pes.data.extend_from_slice(payload);
         }
         let es = self.streams.get_mut(&pid).expect("caller checked");

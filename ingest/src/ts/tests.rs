@@ -271,6 +271,41 @@ fn truncated_input_never_panics() {
 }
 
 #[test]
+fn an_endless_pes_is_dropped_at_the_cap() {
+    let mut w = TsWriter::new();
+    let mut d = TsDemuxer::new();
+    let mut errors = Vec::new();
+    let psi = w.psi(0x1000, VPID, &[(StreamType::H264, VPID)]);
+    d.push(&psi);
+    // One video PES that never ends: 17 MB of continuation packets after its start.
+    let first = w.pes(&PesSpec {
+        pid: VPID,
+        stream_id: 0xe0,
+        pts: 0,
+        dts: None,
+        pcr: None,
+        random_access: true,
+        bounded: false,
+        data: &idr(),
+    });
+    d.push(&first);
+    let mut p = [0xffu8; 188];
+    p[0] = 0x47;
+    p[1] = (VPID >> 8) as u8;
+    p[2] = VPID as u8;
+    let mut cc = first.chunks(188).last().unwrap()[3] & 0x0f;
+    for _ in 0..(17 * 1024 * 1024 / 184) {
+        cc = (cc + 1) & 0x0f;
+        p[3] = 0x10 | cc;
+        errors.extend(d.push(&p).into_iter().filter_map(Result::err));
+    }
+    assert!(
+        errors.iter().any(|e| matches!(e, DemuxError::Pes { what, .. } if what.contains("larger than"))),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn lying_pes_length_is_reported_and_contained() {
     let mut w = TsWriter::new();
     let mut out = w.psi(0x1000, VPID, &[(StreamType::H264, VPID), (StreamType::AacAdts, APID)]);

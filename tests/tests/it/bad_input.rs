@@ -129,3 +129,31 @@ async fn rtmp_garbage_and_silence_close_only_that_connection() {
     good.await.unwrap();
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_over_a_limit_are_cut() {
+    // The sample runs at about 480 kbit/s with keyframes of several kilobytes.
+    for (name, label, tweak) in [
+        (
+            "bitrate",
+            "limit=\"bitrate\"",
+            Box::new(|c: &mut tessera_node::NodeConfig| c.max_ingest_kbps = 100)
+                as Box<dyn Fn(&mut tessera_node::NodeConfig)>,
+        ),
+        ("frame", "limit=\"frame_size\"", Box::new(|c: &mut tessera_node::NodeConfig| c.max_frame_bytes = 2000)),
+    ] {
+        let node = node(|c| tweak(c)).await;
+        let mut socket = connect(node.srt_addr(), &publish_stream_id(name)).await.unwrap();
+        let file = tessera_node::publish::TsFile::new(SAMPLE).unwrap();
+        let publishing =
+            tokio::time::timeout(Duration::from_secs(8), tessera_node::publish::publish(&mut socket, &file, Some(1)))
+                .await;
+        assert!(
+            closed_by_node(&mut socket, Duration::from_secs(6)).await || matches!(publishing, Ok(Err(_))),
+            "{name}: publisher cut"
+        );
+        let metrics = get(node.http_addr(), "/metrics").await.text();
+        assert!(metrics.contains(&format!("tessera_ingest_limit_cuts_total{{{label}}}")), "{name}: counted");
+        node.shutdown().await;
+    }
+}
