@@ -173,7 +173,7 @@ where
         }
         if state.close {
             stream.flush().await.ok();
-            return Err("publish refused".into());
+            return Err("closed by the server".into());
         }
         let n = read_some(&mut stream, &mut buf, idle).await?;
         pending = session.handle_input(&buf[..n]).map_err(|e| format!("RTMP: {e:?}"))?;
@@ -262,7 +262,11 @@ impl Conn {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 metrics::counter!("tessera_ingest_dropped_tags_total").increment(1);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => self.sender = None,
+            // The session ended on our side (taken over, a limit, a failure): hang up.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.sender = None;
+                self.close = true;
+            }
         }
     }
 }

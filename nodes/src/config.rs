@@ -12,6 +12,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::NodeError;
 
+/// Policy for a second publisher of a live stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DuplicatePublisher {
+    Refuse,
+    Takeover,
+}
+
 #[derive(Debug, Clone, Args, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
@@ -73,6 +81,11 @@ pub struct NodeConfig {
     /// A publisher sending a frame larger than this (bytes) is cut.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     pub max_frame_bytes: usize,
+
+    /// What a second publisher of a stream being published gets: refused, or the stream
+    /// (the first publisher is disconnected).
+    #[arg(long, value_enum, default_value_t = DuplicatePublisher::Refuse)]
+    pub on_duplicate_publisher: DuplicatePublisher,
 
     /// Maximum concurrent publishers.
     #[arg(long, default_value_t = 500)]

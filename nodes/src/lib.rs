@@ -125,6 +125,7 @@ impl Node {
                 max_jump: 90_000,
             },
             idle_timeout: Duration::from_millis(config.ingest_idle_timeout_ms),
+            takeover: config.on_duplicate_publisher == config::DuplicatePublisher::Takeover,
             max_ingest_kbps: config.max_ingest_kbps,
             max_frame_bytes: config.max_frame_bytes,
         };

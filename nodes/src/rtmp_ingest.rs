@@ -22,13 +22,14 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let admit_store = store.clone();
+    let takeover = settings.takeover;
     let admit = move |req: &tessera_ingest::streamid::StreamRequest, remote| {
         if let refused @ (AuthDecision::MissingToken | AuthDecision::WrongToken) = auth.check(req) {
             tracing::warn!(%remote, stream = %req.name, ?refused, "publisher not authorized");
             metrics::counter!("tessera_ingest_unauthorized_total", "protocol" => "rtmp").increment(1);
             return Err(RtmpRefusal::Unauthorized);
         }
-        admit_store.claim(&req.name).map_err(|e| {
+        admit_store.claim(&req.name, takeover).map_err(|e| {
             tracing::warn!(stream = %req.name, error = %e, "RTMP publish refused");
             RtmpRefusal::BadName
         })
@@ -63,8 +64,13 @@ async fn publisher(p: RtmpPublisher<PublishClaim>, store: Arc<SegmentStore>, set
         }
     };
     let mut rate = RateMeter::new(std::time::Instant::now());
+    let mut taken_over = ticket.taken_over.clone();
     let reason = loop {
-        match tokio::time::timeout(settings.idle_timeout, media.recv()).await {
+        let next = tokio::select! {
+            r = taken_over.changed() => break if r.is_ok() { "taken over by a new publisher" } else { "session ended" }.to_string(),
+            r = tokio::time::timeout(settings.idle_timeout, media.recv()) => r,
+        };
+        match next {
             Ok(Some(m)) => {
                 let arrived = std::time::Instant::now();
                 let size = match &m {

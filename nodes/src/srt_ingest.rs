@@ -18,6 +18,7 @@ use crate::store::{ClaimError, PublishClaim, SegmentStore};
 /// What every publisher session is started with.
 #[derive(Clone)]
 pub struct IngestSettings {
+    pub takeover: bool,
     pub segmenter: SegmenterConfig,
     pub idle_timeout: Duration,
     pub max_ingest_kbps: u64,
@@ -59,6 +60,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let admit_store = store.clone();
+    let takeover = settings.takeover;
     let admit = move |req: &tessera_ingest::streamid::StreamRequest, remote| {
         if let refused @ (AuthDecision::MissingToken | AuthDecision::WrongToken) = auth.check(req) {
             tracing::warn!(%remote, stream = %req.name, ?refused, "publisher not authorized");
@@ -69,7 +71,7 @@ pub async fn run(
                 ServerRejectReason::Forbidden
             });
         }
-        admit_store.claim(&req.name).map_err(|e| match e {
+        admit_store.claim(&req.name, takeover).map_err(|e| match e {
             ClaimError::AlreadyPublishing(_) => ServerRejectReason::Conflict,
             ClaimError::TooManyPublishers(_) => ServerRejectReason::Overload,
         })
@@ -105,8 +107,13 @@ async fn publisher(p: SrtPublisher<PublishClaim>, store: Arc<SegmentStore>, sett
         }
     };
     let mut rate = RateMeter::new(std::time::Instant::now());
+    let mut taken_over = ticket.taken_over.clone();
     let reason = loop {
-        match tokio::time::timeout(settings.idle_timeout, socket.next()).await {
+        let next = tokio::select! {
+            r = taken_over.changed() => break if r.is_ok() { "taken over by a new publisher" } else { "session ended" }.to_string(),
+            r = tokio::time::timeout(settings.idle_timeout, socket.next()) => r,
+        };
+        match next {
             Ok(Some(Ok((_, bytes)))) => {
                 if let Some(kbps) =
                     rate.add(bytes.len(), std::time::Instant::now()).filter(|k| *k > settings.max_ingest_kbps)

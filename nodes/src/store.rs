@@ -69,6 +69,8 @@ struct StreamState {
     /// (bytes, seconds) of recent segments, for BANDWIDTH.
     recent: VecDeque<(usize, f64)>,
     last_part_at: Option<Instant>,
+    /// Tells the current publisher's reader that it was taken over.
+    kicker: Option<watch::Sender<bool>>,
     /// Counts changes to the playlist; keys the render cache.
     changes: u64,
     /// The last rendering of the full playlist and of the delta update, with the change
@@ -114,6 +116,8 @@ pub struct PublishClaim {
     store: Arc<SegmentStore>,
     pub stream: String,
     pub session: u64,
+    /// Turns true when a newer publisher takes the stream over: stop reading.
+    pub taken_over: watch::Receiver<bool>,
 }
 
 impl Drop for PublishClaim {
@@ -142,8 +146,10 @@ impl SegmentStore {
         self.streams.lock().expect("streams lock").get(name).cloned()
     }
 
-    /// Claims a stream name for a new publisher session.
-    pub fn claim(self: &Arc<Self>, name: &str) -> Result<PublishClaim, ClaimError> {
+    /// Claims a stream name for a new publisher session. With `takeover`, a stream being
+    /// published is taken from its current publisher, whose session ends (its reader is told
+    /// through [`PublishClaim::taken_over`]); without, the claim is refused.
+    pub fn claim(self: &Arc<Self>, name: &str, takeover: bool) -> Result<PublishClaim, ClaimError> {
         let mut streams = self.streams.lock().expect("streams lock");
         let live = streams.values().filter(|e| e.state.lock().expect("stream lock").session.is_some()).count();
         if live >= self.config.max_publishers {
@@ -166,6 +172,7 @@ impl SegmentStore {
                     building_duration: 0.0,
                     recent: VecDeque::new(),
                     last_part_at: None,
+                    kicker: None,
                     changes: 0,
                     rendered: [None, None],
                 }),
@@ -173,15 +180,32 @@ impl SegmentStore {
             })
         });
         let mut st = entry.state.lock().expect("stream lock");
-        if st.session.is_some() {
-            return Err(ClaimError::AlreadyPublishing(name.to_string()));
+        if let Some(old) = st.session {
+            if !takeover {
+                return Err(ClaimError::AlreadyPublishing(name.to_string()));
+            }
+            close_segment(&mut st);
+            st.changes += 1;
+            if let Some(k) = st.kicker.take() {
+                let _ = k.send(true);
+            }
+            metrics::gauge!("tessera_publishers").decrement(1.0);
+            metrics::counter!("tessera_publisher_takeovers_total").increment(1);
+            tracing::warn!(
+                stream = name,
+                old_session = old,
+                new_session = session,
+                "publisher taken over by a new one"
+            );
         }
+        let (kicker, taken_over) = watch::channel(false);
+        st.kicker = Some(kicker);
         st.session = Some(session);
         st.idle_since = None;
         st.ended_since = None;
         drop(st);
         metrics::gauge!("tessera_publishers").increment(1.0);
-        Ok(PublishClaim { store: self.clone(), stream: name.to_string(), session })
+        Ok(PublishClaim { store: self.clone(), stream: name.to_string(), session, taken_over })
     }
 
     fn session_end(&self, name: &str, session: u64, how: &SessionEnd) {
@@ -191,6 +215,7 @@ impl SegmentStore {
             return;
         }
         st.session = None;
+        st.kicker = None;
         st.idle_since = Some(Instant::now());
         close_segment(&mut st);
         st.changes += 1;

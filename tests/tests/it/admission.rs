@@ -49,3 +49,26 @@ async fn publish_tokens_on_srt() {
     assert!(metrics.contains("tessera_ingest_unauthorized_total{protocol=\"srt\"} 3"), "refusals are counted");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_publisher_takes_over_when_configured() {
+    use futures::StreamExt;
+    let node = node(|c| c.on_duplicate_publisher = tessera_node::config::DuplicatePublisher::Takeover).await;
+    let first = publish_sample(&node, "cam", 3);
+    wait_ok(node.http_addr(), "/live/cam/index.m3u8", Duration::from_secs(10)).await;
+    // The second publisher is accepted; the first is disconnected by the node.
+    let mut second = connect(node.srt_addr(), &publish_stream_id("cam")).await.expect("takeover accepted");
+    let file = tessera_node::publish::TsFile::new(SAMPLE).unwrap();
+    let feeding = tokio::spawn(async move {
+        tessera_node::publish::publish(&mut second, &file, Some(1)).await.ok();
+        second.next().await;
+    });
+    let first_result = tokio::time::timeout(Duration::from_secs(15), first).await.expect("first publisher stopped");
+    assert!(first_result.is_err(), "the first publisher's session was cut (its publish failed)");
+    feeding.await.unwrap();
+    let p = parse_media(&get(node.http_addr(), "/live/cam/src/index.m3u8").await.text());
+    assert_eq!(p.discontinuities, 1, "the new publisher starts a discontinuity");
+    let metrics = get(node.http_addr(), "/metrics").await.text();
+    assert!(metrics.contains("tessera_publisher_takeovers_total"));
+    node.shutdown().await;
+}
