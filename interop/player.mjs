@@ -89,9 +89,10 @@ const summary = {
   endOfStream: !!s.eos,
   last: s.samples[s.samples.length - 1] || null,
   // Playback reached the last frame of an ended stream. hls.js does not always fire the
-  // media 'ended' event after a discontinuity (it leaves the MediaSource open), so this is
-  // reported beside it.
-  reachedEnd: !!s.samples.length && (() => { const l = s.samples[s.samples.length - 1]; return Math.abs(l.duration - l.currentTime) < 0.3 && (l.paused || s.ended); })(),
+  // media 'ended' event when ENDLIST arrives after the last part was already buffered live
+  // (it never calls endOfStream: a race in its fragment tracker, hls.js issue 7754), so the
+  // player sits on the last frame; this is reported beside the 'ended' event.
+  reachedEnd: !!s.samples.length && (() => { const l = s.samples[s.samples.length - 1]; return Math.abs(l.duration - l.currentTime) < 0.3; })(),
   lastMedia: media.slice(-6),
   pageErrors: consoleErrors,
 };

@@ -39,7 +39,7 @@ HTTP="http://127.0.0.1:$HTTP_PORT"
 SRT="srt://127.0.0.1:$SRT_PORT?mode=caller&latency=120000&pkt_size=1316"
 RTMP_PORT=$(free_port)
 $BIN node --http-listen 127.0.0.1:$HTTP_PORT --srt-listen 127.0.0.1:$SRT_PORT --rtmp-listen 127.0.0.1:$RTMP_PORT --log warn \
-    --reconnect-grace-ms 6000 --ingest-idle-timeout-ms 3000 >"$RESULTS/node.log" 2>&1 &
+    --reconnect-grace-ms 6000 --ingest-idle-timeout-ms 3000 --publish-token locked=let-me-in >"$RESULTS/node.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do curl -sf "$HTTP/healthz" >/dev/null && break; sleep 0.2; done
 
@@ -121,7 +121,31 @@ rtmp() {
 }
 check "ffmpeg publishes over RTMP and ffprobe reads the stream" rtmp
 
-# 6. The bundled sample, published by ffmpeg with -c copy: blocking reload and metrics.
+# 6. Publish tokens: a wrong token is refused on both protocols, the right one publishes.
+tokens() {
+    local rtmp_base="rtmp://127.0.0.1:$RTMP_PORT/live"
+    ! timeout 15 ffmpeg -hide_banner -loglevel quiet -re -i samples/sample.ts -c copy -f flv "$rtmp_base/locked?token=wrong" </dev/null || return 1
+    ! timeout 15 ffmpeg -hide_banner -loglevel quiet -re -i samples/sample.ts -c copy -f mpegts \
+        -srt_streamid '#!::r=live/locked,m=publish,t=wrong' "$SRT" </dev/null || return 1
+    timeout 20 ffmpeg -hide_banner -loglevel quiet -re -i samples/sample.ts -c copy -f flv "$rtmp_base/locked?token=let-me-in" </dev/null &
+    pids+=($!)
+    wait_ready locked
+}
+check "publish tokens: wrong ones refused over RTMP and SRT, the right one publishes" tokens
+
+# 7. An RTMP publisher that drops and returns within the grace period continues its stream.
+rtmp_return() {
+    local url="rtmp://127.0.0.1:$RTMP_PORT/live/rtmpback"
+    ffmpeg -hide_banner -loglevel quiet -re -i samples/sample.ts -c copy -f flv "$url" </dev/null || return 1
+    sleep 1
+    ffmpeg -hide_banner -loglevel quiet -re -i samples/sample.ts -c copy -f flv "$url" </dev/null || return 1
+    curl -sf "$HTTP/live/rtmpback/src/index.m3u8" >"$RESULTS/rtmpback.m3u8" &&
+        [ "$(grep -c '^#EXT-X-DISCONTINUITY$' "$RESULTS/rtmpback.m3u8")" = 1 ] &&
+        grep -q 'init-1.mp4' "$RESULTS/rtmpback.m3u8"
+}
+check "an RTMP publisher returning within the grace period gives one stream with a discontinuity" rtmp_return
+
+# 8. The bundled sample, published by ffmpeg with -c copy: blocking reload and metrics.
 ffmpeg -hide_banner -loglevel error -re -stream_loop 3 -i samples/sample.ts -c copy -f mpegts \
     -srt_streamid '#!::r=live/sample,m=publish' "$SRT" </dev/null 2>"$RESULTS/ffmpeg-sample.log" &
 pids+=($!)
@@ -136,7 +160,7 @@ check "blocking reload returns once the segment exists" blocking
 metrics() { curl -sf "$HTTP/metrics" | grep -q '^tessera_parts_published_total'; }
 check "metrics exported" metrics
 
-# 7. HTTPS with HTTP/2 by ALPN, on a second node with a self-signed certificate.
+# 9. HTTPS with HTTP/2 by ALPN, on a second node with a self-signed certificate.
 tls() {
     local port srt
     port=$(free_port)
