@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The interop suite: the real `tessera` binary against software nobody here wrote.
-#   - ffmpeg (libsrt) publishes; ffprobe and ffmpeg read what the node serves;
+#   - ffmpeg publishes over SRT (libsrt) and RTMP; ffprobe and ffmpeg read what the node serves;
+#   - publish tokens are enforced on both protocols;
 #   - hls.js (pinned in interop/package-lock.json) plays in Debian's Chromium, driven by
 #     playwright-core: steady playback with glass-to-glass latency from a burned-in clock,
 #     then a publisher that drops and returns, then one that leaves for good;
@@ -104,9 +105,8 @@ reconnect() {
 }
 check "hls.js plays through a publisher's return and ends cleanly when it leaves" reconnect
 
-# 4. Every playlist the players received obeys the LL-HLS rules.
+# 4. Every playlist the players received obeys the LL-HLS rules (checked below, after the RTMP cases).
 playlists() { $BIN check-hls "$RESULTS/playlists.jsonl"; }
-check "every playlist served to the players passes the LL-HLS checker" playlists
 
 # 5. ffmpeg publishes over RTMP; ffprobe reads it.
 rtmp() {
@@ -120,6 +120,21 @@ rtmp() {
         grep -q 'codec_name=aac|sample_rate=48000' "$RESULTS/ffprobe-rtmp.txt"
 }
 check "ffmpeg publishes over RTMP and ffprobe reads the stream" rtmp
+
+rtmp_player() {
+    interop/clock-feed.sh -f flv "rtmp://127.0.0.1:$RTMP_PORT/live/clockrtmp" 2>>"$RESULTS/ffmpeg-clockrtmp.log" &
+    local feed=$!
+    pids+=($feed)
+    wait_ready clockrtmp || return 1
+    node interop/player.mjs --url "$HTTP/live/clockrtmp/index.m3u8" --seconds 25 \
+        --record "$RESULTS/playlists.jsonl" --out "$RESULTS/rtmp-player.json" >/dev/null || return 1
+    kill "$feed" 2>/dev/null || true
+    local s=$PWD/$RESULTS/rtmp-player.json
+    echo "interop: rtmp: played $(json "$s" 's.playedSeconds.toFixed(1)') s, stalls $(json "$s" 's.stalls')," \
+        "glass-to-glass p50 $(json "$s" 's.glassToGlassMs.p50') ms"
+    [ "$(json "$s" 's.started && s.fatal.length === 0 && s.playedSeconds >= 15 && s.stalls === 0')" = true ]
+}
+check "hls.js plays a feed published over RTMP like the SRT one" rtmp_player
 
 # 6. Publish tokens: a wrong token is refused on both protocols, the right one publishes.
 tokens() {
@@ -144,6 +159,9 @@ rtmp_return() {
         grep -q 'init-1.mp4' "$RESULTS/rtmpback.m3u8"
 }
 check "an RTMP publisher returning within the grace period gives one stream with a discontinuity" rtmp_return
+
+# Every playlist the players received (SRT and RTMP streams) obeys the LL-HLS rules.
+check "every playlist served to the players passes the LL-HLS checker" playlists
 
 # 8. The bundled sample, published by ffmpeg with -c copy: blocking reload and metrics.
 ffmpeg -hide_banner -loglevel error -re -stream_loop 3 -i samples/sample.ts -c copy -f mpegts \
