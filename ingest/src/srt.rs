@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
+use srt_protocol::options::{KeySize, Passphrase};
+use srt_protocol::settings::KeySettings;
 pub use srt_tokio::access::{RejectReason, ServerRejectReason};
 use srt_tokio::{SrtIncoming, SrtListener, SrtSocket};
 
@@ -27,6 +29,21 @@ pub struct SrtPublisher<T> {
     pub socket: SrtSocket,
     /// What the admission callback returned (for example a claim on the stream name).
     pub ticket: T,
+}
+
+/// What the admission callback learns about a caller besides its streamid.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub remote: SocketAddr,
+    /// The caller asked for an encrypted connection (it has a passphrase).
+    pub encrypted: bool,
+}
+
+/// An admitted caller: what to hand on, and the passphrase its connection must use.
+pub struct Admission<T> {
+    pub ticket: T,
+    /// The stream's passphrase (10 to 79 characters); `None` for an unencrypted stream.
+    pub passphrase: Option<String>,
 }
 
 /// A bound listener.
@@ -60,7 +77,7 @@ impl BoundSrtListener {
     pub async fn serve<T, A, P>(mut self, mut admit: A, on_publisher: P, shutdown: impl Future<Output = ()>)
     where
         T: Send + 'static,
-        A: FnMut(&StreamRequest, SocketAddr) -> Result<T, ServerRejectReason>,
+        A: FnMut(&StreamRequest, Caller) -> Result<Admission<T>, ServerRejectReason>,
         P: Fn(SrtPublisher<T>) + Clone + Send + 'static,
     {
         tracing::info!(addr = %self.local_addr, latency_ms = self.config.latency.as_millis() as u64, "SRT listener ready");
@@ -84,13 +101,15 @@ impl BoundSrtListener {
                     tracing::warn!(%remote, stream = %req.name, mode = ?req.mode, "SRT caller refused: only publishing is accepted here");
                     Err(ServerRejectReason::BadMode)
                 }
-                Ok(req) => match admit(&req, remote) {
-                    Ok(ticket) => Ok((req, ticket)),
-                    Err(code) => {
-                        tracing::warn!(%remote, stream = %req.name, ?code, "SRT caller refused");
-                        Err(code)
+                Ok(req) => {
+                    match admit(&req, Caller { remote, encrypted: request.key_size() != KeySize::Unspecified }) {
+                        Ok(ticket) => Ok((req, ticket)),
+                        Err(code) => {
+                            tracing::warn!(%remote, stream = %req.name, ?code, "SRT caller refused");
+                            Err(code)
+                        }
                     }
-                },
+                }
             };
             match decision {
                 Err(code) => {
@@ -99,10 +118,25 @@ impl BoundSrtListener {
                         tracing::debug!(%remote, error = %e, "SRT reject not delivered");
                     }
                 }
-                Ok((req, ticket)) => {
+                Ok((req, Admission { ticket, passphrase })) => {
                     let on_publisher = on_publisher.clone();
+                    let keys = match passphrase.map(Passphrase::try_from) {
+                        None => None,
+                        Some(Ok(passphrase)) => {
+                            let key_size = match request.key_size() {
+                                KeySize::Unspecified => KeySize::AES128,
+                                k => k,
+                            };
+                            Some(KeySettings { key_size, passphrase })
+                        }
+                        Some(Err(e)) => {
+                            tracing::error!(%remote, stream = %req.name, error = %e, "configured SRT passphrase is unusable");
+                            let _ = request.reject(RejectReason::Server(ServerRejectReason::InternalServerError)).await;
+                            continue;
+                        }
+                    };
                     tokio::spawn(async move {
-                        match tokio::time::timeout(Duration::from_secs(10), request.accept(None)).await {
+                        match tokio::time::timeout(Duration::from_secs(10), request.accept(keys)).await {
                             Ok(Ok(socket)) => on_publisher(SrtPublisher { request: req, remote, socket, ticket }),
                             Ok(Err(e)) => {
                                 tracing::warn!(%remote, stream = %req.name, error = %e, "SRT handshake failed")

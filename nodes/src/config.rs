@@ -87,6 +87,11 @@ pub struct NodeConfig {
     #[arg(long, value_enum, default_value_t = DuplicatePublisher::Refuse)]
     pub on_duplicate_publisher: DuplicatePublisher,
 
+    /// SRT passphrases, `NAME=PASSPHRASE` (10 to 79 characters, repeatable): that stream's
+    /// publishers must encrypt with it (AES-128/192/256, as the caller chooses).
+    #[arg(long = "srt-passphrase", value_name = "NAME=PASSPHRASE")]
+    pub srt_passphrases: Vec<String>,
+
     /// Maximum concurrent publishers.
     #[arg(long, default_value_t = 500)]
     pub max_publishers: usize,
@@ -131,10 +136,26 @@ impl NodeConfig {
             return Err(NodeError::Config("window_segments must be at least 3".into()));
         }
         crate::auth::StaticTokens::from_entries(&self.publish_tokens).map_err(NodeError::Config)?;
+        self.srt_passphrase_map()?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(NodeError::Config("tls_cert and tls_key go together".into()));
         }
         Ok(())
+    }
+
+    /// The SRT passphrases by stream name.
+    pub fn srt_passphrase_map(&self) -> Result<std::collections::HashMap<String, String>, NodeError> {
+        let mut m = std::collections::HashMap::new();
+        for e in &self.srt_passphrases {
+            let (name, pass) = e
+                .split_once('=')
+                .ok_or_else(|| NodeError::Config(format!("SRT passphrase {e:?} is not NAME=PASSPHRASE")))?;
+            if !(10..=79).contains(&pass.len()) {
+                return Err(NodeError::Config(format!("SRT passphrase for {name:?} must have 10 to 79 characters")));
+            }
+            m.insert(name.to_string(), pass.to_string());
+        }
+        Ok(m)
     }
 
     /// Reads a TOML file.

@@ -126,6 +126,7 @@ impl Node {
             },
             idle_timeout: Duration::from_millis(config.ingest_idle_timeout_ms),
             takeover: config.on_duplicate_publisher == config::DuplicatePublisher::Takeover,
+            srt_passphrases: config.srt_passphrase_map()?,
             max_ingest_kbps: config.max_ingest_kbps,
             max_frame_bytes: config.max_frame_bytes,
         };

@@ -8,7 +8,7 @@ use futures::{SinkExt, StreamExt};
 use tessera_actors::ingest_session::IngestMsg;
 use tessera_actors::mailbox::SendError;
 use tessera_actors::{start_pipeline, PipelineConfig};
-use tessera_ingest::srt::{BoundSrtListener, ServerRejectReason, SrtPublisher};
+use tessera_ingest::srt::{Admission, BoundSrtListener, Caller, ServerRejectReason, SrtPublisher};
 use tessera_packager::SegmenterConfig;
 use tracing::Instrument;
 
@@ -19,6 +19,8 @@ use crate::store::{ClaimError, PublishClaim, SegmentStore};
 #[derive(Clone)]
 pub struct IngestSettings {
     pub takeover: bool,
+    /// Streams whose SRT publishers must encrypt, with their passphrases.
+    pub srt_passphrases: std::collections::HashMap<String, String>,
     pub segmenter: SegmenterConfig,
     pub idle_timeout: Duration,
     pub max_ingest_kbps: u64,
@@ -61,7 +63,15 @@ pub async fn run(
 ) {
     let admit_store = store.clone();
     let takeover = settings.takeover;
-    let admit = move |req: &tessera_ingest::streamid::StreamRequest, remote| {
+    let passphrases = settings.srt_passphrases.clone();
+    let admit = move |req: &tessera_ingest::streamid::StreamRequest, caller: Caller| {
+        let remote = caller.remote;
+        let passphrase = passphrases.get(&req.name).cloned();
+        if passphrase.is_some() && !caller.encrypted {
+            tracing::warn!(%remote, stream = %req.name, "SRT publisher refused: the stream requires encryption (a passphrase)");
+            metrics::counter!("tessera_ingest_unauthorized_total", "protocol" => "srt").increment(1);
+            return Err(ServerRejectReason::Unauthorized);
+        }
         if let refused @ (AuthDecision::MissingToken | AuthDecision::WrongToken) = auth.check(req) {
             tracing::warn!(%remote, stream = %req.name, ?refused, "publisher not authorized");
             metrics::counter!("tessera_ingest_unauthorized_total", "protocol" => "srt").increment(1);
@@ -71,10 +81,13 @@ pub async fn run(
                 ServerRejectReason::Forbidden
             });
         }
-        admit_store.claim(&req.name, takeover).map_err(|e| match e {
-            ClaimError::AlreadyPublishing(_) => ServerRejectReason::Conflict,
-            ClaimError::TooManyPublishers(_) => ServerRejectReason::Overload,
-        })
+        admit_store
+            .claim(&req.name, takeover)
+            .map_err(|e| match e {
+                ClaimError::AlreadyPublishing(_) => ServerRejectReason::Conflict,
+                ClaimError::TooManyPublishers(_) => ServerRejectReason::Overload,
+            })
+            .map(|ticket| Admission { ticket, passphrase })
     };
     let on_publisher = move |p: SrtPublisher<PublishClaim>| {
         let span =

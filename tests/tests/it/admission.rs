@@ -72,3 +72,32 @@ async fn a_second_publisher_takes_over_when_configured() {
     assert!(metrics.contains("tessera_publisher_takeovers_total"));
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_passphrase_per_stream() {
+    use srt_tokio::SrtSocket;
+    let node = node(|c| c.srt_passphrases = vec!["vault=correct horse battery".into()]).await;
+    let addr = node.srt_addr();
+    let call = |pass: Option<&'static str>, name: &'static str| async move {
+        let mut b = SrtSocket::builder().latency(Duration::from_millis(120));
+        if let Some(p) = pass {
+            b = b.encryption(16, p);
+        }
+        tokio::time::timeout(Duration::from_secs(6), b.call(addr, Some(publish_stream_id(name).as_str()))).await
+    };
+    assert!(!matches!(call(None, "vault").await, Ok(Ok(_))), "unencrypted caller refused");
+    assert!(!matches!(call(Some("wrong passphrase!"), "vault").await, Ok(Ok(_))), "wrong passphrase refused");
+    let mut socket = match call(Some("correct horse battery"), "vault").await {
+        Ok(Ok(s)) => s,
+        other => panic!("right passphrase accepted: {:?}", other.map(|r| r.err())),
+    };
+    // And the encrypted feed is packaged.
+    let file = tessera_node::publish::TsFile::new(SAMPLE).unwrap();
+    let feed = tokio::spawn(async move { tessera_node::publish::publish(&mut socket, &file, Some(1)).await });
+    let mv = wait_ok(node.http_addr(), "/live/vault/index.m3u8", Duration::from_secs(10)).await;
+    assert_eq!(mv.status, 200);
+    feed.await.unwrap().unwrap();
+    // Other streams need no passphrase.
+    call(None, "plain").await.unwrap().expect("no passphrase needed elsewhere");
+    node.shutdown().await;
+}
