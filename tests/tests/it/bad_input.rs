@@ -157,3 +157,88 @@ async fn publishers_over_a_limit_are_cut() {
         node.shutdown().await;
     }
 }
+
+/// Completes an RTMP handshake as a client and returns the connection.
+async fn rtmp_handshaken(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut hs = Handshake::new(PeerType::Client);
+    s.write_all(&hs.generate_outbound_p0_and_p1().unwrap()).await.unwrap();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "server closed during the handshake");
+        match hs.process_bytes(&buf[..n]).unwrap() {
+            HandshakeProcessResult::InProgress { response_bytes } => s.write_all(&response_bytes).await.unwrap(),
+            HandshakeProcessResult::Completed { response_bytes, .. } => {
+                s.write_all(&response_bytes).await.unwrap();
+                return s;
+            }
+        }
+    }
+}
+
+/// One RTMP message in a single type-0 chunk (the payload must fit the chunk size).
+fn rtmp_message(csid: u8, type_id: u8, stream_id: u32, payload: &[u8], declared_len: Option<u32>) -> Vec<u8> {
+    let len = declared_len.unwrap_or(payload.len() as u32);
+    let mut v = vec![csid, 0, 0, 0, (len >> 16) as u8, (len >> 8) as u8, len as u8, type_id];
+    v.extend_from_slice(&stream_id.to_le_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+fn amf0_string(s: &str) -> Vec<u8> {
+    let mut v = vec![0x02];
+    v.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_protocol_abuse_closes_only_that_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = node(|c| c.ingest_idle_timeout_ms = 3000).await;
+    let good = publish_sample(&node, "steady", 2);
+    wait_ok(node.http_addr(), "/live/steady/index.m3u8", Duration::from_secs(10)).await;
+    let before = newest_part(node.http_addr(), "steady").await;
+    async fn closed(mut s: tokio::net::TcpStream) -> bool {
+        let mut buf = [0u8; 4096];
+        tokio::time::timeout(Duration::from_secs(8), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+    // Set Chunk Size of 0, and of 2^31.
+    for size in [0u32, 1 << 31] {
+        let mut s = rtmp_handshaken(node.rtmp_addr()).await;
+        s.write_all(&rtmp_message(2, 1, 0, &size.to_be_bytes(), None)).await.unwrap();
+        s.write_all(&junk(3000, 11)).await.ok();
+        assert!(closed(s).await, "chunk size {size}: connection closed");
+    }
+    // `publish` before `connect`.
+    let mut s = rtmp_handshaken(node.rtmp_addr()).await;
+    let mut cmd = amf0_string("publish");
+    cmd.push(0x00);
+    cmd.extend_from_slice(&0f64.to_be_bytes());
+    cmd.push(0x05);
+    cmd.extend(amf0_string("sneaky"));
+    cmd.extend(amf0_string("live"));
+    s.write_all(&rtmp_message(3, 20, 1, &cmd, None)).await.unwrap();
+    assert!(closed(s).await, "publish before connect: connection closed");
+    // A message that declares the largest length RTMP allows and never completes it.
+    let mut s = rtmp_handshaken(node.rtmp_addr()).await;
+    s.write_all(&rtmp_message(4, 9, 1, &[0x17; 100], Some(0xff_ffff))).await.unwrap();
+    assert!(closed(s).await, "an endless message: connection closed");
+    assert!(!get(node.http_addr(), "/streams").await.text().contains("sneaky"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(newest_part(node.http_addr(), "steady").await > before, "the other stream kept going");
+    good.await.unwrap();
+    node.shutdown().await;
+}
