@@ -15,6 +15,7 @@ pub mod http;
 pub mod publish;
 pub mod rtmp_ingest;
 pub mod server;
+pub mod session;
 pub mod srt_ingest;
 pub mod store;
 
@@ -117,7 +118,7 @@ impl Node {
         let app = http::router(state);
         tasks.spawn(server::serve(http, app, tls.clone(), config.max_http_connections, rx.clone()));
 
-        let settings = srt_ingest::IngestSettings {
+        let settings = session::IngestSettings {
             segmenter: SegmenterConfig {
                 segment_target: config.segment_target_ms as i64 * 90,
                 part_target: config.part_target_ms as i64 * 90,

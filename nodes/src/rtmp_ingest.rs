@@ -2,16 +2,13 @@
 //! the stream name; each admitted publisher gets its own pipeline fed with FLV tags.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tessera_actors::ingest_session::IngestMsg;
-use tessera_actors::mailbox::SendError;
-use tessera_actors::{start_pipeline, PipelineConfig};
 use tessera_ingest::rtmp::{BoundRtmpListener, RtmpMedia, RtmpPublisher, RtmpRefusal};
 use tracing::Instrument;
 
 use crate::auth::{AuthDecision, PublishAuth};
-use crate::srt_ingest::{IngestSettings, RateMeter};
+use crate::session::{IngestSettings, PublisherSession};
 use crate::store::{PublishClaim, SegmentStore};
 
 pub async fn run(
@@ -44,74 +41,23 @@ pub async fn run(
 
 async fn publisher(p: RtmpPublisher<PublishClaim>, store: Arc<SegmentStore>, settings: IngestSettings) {
     let RtmpPublisher { mut media, ticket, .. } = p;
-    metrics::counter!("tessera_ingest_sessions_total", "protocol" => "rtmp").increment(1);
-    let pipeline = match start_pipeline(PipelineConfig {
-        stream: ticket.stream.clone(),
-        session: ticket.session,
-        segmenter: settings.segmenter.clone(),
-        ingest_capacity: 1024,
-        frame_capacity: 1024,
-        part_capacity: 64,
-        max_frame_bytes: settings.max_frame_bytes,
-        sink: store.clone(),
-    })
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "could not start the pipeline");
-            return;
-        }
-    };
-    let mut rate = RateMeter::new(std::time::Instant::now());
-    let mut taken_over = ticket.taken_over.clone();
+    let Some(mut session) = PublisherSession::start("rtmp", &ticket, &store, &settings).await else { return };
     let reason = loop {
-        let next = tokio::select! {
-            r = taken_over.changed() => break if r.is_ok() { "taken over by a new publisher" } else { "session ended" }.to_string(),
-            r = tokio::time::timeout(settings.idle_timeout, media.recv()) => r,
-        };
-        match next {
-            Ok(Some(m)) => {
+        match session.next(media.recv()).await {
+            Ok(m) => {
                 let arrived = std::time::Instant::now();
-                let size = match &m {
-                    RtmpMedia::Video { data, .. } | RtmpMedia::Audio { data, .. } => data.len(),
+                let (video, timestamp_ms, data) = match m {
+                    RtmpMedia::Video { timestamp_ms, data } => (true, timestamp_ms, data),
+                    RtmpMedia::Audio { timestamp_ms, data } => (false, timestamp_ms, data),
                 };
-                if let Some(kbps) = rate.add(size, arrived).filter(|k| *k > settings.max_ingest_kbps) {
-                    metrics::counter!("tessera_ingest_limit_cuts_total", "limit" => "bitrate").increment(1);
-                    tracing::warn!(
-                        kbps,
-                        limit = settings.max_ingest_kbps,
-                        "cutting publisher: ingest rate over the limit"
-                    );
-                    break format!(
-                        "ingest rate {kbps} kbit/s exceeds the limit of {} kbit/s",
-                        settings.max_ingest_kbps
-                    );
-                }
-                let msg = match m {
-                    RtmpMedia::Video { timestamp_ms, data } => {
-                        IngestMsg::Flv { video: true, timestamp_ms, data, arrived }
-                    }
-                    RtmpMedia::Audio { timestamp_ms, data } => {
-                        IngestMsg::Flv { video: false, timestamp_ms, data, arrived }
-                    }
-                };
-                match pipeline.ingest.try_send(msg) {
-                    Ok(()) => {}
-                    Err(SendError::Full) => metrics::counter!("tessera_ingest_dropped_tags_total").increment(1),
-                    Err(SendError::Closed) => break "pipeline ended".to_string(),
+                if let Err(reason) = session.feed(data.len(), IngestMsg::Flv { video, timestamp_ms, data, arrived }) {
+                    break reason;
                 }
             }
-            Ok(None) => break "publisher finished".to_string(),
-            Err(_) => break format!("no media for {} ms", settings.idle_timeout.as_millis()),
+            Err(reason) => break reason,
         }
     };
     drop(media);
-    let _ = pipeline.ingest.send(IngestMsg::Closed(reason.clone()));
-    if tokio::time::timeout(Duration::from_secs(5), pipeline.join).await.is_err() {
-        tracing::warn!("pipeline did not stop within 5 s");
-        pipeline.supervisor.kill();
-    }
-    tracing::info!(%reason, "publisher session over");
+    session.finish(reason).await;
     drop(ticket);
 }

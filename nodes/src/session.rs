@@ -1,0 +1,133 @@
+//! What SRT and RTMP publishers share once admitted: the session's pipeline, its ingest
+//! rate limit, the idle timeout, takeover, and a clean end.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tessera_actors::ingest_session::IngestMsg;
+use tessera_actors::mailbox::SendError;
+use tessera_actors::{start_pipeline, PipelineConfig, PipelineHandle};
+use tessera_packager::SegmenterConfig;
+use tokio::sync::watch;
+
+use crate::store::{PublishClaim, SegmentStore};
+
+/// What every publisher session is started with.
+#[derive(Clone)]
+pub struct IngestSettings {
+    pub segmenter: SegmenterConfig,
+    pub idle_timeout: Duration,
+    pub takeover: bool,
+    /// Streams whose SRT publishers must encrypt, with their passphrases.
+    pub srt_passphrases: std::collections::HashMap<String, String>,
+    pub max_ingest_kbps: u64,
+    pub max_frame_bytes: usize,
+}
+
+/// Measures a publisher's ingest rate over fixed windows.
+struct RateMeter {
+    window_start: Instant,
+    bytes: u64,
+}
+
+impl RateMeter {
+    const WINDOW: Duration = Duration::from_secs(2);
+
+    /// Adds bytes; at the end of each window, returns the window's rate in kbit/s.
+    fn add(&mut self, n: usize, now: Instant) -> Option<u64> {
+        self.bytes += n as u64;
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed < Self::WINDOW {
+            return None;
+        }
+        let kbps = self.bytes * 8 / elapsed.as_millis().max(1) as u64;
+        self.window_start = now;
+        self.bytes = 0;
+        Some(kbps)
+    }
+}
+
+/// A running publisher session.
+pub(crate) struct PublisherSession {
+    pipeline: PipelineHandle,
+    rate: RateMeter,
+    taken_over: watch::Receiver<bool>,
+    settings: IngestSettings,
+}
+
+impl PublisherSession {
+    /// Starts the pipeline of an admitted publisher.
+    pub(crate) async fn start(
+        protocol: &'static str,
+        ticket: &PublishClaim,
+        store: &Arc<SegmentStore>,
+        settings: &IngestSettings,
+    ) -> Option<Self> {
+        metrics::counter!("tessera_ingest_sessions_total", "protocol" => protocol).increment(1);
+        let pipeline = start_pipeline(PipelineConfig {
+            stream: ticket.stream.clone(),
+            session: ticket.session,
+            segmenter: settings.segmenter.clone(),
+            ingest_capacity: 1024,
+            frame_capacity: 1024,
+            part_capacity: 64,
+            max_frame_bytes: settings.max_frame_bytes,
+            sink: store.clone(),
+        })
+        .await
+        .map_err(|e| tracing::error!(error = %e, "could not start the pipeline"))
+        .ok()?;
+        Some(PublisherSession {
+            pipeline,
+            rate: RateMeter { window_start: Instant::now(), bytes: 0 },
+            taken_over: ticket.taken_over.clone(),
+            settings: settings.clone(),
+        })
+    }
+
+    /// Waits for the publisher's next input. Err says why the session should end: taken over,
+    /// idle for too long, or the publisher gone.
+    pub(crate) async fn next<T>(&mut self, input: impl Future<Output = Option<T>>) -> Result<T, String> {
+        tokio::select! {
+            r = self.taken_over.changed() => Err(if r.is_ok() { "taken over by a new publisher" } else { "session ended" }.to_string()),
+            r = tokio::time::timeout(self.settings.idle_timeout, input) => match r {
+                Ok(Some(v)) => Ok(v),
+                Ok(None) => Err("publisher disconnected".to_string()),
+                Err(_) => {
+                    metrics::counter!("tessera_ingest_idle_timeouts_total").increment(1);
+                    Err(format!("no data for {} ms", self.settings.idle_timeout.as_millis()))
+                }
+            },
+        }
+    }
+
+    /// Hands `size` bytes of input to the pipeline, unless the publisher is over its rate.
+    pub(crate) fn feed(&mut self, size: usize, msg: IngestMsg) -> Result<(), String> {
+        if let Some(kbps) = self.rate.add(size, Instant::now()).filter(|k| *k > self.settings.max_ingest_kbps) {
+            let limit = self.settings.max_ingest_kbps;
+            metrics::counter!("tessera_ingest_limit_cuts_total", "limit" => "bitrate").increment(1);
+            tracing::warn!(kbps, limit, "cutting publisher: ingest rate over the limit");
+            return Err(format!("ingest rate {kbps} kbit/s exceeds the limit of {limit} kbit/s"));
+        }
+        match self.pipeline.ingest.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(SendError::Full) => {
+                metrics::counter!("tessera_ingest_dropped_input_total").increment(1);
+                tracing::warn!("ingest lagging: dropping input");
+                Ok(())
+            }
+            Err(SendError::Closed) => Err("pipeline ended".to_string()),
+        }
+    }
+
+    /// Ends the session: the pipeline flushes what it has and stops.
+    pub(crate) async fn finish(self, reason: String) {
+        let _ = self.pipeline.ingest.send(IngestMsg::Closed(reason.clone()));
+        if tokio::time::timeout(Duration::from_secs(5), self.pipeline.join).await.is_err() {
+            tracing::warn!("pipeline did not stop within 5 s");
+            self.pipeline.supervisor.kill();
+        }
+        tracing::info!(%reason, "publisher session over");
+    }
+}
