@@ -1,11 +1,12 @@
 //! Live ingest for Tessera.
 //!
 //! This crate owns the shared media vocabulary ([`Frame`], [`TrackInfo`], [`CodecConfig`],
-//! timestamps), the sans-IO parsers that turn bytes into frames, and the thin SRT driver
-//! that feeds them.
+//! timestamps), the sans-IO parsers that turn bytes into frames (MPEG-TS from SRT, FLV tags
+//! from RTMP), and the thin SRT and RTMP drivers that feed them.
 //!
 //! # Contract
-//! - The parsers ([`ts::TsDemuxer`], [`h264`], [`hevc`], [`aac`]) never block and never do I/O:
+//! - The parsers ([`ts::TsDemuxer`], [`flv::FlvDemuxer`], [`h264`], [`hevc`], [`aac`]) never
+//!   block and never do I/O:
 //!   bytes go in, [`DemuxEvent`]s come out. They never panic on any input; malformed input is
 //!   reported as a [`ts::DemuxError`] carrying the PID and byte offset, and the demuxer
 //!   resynchronises by itself.
@@ -14,8 +15,8 @@
 //! - Video frame payloads are length-prefixed (4-byte, big-endian) NAL units with parameter
 //!   sets, access unit delimiters and filler removed; parameter sets travel in the track's
 //!   [`CodecConfig`]. Audio frame payloads are raw AAC access units (no ADTS header).
-//! - The SRT driver ([`srt`]) owns sockets only: it decides admission from the streamid at
-//!   the handshake and hands each accepted connection to the caller.
+//! - The drivers ([`srt`], [`rtmp`]) own sockets only: they ask the caller for admission (at
+//!   the SRT handshake, at RTMP `publish`) and hand each admitted publisher to the caller.
 
 pub mod aac;
 pub mod bits;

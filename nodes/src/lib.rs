@@ -1,5 +1,5 @@
-//! A Tessera node: configuration, the HTTP origin, the segment store, and the wiring of the
-//! SRT listener to per-stream actor pipelines.
+//! A Tessera node: configuration, the HTTP origin, the segment store, publisher admission
+//! (`auth`), and the wiring of the SRT and RTMP listeners to per-session actor pipelines.
 //!
 //! # Contract
 //! - [`Node::start`] binds every listener before it returns (port 0 picks free ports, see
