@@ -2,7 +2,7 @@
 //!
 //! Sans-IO: the RTMP driver hands over each tag body with its RTMP timestamp (milliseconds);
 //! out come the same [`DemuxEvent`]s the MPEG-TS demuxer produces, with timestamps in
-//! 90 kHz ticks. Handles the AVC sequence header (avcC -> SPS/PPS -> [`AvcConfig`]), AVC
+//! 90 kHz ticks. Handles the AVC sequence header (avcC -> SPS/PPS -> [`AvcConfig`](crate::AvcConfig)), AVC
 //! NALUs with composition time offsets, the AAC sequence header (AudioSpecificConfig ->
 //! [`AacConfig`]) and raw AAC frames. RTMP timestamps are 32-bit milliseconds; they are
 //! unwrapped like TS timestamps, around 2^32 ms (49.7 days).
