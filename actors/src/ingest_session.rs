@@ -65,17 +65,7 @@ impl Actor for IngestSession {
             IngestMsg::Flv { video, timestamp_ms, data, arrived } => {
                 metrics::counter!("tessera_ingest_bytes_total").increment(data.len() as u64);
                 let out = if video { st.flv.video(timestamp_ms, &data) } else { st.flv.audio(timestamp_ms, &data) };
-                let mut events = Vec::with_capacity(out.len());
-                for r in out {
-                    match r {
-                        Ok(e) => events.push(Ok(e)),
-                        Err(e) => {
-                            metrics::counter!("tessera_ingest_errors_total", "kind" => "flv").increment(1);
-                            tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, error = %e, "bad input");
-                        }
-                    }
-                }
-                forward(st, events, arrived)?;
+                forward(st, out, arrived)?;
             }
             IngestMsg::Closed(reason) => {
                 let out = st.demuxer.flush();
@@ -91,9 +81,42 @@ impl Actor for IngestSession {
     }
 }
 
-fn forward(
+/// What the two demuxers' errors have in common, for logging and metrics.
+trait InputError: std::fmt::Display {
+    fn kind(&self) -> &'static str;
+    fn is_fatal(&self) -> bool;
+}
+
+impl InputError for tessera_ingest::ts::DemuxError {
+    fn kind(&self) -> &'static str {
+        use tessera_ingest::ts::DemuxError::*;
+        match self {
+            LostSync { .. } => "lost_sync",
+            NotMpegTs(_) => "not_ts",
+            TransportError { .. } => "transport_error",
+            Continuity { .. } => "continuity",
+            Psi { .. } => "psi",
+            Pes { .. } => "pes",
+            Codec { .. } => "codec",
+        }
+    }
+    fn is_fatal(&self) -> bool {
+        tessera_ingest::ts::DemuxError::is_fatal(self)
+    }
+}
+
+impl InputError for tessera_ingest::flv::FlvError {
+    fn kind(&self) -> &'static str {
+        "flv"
+    }
+    fn is_fatal(&self) -> bool {
+        false
+    }
+}
+
+fn forward<E: InputError>(
     st: &mut IngestState,
-    out: Vec<Result<DemuxEvent, tessera_ingest::ts::DemuxError>>,
+    out: Vec<Result<DemuxEvent, E>>,
     arrived: std::time::Instant,
 ) -> Result<(), ActorProcessingErr> {
     for r in out {
@@ -129,9 +152,9 @@ fn forward(
                 }
             }
             Err(e) => {
-                metrics::counter!("tessera_ingest_errors_total", "kind" => error_kind(&e)).increment(1);
+                metrics::counter!("tessera_ingest_errors_total", "kind" => e.kind()).increment(1);
                 if e.is_fatal() {
-                    tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, error = %e, "closing publisher: input is not MPEG-TS");
+                    tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, error = %e, "closing publisher: input is unusable");
                     return Err(e.to_string().into());
                 }
                 tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, error = %e, "bad input");
@@ -139,17 +162,4 @@ fn forward(
         }
     }
     Ok(())
-}
-
-fn error_kind(e: &tessera_ingest::ts::DemuxError) -> &'static str {
-    use tessera_ingest::ts::DemuxError::*;
-    match e {
-        LostSync { .. } => "lost_sync",
-        NotMpegTs(_) => "not_ts",
-        TransportError { .. } => "transport_error",
-        Continuity { .. } => "continuity",
-        Psi { .. } => "psi",
-        Pes { .. } => "pes",
-        Codec { .. } => "codec",
-    }
 }

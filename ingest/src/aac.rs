@@ -27,6 +27,21 @@ pub struct AdtsFrame {
     pub payload: Bytes,
 }
 
+/// Parses a two-byte (or longer) AudioSpecificConfig.
+pub fn parse_asc(b: &[u8]) -> Option<AacConfig> {
+    if b.len() < 2 {
+        return None;
+    }
+    let object_type = b[0] >> 3;
+    let index = ((b[0] & 7) << 1) | (b[1] >> 7);
+    let channels = (b[1] >> 3) & 0x0f;
+    let sample_rate = *RATES.get(index as usize)?;
+    if object_type == 0 || object_type == 31 || channels == 0 {
+        return None;
+    }
+    Some(AacConfig { object_type, sample_rate, channels, asc: Bytes::copy_from_slice(b) })
+}
+
 /// Builds the two-byte AudioSpecificConfig.
 pub fn audio_specific_config(object_type: u8, rate_index: u8, channels: u8) -> [u8; 2] {
     [(object_type << 3) | (rate_index >> 1), ((rate_index & 1) << 7) | (channels << 3)]

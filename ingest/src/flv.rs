@@ -10,14 +10,14 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
+use crate::aac;
 use crate::h264;
 use crate::media::{AacConfig, CodecConfig, DemuxEvent, Frame, TrackInfo, TrackKind};
+use crate::timestamp::Unwrapper;
 
 /// Track ids used for FLV sources (there is one video and one audio track).
 pub const VIDEO_TRACK: u16 = 1;
 pub const AUDIO_TRACK: u16 = 2;
-
-const RATES: [u32; 13] = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
 
 /// What went wrong with a tag, and at which timestamp.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -37,39 +37,39 @@ pub enum FlvError {
 }
 
 /// The FLV demuxer for one publisher session.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FlvDemuxer {
     video: Option<h264::AvcLengthSize>,
     video_config: Option<CodecConfig>,
     audio_config: Option<AacConfig>,
     need_keyframe: bool,
-    last_ms: Option<i64>,
+    /// RTMP timestamps: 32-bit milliseconds.
+    clock: Unwrapper,
 }
 
 fn ms_to_90k(ms: i64) -> i64 {
     ms * 90
 }
 
+impl Default for FlvDemuxer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl FlvDemuxer {
     pub fn new() -> Self {
-        FlvDemuxer { need_keyframe: true, ..Default::default() }
+        FlvDemuxer {
+            video: None,
+            video_config: None,
+            audio_config: None,
+            need_keyframe: true,
+            clock: Unwrapper::with_period(1 << 32),
+        }
     }
 
     fn unwrap_ms(&mut self, ts: u32) -> i64 {
-        const WRAP: i64 = 1 << 32;
-        let raw = ts as i64;
-        let v = match self.last_ms {
-            None => raw,
-            Some(last) => {
-                let base = last.div_euclid(WRAP) * WRAP;
-                [base - WRAP + raw, base + raw, base + WRAP + raw]
-                    .into_iter()
-                    .min_by_key(|c| (c - last).abs())
-                    .expect("three")
-            }
-        };
-        self.last_ms = Some(v);
-        v
+        self.clock.unwrap(ts as u64)
     }
 
     /// A video tag body (FLV VIDEODATA) with its timestamp in milliseconds.
@@ -159,7 +159,7 @@ impl FlvDemuxer {
             if body.is_empty() {
                 return out;
             }
-            match parse_asc(body) {
+            match aac::parse_asc(body) {
                 Some(cfg) => {
                     if self.audio_config.as_ref() != Some(&cfg) {
                         self.audio_config = Some(cfg.clone());
@@ -210,21 +210,6 @@ fn to_sample(body: &[u8], length_size: h264::AvcLengthSize) -> Result<Bytes, usi
         i += len;
     }
     Ok(out.freeze())
-}
-
-/// Parses a two-byte (or longer) AudioSpecificConfig.
-pub fn parse_asc(b: &[u8]) -> Option<AacConfig> {
-    if b.len() < 2 {
-        return None;
-    }
-    let object_type = b[0] >> 3;
-    let index = ((b[0] & 7) << 1) | (b[1] >> 7);
-    let channels = (b[1] >> 3) & 0x0f;
-    let sample_rate = *RATES.get(index as usize)?;
-    if object_type == 0 || object_type == 31 || channels == 0 {
-        return None;
-    }
-    Some(AacConfig { object_type, sample_rate, channels, asc: Bytes::copy_from_slice(b) })
 }
 
 #[cfg(test)]

@@ -9,10 +9,17 @@
 /// One period of the 33-bit clock.
 pub const WRAP: i64 = 1 << 33;
 
-/// Places 33-bit timestamps on a continuous `i64` timeline.
-#[derive(Debug, Default, Clone)]
+/// Places wrapping timestamps (33-bit by default) on a continuous `i64` timeline.
+#[derive(Debug, Clone)]
 pub struct Unwrapper {
     last: Option<i64>,
+    period: i64,
+}
+
+impl Default for Unwrapper {
+    fn default() -> Self {
+        Unwrapper { last: None, period: WRAP }
+    }
 }
 
 impl Unwrapper {
@@ -20,25 +27,36 @@ impl Unwrapper {
         Self::default()
     }
 
-    /// Unwraps a 33-bit value relative to the last value seen.
+    /// An unwrapper for counters that wrap every `period` (a power of two), such as RTMP's
+    /// 32-bit millisecond timestamps.
+    pub fn with_period(period: i64) -> Self {
+        debug_assert!(period > 0 && period & (period - 1) == 0);
+        Unwrapper { last: None, period }
+    }
+
+    /// Unwraps a value relative to the last value seen.
     pub fn unwrap(&mut self, raw: u64) -> i64 {
-        let raw = (raw as i64) & (WRAP - 1);
-        let value = match self.last {
-            None => raw,
-            Some(last) => {
-                let base = last.div_euclid(WRAP) * WRAP;
-                let candidates = [base - WRAP + raw, base + raw, base + WRAP + raw];
-                *candidates.iter().min_by_key(|c| (*c - last).abs()).expect("three candidates")
-            }
-        };
+        let value = self.place(raw, self.last);
         self.last = Some(value);
         value
     }
 
     /// Unwraps a value without moving the reference (for DTS after its PTS).
     pub fn unwrap_near(&self, raw: u64, near: i64) -> i64 {
-        let mut probe = Unwrapper { last: Some(near) };
-        probe.unwrap(raw)
+        self.place(raw, Some(near))
+    }
+
+    fn place(&self, raw: u64, near: Option<i64>) -> i64 {
+        let period = self.period;
+        let raw = (raw as i64) & (period - 1);
+        match near {
+            None => raw,
+            Some(last) => {
+                let base = last.div_euclid(period) * period;
+                let candidates = [base - period + raw, base + raw, base + period + raw];
+                *candidates.iter().min_by_key(|c| (*c - last).abs()).expect("three candidates")
+            }
+        }
     }
 }
 

@@ -70,6 +70,21 @@ impl PublishAuth for StaticTokens {
     }
 }
 
+/// Checks a publisher and, when refused, logs it with the remote address and counts it.
+pub fn check_logged(
+    auth: &dyn PublishAuth,
+    request: &StreamRequest,
+    remote: std::net::SocketAddr,
+    protocol: &'static str,
+) -> AuthDecision {
+    let decision = auth.check(request);
+    if decision != AuthDecision::Allowed {
+        tracing::warn!(%remote, stream = %request.name, ?decision, protocol, "publisher not authorized");
+        metrics::counter!("tessera_ingest_unauthorized_total", "protocol" => protocol).increment(1);
+    }
+    decision
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use tessera_actors::ingest_session::IngestMsg;
 use tessera_ingest::rtmp::{BoundRtmpListener, RtmpMedia, RtmpPublisher, RtmpRefusal};
 use tracing::Instrument;
 
-use crate::auth::{AuthDecision, PublishAuth};
+use crate::auth::{check_logged, AuthDecision, PublishAuth};
 use crate::session::{IngestSettings, PublisherSession};
 use crate::store::{PublishClaim, SegmentStore};
 
@@ -21,9 +21,8 @@ pub async fn run(
     let admit_store = store.clone();
     let takeover = settings.takeover;
     let admit = move |req: &tessera_ingest::streamid::StreamRequest, remote| {
-        if let refused @ (AuthDecision::MissingToken | AuthDecision::WrongToken) = auth.check(req) {
-            tracing::warn!(%remote, stream = %req.name, ?refused, "publisher not authorized");
-            metrics::counter!("tessera_ingest_unauthorized_total", "protocol" => "rtmp").increment(1);
+        if let AuthDecision::MissingToken | AuthDecision::WrongToken = check_logged(auth.as_ref(), req, remote, "rtmp")
+        {
             return Err(RtmpRefusal::Unauthorized);
         }
         admit_store.claim(&req.name, takeover).map_err(|e| {

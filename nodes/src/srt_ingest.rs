@@ -9,7 +9,7 @@ use tessera_actors::ingest_session::IngestMsg;
 use tessera_ingest::srt::{Admission, BoundSrtListener, Caller, ServerRejectReason, SrtPublisher};
 use tracing::Instrument;
 
-use crate::auth::{AuthDecision, PublishAuth};
+use crate::auth::{check_logged, AuthDecision, PublishAuth};
 use crate::session::{IngestSettings, PublisherSession};
 use crate::store::{ClaimError, PublishClaim, SegmentStore};
 
@@ -31,9 +31,9 @@ pub async fn run(
             metrics::counter!("tessera_ingest_unauthorized_total", "protocol" => "srt").increment(1);
             return Err(ServerRejectReason::Unauthorized);
         }
-        if let refused @ (AuthDecision::MissingToken | AuthDecision::WrongToken) = auth.check(req) {
-            tracing::warn!(%remote, stream = %req.name, ?refused, "publisher not authorized");
-            metrics::counter!("tessera_ingest_unauthorized_total", "protocol" => "srt").increment(1);
+        if let refused @ (AuthDecision::MissingToken | AuthDecision::WrongToken) =
+            check_logged(auth.as_ref(), req, remote, "srt")
+        {
             return Err(if refused == AuthDecision::MissingToken {
                 ServerRejectReason::Unauthorized
             } else {

@@ -387,4 +387,4 @@ pub fn render_multivariant(variants: &[Variant]) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,24 +1,5 @@
 use super::*;
-use crate::playlist::{PlaylistConfig, PlaylistState};
-
-fn live(n: usize, open: usize) -> PlaylistState {
-    let mut p = PlaylistState::new(PlaylistConfig::default());
-    p.set_init(0);
-    p.set_part_target(0.2);
-    let mut t = 1_700_000_000_000i64;
-    for _ in 0..n {
-        for i in 0..10 {
-            p.push_part(0.2, i % 5 == 0, t);
-            t += 200;
-        }
-        p.close_segment();
-    }
-    for i in 0..open {
-        p.push_part(0.2, i % 5 == 0, t);
-        t += 200;
-    }
-    p
-}
+use crate::playlist::tests::state as live;
 
 #[test]
 fn our_playlists_pass() {

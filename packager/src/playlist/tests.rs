@@ -1,7 +1,7 @@
 use super::*;
 
 /// `n` complete segments of ten 0.2 s parts, then `open` parts of the next.
-fn state(n: usize, open: usize) -> PlaylistState {
+pub(crate) fn state(n: usize, open: usize) -> PlaylistState {
     let mut p = PlaylistState::new(PlaylistConfig::default());
     p.set_init(0);
     p.set_part_target(0.2);

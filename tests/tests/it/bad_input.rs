@@ -32,6 +32,22 @@ async fn closed_by_node(socket: &mut SrtSocket, within: Duration) -> bool {
     .is_ok()
 }
 
+/// True if the node closes a TCP connection within `within`.
+async fn tcp_closed_by_node(mut s: tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 fn junk(n: usize, mut x: u64) -> Vec<u8> {
     (0..n)
         .map(|_| {
@@ -99,31 +115,18 @@ async fn bad_publishers_do_not_harm_a_good_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtmp_garbage_and_silence_close_only_that_connection() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let node = node(|c| c.ingest_idle_timeout_ms = 1500).await;
     let good = publish_sample(&node, "steady", 2);
     wait_ok(node.http_addr(), "/live/steady/index.m3u8", Duration::from_secs(10)).await;
     let before = newest_part(node.http_addr(), "steady").await;
-    let closed = |mut s: tokio::net::TcpStream| async move {
-        let mut buf = [0u8; 4096];
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .is_ok()
-    };
     // Garbage instead of a handshake (wrong version byte, then noise).
     let mut s = tokio::net::TcpStream::connect(node.rtmp_addr()).await.unwrap();
     s.write_all(&junk(5000, 3)).await.ok();
-    assert!(closed(s).await, "garbage: connection closed");
+    assert!(tcp_closed_by_node(s, Duration::from_secs(10)).await, "garbage: connection closed");
     // A connection that never sends anything.
     let s = tokio::net::TcpStream::connect(node.rtmp_addr()).await.unwrap();
-    assert!(closed(s).await, "silent connection closed after the idle timeout");
+    assert!(tcp_closed_by_node(s, Duration::from_secs(10)).await, "silent connection closed after the idle timeout");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(newest_part(node.http_addr(), "steady").await > before + 5, "the other stream kept going");
     good.await.unwrap();
@@ -197,30 +200,17 @@ fn amf0_string(s: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtmp_protocol_abuse_closes_only_that_connection() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let node = node(|c| c.ingest_idle_timeout_ms = 3000).await;
     let good = publish_sample(&node, "steady", 2);
     wait_ok(node.http_addr(), "/live/steady/index.m3u8", Duration::from_secs(10)).await;
     let before = newest_part(node.http_addr(), "steady").await;
-    async fn closed(mut s: tokio::net::TcpStream) -> bool {
-        let mut buf = [0u8; 4096];
-        tokio::time::timeout(Duration::from_secs(8), async {
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .is_ok()
-    }
     // Set Chunk Size of 0, and of 2^31.
     for size in [0u32, 1 << 31] {
         let mut s = rtmp_handshaken(node.rtmp_addr()).await;
         s.write_all(&rtmp_message(2, 1, 0, &size.to_be_bytes(), None)).await.unwrap();
         s.write_all(&junk(3000, 11)).await.ok();
-        assert!(closed(s).await, "chunk size {size}: connection closed");
+        assert!(tcp_closed_by_node(s, Duration::from_secs(8)).await, "chunk size {size}: connection closed");
     }
     // `publish` before `connect`.
     let mut s = rtmp_handshaken(node.rtmp_addr()).await;
@@ -231,11 +221,11 @@ async fn rtmp_protocol_abuse_closes_only_that_connection() {
     cmd.extend(amf0_string("sneaky"));
     cmd.extend(amf0_string("live"));
     s.write_all(&rtmp_message(3, 20, 1, &cmd, None)).await.unwrap();
-    assert!(closed(s).await, "publish before connect: connection closed");
+    assert!(tcp_closed_by_node(s, Duration::from_secs(8)).await, "publish before connect: connection closed");
     // A message that declares the largest length RTMP allows and never completes it.
     let mut s = rtmp_handshaken(node.rtmp_addr()).await;
     s.write_all(&rtmp_message(4, 9, 1, &[0x17; 100], Some(0xff_ffff))).await.unwrap();
-    assert!(closed(s).await, "an endless message: connection closed");
+    assert!(tcp_closed_by_node(s, Duration::from_secs(8)).await, "an endless message: connection closed");
     assert!(!get(node.http_addr(), "/streams").await.text().contains("sneaky"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(newest_part(node.http_addr(), "steady").await > before, "the other stream kept going");

@@ -9,6 +9,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tessera_node::publish::{connect, publish, publish_stream_id, TsFile};
 use tessera_node::{Node, NodeConfig};
+use tessera_packager::check::attr;
 
 pub const SAMPLE: &[u8] = include_bytes!("../../../samples/sample.ts");
 
@@ -92,15 +93,6 @@ pub struct MediaPlaylist {
     pub maps: Vec<String>,
     pub discontinuities: usize,
     pub ended: bool,
-}
-
-fn attr(line: &str, key: &str) -> Option<String> {
-    let at = [':', ','].iter().find_map(|sep| line.find(&format!("{sep}{key}=")))? + key.len() + 2;
-    let rest = &line[at..];
-    if let Some(r) = rest.strip_prefix('"') {
-        return r.split('"').next().map(str::to_string);
-    }
-    Some(rest.split(',').next().unwrap_or("").to_string())
 }
 
 pub fn parse_media(text: &str) -> MediaPlaylist {
