@@ -47,6 +47,28 @@ pub fn audio_specific_config(object_type: u8, rate_index: u8, channels: u8) -> [
     [(object_type << 3) | (rate_index >> 1), ((rate_index & 1) << 7) | (channels << 3)]
 }
 
+/// The sampling-frequency index of a rate, if it has one.
+pub fn rate_index(sample_rate: u32) -> Option<u8> {
+    RATES.iter().position(|r| *r == sample_rate).map(|i| i as u8)
+}
+
+/// The 7-byte ADTS header (no CRC) for one raw frame of `payload_len` bytes.
+pub fn adts_header(config: &AacConfig, payload_len: usize) -> [u8; 7] {
+    let len = payload_len + 7;
+    let profile = config.object_type.saturating_sub(1) & 3;
+    let index = rate_index(config.sample_rate).unwrap_or(3);
+    let ch = config.channels & 7;
+    [
+        0xff,
+        0xf1,
+        (profile << 6) | (index << 2) | (ch >> 2),
+        ((ch & 3) << 6) | ((len >> 11) as u8 & 3),
+        (len >> 3) as u8,
+        ((len as u8 & 7) << 5) | 0x1f,
+        0xfc,
+    ]
+}
+
 /// Splits a PES payload of ADTS frames. Frames before the first error are returned with it.
 pub fn parse_adts(data: &Bytes) -> (Vec<AdtsFrame>, Option<AdtsError>) {
     let mut frames = Vec::new();
@@ -85,8 +107,8 @@ pub(crate) mod tests {
 
     /// An ADTS header for AAC-LC, 48 kHz, stereo, around `payload_len` bytes.
     pub fn adts_header(payload_len: usize) -> [u8; 7] {
-        let len = payload_len + 7;
-        [0xff, 0xf1, 0x4c, 0x80 | ((len >> 11) as u8 & 3), (len >> 3) as u8, ((len as u8 & 7) << 5) | 0x1f, 0xfc]
+        let config = parse_asc(&audio_specific_config(2, 3, 2)).expect("valid");
+        super::adts_header(&config, payload_len)
     }
 
     #[test]
