@@ -8,8 +8,20 @@
 //!   is independent.
 //! - Before the first output, frames are held until every track's configuration is known
 //!   (at most `start_wait`), so the first init segment describes every track.
-//! - Secondary tracks (audio) go into the part that is open when they arrive; each track's
-//!   timeline stays continuous in fMP4 because each carries its own decode time.
+//! - Secondary tracks (audio) are placed by decode time: a secondary frame waits until a
+//!   primary frame at or after its DTS arrives, then joins the part open before that primary
+//!   frame is placed. Every rendition of a ladder therefore puts the same audio frames into
+//!   the same segment, whatever the arrival order. A secondary frame waits at most
+//!   `MAX_WAIT` of media; each track's timeline stays continuous in fMP4 because each carries
+//!   its own decode time.
+//! - Segments are numbered from 0 within a session. With [`Cuts::Keyframes`] (the leader,
+//!   the source rendition) the segmenter decides where segments start; with
+//!   [`Cuts::Boundaries`] (a follower, a transcoded rendition) a segment starts exactly at
+//!   each primary frame given a boundary number, and takes that number, so every rendition
+//!   cuts at the same presentation time under the same number.
+//! - With `forward_frames`, every frame placed into a part is also emitted as
+//!   [`SegmenterEvent::Frame`], in placement order, the frame that opens segment `k` with
+//!   boundary `Some(k)`: what a transcoder needs to follow the leader.
 //! - Timestamp policy (after 33-bit unwrapping): a primary-track DTS equal to the previous one
 //!   is a duplicate and is dropped; a DTS that goes backwards, or jumps forward by more than
 //!   `max_jump` (and ten frame durations), breaks the timeline: the open part and segment
@@ -19,6 +31,19 @@
 use std::collections::BTreeMap;
 
 use tessera_ingest::media::{Frame, TrackInfo, TrackKind};
+
+/// Longest a secondary frame waits for the primary track to reach it, 90 kHz ticks.
+const MAX_WAIT: i64 = 270_000;
+
+/// Who decides where segments start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cuts {
+    /// At the first primary keyframe at or after the segment target.
+    #[default]
+    Keyframes,
+    /// At primary frames given a boundary number ([`Segmenter::frame_at`]).
+    Boundaries,
+}
 
 /// Segmenter settings.
 #[derive(Debug, Clone)]
@@ -31,11 +56,21 @@ pub struct SegmenterConfig {
     pub start_wait: i64,
     /// A forward DTS step larger than this (and than ten frames) breaks the timeline.
     pub max_jump: i64,
+    pub cuts: Cuts,
+    /// Emit [`SegmenterEvent::Frame`] for every frame placed into a part.
+    pub forward_frames: bool,
 }
 
 impl Default for SegmenterConfig {
     fn default() -> Self {
-        SegmenterConfig { segment_target: 180_000, part_target: 18_000, start_wait: 90_000, max_jump: 90_000 }
+        SegmenterConfig {
+            segment_target: 180_000,
+            part_target: 18_000,
+            start_wait: 90_000,
+            max_jump: 90_000,
+            cuts: Cuts::Keyframes,
+            forward_frames: false,
+        }
     }
 }
 
@@ -52,6 +87,8 @@ pub struct Sample {
 /// A finished part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartOut {
+    /// Number of the segment the part belongs to (from 0 within the session).
+    pub segment: u64,
     /// Index of the part within its segment.
     pub index: u32,
     pub independent: bool,
@@ -70,11 +107,19 @@ pub enum SegmenterEvent {
     Part(PartOut),
     /// The segment made of the parts since the last `SegmentEnd` is complete.
     SegmentEnd {
+        segment: u64,
         duration: i64,
+    },
+    /// A frame placed into a part (with `forward_frames`); `boundary` is the number of the
+    /// segment it opens.
+    Frame {
+        frame: Frame,
+        boundary: Option<u64>,
     },
 }
 
 struct Open {
+    segment: u64,
     start_dts: i64,
     index: u32,
     program_time_ms: i64,
@@ -88,7 +133,7 @@ pub struct Segmenter {
     tracks: BTreeMap<u16, TrackInfo>,
     primary: Option<u16>,
     started: bool,
-    held: Vec<Frame>,
+    held: Vec<(Frame, Option<u64>)>,
     held_since_ms: Option<i64>,
     /// Effective part target in ticks, set when the frame duration is known.
     part_target: Option<i64>,
@@ -96,6 +141,11 @@ pub struct Segmenter {
     segment_duration: i64,
     part: Option<Open>,
     part_index: u32,
+    /// Number of the open segment, and of the next one to open.
+    segment: u64,
+    next_segment: u64,
+    /// Secondary frames waiting for the primary track to reach them.
+    queued: std::collections::VecDeque<Frame>,
     last_primary_duration: i64,
     pending_init: bool,
     /// Anchor between stream time and wall-clock time.
@@ -123,6 +173,9 @@ impl Segmenter {
             segment_duration: 0,
             part: None,
             part_index: 0,
+            segment: 0,
+            next_segment: 0,
+            queued: Default::default(),
             last_primary_duration: 3600,
             pending_init: false,
             anchor: None,
@@ -156,44 +209,62 @@ impl Segmenter {
 
     /// A frame arrived at wall-clock `now_ms`.
     pub fn frame(&mut self, frame: Frame, now_ms: i64) -> Vec<SegmenterEvent> {
+        self.frame_at(frame, now_ms, None)
+    }
+
+    /// A frame arrived at wall-clock `now_ms`; with [`Cuts::Boundaries`], `boundary` says
+    /// that this primary frame starts that segment.
+    pub fn frame_at(&mut self, frame: Frame, now_ms: i64, boundary: Option<u64>) -> Vec<SegmenterEvent> {
         let mut out = Vec::new();
         if !self.tracks.contains_key(&frame.track) {
             return out;
         }
         if !self.started {
             self.held_since_ms.get_or_insert(now_ms);
-            self.held.push(frame);
+            self.held.push((frame, boundary));
             if self.ready_to_start(now_ms) {
                 self.start(now_ms, &mut out);
             }
             return out;
         }
-        self.push(frame, now_ms, &mut out);
+        self.push(frame, boundary, now_ms, &mut out);
         out
     }
 
     /// The input ended: completes the open part and segment.
     pub fn flush(&mut self) -> Vec<SegmenterEvent> {
         let mut out = Vec::new();
+        self.release_queued(i64::MAX, &mut out);
         if let Some(open) = self.part.take() {
             let end = self.primary_end(&open).unwrap_or(open.start_dts);
             self.close_part(open, end, &mut out);
         }
         if self.segment_duration > 0 {
-            out.push(SegmenterEvent::SegmentEnd { duration: self.segment_duration });
+            out.push(SegmenterEvent::SegmentEnd { segment: self.segment, duration: self.segment_duration });
             self.segment_duration = 0;
         }
+        self.part_index = 0;
         out
+    }
+
+    /// Whether a held primary frame can open the first segment.
+    fn can_open(&self, f: &Frame, boundary: Option<u64>) -> bool {
+        match self.config.cuts {
+            Cuts::Keyframes => f.keyframe,
+            Cuts::Boundaries => boundary.is_some(),
+        }
     }
 
     fn ready_to_start(&self, now_ms: i64) -> bool {
         let Some(primary) = self.primary else { return false };
-        let Some(first_key) = self.held.iter().find(|f| f.track == primary && f.keyframe) else { return false };
+        let Some((first_key, _)) = self.held.iter().find(|(f, b)| f.track == primary && self.can_open(f, *b)) else {
+            return false;
+        };
         let primary_is_video = self.tracks.get(&primary).is_some_and(|t| t.kind() == TrackKind::Video);
-        let all_seen = self.tracks.keys().all(|id| self.held.iter().any(|f| f.track == *id));
+        let all_seen = self.tracks.keys().all(|id| self.held.iter().any(|(f, _)| f.track == *id));
         // A video stream almost always has sound whose track is announced a little later.
         let complete = all_seen && (!primary_is_video || self.tracks.len() > 1);
-        let span = self.held.iter().filter(|f| f.track == primary).map(|f| f.dts).max().unwrap_or(first_key.dts)
+        let span = self.held.iter().filter(|(f, _)| f.track == primary).map(|(f, _)| f.dts).max().unwrap_or(first_key.dts)
             - first_key.dts;
         let waited = now_ms - self.held_since_ms.unwrap_or(now_ms);
         complete || span >= self.config.start_wait || waited * 90 >= self.config.start_wait * 2
@@ -201,20 +272,31 @@ impl Segmenter {
 
     fn start(&mut self, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
         let primary = self.primary.expect("ready_to_start checked");
-        let start = self.held.iter().find(|f| f.track == primary && f.keyframe).map(|f| f.dts).expect("checked");
+        let start = self
+            .held
+            .iter()
+            .find(|(f, b)| f.track == primary && self.can_open(f, *b))
+            .map(|(f, _)| f.dts)
+            .expect("checked");
         self.started = true;
-        let present: Vec<u16> = self.held.iter().map(|f| f.track).collect();
+        let present: Vec<u16> = self.held.iter().map(|(f, _)| f.track).collect();
         self.tracks.retain(|id, _| present.contains(id));
         out.push(SegmenterEvent::Init(self.tracks.values().cloned().collect()));
         self.anchor = Some((
             start,
             now_ms
-                - self.held.iter().filter(|f| f.track == primary).map(|f| f.dts).max().map_or(0, |d| (d - start) / 90),
+                - self
+                    .held
+                    .iter()
+                    .filter(|(f, _)| f.track == primary)
+                    .map(|(f, _)| f.dts)
+                    .max()
+                    .map_or(0, |d| (d - start) / 90),
         ));
         let held = std::mem::take(&mut self.held);
-        for f in held {
+        for (f, b) in held {
             if f.dts >= start || (f.track != primary && f.pts >= start) {
-                self.push(f, now_ms, out);
+                self.push(f, b, now_ms, out);
             }
         }
     }
@@ -229,14 +311,17 @@ impl Segmenter {
         open.tracks.get(&p).and_then(|v| v.last()).map(|f| f.dts + self.last_primary_duration)
     }
 
-    fn push(&mut self, frame: Frame, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
+    fn push(&mut self, frame: Frame, boundary: Option<u64>, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
         let primary = self.primary.expect("started");
         if frame.track != primary {
             if self.pending_init || self.need_keyframe {
                 return; // wait for the cut that applies the new init
             }
-            if let Some(open) = self.part.as_mut() {
-                open.tracks.entry(frame.track).or_default().push(frame);
+            self.queued.push_back(frame);
+            // The primary track is not coming (stalled video): let the oldest go.
+            while self.queued.back().map(|f| f.dts) > self.queued.front().map(|f| f.dts + MAX_WAIT) {
+                let f = self.queued.pop_front().expect("non-empty");
+                self.place_secondary(f, out);
             }
             return;
         }
@@ -257,6 +342,7 @@ impl Segmenter {
             }
             self.need_keyframe = false;
         }
+        self.release_queued(frame.dts, out);
         // Frame duration from the previous primary sample.
         let prev_dts = self.part.as_ref().and_then(|o| o.tracks.get(&primary)).and_then(|v| v.last()).map(|f| f.dts);
         if let Some(prev) = prev_dts {
@@ -269,12 +355,18 @@ impl Segmenter {
                 }
             }
         }
+        let mut opened = None;
         if self.part.is_none() {
-            self.open_part(&frame);
+            opened = self.open_part(&frame, boundary);
         } else {
             let open = self.part.as_ref().expect("checked");
             let seg_elapsed = self.segment_duration + (frame.dts - open.start_dts);
-            let cut_segment = frame.keyframe && (seg_elapsed >= self.config.segment_target - 90 || self.pending_init);
+            let cut_segment = match self.config.cuts {
+                Cuts::Keyframes => {
+                    frame.keyframe && (seg_elapsed >= self.config.segment_target - 90 || self.pending_init)
+                }
+                Cuts::Boundaries => boundary.is_some(),
+            };
             let part_len = frame.dts - open.start_dts;
             let target = self.part_target.unwrap_or(self.config.part_target);
             let cut_part = cut_segment || part_len + self.last_primary_duration > target + 1;
@@ -282,7 +374,7 @@ impl Segmenter {
                 let open = self.part.take().expect("checked");
                 self.close_part(open, frame.dts, out);
                 if cut_segment {
-                    out.push(SegmenterEvent::SegmentEnd { duration: self.segment_duration });
+                    out.push(SegmenterEvent::SegmentEnd { segment: self.segment, duration: self.segment_duration });
                     self.segment_duration = 0;
                     self.part_index = 0;
                     self.segment_start = frame.dts;
@@ -291,20 +383,41 @@ impl Segmenter {
                         out.push(SegmenterEvent::Init(self.tracks.values().cloned().collect()));
                     }
                 }
-                self.open_part(&frame);
+                opened = self.open_part(&frame, boundary);
             }
         }
+        if self.config.forward_frames {
+            out.push(SegmenterEvent::Frame { frame: frame.clone(), boundary: opened });
+        }
         self.part.as_mut().expect("open").tracks.entry(primary).or_default().push(frame);
+    }
+
+    /// Places the queued secondary frames that decode before `dts`.
+    fn release_queued(&mut self, dts: i64, out: &mut Vec<SegmenterEvent>) {
+        while self.queued.front().is_some_and(|f| f.dts < dts) {
+            let f = self.queued.pop_front().expect("checked");
+            self.place_secondary(f, out);
+        }
+    }
+
+    fn place_secondary(&mut self, frame: Frame, out: &mut Vec<SegmenterEvent>) {
+        let Some(open) = self.part.as_mut() else { return };
+        if self.config.forward_frames {
+            out.push(SegmenterEvent::Frame { frame: frame.clone(), boundary: None });
+        }
+        open.tracks.entry(frame.track).or_default().push(frame);
     }
 
     /// Ends the open part and segment and starts a discontinuity at `frame`.
     fn break_timeline(&mut self, prev: i64, frame: &Frame, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
         self.timeline_breaks += 1;
+        self.release_queued(prev + 1, out);
+        self.queued.clear();
         if let Some(open) = self.part.take() {
             self.close_part(open, prev + self.last_primary_duration, out);
         }
         if self.segment_duration > 0 {
-            out.push(SegmenterEvent::SegmentEnd { duration: self.segment_duration });
+            out.push(SegmenterEvent::SegmentEnd { segment: self.segment, duration: self.segment_duration });
         }
         self.segment_duration = 0;
         self.part_index = 0;
@@ -314,17 +427,23 @@ impl Segmenter {
         self.need_keyframe = true;
     }
 
-    fn open_part(&mut self, first: &Frame) {
-        if self.segment_duration == 0 && self.part_index == 0 {
+    /// Opens a part at `first`; returns the segment number if it opens a segment too.
+    fn open_part(&mut self, first: &Frame, boundary: Option<u64>) -> Option<u64> {
+        let opens_segment = self.segment_duration == 0 && self.part_index == 0;
+        if opens_segment {
             self.segment_start = first.dts;
+            self.segment = boundary.unwrap_or(self.next_segment);
+            self.next_segment = self.segment + 1;
         }
         self.part = Some(Open {
+            segment: self.segment,
             start_dts: first.dts,
             index: self.part_index,
             program_time_ms: self.program_time(first.dts),
             tracks: BTreeMap::new(),
         });
         self.part_index += 1;
+        opens_segment.then_some(self.segment)
     }
 
     fn close_part(&mut self, open: Open, end_dts: i64, out: &mut Vec<SegmenterEvent>) {
@@ -354,6 +473,7 @@ impl Segmenter {
         let duration = end_dts - open.start_dts;
         self.segment_duration += duration;
         out.push(SegmenterEvent::Part(PartOut {
+            segment: open.segment,
             index: open.index,
             independent,
             duration,

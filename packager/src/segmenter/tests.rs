@@ -76,7 +76,7 @@ fn parts(events: &[SegmenterEvent]) -> Vec<&PartOut> {
 fn segments(events: &[SegmenterEvent]) -> Vec<i64> {
     events
         .iter()
-        .filter_map(|e| if let SegmenterEvent::SegmentEnd { duration } = e { Some(*duration) } else { None })
+        .filter_map(|e| if let SegmenterEvent::SegmentEnd { duration, .. } = e { Some(*duration) } else { None })
         .collect()
 }
 
@@ -172,7 +172,7 @@ fn codec_change_cuts_a_segment_with_a_new_init() {
         out.iter().enumerate().filter(|(_, e)| matches!(e, SegmenterEvent::Init(_))).map(|(i, _)| i).collect();
     assert_eq!(inits.len(), 2);
     // The new init follows a segment end, at the keyframe at frame 50.
-    assert!(matches!(out[inits[1] - 1], SegmenterEvent::SegmentEnd { duration: 180_000 }));
+    assert!(matches!(out[inits[1] - 1], SegmenterEvent::SegmentEnd { duration: 180_000, .. }));
 }
 
 fn run_frames(frames: Vec<Frame>) -> (Segmenter, Vec<SegmenterEvent>) {
@@ -229,4 +229,133 @@ fn a_large_forward_jump_breaks_the_timeline_and_duplicates_are_dropped() {
 fn steady_timestamps_never_break() {
     let (s, out) = run_frames((0..500).map(|i| vframe(i, 3600, 25)).collect());
     assert_eq!((s.timeline_breaks, s.duplicates, inits(&out)), (0, 0, 1));
+}
+
+#[test]
+fn segments_are_numbered_and_parts_know_their_segment() {
+    let events = run(3600, 25, 250, true);
+    let ends: Vec<u64> =
+        events.iter().filter_map(|e| if let SegmenterEvent::SegmentEnd { segment, .. } = e { Some(*segment) } else { None }).collect();
+    assert_eq!(ends, [0, 1, 2, 3, 4]);
+    let p = parts(&events);
+    assert_eq!(p.iter().map(|p| p.segment).collect::<Vec<_>>(), (0..5u64).flat_map(|s| [s; 10]).collect::<Vec<_>>());
+}
+
+/// The audio of each part, as (first dts, last dts).
+fn audio_spans(p: &[&PartOut]) -> Vec<Option<(i64, i64)>> {
+    p.iter()
+        .map(|p| {
+            let a: Vec<i64> = p.tracks.iter().filter(|t| t.0 == 257).flat_map(|t| t.1.iter().map(|s| s.dts)).collect();
+            a.first().map(|f| (*f, *a.last().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn audio_is_placed_by_decode_time_whatever_the_arrival_order() {
+    // The same 4 s of media, audio muxed 300 ms early in one feed and 150 ms late in the other.
+    let feed = |audio_lead: i64| {
+        let mut s = Segmenter::new(SegmenterConfig::default());
+        let mut out = s.track(video_track());
+        out.extend(s.track(audio_track()));
+        let mut arrivals: Vec<(i64, Frame)> = (0..100).map(|i| (i * 3600, vframe(i, 3600, 25))).collect();
+        arrivals.extend((0..190).map(|i| (i * 1920 - audio_lead, aframe(i * 1920))));
+        arrivals.sort_by_key(|(at, f)| (*at, f.track));
+        for (_, f) in arrivals {
+            out.extend(s.frame(f, 1_000_000));
+        }
+        out.extend(s.flush());
+        out
+    };
+    let (early, even) = (feed(27_000), feed(0));
+    let (pe, pv) = (parts(&early), parts(&even));
+    assert_eq!(pe.len(), pv.len());
+    for (i, (a, b)) in audio_spans(&pe).into_iter().zip(audio_spans(&pv)).enumerate().take(pe.len() - 1) {
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let start = pe[i].tracks[0].1[0].dts;
+        assert!(a.0 >= start && a.1 < start + pe[i].duration, "part {i}: audio {a:?}, video from {start}");
+        assert_eq!(a, b, "part {i}");
+    }
+    // Audio arriving late joins the part open when it comes; none is lost or doubled.
+    let late = feed(-13_500);
+    let mut dts: Vec<i64> = parts(&late)
+        .iter()
+        .flat_map(|p| p.tracks.iter().filter(|t| t.0 == 257).flat_map(|t| t.1.iter().map(|s| s.dts)))
+        .collect();
+    let n = dts.len();
+    dts.dedup();
+    assert_eq!(dts.len(), n);
+    assert!(dts.windows(2).all(|w| w[1] - w[0] == 1920));
+}
+
+#[test]
+fn audio_waits_at_most_three_seconds_for_stalled_video() {
+    let mut s = Segmenter::new(SegmenterConfig::default());
+    let mut out = s.track(video_track());
+    out.extend(s.track(audio_track()));
+    for i in 0..10 {
+        out.extend(s.frame(vframe(i, 3600, 25), 0));
+        out.extend(s.frame(aframe(i * 3600), 0));
+    }
+    // The video stops; 4 s of audio keep coming.
+    for i in 0..200 {
+        out.extend(s.frame(aframe(36_000 + i * 1920), 0));
+    }
+    out.extend(s.frame(vframe(10, 3600, 25), 0));
+    out.extend(s.flush());
+    let placed: usize = parts(&out).iter().flat_map(|p| p.tracks.iter().filter(|t| t.0 == 257)).map(|t| t.1.len()).sum();
+    assert_eq!(placed, 210, "every audio frame is placed");
+}
+
+#[test]
+fn a_follower_cuts_exactly_where_the_leader_did_under_the_same_numbers() {
+    // Leader: the source, 1 s GOP, forwarding what it places.
+    let mut leader = Segmenter::new(SegmenterConfig { forward_frames: true, ..SegmenterConfig::default() });
+    let mut led = leader.track(video_track());
+    led.extend(leader.track(audio_track()));
+    let mut next_audio = 0;
+    for i in 0..300 {
+        let f = vframe(i, 3600, 25);
+        let dts = f.dts;
+        led.extend(leader.frame(f, 1_000_000 + dts / 90));
+        while next_audio <= dts {
+            led.extend(leader.frame(aframe(next_audio), 1_000_000));
+            next_audio += 1920;
+        }
+    }
+    led.extend(leader.flush());
+    // Follower: a transcoded rendition whose encoder puts a keyframe on every boundary and
+    // nowhere else, and whose numbering starts at the leader's third segment.
+    let mut follower = Segmenter::new(SegmenterConfig { cuts: Cuts::Boundaries, ..SegmenterConfig::default() });
+    let mut fol = follower.track(video_track());
+    fol.extend(follower.track(audio_track()));
+    for e in &led {
+        if let SegmenterEvent::Frame { frame, boundary } = e {
+            if boundary.is_some_and(|b| b < 2) || (frame.kind == TrackKind::Video && frame.dts < 2 * 180_000) {
+                continue;
+            }
+            let mut f = frame.clone();
+            f.keyframe = boundary.is_some();
+            fol.extend(follower.frame_at(f, 1_000_000, *boundary));
+        }
+    }
+    fol.extend(follower.flush());
+    let starts = |events: &[SegmenterEvent]| -> Vec<(u64, i64)> {
+        parts(events).iter().filter(|p| p.index == 0).map(|p| (p.segment, p.tracks[0].1[0].dts)).collect()
+    };
+    let (l, f) = (starts(&led), starts(&fol));
+    assert_eq!(l.len(), 6);
+    assert_eq!(f, l[2..].to_vec(), "same numbers at the same times");
+    assert_eq!(segments(&fol), segments(&led)[2..].to_vec());
+    // And the same audio in each segment.
+    let audio_of = |events: &[SegmenterEvent], seg: u64| -> Vec<i64> {
+        parts(events)
+            .iter()
+            .filter(|p| p.segment == seg)
+            .flat_map(|p| p.tracks.iter().filter(|t| t.0 == 257).flat_map(|t| t.1.iter().map(|s| s.dts)))
+            .collect()
+    };
+    for seg in 3..5 {
+        assert_eq!(audio_of(&led, seg), audio_of(&fol, seg), "segment {seg}");
+    }
 }
