@@ -36,6 +36,8 @@ pub struct ListedSegment {
     pub uri: String,
     pub program_time: Option<String>,
     pub discontinuity: bool,
+    /// Listed with `EXT-X-GAP`: no media.
+    pub gap: bool,
 }
 
 /// What a media playlist says.
@@ -88,6 +90,7 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, Violation> {
     let mut extinf = None;
     let mut pdt = None;
     let mut disc = false;
+    let mut gap = false;
     for line in lines {
         let cur = *msn.get_or_insert(p.media_sequence);
         if let Some(x) = line.strip_prefix("#EXT-X-VERSION:") {
@@ -127,6 +130,8 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, Violation> {
             pdt = Some(x.to_string());
         } else if line == "#EXT-X-DISCONTINUITY" {
             disc = true;
+        } else if line == "#EXT-X-GAP" {
+            gap = true;
         } else if line.starts_with("#EXT-X-PRELOAD-HINT:") {
             p.preload_hints.push((attr(line, "TYPE").unwrap_or_default(), attr(line, "URI").unwrap_or_default()));
         } else if line.starts_with("#EXT-X-MAP:") {
@@ -143,8 +148,10 @@ pub fn parse_media(text: &str) -> Result<MediaPlaylist, Violation> {
                 uri: line.to_string(),
                 program_time: pdt.take(),
                 discontinuity: disc,
+                gap,
             });
             disc = false;
+            gap = false;
             msn = Some(cur + 1);
             index = 0;
         }
@@ -255,6 +262,11 @@ pub fn check_media(p: &MediaPlaylist) -> Vec<Violation> {
     if !p.ended && !p.parts.is_empty() && part_hints == 0 {
         out.push(v("preload-hint", "live low-latency playlist without a PART preload hint"));
     }
+    for s in p.segments.iter().filter(|s| s.gap) {
+        if p.parts.iter().any(|x| x.msn == s.msn) {
+            out.push(v("gap", format!("gap segment {} lists parts", s.msn)));
+        }
+    }
     for r in &p.rendition_reports {
         if attr(r, "URI").is_none() || attr(r, "LAST-MSN").is_none() {
             out.push(v("rendition-report", format!("incomplete: {r}")));
@@ -345,6 +357,7 @@ impl History {
                         uri: uri.clone(),
                         program_time: None,
                         discontinuity: false,
+                        gap: false,
                     })
                 })
                 .collect();

@@ -10,7 +10,13 @@
 //!   an encoder's GOP forces a longer segment;
 //! - `PART-TARGET` is the segmenter's effective part target, fixed for the stream's life;
 //! - a delta update (`_HLS_skip=YES`) skips the segments that end at least
-//!   `CAN-SKIP-UNTIL` (six target durations) before the end of the playlist.
+//!   `CAN-SKIP-UNTIL` (six target durations) before the end of the playlist;
+//! - segments are numbered by the caller, so every rendition of a ladder gives the same
+//!   media sequence number to the same stretch of time; a number a rendition has no media
+//!   for is listed as an `EXT-X-GAP` segment (players skip it or switch rendition), so the
+//!   numbering never has holes;
+//! - each media playlist ends with an `EXT-X-RENDITION-REPORT` for every other rendition,
+//!   so a player can switch without an extra round trip.
 
 use std::collections::VecDeque;
 use std::fmt::Write;
@@ -51,6 +57,17 @@ pub struct SegmentEntry {
     pub discontinuity: bool,
     pub init: u32,
     pub complete: bool,
+    /// No media: listed with `EXT-X-GAP`.
+    pub gap: bool,
+}
+
+/// Where another rendition stands, for `EXT-X-RENDITION-REPORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenditionReport {
+    /// Relative to the playlist the report appears in (`../480p/index.m3u8`).
+    pub uri: String,
+    pub last_msn: u64,
+    pub last_part: Option<u64>,
 }
 
 /// What a blocking playlist request waits for.
@@ -145,28 +162,92 @@ impl PlaylistState {
         self.ended
     }
 
-    /// Adds a part to the open segment (opening one if needed) and returns (msn, part seq).
-    pub fn push_part(&mut self, duration: f64, independent: bool, program_time_ms: i64) -> (u64, u64) {
-        let open = self.segments.back().is_some_and(|s| !s.complete);
-        if !open {
-            let msn = self.next_msn;
-            self.next_msn += 1;
-            self.segments.push_back(SegmentEntry {
-                msn,
-                parts: Vec::new(),
-                duration: 0.0,
-                program_time_ms,
-                discontinuity: std::mem::take(&mut self.pending_discontinuity),
-                init: self.init.unwrap_or(0),
-                complete: false,
-            });
+    /// Adds a part to segment `msn` and returns its part sequence number. A part for a later
+    /// segment completes the open one; numbers skipped on the way are listed as gaps of
+    /// `gap_duration` seconds (callers that know better call [`Self::push_gap`] first). A
+    /// part for an earlier, closed segment is refused (`None`).
+    pub fn push_part(
+        &mut self,
+        msn: u64,
+        duration: f64,
+        independent: bool,
+        program_time_ms: i64,
+        gap_duration: f64,
+    ) -> Option<u64> {
+        match self.segments.back() {
+            Some(last) if last.msn > msn || (last.msn == msn && last.complete) => return None,
+            Some(last) if last.msn == msn => {}
+            _ => {
+                self.close_open_segment();
+                while self.next_msn < msn {
+                    let t = program_time_ms - ((msn - self.next_msn) as f64 * gap_duration * 1000.0) as i64;
+                    self.push_gap(self.next_msn, gap_duration, t);
+                }
+                self.next_msn = self.next_msn.max(msn + 1);
+                self.segments.push_back(SegmentEntry {
+                    msn,
+                    parts: Vec::new(),
+                    duration: 0.0,
+                    program_time_ms,
+                    discontinuity: std::mem::take(&mut self.pending_discontinuity),
+                    init: self.init.unwrap_or(0),
+                    complete: false,
+                    gap: false,
+                });
+            }
         }
         let seq = self.next_part_seq;
         self.next_part_seq += 1;
         let seg = self.segments.back_mut().expect("just ensured");
         seg.parts.push(PartEntry { seq, duration, independent });
         seg.duration += duration;
-        (seg.msn, seq)
+        Some(seq)
+    }
+
+    /// Lists segment `msn` as a gap (no media) of `duration` seconds, starting at
+    /// `program_time_ms`. An open segment with that number is closed with that duration
+    /// (its media stops short); a number already listed, or behind, is left alone.
+    pub fn push_gap(&mut self, msn: u64, duration: f64, program_time_ms: i64) {
+        if let Some(last) = self.segments.back_mut() {
+            if last.msn == msn && !last.complete {
+                last.duration = last.duration.max(duration);
+                self.close_segment();
+                return;
+            }
+            if last.msn >= msn {
+                return;
+            }
+        }
+        self.close_open_segment();
+        while self.next_msn < msn {
+            // Never leave a hole in the numbering.
+            let d = self.target_duration as f64;
+            self.push_gap(self.next_msn, d, program_time_ms - ((msn - self.next_msn) as f64 * d * 1000.0) as i64);
+        }
+        self.next_msn = msn + 1;
+        self.segments.push_back(SegmentEntry {
+            msn,
+            parts: Vec::new(),
+            duration,
+            program_time_ms,
+            discontinuity: std::mem::take(&mut self.pending_discontinuity),
+            init: self.init.unwrap_or(0),
+            complete: false,
+            gap: true,
+        });
+        self.close_segment();
+    }
+
+    /// The number the next new segment gets unless told otherwise.
+    pub fn next_msn(&self) -> u64 {
+        self.next_msn
+    }
+
+    /// Where this rendition stands, for the other renditions' reports.
+    pub fn report(&self, uri: String) -> Option<RenditionReport> {
+        let last = self.segments.back()?;
+        let last_part = (!last.parts.is_empty()).then(|| last.parts.len() as u64 - 1);
+        Some(RenditionReport { uri, last_msn: last.msn, last_part })
     }
 
     /// Completes the open segment; returns the msn of segments that left the retention
@@ -177,6 +258,11 @@ impl PlaylistState {
             return None;
         }
         seg.complete = true;
+        if seg.parts.is_empty() && !seg.gap {
+            // Nothing was published into it after all.
+            self.segments.pop_back();
+            return None;
+        }
         let d = seg.duration.round() as u64;
         if d > self.target_duration {
             tracing::warn!(
@@ -187,6 +273,7 @@ impl PlaylistState {
             self.target_duration = d;
         }
         let msn = seg.msn;
+        self.next_msn = self.next_msn.max(msn + 1);
         while self.segments.iter().filter(|s| s.complete).count() > self.config.window_segments {
             let removed = self.segments.pop_front().expect("non-empty");
             if self.segments.front().is_some_and(|s| s.discontinuity) {
@@ -236,7 +323,7 @@ impl PlaylistState {
         let ready = match req.part {
             None => last_complete.is_some_and(|c| c >= req.msn),
             Some(p) => match self.segments.iter().find(|s| s.msn == req.msn) {
-                Some(s) if (p as usize) < s.parts.len() => true,
+                Some(s) if s.gap || (p as usize) < s.parts.len() => true,
                 // Past the last part of a completed segment: the first part of the next.
                 Some(s) if s.complete => {
                     self.segments.iter().any(|n| n.msn == req.msn + 1 && !n.parts.is_empty())
@@ -253,8 +340,9 @@ impl PlaylistState {
         }
     }
 
-    /// Renders the media playlist. `skip` asks for a delta update (`_HLS_skip=YES`).
-    pub fn render(&self, skip: bool) -> String {
+    /// Renders the media playlist. `skip` asks for a delta update (`_HLS_skip=YES`);
+    /// `reports` are the other renditions' positions.
+    pub fn render(&self, skip: bool, reports: &[RenditionReport]) -> String {
         // An ended playlist is always sent whole: a player finishing a stream (hls.js among
         // them) wants the complete list to end on.
         let skip = skip && !self.ended;
@@ -313,7 +401,9 @@ impl PlaylistState {
                 last_init = Some(seg.init);
             }
             let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_time(seg.program_time_ms));
-            if i >= parts_from || !seg.complete {
+            if seg.gap {
+                s.push_str("#EXT-X-GAP\n");
+            } else if i >= parts_from || !seg.complete {
                 for p in &seg.parts {
                     let _ = write!(s, "#EXT-X-PART:DURATION={:.5},URI=\"part-{}.m4s\"", p.duration, p.seq);
                     if p.independent {
@@ -330,6 +420,13 @@ impl PlaylistState {
             s.push_str("#EXT-X-ENDLIST\n");
         } else if !self.segments.is_empty() {
             let _ = writeln!(s, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-{}.m4s\"", self.next_part_seq);
+        }
+        for r in reports {
+            let _ = write!(s, "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={}", r.uri, r.last_msn);
+            if let Some(p) = r.last_part {
+                let _ = write!(s, ",LAST-PART={p}");
+            }
+            s.push('\n');
         }
         s
     }
@@ -366,9 +463,13 @@ pub struct Variant {
     pub frame_rate: Option<f64>,
 }
 
-/// Renders a multivariant playlist.
-pub fn render_multivariant(variants: &[Variant]) -> String {
+/// Renders a multivariant playlist; `notes` become comment lines (what an operator reading
+/// the playlist should know, such as a rendition dropped for load), ignored by players.
+pub fn render_multivariant(variants: &[Variant], notes: &[String]) -> String {
     let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for n in notes {
+        let _ = writeln!(s, "# {}", n.replace('\n', " "));
+    }
     for v in variants {
         let _ = write!(
             s,

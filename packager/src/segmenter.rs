@@ -264,8 +264,9 @@ impl Segmenter {
         let all_seen = self.tracks.keys().all(|id| self.held.iter().any(|(f, _)| f.track == *id));
         // A video stream almost always has sound whose track is announced a little later.
         let complete = all_seen && (!primary_is_video || self.tracks.len() > 1);
-        let span = self.held.iter().filter(|(f, _)| f.track == primary).map(|(f, _)| f.dts).max().unwrap_or(first_key.dts)
-            - first_key.dts;
+        let span =
+            self.held.iter().filter(|(f, _)| f.track == primary).map(|(f, _)| f.dts).max().unwrap_or(first_key.dts)
+                - first_key.dts;
         let waited = now_ms - self.held_since_ms.unwrap_or(now_ms);
         complete || span >= self.config.start_wait || waited * 90 >= self.config.start_wait * 2
     }

@@ -1,5 +1,11 @@
 use super::*;
 
+/// Adds a part to the open segment, or to a new one.
+pub(crate) fn push(p: &mut PlaylistState, duration: f64, independent: bool, t: i64) -> u64 {
+    let msn = p.segments().last().filter(|s| !s.complete).map_or(p.next_msn(), |s| s.msn);
+    p.push_part(msn, duration, independent, t, 2.0).expect("in order")
+}
+
 /// `n` complete segments of ten 0.2 s parts, then `open` parts of the next.
 pub(crate) fn state(n: usize, open: usize) -> PlaylistState {
     let mut p = PlaylistState::new(PlaylistConfig::default());
@@ -8,13 +14,13 @@ pub(crate) fn state(n: usize, open: usize) -> PlaylistState {
     let mut t = 1_700_000_000_000i64;
     for _ in 0..n {
         for i in 0..10 {
-            p.push_part(0.2, i % 5 == 0, t);
+            push(&mut p, 0.2, i % 5 == 0, t);
             t += 200;
         }
         p.close_segment();
     }
     for i in 0..open {
-        p.push_part(0.2, i % 5 == 0, t);
+        push(&mut p, 0.2, i % 5 == 0, t);
         t += 200;
     }
     p
@@ -23,7 +29,7 @@ pub(crate) fn state(n: usize, open: usize) -> PlaylistState {
 #[test]
 fn renders_the_low_latency_tags() {
     let p = state(3, 2);
-    let s = p.render(false);
+    let s = p.render(false, &[]);
     assert!(s.starts_with("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n"));
     assert!(s.contains(
         "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.0,PART-HOLD-BACK=0.600,HOLD-BACK=6.0\n"
@@ -45,7 +51,7 @@ fn renders_the_low_latency_tags() {
 #[test]
 fn window_slides_and_retention_outlives_it() {
     let p = state(25, 0);
-    let s = p.render(false);
+    let s = p.render(false, &[]);
     assert!(s.contains("#EXT-X-MEDIA-SEQUENCE:15\n"));
     assert_eq!(s.matches("#EXTINF").count(), 10);
     assert_eq!(p.oldest_retained_msn(), 5);
@@ -56,21 +62,21 @@ fn discontinuity_on_new_init_and_sequence_counts_removed_tags() {
     let mut p = state(2, 3);
     p.set_init(1);
     for _ in 0..10 {
-        p.push_part(0.2, false, 0);
+        push(&mut p, 0.2, false, 0);
     }
     p.close_segment();
-    let s = p.render(false);
+    let s = p.render(false, &[]);
     assert_eq!(s.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
     assert!(s.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\"\n"));
     assert!(s.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"));
     // Push the discontinuity to the front of the window: the tag leaves, the sequence counts it.
     for _ in 0..9 {
         for _ in 0..10 {
-            p.push_part(0.2, false, 0);
+            push(&mut p, 0.2, false, 0);
         }
         p.close_segment();
     }
-    let s = p.render(false);
+    let s = p.render(false, &[]);
     assert!(s.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{s}");
     assert!(!s.contains("#EXT-X-DISCONTINUITY\n"));
 }
@@ -78,8 +84,8 @@ fn discontinuity_on_new_init_and_sequence_counts_removed_tags() {
 #[test]
 fn delta_update_skips_old_segments() {
     let p = state(10, 1);
-    let full = p.render(false);
-    let delta = p.render(true);
+    let full = p.render(false, &[]);
+    let delta = p.render(true, &[]);
     // 20.2 s in the window, skip-until 12 s: the segments ending 12 s or more before the end go.
     assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"), "{delta}");
     assert!(!delta.contains("seg-3.m4s") && delta.contains("seg-4.m4s"));
@@ -108,7 +114,7 @@ fn blocking_states() {
 fn endlist_after_end() {
     let mut p = state(1, 4);
     p.end();
-    let s = p.render(false);
+    let s = p.render(false, &[]);
     assert!(s.ends_with("seg-1.m4s\n#EXT-X-ENDLIST\n"));
     assert!(!s.contains("PRELOAD-HINT"));
 }
@@ -117,7 +123,7 @@ fn endlist_after_end() {
 fn target_duration_grows_with_a_long_gop() {
     let mut p = state(1, 0);
     for _ in 0..16 {
-        p.push_part(0.2, false, 0);
+        push(&mut p, 0.2, false, 0);
     }
     p.close_segment();
     assert_eq!(p.target_duration(), 3);
@@ -131,13 +137,73 @@ fn program_time_format() {
 
 #[test]
 fn multivariant() {
-    let s = render_multivariant(&[Variant {
-        uri: "src/index.m3u8".into(),
-        bandwidth: 500_000,
-        average_bandwidth: 420_000,
-        codecs: "avc1.64001e,mp4a.40.2".into(),
-        resolution: Some((640, 360)),
-        frame_rate: Some(25.0),
-    }]);
+    let s = render_multivariant(
+        &[Variant {
+            uri: "src/index.m3u8".into(),
+            bandwidth: 500_000,
+            average_bandwidth: 420_000,
+            codecs: "avc1.64001e,mp4a.40.2".into(),
+            resolution: Some((640, 360)),
+            frame_rate: Some(25.0),
+        }],
+        &["720p dropped: encoding it is slower than real time".into()],
+    );
+    assert!(s.contains("\n# 720p dropped: encoding it is slower than real time\n"));
     assert!(s.contains("#EXT-X-STREAM-INF:BANDWIDTH=500000,AVERAGE-BANDWIDTH=420000,CODECS=\"avc1.64001e,mp4a.40.2\",RESOLUTION=640x360,FRAME-RATE=25.000\nsrc/index.m3u8\n"));
+}
+
+#[test]
+fn gaps_keep_the_numbering_and_are_listed_without_parts() {
+    let mut p = state(2, 3); // segments 0, 1 complete; 2 open with 3 parts
+                             // The encoder died: segment 2 closes at the source's duration, 3 and 4 have no media.
+    p.push_gap(2, 2.0, 1_700_000_004_000);
+    p.push_gap(3, 2.0, 1_700_000_006_000);
+    p.push_gap(4, 2.0, 1_700_000_008_000);
+    assert_eq!(p.push_part(5, 0.2, true, 1_700_000_010_000, 2.0), Some(23));
+    let s = p.render(false, &[]);
+    assert!(s.contains("#EXTINF:2.00000,\nseg-2.m4s\n"), "the interrupted segment keeps the source's duration\n{s}");
+    assert!(
+        s.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26.000Z\n#EXT-X-GAP\n#EXTINF:2.00000,\nseg-3.m4s\n"),
+        "{s}"
+    );
+    assert!(s.contains("#EXT-X-GAP\n#EXTINF:2.00000,\nseg-4.m4s\n"));
+    assert_eq!(s.matches("#EXT-X-GAP").count(), 2);
+    let checked = crate::check::parse_media(&s).unwrap();
+    assert_eq!(crate::check::check_media(&checked), vec![], "{s}");
+    assert_eq!(checked.segments.iter().map(|x| x.msn).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    // A blocked request for a gap is answered at once: no part will ever come.
+    assert_eq!(p.block_state(BlockRequest { msn: 4, part: Some(0) }), BlockState::Ready);
+    // Parts or gaps for numbers already listed are refused or ignored.
+    assert_eq!(p.push_part(4, 0.2, true, 0, 2.0), None);
+    p.push_gap(1, 2.0, 0);
+    assert_eq!(p.render(false, &[]), s);
+}
+
+#[test]
+fn a_jump_in_numbers_is_filled_with_gaps() {
+    let mut p = state(1, 0);
+    assert!(p.push_part(4, 0.2, true, 1_700_000_008_000, 2.0).is_some());
+    let s = p.render(false, &[]);
+    assert_eq!(s.matches("#EXT-X-GAP").count(), 3, "{s}");
+    assert!(crate::check::check_media(&crate::check::parse_media(&s).unwrap()).is_empty(), "{s}");
+}
+
+#[test]
+fn rendition_reports_follow_the_preload_hint() {
+    let mut a = state(2, 3);
+    let b = state(2, 0);
+    let reports = [a.report("../480p/index.m3u8".into()).unwrap(), b.report("../360p/index.m3u8".into()).unwrap()];
+    assert_eq!(reports[0], RenditionReport { uri: "../480p/index.m3u8".into(), last_msn: 2, last_part: Some(2) });
+    assert_eq!(reports[1].last_part, Some(9), "a complete segment reports its last part");
+    a.push_gap(3, 2.0, 0);
+    assert_eq!(a.report("x".into()).unwrap().last_part, None, "a gap has no parts");
+    let s = b.render(false, &reports);
+    assert!(
+        s.ends_with(
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-20.m4s\"\n\
+         #EXT-X-RENDITION-REPORT:URI=\"../480p/index.m3u8\",LAST-MSN=2,LAST-PART=2\n\
+         #EXT-X-RENDITION-REPORT:URI=\"../360p/index.m3u8\",LAST-MSN=1,LAST-PART=9\n"
+        ),
+        "{s}"
+    );
 }

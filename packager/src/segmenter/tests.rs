@@ -234,8 +234,10 @@ fn steady_timestamps_never_break() {
 #[test]
 fn segments_are_numbered_and_parts_know_their_segment() {
     let events = run(3600, 25, 250, true);
-    let ends: Vec<u64> =
-        events.iter().filter_map(|e| if let SegmenterEvent::SegmentEnd { segment, .. } = e { Some(*segment) } else { None }).collect();
+    let ends: Vec<u64> = events
+        .iter()
+        .filter_map(|e| if let SegmenterEvent::SegmentEnd { segment, .. } = e { Some(*segment) } else { None })
+        .collect();
     assert_eq!(ends, [0, 1, 2, 3, 4]);
     let p = parts(&events);
     assert_eq!(p.iter().map(|p| p.segment).collect::<Vec<_>>(), (0..5u64).flat_map(|s| [s; 10]).collect::<Vec<_>>());
@@ -303,7 +305,8 @@ fn audio_waits_at_most_three_seconds_for_stalled_video() {
     }
     out.extend(s.frame(vframe(10, 3600, 25), 0));
     out.extend(s.flush());
-    let placed: usize = parts(&out).iter().flat_map(|p| p.tracks.iter().filter(|t| t.0 == 257)).map(|t| t.1.len()).sum();
+    let placed: usize =
+        parts(&out).iter().flat_map(|p| p.tracks.iter().filter(|t| t.0 == 257)).map(|t| t.1.len()).sum();
     assert_eq!(placed, 210, "every audio frame is placed");
 }
 
