@@ -35,6 +35,14 @@ use tessera_ingest::media::{Frame, TrackInfo, TrackKind};
 /// Longest a secondary frame waits for the primary track to reach it, 90 kHz ticks.
 const MAX_WAIT: i64 = 270_000;
 
+/// A segment start decided by the leader: its number and wall-clock time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Boundary {
+    pub segment: u64,
+    /// Program date-time of the segment's first frame, ms since the Unix epoch.
+    pub program_time_ms: i64,
+}
+
 /// Who decides where segments start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Cuts {
@@ -110,11 +118,11 @@ pub enum SegmenterEvent {
         segment: u64,
         duration: i64,
     },
-    /// A frame placed into a part (with `forward_frames`); `boundary` is the number of the
-    /// segment it opens.
+    /// A frame placed into a part (with `forward_frames`); `boundary` is set on the frame
+    /// that opens a segment.
     Frame {
         frame: Frame,
-        boundary: Option<u64>,
+        boundary: Option<Boundary>,
     },
 }
 
@@ -133,7 +141,7 @@ pub struct Segmenter {
     tracks: BTreeMap<u16, TrackInfo>,
     primary: Option<u16>,
     started: bool,
-    held: Vec<(Frame, Option<u64>)>,
+    held: Vec<(Frame, Option<Boundary>)>,
     held_since_ms: Option<i64>,
     /// Effective part target in ticks, set when the frame duration is known.
     part_target: Option<i64>,
@@ -213,8 +221,8 @@ impl Segmenter {
     }
 
     /// A frame arrived at wall-clock `now_ms`; with [`Cuts::Boundaries`], `boundary` says
-    /// that this primary frame starts that segment.
-    pub fn frame_at(&mut self, frame: Frame, now_ms: i64, boundary: Option<u64>) -> Vec<SegmenterEvent> {
+    /// that this primary frame starts that segment, numbered and timed as the leader did.
+    pub fn frame_at(&mut self, frame: Frame, now_ms: i64, boundary: Option<Boundary>) -> Vec<SegmenterEvent> {
         let mut out = Vec::new();
         if !self.tracks.contains_key(&frame.track) {
             return out;
@@ -229,6 +237,17 @@ impl Segmenter {
         }
         self.push(frame, boundary, now_ms, &mut out);
         out
+    }
+
+    /// The input was interrupted (a transcoder died): forgets the open part and segment
+    /// without emitting them, so the next boundary starts cleanly, with no discontinuity.
+    pub fn abandon(&mut self) {
+        self.part = None;
+        self.queued.clear();
+        self.held.clear();
+        self.segment_duration = 0;
+        self.part_index = 0;
+        self.last_primary_dts = None;
     }
 
     /// The input ended: completes the open part and segment.
@@ -248,7 +267,7 @@ impl Segmenter {
     }
 
     /// Whether a held primary frame can open the first segment.
-    fn can_open(&self, f: &Frame, boundary: Option<u64>) -> bool {
+    fn can_open(&self, f: &Frame, boundary: Option<Boundary>) -> bool {
         match self.config.cuts {
             Cuts::Keyframes => f.keyframe,
             Cuts::Boundaries => boundary.is_some(),
@@ -312,7 +331,7 @@ impl Segmenter {
         open.tracks.get(&p).and_then(|v| v.last()).map(|f| f.dts + self.last_primary_duration)
     }
 
-    fn push(&mut self, frame: Frame, boundary: Option<u64>, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
+    fn push(&mut self, frame: Frame, boundary: Option<Boundary>, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
         let primary = self.primary.expect("started");
         if frame.track != primary {
             if self.pending_init || self.need_keyframe {
@@ -344,6 +363,9 @@ impl Segmenter {
             self.need_keyframe = false;
         }
         self.release_queued(frame.dts, out);
+        if let (Cuts::Boundaries, Some(b)) = (self.config.cuts, boundary) {
+            self.anchor = Some((frame.dts, b.program_time_ms));
+        }
         // Frame duration from the previous primary sample.
         let prev_dts = self.part.as_ref().and_then(|o| o.tracks.get(&primary)).and_then(|v| v.last()).map(|f| f.dts);
         if let Some(prev) = prev_dts {
@@ -388,7 +410,8 @@ impl Segmenter {
             }
         }
         if self.config.forward_frames {
-            out.push(SegmenterEvent::Frame { frame: frame.clone(), boundary: opened });
+            let boundary = opened.map(|segment| Boundary { segment, program_time_ms: self.program_time(frame.dts) });
+            out.push(SegmenterEvent::Frame { frame: frame.clone(), boundary });
         }
         self.part.as_mut().expect("open").tracks.entry(primary).or_default().push(frame);
     }
@@ -429,11 +452,11 @@ impl Segmenter {
     }
 
     /// Opens a part at `first`; returns the segment number if it opens a segment too.
-    fn open_part(&mut self, first: &Frame, boundary: Option<u64>) -> Option<u64> {
+    fn open_part(&mut self, first: &Frame, boundary: Option<Boundary>) -> Option<u64> {
         let opens_segment = self.segment_duration == 0 && self.part_index == 0;
         if opens_segment {
             self.segment_start = first.dts;
-            self.segment = boundary.unwrap_or(self.next_segment);
+            self.segment = boundary.map_or(self.next_segment, |b| b.segment);
             self.next_segment = self.segment + 1;
         }
         self.part = Some(Open {

@@ -217,8 +217,9 @@ pub struct Rendition {
 }
 
 /// The renditions a source of `width` x `height` gets from `spec`: the passthrough first
-/// (if configured), then the transcoded rungs from the largest down. A ladder left empty
-/// (every rung would upscale, no passthrough) falls back to the passthrough.
+/// (if configured), then the transcoded rungs from the largest down. A ladder without
+/// passthrough whose every rung would upscale keeps its smallest rung at the source's size
+/// (odd source sizes are rounded down to even), so a stream always has a rendition.
 pub fn plan(spec: &LadderSpec, width: u32, height: u32) -> Vec<Rendition> {
     let (short, long) = (width.min(height).max(1), width.max(height));
     let portrait = height > width;
@@ -233,12 +234,20 @@ pub fn plan(spec: &LadderSpec, width: u32, height: u32) -> Vec<Rendition> {
             RungSpec::H264 { size, .. } => Some((*size, r)),
             RungSpec::Source => None,
         })
-        .filter(|(size, _)| *size < short || (*size == short && !spec.has_source()))
         .collect();
     rungs.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let fits = |size: u32| size < short || (size == short && !spec.has_source());
+    let smallest = rungs.last().copied();
+    rungs.retain(|(size, _)| fits(*size));
+    if rungs.is_empty() && !spec.has_source() {
+        // Every rung would upscale and there is no passthrough: the smallest rung, at the
+        // source's size.
+        rungs.extend(smallest.map(|(_, r)| (short, r)));
+    }
     for (size, rung) in rungs {
         let RungSpec::H264 { kbps, max_kbps, profile, .. } = rung else { continue };
-        let other = even((size as u64 * long as u64) as f64 / short as f64);
+        let size = size.min(short & !1);
+        let other = even((size as u64 * long as u64) as f64 / short as f64).min(long & !1);
         let (w, h) = if portrait { (size, other) } else { (other, size) };
         let bitrate = *kbps as u64 * 1000;
         let maxrate = max_kbps.map_or(bitrate * 11 / 10, |m| m as u64 * 1000);
@@ -246,10 +255,6 @@ pub fn plan(spec: &LadderSpec, width: u32, height: u32) -> Vec<Rendition> {
             name: rung.name(),
             encode: Some(EncodeTarget { width: w, height: h, bitrate, maxrate, bufsize: maxrate, profile: *profile }),
         });
-    }
-    if out.is_empty() {
-        // Every rung would upscale and there is no passthrough: serve the source as it is.
-        out.push(Rendition { name: SOURCE.to_string(), encode: None });
     }
     out
 }

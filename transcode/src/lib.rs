@@ -1,6 +1,6 @@
 //! What Tessera transcodes and how it talks to the process that does it: the ladder
-//! ([`ladder`]), the node-to-worker protocol ([`wire`]) and the real-time governor
-//! ([`governor`]).
+//! ([`ladder`]), the node-to-worker protocol ([`wire`]), the real-time governor
+//! ([`governor`]) and the ledger of segments each rung will never have ([`ledger`]).
 //!
 //! # Contract
 //! - No I/O and no codecs here: the codec work runs in a separate worker process
@@ -11,7 +11,9 @@
 
 pub mod governor;
 pub mod ladder;
+pub mod ledger;
 pub mod wire;
 
 pub use governor::{DropReason, GovernorConfig, LoadGovernor};
 pub use ladder::{plan, EncodeTarget, H264Profile, LadderSpec, Rendition, RungSpec, SOURCE};
+pub use ledger::{Gap, GapLedger};

@@ -334,7 +334,7 @@ fn a_follower_cuts_exactly_where_the_leader_did_under_the_same_numbers() {
     fol.extend(follower.track(audio_track()));
     for e in &led {
         if let SegmenterEvent::Frame { frame, boundary } = e {
-            if boundary.is_some_and(|b| b < 2) || (frame.kind == TrackKind::Video && frame.dts < 2 * 180_000) {
+            if boundary.is_some_and(|b| b.segment < 2) || (frame.kind == TrackKind::Video && frame.dts < 2 * 180_000) {
                 continue;
             }
             let mut f = frame.clone();
@@ -343,12 +343,16 @@ fn a_follower_cuts_exactly_where_the_leader_did_under_the_same_numbers() {
         }
     }
     fol.extend(follower.flush());
-    let starts = |events: &[SegmenterEvent]| -> Vec<(u64, i64)> {
-        parts(events).iter().filter(|p| p.index == 0).map(|p| (p.segment, p.tracks[0].1[0].dts)).collect()
+    let starts = |events: &[SegmenterEvent]| -> Vec<(u64, i64, i64)> {
+        parts(events)
+            .iter()
+            .filter(|p| p.index == 0)
+            .map(|p| (p.segment, p.tracks[0].1[0].dts, p.program_time_ms))
+            .collect()
     };
     let (l, f) = (starts(&led), starts(&fol));
     assert_eq!(l.len(), 6);
-    assert_eq!(f, l[2..].to_vec(), "same numbers at the same times");
+    assert_eq!(f, l[2..].to_vec(), "same numbers at the same media and wall-clock times");
     assert_eq!(segments(&fol), segments(&led)[2..].to_vec());
     // And the same audio in each segment.
     let audio_of = |events: &[SegmenterEvent], seg: u64| -> Vec<i64> {
@@ -361,4 +365,29 @@ fn a_follower_cuts_exactly_where_the_leader_did_under_the_same_numbers() {
     for seg in 3..5 {
         assert_eq!(audio_of(&led, seg), audio_of(&fol, seg), "segment {seg}");
     }
+}
+
+#[test]
+fn an_abandoned_follower_resumes_at_the_next_boundary_without_a_discontinuity() {
+    let mut s = Segmenter::new(SegmenterConfig { cuts: Cuts::Boundaries, ..SegmenterConfig::default() });
+    let mut out = s.track(video_track());
+    let b = |segment: u64, dts: i64| Some(Boundary { segment, program_time_ms: 1_000_000 + dts / 90 });
+    for i in 0..60 {
+        let f = vframe(i, 3600, 25);
+        let boundary = if i % 50 == 0 { b(i as u64 / 50, f.dts) } else { None };
+        out.extend(s.frame_at(f, 0, boundary));
+    }
+    s.abandon(); // the transcoder died in segment 1
+    for i in 150..210 {
+        let f = vframe(i, 3600, 25);
+        let boundary = if i % 50 == 0 { b(i as u64 / 50, f.dts) } else { None };
+        out.extend(s.frame_at(f, 0, boundary));
+    }
+    out.extend(s.flush());
+    assert_eq!(inits(&out), 1, "no new init, so no discontinuity");
+    assert_eq!(s.timeline_breaks, 0);
+    let p = parts(&out);
+    let segs: Vec<u64> = p.iter().filter(|p| p.index == 0).map(|p| p.segment).collect();
+    assert_eq!(segs, [0, 1, 3, 4]);
+    assert!(p.iter().all(|p| p.segment != 1 || p.index < 2), "segment 1 was cut short: only its first part went out");
 }

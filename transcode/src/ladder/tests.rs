@@ -39,9 +39,13 @@ fn without_passthrough_a_rung_at_the_source_size_is_kept() {
 }
 
 #[test]
-fn a_ladder_that_would_only_upscale_falls_back_to_the_passthrough() {
-    let spec: LadderSpec = "720p:2500".parse().unwrap();
-    assert_eq!(sizes(&plan(&spec, 640, 360)), vec![("src".into(), 0, 0)]);
+fn a_ladder_without_passthrough_that_would_only_upscale_keeps_its_smallest_rung_at_source_size() {
+    let spec: LadderSpec = "720p:2500,480p:1200".parse().unwrap();
+    let p = plan(&spec, 640, 360);
+    assert_eq!(sizes(&p), vec![("480p".into(), 640, 360)]);
+    assert_eq!(p[0].encode.as_ref().unwrap().bitrate, 1_200_000);
+    let p = plan(&spec, 641, 359);
+    assert_eq!(sizes(&p)[0].1 % 2 + sizes(&p)[0].2 % 2, 0, "even even from an odd source: {p:?}");
 }
 
 #[test]
