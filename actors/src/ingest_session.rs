@@ -141,7 +141,7 @@ fn forward<E: InputError>(
                     }
                     st.dropping_video = false;
                 }
-                match st.cfg.next.try_send(SegmenterMsg::Frame(f, arrived)) {
+                match st.cfg.next.try_send(SegmenterMsg::Frame(f, arrived, None)) {
                     Ok(()) => {}
                     Err(SendError::Full) => {
                         st.dropping_video = true;

@@ -1,4 +1,4 @@
-//! The packager actor: parts to fMP4 bytes, published to the sink.
+//! The packager actor: one rendition's parts to fMP4 bytes, published to the sink.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,13 +9,14 @@ use tessera_packager::fmp4::{self, DecodeClock, TrackRun};
 use tessera_packager::segmenter::{PartOut, SegmenterEvent};
 
 use crate::mailbox::Inflight;
-use crate::sink::{MediaSink, Published, SessionEnd};
+use crate::sink::{MediaSink, Published};
 
 pub struct PackagerActor;
 
 pub struct PackagerActorConfig {
     pub stream: String,
     pub session: u64,
+    pub rendition: String,
     pub inflight: Inflight,
     pub sink: Arc<dyn MediaSink>,
 }
@@ -26,6 +27,11 @@ pub enum PackagerMsg {
     Part(PartOut, f64, Option<Instant>),
     /// Init and segment boundaries.
     Event(SegmenterEvent),
+    /// No media for this segment (seconds).
+    Gap {
+        segment: u64,
+        duration: f64,
+    },
     End,
 }
 
@@ -56,26 +62,32 @@ impl Actor for PackagerActor {
         st: &mut PackagerState,
     ) -> Result<(), ActorProcessingErr> {
         st.cfg.inflight.done();
-        let (stream, session) = (st.cfg.stream.clone(), st.cfg.session);
+        let (stream, session, rendition) = (st.cfg.stream.clone(), st.cfg.session, st.cfg.rendition.clone());
+        let (stream, rendition) = (stream.as_str(), rendition.as_str());
         match msg {
             PackagerMsg::Event(SegmenterEvent::Init(tracks)) => {
                 let data = fmp4::init_segment(&tracks);
                 st.tracks = tracks.clone();
                 st.clock = DecodeClock::default();
-                st.cfg.sink.publish(&stream, session, Published::Init { tracks, data });
+                st.cfg.sink.publish(stream, session, rendition, Published::Init { tracks, data });
             }
-            PackagerMsg::Event(SegmenterEvent::SegmentEnd { .. }) => {
-                st.cfg.sink.publish(&stream, session, Published::SegmentEnd)
+            PackagerMsg::Event(SegmenterEvent::SegmentEnd { segment, .. }) => {
+                st.cfg.sink.publish(stream, session, rendition, Published::SegmentEnd { segment })
+            }
+            PackagerMsg::Gap { segment, duration } => {
+                st.cfg.sink.publish(stream, session, rendition, Published::Gap { segment, duration })
             }
             PackagerMsg::Event(SegmenterEvent::Part(p)) | PackagerMsg::Part(p, _, _) if st.tracks.is_empty() => {
-                tracing::warn!(%stream, session, index = p.index, "part before any init segment dropped");
+                tracing::warn!(%stream, session, %rendition, index = p.index, "part before any init segment dropped");
             }
             PackagerMsg::Part(p, part_target, last_frame_arrived) => {
                 let data = mux_part(st, &p);
                 st.cfg.sink.publish(
-                    &stream,
+                    stream,
                     session,
+                    rendition,
                     Published::Part {
+                        segment: p.segment,
                         data,
                         duration: p.duration as f64 / 90_000.0,
                         independent: p.independent,
@@ -86,11 +98,8 @@ impl Actor for PackagerActor {
                     },
                 );
             }
-            PackagerMsg::Event(SegmenterEvent::Part(_)) => {}
-            PackagerMsg::End => {
-                st.cfg.sink.publish(&stream, session, Published::End(SessionEnd::Closed));
-                myself.stop(None);
-            }
+            PackagerMsg::Event(SegmenterEvent::Part(_) | SegmenterEvent::Frame { .. }) => {}
+            PackagerMsg::End => myself.stop(None),
         }
         Ok(())
     }

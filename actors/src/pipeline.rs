@@ -1,16 +1,21 @@
-//! The per-session supervisor: starts the three stage actors linked to itself, and ends
-//! the whole pipeline, alone, when any of them fails.
+//! The per-session supervisor: starts the stage actors linked to itself (ingest, the
+//! source segmenter, the source packager when the ladder has a passthrough, the encoder
+//! when it transcodes), and ends the whole pipeline, alone, when any of them fails. When
+//! they have all finished, it tells the sink the session is over.
 
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tessera_packager::segmenter::SegmenterConfig;
 
+use tessera_transcode::{LadderSpec, SOURCE};
+
+use crate::encoder::{EncoderActor, EncoderActorConfig, EncoderMsg, TranscodeSettings};
 use crate::ingest_session::{IngestMsg, IngestSession, IngestSessionConfig};
 use crate::mailbox::{BoundedRef, Inflight};
 use crate::packager::{PackagerActor, PackagerActorConfig, PackagerMsg};
 use crate::segmenter::{SegmenterActor, SegmenterActorConfig, SegmenterMsg};
-use crate::sink::{MediaSink, Published, SessionEnd};
+use crate::sink::{MediaSink, SessionEnd};
 
 /// Settings for one publisher session.
 #[derive(Clone)]
@@ -24,6 +29,10 @@ pub struct PipelineConfig {
     pub part_capacity: usize,
     /// A frame larger than this ends the session.
     pub max_frame_bytes: usize,
+    /// The renditions to make.
+    pub ladder: LadderSpec,
+    /// How to transcode; `None` serves the passthrough only, whatever the ladder.
+    pub transcode: Option<TranscodeSettings>,
     pub sink: Arc<dyn MediaSink>,
 }
 
@@ -65,19 +74,51 @@ impl Actor for StreamPipeline {
         cfg: PipelineConfig,
     ) -> Result<PipelineState, ActorProcessingErr> {
         let cell = myself.get_cell();
-        let packager_inflight = Inflight::default();
-        let (packager, _) = Actor::spawn_linked(
-            None,
-            PackagerActor,
-            PackagerActorConfig {
-                stream: cfg.stream.clone(),
-                session: cfg.session,
-                inflight: packager_inflight.clone(),
-                sink: cfg.sink.clone(),
-            },
-            cell.clone(),
-        )
-        .await?;
+        let transcodes = cfg.transcode.is_some() && cfg.ladder.transcodes();
+        let passthrough = cfg.ladder.has_source() || !transcodes;
+        let next = if passthrough {
+            let packager_inflight = Inflight::default();
+            let (packager, _) = Actor::spawn_linked(
+                None,
+                PackagerActor,
+                PackagerActorConfig {
+                    stream: cfg.stream.clone(),
+                    session: cfg.session,
+                    rendition: SOURCE.to_string(),
+                    inflight: packager_inflight.clone(),
+                    sink: cfg.sink.clone(),
+                },
+                cell.clone(),
+            )
+            .await?;
+            Some(BoundedRef::<PackagerMsg>::new(packager, packager_inflight, cfg.part_capacity))
+        } else {
+            None
+        };
+        let encoder = match (&cfg.transcode, transcodes) {
+            (Some(settings), true) => {
+                let inflight = Inflight::default();
+                let (encoder, _) = Actor::spawn_linked(
+                    None,
+                    EncoderActor,
+                    EncoderActorConfig {
+                        stream: cfg.stream.clone(),
+                        session: cfg.session,
+                        ladder: cfg.ladder.clone(),
+                        settings: settings.clone(),
+                        segmenter: cfg.segmenter.clone(),
+                        frame_capacity: cfg.frame_capacity,
+                        part_capacity: cfg.part_capacity,
+                        inflight: inflight.clone(),
+                        sink: cfg.sink.clone(),
+                    },
+                    cell.clone(),
+                )
+                .await?;
+                Some(BoundedRef::<EncoderMsg>::new(encoder, inflight, cfg.frame_capacity))
+            }
+            _ => None,
+        };
         let segmenter_inflight = Inflight::default();
         let (segmenter, _) = Actor::spawn_linked(
             None,
@@ -85,9 +126,11 @@ impl Actor for StreamPipeline {
             SegmenterActorConfig {
                 stream: cfg.stream.clone(),
                 session: cfg.session,
-                segmenter: cfg.segmenter.clone(),
+                rendition: SOURCE.to_string(),
+                segmenter: SegmenterConfig { forward_frames: encoder.is_some(), ..cfg.segmenter.clone() },
                 inflight: segmenter_inflight.clone(),
-                next: BoundedRef::<PackagerMsg>::new(packager, packager_inflight, cfg.part_capacity),
+                next,
+                encoder,
             },
             cell.clone(),
         )
@@ -146,16 +189,15 @@ impl Actor for StreamPipeline {
                     st.failed = true;
                     tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, actor = %cell.get_id(), error = %err, "pipeline failed; ending this session only");
                     metrics::counter!("tessera_pipeline_failures_total").increment(1);
-                    st.cfg.sink.publish(
-                        &st.cfg.stream,
-                        st.cfg.session,
-                        Published::End(SessionEnd::Failed(err.to_string())),
-                    );
+                    st.cfg.sink.end(&st.cfg.stream, st.cfg.session, SessionEnd::Failed(err.to_string()));
                 }
                 myself.stop_children(Some("sibling failed".into()));
                 myself.stop(Some("failed".into()));
             }
             SupervisionEvent::ActorTerminated(..) if myself.get_children().is_empty() => {
+                if !st.failed {
+                    st.cfg.sink.end(&st.cfg.stream, st.cfg.session, SessionEnd::Closed);
+                }
                 myself.stop(None);
             }
             _ => {}

@@ -14,13 +14,15 @@ pub enum SessionEnd {
     Failed(String),
 }
 
-/// What a packager publishes, in order, for one session of one stream.
+/// What a packager publishes, in order, for one rendition of one session.
 #[derive(Debug, Clone)]
 pub enum Published {
     /// A new init segment; the parts that follow use it.
     Init { tracks: Vec<TrackInfo>, data: Bytes },
     /// A complete part (`moof` + `mdat`).
     Part {
+        /// Segment number within the session; the same in every rendition for the same time.
+        segment: u64,
         data: Bytes,
         /// Seconds.
         duration: f64,
@@ -33,13 +35,48 @@ pub enum Published {
         /// When the input carrying the part's last frame arrived, for ingest-to-available latency.
         last_frame_arrived: Option<Instant>,
     },
-    /// The segment made of the parts since the last one is complete.
-    SegmentEnd,
-    /// The session is over.
-    End(SessionEnd),
+    /// Segment `segment`, made of the parts since the last one, is complete.
+    SegmentEnd { segment: u64 },
+    /// This rendition has no media for segment `segment` (its transcoder was down or
+    /// behind); `duration` is the source's, in seconds. A segment already open under that
+    /// number is closed at that duration.
+    Gap { segment: u64, duration: f64 },
 }
 
-/// Receives what pipelines publish. Calls for one session arrive in order, from one task.
+/// A rendition a session will publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRendition {
+    pub name: String,
+    /// Configured average and peak bitrates (bit/s) of a transcoded rendition; measured for
+    /// the passthrough.
+    pub bitrate: Option<(u64, u64)>,
+    pub resolution: Option<(u32, u32)>,
+}
+
+/// The state of a session's transcoding, for operators.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TranscoderStatus {
+    /// Process id of the running codec worker.
+    pub worker_pid: Option<u32>,
+    pub worker_restarts: u64,
+    /// Busy time over media time in the last report (1.0 = just real time).
+    pub load: f64,
+    /// Renditions dropped for the rest of the session, with why.
+    pub dropped: Vec<(String, String)>,
+}
+
+/// Receives what pipelines publish. Calls for one rendition of one session arrive in
+/// order, from one task; different renditions arrive from different tasks.
 pub trait MediaSink: Send + Sync + 'static {
-    fn publish(&self, stream: &str, session: u64, event: Published);
+    fn publish(&self, stream: &str, session: u64, rendition: &str, event: Published);
+
+    /// The renditions the session's ladder has for its source, largest first; a session
+    /// that does not transcode never calls this and has the passthrough only.
+    fn plan(&self, stream: &str, session: u64, renditions: Vec<PlannedRendition>);
+
+    /// The session's transcoding changed state (worker started or restarted, rung dropped).
+    fn transcoder(&self, stream: &str, session: u64, status: TranscoderStatus);
+
+    /// The session is over: every rendition has published all it will.
+    fn end(&self, stream: &str, session: u64, how: SessionEnd);
 }

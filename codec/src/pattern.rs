@@ -2,8 +2,10 @@
 //! `tessera publish --test-pattern` and the demo, so the whole path can be tried without
 //! ffmpeg.
 //!
-//! The picture has colour bars, a bar sweeping once a second (motion), the UTC wall clock
-//! and a frame counter in large digits, and the wall clock as a barcode in the top-left
+//! The picture has colour bars, a bar sweeping once a second (motion), a band of moving
+//! noise (detail an encoder has to spend bits on, so renditions differ in size as they would
+//! on camera footage), the UTC wall clock and a frame counter in large digits, and the wall
+//! clock as a barcode in the top-left
 //! corner for machine reading: 16 square blocks, each `height / 15` pixels (24 at 360p),
 //! block i white when bit i of (epoch milliseconds mod 65536) is set, the same code the
 //! interop player reads for glass-to-glass latency. The sound is a 1 kHz beep for the
@@ -50,6 +52,8 @@ pub struct TestPattern {
     audio: AacEncoder,
     asc: AacConfig,
     ts: TsWriter,
+    /// The still part of the picture (bars and the dark band), drawn once.
+    background: OwnedPicture,
     picture: OwnedPicture,
     frame: u64,
     audio_samples: u64,
@@ -81,6 +85,7 @@ const BARS: [(u8, u8, u8); 7] =
 
 impl TestPattern {
     pub fn new(config: PatternConfig) -> Result<Self, CodecError> {
+        crate::video::quiet_ffmpeg();
         if config.width < 160
             || config.height < 120
             || !config.width.is_multiple_of(2)
@@ -109,8 +114,19 @@ impl TestPattern {
         let audio = AacEncoder::open(SAMPLE_RATE, 2, 128_000)?;
         let asc =
             aac::parse_asc(&audio.config()).ok_or_else(|| CodecError("AAC encoder gave no usable config".into()))?;
-        let picture = OwnedPicture::new(config.width, config.height);
-        Ok(TestPattern { config, video, audio, asc, ts: TsWriter::new(), picture, frame: 0, audio_samples: 0 })
+        let background = background(config.width, config.height);
+        let picture = background.clone();
+        Ok(TestPattern {
+            config,
+            video,
+            audio,
+            asc,
+            ts: TsWriter::new(),
+            background,
+            picture,
+            frame: 0,
+            audio_samples: 0,
+        })
     }
 
     /// Duration of one frame, 90 kHz ticks (fractional rates are rounded per frame).
@@ -185,28 +201,28 @@ impl TestPattern {
 
     fn draw(&mut self, n: u64, wall_ms: i64) {
         let (w, h) = (self.config.width as usize, self.config.height as usize);
+        for (dst, src) in self.picture.planes.iter_mut().zip(&self.background.planes) {
+            dst.copy_from_slice(src);
+        }
         let [y, u, v] = &mut self.picture.planes;
-        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        // Bars over the top two thirds, dark grey below.
+        let cw = w.div_ceil(2);
         let bars_h = h * 2 / 3;
-        for row in 0..h {
-            for col in 0..w {
-                y[row * w + col] = if row < bars_h { BARS[col * 7 / w].0 } else { 40 };
-            }
-        }
-        for row in 0..ch {
-            for col in 0..cw {
-                let (cb, cr) = if row * 2 < bars_h { (BARS[col * 14 / w].1, BARS[col * 14 / w].2) } else { (128, 128) };
-                u[row * cw + col] = cb;
-                v[row * cw + col] = cr;
-            }
-        }
         // A bar sweeping across the bottom once a second.
         let fps = self.config.fps.0 as f64 / self.config.fps.1.max(1) as f64;
         let phase = (n as f64 / fps).fract();
         let bar_w = (w / 40).max(4);
         let x0 = (phase * (w - bar_w) as f64) as usize;
         fill(y, w, x0, h - h / 12, bar_w, h / 12, 235);
+        // Noise over the right third of the bars, new every frame.
+        let mut seed = (n as u32).wrapping_mul(0x9e37_79b9) | 1;
+        for row in block_rows(h)..bars_h {
+            for px in &mut y[row * w + w * 2 / 3..row * w + w] {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                *px = 16 + (seed >> 24) as u8 % 220;
+            }
+        }
         // Clock and frame counter.
         let scale = (h / 60).max(2);
         let t = wall_ms.rem_euclid(86_400_000);
@@ -214,23 +230,39 @@ impl TestPattern {
         let text_y = bars_h + scale * 2;
         text(y, w, &clock, scale * 2, w / 16, text_y);
         text(y, w, &format!("#{n:07}"), scale, w / 16, text_y + scale * 18);
-        // The machine-readable clock.
-        let block = h / 15;
+        // The machine-readable clock, grey in the chroma planes.
+        let block = block_rows(h);
         let code = wall_ms.rem_euclid(65_536) as u32;
         for i in 0..16 {
             let on = code >> i & 1 == 1;
             fill(y, w, i * block, 0, block, block, if on { 235 } else { 16 });
-            for row in 0..block / 2 {
-                for col in 0..block / 2 {
-                    let (r, c) = (row, i * block / 2 + col);
-                    if c < cw {
-                        u[r * cw + c] = 128;
-                        v[r * cw + c] = 128;
-                    }
-                }
-            }
         }
+        fill(u, cw, 0, 0, 8 * block, block / 2, 128);
+        fill(v, cw, 0, 0, 8 * block, block / 2, 128);
     }
+}
+
+/// Rows taken by the barcode at the top.
+fn block_rows(h: usize) -> usize {
+    h / 15
+}
+
+/// Colour bars over the top two thirds, dark grey below.
+fn background(width: u32, height: u32) -> OwnedPicture {
+    let mut p = OwnedPicture::new(width, height);
+    let (w, h) = (width as usize, height as usize);
+    let cw = w.div_ceil(2);
+    let bars_h = h * 2 / 3;
+    let [y, u, v] = &mut p.planes;
+    fill(y, w, 0, bars_h, w, h - bars_h, 40);
+    for (i, (luma, cb, cr)) in BARS.iter().enumerate() {
+        let (x0, x1) = (i * w / 7, (i + 1) * w / 7);
+        fill(y, w, x0, 0, x1 - x0, bars_h, *luma);
+        let (c0, c1) = (i * cw / 7, (i + 1) * cw / 7);
+        fill(u, cw, c0, 0, c1 - c0, bars_h / 2, *cb);
+        fill(v, cw, c0, 0, c1 - c0, bars_h / 2, *cr);
+    }
+    p
 }
 
 fn fill(plane: &mut [u8], stride: usize, x: usize, y: usize, w: usize, h: usize, value: u8) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches};
 use serde::{Deserialize, Serialize};
+use tessera_transcode::LadderSpec;
 
 use crate::NodeError;
 
@@ -96,6 +97,39 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 500)]
     pub max_publishers: usize,
 
+    /// The ABR ladder of every stream, comma-separated: `source` (the feed as it came) and
+    /// H.264 rungs `HEIGHTp:KBPS[:max=KBPS][:profile=baseline|main|high]`. Rungs at or above
+    /// the source's size are left out. `source` alone turns transcoding off.
+    #[arg(long, default_value_t = LadderSpec::default())]
+    pub ladder: LadderSpec,
+
+    /// The ladder of one stream, `NAME=LADDER` (repeatable), overriding --ladder.
+    #[arg(long = "stream-ladder", value_name = "NAME=LADDER")]
+    pub stream_ladders: Vec<String>,
+
+    /// libx264 preset of the transcoded rungs (ultrafast ... veryslow).
+    #[arg(long, default_value = "veryfast")]
+    pub encoder_preset: String,
+
+    /// libx264 tune of the transcoded rungs; `zerolatency` keeps the encoder from holding
+    /// frames back (no B-frames, no lookahead). Empty for none.
+    #[arg(long, default_value = "zerolatency")]
+    pub encoder_tune: String,
+
+    /// Threads per rung encoder (0: libx264 decides).
+    #[arg(long, default_value_t = 0)]
+    pub encoder_threads: u32,
+
+    /// A codec worker further behind real time than this skips to the next segment, so
+    /// latency stays bounded (milliseconds).
+    #[arg(long, default_value_t = 1500)]
+    pub transcode_max_delay_ms: u64,
+
+    /// Program started as the codec worker, with the argument `codec-worker` (default:
+    /// this `tessera` binary).
+    #[arg(long)]
+    pub codec_worker: Option<PathBuf>,
+
     /// PEM certificate chain; with --tls-key, serves HTTPS (HTTP/2 and HTTP/1.1 by ALPN).
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -137,6 +171,10 @@ impl NodeConfig {
         }
         crate::auth::StaticTokens::from_entries(&self.publish_tokens).map_err(NodeError::Config)?;
         self.srt_passphrase_map()?;
+        self.stream_ladder_map()?;
+        if self.transcode_max_delay_ms < 200 {
+            return Err(NodeError::Config("transcode_max_delay_ms must be at least 200".into()));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(NodeError::Config("tls_cert and tls_key go together".into()));
         }
@@ -154,6 +192,19 @@ impl NodeConfig {
                 return Err(NodeError::Config(format!("SRT passphrase for {name:?} must have 10 to 79 characters")));
             }
             m.insert(name.to_string(), pass.to_string());
+        }
+        Ok(m)
+    }
+
+    /// The per-stream ladders by stream name.
+    pub fn stream_ladder_map(&self) -> Result<std::collections::HashMap<String, LadderSpec>, NodeError> {
+        let mut m = std::collections::HashMap::new();
+        for e in &self.stream_ladders {
+            let (name, ladder) = e
+                .split_once('=')
+                .ok_or_else(|| NodeError::Config(format!("stream ladder {e:?} is not NAME=LADDER")))?;
+            let ladder = ladder.parse().map_err(|err| NodeError::Config(format!("ladder of {name:?}: {err}")))?;
+            m.insert(name.to_string(), ladder);
         }
         Ok(m)
     }
@@ -222,5 +273,18 @@ mod tests {
         assert!(c.validate().is_err());
         let c = NodeConfig { segment_target_ms: 300, ..NodeConfig::default() };
         assert!(c.validate().is_err());
+        let c = NodeConfig { stream_ladders: vec!["cam=720p".into()], ..NodeConfig::default() };
+        assert!(c.validate().is_err(), "a rung without a bitrate");
+    }
+
+    #[test]
+    fn ladders_from_flags_and_file() {
+        let cfg = NodeConfig::merge(None, &matches(&["t", "--stream-ladder", "lobby=source,360p:500"])).unwrap();
+        assert_eq!(cfg.ladder, LadderSpec::default());
+        assert_eq!(cfg.stream_ladder_map().unwrap()["lobby"].to_string(), "source,360p:500");
+        let file: NodeConfig = toml::from_str("ladder = \"source,540p:1800\"\n").unwrap();
+        let cfg = NodeConfig::merge(Some(file), &matches(&["t"])).unwrap();
+        assert_eq!(cfg.ladder.to_string(), "source,540p:1800");
+        assert!(toml::from_str::<NodeConfig>("ladder = \"source,540p\"").is_err());
     }
 }

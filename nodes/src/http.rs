@@ -1,9 +1,12 @@
 //! The HTTP origin: LL-HLS playlists, init segments, parts and segments, `/metrics`.
 //!
 //! URLs, under `/live/NAME/`:
-//! - `index.m3u8`: multivariant playlist
-//! - `src/index.m3u8`: media playlist (`_HLS_msn`, `_HLS_part`, `_HLS_skip`)
-//! - `src/init-N.mp4`, `src/part-N.m4s`, `src/seg-N.m4s`: media
+//! - `index.m3u8`: multivariant playlist (every rendition of the ladder)
+//! - `RENDITION/index.m3u8`: media playlist (`_HLS_msn`, `_HLS_part`, `_HLS_skip`), where
+//!   RENDITION is `src` (the passthrough) or a transcoded rung (`720p`, ...)
+//! - `RENDITION/init-N.mp4`, `RENDITION/part-N.m4s`, `RENDITION/seg-N.m4s`: media
+//!
+//! `/streams` lists the streams with their renditions and transcoder state (JSON).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tessera_packager::BlockRequest;
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::store::{SegmentStore, StoreError, SOURCE_RENDITION};
+use crate::store::{SegmentStore, StoreError};
 
 /// Shared state of the HTTP handlers.
 pub struct HttpState {
@@ -84,11 +87,15 @@ async fn rendition_file(
     Path((name, rendition, file)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if rendition != SOURCE_RENDITION {
+    if rendition.is_empty()
+        || rendition.len() > 32
+        || !rendition.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return error(StoreError::NotFound);
     }
+    let rendition = rendition.as_str();
     if file == "index.m3u8" {
-        return media_playlist(&state, &name, &q).await;
+        return media_playlist(&state, &name, rendition, &q).await;
     }
     let media = |data: Bytes, kind: &'static str| {
         (
@@ -101,13 +108,13 @@ async fn rendition_file(
             .into_response()
     };
     if let Some(id) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).and_then(|n| n.parse().ok()) {
-        return match state.store.init(&name, id) {
+        return match state.store.init(&name, rendition, id) {
             Ok(d) => media(d, "video/mp4"),
             Err(e) => error(e),
         };
     }
     if let Some(seq) = file.strip_prefix("part-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
-        return match state.store.part(&name, seq, block_timeout(&state, &name)).await {
+        return match state.store.part(&name, rendition, seq, block_timeout(&state, &name)).await {
             Ok((d, waited)) => {
                 record_release(waited, "part");
                 media(d, "video/iso.segment")
@@ -116,7 +123,7 @@ async fn rendition_file(
         };
     }
     if let Some(msn) = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
-        return match state.store.segment(&name, msn) {
+        return match state.store.segment(&name, rendition, msn) {
             Ok(d) => media(d, "video/iso.segment"),
             Err(e) => error(e),
         };
@@ -124,7 +131,7 @@ async fn rendition_file(
     error(StoreError::NotFound)
 }
 
-async fn media_playlist(state: &HttpState, name: &str, q: &HashMap<String, String>) -> Response {
+async fn media_playlist(state: &HttpState, name: &str, rendition: &str, q: &HashMap<String, String>) -> Response {
     let msn = match q.get("_HLS_msn").map(|v| v.parse::<u64>()) {
         None => None,
         Some(Ok(v)) => Some(v),
@@ -145,7 +152,7 @@ async fn media_playlist(state: &HttpState, name: &str, q: &HashMap<String, Strin
     };
     let block = msn.map(|msn| BlockRequest { msn, part });
     metrics::counter!("tessera_playlist_requests_total", "kind" => "media", "blocking" => if block.is_some() { "yes" } else { "no" }).increment(1);
-    match state.store.media_playlist(name, block, skip, block_timeout(state, name)).await {
+    match state.store.media_playlist(name, rendition, block, skip, block_timeout(state, name)).await {
         Ok(r) => {
             record_release(r.waited_for, "playlist");
             let cache = if block.is_some() { "public, max-age=60" } else { "no-cache" };
@@ -160,6 +167,6 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
 }
 
 async fn streams(State(state): State<Arc<HttpState>>) -> Response {
-    let body = serde_json::json!({ "node": state.node_id, "streams": state.store.stream_names() });
+    let body = serde_json::json!({ "node": state.node_id, "streams": state.store.status() });
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

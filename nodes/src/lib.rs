@@ -24,8 +24,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tessera_actors::{TranscodeSettings, WorkerCommand};
 use tessera_ingest::srt::SrtListenerConfig;
 use tessera_packager::{PlaylistConfig, SegmenterConfig};
+use tessera_transcode::wire::EncoderTuning;
+use tessera_transcode::GovernorConfig;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -59,6 +62,28 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// How this node runs its codec workers.
+fn transcode_settings(config: &NodeConfig) -> Result<TranscodeSettings, NodeError> {
+    let program = match &config.codec_worker {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| NodeError::Config(format!("cannot find this binary to run codec workers: {e}")))?,
+    };
+    Ok(TranscodeSettings {
+        tuning: EncoderTuning {
+            preset: config.encoder_preset.clone(),
+            tune: config.encoder_tune.clone(),
+            threads: config.encoder_threads,
+            params: String::new(),
+        },
+        governor: GovernorConfig {
+            max_delay: Duration::from_millis(config.transcode_max_delay_ms),
+            ..GovernorConfig::default()
+        },
+        worker: WorkerCommand { program, args: vec!["codec-worker".into()] },
+    })
 }
 
 /// A running node.
@@ -124,12 +149,16 @@ impl Node {
                 part_target: config.part_target_ms as i64 * 90,
                 start_wait: 90_000,
                 max_jump: 90_000,
+                ..SegmenterConfig::default()
             },
             idle_timeout: Duration::from_millis(config.ingest_idle_timeout_ms),
             takeover: config.on_duplicate_publisher == config::DuplicatePublisher::Takeover,
             srt_passphrases: config.srt_passphrase_map()?,
             max_ingest_kbps: config.max_ingest_kbps,
             max_frame_bytes: config.max_frame_bytes,
+            ladder: config.ladder.clone(),
+            stream_ladders: config.stream_ladder_map()?,
+            transcode: transcode_settings(&config)?,
         };
         let auth: Arc<dyn auth::PublishAuth> =
             Arc::new(auth::StaticTokens::from_entries(&config.publish_tokens).map_err(NodeError::Config)?);

@@ -1,6 +1,6 @@
-//! An SRT publisher for a recorded MPEG-TS file: paces it in real time by its PCR and, in
-//! a loop, shifts its timestamps so the loops read as one continuous feed. Used by
-//! `tessera demo` and by tests.
+//! SRT publishers: a recorded MPEG-TS file, paced in real time by its PCR and, in a loop,
+//! with its timestamps shifted so the loops read as one continuous feed; and the built-in
+//! test pattern, encoded live. Used by `tessera publish`, `tessera demo` and the tests.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,6 +30,8 @@ pub enum PublishError {
     BadFile(&'static str),
     #[error("SRT: {0}")]
     Srt(#[from] std::io::Error),
+    #[error("test pattern: {0}")]
+    Pattern(#[from] tessera_codec::CodecError),
 }
 
 impl TsFile {
@@ -105,6 +107,49 @@ pub async fn publish(socket: &mut SrtSocket, file: &TsFile, loops: Option<u64>) 
             socket.send((std::time::Instant::now(), Bytes::from(msg))).await?;
         }
         n += 1;
+    }
+    Ok(())
+}
+
+/// Publishes the test pattern live for `seconds` (forever with `None`): frames are drawn
+/// and encoded on a thread of their own at the pattern's frame rate, stamped with the wall
+/// clock, and sent as they come.
+pub async fn publish_pattern(
+    socket: &mut SrtSocket,
+    config: tessera_codec::pattern::PatternConfig,
+    seconds: Option<u64>,
+) -> Result<(), PublishError> {
+    let mut pattern = tessera_codec::pattern::TestPattern::new(config)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, PublishError>>(8);
+    let limit = seconds.map(|s| s * 1_000_000);
+    std::thread::Builder::new()
+        .name("test-pattern".into())
+        .spawn(move || {
+            let start = std::time::Instant::now();
+            loop {
+                let n = pattern.frames();
+                let at = pattern.frame_time_us(n);
+                if limit.is_some_and(|l| at >= l) {
+                    return;
+                }
+                if let Some(wait) = Duration::from_micros(at).checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                let ts = pattern.next(wall).map_err(PublishError::from);
+                let failed = ts.is_err();
+                if tx.blocking_send(ts).is_err() || failed {
+                    return;
+                }
+            }
+        })
+        .map_err(PublishError::Srt)?;
+    while let Some(ts) = rx.recv().await {
+        for chunk in ts?.chunks(PACKETS_PER_MESSAGE * PACKET_SIZE) {
+            socket.send((std::time::Instant::now(), Bytes::copy_from_slice(chunk))).await?;
+        }
     }
     Ok(())
 }

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use tessera_actors::ingest_session::IngestMsg;
 use tessera_actors::mailbox::SendError;
-use tessera_actors::{start_pipeline, PipelineConfig, PipelineHandle};
+use tessera_actors::{start_pipeline, PipelineConfig, PipelineHandle, TranscodeSettings};
 use tessera_packager::SegmenterConfig;
+use tessera_transcode::LadderSpec;
 use tokio::sync::watch;
 
 use crate::store::{PublishClaim, SegmentStore};
@@ -23,6 +24,10 @@ pub struct IngestSettings {
     pub srt_passphrases: std::collections::HashMap<String, String>,
     pub max_ingest_kbps: u64,
     pub max_frame_bytes: usize,
+    /// The ladder of streams without one of their own, and those with.
+    pub ladder: LadderSpec,
+    pub stream_ladders: std::collections::HashMap<String, LadderSpec>,
+    pub transcode: TranscodeSettings,
 }
 
 /// Measures a publisher's ingest rate over fixed windows.
@@ -65,6 +70,10 @@ impl PublisherSession {
         settings: &IngestSettings,
     ) -> Option<Self> {
         metrics::counter!("tessera_ingest_sessions_total", "protocol" => protocol).increment(1);
+        let ladder = settings.stream_ladders.get(&ticket.stream).unwrap_or(&settings.ladder).clone();
+        if ladder.transcodes() {
+            ticket.expect_ladder();
+        }
         let pipeline = start_pipeline(PipelineConfig {
             stream: ticket.stream.clone(),
             session: ticket.session,
@@ -73,6 +82,8 @@ impl PublisherSession {
             frame_capacity: 1024,
             part_capacity: 64,
             max_frame_bytes: settings.max_frame_bytes,
+            ladder,
+            transcode: Some(settings.transcode.clone()),
             sink: store.clone(),
         })
         .await

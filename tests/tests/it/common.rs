@@ -19,6 +19,7 @@ pub async fn node(tweak: impl FnOnce(&mut NodeConfig)) -> Node {
         http_listen: "127.0.0.1:0".parse().unwrap(),
         srt_listen: "127.0.0.1:0".parse().unwrap(),
         rtmp_listen: "127.0.0.1:0".parse().unwrap(),
+        codec_worker: Some(env!("CARGO_BIN_EXE_codec-worker").into()),
         ..NodeConfig::default()
     };
     tweak(&mut c);

@@ -1,0 +1,636 @@
+//! The encoder actor: turns one publisher session's source into the transcoded rungs of
+//! its ladder.
+//!
+//! It receives what the leader (the source segmenter) placed, frame by frame, with the
+//! boundaries it opened; plans the ladder from the source's first video track; starts a
+//! codec worker process ([`process`]) and one follower segmenter and packager per rung,
+//! linked to itself. Video goes to the worker, which makes every boundary an IDR in every
+//! rung; the encoded frames come back with their boundary numbers and go to the rungs'
+//! segmenters, with the source's audio, so every rendition cuts at the same time under the
+//! same number.
+//!
+//! Supervision: a worker that dies is restarted with backoff; the rungs list the segments
+//! they miss as gaps ([`tessera_transcode::GapLedger`]) and the passthrough never notices.
+//! The [`tessera_transcode::LoadGovernor`] stops feeding a worker that falls behind (so
+//! latency stays bounded) and drops the most expensive rung when the node cannot keep up.
+//! A rung whose actors fail is dropped alone.
+
+pub mod process;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tessera_ingest::{h264, hevc, CodecConfig, Frame, TrackInfo, TrackKind};
+use tessera_packager::segmenter::{Boundary, Cuts, SegmenterConfig};
+use tessera_transcode::wire::{EncoderTuning, FromWorker, RungJob, SourceCodec, StartJob, ToWorker};
+use tessera_transcode::{plan, Gap, GapLedger, GovernorConfig, LadderSpec, LoadGovernor, Rendition, SOURCE};
+
+use crate::mailbox::{BoundedRef, Inflight, SendError};
+use crate::packager::{PackagerActor, PackagerActorConfig};
+use crate::segmenter::{SegmenterActor, SegmenterActorConfig, SegmenterMsg};
+use crate::sink::{MediaSink, PlannedRendition, TranscoderStatus};
+use process::{QueueError, WorkerProcess};
+pub use process::{WorkerCommand, WorkerEvent};
+
+/// Transcoding settings shared by every session of a node.
+#[derive(Debug, Clone)]
+pub struct TranscodeSettings {
+    pub tuning: EncoderTuning,
+    pub governor: GovernorConfig,
+    pub worker: WorkerCommand,
+}
+
+pub struct EncoderActorConfig {
+    pub stream: String,
+    pub session: u64,
+    pub ladder: LadderSpec,
+    pub settings: TranscodeSettings,
+    /// The leader's settings; rungs follow its boundaries.
+    pub segmenter: SegmenterConfig,
+    pub frame_capacity: usize,
+    pub part_capacity: usize,
+    pub inflight: Inflight,
+    pub sink: Arc<dyn MediaSink>,
+}
+
+#[derive(Debug)]
+pub enum EncoderMsg {
+    /// From the leader: the tracks of a (new) init segment.
+    Init(Vec<TrackInfo>),
+    /// From the leader: a placed frame, with the boundary it opened.
+    Frame(Frame, Option<Boundary>),
+    /// From the leader: segment `segment` is complete (90 kHz ticks).
+    SegmentEnd { segment: u64, duration: i64 },
+    /// From the leader: the session is over.
+    End,
+    /// From a worker's I/O tasks.
+    Worker { generation: u64, event: WorkerEvent },
+    /// Time to start a new worker after one died.
+    Restart { generation: u64 },
+    /// The worker did not finish in time at the end.
+    EndTimeout,
+}
+
+impl EncoderMsg {
+    /// Whether the message came through the leader's bounded sender.
+    fn counted(&self) -> bool {
+        matches!(self, EncoderMsg::Init(_) | EncoderMsg::Frame(..) | EncoderMsg::SegmentEnd { .. } | EncoderMsg::End)
+    }
+}
+
+struct Rung {
+    name: String,
+    segmenter: BoundedRef<SegmenterMsg>,
+    actors: [ActorCell; 2],
+    video: Option<CodecConfig>,
+    dropped: bool,
+    /// The rung's actors failed: gaps go to the sink directly.
+    dead: bool,
+    /// Output is being dropped until the next boundary because the segmenter lagged.
+    lagging: bool,
+}
+
+pub struct EncoderState {
+    cfg: EncoderActorConfig,
+    myself: ActorRef<EncoderMsg>,
+    rungs: Vec<Rung>,
+    planned: bool,
+    video: Option<TrackInfo>,
+    job: Option<StartJob>,
+    worker: Option<WorkerProcess>,
+    generation: u64,
+    restarts: u64,
+    crashes: Vec<Instant>,
+    feeding: bool,
+    governor: LoadGovernor,
+    ledger: GapLedger,
+    boundaries: BTreeMap<u64, Boundary>,
+    ending: bool,
+    status: TranscoderStatus,
+}
+
+pub struct EncoderActor;
+
+impl Actor for EncoderActor {
+    type Msg = EncoderMsg;
+    type State = EncoderState;
+    type Arguments = EncoderActorConfig;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<EncoderMsg>,
+        cfg: EncoderActorConfig,
+    ) -> Result<EncoderState, ActorProcessingErr> {
+        let governor = LoadGovernor::new(cfg.settings.governor.clone(), 0);
+        Ok(EncoderState {
+            cfg,
+            myself,
+            rungs: Vec::new(),
+            planned: false,
+            video: None,
+            job: None,
+            worker: None,
+            generation: 0,
+            restarts: 0,
+            crashes: Vec::new(),
+            feeding: false,
+            governor,
+            ledger: GapLedger::new(0),
+            boundaries: BTreeMap::new(),
+            ending: false,
+            status: TranscoderStatus::default(),
+        })
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<EncoderMsg>, st: &mut EncoderState) -> Result<(), ActorProcessingErr> {
+        if st.worker.take().is_some() {
+            metrics::gauge!("tessera_codec_workers").decrement(1.0);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<EncoderMsg>,
+        msg: EncoderMsg,
+        st: &mut EncoderState,
+    ) -> Result<(), ActorProcessingErr> {
+        if msg.counted() {
+            st.cfg.inflight.done();
+        }
+        match msg {
+            EncoderMsg::Init(tracks) => st.init(tracks).await?,
+            EncoderMsg::Frame(frame, boundary) => st.frame(frame, boundary),
+            EncoderMsg::SegmentEnd { segment, duration } => {
+                let gaps = st.ledger.leader_completed(segment, duration as f64 / 90_000.0);
+                st.send_gaps(gaps);
+                while st.boundaries.len() > 32 {
+                    st.boundaries.pop_first();
+                }
+            }
+            EncoderMsg::End => {
+                st.ending = true;
+                match &st.worker {
+                    Some(w) if w.send(&ToWorker::Stop, &[]).is_ok() => {
+                        myself.send_after(Duration::from_secs(5), || EncoderMsg::EndTimeout);
+                    }
+                    _ => st.finish(&myself),
+                }
+            }
+            EncoderMsg::Worker { generation, event } if generation == st.generation => match event {
+                WorkerEvent::Message(msg, body) => st.worker_message(msg, body),
+                WorkerEvent::Garbled(e) => {
+                    tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, error = %e, "codec worker output unreadable; killing it");
+                    if let Some(w) = st.worker.as_mut() {
+                        w.kill();
+                    }
+                }
+                WorkerEvent::Exited(how) => st.worker_exited(how),
+            },
+            EncoderMsg::Worker { .. } => {}
+            EncoderMsg::Restart { generation } if generation == st.generation && !st.ending => st.start_worker(),
+            EncoderMsg::Restart { .. } => {}
+            EncoderMsg::EndTimeout => {
+                if st.worker.is_some() {
+                    tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, "codec worker did not finish in 5 s; killing it");
+                    st.worker = None;
+                    metrics::gauge!("tessera_codec_workers").decrement(1.0);
+                }
+                st.finish(&myself);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<EncoderMsg>,
+        evt: SupervisionEvent,
+        st: &mut EncoderState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(i) = st.rungs.iter().position(|r| r.actors.iter().any(|a| a.get_id() == cell.get_id())) else {
+                    return Ok(());
+                };
+                tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, rendition = %st.rungs[i].name, error = %err, "rendition failed; dropping it");
+                for a in &st.rungs[i].actors {
+                    a.stop(Some("sibling failed".into()));
+                }
+                st.rungs[i].dead = true;
+                st.drop_rung(i, "failed");
+            }
+            SupervisionEvent::ActorTerminated(..) if st.ending && myself.get_children().is_empty() => {
+                myself.stop(None);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The worker's view of the source: codec and `avcC`/`hvcC`.
+fn source_format(video: &TrackInfo) -> Option<(SourceCodec, Vec<u8>, (u32, u32), Option<(u32, u32)>)> {
+    match &video.codec {
+        CodecConfig::H264(c) => {
+            Some((SourceCodec::H264, h264::avcc_record(c), (c.width, c.height), c.frame_rate.filter(|f| f.1 > 0)))
+        }
+        CodecConfig::Hevc(c) => Some((SourceCodec::Hevc, hevc::hvcc_record(c), (c.width, c.height), None)),
+        CodecConfig::Aac(_) => None,
+    }
+}
+
+impl EncoderState {
+    async fn init(&mut self, tracks: Vec<TrackInfo>) -> Result<(), ActorProcessingErr> {
+        let video = tracks.iter().find(|t| t.kind() == TrackKind::Video).cloned();
+        let audio: Vec<TrackInfo> = tracks.iter().filter(|t| t.kind() == TrackKind::Audio).cloned().collect();
+        if !self.planned {
+            self.planned = true;
+            let Some(v) = video.clone() else {
+                tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, "no video: nothing to transcode");
+                self.publish_plan(&[], None);
+                return Ok(());
+            };
+            let (w, h) = v.codec.dimensions().unwrap_or((0, 0));
+            let renditions = plan(&self.cfg.ladder, w, h);
+            self.publish_plan(&renditions, Some((w, h)));
+            let rungs: Vec<Rendition> = renditions.into_iter().filter(|r| r.encode.is_some()).collect();
+            if rungs.is_empty() {
+                tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, width = w, height = h, "source too small for any transcoded rung");
+                return Ok(());
+            }
+            self.spawn_rungs(&rungs).await?;
+            self.governor = LoadGovernor::new(self.cfg.settings.governor.clone(), rungs.len());
+            self.ledger = GapLedger::new(rungs.len());
+            self.job = source_format(&v).map(|(codec, extradata, (width, height), fps)| StartJob {
+                stream: self.cfg.stream.clone(),
+                codec,
+                extradata,
+                width,
+                height,
+                fps,
+                rungs: rungs
+                    .iter()
+                    .map(|r| RungJob { name: r.name.clone(), target: r.encode.clone().expect("filtered") })
+                    .collect(),
+                tuning: self.cfg.settings.tuning.clone(),
+                stats_interval_ms: 1000,
+            });
+            self.video = Some(v);
+            for r in &self.rungs {
+                for a in &audio {
+                    let _ = r.segmenter.send(SegmenterMsg::Track(a.clone()));
+                }
+            }
+            self.start_worker();
+            return Ok(());
+        }
+        if self.rungs.is_empty() {
+            return Ok(());
+        }
+        // A discontinuity at the leader: the worker starts over at the next boundary.
+        self.feeding = false;
+        let changed = video.as_ref().is_some_and(|v| Some(&v.codec) != self.video.as_ref().map(|o| &o.codec));
+        if changed {
+            let v = video.expect("checked");
+            if let (Some(job), Some((codec, extradata, (width, height), fps))) = (self.job.as_mut(), source_format(&v))
+            {
+                (job.codec, job.extradata, job.width, job.height, job.fps) = (codec, extradata, width, height, fps);
+            }
+            self.video = Some(v);
+            if let (Some(w), Some(job)) = (&self.worker, &self.job) {
+                let _ = w.send(&ToWorker::Start(job.clone()), &[]);
+            }
+        } else if let Some(w) = &self.worker {
+            let _ = w.send(&ToWorker::Reset, &[]);
+        }
+        for r in self.rungs.iter().filter(|r| !r.dead) {
+            for a in &audio {
+                let _ = r.segmenter.send(SegmenterMsg::Track(a.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn publish_plan(&self, renditions: &[Rendition], size: Option<(u32, u32)>) {
+        let mut planned: Vec<PlannedRendition> = renditions
+            .iter()
+            .map(|r| match &r.encode {
+                None => PlannedRendition { name: r.name.clone(), bitrate: None, resolution: size },
+                Some(e) => PlannedRendition {
+                    name: r.name.clone(),
+                    bitrate: Some((e.bitrate, e.maxrate)),
+                    resolution: Some((e.width, e.height)),
+                },
+            })
+            .collect();
+        if planned.is_empty() && self.cfg.ladder.has_source() {
+            planned.push(PlannedRendition { name: SOURCE.into(), bitrate: None, resolution: size });
+        }
+        tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, renditions = %planned.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(","), "ladder planned");
+        self.cfg.sink.plan(&self.cfg.stream, self.cfg.session, planned);
+    }
+
+    async fn spawn_rungs(&mut self, rungs: &[Rendition]) -> Result<(), ActorProcessingErr> {
+        let cell = self.myself.get_cell();
+        for r in rungs {
+            let packager_inflight = Inflight::default();
+            let (packager, _) = Actor::spawn_linked(
+                None,
+                PackagerActor,
+                PackagerActorConfig {
+                    stream: self.cfg.stream.clone(),
+                    session: self.cfg.session,
+                    rendition: r.name.clone(),
+                    inflight: packager_inflight.clone(),
+                    sink: self.cfg.sink.clone(),
+                },
+                cell.clone(),
+            )
+            .await?;
+            let inflight = Inflight::default();
+            let (segmenter, _) = Actor::spawn_linked(
+                None,
+                SegmenterActor,
+                SegmenterActorConfig {
+                    stream: self.cfg.stream.clone(),
+                    session: self.cfg.session,
+                    rendition: r.name.clone(),
+                    segmenter: SegmenterConfig {
+                        cuts: Cuts::Boundaries,
+                        forward_frames: false,
+                        ..self.cfg.segmenter.clone()
+                    },
+                    inflight: inflight.clone(),
+                    next: Some(BoundedRef::new(packager.clone(), packager_inflight, self.cfg.part_capacity)),
+                    encoder: None,
+                },
+                cell.clone(),
+            )
+            .await?;
+            self.rungs.push(Rung {
+                name: r.name.clone(),
+                actors: [segmenter.get_cell(), packager.get_cell()],
+                segmenter: BoundedRef::new(segmenter, inflight, self.cfg.frame_capacity),
+                video: None,
+                dropped: false,
+                dead: false,
+                lagging: false,
+            });
+        }
+        Ok(())
+    }
+
+    fn start_worker(&mut self) {
+        let Some(job) = self.job.clone() else { return };
+        self.generation += 1;
+        match WorkerProcess::spawn(&self.cfg.settings.worker, self.generation, &self.cfg.stream, self.myself.clone()) {
+            Ok(w) => {
+                let mut ok = w.send(&ToWorker::Start(job), &[]).is_ok();
+                for (i, r) in self.rungs.iter().enumerate().filter(|(_, r)| r.dropped) {
+                    ok &= w.send(&ToWorker::DropRung(i as u32), &[]).is_ok();
+                    let _ = r;
+                }
+                tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, pid = ?w.pid, generation = self.generation, rungs = self.rungs.len(), "codec worker started");
+                self.status.worker_pid = w.pid;
+                self.worker = Some(w);
+                metrics::gauge!("tessera_codec_workers").increment(1.0);
+                if !ok {
+                    tracing::error!(stream = %self.cfg.stream, "codec worker refused its job");
+                }
+            }
+            Err(e) => {
+                tracing::error!(stream = %self.cfg.stream, session = self.cfg.session, program = %self.cfg.settings.worker.program.display(), error = %e, "cannot start the codec worker");
+                self.schedule_restart();
+            }
+        }
+        self.publish_status();
+    }
+
+    fn worker_exited(&mut self, how: String) {
+        if self.worker.take().is_some() {
+            metrics::gauge!("tessera_codec_workers").decrement(1.0);
+        }
+        self.status.worker_pid = None;
+        if self.ending {
+            let myself = self.myself.clone();
+            self.finish(&myself);
+            return;
+        }
+        metrics::counter!("tessera_codec_worker_exits_total").increment(1);
+        tracing::error!(stream = %self.cfg.stream, session = self.cfg.session, generation = self.generation, %how, "codec worker died; the transcoded renditions have a gap until it is back");
+        self.feeding = false;
+        self.governor.worker_restarted();
+        let gaps = self.ledger.interrupt();
+        for r in self.rungs.iter().filter(|r| !r.dead) {
+            let _ = r.segmenter.send(SegmenterMsg::Abandon);
+        }
+        self.send_gaps(gaps);
+        self.schedule_restart();
+        self.publish_status();
+    }
+
+    /// Backoff: 250 ms after a first crash, doubling with each crash in the last minute,
+    /// at most 5 s.
+    fn schedule_restart(&mut self) {
+        let now = Instant::now();
+        self.crashes.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        self.crashes.push(now);
+        let delay = Duration::from_millis(250 * (1u64 << (self.crashes.len() - 1).min(5))).min(Duration::from_secs(5));
+        self.restarts += 1;
+        self.status.worker_restarts = self.restarts;
+        metrics::counter!("tessera_codec_worker_restarts_total").increment(1);
+        let generation = self.generation;
+        self.myself.send_after(delay, move || EncoderMsg::Restart { generation });
+    }
+
+    fn frame(&mut self, frame: Frame, boundary: Option<Boundary>) {
+        if let Some(b) = boundary {
+            self.boundaries.insert(b.segment, b);
+        }
+        let Some(video) = &self.video else { return };
+        if self.rungs.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        if frame.track == video.id {
+            if let Some(b) = boundary {
+                if !self.feeding && self.worker.is_some() && !self.governor.behind(now) {
+                    self.feeding = true;
+                }
+                let rungs = &self.rungs;
+                self.ledger.leader_opened(b.segment, self.feeding, |i| !rungs[i].dropped);
+            }
+            if !self.feeding {
+                return;
+            }
+            let sent = match (&self.worker, self.governor.behind(now)) {
+                (Some(w), false) => w.send(
+                    &ToWorker::Frame {
+                        pts: frame.pts,
+                        dts: frame.dts,
+                        keyframe: frame.keyframe,
+                        boundary: boundary.map(|b| b.segment),
+                    },
+                    &frame.data,
+                ),
+                _ => Err(QueueError::Full),
+            };
+            match sent {
+                Ok(()) => self.governor.sent(frame.dts, now),
+                Err(_) => self.stop_feeding(now),
+            }
+        } else if self.feeding {
+            for r in self.rungs.iter().filter(|r| !r.dropped) {
+                let _ = r.segmenter.try_send(SegmenterMsg::Frame(frame.clone(), now, None));
+            }
+        }
+    }
+
+    /// The worker is behind: no more input until it catches up and a boundary comes.
+    fn stop_feeding(&mut self, now: Instant) {
+        self.feeding = false;
+        self.governor.skipped_for_delay();
+        metrics::counter!("tessera_transcode_skips_total").increment(1);
+        tracing::warn!(stream = %self.cfg.stream, session = self.cfg.session, delay_ms = self.governor.delay(now).as_millis() as u64, "codec worker behind: skipping to the next boundary");
+        let gaps = self.ledger.interrupt();
+        self.send_gaps(gaps);
+    }
+
+    fn worker_message(&mut self, msg: FromWorker, body: Bytes) {
+        match msg {
+            FromWorker::Ready { ffmpeg } => {
+                tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, %ffmpeg, "codec worker ready")
+            }
+            FromWorker::Packet { rung, pts, dts, keyframe, boundary } => {
+                self.rung_packet(rung as usize, pts, dts, keyframe, boundary, body)
+            }
+            FromWorker::Done { dts } => {
+                if let Some(took) = self.governor.done(dts, Instant::now()) {
+                    metrics::histogram!("tessera_transcode_delay_seconds").record(took.as_secs_f64());
+                }
+            }
+            FromWorker::Stats(stats) => {
+                metrics::histogram!("tessera_transcode_load_ratio").record(stats.load());
+                self.status.load = stats.load();
+                if let Some((rung, reason)) = self.governor.report(&stats) {
+                    tracing::warn!(stream = %self.cfg.stream, session = self.cfg.session, rendition = %self.rungs[rung].name, load = stats.load(), reason = reason.as_str(), "node cannot transcode this ladder in real time; dropping its most expensive rung");
+                    self.drop_rung(rung, reason.as_str());
+                } else {
+                    self.publish_status();
+                }
+            }
+            FromWorker::Skipped { dts, error } => {
+                metrics::counter!("tessera_transcode_decode_errors_total").increment(1);
+                tracing::warn!(stream = %self.cfg.stream, session = self.cfg.session, dts, %error, "codec worker could not decode a source frame");
+            }
+            FromWorker::Failed { error } => {
+                tracing::error!(stream = %self.cfg.stream, session = self.cfg.session, %error, "codec worker failed")
+            }
+        }
+    }
+
+    fn rung_packet(&mut self, i: usize, pts: i64, dts: i64, keyframe: bool, boundary: Option<u64>, body: Bytes) {
+        let Some(video_id) = self.video.as_ref().map(|v| v.id) else { return };
+        if self.rungs.get(i).is_none_or(|r| r.dropped) {
+            return;
+        }
+        if let Some(b) = boundary {
+            let gaps = self.ledger.rung_started(i, b);
+            self.send_gaps(gaps);
+        }
+        let rung = &mut self.rungs[i];
+        let au = h264::convert_access_unit(&body);
+        if let Some(sps) = au.sps {
+            match h264::parse_sps(&sps, au.pps) {
+                Ok(c) if rung.video.as_ref() != Some(&CodecConfig::H264(c.clone())) => {
+                    rung.video = Some(CodecConfig::H264(c.clone()));
+                    let _ = rung
+                        .segmenter
+                        .send(SegmenterMsg::Track(TrackInfo { id: video_id, codec: CodecConfig::H264(c) }));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(stream = %self.cfg.stream, rendition = %rung.name, error = %e, "encoder wrote an unreadable SPS")
+                }
+            }
+        }
+        if rung.lagging && boundary.is_none() {
+            return;
+        }
+        let frame = Frame {
+            track: video_id,
+            kind: TrackKind::Video,
+            pts,
+            dts,
+            keyframe: keyframe || au.keyframe,
+            data: au.sample,
+        };
+        let b = boundary.and_then(|b| self.boundaries.get(&b).copied());
+        match rung.segmenter.try_send(SegmenterMsg::Frame(frame, Instant::now(), b)) {
+            Ok(()) => rung.lagging = false,
+            Err(SendError::Full) => {
+                if !rung.lagging {
+                    tracing::warn!(stream = %self.cfg.stream, rendition = %rung.name, "segmenter lagging: dropping output until the next boundary");
+                }
+                rung.lagging = true;
+                let _ = rung.segmenter.send(SegmenterMsg::Abandon);
+            }
+            Err(SendError::Closed) => {}
+        }
+    }
+
+    fn drop_rung(&mut self, i: usize, reason: &str) {
+        if self.rungs[i].dropped {
+            return;
+        }
+        self.rungs[i].dropped = true;
+        metrics::counter!("tessera_transcode_rungs_dropped_total", "reason" => reason.to_string()).increment(1);
+        if let Some(w) = &self.worker {
+            let _ = w.send(&ToWorker::DropRung(i as u32), &[]);
+        }
+        let r = &self.rungs[i];
+        if !r.dead {
+            let _ = r.segmenter.send(SegmenterMsg::Abandon);
+        }
+        self.status.dropped.push((r.name.clone(), reason.to_string()));
+        let gaps = self.ledger.drop_rung(i);
+        self.send_gaps(gaps);
+        self.publish_status();
+    }
+
+    fn send_gaps(&mut self, gaps: Vec<Gap>) {
+        for g in gaps {
+            metrics::counter!("tessera_transcode_gaps_total").increment(1);
+            let r = &self.rungs[g.rung];
+            if r.dead {
+                self.cfg.sink.publish(
+                    &self.cfg.stream,
+                    self.cfg.session,
+                    &r.name,
+                    crate::sink::Published::Gap { segment: g.segment, duration: g.duration },
+                );
+            } else {
+                let _ = r.segmenter.send(SegmenterMsg::Gap { segment: g.segment, duration: g.duration });
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        self.cfg.sink.transcoder(&self.cfg.stream, self.cfg.session, self.status.clone());
+    }
+
+    /// Ends the rungs; the actor stops when they have.
+    fn finish(&mut self, myself: &ActorRef<EncoderMsg>) {
+        self.worker = None;
+        for r in self.rungs.iter().filter(|r| !r.dead) {
+            let _ = r.segmenter.send(SegmenterMsg::End);
+        }
+        if myself.get_children().is_empty() {
+            myself.stop(None);
+        }
+    }
+}

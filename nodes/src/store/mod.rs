@@ -1,0 +1,612 @@
+//! The segment store: every stream's renditions (playlist state and media bytes), held in
+//! memory for the live window plus a retention margin, with a version signal that releases
+//! blocked requests the moment a part lands.
+//!
+//! Segment numbers: a session numbers its segments from 0 in every rendition; the store
+//! adds the stream's base for that session (the next number any rendition would have
+//! given), so numbering carries on across publisher sessions and the same number means the
+//! same stretch of time in every rendition.
+//!
+//! Locking: one `std::sync::Mutex` per stream, held only to read or update state (never
+//! across an await); the stream map has its own lock. Waiters subscribe to the stream's
+//! `watch` channel before they check the state, so no publication is missed.
+
+mod rendition;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rendition::RenditionState;
+use tessera_actors::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
+use tessera_packager::playlist::{render_multivariant, RenditionReport, Variant};
+use tessera_packager::{BlockRequest, BlockState, PlaylistConfig};
+use thiserror::Error;
+use tokio::sync::watch;
+
+/// The passthrough rendition.
+pub const SOURCE_RENDITION: &str = tessera_transcode::SOURCE;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("no such stream")]
+    NotFound,
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("not available in time")]
+    Timeout,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ClaimError {
+    #[error("stream {0} is already being published")]
+    AlreadyPublishing(String),
+    #[error("too many publishers ({0})")]
+    TooManyPublishers(usize),
+}
+
+/// Store settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub playlist: PlaylistConfig,
+    pub reconnect_grace: Duration,
+    pub ended_retention: Duration,
+    pub max_publishers: usize,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+struct StreamState {
+    renditions: BTreeMap<String, RenditionState>,
+    session: Option<u64>,
+    /// Added to the session's segment numbers.
+    session_base: u64,
+    /// The session transcodes: the multivariant playlist waits for its ladder.
+    expects_plan: bool,
+    planned: bool,
+    transcoder: TranscoderStatus,
+    idle_since: Option<Instant>,
+    ended_since: Option<Instant>,
+    /// Tells the current publisher's reader that it was taken over.
+    kicker: Option<watch::Sender<bool>>,
+    /// Counts changes to any playlist; keys the render caches.
+    changes: u64,
+}
+
+impl StreamState {
+    fn rendition(&mut self, name: &str, config: &PlaylistConfig) -> &mut RenditionState {
+        self.renditions.entry(name.to_string()).or_insert_with(|| RenditionState::new(name, config.clone()))
+    }
+
+    fn close_all(&mut self) {
+        for r in self.renditions.values_mut() {
+            r.close();
+        }
+    }
+
+    fn has_media(&self) -> bool {
+        self.renditions.values().any(|r| !r.inits.is_empty())
+    }
+
+    /// What the other offered renditions report to `name`'s players.
+    fn reports(&self, name: &str) -> Vec<RenditionReport> {
+        self.renditions
+            .values()
+            .filter(|r| r.name != name && r.offered())
+            .filter_map(|r| r.playlist.report(format!("../{}/index.m3u8", r.name)))
+            .collect()
+    }
+
+    /// The multivariant playlist, if it can be answered: with `partial`, the offered
+    /// renditions that have a segment; otherwise only once every one of them has.
+    fn multivariant(&self, partial: bool) -> Option<String> {
+        if self.expects_plan && !self.planned && !partial {
+            return None;
+        }
+        let offered: Vec<&RenditionState> =
+            self.renditions.values().filter(|r| r.offered() || (!self.planned && r.name == SOURCE_RENDITION)).collect();
+        let ready: Vec<&&RenditionState> = offered.iter().filter(|r| r.has_complete_segment()).collect();
+        if ready.is_empty() || (!partial && ready.len() < offered.len()) {
+            return None;
+        }
+        let mut variants: Vec<Variant> = ready.iter().map(|r| r.variant()).collect();
+        // Largest picture first (the passthrough, then the rungs down the ladder).
+        variants.sort_by_key(|v| std::cmp::Reverse((v.resolution.map(|(w, h)| w * h), v.bandwidth)));
+        let notes: Vec<String> = self
+            .renditions
+            .values()
+            .filter_map(|r| r.dropped.as_ref().map(|why| format!("{} dropped for this session: {why}", r.name)))
+            .collect();
+        Some(render_multivariant(&variants, &notes))
+    }
+}
+
+struct StreamEntry {
+    state: Mutex<StreamState>,
+    version: watch::Sender<u64>,
+}
+
+impl StreamEntry {
+    fn bump(&self) {
+        self.version.send_modify(|v| *v += 1);
+    }
+}
+
+/// Segment store of one node.
+pub struct SegmentStore {
+    config: StoreConfig,
+    streams: Mutex<HashMap<String, Arc<StreamEntry>>>,
+    next_session: std::sync::atomic::AtomicU64,
+}
+
+/// A publisher's hold on a stream name. Dropping it ends the session if the pipeline did
+/// not (for example when the handshake never completed).
+pub struct PublishClaim {
+    store: Arc<SegmentStore>,
+    pub stream: String,
+    pub session: u64,
+    /// Turns true when a newer publisher takes the stream over: stop reading.
+    pub taken_over: watch::Receiver<bool>,
+}
+
+impl PublishClaim {
+    /// The session transcodes: players asking for the multivariant playlist wait for its
+    /// ladder.
+    pub fn expect_ladder(&self) {
+        if let Some(entry) = self.store.entry(&self.stream) {
+            let mut st = entry.state.lock().expect("stream lock");
+            if st.session == Some(self.session) {
+                st.expects_plan = true;
+            }
+        }
+    }
+}
+
+impl Drop for PublishClaim {
+    fn drop(&mut self) {
+        self.store.session_end(&self.stream, self.session, &SessionEnd::Closed);
+    }
+}
+
+/// What a released blocking request waited for, for the latency metric.
+pub struct Released {
+    pub body: Bytes,
+    /// When the newest part was completed, if the request had to wait for it.
+    pub waited_for: Option<Instant>,
+}
+
+/// What `/streams` says about a stream.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamStatus {
+    pub name: String,
+    pub live: bool,
+    pub renditions: Vec<RenditionStatus>,
+    pub transcoder: Option<TranscoderView>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RenditionStatus {
+    pub name: String,
+    pub offered: bool,
+    pub dropped: Option<String>,
+    pub last_msn: Option<u64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TranscoderView {
+    pub worker_pid: Option<u32>,
+    pub worker_restarts: u64,
+    pub load: f64,
+}
+
+impl SegmentStore {
+    pub fn new(config: StoreConfig) -> Arc<Self> {
+        Arc::new(SegmentStore { config, streams: Mutex::new(HashMap::new()), next_session: 1.into() })
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    fn entry(&self, name: &str) -> Option<Arc<StreamEntry>> {
+        self.streams.lock().expect("streams lock").get(name).cloned()
+    }
+
+    /// Claims a stream name for a new publisher session. With `takeover`, a stream being
+    /// published is taken from its current publisher, whose session ends (its reader is told
+    /// through [`PublishClaim::taken_over`]); without, the claim is refused.
+    pub fn claim(self: &Arc<Self>, name: &str, takeover: bool) -> Result<PublishClaim, ClaimError> {
+        let mut streams = self.streams.lock().expect("streams lock");
+        let live = streams.values().filter(|e| e.state.lock().expect("stream lock").session.is_some()).count();
+        if live >= self.config.max_publishers {
+            return Err(ClaimError::TooManyPublishers(live));
+        }
+        let session = self.next_session.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let entry = streams.entry(name.to_string()).or_insert_with(|| {
+            Arc::new(StreamEntry {
+                state: Mutex::new(StreamState {
+                    renditions: BTreeMap::new(),
+                    session: None,
+                    session_base: 0,
+                    expects_plan: false,
+                    planned: false,
+                    transcoder: TranscoderStatus::default(),
+                    idle_since: None,
+                    ended_since: None,
+                    kicker: None,
+                    changes: 0,
+                }),
+                version: watch::channel(0).0,
+            })
+        });
+        let mut st = entry.state.lock().expect("stream lock");
+        if let Some(old) = st.session {
+            if !takeover {
+                return Err(ClaimError::AlreadyPublishing(name.to_string()));
+            }
+            st.close_all();
+            st.changes += 1;
+            if let Some(k) = st.kicker.take() {
+                let _ = k.send(true);
+            }
+            metrics::gauge!("tessera_publishers").decrement(1.0);
+            metrics::counter!("tessera_publisher_takeovers_total").increment(1);
+            tracing::warn!(
+                stream = name,
+                old_session = old,
+                new_session = session,
+                "publisher taken over by a new one"
+            );
+        }
+        let (kicker, taken_over) = watch::channel(false);
+        st.kicker = Some(kicker);
+        st.session = Some(session);
+        st.session_base = st.renditions.values().map(|r| r.playlist.next_msn()).max().unwrap_or(0);
+        st.expects_plan = false;
+        st.planned = false;
+        st.transcoder = TranscoderStatus::default();
+        for r in st.renditions.values_mut() {
+            r.dropped = None;
+        }
+        st.idle_since = None;
+        st.ended_since = None;
+        drop(st);
+        metrics::gauge!("tessera_publishers").increment(1.0);
+        Ok(PublishClaim { store: self.clone(), stream: name.to_string(), session, taken_over })
+    }
+
+    fn session_end(&self, name: &str, session: u64, how: &SessionEnd) {
+        let Some(entry) = self.entry(name) else { return };
+        let mut st = entry.state.lock().expect("stream lock");
+        if st.session != Some(session) {
+            return;
+        }
+        st.session = None;
+        st.kicker = None;
+        st.idle_since = Some(Instant::now());
+        st.transcoder.worker_pid = None;
+        st.close_all();
+        st.changes += 1;
+        drop(st);
+        metrics::gauge!("tessera_publishers").decrement(1.0);
+        match how {
+            SessionEnd::Closed => tracing::info!(stream = name, session, "publisher left; waiting for it to return"),
+            SessionEnd::Failed(e) => tracing::warn!(stream = name, session, error = %e, "publisher session failed"),
+        }
+        entry.bump();
+    }
+
+    /// Ends streams whose publisher did not return, and forgets old ended streams.
+    pub fn tick(&self, now: Instant) {
+        let entries: Vec<(String, Arc<StreamEntry>)> =
+            self.streams.lock().expect("streams lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut forget = Vec::new();
+        for (name, entry) in entries {
+            let mut st = entry.state.lock().expect("stream lock");
+            if st.session.is_some() {
+                continue;
+            }
+            if let Some(idle) = st.idle_since {
+                if st.ended_since.is_none() && now.duration_since(idle) >= self.config.reconnect_grace {
+                    for r in st.renditions.values_mut() {
+                        r.playlist.end();
+                    }
+                    st.ended_since = Some(now);
+                    st.changes += 1;
+                    tracing::info!(stream = %name, "stream ended");
+                    drop(st);
+                    entry.bump();
+                    continue;
+                }
+            }
+            if st.ended_since.is_some_and(|e| now.duration_since(e) >= self.config.ended_retention)
+                || (!st.has_media() && st.idle_since.is_some())
+            {
+                forget.push(name);
+            }
+        }
+        if !forget.is_empty() {
+            let mut streams = self.streams.lock().expect("streams lock");
+            for name in forget {
+                if streams.get(&name).is_some_and(|e| e.state.lock().expect("stream lock").session.is_none()) {
+                    streams.remove(&name);
+                }
+            }
+        }
+    }
+
+    /// Names of the streams the store holds.
+    pub fn stream_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.streams.lock().expect("streams lock").keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// What each stream is doing, for operators.
+    pub fn status(&self) -> Vec<StreamStatus> {
+        let entries: Vec<(String, Arc<StreamEntry>)> =
+            self.streams.lock().expect("streams lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut out: Vec<StreamStatus> = entries
+            .into_iter()
+            .map(|(name, e)| {
+                let st = e.state.lock().expect("stream lock");
+                StreamStatus {
+                    name,
+                    live: st.session.is_some(),
+                    renditions: st
+                        .renditions
+                        .values()
+                        .map(|r| RenditionStatus {
+                            name: r.name.clone(),
+                            offered: r.offered(),
+                            dropped: r.dropped.clone(),
+                            last_msn: r.playlist.last_msn(),
+                        })
+                        .collect(),
+                    transcoder: st.expects_plan.then(|| TranscoderView {
+                        worker_pid: st.transcoder.worker_pid,
+                        worker_restarts: st.transcoder.worker_restarts,
+                        load: st.transcoder.load,
+                    }),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Waits until `ready` says the state can answer, or the timeout passes.
+    async fn wait<T>(
+        &self,
+        name: &str,
+        timeout: Duration,
+        mut ready: impl FnMut(&mut StreamState) -> Result<Option<T>, StoreError>,
+    ) -> Result<T, StoreError> {
+        let entry = self.entry(name).ok_or(StoreError::NotFound)?;
+        let mut rx = entry.version.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            {
+                let mut st = entry.state.lock().expect("stream lock");
+                if let Some(v) = ready(&mut st)? {
+                    return Ok(v);
+                }
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(StoreError::NotFound),
+                Err(_) => return Err(StoreError::Timeout),
+            }
+        }
+    }
+
+    /// A rendition's media playlist; with `block`, held until the requested part or
+    /// segment exists.
+    pub async fn media_playlist(
+        &self,
+        name: &str,
+        rendition: &str,
+        block: Option<BlockRequest>,
+        skip: bool,
+        timeout: Duration,
+    ) -> Result<Released, StoreError> {
+        let mut waited = false;
+        self.wait(name, timeout, |st| {
+            let ended = st.ended_since.is_some();
+            let gone = st.session.is_none() && st.idle_since.is_some() && !st.has_media();
+            let changes = st.changes;
+            let reports = st.reports(rendition);
+            let Some(r) = st.renditions.get_mut(rendition) else {
+                // A rendition of the ladder appears with the session's first segment.
+                if ended || gone || st.planned || !st.expects_plan {
+                    return Err(StoreError::NotFound);
+                }
+                waited = true;
+                return Ok(None);
+            };
+            // Until one segment is complete, a playlist would confuse players that do not
+            // read parts: wait for it.
+            if !r.playlist.segments().any(|s| s.complete) {
+                if ended || gone {
+                    return Err(StoreError::NotFound);
+                }
+                waited = true;
+                return Ok(None);
+            }
+            if let Some(req) = block {
+                match r.playlist.block_state(req) {
+                    BlockState::TooFarAhead => {
+                        return Err(StoreError::BadRequest("_HLS_msn is more than two segments ahead"))
+                    }
+                    BlockState::Wait => {
+                        waited = true;
+                        return Ok(None);
+                    }
+                    BlockState::Ready => {}
+                }
+            }
+            let at = waited.then_some(r.last_part_at).flatten();
+            Ok(Some(Released { body: r.render(skip, changes, &reports), waited_for: at }))
+        })
+        .await
+    }
+
+    /// The target duration of a stream, for blocking timeouts.
+    pub fn target_duration(&self, name: &str) -> Option<u64> {
+        let entry = self.entry(name)?;
+        let st = entry.state.lock().expect("stream lock");
+        st.renditions.values().map(|r| r.playlist.target_duration()).max()
+    }
+
+    /// The multivariant playlist. Waits (up to `timeout`) until every rendition of the
+    /// session's ladder has a segment, then answers with those that do.
+    pub async fn multivariant(&self, name: &str, timeout: Duration) -> Result<String, StoreError> {
+        let complete = self
+            .wait(name, timeout, |st| {
+                if st.ended_since.is_some() && !st.renditions.values().any(|r| r.has_complete_segment()) {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(st.multivariant(st.ended_since.is_some() || st.session.is_none()))
+            })
+            .await;
+        match complete {
+            Err(StoreError::Timeout) => {
+                let entry = self.entry(name).ok_or(StoreError::NotFound)?;
+                let st = entry.state.lock().expect("stream lock");
+                st.multivariant(true).ok_or(StoreError::Timeout)
+            }
+            other => other,
+        }
+    }
+
+    fn with_rendition<T>(
+        &self,
+        name: &str,
+        rendition: &str,
+        f: impl FnOnce(&RenditionState) -> Option<T>,
+    ) -> Result<T, StoreError> {
+        let entry = self.entry(name).ok_or(StoreError::NotFound)?;
+        let st = entry.state.lock().expect("stream lock");
+        st.renditions.get(rendition).and_then(f).ok_or(StoreError::NotFound)
+    }
+
+    pub fn init(&self, name: &str, rendition: &str, id: u32) -> Result<Bytes, StoreError> {
+        self.with_rendition(name, rendition, |r| r.inits.get(&id).cloned())
+    }
+
+    pub fn segment(&self, name: &str, rendition: &str, msn: u64) -> Result<Bytes, StoreError> {
+        self.with_rendition(name, rendition, |r| r.segments.get(&msn).cloned())
+    }
+
+    /// A part; the part named by the preload hint is held until it is complete.
+    pub async fn part(
+        &self,
+        name: &str,
+        rendition: &str,
+        seq: u64,
+        timeout: Duration,
+    ) -> Result<(Bytes, Option<Instant>), StoreError> {
+        let mut waited = false;
+        self.wait(name, timeout, |st| {
+            let ended = st.ended_since.is_some();
+            let r = st.renditions.get(rendition).ok_or(StoreError::NotFound)?;
+            if let Some(p) = r.parts.get(&seq) {
+                return Ok(Some((p.data.clone(), waited.then_some(p.completed_at))));
+            }
+            let hinted = seq == r.playlist.next_part_seq() && !ended;
+            if hinted {
+                waited = true;
+                Ok(None)
+            } else {
+                Err(StoreError::NotFound)
+            }
+        })
+        .await
+    }
+
+    /// Applies `f` to the stream's state if `session` is still its publisher's, then wakes
+    /// the waiters.
+    fn update(&self, stream: &str, session: u64, what: &str, f: impl FnOnce(&mut StreamState, &PlaylistConfig)) {
+        let Some(entry) = self.entry(stream) else { return };
+        let mut st = entry.state.lock().expect("stream lock");
+        if st.session != Some(session) {
+            tracing::debug!(stream, session, what, "late output of an ended session ignored");
+            return;
+        }
+        f(&mut st, &self.config.playlist);
+        st.changes += 1;
+        drop(st);
+        entry.bump();
+    }
+}
+
+impl MediaSink for SegmentStore {
+    fn publish(&self, stream: &str, session: u64, rendition: &str, event: Published) {
+        self.update(stream, session, rendition, |st, config| {
+            let base = st.session_base;
+            let r = st.rendition(rendition, config);
+            match event {
+                Published::Init { tracks, data } => {
+                    let id = r.init(tracks, data);
+                    tracing::info!(stream, session, rendition, init = id, codecs = %r.tracks.iter().map(|t| t.codec.rfc6381()).collect::<Vec<_>>().join(","), "init segment");
+                }
+                Published::Part {
+                    segment,
+                    data,
+                    duration,
+                    independent,
+                    program_time_ms,
+                    part_target,
+                    completed_at,
+                    last_frame_arrived,
+                } => {
+                    r.playlist.set_part_target(part_target);
+                    if !r.part(base + segment, data, duration, independent, program_time_ms, completed_at) {
+                        tracing::debug!(stream, rendition, segment, "part for a closed segment dropped");
+                        return;
+                    }
+                    metrics::counter!("tessera_parts_published_total").increment(1);
+                    if let Some(at) = last_frame_arrived {
+                        metrics::histogram!("tessera_part_available_seconds").record(at.elapsed().as_secs_f64());
+                    }
+                }
+                Published::SegmentEnd { segment } => r.segment_end(base + segment),
+                Published::Gap { segment, duration } => r.gap(base + segment, duration),
+            }
+        });
+    }
+
+    fn plan(&self, stream: &str, session: u64, renditions: Vec<PlannedRendition>) {
+        self.update(stream, session, "plan", |st, config| {
+            st.planned = true;
+            for r in st.renditions.values_mut() {
+                if r.planned.take().is_some() && !renditions.iter().any(|p| p.name == r.name) {
+                    // Not in this session's ladder (the source changed size): it ends.
+                    r.playlist.end();
+                }
+            }
+            for p in renditions {
+                let name = p.name.clone();
+                st.rendition(&name, config).planned = Some(p);
+            }
+        });
+    }
+
+    fn transcoder(&self, stream: &str, session: u64, status: TranscoderStatus) {
+        self.update(stream, session, "transcoder", |st, _| {
+            for (name, why) in &status.dropped {
+                if let Some(r) = st.renditions.get_mut(name) {
+                    r.dropped = Some(why.clone());
+                }
+            }
+            st.transcoder = status;
+        });
+    }
+
+    fn end(&self, stream: &str, session: u64, how: SessionEnd) {
+        self.session_end(stream, session, &how);
+    }
+}
