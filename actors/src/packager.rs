@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tessera_ingest::TrackInfo;
+use tessera_ingest::{TrackInfo, TrackKind};
 use tessera_packager::fmp4::{self, DecodeClock, TrackRun};
 use tessera_packager::segmenter::{PartOut, SegmenterEvent};
 
@@ -107,6 +107,11 @@ impl Actor for PackagerActor {
 
 fn mux_part(st: &mut PackagerState, p: &PartOut) -> bytes::Bytes {
     st.sequence = st.sequence.wrapping_add(1);
+    // The primary track (video if there is one) anchors the timeline.
+    let primary = st.tracks.iter().find(|t| t.kind() == TrackKind::Video).or(st.tracks.first()).map(|t| t.id);
+    if let Some(first) = p.tracks.iter().find(|(id, _)| Some(*id) == primary).and_then(|(_, s)| s.first()) {
+        st.clock.anchor(first.pts);
+    }
     let mut runs = Vec::with_capacity(p.tracks.len());
     for (track, samples) in &p.tracks {
         let Some(pos) = st.tracks.iter().position(|t| t.id == *track) else { continue };

@@ -259,7 +259,16 @@ pub fn fragment(seq: u32, runs: &[TrackRun]) -> Bytes {
     buf.freeze()
 }
 
+/// Decode time 0 lies this far (90 kHz ticks) before the first presented frame, so that
+/// nothing before it (B-frame decode times, audio starting a little earlier) goes negative.
+pub const ORIGIN_MARGIN: i64 = 10 * 90_000;
+
 /// Keeps each track's decode time continuous across fragments.
+///
+/// The timeline's origin is anchored on the presentation time of the first primary frame
+/// after an init segment ([`DecodeClock::anchor`]). Every rendition of a ladder starts a
+/// timeline on the same boundary frame, so the same picture gets the same decode and
+/// presentation time in every rendition, whatever each encoder's reordering delay.
 #[derive(Debug, Default, Clone)]
 pub struct DecodeClock {
     /// Stream time (90 kHz) that maps to decode time 0.
@@ -268,6 +277,11 @@ pub struct DecodeClock {
 }
 
 impl DecodeClock {
+    /// Sets the origin from the first primary frame's presentation time, if not yet set.
+    pub fn anchor(&mut self, first_pts: i64) {
+        self.origin.get_or_insert(first_pts - ORIGIN_MARGIN);
+    }
+
     /// The base decode time for a run of `samples` on `track`, in `timescale` units, and
     /// advances the clock. Resynchronises when the track drifts by more than one sample.
     pub fn base(&mut self, track: u16, samples: &[Sample], timescale: u32, fixed: Option<u32>) -> u64 {

@@ -165,3 +165,21 @@ pub async fn wait_ok(addr: SocketAddr, path: &str, within: Duration) -> Response
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The top-level boxes of an MP4 file or fragment.
+pub fn boxes(data: &[u8]) -> Vec<mp4_atom::Any> {
+    use mp4_atom::Decode;
+    let mut cur = std::io::Cursor::new(data);
+    let mut out = Vec::new();
+    while (cur.position() as usize) < data.len() {
+        out.push(mp4_atom::Any::decode(&mut cur).expect("valid MP4 box"));
+    }
+    out
+}
+
+/// Serialises the tests that run codec workers: on two cores, two ladders at once would
+/// measure the machine, not the code.
+pub async fn transcoding() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mp4_atom::{Any, Codec, Decode};
+use mp4_atom::{Any, Codec};
 use tessera_packager::check;
 
 use crate::common::*;
@@ -47,15 +47,6 @@ fn check_rules(p: &MediaPlaylist) {
     if let (Some(hint), Some(last)) = (&p.preload_hint, seqs.last()) {
         assert_eq!(hint, &format!("part-{}.m4s", last + 1));
     }
-}
-
-fn boxes(data: &[u8]) -> Vec<Any> {
-    let mut cur = std::io::Cursor::new(data);
-    let mut out = Vec::new();
-    while (cur.position() as usize) < data.len() {
-        out.push(Any::decode(&mut cur).expect("valid MP4 box"));
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@ mod admission;
 mod bad_input;
 mod common;
 mod ffmpeg;
+mod ladder;
 mod live_slice;
 mod reconnect;
 mod rtmp;
