@@ -1,7 +1,7 @@
 // Plays an HLS URL with hls.js in Debian's Chromium and reports what a viewer would see.
 //
 //   node player.mjs --url URL [--seconds 30] [--until-ended] [--record FILE] [--out FILE]
-//                   [--screenshot FILE] [--config JSON]
+//                   [--screenshot FILE] [--config JSON] [--cycle-levels SECONDS] [--switch-by currentLevel|nextLevel]
 //
 // Prints a JSON summary. Exits non-zero if playback never started or hls.js hit a fatal
 // error; the caller asserts the rest from the summary.
@@ -54,7 +54,9 @@ const consoleErrors = [];
 page.on('pageerror', e => consoleErrors.push(String(e)));
 
 await page.goto(pageUrl);
-await page.evaluate(([url, config]) => window.startPlayer(url, config), [args.url, args.config ? JSON.parse(args.config) : {}]);
+const config = args.config ? JSON.parse(args.config) : {};
+if (args['cycle-levels']) config.cycleLevels = { every: Number(args['cycle-levels']), how: args['switch-by'] || 'currentLevel' };
+await page.evaluate(([url, config]) => window.startPlayer(url, config), [args.url, config]);
 
 const deadline = Date.now() + seconds * 1000;
 let s;
@@ -86,6 +88,11 @@ const summary = {
   glassToGlassMs: { p50: pct(s.g2g, 50), p90: pct(s.g2g, 90), min: pct(s.g2g, 0), samples: s.g2g.length },
   hlsLatencyMs: { p50: pct(s.hlsLatency, 50), p90: pct(s.hlsLatency, 90), samples: s.hlsLatency.length },
   jumped: s.jumped || null,
+  levels: s.levels,
+  forcedSwitches: s.forced || 0,
+  switches: s.switches,
+  // Presented frames by picture height: which renditions were actually shown.
+  framesByHeight: s.heights,
   endOfStream: !!s.eos,
   last: s.samples[s.samples.length - 1] || null,
   // Playback reached the last frame of an ended stream. hls.js does not always fire the

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The interop suite: the real `tessera` binary against software nobody here wrote.
 #   - ffmpeg publishes over SRT (libsrt) and RTMP; ffprobe and ffmpeg read what the node serves;
+#   - a 1080p H.264 feed with B-frames becomes a four-rung ladder that hls.js plays, switching
+#     to every rung in turn, and that `tessera publish --test-pattern` feeds too;
 #   - publish tokens are enforced on both protocols;
 #   - hls.js (pinned in interop/package-lock.json) plays in Debian's Chromium, driven by
 #     playwright-core: steady playback with glass-to-glass latency from a burned-in clock,
@@ -160,8 +162,6 @@ rtmp_return() {
 }
 check "an RTMP publisher returning within the grace period gives one stream with a discontinuity" rtmp_return
 
-# Every playlist the players received (SRT and RTMP streams) obeys the LL-HLS rules.
-check "every playlist served to the players passes the LL-HLS checker" playlists
 
 # 8. The bundled sample, published by ffmpeg with -c copy: blocking reload and metrics.
 ffmpeg -hide_banner -loglevel error -re -stream_loop 3 -i samples/sample.ts -c copy -f mpegts \
@@ -178,7 +178,46 @@ check "blocking reload returns once the segment exists" blocking
 metrics() { curl -sf "$HTTP/metrics" | grep -q '^tessera_parts_published_total'; }
 check "metrics exported" metrics
 
-# 9. HTTPS with HTTP/2 by ALPN, on a second node with a self-signed certificate.
+# 9. The ladder: a 1080p feed with B-frames (x264 defaults, as OBS sends) becomes four
+# renditions; hls.js plays them, forced onto each rung in turn, without a stall.
+ladder() {
+    SIZE=1920x1080 RATE=25 VBITRATE=4000k BFRAMES=3 PRESET=ultrafast \
+        interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/ladder,m=publish' "$SRT" 2>>"$RESULTS/ffmpeg-ladder.log" &
+    local feed=$!
+    pids+=($feed)
+    wait_ready ladder || return 1
+    curl -sf "$HTTP/live/ladder/index.m3u8" >"$RESULTS/ladder.m3u8"
+    [ "$(grep -c '^#EXT-X-STREAM-INF' "$RESULTS/ladder.m3u8")" = 4 ] || { cat "$RESULTS/ladder.m3u8"; return 1; }
+    node interop/player.mjs --url "$HTTP/live/ladder/index.m3u8" --seconds 45 --cycle-levels 5 --switch-by nextLevel \
+        --record "$RESULTS/playlists.jsonl" --out "$RESULTS/ladder.json" >/dev/null || return 1
+    kill "$feed" 2>/dev/null || true
+    local s=$PWD/$RESULTS/ladder.json
+    echo "interop: ladder: levels $(json "$s" 's.levels.map(l => l.height).join("/")'), frames shown by height" \
+        "$(json "$s" 'JSON.stringify(s.framesByHeight)'), forced switches $(json "$s" 's.forcedSwitches'), stalls $(json "$s" 's.stalls')," \
+        "glass-to-glass p50 $(json "$s" 's.glassToGlassMs.p50') ms"
+    curl -sf "$HTTP/streams" >"$RESULTS/ladder-streams.json"
+    [ "$(json "$s" 's.started && s.fatal.length === 0 && s.stalls === 0 && s.levels.length === 4 && [1080, 720, 480, 360].every(h => (s.framesByHeight[h] || 0) > 25)')" = true ]
+}
+check "hls.js plays a 1080p B-frame feed as a 4-rung ladder and switches to every rung without a stall" ladder
+
+pattern() {
+    local srt_addr=${SRT#srt://}
+    srt_addr=${srt_addr%%\?*}
+    $BIN publish --test-pattern pattern --to "$srt_addr" --size 1280x720 --seconds 20 >"$RESULTS/pattern.log" 2>&1 &
+    pids+=($!)
+    wait_ready pattern || return 1
+    ffprobe -hide_banner -v error -show_entries stream=codec_name,width,height -of compact \
+        "$HTTP/live/pattern/360p/index.m3u8" >"$RESULTS/ffprobe-pattern.txt" 2>&1 &&
+        grep -q 'codec_name=h264|width=640|height=360' "$RESULTS/ffprobe-pattern.txt" &&
+        [ "$(curl -sf "$HTTP/live/pattern/index.m3u8" | grep -c '^#EXT-X-STREAM-INF')" = 3 ]
+}
+check "tessera publish --test-pattern feeds a node without ffmpeg; its 720p picture gets three renditions" pattern
+
+# Every playlist the players received (SRT, RTMP and the ladder's renditions) obeys the
+# LL-HLS rules, and the renditions of a stream agree on every segment's number and time.
+check "every playlist served to the players passes the LL-HLS checker" playlists
+
+# 10. HTTPS with HTTP/2 by ALPN, on a second node with a self-signed certificate.
 tls() {
     local port srt
     port=$(free_port)

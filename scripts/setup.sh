@@ -10,6 +10,10 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# FFmpeg's libraries for the codec worker (libavcodec with libx264, libswscale).
+for lib in libavcodec:libavcodec-dev libavutil:libavutil-dev libswscale:libswscale-dev; do
+    pkg-config --exists "${lib%%:*}" 2>/dev/null || need+=("${lib##*:}")
+done
 if [ "${TESSERA_INTEROP:-}" = 1 ]; then
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
     command -v node >/dev/null 2>&1 || need+=(nodejs)
@@ -21,7 +25,7 @@ if ((${#need[@]})); then
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     echo "setup: installing ${need[*]}" >&2
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends pkg-config "${need[@]}" >/dev/null
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -200,7 +200,7 @@ impl Drop for Decoder {
 }
 
 /// Converts any decoded picture to 8-bit YUV 4:2:0 at a fixed size.
-pub struct Scaler(NonNull<ffi::Scaler>);
+pub struct Scaler(NonNull<ffi::Scaler>, Option<ffi::Picture>);
 
 // SAFETY: as for Decoder.
 unsafe impl Send for Scaler {}
@@ -213,7 +213,7 @@ impl Scaler {
         // SAFETY: `out` receives an owned handle.
         let r = unsafe { ffi::tsr_scaler_open(width as c_int, height as c_int, bicubic as c_int, &mut out, e, n) };
         status(r, &err)?;
-        NonNull::new(out).map(Scaler).ok_or_else(|| CodecError("scaler: no handle".into()))
+        NonNull::new(out).map(|p| Scaler(p, None)).ok_or_else(|| CodecError("scaler: no handle".into()))
     }
 
     pub fn scale(&mut self, input: &Picture<'_>) -> Result<Picture<'_>, CodecError> {
@@ -222,8 +222,15 @@ impl Scaler {
         let mut raw = ffi::Picture::default();
         // SAFETY: the input planes are alive for the call; the output belongs to the scaler.
         let r = unsafe { ffi::tsr_scale(self.0.as_ptr(), &input.raw, &mut raw, e, n) };
+        self.1 = None;
         status(r, &err)?;
+        self.1 = Some(raw);
         Ok(Picture { raw, _owner: PhantomData })
+    }
+
+    /// The last picture scaled, still held by the scaler.
+    pub fn output(&self) -> Option<Picture<'_>> {
+        self.1.map(|raw| Picture { raw, _owner: PhantomData })
     }
 }
 

@@ -1,8 +1,9 @@
 //! The codec worker: one process per transcoded stream, fed over stdin, answering on
 //! stdout ([`tessera_transcode::wire`]).
 //!
-//! It decodes the source once, scales each picture to every rung and encodes it with
-//! libx264. A picture whose source frame carried a `boundary` becomes an IDR in every rung,
+//! It decodes the source once, scales each picture down the ladder (each rung from the
+//! next larger rung's picture, which halves the scaling work of a four-rung ladder) and
+//! encodes it with libx264. A picture whose source frame carried a `boundary` becomes an IDR in every rung,
 //! and the rung's packet carries the same boundary number back, so the node can cut every
 //! rendition's segments at the same presentation time. Nothing here is shared with the
 //! node's memory: if FFmpeg crashes on hostile input, only this process dies, and the node
@@ -197,9 +198,17 @@ impl Transcoder {
             self.decode_busy += t.elapsed();
             let boundary = self.boundaries.remove(&picture.pts());
             let fps = self.fps.unwrap_or((30, 1));
-            for (i, rung) in self.rungs.iter_mut().enumerate() {
-                if rung.active {
-                    encode(i as u32, rung, &picture, boundary, fps, &self.job, out)?;
+            // Rungs are ordered largest first: each scales from the last one scaled.
+            let mut larger: Option<usize> = None;
+            for i in 0..self.rungs.len() {
+                let (done, rest) = self.rungs.split_at_mut(i);
+                let rung = &mut rest[0];
+                if !rung.active {
+                    continue;
+                }
+                let input = larger.and_then(|j| done[j].scaler.output()).unwrap_or(picture);
+                if encode(i as u32, rung, &input, boundary, fps, &self.job, out)? {
+                    larger = Some(i);
                 }
             }
         }
@@ -233,12 +242,12 @@ fn encode(
     fps: (u32, u32),
     job: &StartJob,
     out: &mut Vec<Reply>,
-) -> Result<(), WorkerError> {
+) -> Result<bool, WorkerError> {
     if rung.last_pts.is_some_and(|p| picture.pts() <= p) {
-        return Ok(()); // x264 needs strictly increasing timestamps
+        return Ok(false); // x264 needs strictly increasing timestamps
     }
     if rung.encoder.is_none() && boundary.is_none() {
-        return Ok(()); // a rung starts at a boundary
+        return Ok(false); // a rung starts at a boundary
     }
     let t = Instant::now();
     if rung.encoder.is_none() {
@@ -267,7 +276,7 @@ fn encode(
     enc.send(Some(&scaled), boundary.is_some())?;
     collect(index, enc, &mut rung.marks, out)?;
     rung.busy += t.elapsed();
-    Ok(())
+    Ok(true)
 }
 
 fn collect(

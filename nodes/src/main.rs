@@ -231,12 +231,14 @@ async fn run(matches: ArgMatches) -> anyhow::Result<()> {
                 let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
                 let r = tessera_node::check_hls::check_recording(&text).map_err(anyhow::Error::msg)?;
                 println!(
-                    "{}: {} media playlists ({} delta updates, {} checked against the full playlist), {} multivariant, {} violations",
+                    "{}: {} media playlists ({} delta updates, {} checked against the full playlist), {} multivariant, \
+                     {} segment numbers compared across renditions, {} violations",
                     path.display(),
                     r.media_playlists,
                     r.delta_updates,
                     r.checked_deltas,
                     r.multivariant_playlists,
+                    r.aligned_segments,
                     r.violations.len()
                 );
                 for (url, v) in r.violations.iter().take(50) {

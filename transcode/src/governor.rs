@@ -7,8 +7,10 @@
 //!   caught up and the next segment boundary comes, so latency is bounded whatever the load
 //!   (the renditions get a gap for the segments skipped).
 //! - **load**: the worker's busy time over the media time it processed, per report. Above
-//!   `max_load` for `overloaded_reports` reports in a row, or after a skip for delay, the
-//!   most expensive rung still active is dropped for the rest of the session.
+//!   `max_load` for `overloaded_reports` reports in a row, or after `skips_to_drop` skips
+//!   for delay within `skip_window`, the most expensive rung still active is dropped for the
+//!   rest of the session. A single spike (another process starting on the machine, a
+//!   burst of detail in the picture) costs a gap at most, never a rung.
 //!
 //! Sans-IO: every call takes `now`.
 
@@ -22,11 +24,19 @@ pub struct GovernorConfig {
     pub max_load: f64,
     pub overloaded_reports: u32,
     pub max_delay: Duration,
+    pub skips_to_drop: usize,
+    pub skip_window: Duration,
 }
 
 impl Default for GovernorConfig {
     fn default() -> Self {
-        GovernorConfig { max_load: 0.95, overloaded_reports: 3, max_delay: Duration::from_millis(1500) }
+        GovernorConfig {
+            max_load: 1.0,
+            overloaded_reports: 5,
+            max_delay: Duration::from_millis(1500),
+            skips_to_drop: 2,
+            skip_window: Duration::from_secs(30),
+        }
     }
 }
 
@@ -56,8 +66,8 @@ pub struct LoadGovernor {
     cost: Vec<u64>,
     overloaded: u32,
     in_flight: VecDeque<(i64, Instant)>,
-    /// Input was skipped for delay since the last decision.
-    skipped: bool,
+    /// When input was skipped for delay, within the window.
+    skips: VecDeque<Instant>,
     last_load: f64,
 }
 
@@ -69,7 +79,7 @@ impl LoadGovernor {
             cost: vec![0; rungs],
             overloaded: 0,
             in_flight: VecDeque::new(),
-            skipped: false,
+            skips: VecDeque::new(),
             last_load: 0.0,
         }
     }
@@ -122,9 +132,9 @@ impl LoadGovernor {
         self.delay(now) > self.config.max_delay
     }
 
-    /// The node skipped input to bound latency; the next decision drops a rung.
-    pub fn skipped_for_delay(&mut self) {
-        self.skipped = true;
+    /// The node skipped input to bound latency.
+    pub fn skipped_for_delay(&mut self, now: Instant) {
+        self.skips.push_back(now);
     }
 
     /// The worker restarted: nothing is in flight any more.
@@ -134,7 +144,10 @@ impl LoadGovernor {
     }
 
     /// Takes a worker report; returns the rung to drop, if one must go.
-    pub fn report(&mut self, stats: &WorkerStats) -> Option<(usize, DropReason)> {
+    pub fn report(&mut self, stats: &WorkerStats, now: Instant) -> Option<(usize, DropReason)> {
+        while self.skips.front().is_some_and(|t| now.saturating_duration_since(*t) > self.config.skip_window) {
+            self.skips.pop_front();
+        }
         for (c, s) in self.cost.iter_mut().zip(&stats.encode_us) {
             *c = *s;
         }
@@ -144,7 +157,8 @@ impl LoadGovernor {
         } else if stats.media_us > 0 {
             self.overloaded = 0;
         }
-        let reason = if std::mem::take(&mut self.skipped) {
+        let reason = if self.skips.len() >= self.config.skips_to_drop.max(1) {
+            self.skips.clear();
             DropReason::Delay
         } else if self.overloaded >= self.config.overloaded_reports {
             DropReason::Load
@@ -181,37 +195,51 @@ mod tests {
 
     #[test]
     fn sustained_overload_drops_the_most_expensive_rung_then_the_next() {
+        let now = Instant::now();
         let mut g = LoadGovernor::new(GovernorConfig::default(), 3);
-        assert_eq!(g.report(&stats(&[0.6, 0.3, 0.2], 1000)), None);
-        assert_eq!(g.report(&stats(&[0.6, 0.3, 0.2], 1000)), None);
-        assert_eq!(g.report(&stats(&[0.6, 0.3, 0.2], 1000)), Some((0, DropReason::Load)));
+        for _ in 0..4 {
+            assert_eq!(g.report(&stats(&[0.6, 0.3, 0.2], 1000), now), None);
+        }
+        assert_eq!(g.report(&stats(&[0.6, 0.3, 0.2], 1000), now), Some((0, DropReason::Load)));
         assert!(!g.is_active(0));
         assert_eq!(g.active_count(), 2);
-        // Still too slow without it: the next most expensive goes after three more reports.
-        assert_eq!(g.report(&stats(&[0.0, 0.7, 0.4], 1000)), None);
-        assert_eq!(g.report(&stats(&[0.0, 0.7, 0.4], 1000)), None);
-        assert_eq!(g.report(&stats(&[0.0, 0.7, 0.4], 1000)), Some((1, DropReason::Load)));
+        // Still too slow without it: the next most expensive goes after five more reports.
+        for _ in 0..4 {
+            assert_eq!(g.report(&stats(&[0.0, 0.7, 0.4], 1000), now), None);
+        }
+        assert_eq!(g.report(&stats(&[0.0, 0.7, 0.4], 1000), now), Some((1, DropReason::Load)));
     }
 
     #[test]
     fn a_brief_spike_drops_nothing() {
+        let now = Instant::now();
         let mut g = LoadGovernor::new(GovernorConfig::default(), 2);
         for _ in 0..10 {
-            assert_eq!(g.report(&stats(&[1.2, 0.3], 1000)), None);
-            assert_eq!(g.report(&stats(&[0.4, 0.3], 1000)), None);
+            for _ in 0..4 {
+                assert_eq!(g.report(&stats(&[1.2, 0.3], 1000), now), None);
+            }
+            assert_eq!(g.report(&stats(&[0.4, 0.3], 1000), now), None);
         }
         assert_eq!(g.active_count(), 2);
     }
 
     #[test]
-    fn skipping_for_delay_drops_at_the_next_report() {
+    fn repeated_skips_for_delay_drop_a_rung_and_a_single_one_does_not() {
+        let t0 = Instant::now();
+        let s = |n| t0 + Duration::from_secs(n);
         let mut g = LoadGovernor::new(GovernorConfig::default(), 2);
-        g.skipped_for_delay();
-        assert_eq!(g.report(&stats(&[0.1, 0.5], 1000)), Some((1, DropReason::Delay)), "by measured cost");
-        g.skipped_for_delay();
-        assert_eq!(g.report(&stats(&[0.0, 0.0], 0)), Some((0, DropReason::Delay)));
-        g.skipped_for_delay();
-        assert_eq!(g.report(&stats(&[0.0, 0.0], 0)), None, "nothing left to drop");
+        g.skipped_for_delay(s(0));
+        assert_eq!(g.report(&stats(&[0.1, 0.5], 1000), s(1)), None, "one skip is a gap, not a drop");
+        g.skipped_for_delay(s(40));
+        assert_eq!(g.report(&stats(&[0.1, 0.5], 1000), s(41)), None, "the first left the window");
+        g.skipped_for_delay(s(45));
+        assert_eq!(g.report(&stats(&[0.1, 0.5], 1000), s(46)), Some((1, DropReason::Delay)), "by measured cost");
+        g.skipped_for_delay(s(47));
+        g.skipped_for_delay(s(48));
+        assert_eq!(g.report(&stats(&[0.0, 0.0], 0), s(49)), Some((0, DropReason::Delay)));
+        g.skipped_for_delay(s(50));
+        g.skipped_for_delay(s(51));
+        assert_eq!(g.report(&stats(&[0.0, 0.0], 0), s(52)), None, "nothing left to drop");
     }
 
     #[test]

@@ -493,7 +493,7 @@ impl EncoderState {
     /// The worker is behind: no more input until it catches up and a boundary comes.
     fn stop_feeding(&mut self, now: Instant) {
         self.feeding = false;
-        self.governor.skipped_for_delay();
+        self.governor.skipped_for_delay(now);
         metrics::counter!("tessera_transcode_skips_total").increment(1);
         tracing::warn!(stream = %self.cfg.stream, session = self.cfg.session, delay_ms = self.governor.delay(now).as_millis() as u64, "codec worker behind: skipping to the next boundary");
         let gaps = self.ledger.interrupt();
@@ -516,7 +516,7 @@ impl EncoderState {
             FromWorker::Stats(stats) => {
                 metrics::histogram!("tessera_transcode_load_ratio").record(stats.load());
                 self.status.load = stats.load();
-                if let Some((rung, reason)) = self.governor.report(&stats) {
+                if let Some((rung, reason)) = self.governor.report(&stats, Instant::now()) {
                     tracing::warn!(stream = %self.cfg.stream, session = self.cfg.session, rendition = %self.rungs[rung].name, load = stats.load(), reason = reason.as_str(), "node cannot transcode this ladder in real time; dropping its most expensive rung");
                     self.drop_rung(rung, reason.as_str());
                 } else {
