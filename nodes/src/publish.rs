@@ -119,6 +119,7 @@ pub async fn publish_pattern(
     config: tessera_codec::pattern::PatternConfig,
     seconds: Option<u64>,
 ) -> Result<(), PublishError> {
+    let frame_interval = Duration::from_micros(1_000_000 * config.fps.1 as u64 / config.fps.0.max(1) as u64) * 3 / 4;
     let mut pattern = tessera_codec::pattern::TestPattern::new(config)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, PublishError>>(8);
     let limit = seconds.map(|s| s * 1_000_000);
@@ -147,7 +148,14 @@ pub async fn publish_pattern(
         })
         .map_err(PublishError::Srt)?;
     while let Some(ts) = rx.recv().await {
-        for chunk in ts?.chunks(PACKETS_PER_MESSAGE * PACKET_SIZE) {
+        // Spread each frame's packets over most of its interval, as an encoder's muxer does:
+        // srt-tokio's sender stalls on a keyframe handed over in one burst.
+        let ts = ts?;
+        let chunks: Vec<&[u8]> = ts.chunks(PACKETS_PER_MESSAGE * PACKET_SIZE).collect();
+        let start = tokio::time::Instant::now();
+        let step = frame_interval / chunks.len().max(1) as u32;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            tokio::time::sleep_until(start + step * i as u32).await;
             socket.send((std::time::Instant::now(), Bytes::copy_from_slice(chunk))).await?;
         }
     }

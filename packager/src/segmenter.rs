@@ -473,6 +473,11 @@ impl Segmenter {
     fn close_part(&mut self, open: Open, end_dts: i64, out: &mut Vec<SegmenterEvent>) {
         let primary = self.primary.expect("started");
         let independent = open.tracks.get(&primary).and_then(|v| v.first()).is_some_and(|f| f.keyframe);
+        // A timestamp gap before the frame that closes the part (a feed looped, frames
+        // dropped upstream) is not media: the last frame lasts no longer than keeps the part
+        // within its target, or than a usual frame.
+        let target = self.part_target.unwrap_or(self.config.part_target);
+        let mut end_dts = end_dts;
         let mut tracks = Vec::new();
         for (id, frames) in open.tracks {
             let end = if id == primary { end_dts } else { i64::MAX };
@@ -481,7 +486,12 @@ impl Segmenter {
                 let next = frames.get(i + 1).map(|n| n.dts);
                 let duration = match next {
                     Some(n) => n - f.dts,
-                    None if end != i64::MAX => end - f.dts,
+                    None if end != i64::MAX => {
+                        let limit = (target - (f.dts - open.start_dts)).max(self.last_primary_duration);
+                        let d = (end - f.dts).min(limit);
+                        end_dts = f.dts + d;
+                        d
+                    }
                     None => samples.last().map_or(1920, |s: &Sample| s.duration),
                 };
                 samples.push(Sample {

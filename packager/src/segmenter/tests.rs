@@ -391,3 +391,23 @@ fn an_abandoned_follower_resumes_at_the_next_boundary_without_a_discontinuity() 
     assert_eq!(segs, [0, 1, 3, 4]);
     assert!(p.iter().all(|p| p.segment != 1 || p.index < 2), "segment 1 was cut short: only its first part went out");
 }
+
+#[test]
+fn a_timestamp_gap_before_a_cut_does_not_stretch_the_part() {
+    // 25 fps, then a 50 ms gap (a looped feed) before frame 12.
+    let mut frames: Vec<Frame> = (0..12).map(|i| vframe(i, 3600, 25)).collect();
+    for i in 12..40 {
+        let mut f = vframe(i, 3600, 25);
+        f.dts += 4500;
+        f.pts += 4500;
+        frames.push(f);
+    }
+    let (s, out) = run_frames(frames);
+    assert_eq!(s.timeline_breaks, 0);
+    let p = parts(&out);
+    assert!(p.iter().all(|p| p.duration <= 18_000), "{:?}", p.iter().map(|p| p.duration).collect::<Vec<_>>());
+    for part in &p {
+        let samples = &part.tracks[0].1;
+        assert_eq!(samples.iter().map(|s| s.duration).sum::<i64>(), part.duration, "the samples fill the part");
+    }
+}
