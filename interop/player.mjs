@@ -80,6 +80,7 @@ const summary = {
   startupMs: s.playingAt ? s.playingAt - (s.samples[0]?.at ?? s.playingAt) : null,
   playedSeconds: times.length ? Math.max(...times) - Math.min(...times.filter(t => t > 0), Infinity) : 0,
   stalls: s.waiting,
+  stallsAt: s.stallsAt || [],
   fatal: s.fatal,
   nonFatalErrors: s.errors.length,
   errorKinds: [...new Set(s.errors.map(e => e.details))],

@@ -26,6 +26,10 @@ pub struct Encoder {
 pub struct Aac {
     _private: [u8; 0],
 }
+#[repr(C)]
+pub struct Frame {
+    _private: [u8; 0],
+}
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -100,7 +104,7 @@ unsafe extern "C" {
         err: *mut c_char,
         errlen: c_int,
     ) -> c_int;
-    pub fn tsr_decoder_receive(d: *mut Decoder, pic: *mut Picture, err: *mut c_char, errlen: c_int) -> c_int;
+    pub fn tsr_decoder_receive(d: *mut Decoder, out: *mut *mut Frame, err: *mut c_char, errlen: c_int) -> c_int;
     pub fn tsr_decoder_close(d: *mut Decoder);
 
     pub fn tsr_scaler_open(
@@ -114,7 +118,7 @@ unsafe extern "C" {
     pub fn tsr_scale(
         s: *mut Scaler,
         input: *const Picture,
-        out: *mut Picture,
+        out: *mut *mut Frame,
         err: *mut c_char,
         errlen: c_int,
     ) -> c_int;
@@ -124,6 +128,13 @@ unsafe extern "C" {
     pub fn tsr_encoder_send(
         e: *mut Encoder,
         pic: *const Picture,
+        force_idr: c_int,
+        err: *mut c_char,
+        errlen: c_int,
+    ) -> c_int;
+    pub fn tsr_encoder_send_frame(
+        e: *mut Encoder,
+        frame: *const Frame,
         force_idr: c_int,
         err: *mut c_char,
         errlen: c_int,
@@ -151,4 +162,7 @@ unsafe extern "C" {
     ) -> c_int;
     pub fn tsr_aac_receive(a: *mut Aac, pkt: *mut Packet, err: *mut c_char, errlen: c_int) -> c_int;
     pub fn tsr_aac_close(a: *mut Aac);
+
+    pub fn tsr_frame_picture(f: *const Frame, pic: *mut Picture);
+    pub fn tsr_frame_free(f: *mut Frame);
 }

@@ -103,20 +103,34 @@ int tsr_decoder_send(tsr_decoder *d, const uint8_t *data, int size, int64_t pts,
     return 0;
 }
 
-int tsr_decoder_receive(tsr_decoder *d, tsr_picture *pic, char *err, int errlen) {
+static void picture_of(const AVFrame *f, tsr_picture *pic) {
+    for (int i = 0; i < 4; i++) {
+        pic->plane[i] = f->data[i];
+        pic->stride[i] = f->linesize[i];
+    }
+    pic->width = f->width;
+    pic->height = f->height;
+    pic->format = f->format;
+    pic->pts = f->pts;
+}
+
+void tsr_frame_picture(const tsr_frame *f, tsr_picture *pic) { picture_of((const AVFrame *)f, pic); }
+
+void tsr_frame_free(tsr_frame *f) {
+    AVFrame *frame = (AVFrame *)f;
+    av_frame_free(&frame);
+}
+
+int tsr_decoder_receive(tsr_decoder *d, tsr_frame **out, char *err, int errlen) {
     av_frame_unref(d->frame);
     int r = avcodec_receive_frame(d->ctx, d->frame);
     if (r == AVERROR(EAGAIN)) return TSR_AGAIN;
     if (r == AVERROR_EOF) return TSR_EOF;
     if (r < 0) return fail(r, "decoding", err, errlen);
-    for (int i = 0; i < 4; i++) {
-        pic->plane[i] = d->frame->data[i];
-        pic->stride[i] = d->frame->linesize[i];
-    }
-    pic->width = d->frame->width;
-    pic->height = d->frame->height;
-    pic->format = d->frame->format;
-    pic->pts = d->frame->best_effort_timestamp != AV_NOPTS_VALUE ? d->frame->best_effort_timestamp : d->frame->pts;
+    if (d->frame->best_effort_timestamp != AV_NOPTS_VALUE) d->frame->pts = d->frame->best_effort_timestamp;
+    AVFrame *f = av_frame_clone(d->frame);
+    if (!f) return fail(AVERROR(ENOMEM), "decoded picture", err, errlen);
+    *out = (tsr_frame *)f;
     return 0;
 }
 
@@ -132,56 +146,50 @@ void tsr_decoder_close(tsr_decoder *d) {
 
 struct tsr_scaler {
     struct SwsContext *sws;
-    AVFrame *out;
+    int width, height;
     int flags;
 };
 
 int tsr_scaler_open(int width, int height, int bicubic, tsr_scaler **out, char *err, int errlen) {
     tsr_scaler *s = av_mallocz(sizeof *s);
     if (!s) return fail(AVERROR(ENOMEM), "scaler", err, errlen);
-    s->out = av_frame_alloc();
-    if (!s->out) {
-        tsr_scaler_close(s);
-        return fail(AVERROR(ENOMEM), "scaler", err, errlen);
-    }
-    s->out->width = width;
-    s->out->height = height;
-    s->out->format = AV_PIX_FMT_YUV420P;
-    int r = av_frame_get_buffer(s->out, 0);
-    if (r < 0) {
-        tsr_scaler_close(s);
-        return fail(r, "scaler picture", err, errlen);
-    }
+    s->width = width;
+    s->height = height;
     s->flags = bicubic ? SWS_BICUBIC : SWS_BILINEAR;
     *out = s;
     return 0;
 }
 
-int tsr_scale(tsr_scaler *s, const tsr_picture *in, tsr_picture *out, char *err, int errlen) {
-    s->sws = sws_getCachedContext(s->sws, in->width, in->height, (enum AVPixelFormat)in->format, s->out->width,
-                                  s->out->height, AV_PIX_FMT_YUV420P, s->flags, NULL, NULL, NULL);
+/* Scales into a new picture of its own, so the result can travel to another thread. */
+int tsr_scale(tsr_scaler *s, const tsr_picture *in, tsr_frame **out, char *err, int errlen) {
+    s->sws = sws_getCachedContext(s->sws, in->width, in->height, (enum AVPixelFormat)in->format, s->width, s->height,
+                                  AV_PIX_FMT_YUV420P, s->flags, NULL, NULL, NULL);
     if (!s->sws) return fail_msg("no conversion from the decoded picture format", err, errlen);
-    int r = av_frame_make_writable(s->out);
-    if (r < 0) return fail(r, "scaler picture", err, errlen);
+    AVFrame *f = av_frame_alloc();
+    if (!f) return fail(AVERROR(ENOMEM), "scaled picture", err, errlen);
+    f->width = s->width;
+    f->height = s->height;
+    f->format = AV_PIX_FMT_YUV420P;
+    int r = av_frame_get_buffer(f, 0);
+    if (r < 0) {
+        av_frame_free(&f);
+        return fail(r, "scaled picture", err, errlen);
+    }
     const uint8_t *const src[4] = {in->plane[0], in->plane[1], in->plane[2], in->plane[3]};
     const int stride[4] = {in->stride[0], in->stride[1], in->stride[2], in->stride[3]};
-    r = sws_scale(s->sws, src, stride, 0, in->height, s->out->data, s->out->linesize);
-    if (r < 0) return fail(r, "scaling", err, errlen);
-    for (int i = 0; i < 4; i++) {
-        out->plane[i] = s->out->data[i];
-        out->stride[i] = s->out->linesize[i];
+    r = sws_scale(s->sws, src, stride, 0, in->height, f->data, f->linesize);
+    if (r < 0) {
+        av_frame_free(&f);
+        return fail(r, "scaling", err, errlen);
     }
-    out->width = s->out->width;
-    out->height = s->out->height;
-    out->format = AV_PIX_FMT_YUV420P;
-    out->pts = in->pts;
+    f->pts = in->pts;
+    *out = (tsr_frame *)f;
     return 0;
 }
 
 void tsr_scaler_close(tsr_scaler *s) {
     if (!s) return;
     sws_freeContext(s->sws);
-    av_frame_free(&s->out);
     av_free(s);
 }
 
@@ -261,6 +269,22 @@ int tsr_encoder_send(tsr_encoder *e, const tsr_picture *pic, int force_idr, char
         r = avcodec_send_frame(e->ctx, e->frame);
         for (int i = 0; i < 4; i++) e->frame->data[i] = NULL;
     }
+    if (r == AVERROR(EAGAIN)) return TSR_AGAIN;
+    if (r == AVERROR_EOF) return TSR_EOF;
+    if (r < 0) return fail(r, "encoding", err, errlen);
+    return 0;
+}
+
+/* Sends a reference-counted picture: libavcodec takes a reference, no copy. */
+int tsr_encoder_send_frame(tsr_encoder *e, const tsr_frame *frame, int force_idr, char *err, int errlen) {
+    const AVFrame *src = (const AVFrame *)frame;
+    if (src->width != e->ctx->width || src->height != e->ctx->height || src->format != AV_PIX_FMT_YUV420P)
+        return fail_msg("picture does not match the encoder", err, errlen);
+    AVFrame *f = av_frame_clone(src);
+    if (!f) return fail(AVERROR(ENOMEM), "encoder picture", err, errlen);
+    f->pict_type = force_idr ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+    int r = avcodec_send_frame(e->ctx, f);
+    av_frame_free(&f);
     if (r == AVERROR(EAGAIN)) return TSR_AGAIN;
     if (r == AVERROR_EOF) return TSR_EOF;
     if (r < 0) return fail(r, "encoding", err, errlen);

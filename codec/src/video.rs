@@ -1,8 +1,9 @@
 //! Safe handles over the shim's video decoder, scaler and libx264 encoder.
 //!
-//! Each handle owns its FFmpeg context and frees it on drop. Pictures and packets a handle
-//! returns borrow that handle: they stay valid until its next call, which the borrow
-//! checker enforces. Timestamps are 90 kHz ticks in and out.
+//! Each handle owns its FFmpeg context and frees it on drop. Decoded and scaled pictures
+//! are reference-counted [`Frame`]s that may cross threads; packets borrow the encoder that
+//! made them until its next call, which the borrow checker enforces. Timestamps are 90 kHz
+//! ticks in and out.
 
 use std::ffi::CString;
 use std::marker::PhantomData;
@@ -88,6 +89,39 @@ impl<'a> Picture<'a> {
         // SAFETY: a YUV 4:2:0 plane has `rows` rows of `stride` bytes, alive for 'a.
         Some((unsafe { std::slice::from_raw_parts(self.raw.plane[i], stride * rows) }, stride))
     }
+}
+
+/// A decoded or scaled picture held by reference count: it can move to another thread, and
+/// an encoder takes it without a copy.
+pub struct Frame(NonNull<ffi::Frame>);
+
+// SAFETY: an AVFrame reference may be used and freed from any thread; it is never mutated.
+unsafe impl Send for Frame {}
+// SAFETY: only read through shared references.
+unsafe impl Sync for Frame {}
+
+impl Frame {
+    pub fn picture(&self) -> Picture<'_> {
+        let mut raw = ffi::Picture::default();
+        // SAFETY: fills `raw` from the frame, whose planes live as long as it does.
+        unsafe { ffi::tsr_frame_picture(self.0.as_ptr(), &mut raw) };
+        Picture { raw, _owner: PhantomData }
+    }
+
+    pub fn pts(&self) -> i64 {
+        self.picture().pts()
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        // SAFETY: owned reference, freed once.
+        unsafe { ffi::tsr_frame_free(self.0.as_ptr()) }
+    }
+}
+
+fn frame(ptr: *mut ffi::Frame, what: &str) -> Result<Frame, CodecError> {
+    NonNull::new(ptr).map(Frame).ok_or_else(|| CodecError(format!("{what}: no picture")))
 }
 
 /// An 8-bit YUV 4:2:0 picture owned by Rust (the test source draws into one).
@@ -179,16 +213,16 @@ impl Decoder {
     }
 
     /// The next decoded picture, if one is ready.
-    pub fn receive(&mut self) -> Result<Option<Picture<'_>>, CodecError> {
+    pub fn receive(&mut self) -> Result<Option<Frame>, CodecError> {
         let mut err = ErrBuf::new();
         let (e, n) = err.ptr();
-        let mut raw = ffi::Picture::default();
-        // SAFETY: the picture's planes belong to the decoder until its next call.
-        let r = unsafe { ffi::tsr_decoder_receive(self.0.as_ptr(), &mut raw, e, n) };
-        Ok(match status(r, &err)? {
-            Status::Done => Some(Picture { raw, _owner: PhantomData }),
-            _ => None,
-        })
+        let mut out = std::ptr::null_mut();
+        // SAFETY: on success `out` receives a new frame reference.
+        let r = unsafe { ffi::tsr_decoder_receive(self.0.as_ptr(), &mut out, e, n) };
+        match status(r, &err)? {
+            Status::Done => frame(out, "decoder").map(Some),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -200,7 +234,7 @@ impl Drop for Decoder {
 }
 
 /// Converts any decoded picture to 8-bit YUV 4:2:0 at a fixed size.
-pub struct Scaler(NonNull<ffi::Scaler>, Option<ffi::Picture>);
+pub struct Scaler(NonNull<ffi::Scaler>);
 
 // SAFETY: as for Decoder.
 unsafe impl Send for Scaler {}
@@ -213,24 +247,18 @@ impl Scaler {
         // SAFETY: `out` receives an owned handle.
         let r = unsafe { ffi::tsr_scaler_open(width as c_int, height as c_int, bicubic as c_int, &mut out, e, n) };
         status(r, &err)?;
-        NonNull::new(out).map(|p| Scaler(p, None)).ok_or_else(|| CodecError("scaler: no handle".into()))
+        NonNull::new(out).map(Scaler).ok_or_else(|| CodecError("scaler: no handle".into()))
     }
 
-    pub fn scale(&mut self, input: &Picture<'_>) -> Result<Picture<'_>, CodecError> {
+    /// Scales into a new picture.
+    pub fn scale(&mut self, input: &Picture<'_>) -> Result<Frame, CodecError> {
         let mut err = ErrBuf::new();
         let (e, n) = err.ptr();
-        let mut raw = ffi::Picture::default();
-        // SAFETY: the input planes are alive for the call; the output belongs to the scaler.
-        let r = unsafe { ffi::tsr_scale(self.0.as_ptr(), &input.raw, &mut raw, e, n) };
-        self.1 = None;
+        let mut out = std::ptr::null_mut();
+        // SAFETY: the input planes are alive for the call; `out` receives a new frame.
+        let r = unsafe { ffi::tsr_scale(self.0.as_ptr(), &input.raw, &mut out, e, n) };
         status(r, &err)?;
-        self.1 = Some(raw);
-        Ok(Picture { raw, _owner: PhantomData })
-    }
-
-    /// The last picture scaled, still held by the scaler.
-    pub fn output(&self) -> Option<Picture<'_>> {
-        self.1.map(|raw| Picture { raw, _owner: PhantomData })
+        frame(out, "scaler")
     }
 }
 
@@ -318,6 +346,15 @@ impl Encoder {
         let raw = picture.map_or(std::ptr::null(), |p| &p.raw as *const ffi::Picture);
         // SAFETY: the picture is copied in during the call.
         let r = unsafe { ffi::tsr_encoder_send(self.ptr.as_ptr(), raw, force_idr as c_int, e, n) };
+        status(r, &err).map(|_| ())
+    }
+
+    /// Sends a reference-counted picture (no copy); `force_idr` makes it an IDR picture.
+    pub fn send_frame(&mut self, frame: &Frame, force_idr: bool) -> Result<(), CodecError> {
+        let mut err = ErrBuf::new();
+        let (e, n) = err.ptr();
+        // SAFETY: the encoder takes its own reference to the frame.
+        let r = unsafe { ffi::tsr_encoder_send_frame(self.ptr.as_ptr(), frame.0.as_ptr(), force_idr as c_int, e, n) };
         status(r, &err).map(|_| ())
     }
 
