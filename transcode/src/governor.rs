@@ -6,7 +6,8 @@
 //!   answered (`Done`). Above `max_delay` the node stops feeding the worker until it has
 //!   caught up and the next segment boundary comes, so latency is bounded whatever the load
 //!   (the renditions get a gap for the segments skipped).
-//! - **load**: the worker's busy time over the media time it processed, per report. Above
+//! - **load**: the busiest worker stage's time over the media time it processed, per
+//!   report (the stages run in parallel, so the slowest sets the pace). Above
 //!   `max_load` for `overloaded_reports` reports in a row, or after `skips_to_drop` skips
 //!   for delay within `skip_window`, the most expensive rung still active is dropped for the
 //!   rest of the session. A single spike (another process starting on the machine, a
@@ -198,16 +199,16 @@ mod tests {
         let now = Instant::now();
         let mut g = LoadGovernor::new(GovernorConfig::default(), 3);
         for _ in 0..4 {
-            assert_eq!(g.report(&stats(&[0.6, 0.3, 0.2], 1000), now), None);
+            assert_eq!(g.report(&stats(&[1.2, 0.3, 0.2], 1000), now), None);
         }
-        assert_eq!(g.report(&stats(&[0.6, 0.3, 0.2], 1000), now), Some((0, DropReason::Load)));
+        assert_eq!(g.report(&stats(&[1.2, 0.3, 0.2], 1000), now), Some((0, DropReason::Load)));
         assert!(!g.is_active(0));
         assert_eq!(g.active_count(), 2);
         // Still too slow without it: the next most expensive goes after five more reports.
         for _ in 0..4 {
-            assert_eq!(g.report(&stats(&[0.0, 0.7, 0.4], 1000), now), None);
+            assert_eq!(g.report(&stats(&[0.0, 1.1, 0.4], 1000), now), None);
         }
-        assert_eq!(g.report(&stats(&[0.0, 0.7, 0.4], 1000), now), Some((1, DropReason::Load)));
+        assert_eq!(g.report(&stats(&[0.0, 1.1, 0.4], 1000), now), Some((1, DropReason::Load)));
     }
 
     #[test]
