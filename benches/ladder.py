@@ -6,8 +6,10 @@ and keyframe cadence), in the same run.
 
 For each feed (1080p30 and 720p30, H.264 High with B-frames, like OBS's defaults): frames
 per second, CPU seconds per stream-minute, and each rung's bitrate, SSIM and PSNR against
-the source scaled to the rung's size (ffmpeg's ssim and psnr filters). Then the default
-ladder of the 720p feed pinned to one core, against real time. Writes ladder.json.
+the source scaled to the rung's size (ffmpeg's ssim and psnr filters). Speed and CPU are
+the median of RUNS runs, Tessera and ffmpeg alternating, because the machine is shared.
+Then the default ladder of the 720p feed pinned to one core, against real time. Writes
+ladder.json.
 """
 import json
 import os
@@ -19,6 +21,7 @@ import time
 
 OUT, TESSERA, LADDER_BENCH = sys.argv[1], sys.argv[2], sys.argv[3]
 SECONDS = int(sys.argv[4]) if len(sys.argv) > 4 else 20
+RUNS = int(os.environ.get("LADDER_RUNS", "3"))
 LADDER = "source,720p:2500,480p:1200,360p:600"
 RUNGS = [(720, 2500), (480, 1200), (360, 600)]
 FEEDS = [("1080p30", 1920, 1080, "8000k"), ("720p30", 1280, 720, "5000k")]
@@ -52,6 +55,11 @@ def quality(encoded, source, w, h):
     return (float(ssim.group(1)) if ssim else None, float(psnr.group(1)) if psnr else None)
 
 
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
 def size_of(short, w, h):
     """A rung's size as Tessera's planner computes it (even, source aspect)."""
     other = round(short * max(w, h) / min(w, h) / 2) * 2
@@ -69,31 +77,34 @@ for name, w, h, rate in FEEDS:
                     "-f", "mpegts", src], check=True)
     rungs = [(short, kbps, *size_of(short, w, h)) for short, kbps in RUNGS if short < min(w, h)]
 
-    log(f"{name}: Tessera")
     tdir = os.path.join(OUT, f"ladder-tessera-{name}")
-    out, wall, cpu = timed([LADDER_BENCH, TESSERA, src, LADDER, tdir])
-    t = json.loads(out.strip().splitlines()[-1])
-    media = t["media_seconds"]
-    tessera = {"fps": t["frames"] / wall, "wall_seconds": wall, "cpu_seconds": cpu,
-               "cpu_s_per_stream_minute": cpu / (media / 60), "rungs": {}}
-
-    log(f"{name}: ffmpeg")
     fdir = os.path.join(OUT, f"ladder-ffmpeg-{name}")
     os.makedirs(fdir, exist_ok=True)
     labels = "".join(f"[v{i}]" for i in range(len(rungs)))
     graph = f"[0:v]split={len(rungs)}{labels};" + ";".join(
         f"[v{i}]scale={rw}:{rh}:flags=bicubic[o{i}]" for i, (_, _, rw, rh) in enumerate(rungs))
-    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", src, "-filter_complex", graph]
+    ffcmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", src, "-filter_complex", graph]
     for i, (short, kbps, rw, rh) in enumerate(rungs):
         peak = kbps * 11 // 10
-        cmd += ["-map", f"[o{i}]", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "high",
-                "-b:v", f"{kbps}k", "-maxrate", f"{peak}k", "-bufsize", f"{peak}k",
-                "-force_key_frames", "source", "-x264-params", "scenecut=0", "-f", "h264",
-                os.path.join(fdir, f"{short}p.h264")]
-    _, fwall, fcpu = timed(cmd)
-    frames = t["frames"]
-    ffmpeg = {"fps": frames / fwall, "wall_seconds": fwall, "cpu_seconds": fcpu,
-              "cpu_s_per_stream_minute": fcpu / (media / 60), "rungs": {}}
+        ffcmd += ["-map", f"[o{i}]", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "high",
+                  "-b:v", f"{kbps}k", "-maxrate", f"{peak}k", "-bufsize", f"{peak}k",
+                  "-force_key_frames", "source", "-x264-params", "scenecut=0", "-f", "h264",
+                  os.path.join(fdir, f"{short}p.h264")]
+    runs = {"tessera": [], "ffmpeg": []}
+    for run in range(RUNS):
+        log(f"{name}: run {run + 1}/{RUNS}")
+        out, wall, cpu = timed([LADDER_BENCH, TESSERA, src, LADDER, tdir])
+        t = json.loads(out.strip().splitlines()[-1])
+        runs["tessera"].append((t["frames"] / wall, cpu))
+        _, fwall, fcpu = timed(ffcmd)
+        runs["ffmpeg"].append((t["frames"] / fwall, fcpu))
+    media, frames = t["media_seconds"], t["frames"]
+    result = {}
+    for who, rs in runs.items():
+        cpu = median([c for _, c in rs])
+        result[who] = {"fps": median([f for f, _ in rs]), "cpu_seconds": cpu, "cpu_s_per_stream_minute": cpu / (media / 60),
+                       "runs": [{"fps": f, "cpu_seconds": c} for f, c in rs], "rungs": {}}
+    tessera, ffmpeg = result["tessera"], result["ffmpeg"]
 
     for short, kbps, rw, rh in rungs:
         for who, d, res in (("tessera", tdir, tessera), ("ffmpeg", fdir, ffmpeg)):
@@ -106,25 +117,28 @@ for name, w, h, rate in FEEDS:
     log(f"{name}: Tessera {tessera['fps']:.1f} fps, {tessera['cpu_s_per_stream_minute']:.1f} CPU-s/min; "
         f"ffmpeg {ffmpeg['fps']:.1f} fps, {ffmpeg['cpu_s_per_stream_minute']:.1f} CPU-s/min")
 
-# The default ladder of the 720p feed on one core.
-log("720p30 on one core")
+# The default ladder of the 720p feed on one core, beside ffmpeg making the same on one core.
 src = os.path.join(OUT, "feed-720p30.ts")
-out, wall, cpu = timed(["taskset", "-c", "0", LADDER_BENCH, TESSERA, src, LADDER, os.path.join(OUT, "ladder-onecore")])
-t = json.loads(out.strip().splitlines()[-1])
-results["one_core_720p"] = {"fps": t["frames"] / wall, "realtime_factor": (t["frames"] / wall) / 30.0,
-                            "cpu_seconds": cpu, "media_seconds": t["media_seconds"]}
 pinned_ff = os.path.join(OUT, "ladder-onecore-ffmpeg")
 os.makedirs(pinned_ff, exist_ok=True)
-cmd = ["taskset", "-c", "0", "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", src, "-filter_complex",
-       "[0:v]split=2[a][b];[a]scale=854:480:flags=bicubic[o0];[b]scale=640:360:flags=bicubic[o1]"]
+ffcmd = ["taskset", "-c", "0", "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", src, "-filter_complex",
+         "[0:v]split=2[a][b];[a]scale=854:480:flags=bicubic[o0];[b]scale=640:360:flags=bicubic[o1]"]
 for i, (short, kbps) in enumerate([(480, 1200), (360, 600)]):
     peak = kbps * 11 // 10
-    cmd += ["-map", f"[o{i}]", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "high",
-            "-b:v", f"{kbps}k", "-maxrate", f"{peak}k", "-bufsize", f"{peak}k", "-force_key_frames", "source",
-            "-x264-params", "scenecut=0", "-f", "h264", os.path.join(pinned_ff, f"{short}p.h264")]
-_, fwall, _ = timed(cmd)
-results["one_core_720p"]["ffmpeg_fps"] = t["frames"] / fwall
-log(f"one core: Tessera {results['one_core_720p']['fps']:.1f} fps, ffmpeg {t['frames'] / fwall:.1f} fps")
+    ffcmd += ["-map", f"[o{i}]", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "high",
+              "-b:v", f"{kbps}k", "-maxrate", f"{peak}k", "-bufsize", f"{peak}k", "-force_key_frames", "source",
+              "-x264-params", "scenecut=0", "-f", "h264", os.path.join(pinned_ff, f"{short}p.h264")]
+one = {"tessera": [], "ffmpeg": []}
+for run in range(RUNS):
+    log(f"720p30 on one core: run {run + 1}/{RUNS}")
+    out, wall, _ = timed(["taskset", "-c", "0", LADDER_BENCH, TESSERA, src, LADDER, os.path.join(OUT, "ladder-onecore")])
+    t = json.loads(out.strip().splitlines()[-1])
+    one["tessera"].append(t["frames"] / wall)
+    _, fwall, _ = timed(ffcmd)
+    one["ffmpeg"].append(t["frames"] / fwall)
+fps = median(one["tessera"])
+results["one_core_720p"] = {"fps": fps, "realtime_factor": fps / 30.0, "ffmpeg_fps": median(one["ffmpeg"]), "runs": one}
+log(f"one core: Tessera {fps:.1f} fps, ffmpeg {median(one['ffmpeg']):.1f} fps")
 
 with open(os.path.join(OUT, "ladder.json"), "w") as f:
     json.dump(results, f, indent=2)

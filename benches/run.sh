@@ -2,11 +2,11 @@
 # Tessera's benchmarks, each beside the peer a user would otherwise pick, measured in the
 # same run on this machine, reported as figures and ratios in docs/benchmarks.md.
 #
-#   benches/run.sh            # everything (about 12 minutes)
+#   benches/run.sh            # everything (about 17 minutes)
 #   BENCH_QUICK=1 benches/run.sh   # shorter windows, for a smoke run
 #
 # Peers: nginx with libnginx-mod-rtmp (RTMP in, HLS out), ffmpeg's own HLS muxer (fMP4),
-# nginx serving files. Players: hls.js in Debian's Chromium (interop/player.mjs).
+# nginx serving files, one ffmpeg command making the same transcoding ladder. Players: hls.js in Debian's Chromium (interop/player.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TESSERA_INTEROP=1
@@ -195,6 +195,12 @@ RSS0=$(rss_kb $NODE_PID)
 RSS1=$(rss_kb $NODE_PID)
 curl -sf "$HTTP/metrics" >"$OUT/metrics-blocking.txt"
 echo "{\"rss_before_kb\": $RSS0, \"rss_after_kb\": $RSS1}" >"$OUT/blocking-rss.json"
+
+# --- 5. Transcoding ladder beside ffmpeg -------------------------------------------------
+log "ladder"
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+python3 benches/ladder.py "$OUT" "$BIN/tessera" "$BIN/ladder_bench" "$([ "$QUICK" = 1 ] && echo 8 || echo 20)" \
+    2> >(tee -a "$OUT/logs/ladder.log" >&2) || log "ladder benchmark failed"
 
 # --- Report -----------------------------------------------------------------------------
 python3 benches/report.py "$OUT" >docs/benchmarks.md
