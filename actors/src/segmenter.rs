@@ -186,6 +186,8 @@ fn tap(st: &mut SegmenterState, e: &SegmenterEvent) {
         SegmenterEvent::Part(_) => Ok(()),
     };
     if r == Err(SendError::Closed) {
+        // Nothing to transcode for this source (or the encoder ended): stop handing frames over.
         tracing::debug!(stream = %st.cfg.stream, session = st.cfg.session, "encoder gone");
+        st.cfg.encoder = None;
     }
 }

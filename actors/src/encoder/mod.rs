@@ -252,6 +252,7 @@ impl EncoderState {
             let Some(v) = video.clone() else {
                 tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, "no video: nothing to transcode");
                 self.publish_plan(&[], None);
+                self.myself.stop(Some("nothing to transcode".into()));
                 return Ok(());
             };
             let (w, h) = v.codec.dimensions().unwrap_or((0, 0));
@@ -259,7 +260,9 @@ impl EncoderState {
             self.publish_plan(&renditions, Some((w, h)));
             let rungs: Vec<Rendition> = renditions.into_iter().filter(|r| r.encode.is_some()).collect();
             if rungs.is_empty() {
+                // The leader stops handing frames over once this actor is gone.
                 tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, width = w, height = h, "source too small for any transcoded rung");
+                self.myself.stop(Some("nothing to transcode".into()));
                 return Ok(());
             }
             self.spawn_rungs(&rungs).await?;
