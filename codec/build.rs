@@ -28,7 +28,8 @@ fn main() {
         match pkg_config::Config::new().atleast_version(min).probe(lib) {
             Ok(found) => includes.extend(found.include_paths),
             Err(e) => {
-                let first = e.to_string().lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_string();
+                let first =
+                    e.to_string().lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_string();
                 missing(&format!("{lib} >= {min}: {first}"));
             }
         }

@@ -4,7 +4,7 @@ use std::os::raw::c_int;
 use std::ptr::NonNull;
 
 use crate::ffi;
-use crate::video::{raw_packet, status, CodecError, ErrBuf, Packet, Status};
+use crate::video::{receive_packet, status, CodecError, ErrBuf, Packet};
 
 pub struct AacEncoder {
     ptr: NonNull<ffi::Aac>,
@@ -63,15 +63,8 @@ impl AacEncoder {
 
     /// The next raw AAC frame (no ADTS header), if one is ready; timestamps in samples.
     pub fn receive(&mut self) -> Result<Option<Packet<'_>>, CodecError> {
-        let mut err = ErrBuf::new();
-        let (e, n) = err.ptr();
-        let mut raw = ffi::Packet::default();
-        // SAFETY: the packet belongs to the encoder until its next call.
-        let r = unsafe { ffi::tsr_aac_receive(self.ptr.as_ptr(), &mut raw, e, n) };
-        Ok(match status(r, &err)? {
-            Status::Done => Some(raw_packet(&raw)),
-            _ => None,
-        })
+        // SAFETY: the packet belongs to the encoder until its next call, which &mut self guards.
+        receive_packet(|raw, e, n| unsafe { ffi::tsr_aac_receive(self.ptr.as_ptr(), raw, e, n) })
     }
 }
 

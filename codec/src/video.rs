@@ -165,7 +165,21 @@ pub struct Packet<'a> {
     pub keyframe: bool,
 }
 
-pub(crate) fn raw_packet<'a>(raw: &ffi::Packet) -> Packet<'a> {
+/// Calls a shim `receive` for a packet; `None` when none is ready.
+pub(crate) fn receive_packet<'a>(
+    call: impl FnOnce(*mut ffi::Packet, *mut c_char, c_int) -> c_int,
+) -> Result<Option<Packet<'a>>, CodecError> {
+    let mut err = ErrBuf::new();
+    let (e, n) = err.ptr();
+    let mut raw = ffi::Packet::default();
+    let r = call(&mut raw, e, n);
+    Ok(match status(r, &err)? {
+        Status::Done => Some(raw_packet(&raw)),
+        _ => None,
+    })
+}
+
+fn raw_packet<'a>(raw: &ffi::Packet) -> Packet<'a> {
     // SAFETY: the shim hands out the packet's data and size, valid until the next call.
     let data =
         if raw.data.is_null() { &[][..] } else { unsafe { std::slice::from_raw_parts(raw.data, raw.size as usize) } };
@@ -360,15 +374,8 @@ impl Encoder {
 
     /// The next compressed frame, if one is ready.
     pub fn receive(&mut self) -> Result<Option<Packet<'_>>, CodecError> {
-        let mut err = ErrBuf::new();
-        let (e, n) = err.ptr();
-        let mut raw = ffi::Packet::default();
-        // SAFETY: the packet belongs to the encoder until its next call.
-        let r = unsafe { ffi::tsr_encoder_receive(self.ptr.as_ptr(), &mut raw, e, n) };
-        Ok(match status(r, &err)? {
-            Status::Done => Some(raw_packet(&raw)),
-            _ => None,
-        })
+        // SAFETY: the packet belongs to the encoder until its next call, which &mut self guards.
+        receive_packet(|raw, e, n| unsafe { ffi::tsr_encoder_receive(self.ptr.as_ptr(), raw, e, n) })
     }
 }
 

@@ -183,30 +183,19 @@ impl NodeConfig {
 
     /// The SRT passphrases by stream name.
     pub fn srt_passphrase_map(&self) -> Result<std::collections::HashMap<String, String>, NodeError> {
-        let mut m = std::collections::HashMap::new();
-        for e in &self.srt_passphrases {
-            let (name, pass) = e
-                .split_once('=')
-                .ok_or_else(|| NodeError::Config(format!("SRT passphrase {e:?} is not NAME=PASSPHRASE")))?;
+        by_stream(&self.srt_passphrases, "SRT passphrase", "NAME=PASSPHRASE", |name, pass| {
             if !(10..=79).contains(&pass.len()) {
-                return Err(NodeError::Config(format!("SRT passphrase for {name:?} must have 10 to 79 characters")));
+                return Err(format!("SRT passphrase for {name:?} must have 10 to 79 characters"));
             }
-            m.insert(name.to_string(), pass.to_string());
-        }
-        Ok(m)
+            Ok(pass.to_string())
+        })
     }
 
     /// The per-stream ladders by stream name.
     pub fn stream_ladder_map(&self) -> Result<std::collections::HashMap<String, LadderSpec>, NodeError> {
-        let mut m = std::collections::HashMap::new();
-        for e in &self.stream_ladders {
-            let (name, ladder) = e
-                .split_once('=')
-                .ok_or_else(|| NodeError::Config(format!("stream ladder {e:?} is not NAME=LADDER")))?;
-            let ladder = ladder.parse().map_err(|err| NodeError::Config(format!("ladder of {name:?}: {err}")))?;
-            m.insert(name.to_string(), ladder);
-        }
-        Ok(m)
+        by_stream(&self.stream_ladders, "stream ladder", "NAME=LADDER", |name, ladder| {
+            ladder.parse().map_err(|err| format!("ladder of {name:?}: {err}"))
+        })
     }
 
     /// Reads a TOML file.
@@ -229,6 +218,22 @@ impl NodeConfig {
         }
         serde_json::from_value(base).map_err(|e| NodeError::Config(e.to_string()))
     }
+}
+
+/// Reads `NAME=VALUE` entries into a map by stream name, checking each value with `parse`.
+fn by_stream<T>(
+    entries: &[String],
+    what: &str,
+    form: &str,
+    parse: impl Fn(&str, &str) -> Result<T, String>,
+) -> Result<std::collections::HashMap<String, T>, NodeError> {
+    let mut m = std::collections::HashMap::new();
+    for e in entries {
+        let (name, value) =
+            e.split_once('=').ok_or_else(|| NodeError::Config(format!("{what} {e:?} is not {form}")))?;
+        m.insert(name.to_string(), parse(name, value).map_err(NodeError::Config)?);
+    }
+    Ok(m)
 }
 
 /// For `--help` output of binaries embedding the config.

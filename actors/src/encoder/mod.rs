@@ -16,24 +16,25 @@
 //! A rung whose actors fail is dropped alone.
 
 pub mod process;
+mod rungs;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tessera_ingest::{h264, hevc, CodecConfig, Frame, TrackInfo, TrackKind};
-use tessera_packager::segmenter::{Boundary, Cuts, SegmenterConfig};
+use tessera_packager::segmenter::{Boundary, SegmenterConfig};
 use tessera_transcode::wire::{EncoderTuning, FromWorker, RungJob, SourceCodec, StartJob, ToWorker};
-use tessera_transcode::{plan, Gap, GapLedger, GovernorConfig, LadderSpec, LoadGovernor, Rendition, SOURCE};
+use tessera_transcode::{plan, GapLedger, GovernorConfig, LadderSpec, LoadGovernor, Rendition, SOURCE};
 
-use crate::mailbox::{BoundedRef, Inflight, SendError};
-use crate::packager::{PackagerActor, PackagerActorConfig};
-use crate::segmenter::{SegmenterActor, SegmenterActorConfig, SegmenterMsg};
+use crate::mailbox::Inflight;
+use crate::segmenter::SegmenterMsg;
 use crate::sink::{MediaSink, PlannedRendition, TranscoderStatus};
 use process::{QueueError, WorkerProcess};
 pub use process::{WorkerCommand, WorkerEvent};
+use rungs::Rung;
 
 /// Transcoding settings shared by every session of a node.
 #[derive(Debug, Clone)]
@@ -79,18 +80,6 @@ impl EncoderMsg {
     fn counted(&self) -> bool {
         matches!(self, EncoderMsg::Init(_) | EncoderMsg::Frame(..) | EncoderMsg::SegmentEnd { .. } | EncoderMsg::End)
     }
-}
-
-struct Rung {
-    name: String,
-    segmenter: BoundedRef<SegmenterMsg>,
-    actors: [ActorCell; 2],
-    video: Option<CodecConfig>,
-    dropped: bool,
-    /// The rung's actors failed: gaps go to the sink directly.
-    dead: bool,
-    /// Output is being dropped until the next boundary because the segmenter lagged.
-    lagging: bool,
 }
 
 pub struct EncoderState {
@@ -232,13 +221,32 @@ impl Actor for EncoderActor {
     }
 }
 
-/// The worker's view of the source: codec and `avcC`/`hvcC`.
-fn source_format(video: &TrackInfo) -> Option<(SourceCodec, Vec<u8>, (u32, u32), Option<(u32, u32)>)> {
+/// The worker's view of the source.
+struct SourceFormat {
+    codec: SourceCodec,
+    /// `avcC` or `hvcC`.
+    extradata: Vec<u8>,
+    width: u32,
+    height: u32,
+    fps: Option<(u32, u32)>,
+}
+
+fn source_format(video: &TrackInfo) -> Option<SourceFormat> {
     match &video.codec {
-        CodecConfig::H264(c) => {
-            Some((SourceCodec::H264, h264::avcc_record(c), (c.width, c.height), c.frame_rate.filter(|f| f.1 > 0)))
-        }
-        CodecConfig::Hevc(c) => Some((SourceCodec::Hevc, hevc::hvcc_record(c), (c.width, c.height), None)),
+        CodecConfig::H264(c) => Some(SourceFormat {
+            codec: SourceCodec::H264,
+            extradata: h264::avcc_record(c),
+            width: c.width,
+            height: c.height,
+            fps: c.frame_rate.filter(|f| f.1 > 0),
+        }),
+        CodecConfig::Hevc(c) => Some(SourceFormat {
+            codec: SourceCodec::Hevc,
+            extradata: hevc::hvcc_record(c),
+            width: c.width,
+            height: c.height,
+            fps: None,
+        }),
         CodecConfig::Aac(_) => None,
     }
 }
@@ -268,13 +276,13 @@ impl EncoderState {
             self.spawn_rungs(&rungs).await?;
             self.governor = LoadGovernor::new(self.cfg.settings.governor.clone(), rungs.len());
             self.ledger = GapLedger::new(rungs.len());
-            self.job = source_format(&v).map(|(codec, extradata, (width, height), fps)| StartJob {
+            self.job = source_format(&v).map(|f| StartJob {
                 stream: self.cfg.stream.clone(),
-                codec,
-                extradata,
-                width,
-                height,
-                fps,
+                codec: f.codec,
+                extradata: f.extradata,
+                width: f.width,
+                height: f.height,
+                fps: f.fps,
                 rungs: rungs
                     .iter()
                     .map(|r| RungJob { name: r.name.clone(), target: r.encode.clone().expect("filtered") })
@@ -299,9 +307,9 @@ impl EncoderState {
         let changed = video.as_ref().is_some_and(|v| Some(&v.codec) != self.video.as_ref().map(|o| &o.codec));
         if changed {
             let v = video.expect("checked");
-            if let (Some(job), Some((codec, extradata, (width, height), fps))) = (self.job.as_mut(), source_format(&v))
-            {
-                (job.codec, job.extradata, job.width, job.height, job.fps) = (codec, extradata, width, height, fps);
+            if let (Some(job), Some(f)) = (self.job.as_mut(), source_format(&v)) {
+                (job.codec, job.extradata, job.width, job.height, job.fps) =
+                    (f.codec, f.extradata, f.width, f.height, f.fps);
             }
             self.video = Some(v);
             if let (Some(w), Some(job)) = (&self.worker, &self.job) {
@@ -335,56 +343,6 @@ impl EncoderState {
         }
         tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, renditions = %planned.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(","), "ladder planned");
         self.cfg.sink.plan(&self.cfg.stream, self.cfg.session, planned);
-    }
-
-    async fn spawn_rungs(&mut self, rungs: &[Rendition]) -> Result<(), ActorProcessingErr> {
-        let cell = self.myself.get_cell();
-        for r in rungs {
-            let packager_inflight = Inflight::default();
-            let (packager, _) = Actor::spawn_linked(
-                None,
-                PackagerActor,
-                PackagerActorConfig {
-                    stream: self.cfg.stream.clone(),
-                    session: self.cfg.session,
-                    rendition: r.name.clone(),
-                    inflight: packager_inflight.clone(),
-                    sink: self.cfg.sink.clone(),
-                },
-                cell.clone(),
-            )
-            .await?;
-            let inflight = Inflight::default();
-            let (segmenter, _) = Actor::spawn_linked(
-                None,
-                SegmenterActor,
-                SegmenterActorConfig {
-                    stream: self.cfg.stream.clone(),
-                    session: self.cfg.session,
-                    rendition: r.name.clone(),
-                    segmenter: SegmenterConfig {
-                        cuts: Cuts::Boundaries,
-                        forward_frames: false,
-                        ..self.cfg.segmenter.clone()
-                    },
-                    inflight: inflight.clone(),
-                    next: Some(BoundedRef::new(packager.clone(), packager_inflight, self.cfg.part_capacity)),
-                    encoder: None,
-                },
-                cell.clone(),
-            )
-            .await?;
-            self.rungs.push(Rung {
-                name: r.name.clone(),
-                actors: [segmenter.get_cell(), packager.get_cell()],
-                segmenter: BoundedRef::new(segmenter, inflight, self.cfg.frame_capacity),
-                video: None,
-                dropped: false,
-                dead: false,
-                lagging: false,
-            });
-        }
-        Ok(())
     }
 
     fn start_worker(&mut self) {
@@ -532,92 +490,6 @@ impl EncoderState {
             }
             FromWorker::Failed { error } => {
                 tracing::error!(stream = %self.cfg.stream, session = self.cfg.session, %error, "codec worker failed")
-            }
-        }
-    }
-
-    fn rung_packet(&mut self, i: usize, pts: i64, dts: i64, keyframe: bool, boundary: Option<u64>, body: Bytes) {
-        let Some(video_id) = self.video.as_ref().map(|v| v.id) else { return };
-        if self.rungs.get(i).is_none_or(|r| r.dropped) {
-            return;
-        }
-        if let Some(b) = boundary {
-            let gaps = self.ledger.rung_started(i, b);
-            self.send_gaps(gaps);
-        }
-        let rung = &mut self.rungs[i];
-        let au = h264::convert_access_unit(&body);
-        if let Some(sps) = au.sps {
-            match h264::parse_sps(&sps, au.pps) {
-                Ok(c) if rung.video.as_ref() != Some(&CodecConfig::H264(c.clone())) => {
-                    rung.video = Some(CodecConfig::H264(c.clone()));
-                    let _ = rung
-                        .segmenter
-                        .send(SegmenterMsg::Track(TrackInfo { id: video_id, codec: CodecConfig::H264(c) }));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(stream = %self.cfg.stream, rendition = %rung.name, error = %e, "encoder wrote an unreadable SPS")
-                }
-            }
-        }
-        if rung.lagging && boundary.is_none() {
-            return;
-        }
-        let frame = Frame {
-            track: video_id,
-            kind: TrackKind::Video,
-            pts,
-            dts,
-            keyframe: keyframe || au.keyframe,
-            data: au.sample,
-        };
-        let b = boundary.and_then(|b| self.boundaries.get(&b).copied());
-        match rung.segmenter.try_send(SegmenterMsg::Frame(frame, Instant::now(), b)) {
-            Ok(()) => rung.lagging = false,
-            Err(SendError::Full) => {
-                if !rung.lagging {
-                    tracing::warn!(stream = %self.cfg.stream, rendition = %rung.name, "segmenter lagging: dropping output until the next boundary");
-                }
-                rung.lagging = true;
-                let _ = rung.segmenter.send(SegmenterMsg::Abandon);
-            }
-            Err(SendError::Closed) => {}
-        }
-    }
-
-    fn drop_rung(&mut self, i: usize, reason: &str) {
-        if self.rungs[i].dropped {
-            return;
-        }
-        self.rungs[i].dropped = true;
-        metrics::counter!("tessera_transcode_rungs_dropped_total", "reason" => reason.to_string()).increment(1);
-        if let Some(w) = &self.worker {
-            let _ = w.send(&ToWorker::DropRung(i as u32), &[]);
-        }
-        let r = &self.rungs[i];
-        if !r.dead {
-            let _ = r.segmenter.send(SegmenterMsg::Abandon);
-        }
-        self.status.dropped.push((r.name.clone(), reason.to_string()));
-        let gaps = self.ledger.drop_rung(i);
-        self.send_gaps(gaps);
-        self.publish_status();
-    }
-
-    fn send_gaps(&mut self, gaps: Vec<Gap>) {
-        for g in gaps {
-            metrics::counter!("tessera_transcode_gaps_total").increment(1);
-            let r = &self.rungs[g.rung];
-            if r.dead {
-                self.cfg.sink.publish(
-                    &self.cfg.stream,
-                    self.cfg.session,
-                    &r.name,
-                    crate::sink::Published::Gap { segment: g.segment, duration: g.duration },
-                );
-            } else {
-                let _ = r.segmenter.send(SegmenterMsg::Gap { segment: g.segment, duration: g.duration });
             }
         }
     }

@@ -12,6 +12,7 @@
 //! `watch` channel before they check the state, so no publication is missed.
 
 mod rendition;
+mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rendition::RenditionState;
+pub use status::{RenditionStatus, StreamStatus, TranscoderView};
 use tessera_actors::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
 use tessera_packager::playlist::{render_multivariant, RenditionReport, Variant};
 use tessera_packager::{BlockRequest, BlockState, PlaylistConfig};
@@ -178,30 +180,6 @@ pub struct Released {
     pub waited_for: Option<Instant>,
 }
 
-/// What `/streams` says about a stream.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StreamStatus {
-    pub name: String,
-    pub live: bool,
-    pub renditions: Vec<RenditionStatus>,
-    pub transcoder: Option<TranscoderView>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RenditionStatus {
-    pub name: String,
-    pub offered: bool,
-    pub dropped: Option<String>,
-    pub last_msn: Option<u64>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct TranscoderView {
-    pub worker_pid: Option<u32>,
-    pub worker_restarts: u64,
-    pub load: f64,
-}
-
 impl SegmentStore {
     pub fn new(config: StoreConfig) -> Arc<Self> {
         Arc::new(SegmentStore { config, streams: Mutex::new(HashMap::new()), next_session: 1.into() })
@@ -343,39 +321,6 @@ impl SegmentStore {
         let mut v: Vec<String> = self.streams.lock().expect("streams lock").keys().cloned().collect();
         v.sort();
         v
-    }
-
-    /// What each stream is doing, for operators.
-    pub fn status(&self) -> Vec<StreamStatus> {
-        let entries: Vec<(String, Arc<StreamEntry>)> =
-            self.streams.lock().expect("streams lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let mut out: Vec<StreamStatus> = entries
-            .into_iter()
-            .map(|(name, e)| {
-                let st = e.state.lock().expect("stream lock");
-                StreamStatus {
-                    name,
-                    live: st.session.is_some(),
-                    renditions: st
-                        .renditions
-                        .values()
-                        .map(|r| RenditionStatus {
-                            name: r.name.clone(),
-                            offered: r.offered(),
-                            dropped: r.dropped.clone(),
-                            last_msn: r.playlist.last_msn(),
-                        })
-                        .collect(),
-                    transcoder: st.expects_plan.then(|| TranscoderView {
-                        worker_pid: st.transcoder.worker_pid,
-                        worker_restarts: st.transcoder.worker_restarts,
-                        load: st.transcoder.load,
-                    }),
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
     }
 
     /// Waits until `ready` says the state can answer, or the timeout passes.

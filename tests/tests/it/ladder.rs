@@ -125,8 +125,11 @@ async fn probe(http: std::net::SocketAddr, stream: &str, rendition: &str) -> Str
 
 /// For every segment number that every rendition has, the video of every rendition starts
 /// at the same presentation time, on a keyframe, with the same program date-time.
+/// Where each rendition's segment starts: (rendition, pts, program date-time).
+type Starts<'a> = Vec<(&'a str, i64, Option<String>)>;
+
 async fn assert_aligned(http: std::net::SocketAddr, stream: &str, renditions: &[&str]) -> usize {
-    let mut by_msn: BTreeMap<u64, Vec<(&str, i64, Option<String>)>> = BTreeMap::new();
+    let mut by_msn: BTreeMap<u64, Starts> = BTreeMap::new();
     for r in renditions {
         let p = playlist(http, stream, r).await;
         let init = get(http, &format!("/live/{stream}/{r}/init-0.mp4")).await;
