@@ -223,11 +223,12 @@ impl TestPattern {
                 *px = 16 + (seed >> 24) as u8 % 220;
             }
         }
-        // Clock and frame counter.
-        let scale = (h / 60).max(2);
+        // Clock and frame counter, in the dark band: 12 characters of 6 cells at h/60 per cell
+        // fill about two thirds of a 16:9 picture's width.
+        let scale = (h / 120).max(1);
         let t = wall_ms.rem_euclid(86_400_000);
         let clock = format!("{:02}:{:02}:{:02}.{:03}", t / 3_600_000, (t / 60_000) % 60, (t / 1000) % 60, t % 1000);
-        let text_y = bars_h + scale * 2;
+        let text_y = bars_h + scale * 4;
         text(y, w, &clock, scale * 2, w / 16, text_y);
         text(y, w, &format!("#{n:07}"), scale, w / 16, text_y + scale * 18);
         // The machine-readable clock, grey in the chroma planes.
