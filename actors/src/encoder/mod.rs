@@ -351,9 +351,8 @@ impl EncoderState {
         match WorkerProcess::spawn(&self.cfg.settings.worker, self.generation, &self.cfg.stream, self.myself.clone()) {
             Ok(w) => {
                 let mut ok = w.send(&ToWorker::Start(job), &[]).is_ok();
-                for (i, r) in self.rungs.iter().enumerate().filter(|(_, r)| r.dropped) {
+                for (i, _) in self.rungs.iter().enumerate().filter(|(_, r)| r.dropped) {
                     ok &= w.send(&ToWorker::DropRung(i as u32), &[]).is_ok();
-                    let _ = r;
                 }
                 tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, pid = ?w.pid, generation = self.generation, rungs = self.rungs.len(), "codec worker started");
                 self.status.worker_pid = w.pid;

@@ -1,9 +1,10 @@
 //! The encoder actor's rungs: one follower segmenter and packager per transcoded rendition,
 //! what the worker's packets become, and the gaps and drops the ledger and governor decide.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use ractor::{Actor, ActorCell, ActorProcessingErr};
-use std::time::Instant;
 use tessera_ingest::{h264, CodecConfig, Frame, TrackInfo, TrackKind};
 use tessera_packager::segmenter::{Cuts, SegmenterConfig};
 use tessera_transcode::wire::ToWorker;
