@@ -1,4 +1,14 @@
-//! The Tessera catalog: streams, assets, rights and release schedules replicated with Raft.
+//! The Tessera catalog: what exists and who may see it — streams, their publish tokens
+//! (hashed) and ladders, nodes, and which node is origin for which live stream — replicated
+//! with openraft.
 //!
-//! Not built yet: a node today keeps its stream state in its own segment store. This crate
-//! holds the place the catalog will take in the layout.
+//! # Contract
+//! - [`catalog`] is the state machine: typed [`catalog::Command`]s, validated before
+//!   anything changes, applied deterministically (time comes in the proposal, never from a
+//!   clock). A rejected command is rejected the same way on every node.
+//! - Origin leases carry epochs that only grow: a node holding an older epoch is fenced off
+//!   ([`catalog::Catalog::may_publish`]).
+
+pub mod catalog;
+
+pub use catalog::{Catalog, Command, NodeId, Outcome, Proposal, Rejection};
