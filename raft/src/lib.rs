@@ -8,7 +8,41 @@
 //!   clock). A rejected command is rejected the same way on every node.
 //! - Origin leases carry epochs that only grow: a node holding an older epoch is fenced off
 //!   ([`catalog::Catalog::may_publish`]).
+//! - [`store`] keeps the log, vote, commit index and snapshots in redb, each write made
+//!   durable before it is acknowledged; the catalog itself is in memory, rebuilt on start
+//!   from the last snapshot and the committed log.
+//! - [`network`] puts every node-to-node message behind a [`network::Transport`]: QUIC in a
+//!   node, [`memory::MemoryNetwork`] (with partitions, delay and loss) in tests.
+//! - [`node::CatalogNode`] is one member: propose (leader only; others answer `NotLeader`
+//!   with the leader's address), linearizable reads (ReadIndex) or local reads that say how
+//!   far they have got, membership changes through joint consensus.
 
 pub mod catalog;
+pub mod memory;
+pub mod network;
+pub mod node;
 
 pub use catalog::{Catalog, Command, NodeId, Outcome, Proposal, Rejection};
+pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};
+pub mod store;
+
+use std::io::Cursor;
+
+openraft::declare_raft_types!(
+    /// Raft types of the catalog: proposals in, outcomes out, nodes known by their address.
+    pub TypeConfig:
+        D = Proposal,
+        R = Outcome,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+//! An in-memory network of catalog nodes, with the faults a real one has: partitions (both
+//! ways or one way), delay and loss, all under the caller's control and seeded, so a test or
+//! a chaos scenario replays exactly.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::{BasicNode, Raft};
+
+use crate::catalog::NodeId;
+use crate::network::{dispatch, RaftReply, RaftRpc, Transport, TransportError};
+use crate::TypeConfig;
+
+#[derive(Default)]
+struct Faults {
+    /// (from, to): messages from `from` to `to` are lost.
+    blocked: HashSet<(NodeId, NodeId)>,
+    delay: Duration,
+    /// Probability, per message, of losing it.
+    loss: f64,
+    rng: u64,
+}
+
+/// The nodes of an in-memory cluster and the faults between them.
+#[derive(Default)]
+pub struct MemoryNetwork {
+    nodes: Mutex<HashMap<NodeId, Raft<TypeConfig>>>,
+    faults: Mutex<Faults>,
+}
+
+impl MemoryNetwork {
+    pub fn new(seed: u64) -> Arc<Self> {
+        let net = MemoryNetwork::default();
+        net.faults.lock().expect("faults").rng = seed | 1;
+        Arc::new(net)
+    }
+
+    /// Makes a node reachable (again, after a restart).
+    pub fn register(&self, id: NodeId, raft: Raft<TypeConfig>) {
+        self.nodes.lock().expect("nodes").insert(id, raft);
+    }
+
+    /// Takes a node off the network (it crashed).
+    pub fn unregister(&self, id: NodeId) {
+        self.nodes.lock().expect("nodes").remove(&id);
+    }
+
+    /// The transport a node uses to reach the others.
+    pub fn transport(self: &Arc<Self>, from: NodeId) -> MemoryTransport {
+        MemoryTransport { from, net: self.clone() }
+    }
+
+    /// Cuts every link between the two sides, both ways.
+    pub fn partition(&self, a: &[NodeId], b: &[NodeId]) {
+        let mut f = self.faults.lock().expect("faults");
+        for x in a {
+            for y in b {
+                f.blocked.insert((*x, *y));
+                f.blocked.insert((*y, *x));
+            }
+        }
+    }
+
+    /// Loses messages from `from` to `to` only.
+    pub fn block(&self, from: NodeId, to: NodeId) {
+        self.faults.lock().expect("faults").blocked.insert((from, to));
+    }
+
+    /// Delays every message; loses each with probability `loss`.
+    pub fn degrade(&self, delay: Duration, loss: f64) {
+        let mut f = self.faults.lock().expect("faults");
+        f.delay = delay;
+        f.loss = loss;
+    }
+
+    /// Removes every fault.
+    pub fn heal(&self) {
+        let mut f = self.faults.lock().expect("faults");
+        f.blocked.clear();
+        f.delay = Duration::ZERO;
+        f.loss = 0.0;
+    }
+
+    /// Whether a message from `from` to `to` gets through now, and after what delay.
+    fn route(&self, from: NodeId, to: NodeId) -> Option<Duration> {
+        let mut f = self.faults.lock().expect("faults");
+        if f.blocked.contains(&(from, to)) {
+            return None;
+        }
+        if f.loss > 0.0 {
+            // xorshift64: deterministic for a seed and an order of messages.
+            f.rng ^= f.rng << 13;
+            f.rng ^= f.rng >> 7;
+            f.rng ^= f.rng << 17;
+            if (f.rng % 1_000_000) as f64 / 1_000_000.0 < f.loss {
+                return None;
+            }
+        }
+        Some(f.delay)
+    }
+}
+
+/// One node's way into a [`MemoryNetwork`].
+#[derive(Clone)]
+pub struct MemoryTransport {
+    from: NodeId,
+    net: Arc<MemoryNetwork>,
+}
+
+impl Transport for MemoryTransport {
+    async fn call(&self, target: NodeId, _node: &BasicNode, rpc: RaftRpc) -> Result<RaftReply, TransportError> {
+        let delay = self
+            .net
+            .route(self.from, target)
+            .ok_or_else(|| TransportError::Unreachable(target, "partitioned".into()))?;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let raft = self.net.nodes.lock().expect("nodes").get(&target).cloned();
+        let raft = raft.ok_or_else(|| TransportError::Unreachable(target, "down".into()))?;
+        let reply = dispatch(&raft, rpc).await;
+        // The answer travels back: a one-way partition loses it.
+        match self.net.route(target, self.from) {
+            Some(_) => Ok(reply),
+            None => Err(TransportError::Broken(target, "reply lost".into())),
+        }
+    }
+}

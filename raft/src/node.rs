@@ -1,0 +1,265 @@
+//! One member of the catalog cluster: the openraft instance, its durable store, and the
+//! operations a node needs — propose, read (linearizable or local), change membership,
+//! report status.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Raft, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, Command, NodeId, Outcome, Proposal, Rejection};
+use crate::network::{Network, Transport};
+use crate::store::{self, StateMachineStore};
+use crate::TypeConfig;
+
+/// Raft timing. The defaults elect a new leader well under a second after the old one dies.
+#[derive(Debug, Clone)]
+pub struct RaftTimeouts {
+    pub heartbeat: Duration,
+    pub election_min: Duration,
+    pub election_max: Duration,
+    /// Entries applied since the last snapshot before a new one is built (and the log
+    /// compacted behind it).
+    pub snapshot_every: u64,
+}
+
+impl Default for RaftTimeouts {
+    fn default() -> Self {
+        RaftTimeouts {
+            heartbeat: Duration::from_millis(100),
+            election_min: Duration::from_millis(300),
+            election_max: Duration::from_millis(600),
+            snapshot_every: 5000,
+        }
+    }
+}
+
+/// What went wrong with a catalog operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// Writes and linearizable reads go to the leader: here is who it is, if known.
+    #[error("not the leader (leader: {0:?})")]
+    NotLeader(Option<(NodeId, String)>),
+    /// The state machine refused the command; nothing changed.
+    #[error("{0}")]
+    Rejected(Rejection),
+    /// The cluster cannot decide now (no quorum, membership change under way).
+    #[error("cluster unavailable: {0}")]
+    Unavailable(String),
+    /// The local node cannot go on (its storage failed, or it is shutting down).
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+impl CatalogError {
+    /// Whether the caller may retry (elsewhere or later).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, CatalogError::NotLeader(_) | CatalogError::Unavailable(_))
+    }
+}
+
+fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> CatalogError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            CatalogError::NotLeader(f.leader_id.zip(f.leader_node.map(|n| n.addr)))
+        }
+        RaftError::APIError(e) => CatalogError::Unavailable(e.to_string()),
+        RaftError::Fatal(f) => CatalogError::Fatal(f.to_string()),
+    }
+}
+
+/// Where a member stands, for `tessera cluster status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub addr: String,
+    /// `leader`, `follower`, `candidate` or `learner`.
+    pub role: String,
+    /// The leader's view of the member's last replicated log index.
+    pub matched: Option<u64>,
+}
+
+/// This node's view of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub id: NodeId,
+    pub state: String,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub last_log: Option<u64>,
+    pub commit: Option<u64>,
+    pub applied: Option<u64>,
+    pub snapshot: Option<u64>,
+    pub members: Vec<MemberStatus>,
+    /// On the leader: milliseconds since a quorum last acknowledged it.
+    pub millis_since_quorum_ack: Option<u64>,
+}
+
+/// A read served from this node's own copy, and how stale it may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalRead<T> {
+    pub value: T,
+    /// The last log index applied here.
+    pub applied: Option<u64>,
+    /// The leader this node follows, if any: without one, the copy may be arbitrarily old.
+    pub leader: Option<NodeId>,
+}
+
+/// A running member of the catalog cluster.
+#[derive(Clone)]
+pub struct CatalogNode {
+    pub id: NodeId,
+    pub raft: Raft<TypeConfig>,
+    state: StateMachineStore,
+}
+
+impl CatalogNode {
+    /// Opens the store in `dir` and starts Raft; the node rejoins with what it has on disk.
+    pub async fn start<T: Transport>(
+        id: NodeId,
+        dir: &Path,
+        transport: T,
+        timeouts: &RaftTimeouts,
+    ) -> Result<Self, CatalogError> {
+        let config = openraft::Config {
+            cluster_name: "tessera".into(),
+            heartbeat_interval: timeouts.heartbeat.as_millis() as u64,
+            election_timeout_min: timeouts.election_min.as_millis() as u64,
+            election_timeout_max: timeouts.election_max.as_millis() as u64,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(timeouts.snapshot_every),
+            max_in_snapshot_log_to_keep: 100,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| CatalogError::Fatal(format!("Raft configuration: {e}")))?;
+        let (log, sm) = store::open(dir).map_err(|e| CatalogError::Fatal(format!("catalog store: {e}")))?;
+        let raft = Raft::new(id, Arc::new(config), Network::new(Arc::new(transport)), log, sm.clone())
+            .await
+            .map_err(|e| CatalogError::Fatal(e.to_string()))?;
+        Ok(CatalogNode { id, raft, state: sm })
+    }
+
+    /// Makes this node a one-node cluster, if it is not part of one yet.
+    pub async fn initialize(&self, addr: &str) -> Result<(), CatalogError> {
+        let members = BTreeMap::from([(self.id, BasicNode::new(addr))]);
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(_)) => Ok(()), // already initialized
+            Err(RaftError::Fatal(f)) => Err(CatalogError::Fatal(f.to_string())),
+        }
+    }
+
+    /// Proposes a command; answers once it is committed and applied here.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, CatalogError> {
+        let p = Proposal { at_ms: crate::now_ms(), command };
+        let r = self.raft.client_write(p).await.map_err(write_error)?;
+        match r.data {
+            Outcome::Rejected(why) => Err(CatalogError::Rejected(why)),
+            o => Ok(o),
+        }
+    }
+
+    /// A linearizable read: confirmed with a quorum (ReadIndex) and served once this node has
+    /// applied up to that point.
+    pub async fn read<T>(&self, f: impl FnOnce(&Catalog) -> T) -> Result<T, CatalogError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(self.state.read(|s| f(&s.catalog))),
+            Err(RaftError::APIError(e)) => {
+                let openraft::error::CheckIsLeaderError::ForwardToLeader(fw) = &e else {
+                    return Err(CatalogError::Unavailable(e.to_string()));
+                };
+                Err(CatalogError::NotLeader(fw.leader_id.zip(fw.leader_node.clone().map(|n| n.addr))))
+            }
+            Err(RaftError::Fatal(f)) => Err(CatalogError::Fatal(f.to_string())),
+        }
+    }
+
+    /// A read of this node's own copy, with how far it has got.
+    pub fn read_local<T>(&self, f: impl FnOnce(&Catalog) -> T) -> LocalRead<T> {
+        let m = self.raft.metrics().borrow().clone();
+        LocalRead {
+            value: self.state.read(|s| f(&s.catalog)),
+            applied: m.last_applied.map(|l| l.index),
+            leader: m.current_leader,
+        }
+    }
+
+    /// Adds a node as a learner and waits until it has caught up.
+    pub async fn add_learner(&self, id: NodeId, addr: &str) -> Result<(), CatalogError> {
+        self.raft.add_learner(id, BasicNode::new(addr), true).await.map(|_| ()).map_err(write_error)
+    }
+
+    /// Makes `voters` the voting members (joint consensus); others stay learners if `retain`.
+    pub async fn change_voters(&self, voters: BTreeSet<NodeId>, retain: bool) -> Result<(), CatalogError> {
+        self.raft
+            .change_membership(ChangeMembers::ReplaceAllVoters(voters), retain)
+            .await
+            .map(|_| ())
+            .map_err(write_error)
+    }
+
+    /// Removes nodes from the cluster altogether (voters first leave the voter set).
+    pub async fn remove_nodes(&self, ids: BTreeSet<NodeId>) -> Result<(), CatalogError> {
+        let voters: BTreeSet<NodeId> = self.raft.metrics().borrow().membership_config.voter_ids().collect();
+        let remaining: BTreeSet<NodeId> = voters.difference(&ids).copied().collect();
+        if remaining.len() != voters.len() {
+            self.change_voters(remaining, true).await?;
+        }
+        self.raft.change_membership(ChangeMembers::RemoveNodes(ids), false).await.map(|_| ()).map_err(write_error)
+    }
+
+    /// This node's view of the cluster.
+    pub fn status(&self) -> ClusterStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let matched: BTreeMap<NodeId, Option<u64>> = m
+            .replication
+            .as_ref()
+            .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
+            .unwrap_or_default();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| MemberStatus {
+                id: *id,
+                addr: node.addr.clone(),
+                role: if Some(*id) == m.current_leader {
+                    "leader".into()
+                } else if voters.contains(id) {
+                    "follower".into()
+                } else {
+                    "learner".into()
+                },
+                matched: matched.get(id).copied().flatten(),
+            })
+            .collect();
+        let state = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        ClusterStatus {
+            id: self.id,
+            state: state.into(),
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log: m.last_log_index,
+            commit: m.last_applied.map(|l| l.index),
+            applied: m.last_applied.map(|l| l.index),
+            snapshot: m.snapshot.map(|l| l.index),
+            members,
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
+        }
+    }
+
+    /// Stops Raft; the store stays on disk for a restart.
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}

@@ -1,0 +1,305 @@
+//! Durable Raft storage on redb: the log, the vote and the commit index
+//! ([`LogStore`]), and the catalog state machine with its snapshots ([`StateMachineStore`]).
+//!
+//! Every write is a redb transaction committed with immediate durability (fsync) before
+//! openraft is told it happened, so an acknowledged write survives a crash. The state
+//! machine itself lives in memory: on start it is restored from the last snapshot, and
+//! openraft re-applies the committed entries after it (the commit index is saved too).
+
+// The error type is openraft's, large by its design.
+#![allow(clippy::result_large_err)]
+
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, NodeId, Outcome};
+use crate::TypeConfig;
+
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+type StoreResult<T> = Result<T, StorageError<NodeId>>;
+
+fn failed(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    StorageError::IO { source: StorageIOError::new(subject, verb, AnyError::new(&e)) }
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    failed(ErrorSubject::Store, ErrorVerb::Read, e)
+}
+
+fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+    failed(ErrorSubject::Store, ErrorVerb::Write, e)
+}
+
+/// Opens (or creates) the catalog's database in `dir`.
+pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StorageError<NodeId>> {
+    std::fs::create_dir_all(dir).map_err(write_err)?;
+    let db = Arc::new(Database::create(dir.join("catalog.redb")).map_err(write_err)?);
+    let tx = db.begin_write().map_err(write_err)?;
+    tx.open_table(LOG).map_err(write_err)?;
+    tx.open_table(META).map_err(write_err)?;
+    tx.commit().map_err(write_err)?;
+    let log = LogStore { db: db.clone() };
+    let sm = StateMachineStore::open(db)?;
+    Ok((log, sm))
+}
+
+fn get_meta<T: for<'a> Deserialize<'a>>(db: &Database, key: &str) -> StoreResult<Option<T>> {
+    let tx = db.begin_read().map_err(read_err)?;
+    let table = tx.open_table(META).map_err(read_err)?;
+    match table.get(key).map_err(read_err)? {
+        Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(read_err)?)),
+        None => Ok(None),
+    }
+}
+
+fn put_meta<T: Serialize>(db: &Database, key: &str, value: &T) -> StoreResult<()> {
+    let bytes = serde_json::to_vec(value).map_err(write_err)?;
+    let tx = db.begin_write().map_err(write_err)?;
+    {
+        let mut table = tx.open_table(META).map_err(write_err)?;
+        table.insert(key, bytes.as_slice()).map_err(write_err)?;
+    }
+    tx.commit().map_err(write_err)
+}
+
+/// The Raft log, vote and commit index.
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<Database>,
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> StoreResult<Vec<Entry<TypeConfig>>> {
+        let tx = self.db.begin_read().map_err(read_err)?;
+        let table = tx.open_table(LOG).map_err(read_err)?;
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let mut out = Vec::new();
+        for item in table.range(start..).map_err(read_err)? {
+            let (k, v) = item.map_err(read_err)?;
+            if !range.contains(&k.value()) {
+                break;
+            }
+            out.push(serde_json::from_slice(v.value()).map_err(read_err)?);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> StoreResult<LogState<TypeConfig>> {
+        let last_purged: Option<LogId<NodeId>> = get_meta(&self.db, "purged")?;
+        let tx = self.db.begin_read().map_err(read_err)?;
+        let table = tx.open_table(LOG).map_err(read_err)?;
+        let last = match table.last().map_err(read_err)? {
+            Some((_, v)) => {
+                let e: Entry<TypeConfig> = serde_json::from_slice(v.value()).map_err(read_err)?;
+                Some(e.log_id)
+            }
+            None => last_purged,
+        };
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StoreResult<()> {
+        put_meta(&self.db, "vote", vote)
+    }
+
+    async fn read_vote(&mut self) -> StoreResult<Option<Vote<NodeId>>> {
+        get_meta(&self.db, "vote")
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StoreResult<()> {
+        put_meta(&self.db, "committed", &committed)
+    }
+
+    async fn read_committed(&mut self) -> StoreResult<Option<LogId<NodeId>>> {
+        Ok(get_meta::<Option<LogId<NodeId>>>(&self.db, "committed")?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StoreResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let tx = self.db.begin_write().map_err(write_err)?;
+        {
+            let mut table = tx.open_table(LOG).map_err(write_err)?;
+            for e in entries {
+                let bytes = serde_json::to_vec(&e).map_err(write_err)?;
+                table.insert(e.log_id.index, bytes.as_slice()).map_err(write_err)?;
+            }
+        }
+        // Durable before it is acknowledged.
+        tx.commit().map_err(write_err)?;
+        callback.log_io_completed(Ok(()));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
+        let tx = self.db.begin_write().map_err(write_err)?;
+        {
+            let mut table = tx.open_table(LOG).map_err(write_err)?;
+            table.retain_in(log_id.index.., |_, _| false).map_err(write_err)?;
+        }
+        tx.commit().map_err(write_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
+        let bytes = serde_json::to_vec(&log_id).map_err(write_err)?;
+        let tx = self.db.begin_write().map_err(write_err)?;
+        {
+            let mut meta = tx.open_table(META).map_err(write_err)?;
+            meta.insert("purged", bytes.as_slice()).map_err(write_err)?;
+            let mut table = tx.open_table(LOG).map_err(write_err)?;
+            table.retain_in(..=log_id.index, |_, _| false).map_err(write_err)?;
+        }
+        tx.commit().map_err(write_err)
+    }
+}
+
+/// The catalog with the Raft position it reflects.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AppliedCatalog {
+    pub last_applied: Option<LogId<NodeId>>,
+    pub last_membership: StoredMembership<NodeId, openraft::BasicNode>,
+    pub catalog: Catalog,
+}
+
+/// A snapshot as kept on disk.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, openraft::BasicNode>,
+    data: Vec<u8>,
+}
+
+/// The state machine: the catalog in memory, shared with local readers.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Arc<Database>,
+    state: Arc<RwLock<AppliedCatalog>>,
+}
+
+impl StateMachineStore {
+    fn open(db: Arc<Database>) -> StoreResult<Self> {
+        let state = match get_meta::<StoredSnapshot>(&db, "snapshot")? {
+            Some(s) => AppliedCatalog {
+                last_applied: s.meta.last_log_id,
+                last_membership: s.meta.last_membership,
+                catalog: serde_json::from_slice(&s.data).map_err(read_err)?,
+            },
+            None => AppliedCatalog::default(),
+        };
+        Ok(StateMachineStore { db, state: Arc::new(RwLock::new(state)) })
+    }
+
+    /// The catalog as this node has applied it (a local, possibly stale, read).
+    pub fn read<T>(&self, f: impl FnOnce(&AppliedCatalog) -> T) -> T {
+        f(&self.state.read().expect("catalog lock"))
+    }
+}
+
+/// Builds a snapshot from a copy of the catalog, off the Raft task's critical path.
+pub struct SnapshotBuilder {
+    db: Arc<Database>,
+    state: AppliedCatalog,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
+        let data = serde_json::to_vec(&self.state.catalog).map_err(write_err)?;
+        let id = match self.state.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, super::now_ms()),
+            None => format!("0-0-{}", super::now_ms()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: self.state.last_applied,
+            last_membership: self.state.last_membership.clone(),
+            snapshot_id: id,
+        };
+        put_meta(&self.db, "snapshot", &StoredSnapshot { meta: meta.clone(), data: data.clone() })?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> StoreResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, openraft::BasicNode>)> {
+        Ok(self.read(|s| (s.last_applied, s.last_membership.clone())))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StoreResult<Vec<Outcome>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut state = self.state.write().expect("catalog lock");
+        let mut out = Vec::new();
+        for e in entries {
+            state.last_applied = Some(e.log_id);
+            out.push(match e.payload {
+                EntryPayload::Blank => Outcome::Done,
+                EntryPayload::Normal(p) => state.catalog.apply(&p),
+                EntryPayload::Membership(m) => {
+                    state.last_membership = StoredMembership::new(Some(e.log_id), m);
+                    Outcome::Done
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { db: self.db.clone(), state: self.read(|s| s.clone()) }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, openraft::BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StoreResult<()> {
+        let data = snapshot.into_inner();
+        let catalog: Catalog = serde_json::from_slice(&data).map_err(read_err)?;
+        put_meta(&self.db, "snapshot", &StoredSnapshot { meta: meta.clone(), data })?;
+        *self.state.write().expect("catalog lock") =
+            AppliedCatalog { last_applied: meta.last_log_id, last_membership: meta.last_membership.clone(), catalog };
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> StoreResult<Option<Snapshot<TypeConfig>>> {
+        Ok(get_meta::<StoredSnapshot>(&self.db, "snapshot")?
+            .map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+    }
+}
