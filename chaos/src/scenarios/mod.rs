@@ -1,0 +1,9 @@
+//! The scenarios, one per file. Each runs in `cargo test` with a short fault window;
+//! `TESSERA_CHAOS_SECONDS=60 cargo test -p tessera-chaos` runs them longer, and
+//! `TESSERA_CHAOS_SEED=N` replays one.
+
+mod leader_killed;
+mod majority_partitioned;
+mod membership_during_partition;
+mod minority_partitioned;
+mod restart_from_disk;
