@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod check_hls;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod publish;
