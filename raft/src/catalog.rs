@@ -48,9 +48,61 @@ pub struct NodeRecord {
     pub joined_ms: i64,
 }
 
+/// Which kind of secret a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenKind {
+    /// Admits a node into the cluster.
+    Join,
+    /// Authorises calls to the admin API.
+    Admin,
+}
+
+/// The cluster's certificate authority (nodes sign joiners' certificates with it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRecord {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// SHA-256 (hex) of the accepted secrets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    pub join_sha256: std::collections::BTreeSet<String>,
+    pub admin_sha256: std::collections::BTreeSet<String>,
+}
+
+impl AccessRecord {
+    fn set(&mut self, kind: TokenKind) -> &mut std::collections::BTreeSet<String> {
+        match kind {
+            TokenKind::Join => &mut self.join_sha256,
+            TokenKind::Admin => &mut self.admin_sha256,
+        }
+    }
+}
+
 /// A change to the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
+    /// Sets up a new cluster: its CA, its first node, its first tokens. Once only.
+    InitCluster {
+        ca: CaRecord,
+        first: NodeRecord,
+        join_sha256: String,
+        admin_sha256: String,
+    },
+    AddToken {
+        kind: TokenKind,
+        sha256: String,
+    },
+    RevokeToken {
+        kind: TokenKind,
+        sha256: String,
+    },
+    /// Gives a joining node the next free id.
+    AdmitNode {
+        cluster_addr: String,
+        http_addr: String,
+    },
     /// Creates a stream, or (with `create_only` false) updates its ladder and token.
     PutStream {
         name: String,
@@ -106,6 +158,10 @@ pub enum Rejection {
     NoSuchNode(NodeId),
     #[error("stream {0:?} has a live origin; release it first")]
     StreamLive(String),
+    #[error("the cluster is already initialized")]
+    AlreadyInitialized,
+    #[error("the cluster is not initialized")]
+    NotInitialized,
 }
 
 /// What an applied command answers.
@@ -114,6 +170,7 @@ pub enum Outcome {
     Done,
     Stream(StreamRecord),
     Origin(OriginLease),
+    Admitted(NodeRecord),
     Rejected(Rejection),
 }
 
@@ -122,6 +179,8 @@ pub enum Outcome {
 pub struct Catalog {
     pub streams: BTreeMap<String, StreamRecord>,
     pub nodes: BTreeMap<NodeId, NodeRecord>,
+    pub ca: Option<CaRecord>,
+    pub access: AccessRecord,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -150,6 +209,40 @@ impl Catalog {
     fn try_apply(&mut self, p: &Proposal) -> Result<Outcome, Rejection> {
         let now = p.at_ms;
         match &p.command {
+            Command::InitCluster { ca, first, join_sha256, admin_sha256 } => {
+                if self.ca.is_some() {
+                    return Err(Rejection::AlreadyInitialized);
+                }
+                if !valid_hash(join_sha256) || !valid_hash(admin_sha256) {
+                    return Err(Rejection::InvalidTokenHash);
+                }
+                self.ca = Some(ca.clone());
+                self.nodes.insert(first.id, NodeRecord { joined_ms: now, ..first.clone() });
+                self.access.join_sha256.insert(join_sha256.to_ascii_lowercase());
+                self.access.admin_sha256.insert(admin_sha256.to_ascii_lowercase());
+                Ok(Outcome::Done)
+            }
+            Command::AddToken { kind, sha256 } => {
+                if !valid_hash(sha256) {
+                    return Err(Rejection::InvalidTokenHash);
+                }
+                self.access.set(*kind).insert(sha256.to_ascii_lowercase());
+                Ok(Outcome::Done)
+            }
+            Command::RevokeToken { kind, sha256 } => {
+                self.access.set(*kind).remove(&sha256.to_ascii_lowercase());
+                Ok(Outcome::Done)
+            }
+            Command::AdmitNode { cluster_addr, http_addr } => {
+                if self.ca.is_none() {
+                    return Err(Rejection::NotInitialized);
+                }
+                let id = self.nodes.keys().next_back().map_or(1, |m| m + 1);
+                let node =
+                    NodeRecord { id, cluster_addr: cluster_addr.clone(), http_addr: http_addr.clone(), joined_ms: now };
+                self.nodes.insert(id, node.clone());
+                Ok(Outcome::Admitted(node))
+            }
             Command::PutStream { name, ladder, token_sha256, create_only } => {
                 if !valid_name(name) {
                     return Err(Rejection::InvalidName(name.clone()));
@@ -233,6 +326,15 @@ impl Catalog {
         }
     }
 
+    /// Whether `secret_sha256` is an accepted token of `kind`.
+    pub fn accepts(&self, kind: TokenKind, secret_sha256: &str) -> bool {
+        let set = match kind {
+            TokenKind::Join => &self.access.join_sha256,
+            TokenKind::Admin => &self.access.admin_sha256,
+        };
+        set.contains(&secret_sha256.to_ascii_lowercase())
+    }
+
     /// Whether `node` may publish `stream`'s media under `epoch`: it holds the current lease.
     pub fn may_publish(&self, stream: &str, node: NodeId, epoch: u64) -> bool {
         self.streams.get(stream).and_then(|s| s.origin).is_some_and(|l| l.node == node && l.epoch == epoch)
@@ -313,6 +415,30 @@ mod tests {
         // A new lease never reuses an epoch.
         assert_eq!(c.apply(&p(5, acquire(1))), Outcome::Origin(OriginLease { node: 1, epoch: 3, since_ms: 5 }));
         assert_eq!(c.apply(&p(6, acquire(9))), Outcome::Rejected(Rejection::NoSuchNode(9)));
+    }
+
+    #[test]
+    fn a_cluster_is_initialized_once_and_admits_nodes_with_fresh_ids() {
+        let mut c = Catalog::default();
+        let admit = Command::AdmitNode { cluster_addr: "a:7000".into(), http_addr: "a:8080".into() };
+        assert_eq!(c.apply(&p(0, admit.clone())), Outcome::Rejected(Rejection::NotInitialized));
+        let first = NodeRecord { id: 1, cluster_addr: "n1:7000".into(), http_addr: "n1:8080".into(), joined_ms: 0 };
+        let init = Command::InitCluster {
+            ca: CaRecord { cert_pem: "cert".into(), key_pem: "key".into() },
+            first,
+            join_sha256: "aa".repeat(32),
+            admin_sha256: "BB".repeat(32),
+        };
+        assert_eq!(c.apply(&p(1, init.clone())), Outcome::Done);
+        assert_eq!(c.apply(&p(2, init)), Outcome::Rejected(Rejection::AlreadyInitialized));
+        assert!(c.accepts(TokenKind::Join, &"aa".repeat(32)));
+        assert!(c.accepts(TokenKind::Admin, &"bb".repeat(32)), "hashes compare lowercase");
+        assert!(!c.accepts(TokenKind::Admin, &"aa".repeat(32)));
+        let Outcome::Admitted(n2) = c.apply(&p(3, admit.clone())) else { panic!() };
+        let Outcome::Admitted(n3) = c.apply(&p(4, admit)) else { panic!() };
+        assert_eq!((n2.id, n3.id, n3.joined_ms), (2, 3, 4));
+        c.apply(&p(5, Command::RevokeToken { kind: TokenKind::Join, sha256: "aa".repeat(32) }));
+        assert!(!c.accepts(TokenKind::Join, &"aa".repeat(32)));
     }
 
     #[test]

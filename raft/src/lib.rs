@@ -22,7 +22,7 @@ pub mod memory;
 pub mod network;
 pub mod node;
 
-pub use catalog::{Catalog, Command, NodeId, Outcome, Proposal, Rejection};
+pub use catalog::{CaRecord, Catalog, Command, NodeId, NodeRecord, Outcome, Proposal, Rejection, TokenKind};
 pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};
 pub mod store;
 

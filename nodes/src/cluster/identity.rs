@@ -143,9 +143,9 @@ impl NodeIdentity {
     pub fn load(dir: &Path) -> Result<Option<Self>, IdentityError> {
         let path = dir.join(Self::FILE);
         match std::fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map(Some).map_err(|e| IdentityError::Corrupt(path.display().to_string(), e))
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| IdentityError::Corrupt(path.display().to_string(), e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(IdentityError::Io(path.display().to_string(), e)),
         }
@@ -183,7 +183,9 @@ mod tests {
         roots.add(ca_der).unwrap();
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let verifier =
-            rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider).build().unwrap();
+            rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider)
+                .build()
+                .unwrap();
         let name = rustls::pki_types::ServerName::try_from(server_name(7)).unwrap();
         let now = rustls::pki_types::UnixTime::now();
         verifier.verify_server_cert(&leaf, &[], &name, &[], now).expect("signed by the cluster CA, for node 7");
