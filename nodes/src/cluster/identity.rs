@@ -53,6 +53,10 @@ fn ca_params() -> Result<CertificateParams, rcgen::Error> {
     Ok(p)
 }
 
+/// A name every node's certificate also carries: what a joiner (which does not know the
+/// node's id yet) checks.
+pub const CLUSTER_NAME: &str = "cluster.tessera";
+
 /// The TLS server name of a node.
 pub fn server_name(id: NodeId) -> String {
     format!("node-{id}.tessera")
@@ -70,7 +74,7 @@ impl ClusterCa {
         let ca_key = KeyPair::from_pem(&self.key_pem)?;
         let issuer = Issuer::new(ca_params()?, ca_key);
         let key = KeyPair::generate()?;
-        let mut p = CertificateParams::new(vec![server_name(id)])?;
+        let mut p = CertificateParams::new(vec![server_name(id), CLUSTER_NAME.to_string()])?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, server_name(id));
         p.distinguished_name = dn;

@@ -1,0 +1,403 @@
+//! Node-to-node messages over QUIC (quinn) with mutual TLS against the cluster CA.
+//!
+//! One request per bidirectional stream: `len: u32 BE` + postcard body each way, the
+//! sender finishing its side before it waits (so nothing sent is lost on close). Raft
+//! messages and forwarded writes need a client certificate from the cluster CA; a join
+//! request comes from a node that has none yet, and is admitted by its token alone.
+//!
+//! [`QuicTransport`] is the client side (and the catalog's [`Transport`]); [`serve`] is the
+//! server side, handing requests to a [`PeerHandler`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tessera_raft::network::{RaftReply, RaftRpc, Transport, TransportError};
+use tessera_raft::{Command, NodeId, Outcome};
+
+use super::identity::{fingerprint_der, server_name, NodeIdentity, CLUSTER_NAME};
+
+pub const ALPN: &[u8] = b"tessera-cluster/1";
+/// Largest message accepted (a snapshot of the catalog).
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+const CALL_TIMEOUT: Duration = Duration::from_secs(3);
+/// A member that does not complete a handshake in this time is taken as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// A write or membership change sent to the leader by another node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Forwarded {
+    Propose(Command),
+    AddLearner {
+        id: NodeId,
+        addr: String,
+    },
+    /// Makes `id` a voter too.
+    Promote {
+        id: NodeId,
+    },
+    Remove {
+        ids: Vec<NodeId>,
+    },
+}
+
+/// What a joining node asks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub secret: String,
+    pub cluster_addr: String,
+    pub http_addr: String,
+}
+
+/// What it gets: its id and certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinGrant {
+    pub identity: NodeIdentity,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerRequest {
+    Raft(RaftRpc),
+    Forward(Forwarded),
+    Join(JoinRequest),
+}
+
+/// Why a forwarded operation failed, as the far side put it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoteFailure {
+    NotLeader(Option<(NodeId, String)>),
+    Rejected(String),
+    Unavailable(String),
+    Refused(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerResponse {
+    Raft(RaftReply),
+    Forwarded(Result<Outcome, RemoteFailure>),
+    Joined(Result<JoinGrant, RemoteFailure>),
+    /// The request needs a client certificate from the cluster CA.
+    Unauthenticated,
+}
+
+/// What the server side does with requests.
+pub trait PeerHandler: Send + Sync + 'static {
+    fn raft(&self, rpc: RaftRpc) -> impl Future<Output = RaftReply> + Send;
+    fn forward(&self, op: Forwarded) -> impl Future<Output = Result<Outcome, RemoteFailure>> + Send;
+    fn join(&self, req: JoinRequest) -> impl Future<Output = Result<JoinGrant, RemoteFailure>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuicError {
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("cannot bind the cluster address {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
+    rustls_pemfile::certs(&mut pem.as_bytes()).filter_map(Result::ok).collect()
+}
+
+fn key(pem: &str) -> Result<PrivateKeyDer<'static>, QuicError> {
+    rustls_pemfile::private_key(&mut pem.as_bytes())
+        .ok()
+        .flatten()
+        .ok_or_else(|| QuicError::Tls("no private key in the identity".into()))
+}
+
+fn roots(identity: &NodeIdentity) -> Result<Arc<rustls::RootCertStore>, QuicError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(&identity.ca_pem) {
+        roots.add(c).map_err(|e| QuicError::Tls(e.to_string()))?;
+    }
+    Ok(Arc::new(roots))
+}
+
+fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(Duration::from_secs(2)));
+    t.max_idle_timeout(Some(Duration::from_secs(10).try_into().expect("in range")));
+    Arc::new(t)
+}
+
+/// The server side: the node's certificate (with the CA, so joiners can pin it), client
+/// certificates from the CA accepted and checked per request.
+fn server_config(identity: &NodeIdentity) -> Result<quinn::ServerConfig, QuicError> {
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots(identity)?, provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| QuicError::Tls(e.to_string()))?;
+    let mut chain = certs(&identity.cert_pem);
+    chain.extend(certs(&identity.ca_pem));
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| QuicError::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key(&identity.key_pem)?)
+        .map_err(|e| QuicError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicServerConfig::try_from(tls).map_err(|e| QuicError::Tls(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(transport_config());
+    Ok(config)
+}
+
+/// A member's client side: trusts the cluster CA, presents its own certificate.
+fn member_client_config(identity: &NodeIdentity) -> Result<quinn::ClientConfig, QuicError> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| QuicError::Tls(e.to_string()))?
+        .with_root_certificates(roots(identity)?)
+        .with_client_auth_cert(certs(&identity.cert_pem), key(&identity.key_pem)?)
+        .map_err(|e| QuicError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| QuicError::Tls(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(transport_config());
+    Ok(config)
+}
+
+/// Trusts a server whose chain ends in the CA with this SHA-256: what a joiner knows.
+#[derive(Debug)]
+struct PinnedCa {
+    ca_sha256: String,
+}
+
+impl ServerCertVerifier for PinnedCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let ca = intermediates
+            .iter()
+            .find(|c| fingerprint_der(c) == self.ca_sha256)
+            .ok_or_else(|| rustls::Error::General("the node's CA is not the one the join token names".into()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.clone().into_owned()).map_err(|e| rustls::Error::General(e.to_string()))?;
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let name = ServerName::try_from(CLUSTER_NAME).expect("valid name");
+        verifier.verify_server_cert(end_entity, &[], &name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not used between nodes".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &provider().signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        provider().signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn joiner_client_config(ca_sha256: &str) -> Result<quinn::ClientConfig, QuicError> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| QuicError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCa { ca_sha256: ca_sha256.to_string() }))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = QuicClientConfig::try_from(tls).map_err(|e| QuicError::Tls(e.to_string()))?;
+    Ok(quinn::ClientConfig::new(Arc::new(crypto)))
+}
+
+async fn write_message<T: Serialize>(send: &mut quinn::SendStream, msg: &T) -> Result<(), String> {
+    let body = postcard::to_allocvec(msg).map_err(|e| e.to_string())?;
+    send.write_all(&(body.len() as u32).to_be_bytes()).await.map_err(|e| e.to_string())?;
+    send.write_all(&body).await.map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())
+}
+
+async fn read_message<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Result<T, String> {
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len).await.map_err(|e| e.to_string())?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_MESSAGE {
+        return Err(format!("message of {len} bytes exceeds {MAX_MESSAGE}"));
+    }
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+    postcard::from_bytes(&body).map_err(|e| e.to_string())
+}
+
+async fn exchange(conn: &quinn::Connection, req: &PeerRequest) -> Result<PeerResponse, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    write_message(&mut send, req).await?;
+    read_message(&mut recv).await
+}
+
+/// A bound QUIC endpoint: serves peers and calls them.
+#[derive(Clone)]
+pub struct QuicTransport {
+    endpoint: quinn::Endpoint,
+    client: quinn::ClientConfig,
+    connections: Arc<Mutex<HashMap<NodeId, quinn::Connection>>>,
+}
+
+impl QuicTransport {
+    /// Binds `addr` with the node's identity.
+    pub fn bind(addr: SocketAddr, identity: &NodeIdentity) -> Result<Self, QuicError> {
+        let endpoint = quinn::Endpoint::server(server_config(identity)?, addr).map_err(|e| QuicError::Bind(addr, e))?;
+        Ok(QuicTransport { endpoint, client: member_client_config(identity)?, connections: Arc::default() })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.endpoint.local_addr().expect("bound")
+    }
+
+    /// Serves requests until the endpoint closes.
+    pub fn serve<H: PeerHandler>(&self, handler: Arc<H>) -> tokio::task::JoinHandle<()> {
+        let endpoint = self.endpoint.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = endpoint.accept().await {
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let Ok(conn) = incoming.await else { return };
+                    // rustls has checked any certificate presented against the cluster CA.
+                    let member = conn.peer_identity().is_some();
+                    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                        let handler = handler.clone();
+                        tokio::spawn(async move {
+                            let Ok(req) = read_message::<PeerRequest>(&mut recv).await else { return };
+                            let resp = match req {
+                                PeerRequest::Join(j) => PeerResponse::Joined(handler.join(j).await),
+                                _ if !member => PeerResponse::Unauthenticated,
+                                PeerRequest::Raft(rpc) => PeerResponse::Raft(handler.raft(rpc).await),
+                                PeerRequest::Forward(op) => PeerResponse::Forwarded(handler.forward(op).await),
+                            };
+                            let _ = write_message(&mut send, &resp).await;
+                            let _ = send.stopped().await;
+                        });
+                    }
+                });
+            }
+        })
+    }
+
+    /// A connection to node `target` (or, when its id is not known, to whichever member
+    /// answers at `addr`).
+    async fn connection(&self, target: Option<NodeId>, addr: &str) -> Result<quinn::Connection, TransportError> {
+        let id = target.unwrap_or(0);
+        if let Some(t) = target {
+            if let Some(c) = self.connections.lock().expect("connections").get(&t) {
+                if c.close_reason().is_none() {
+                    return Ok(c.clone());
+                }
+            }
+        }
+        let sock: SocketAddr = tokio::net::lookup_host(addr)
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| TransportError::Unreachable(id, format!("cannot resolve {addr}")))?;
+        let name = target.map_or(CLUSTER_NAME.to_string(), server_name);
+        let connecting = self
+            .endpoint
+            .connect_with(self.client.clone(), sock, &name)
+            .map_err(|e| TransportError::Unreachable(id, e.to_string()))?;
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+            .await
+            .map_err(|_| TransportError::Unreachable(id, "connection timed out".into()))?
+            .map_err(|e| TransportError::Unreachable(id, e.to_string()))?;
+        if let Some(t) = target {
+            self.connections.lock().expect("connections").insert(t, conn.clone());
+        }
+        Ok(conn)
+    }
+
+    /// Sends a request to a member and waits for its answer.
+    pub async fn request(
+        &self,
+        target: Option<NodeId>,
+        addr: &str,
+        req: &PeerRequest,
+    ) -> Result<PeerResponse, TransportError> {
+        let id = target.unwrap_or(0);
+        let conn = self.connection(target, addr).await?;
+        match tokio::time::timeout(CALL_TIMEOUT, exchange(&conn, req)).await {
+            Ok(Ok(PeerResponse::Unauthenticated)) => {
+                Err(TransportError::Unreachable(id, "refused our certificate".into()))
+            }
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                if let Some(t) = target {
+                    self.connections.lock().expect("connections").remove(&t);
+                }
+                Err(TransportError::Broken(id, e))
+            }
+            Err(_) => Err(TransportError::Broken(id, "no answer in time".into())),
+        }
+    }
+
+    /// Closes every connection and the endpoint.
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"shutting down");
+    }
+}
+
+impl Transport for QuicTransport {
+    async fn call(
+        &self,
+        target: NodeId,
+        node: &openraft::BasicNode,
+        rpc: RaftRpc,
+    ) -> Result<RaftReply, TransportError> {
+        match self.request(Some(target), &node.addr, &PeerRequest::Raft(rpc)).await? {
+            PeerResponse::Raft(r) => Ok(r),
+            _ => Err(TransportError::WrongReply(target)),
+        }
+    }
+}
+
+/// Asks a member at `addr` to admit this node: the connection is trusted only if the
+/// member's CA has the fingerprint of the join token.
+pub async fn request_join(addr: SocketAddr, ca_sha256: &str, req: JoinRequest) -> Result<JoinGrant, String> {
+    let mut endpoint = quinn::Endpoint::client("0.0.0.0:0".parse().expect("valid")).map_err(|e| e.to_string())?;
+    endpoint.set_default_client_config(joiner_client_config(ca_sha256).map_err(|e| e.to_string())?);
+    let connecting = endpoint.connect(addr, CLUSTER_NAME).map_err(|e| e.to_string())?;
+    let conn = tokio::time::timeout(CALL_TIMEOUT, connecting)
+        .await
+        .map_err(|_| format!("{addr}: no answer"))?
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let resp = tokio::time::timeout(CALL_TIMEOUT * 4, exchange(&conn, &PeerRequest::Join(req)))
+        .await
+        .map_err(|_| format!("{addr}: the join took too long"))??;
+    conn.close(0u32.into(), b"joined");
+    endpoint.wait_idle().await;
+    match resp {
+        PeerResponse::Joined(Ok(g)) => Ok(g),
+        PeerResponse::Joined(Err(f)) => Err(format!("{f:?}")),
+        _ => Err("unexpected answer".into()),
+    }
+}

@@ -1,0 +1,324 @@
+//! A node's place in the catalog cluster: it starts (from its data folder), initialises a
+//! new cluster, or joins one with a token; it proposes writes from anywhere (forwarding them
+//! to the leader) and admits joiners.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_raft::network::{dispatch, RaftReply, RaftRpc};
+use tessera_raft::{
+    CaRecord, CatalogError, CatalogNode, Command, NodeId, NodeRecord, Outcome, RaftTimeouts, TokenKind,
+};
+
+use super::identity::{secret_hash, ClusterCa, IdentityError, JoinToken, NodeIdentity};
+use super::quic::{
+    request_join, Forwarded, JoinGrant, JoinRequest, PeerHandler, PeerRequest, PeerResponse, QuicError, QuicTransport,
+    RemoteFailure,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("{0}")]
+    Identity(#[from] IdentityError),
+    #[error("{0}")]
+    Quic(#[from] QuicError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    #[error("{0} already belongs to a cluster (node {1}); start it with `tessera node --data-dir`")]
+    AlreadyMember(PathBuf, NodeId),
+    #[error("{0} has no cluster identity: run `tessera cluster init` or join with --join")]
+    NotMember(PathBuf),
+    #[error("join refused: {0}")]
+    JoinRefused(String),
+    #[error("{0}")]
+    Remote(String),
+}
+
+/// Where a node listens and how others reach it.
+#[derive(Debug, Clone)]
+pub struct ClusterAddrs {
+    /// The QUIC socket to bind.
+    pub bind: SocketAddr,
+    /// How other nodes reach it (`host:port`); the bound address when not given.
+    pub advertise: Option<String>,
+    /// Its HTTP address, as others should use it.
+    pub http: String,
+}
+
+fn identity_dir(data: &Path) -> PathBuf {
+    data.join("cluster")
+}
+
+fn catalog_dir(data: &Path) -> PathBuf {
+    data.join("catalog")
+}
+
+/// A running member.
+#[derive(Clone)]
+pub struct ClusterService {
+    pub catalog: CatalogNode,
+    pub transport: QuicTransport,
+    pub identity: NodeIdentity,
+    pub advertise: String,
+}
+
+struct Handler {
+    service: ClusterService,
+}
+
+impl PeerHandler for Handler {
+    async fn raft(&self, rpc: RaftRpc) -> RaftReply {
+        dispatch(&self.service.catalog.raft, rpc).await
+    }
+
+    async fn forward(&self, op: Forwarded) -> Result<Outcome, RemoteFailure> {
+        self.service.apply_here(op).await.map_err(failure)
+    }
+
+    async fn join(&self, req: JoinRequest) -> Result<JoinGrant, RemoteFailure> {
+        self.service.admit(req).await
+    }
+}
+
+fn failure(e: CatalogError) -> RemoteFailure {
+    match e {
+        CatalogError::NotLeader(l) => RemoteFailure::NotLeader(l),
+        CatalogError::Rejected(r) => RemoteFailure::Rejected(r.to_string()),
+        CatalogError::Unavailable(u) => RemoteFailure::Unavailable(u),
+        CatalogError::Fatal(f) => RemoteFailure::Unavailable(f),
+    }
+}
+
+impl ClusterService {
+    async fn launch(
+        data: &Path,
+        identity: NodeIdentity,
+        addrs: &ClusterAddrs,
+        timeouts: &RaftTimeouts,
+    ) -> Result<Self, ClusterError> {
+        let transport = QuicTransport::bind(addrs.bind, &identity)?;
+        let advertise = addrs.advertise.clone().unwrap_or_else(|| transport.local_addr().to_string());
+        let catalog = CatalogNode::start(identity.id, &catalog_dir(data), transport.clone(), timeouts).await?;
+        let service = ClusterService { catalog, transport, identity, advertise };
+        service.transport.serve(Arc::new(Handler { service: service.clone() }));
+        tracing::info!(node = service.identity.id, cluster = %service.advertise, "catalog member started");
+        Ok(service)
+    }
+
+    /// Starts a member from its data folder.
+    pub async fn start(data: &Path, addrs: &ClusterAddrs, timeouts: &RaftTimeouts) -> Result<Self, ClusterError> {
+        let identity = NodeIdentity::load(&identity_dir(data))?.ok_or_else(|| ClusterError::NotMember(data.into()))?;
+        Self::launch(data, identity, addrs, timeouts).await
+    }
+
+    /// Creates a new one-node cluster in `data`: its CA, the node's certificate, a join
+    /// token and an admin token (returned, never stored in clear).
+    pub async fn init(
+        data: &Path,
+        addrs: &ClusterAddrs,
+        timeouts: &RaftTimeouts,
+    ) -> Result<(Self, JoinToken, String), ClusterError> {
+        if let Some(id) = NodeIdentity::load(&identity_dir(data))? {
+            return Err(ClusterError::AlreadyMember(data.into(), id.id));
+        }
+        let ca = ClusterCa::create()?;
+        let identity = ca.issue(1)?;
+        let service = Self::launch(data, identity.clone(), addrs, timeouts).await?;
+        service.catalog.initialize(&service.advertise).await?;
+        service.wait_leader(Duration::from_secs(10)).await?;
+        let join = JoinToken { secret: super::identity::new_secret(), ca_sha256: ca.fingerprint() };
+        let admin = super::identity::new_secret();
+        service
+            .catalog
+            .propose(Command::InitCluster {
+                ca: CaRecord { cert_pem: ca.cert_pem.clone(), key_pem: ca.key_pem.clone() },
+                first: NodeRecord {
+                    id: 1,
+                    cluster_addr: service.advertise.clone(),
+                    http_addr: addrs.http.clone(),
+                    joined_ms: 0,
+                },
+                join_sha256: secret_hash(&join.secret),
+                admin_sha256: secret_hash(&admin),
+            })
+            .await?;
+        // Saved last: a folder with an identity is a member.
+        identity.save(&identity_dir(data))?;
+        Ok((service, join, admin))
+    }
+
+    /// Joins the cluster a member at `member` belongs to, as a voter (or a learner).
+    pub async fn join(
+        data: &Path,
+        addrs: &ClusterAddrs,
+        member: SocketAddr,
+        token: &JoinToken,
+        learner: bool,
+        timeouts: &RaftTimeouts,
+    ) -> Result<Self, ClusterError> {
+        if let Some(id) = NodeIdentity::load(&identity_dir(data))? {
+            return Err(ClusterError::AlreadyMember(data.into(), id.id));
+        }
+        // The advertised address must be known before asking: bind first.
+        let probe = std::net::UdpSocket::bind(addrs.bind).map_err(|e| QuicError::Bind(addrs.bind, e))?;
+        let bound = probe.local_addr().map_err(|e| QuicError::Bind(addrs.bind, e))?;
+        drop(probe);
+        let advertise = addrs.advertise.clone().unwrap_or_else(|| bound.to_string());
+        let req = JoinRequest {
+            secret: token.secret.clone(),
+            cluster_addr: advertise.clone(),
+            http_addr: addrs.http.clone(),
+        };
+        let grant = request_join(member, &token.ca_sha256, req).await.map_err(ClusterError::JoinRefused)?;
+        let addrs = ClusterAddrs { bind: bound, advertise: Some(advertise.clone()), http: addrs.http.clone() };
+        let service = Self::launch(data, grant.identity.clone(), &addrs, timeouts).await?;
+        let id = service.identity.id;
+        let member = member.to_string();
+        service.forward_via(&member, Forwarded::AddLearner { id, addr: advertise }).await?;
+        if !learner {
+            service.forward_via(&member, Forwarded::Promote { id }).await?;
+        }
+        grant.identity.save(&identity_dir(data))?;
+        tracing::info!(node = id, learner, "joined the cluster");
+        Ok(service)
+    }
+
+    /// Waits until this node knows a leader.
+    pub async fn wait_leader(&self, within: Duration) -> Result<NodeId, ClusterError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(l) = self.catalog.status().leader {
+                return Ok(l);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(CatalogError::Unavailable("no leader".into()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Carries out a forwarded operation here, if this node leads.
+    async fn apply_here(&self, op: Forwarded) -> Result<Outcome, CatalogError> {
+        match op {
+            Forwarded::Propose(c) => self.catalog.propose(c).await,
+            Forwarded::AddLearner { id, addr } => self.catalog.add_learner(id, &addr).await.map(|_| Outcome::Done),
+            Forwarded::Promote { id } => {
+                let mut voters: BTreeSet<NodeId> =
+                    self.catalog.raft.metrics().borrow().membership_config.voter_ids().collect();
+                voters.insert(id);
+                self.catalog.change_voters(voters, true).await.map(|_| Outcome::Done)
+            }
+            Forwarded::Remove { ids } => {
+                self.catalog.remove_nodes(ids.into_iter().collect()).await.map(|_| Outcome::Done)
+            }
+        }
+    }
+
+    /// The leader as this node sees it, with its address.
+    fn known_leader(&self) -> Option<(NodeId, String)> {
+        let st = self.catalog.status();
+        let l = st.leader?;
+        st.members.iter().find(|m| m.id == l).map(|m| (l, m.addr.clone()))
+    }
+
+    /// Sends an operation to the leader, starting with the member at `first`, following
+    /// redirects; when a target does not answer, asks again whoever this node now believes
+    /// leads (an election may have moved the lead).
+    async fn forward_via(&self, first: &str, op: Forwarded) -> Result<Outcome, ClusterError> {
+        let mut target: Option<(Option<NodeId>, String)> = Some((None, first.to_string()));
+        for attempt in 0..20u64 {
+            let (id, addr) = match target.take().or_else(|| self.known_leader().map(|(l, a)| (Some(l), a))) {
+                Some(t) => t,
+                None => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if id == Some(self.identity.id) {
+                match self.apply_here(op.clone()).await {
+                    Ok(o) => return Ok(o),
+                    Err(CatalogError::NotLeader(l)) => target = l.map(|(l, a)| (Some(l), a)),
+                    Err(CatalogError::Rejected(r)) => return Err(ClusterError::Remote(r.to_string())),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await,
+                }
+                continue;
+            }
+            match self.transport.request(id, &addr, &PeerRequest::Forward(op.clone())).await {
+                Ok(PeerResponse::Forwarded(Ok(o))) => return Ok(o),
+                Ok(PeerResponse::Forwarded(Err(RemoteFailure::NotLeader(Some((l, a)))))) => target = Some((Some(l), a)),
+                Ok(PeerResponse::Forwarded(Err(RemoteFailure::Rejected(r)))) => return Err(ClusterError::Remote(r)),
+                Ok(PeerResponse::Forwarded(Err(f))) => {
+                    tracing::debug!(attempt, failure = ?f, "forwarded operation failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+                }
+                Ok(_) => return Err(ClusterError::Remote("unexpected answer".into())),
+                Err(e) => {
+                    tracing::debug!(attempt, error = %e, "forwarding failed; asking again");
+                    tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+                }
+            }
+        }
+        Err(CatalogError::Unavailable("the leader could not be reached".into()).into())
+    }
+
+    /// Applies an operation at the leader, wherever it is.
+    pub async fn submit(&self, op: Forwarded) -> Result<Outcome, ClusterError> {
+        match self.apply_here(op.clone()).await {
+            Ok(o) => Ok(o),
+            Err(CatalogError::NotLeader(Some((_, addr)))) => self.forward_via(&addr, op).await,
+            Err(CatalogError::NotLeader(None)) => {
+                let l = self.wait_leader(Duration::from_secs(5)).await?;
+                let addr = self.catalog.status().members.iter().find(|m| m.id == l).map(|m| m.addr.clone());
+                match addr {
+                    Some(a) => self.forward_via(&a, op).await,
+                    None => Err(CatalogError::Unavailable("no leader".into()).into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Proposes a catalog command from any member.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, ClusterError> {
+        self.submit(Forwarded::Propose(command)).await
+    }
+
+    /// Admits a joiner: checks its token, gives it an id and a certificate.
+    async fn admit(&self, req: JoinRequest) -> Result<JoinGrant, RemoteFailure> {
+        let hash = secret_hash(&req.secret);
+        let (accepted, ca) = self.catalog.read_local(|c| (c.accepts(TokenKind::Join, &hash), c.ca.clone())).value;
+        if !accepted {
+            metrics::counter!("tessera_cluster_joins_refused_total").increment(1);
+            tracing::warn!(cluster_addr = %req.cluster_addr, "join refused: unknown token");
+            return Err(RemoteFailure::Refused("unknown join token".into()));
+        }
+        let ca = ca.ok_or_else(|| RemoteFailure::Unavailable("cluster not initialized".into()))?;
+        let admitted = self
+            .propose(Command::AdmitNode { cluster_addr: req.cluster_addr.clone(), http_addr: req.http_addr.clone() })
+            .await
+            .map_err(|e| RemoteFailure::Unavailable(e.to_string()))?;
+        let Outcome::Admitted(node) = admitted else {
+            return Err(RemoteFailure::Unavailable("admission gave no id".into()));
+        };
+        let identity = ClusterCa { cert_pem: ca.cert_pem, key_pem: ca.key_pem }
+            .issue(node.id)
+            .map_err(|e| RemoteFailure::Unavailable(e.to_string()))?;
+        tracing::info!(node = node.id, cluster_addr = %node.cluster_addr, "node admitted");
+        Ok(JoinGrant { identity })
+    }
+
+    /// Leaves: the node is removed from the membership (through the leader), then stops.
+    pub async fn leave(&self) -> Result<(), ClusterError> {
+        self.submit(Forwarded::Remove { ids: vec![self.identity.id] }).await?;
+        self.propose(Command::RemoveNode { id: self.identity.id }).await.ok();
+        Ok(())
+    }
+
+    pub async fn shutdown(&self) {
+        self.catalog.shutdown().await;
+        self.transport.close();
+    }
+}
