@@ -81,6 +81,7 @@ start_node() { # extra flags...; sets NODE_PID HTTP SRT_ADDR
     local hp sp
     hp=$(free_port); sp=$(free_udp_port)
     "$BIN/tessera" node --http-listen 127.0.0.1:$hp --srt-listen 127.0.0.1:$sp --rtmp-listen 127.0.0.1:$(free_port) \
+        --data-dir "$OUT/node-data-$hp" --cluster 127.0.0.1:0 \
         --log warn --max-publishers 1000 "$@" >>"$OUT/logs/node.log" 2>&1 &
     NODE_PID=$!
     pids+=($NODE_PID)

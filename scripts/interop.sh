@@ -42,6 +42,7 @@ HTTP="http://127.0.0.1:$HTTP_PORT"
 SRT="srt://127.0.0.1:$SRT_PORT?mode=caller&latency=120000&pkt_size=1316"
 RTMP_PORT=$(free_port)
 $BIN node --http-listen 127.0.0.1:$HTTP_PORT --srt-listen 127.0.0.1:$SRT_PORT --rtmp-listen 127.0.0.1:$RTMP_PORT --log warn \
+    --data-dir "$WORK/node" --cluster 127.0.0.1:0 \
     --reconnect-grace-ms 6000 --ingest-idle-timeout-ms 3000 --publish-token locked=let-me-in >"$RESULTS/node.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do curl -sf "$HTTP/healthz" >/dev/null && break; sleep 0.2; done
@@ -239,6 +240,7 @@ tls() {
     openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
         -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1 || return 1
     $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$srt --rtmp-listen 127.0.0.1:$(free_port) --log warn \
+        --data-dir "$WORK/tls-node" --cluster 127.0.0.1:0 \
         --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" >"$RESULTS/tls.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 50); do curl -skf "https://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done

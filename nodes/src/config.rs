@@ -24,17 +24,51 @@ pub enum DuplicatePublisher {
 #[derive(Debug, Clone, Args, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
-    /// HTTP origin (LL-HLS, /metrics) listen address.
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    /// HTTP origin (LL-HLS, /metrics, admin API) listen address.
+    #[arg(long, visible_alias = "http", default_value = "0.0.0.0:8080")]
+    #[serde(alias = "http")]
     pub http_listen: SocketAddr,
 
     /// SRT ingest listen address.
-    #[arg(long, default_value = "0.0.0.0:9000")]
+    #[arg(long, visible_alias = "srt", default_value = "0.0.0.0:9000")]
+    #[serde(alias = "srt")]
     pub srt_listen: SocketAddr,
 
     /// RTMP ingest listen address (rtmp://host/live/NAME).
-    #[arg(long, default_value = "0.0.0.0:1935")]
+    #[arg(long, visible_alias = "rtmp", default_value = "0.0.0.0:1935")]
+    #[serde(alias = "rtmp")]
     pub rtmp_listen: SocketAddr,
+
+    /// Folder for the node's durable state: the catalog and the cluster identity. A node
+    /// started on an empty folder without --join makes a one-node cluster of its own.
+    #[arg(long, default_value = "tessera-data")]
+    pub data_dir: PathBuf,
+
+    /// Node-to-node (QUIC) listen address.
+    #[arg(long, default_value = "0.0.0.0:7000")]
+    pub cluster: SocketAddr,
+
+    /// How other nodes reach this one, `HOST:PORT` (default: the cluster listen address,
+    /// with 127.0.0.1 for an unspecified IP).
+    #[arg(long)]
+    pub cluster_advertise: Option<String>,
+
+    /// Join the cluster that the node at `HOST:PORT` (its cluster address) belongs to; needs
+    /// --token. Only on a folder that belongs to no cluster yet.
+    #[arg(long, requires = "token", value_name = "HOST:PORT")]
+    pub join: Option<String>,
+
+    /// The join token that `tessera cluster init` printed.
+    #[arg(long)]
+    pub token: Option<String>,
+
+    /// With --join: replicate the catalog without voting (edge nodes).
+    #[arg(long)]
+    pub learner: bool,
+
+    /// Admin API bearer tokens accepted besides the catalog's (repeatable).
+    #[arg(long = "admin-token", value_name = "TOKEN")]
+    pub admin_tokens: Vec<String>,
 
     /// SRT latency offered to publishers, milliseconds.
     #[arg(long, default_value_t = 120)]
@@ -148,6 +182,15 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
+    /// The address other nodes use for this one.
+    pub fn cluster_advertise(&self, bound: SocketAddr) -> String {
+        match &self.cluster_advertise {
+            Some(a) => a.clone(),
+            None if bound.ip().is_unspecified() => format!("127.0.0.1:{}", bound.port()),
+            None => bound.to_string(),
+        }
+    }
+
     pub fn segment_target(&self) -> Duration {
         Duration::from_millis(self.segment_target_ms)
     }
@@ -172,6 +215,9 @@ impl NodeConfig {
         crate::auth::StaticTokens::from_entries(&self.publish_tokens).map_err(NodeError::Config)?;
         self.srt_passphrase_map()?;
         self.stream_ladder_map()?;
+        if let Some(t) = &self.token {
+            crate::cluster::identity::JoinToken::parse(t).map_err(|e| NodeError::Config(e.to_string()))?;
+        }
         if self.transcode_max_delay_ms < 200 {
             return Err(NodeError::Config("transcode_max_delay_ms must be at least 200".into()));
         }

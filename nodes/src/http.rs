@@ -29,6 +29,10 @@ pub struct HttpState {
     pub store: Arc<SegmentStore>,
     pub metrics: PrometheusHandle,
     pub node_id: String,
+    /// The node's catalog member (admin API).
+    pub cluster: crate::cluster::ClusterService,
+    /// SHA-256 of admin tokens from the configuration (the catalog has its own).
+    pub admin_tokens: Vec<String>,
 }
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";

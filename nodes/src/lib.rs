@@ -45,6 +45,8 @@ pub enum NodeError {
     Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("cluster: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// The process-wide Prometheus recorder (installed once; shared by every node in a process).
@@ -95,6 +97,7 @@ pub struct Node {
     store: Arc<SegmentStore>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    cluster: cluster::ClusterService,
 }
 
 impl Node {
@@ -140,7 +143,14 @@ impl Node {
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
 
-        let state = Arc::new(http::HttpState { store: store.clone(), metrics, node_id: http_addr.to_string() });
+        let member = cluster::start_member(&config, http_addr).await?;
+        let state = Arc::new(http::HttpState {
+            store: store.clone(),
+            metrics,
+            node_id: http_addr.to_string(),
+            cluster: member.clone(),
+            admin_tokens: config.admin_tokens.iter().map(|t| cluster::identity::secret_hash(t)).collect(),
+        });
         let app = http::router(state);
         tasks.spawn(server::serve(http, app, tls.clone(), config.max_http_connections, rx.clone()));
 
@@ -184,7 +194,7 @@ impl Node {
             }
         });
         tracing::info!(http = %http_addr, srt = %srt_addr, rtmp = %rtmp_addr, tls = tls.is_some(), "node started");
-        Ok(Node { http_addr, srt_addr, rtmp_addr, store, shutdown, tasks })
+        Ok(Node { http_addr, srt_addr, rtmp_addr, store, shutdown, tasks, cluster: member })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -203,10 +213,16 @@ impl Node {
         &self.store
     }
 
+    /// This node's catalog member.
+    pub fn cluster(&self) -> &cluster::ClusterService {
+        &self.cluster
+    }
+
     /// Stops listening and waits for the listeners to finish.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        self.cluster.shutdown().await;
         tracing::info!(http = %self.http_addr, "node stopped");
     }
 }

@@ -48,7 +48,16 @@ pub struct ClusterAddrs {
     pub http: String,
 }
 
-fn identity_dir(data: &Path) -> PathBuf {
+/// How others reach a bound address: loopback stands in for an unspecified IP.
+fn reachable(bound: SocketAddr) -> String {
+    if bound.ip().is_unspecified() {
+        format!("127.0.0.1:{}", bound.port())
+    } else {
+        bound.to_string()
+    }
+}
+
+pub(crate) fn identity_dir(data: &Path) -> PathBuf {
     data.join("cluster")
 }
 
@@ -100,7 +109,7 @@ impl ClusterService {
         timeouts: &RaftTimeouts,
     ) -> Result<Self, ClusterError> {
         let transport = QuicTransport::bind(addrs.bind, &identity)?;
-        let advertise = addrs.advertise.clone().unwrap_or_else(|| transport.local_addr().to_string());
+        let advertise = addrs.advertise.clone().unwrap_or_else(|| reachable(transport.local_addr()));
         let catalog = CatalogNode::start(identity.id, &catalog_dir(data), transport.clone(), timeouts).await?;
         let service = ClusterService { catalog, transport, identity, advertise };
         service.transport.serve(Arc::new(Handler { service: service.clone() }));
@@ -166,7 +175,7 @@ impl ClusterService {
         let probe = std::net::UdpSocket::bind(addrs.bind).map_err(|e| QuicError::Bind(addrs.bind, e))?;
         let bound = probe.local_addr().map_err(|e| QuicError::Bind(addrs.bind, e))?;
         drop(probe);
-        let advertise = addrs.advertise.clone().unwrap_or_else(|| bound.to_string());
+        let advertise = addrs.advertise.clone().unwrap_or_else(|| reachable(bound));
         let req = JoinRequest {
             secret: token.secret.clone(),
             cluster_addr: advertise.clone(),

@@ -20,10 +20,21 @@ pub async fn node(tweak: impl FnOnce(&mut NodeConfig)) -> Node {
         srt_listen: "127.0.0.1:0".parse().unwrap(),
         rtmp_listen: "127.0.0.1:0".parse().unwrap(),
         codec_worker: Some(env!("CARGO_BIN_EXE_codec-worker").into()),
+        data_dir: scratch_dir("node"),
+        cluster: "127.0.0.1:0".parse().unwrap(),
         ..NodeConfig::default()
     };
     tweak(&mut c);
     Node::start(c).await.expect("node starts")
+}
+
+/// A fresh folder under the system's temporary directory.
+pub fn scratch_dir(what: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = std::env::temp_dir().join(format!("tessera-it-{what}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
 }
 
 /// Publishes the bundled sample `loops` times over SRT as `name`, in the background.
