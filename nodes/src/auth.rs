@@ -1,6 +1,7 @@
 //! Who may publish: one interface ([`PublishAuth`]) checked at the SRT handshake and at RTMP
-//! `publish`. Today the tokens come from the node's configuration ([`StaticTokens`]); the
-//! catalog will implement the same interface.
+//! `publish`. A stream registered in the catalog with a token is checked against the
+//! token's SHA-256 there ([`CatalogTokens`]); other streams fall back to the node's
+//! configuration ([`StaticTokens`]).
 
 use std::collections::HashMap;
 
@@ -65,6 +66,26 @@ impl PublishAuth for StaticTokens {
         match &request.token {
             None => AuthDecision::MissingToken,
             Some(t) if same(t, expected) => AuthDecision::Allowed,
+            Some(_) => AuthDecision::WrongToken,
+        }
+    }
+}
+
+/// Tokens from the catalog (streams registered through the admin API), read from this
+/// node's own copy, with the configuration's tokens for the streams the catalog does not
+/// protect.
+pub struct CatalogTokens {
+    pub catalog: tessera_raft::CatalogNode,
+    pub fallback: StaticTokens,
+}
+
+impl PublishAuth for CatalogTokens {
+    fn check(&self, request: &StreamRequest) -> AuthDecision {
+        let hash = self.catalog.read_local(|c| c.streams.get(&request.name).and_then(|s| s.token_sha256.clone())).value;
+        let Some(expected) = hash else { return self.fallback.check(request) };
+        match &request.token {
+            None => AuthDecision::MissingToken,
+            Some(t) if same(&crate::cluster::identity::secret_hash(t), &expected) => AuthDecision::Allowed,
             Some(_) => AuthDecision::WrongToken,
         }
     }

@@ -144,6 +144,16 @@ impl Node {
         let mut tasks = JoinSet::new();
 
         let member = cluster::start_member(&config, http_addr).await?;
+        // The node's own record: its addresses, for the admin API and other nodes.
+        let me = tessera_raft::NodeRecord {
+            id: member.identity.id,
+            cluster_addr: member.advertise.clone(),
+            http_addr: http_addr.to_string(),
+            joined_ms: 0,
+        };
+        if let Err(e) = member.propose(tessera_raft::Command::PutNode { node: me }).await {
+            tracing::warn!(error = %e, "could not record this node's addresses in the catalog");
+        }
         let state = Arc::new(http::HttpState {
             store: store.clone(),
             metrics,
@@ -170,9 +180,12 @@ impl Node {
             ladder: config.ladder.clone(),
             stream_ladders: config.stream_ladder_map()?,
             transcode: transcode_settings(&config)?,
+            cluster: member.clone(),
         };
-        let auth: Arc<dyn auth::PublishAuth> =
-            Arc::new(auth::StaticTokens::from_entries(&config.publish_tokens).map_err(NodeError::Config)?);
+        let auth: Arc<dyn auth::PublishAuth> = Arc::new(auth::CatalogTokens {
+            catalog: member.catalog.clone(),
+            fallback: auth::StaticTokens::from_entries(&config.publish_tokens).map_err(NodeError::Config)?,
+        });
         let mut srt_rx = rx.clone();
         tasks.spawn(srt_ingest::run(srt, store.clone(), auth.clone(), settings.clone(), async move {
             server::until_true(&mut srt_rx).await;

@@ -28,6 +28,8 @@ pub struct IngestSettings {
     pub ladder: LadderSpec,
     pub stream_ladders: std::collections::HashMap<String, LadderSpec>,
     pub transcode: TranscodeSettings,
+    /// The catalog member: a publisher's node becomes the stream's origin through it.
+    pub cluster: crate::cluster::ClusterService,
 }
 
 /// Measures a publisher's ingest rate over fixed windows.
@@ -56,6 +58,8 @@ impl RateMeter {
 /// A running publisher session.
 pub(crate) struct PublisherSession {
     pipeline: PipelineHandle,
+    /// The origin lease this node holds for the stream: (stream, node, epoch).
+    lease: Option<(String, u64, u64)>,
     rate: RateMeter,
     taken_over: watch::Receiver<bool>,
     settings: IngestSettings,
@@ -70,6 +74,14 @@ impl PublisherSession {
         settings: &IngestSettings,
     ) -> Option<Self> {
         metrics::counter!("tessera_ingest_sessions_total", "protocol" => protocol).increment(1);
+        let lease = match acquire_origin(&settings.cluster, &ticket.stream).await {
+            Ok(l) => l,
+            Err(e) => {
+                metrics::counter!("tessera_origin_lease_failures_total").increment(1);
+                tracing::error!(error = %e, "cannot become the stream's origin (no catalog quorum?); refusing the publisher");
+                return None;
+            }
+        };
         let ladder = settings.stream_ladders.get(&ticket.stream).unwrap_or(&settings.ladder).clone();
         if ladder.transcodes() {
             ticket.expect_ladder();
@@ -91,6 +103,7 @@ impl PublisherSession {
         .ok()?;
         Some(PublisherSession {
             pipeline,
+            lease: Some(lease),
             rate: RateMeter { window_start: Instant::now(), bytes: 0 },
             taken_over: ticket.taken_over.clone(),
             settings: settings.clone(),
@@ -139,6 +152,37 @@ impl PublisherSession {
             tracing::warn!("pipeline did not stop within 5 s");
             self.pipeline.supervisor.kill();
         }
+        if let Some((stream, node, epoch)) = self.lease {
+            // A newer holder (a takeover) makes this a no-op: the catalog refuses a stale epoch.
+            let release = tessera_raft::Command::ReleaseOrigin { stream, node, epoch };
+            if let Err(e) = self.settings.cluster.propose(release).await {
+                tracing::debug!(error = %e, "origin lease not released");
+            }
+        }
         tracing::info!(%reason, "publisher session over");
+    }
+}
+
+/// Makes this node the origin of `stream` in the catalog (registering the stream if it is
+/// not there yet); returns (stream, node, epoch).
+async fn acquire_origin(
+    cluster: &crate::cluster::ClusterService,
+    stream: &str,
+) -> Result<(String, u64, u64), crate::cluster::ClusterError> {
+    use tessera_raft::{Command, Outcome};
+    let node = cluster.identity.id;
+    let exists = cluster.catalog.read_local(|c| c.streams.contains_key(stream)).value;
+    if !exists {
+        let create = Command::PutStream { name: stream.into(), ladder: None, token_sha256: None, create_only: true };
+        if let Err(e) = cluster.propose(create).await {
+            tracing::debug!(error = %e, "stream registration raced; going on");
+        }
+    }
+    match cluster.propose(Command::AcquireOrigin { stream: stream.into(), node }).await? {
+        Outcome::Origin(l) => {
+            tracing::info!(node, epoch = l.epoch, "this node is the stream's origin");
+            Ok((stream.to_string(), node, l.epoch))
+        }
+        other => Err(crate::cluster::ClusterError::Remote(format!("unexpected answer {other:?}"))),
     }
 }
