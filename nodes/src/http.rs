@@ -51,6 +51,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/streams", get(streams))
         .layer(cors)
+        .merge(crate::admin::router(state.clone()))
         .with_state(state)
 }
 

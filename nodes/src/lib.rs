@@ -8,6 +8,7 @@
 //! - The segment store is the only state shared between streams; a stream's pipeline
 //!   failing ends that stream's session only.
 
+pub mod admin;
 pub mod auth;
 pub mod check_hls;
 pub mod cluster;

@@ -1,9 +1,11 @@
 //! `tessera`: run a node, publish a test feed to one, or a demo that does both.
 
+mod cluster_cli;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{ArgMatches, Args, Command, FromArgMatches};
+use clap::{ArgMatches, Args, Command, FromArgMatches, Subcommand};
 use tessera_codec::pattern::PatternConfig;
 use tessera_node::publish::{connect, publish, publish_pattern, publish_stream_id, TsFile};
 use tessera_node::{Node, NodeConfig};
@@ -16,7 +18,7 @@ struct Common {
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Log filter (RUST_LOG syntax).
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    #[arg(long, env = "RUST_LOG", default_value = "info,openraft=warn")]
     log: String,
 }
 
@@ -101,6 +103,19 @@ fn cli() -> Command {
         .subcommand(node)
         .subcommand(demo)
         .subcommand(publish)
+        .subcommand(cluster_cli::ClusterCommand::augment_subcommands(
+            Command::new("cluster")
+                .about("Create a cluster; show, or shrink, a running one")
+                .subcommand_required(true)
+                .arg(
+                    clap::Arg::new("log")
+                        .long("log")
+                        .env("RUST_LOG")
+                        .default_value("warn")
+                        .global(true)
+                        .help("Log filter (RUST_LOG syntax)"),
+                ),
+        ))
         .subcommand(
             Command::new("codec-worker")
                 .hide(true)
@@ -224,6 +239,14 @@ async fn run(matches: ArgMatches) -> anyhow::Result<()> {
                 _ = job => {}
                 _ = wait_for_signal() => {}
             }
+        }
+        Some(("cluster", m)) => {
+            let log = m.get_one::<String>("log").cloned().unwrap_or_default();
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter(tracing_subscriber::EnvFilter::try_new(&log).context("--log")?)
+                .init();
+            cluster_cli::run(cluster_cli::ClusterCommand::from_arg_matches(m)?).await?;
         }
         Some(("check-hls", m)) => {
             let mut failed = false;

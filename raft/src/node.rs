@@ -178,6 +178,37 @@ impl CatalogNode {
         }
     }
 
+    /// On the leader: confirms leadership with a quorum and returns the log index a read must
+    /// see (the ReadIndex). A follower asks the leader for it, then reads with [`Self::read_at`].
+    pub async fn read_index(&self) -> Result<u64, CatalogError> {
+        match self.raft.get_read_log_id().await {
+            Ok((read, applied)) => Ok(read.max(applied).map(|l| l.index).unwrap_or(0)),
+            Err(RaftError::APIError(e)) => {
+                let openraft::error::CheckIsLeaderError::ForwardToLeader(fw) = &e else {
+                    return Err(CatalogError::Unavailable(e.to_string()));
+                };
+                Err(CatalogError::NotLeader(fw.leader_id.zip(fw.leader_node.clone().map(|n| n.addr))))
+            }
+            Err(RaftError::Fatal(f)) => Err(CatalogError::Fatal(f.to_string())),
+        }
+    }
+
+    /// Reads this node's copy once it has applied `index` (from the leader's
+    /// [`Self::read_index`]): linearizable, served by a follower.
+    pub async fn read_at<T>(
+        &self,
+        index: u64,
+        within: Duration,
+        f: impl FnOnce(&Catalog) -> T,
+    ) -> Result<T, CatalogError> {
+        if index > 0 {
+            self.raft.wait(Some(within)).applied_index_at_least(Some(index), "read_at").await.map_err(|e| {
+                CatalogError::Unavailable(format!("this node has not caught up to the read index {index}: {e}"))
+            })?;
+        }
+        Ok(self.state.read(|s| f(&s.catalog)))
+    }
+
     /// A read of this node's own copy, with how far it has got.
     pub fn read_local<T>(&self, f: impl FnOnce(&Catalog) -> T) -> LocalRead<T> {
         let m = self.raft.metrics().borrow().clone();
@@ -202,12 +233,21 @@ impl CatalogNode {
             .map_err(write_error)
     }
 
-    /// Removes nodes from the cluster altogether (voters first leave the voter set).
+    /// Makes learners voters (joint consensus), whatever else the membership holds now.
+    pub async fn promote(&self, ids: BTreeSet<NodeId>) -> Result<(), CatalogError> {
+        self.raft.change_membership(ChangeMembers::AddVoterIds(ids), true).await.map(|_| ()).map_err(write_error)
+    }
+
+    /// Removes nodes from the cluster altogether (voters first leave the voter set). Each
+    /// step names only the nodes it changes, so concurrent joins and leaves compose.
     pub async fn remove_nodes(&self, ids: BTreeSet<NodeId>) -> Result<(), CatalogError> {
         let voters: BTreeSet<NodeId> = self.raft.metrics().borrow().membership_config.voter_ids().collect();
-        let remaining: BTreeSet<NodeId> = voters.difference(&ids).copied().collect();
-        if remaining.len() != voters.len() {
-            self.change_voters(remaining, true).await?;
+        let leaving: BTreeSet<NodeId> = voters.intersection(&ids).copied().collect();
+        if !leaving.is_empty() {
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(leaving), true)
+                .await
+                .map_err(write_error)?;
         }
         self.raft.change_membership(ChangeMembers::RemoveNodes(ids), false).await.map(|_| ()).map_err(write_error)
     }

@@ -67,6 +67,8 @@ pub enum PeerRequest {
     Raft(RaftRpc),
     Forward(Forwarded),
     Join(JoinRequest),
+    /// Asks the leader for the index a linearizable read must see.
+    ReadIndex,
 }
 
 /// Why a forwarded operation failed, as the far side put it.
@@ -83,6 +85,7 @@ pub enum PeerResponse {
     Raft(RaftReply),
     Forwarded(Result<Outcome, RemoteFailure>),
     Joined(Result<JoinGrant, RemoteFailure>),
+    ReadIndex(Result<u64, RemoteFailure>),
     /// The request needs a client certificate from the cluster CA.
     Unauthenticated,
 }
@@ -92,6 +95,7 @@ pub trait PeerHandler: Send + Sync + 'static {
     fn raft(&self, rpc: RaftRpc) -> impl Future<Output = RaftReply> + Send;
     fn forward(&self, op: Forwarded) -> impl Future<Output = Result<Outcome, RemoteFailure>> + Send;
     fn join(&self, req: JoinRequest) -> impl Future<Output = Result<JoinGrant, RemoteFailure>> + Send;
+    fn read_index(&self) -> impl Future<Output = Result<u64, RemoteFailure>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +299,7 @@ impl QuicTransport {
                                 _ if !member => PeerResponse::Unauthenticated,
                                 PeerRequest::Raft(rpc) => PeerResponse::Raft(handler.raft(rpc).await),
                                 PeerRequest::Forward(op) => PeerResponse::Forwarded(handler.forward(op).await),
+                                PeerRequest::ReadIndex => PeerResponse::ReadIndex(handler.read_index().await),
                             };
                             let _ = write_message(&mut send, &resp).await;
                             let _ = send.stopped().await;

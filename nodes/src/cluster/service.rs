@@ -37,6 +37,15 @@ pub enum ClusterError {
     Remote(String),
 }
 
+/// How long a forwarded operation keeps trying (through elections and membership changes)
+/// before it is reported unavailable.
+const FORWARD_PATIENCE: Duration = Duration::from_secs(15);
+
+/// The pause before retry `attempt`.
+fn backoff(attempt: u64) -> Duration {
+    Duration::from_millis((50 * (attempt + 1)).min(500))
+}
+
 /// Where a node listens and how others reach it.
 #[derive(Debug, Clone)]
 pub struct ClusterAddrs {
@@ -89,6 +98,10 @@ impl PeerHandler for Handler {
 
     async fn join(&self, req: JoinRequest) -> Result<JoinGrant, RemoteFailure> {
         self.service.admit(req).await
+    }
+
+    async fn read_index(&self) -> Result<u64, RemoteFailure> {
+        self.service.catalog.read_index().await.map_err(failure)
     }
 }
 
@@ -214,12 +227,7 @@ impl ClusterService {
         match op {
             Forwarded::Propose(c) => self.catalog.propose(c).await,
             Forwarded::AddLearner { id, addr } => self.catalog.add_learner(id, &addr).await.map(|_| Outcome::Done),
-            Forwarded::Promote { id } => {
-                let mut voters: BTreeSet<NodeId> =
-                    self.catalog.raft.metrics().borrow().membership_config.voter_ids().collect();
-                voters.insert(id);
-                self.catalog.change_voters(voters, true).await.map(|_| Outcome::Done)
-            }
+            Forwarded::Promote { id } => self.catalog.promote(BTreeSet::from([id])).await.map(|_| Outcome::Done),
             Forwarded::Remove { ids } => {
                 self.catalog.remove_nodes(ids.into_iter().collect()).await.map(|_| Outcome::Done)
             }
@@ -234,24 +242,33 @@ impl ClusterService {
     }
 
     /// Sends an operation to the leader, starting with the member at `first`, following
-    /// redirects; when a target does not answer, asks again whoever this node now believes
-    /// leads (an election may have moved the lead).
+    /// redirects; when a target fails, asks again whoever this node now believes leads (an
+    /// election may have moved the lead), for up to [`FORWARD_PATIENCE`].
     async fn forward_via(&self, first: &str, op: Forwarded) -> Result<Outcome, ClusterError> {
-        let mut target: Option<(Option<NodeId>, String)> = Some((None, first.to_string()));
-        for attempt in 0..20u64 {
-            let (id, addr) = match target.take().or_else(|| self.known_leader().map(|(l, a)| (Some(l), a))) {
-                Some(t) => t,
-                None => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+        self.forward_to((None, first.to_string()), op).await
+    }
+
+    async fn forward_to(&self, first: (Option<NodeId>, String), op: Forwarded) -> Result<Outcome, ClusterError> {
+        let mut last = first.clone();
+        let mut target = Some(first);
+        let deadline = tokio::time::Instant::now() + FORWARD_PATIENCE;
+        for attempt in 0.. {
+            if tokio::time::Instant::now() > deadline {
+                break;
+            }
+            // A redirect first, then the leader this node knows, else the last one asked
+            // (a joining node knows no leader until it is a member).
+            let (id, addr) = target
+                .take()
+                .or_else(|| self.known_leader().map(|(l, a)| (Some(l), a)))
+                .unwrap_or_else(|| last.clone());
+            last = (id, addr.clone());
             if id == Some(self.identity.id) {
                 match self.apply_here(op.clone()).await {
                     Ok(o) => return Ok(o),
                     Err(CatalogError::NotLeader(l)) => target = l.map(|(l, a)| (Some(l), a)),
                     Err(CatalogError::Rejected(r)) => return Err(ClusterError::Remote(r.to_string())),
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await,
+                    Err(_) => tokio::time::sleep(backoff(attempt)).await,
                 }
                 continue;
             }
@@ -261,12 +278,12 @@ impl ClusterService {
                 Ok(PeerResponse::Forwarded(Err(RemoteFailure::Rejected(r)))) => return Err(ClusterError::Remote(r)),
                 Ok(PeerResponse::Forwarded(Err(f))) => {
                     tracing::debug!(attempt, failure = ?f, "forwarded operation failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 Ok(_) => return Err(ClusterError::Remote("unexpected answer".into())),
                 Err(e) => {
                     tracing::debug!(attempt, error = %e, "forwarding failed; asking again");
-                    tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
             }
         }
@@ -275,24 +292,57 @@ impl ClusterService {
 
     /// Applies an operation at the leader, wherever it is.
     pub async fn submit(&self, op: Forwarded) -> Result<Outcome, ClusterError> {
-        match self.apply_here(op.clone()).await {
-            Ok(o) => Ok(o),
-            Err(CatalogError::NotLeader(Some((_, addr)))) => self.forward_via(&addr, op).await,
-            Err(CatalogError::NotLeader(None)) => {
-                let l = self.wait_leader(Duration::from_secs(5)).await?;
-                let addr = self.catalog.status().members.iter().find(|m| m.id == l).map(|m| m.addr.clone());
-                match addr {
-                    Some(a) => self.forward_via(&a, op).await,
-                    None => Err(CatalogError::Unavailable("no leader".into()).into()),
-                }
+        let leader = match self.known_leader() {
+            Some(l) => l,
+            None => {
+                self.wait_leader(Duration::from_secs(5)).await?;
+                self.known_leader().ok_or_else(|| CatalogError::Unavailable("no leader".into()))?
             }
-            Err(e) => Err(e.into()),
-        }
+        };
+        self.forward_to((Some(leader.0), leader.1), op).await
     }
 
     /// Proposes a catalog command from any member.
     pub async fn propose(&self, command: Command) -> Result<Outcome, ClusterError> {
         self.submit(Forwarded::Propose(command)).await
+    }
+
+    /// A linearizable read from any member: the leader confirms its lead with a quorum and
+    /// names the log index the read must see; this node reads its own copy once it has
+    /// applied that far.
+    pub async fn read<T>(&self, f: impl Fn(&tessera_raft::Catalog) -> T) -> Result<T, ClusterError> {
+        const WITHIN: Duration = Duration::from_secs(5);
+        for attempt in 0..10u64 {
+            let leader = match self.catalog.read_index().await {
+                Ok(index) => return Ok(self.catalog.read_at(index, WITHIN, &f).await?),
+                Err(CatalogError::NotLeader(Some(l))) => l,
+                Err(CatalogError::NotLeader(None)) => {
+                    let id = self.wait_leader(WITHIN).await?;
+                    match self.known_leader() {
+                        Some(l) if l.0 == id => l,
+                        _ => continue,
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match self.transport.request(Some(leader.0), &leader.1, &PeerRequest::ReadIndex).await {
+                Ok(PeerResponse::ReadIndex(Ok(index))) => return Ok(self.catalog.read_at(index, WITHIN, &f).await?),
+                Ok(PeerResponse::ReadIndex(Err(f))) => tracing::debug!(attempt, failure = ?f, "read index refused"),
+                Ok(_) => return Err(ClusterError::Remote("unexpected answer".into())),
+                Err(e) => tracing::debug!(attempt, error = %e, "read index request failed"),
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+        Err(CatalogError::Unavailable("no leader confirmed a read index".into()).into())
+    }
+
+    /// Removes a node from the cluster (membership, then its record), from any member.
+    pub async fn remove(&self, id: NodeId) -> Result<(), ClusterError> {
+        self.submit(Forwarded::Remove { ids: vec![id] }).await?;
+        match self.propose(Command::RemoveNode { id }).await {
+            Ok(_) | Err(ClusterError::Remote(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Admits a joiner: checks its token, gives it an id and a certificate.
@@ -321,9 +371,7 @@ impl ClusterService {
 
     /// Leaves: the node is removed from the membership (through the leader), then stops.
     pub async fn leave(&self) -> Result<(), ClusterError> {
-        self.submit(Forwarded::Remove { ids: vec![self.identity.id] }).await?;
-        self.propose(Command::RemoveNode { id: self.identity.id }).await.ok();
-        Ok(())
+        self.remove(self.identity.id).await
     }
 
     pub async fn shutdown(&self) {

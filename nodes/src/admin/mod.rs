@@ -1,0 +1,229 @@
+//! The admin API, `/api/v1/...` on every node: JSON, `Authorization: Bearer ADMIN_TOKEN`
+//! (a token from the catalog or the node's configuration), errors as
+//! `{"error": CODE, "message": ...}`. Writes go to the catalog's leader from any node; reads
+//! are linearizable unless `?consistency=local` asks for this node's copy, which the answer
+//! says how far it has got (`applied`, `leader`). `/api/v1/openapi.json` describes it;
+//! [`client::AdminClient`] speaks it.
+
+pub mod client;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tessera_raft::{Catalog, CatalogError, Command, Outcome, Rejection, TokenKind};
+
+use crate::cluster::identity::secret_hash;
+use crate::cluster::ClusterError;
+use crate::http::HttpState;
+
+const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
+    let protected = Router::new()
+        .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/cluster/leave", post(leave))
+        .route("/api/v1/streams", get(list_streams).post(create_stream))
+        .route("/api/v1/streams/{name}", get(get_stream).put(put_stream).delete(delete_stream))
+        .route("/api/v1/nodes", get(nodes))
+        .route("/api/v1/nodes/{id}", axum::routing::delete(remove_node))
+        .layer(axum::middleware::from_fn_with_state(state, authorize));
+    Router::new()
+        .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .merge(protected)
+}
+
+/// An error answer.
+fn err(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({ "error": code, "message": message.to_string() }))).into_response()
+}
+
+fn catalog_err(e: CatalogError) -> Response {
+    match e {
+        CatalogError::Rejected(r) => rejection(r),
+        CatalogError::NotLeader(_) | CatalogError::Unavailable(_) => {
+            err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e)
+        }
+        CatalogError::Fatal(_) => err(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    }
+}
+
+fn rejection(r: Rejection) -> Response {
+    let (status, code) = match &r {
+        Rejection::NoSuchStream(_) | Rejection::NoSuchNode(_) => (StatusCode::NOT_FOUND, "not_found"),
+        Rejection::StreamExists(_) => (StatusCode::CONFLICT, "exists"),
+        Rejection::StreamLive(_) => (StatusCode::CONFLICT, "live"),
+        Rejection::StaleEpoch { .. } => (StatusCode::CONFLICT, "stale_epoch"),
+        _ => (StatusCode::BAD_REQUEST, "invalid"),
+    };
+    err(status, code, r)
+}
+
+fn cluster_err(e: ClusterError) -> Response {
+    match e {
+        ClusterError::Catalog(c) => catalog_err(c),
+        ClusterError::Remote(m) if m.starts_with("no such") => err(StatusCode::NOT_FOUND, "not_found", m),
+        ClusterError::Remote(m) => err(StatusCode::CONFLICT, "rejected", m),
+        other => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", other),
+    }
+}
+
+async fn authorize(State(state): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        metrics::counter!("tessera_admin_unauthorized_total").increment(1);
+        return err(StatusCode::UNAUTHORIZED, "unauthorized", "an admin token is required (Authorization: Bearer ...)");
+    };
+    let hash = secret_hash(token);
+    let known = state.admin_tokens.contains(&hash)
+        || state.cluster.catalog.read_local(|c| c.accepts(TokenKind::Admin, &hash)).value;
+    if !known {
+        metrics::counter!("tessera_admin_unauthorized_total").increment(1);
+        tracing::warn!("admin API call with an unknown token refused");
+        return err(StatusCode::FORBIDDEN, "forbidden", "unknown admin token");
+    }
+    next.run(req).await
+}
+
+#[derive(Deserialize, Default)]
+struct ReadParams {
+    consistency: Option<String>,
+}
+
+/// Reads the catalog, linearizably or (when asked) from this node's copy.
+async fn read<T: serde::Serialize>(state: &HttpState, p: &ReadParams, f: impl Fn(&Catalog) -> T) -> Response {
+    if p.consistency.as_deref() == Some("local") {
+        let r = state.cluster.catalog.read_local(&f);
+        return Json(json!({ "consistency": "local", "applied": r.applied, "leader": r.leader, "data": r.value }))
+            .into_response();
+    }
+    match state.cluster.read(&f).await {
+        Ok(v) => Json(json!({ "consistency": "linearizable", "data": v })).into_response(),
+        Err(e) => cluster_err(e),
+    }
+}
+
+async fn cluster(State(state): State<Arc<HttpState>>) -> Response {
+    let status = state.cluster.catalog.status();
+    let nodes = state.cluster.catalog.read_local(|c| c.nodes.clone()).value;
+    let mut v = serde_json::to_value(&status).unwrap_or(Value::Null);
+    if let Some(members) = v.get_mut("members").and_then(Value::as_array_mut) {
+        for m in members {
+            let id = m.get("id").and_then(Value::as_u64).unwrap_or(0);
+            if let Some(n) = nodes.get(&id) {
+                m["http_addr"] = json!(n.http_addr);
+            }
+        }
+    }
+    Json(v).into_response()
+}
+
+async fn leave(State(state): State<Arc<HttpState>>) -> Response {
+    match state.cluster.leave().await {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "left": state.cluster.identity.id }))).into_response(),
+        Err(e) => cluster_err(e),
+    }
+}
+
+async fn list_streams(State(state): State<Arc<HttpState>>, Query(p): Query<ReadParams>) -> Response {
+    read(&state, &p, |c| c.streams.values().cloned().collect::<Vec<_>>()).await
+}
+
+async fn get_stream(State(state): State<Arc<HttpState>>, Path(name): Path<String>, Query(p): Query<ReadParams>) -> Response {
+    let local = p.consistency.as_deref() == Some("local");
+    let found = if local {
+        Ok(state.cluster.catalog.read_local(|c| c.streams.get(&name).cloned()).value)
+    } else {
+        state.cluster.read(|c| c.streams.get(&name).cloned()).await
+    };
+    match found {
+        Ok(Some(s)) => Json(s).into_response(),
+        Ok(None) => err(StatusCode::NOT_FOUND, "not_found", format!("no stream {name:?}")),
+        Err(e) => cluster_err(e),
+    }
+}
+
+/// A stream as the admin API takes it: the token in clear (only its hash is stored).
+#[derive(Deserialize)]
+struct StreamBody {
+    name: Option<String>,
+    ladder: Option<String>,
+    token: Option<String>,
+}
+
+fn stream_command(name: String, body: &StreamBody, create_only: bool) -> Result<Command, Response> {
+    if let Some(l) = &body.ladder {
+        if let Err(e) = l.parse::<tessera_transcode::LadderSpec>() {
+            return Err(err(StatusCode::BAD_REQUEST, "invalid", format!("ladder: {e}")));
+        }
+    }
+    if body.token.as_deref().is_some_and(|t| t.len() < 8) {
+        return Err(err(StatusCode::BAD_REQUEST, "invalid", "a publish token needs at least 8 characters"));
+    }
+    Ok(Command::PutStream {
+        name,
+        ladder: body.ladder.clone(),
+        token_sha256: body.token.as_deref().map(secret_hash),
+        create_only,
+    })
+}
+
+async fn create_stream(State(state): State<Arc<HttpState>>, Json(body): Json<StreamBody>) -> Response {
+    let Some(name) = body.name.clone() else {
+        return err(StatusCode::BAD_REQUEST, "invalid", "name is required");
+    };
+    let cmd = match stream_command(name, &body, true) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match state.cluster.propose(cmd).await {
+        Ok(Outcome::Stream(s)) => (StatusCode::CREATED, Json(s)).into_response(),
+        Ok(o) => Json(json!({ "outcome": format!("{o:?}") })).into_response(),
+        Err(e) => cluster_err(e),
+    }
+}
+
+async fn put_stream(State(state): State<Arc<HttpState>>, Path(name): Path<String>, Json(body): Json<StreamBody>) -> Response {
+    let cmd = match stream_command(name, &body, false) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match state.cluster.propose(cmd).await {
+        Ok(Outcome::Stream(s)) => Json(s).into_response(),
+        Ok(o) => Json(json!({ "outcome": format!("{o:?}") })).into_response(),
+        Err(e) => cluster_err(e),
+    }
+}
+
+async fn delete_stream(State(state): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {
+    match state.cluster.propose(Command::DeleteStream { name }).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => cluster_err(e),
+    }
+}
+
+async fn nodes(State(state): State<Arc<HttpState>>, Query(p): Query<ReadParams>) -> Response {
+    read(&state, &p, |c| c.nodes.values().cloned().collect::<Vec<_>>()).await
+}
+
+async fn remove_node(State(state): State<Arc<HttpState>>, Path(id): Path<u64>) -> Response {
+    let known = state.cluster.catalog.status().members.iter().any(|m| m.id == id);
+    if !known {
+        return err(StatusCode::NOT_FOUND, "not_found", format!("node {id} is not a member"));
+    }
+    match state.cluster.remove(id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => cluster_err(e),
+    }
+}

@@ -1,0 +1,165 @@
+//! `tessera cluster ...`: create a cluster, and look at or shrink a running one through a
+//! node's admin API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use hyper::Method;
+use serde_json::Value;
+use tessera_node::admin::client::AdminClient;
+use tessera_node::cluster::{ClusterAddrs, ClusterService};
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Create a one-node cluster in a data folder; prints its join and admin tokens.
+    Init(InitArgs),
+    /// Members, roles, leader, term, log indexes and each member's lag.
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The status as JSON (the admin API's `GET /api/v1/cluster`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The node at --node leaves the cluster (stop it afterwards).
+    Leave {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Remove a node (one that is gone for good) from the cluster.
+    Remove {
+        /// The node's id, as `cluster status` shows it.
+        #[arg(value_name = "NODE")]
+        id: u64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The new node's data folder (must not belong to a cluster yet).
+    #[arg(long, default_value = "tessera-data")]
+    data_dir: PathBuf,
+    /// The node's QUIC address for node-to-node traffic.
+    #[arg(long, default_value = "0.0.0.0:7000")]
+    cluster: SocketAddr,
+    /// How other nodes reach it, when not the bound address.
+    #[arg(long)]
+    cluster_advertise: Option<String>,
+    /// The HTTP address it will serve (recorded in the catalog; `tessera node` updates it).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http: SocketAddr,
+}
+
+#[derive(Args, Debug)]
+pub struct ApiArgs {
+    /// A node's HTTP address.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    node: String,
+    /// An admin token (from `cluster init`, or DATA_DIR/cluster/init-tokens).
+    #[arg(long, env = "TESSERA_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
+}
+
+impl ApiArgs {
+    fn client(&self) -> AdminClient {
+        AdminClient::new(&self.node, &self.admin_token)
+    }
+}
+
+pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
+    match command {
+        ClusterCommand::Init(a) => {
+            let addrs = ClusterAddrs { bind: a.cluster, advertise: a.cluster_advertise, http: a.http.to_string() };
+            let (service, join, admin) = ClusterService::init(&a.data_dir, &addrs, &Default::default())
+                .await
+                .with_context(|| format!("cluster init in {}", a.data_dir.display()))?;
+            service.shutdown().await;
+            println!("join-token: {join}");
+            println!("admin-token: {admin}");
+            eprintln!(
+                "A one-node cluster is in {}: run it with `tessera node --data-dir {}`; other nodes join with \
+                 `--join {} --token JOIN_TOKEN`.",
+                a.data_dir.display(),
+                a.data_dir.display(),
+                service.advertise
+            );
+        }
+        ClusterCommand::Status { api, json } => {
+            let client = api.client();
+            let mut status = client.get("/api/v1/cluster").await?;
+            // Only the leader knows how far each member has got.
+            if status["state"] != "leader" {
+                if let Some(leader) = leader_http(&status) {
+                    if let Ok(l) = AdminClient::new(&leader, &api.admin_token).get("/api/v1/cluster").await {
+                        status["leader_view"] = l;
+                    }
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", render_status(&status));
+            }
+        }
+        ClusterCommand::Leave { api } => {
+            let r = api.client().call(Method::POST, "/api/v1/cluster/leave", None).await?;
+            println!("node {} left the cluster; stop it now", r["left"]);
+        }
+        ClusterCommand::Remove { id, api } => {
+            api.client().call(Method::DELETE, &format!("/api/v1/nodes/{id}"), None).await?;
+            println!("node {id} removed from the cluster");
+        }
+    }
+    Ok(())
+}
+
+fn leader_http(status: &Value) -> Option<String> {
+    let leader = status["leader"].as_u64()?;
+    let member = status["members"].as_array()?.iter().find(|m| m["id"].as_u64() == Some(leader))?;
+    let http = member["http_addr"].as_str()?;
+    Some(http.replace("0.0.0.0", "127.0.0.1"))
+}
+
+fn opt(v: &Value) -> String {
+    v.as_u64().map_or_else(|| "-".into(), |n| n.to_string())
+}
+
+/// The status as a table, with each member's lag behind the leader's log.
+fn render_status(status: &Value) -> String {
+    let leader_view = if status["state"] == "leader" { status } else { &status["leader_view"] };
+    let last = leader_view["last_log"].as_u64();
+    let mut out = format!(
+        "node {} ({}), leader {}, term {}, last log {}, commit {}, applied {}, snapshot {}\n",
+        status["id"],
+        status["state"].as_str().unwrap_or("?"),
+        opt(&status["leader"]),
+        status["term"],
+        opt(&status["last_log"]),
+        opt(&status["commit"]),
+        opt(&status["applied"]),
+        opt(&status["snapshot"]),
+    );
+    out.push_str(&format!("{:>4}  {:<9} {:<22} {:<22} {:>8} {:>6}\n", "ID", "ROLE", "CLUSTER", "HTTP", "MATCHED", "LAG"));
+    let members = leader_view["members"].as_array().or_else(|| status["members"].as_array());
+    for m in members.into_iter().flatten() {
+        let matched = m["matched"].as_u64();
+        let lag = match (last, matched) {
+            (Some(l), Some(m)) => l.saturating_sub(m).to_string(),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:>4}  {:<9} {:<22} {:<22} {:>8} {:>6}\n",
+            opt(&m["id"]),
+            m["role"].as_str().unwrap_or("?"),
+            m["addr"].as_str().unwrap_or("-"),
+            m["http_addr"].as_str().unwrap_or("-"),
+            opt(&m["matched"]),
+            lag
+        ));
+    }
+    out
+}
