@@ -70,6 +70,10 @@ pub struct NodeConfig {
     #[arg(long = "admin-token", value_name = "TOKEN")]
     pub admin_tokens: Vec<String>,
 
+    /// Catalog entries applied between snapshots; each snapshot compacts the log behind it.
+    #[arg(long, default_value_t = 5000)]
+    pub catalog_snapshot_every: u64,
+
     /// SRT latency offered to publishers, milliseconds.
     #[arg(long, default_value_t = 120)]
     pub srt_latency_ms: u64,

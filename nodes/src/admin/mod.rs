@@ -68,8 +68,6 @@ fn rejection(r: Rejection) -> Response {
 fn cluster_err(e: ClusterError) -> Response {
     match e {
         ClusterError::Catalog(c) => catalog_err(c),
-        ClusterError::Remote(m) if m.starts_with("no such") => err(StatusCode::NOT_FOUND, "not_found", m),
-        ClusterError::Remote(m) => err(StatusCode::CONFLICT, "rejected", m),
         other => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", other),
     }
 }
@@ -86,8 +84,13 @@ async fn authorize(State(state): State<Arc<HttpState>>, req: Request, next: Next
         return err(StatusCode::UNAUTHORIZED, "unauthorized", "an admin token is required (Authorization: Bearer ...)");
     };
     let hash = secret_hash(token);
-    let known = state.admin_tokens.contains(&hash)
-        || state.cluster.catalog.read_local(|c| c.accepts(TokenKind::Admin, &hash)).value;
+    let (accepted, initialized) =
+        state.cluster.catalog.read_local(|c| (c.accepts(TokenKind::Admin, &hash), c.ca.is_some())).value;
+    let known = accepted || state.admin_tokens.contains(&hash);
+    if !known && !initialized {
+        // A node that has just joined may not hold the catalog (and its tokens) yet.
+        return err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this node has not caught up with the catalog yet");
+    }
     if !known {
         metrics::counter!("tessera_admin_unauthorized_total").increment(1);
         tracing::warn!("admin API call with an unknown token refused");
@@ -162,14 +165,13 @@ struct StreamBody {
     token: Option<String>,
 }
 
-fn stream_command(name: String, body: &StreamBody, create_only: bool) -> Result<Command, Response> {
+/// The command for a stream body, or why the body is invalid.
+fn stream_command(name: String, body: &StreamBody, create_only: bool) -> Result<Command, String> {
     if let Some(l) = &body.ladder {
-        if let Err(e) = l.parse::<tessera_transcode::LadderSpec>() {
-            return Err(err(StatusCode::BAD_REQUEST, "invalid", format!("ladder: {e}")));
-        }
+        l.parse::<tessera_transcode::LadderSpec>().map_err(|e| format!("ladder: {e}"))?;
     }
     if body.token.as_deref().is_some_and(|t| t.len() < 8) {
-        return Err(err(StatusCode::BAD_REQUEST, "invalid", "a publish token needs at least 8 characters"));
+        return Err("a publish token needs at least 8 characters".into());
     }
     Ok(Command::PutStream {
         name,
@@ -185,7 +187,7 @@ async fn create_stream(State(state): State<Arc<HttpState>>, Json(body): Json<Str
     };
     let cmd = match stream_command(name, &body, true) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
     };
     match state.cluster.propose(cmd).await {
         Ok(Outcome::Stream(s)) => (StatusCode::CREATED, Json(s)).into_response(),
@@ -197,7 +199,7 @@ async fn create_stream(State(state): State<Arc<HttpState>>, Json(body): Json<Str
 async fn put_stream(State(state): State<Arc<HttpState>>, Path(name): Path<String>, Json(body): Json<StreamBody>) -> Response {
     let cmd = match stream_command(name, &body, false) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
     };
     match state.cluster.propose(cmd).await {
         Ok(Outcome::Stream(s)) => Json(s).into_response(),

@@ -19,7 +19,7 @@ use crate::NodeConfig;
 /// written to `DATA_DIR/cluster/init-tokens` (readable by the owner only).
 pub async fn start_member(config: &NodeConfig, http: SocketAddr) -> Result<ClusterService, ClusterError> {
     let addrs = ClusterAddrs { bind: config.cluster, advertise: config.cluster_advertise.clone(), http: http.to_string() };
-    let timeouts = RaftTimeouts::default();
+    let timeouts = RaftTimeouts { snapshot_every: config.catalog_snapshot_every.max(1), ..RaftTimeouts::default() };
     let data = &config.data_dir;
     if identity::NodeIdentity::load(&service::identity_dir(data))?.is_some() {
         if config.join.is_some() {

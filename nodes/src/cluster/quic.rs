@@ -75,7 +75,7 @@ pub enum PeerRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RemoteFailure {
     NotLeader(Option<(NodeId, String)>),
-    Rejected(String),
+    Rejected(tessera_raft::Rejection),
     Unavailable(String),
     Refused(String),
 }

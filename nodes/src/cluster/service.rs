@@ -108,7 +108,7 @@ impl PeerHandler for Handler {
 fn failure(e: CatalogError) -> RemoteFailure {
     match e {
         CatalogError::NotLeader(l) => RemoteFailure::NotLeader(l),
-        CatalogError::Rejected(r) => RemoteFailure::Rejected(r.to_string()),
+        CatalogError::Rejected(r) => RemoteFailure::Rejected(r),
         CatalogError::Unavailable(u) => RemoteFailure::Unavailable(u),
         CatalogError::Fatal(f) => RemoteFailure::Unavailable(f),
     }
@@ -267,7 +267,7 @@ impl ClusterService {
                 match self.apply_here(op.clone()).await {
                     Ok(o) => return Ok(o),
                     Err(CatalogError::NotLeader(l)) => target = l.map(|(l, a)| (Some(l), a)),
-                    Err(CatalogError::Rejected(r)) => return Err(ClusterError::Remote(r.to_string())),
+                    Err(CatalogError::Rejected(r)) => return Err(CatalogError::Rejected(r).into()),
                     Err(_) => tokio::time::sleep(backoff(attempt)).await,
                 }
                 continue;
@@ -275,7 +275,9 @@ impl ClusterService {
             match self.transport.request(id, &addr, &PeerRequest::Forward(op.clone())).await {
                 Ok(PeerResponse::Forwarded(Ok(o))) => return Ok(o),
                 Ok(PeerResponse::Forwarded(Err(RemoteFailure::NotLeader(Some((l, a)))))) => target = Some((Some(l), a)),
-                Ok(PeerResponse::Forwarded(Err(RemoteFailure::Rejected(r)))) => return Err(ClusterError::Remote(r)),
+                Ok(PeerResponse::Forwarded(Err(RemoteFailure::Rejected(r)))) => {
+                    return Err(CatalogError::Rejected(r).into())
+                }
                 Ok(PeerResponse::Forwarded(Err(f))) => {
                     tracing::debug!(attempt, failure = ?f, "forwarded operation failed; retrying");
                     tokio::time::sleep(backoff(attempt)).await;
@@ -340,7 +342,7 @@ impl ClusterService {
     pub async fn remove(&self, id: NodeId) -> Result<(), ClusterError> {
         self.submit(Forwarded::Remove { ids: vec![id] }).await?;
         match self.propose(Command::RemoveNode { id }).await {
-            Ok(_) | Err(ClusterError::Remote(_)) => Ok(()),
+            Ok(_) | Err(ClusterError::Catalog(CatalogError::Rejected(_))) => Ok(()),
             Err(e) => Err(e),
         }
     }

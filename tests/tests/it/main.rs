@@ -2,6 +2,7 @@
 
 mod admission;
 mod bad_input;
+mod cluster;
 mod common;
 mod ffmpeg;
 mod ladder;

@@ -1,0 +1,354 @@
+//! The catalog cluster as separate `tessera` processes on loopback: real QUIC, real disk,
+//! kill -9. Nodes are formed with the documented commands (`cluster init`, then `node`, or
+//! `node --join`), and observed through the admin API and `cluster status`.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use serde_json::{json, Value};
+use tessera_node::admin::client::{AdminClient, AdminClientError};
+
+use crate::common::scratch_dir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera-cli");
+
+fn udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One node's folder and addresses; the process comes and goes.
+struct Proc {
+    dir: PathBuf,
+    cluster: SocketAddr,
+    http: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn new(name: &str) -> Self {
+        Proc {
+            dir: scratch_dir(name),
+            cluster: SocketAddr::from(([127, 0, 0, 1], udp_port())),
+            http: SocketAddr::from(([127, 0, 0, 1], tcp_port())),
+            child: None,
+        }
+    }
+
+    /// `tessera node --data-dir DIR ...` with `extra` flags; output goes to DIR.log.
+    fn start(&mut self, extra: &[&str]) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let child = Command::new(BIN)
+            .args(["node", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--cluster", &self.cluster.to_string(), "--http", &self.http.to_string()])
+            .args(["--srt", &format!("127.0.0.1:{}", udp_port()), "--rtmp", &format!("127.0.0.1:{}", tcp_port())])
+            .args(["--catalog-snapshot-every", "100", "--log", "info,openraft=warn"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tessera starts");
+        self.child = Some(child);
+    }
+
+    fn join(&mut self, member: &Proc, token: &str, extra: &[&str]) {
+        let member = member.cluster.to_string();
+        let mut args = vec!["--join", member.as_str(), "--token", token];
+        args.extend_from_slice(extra);
+        self.start(&args);
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.with_extension("log")
+    }
+
+    /// SIGKILL: no goodbye to the cluster.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn api(&self, token: &str) -> AdminClient {
+        AdminClient::new(&self.http.to_string(), token)
+    }
+
+    /// The node's log, for a failing assertion.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `tessera cluster init` in `dir`: the join token and the admin token it prints.
+fn init(p: &Proc) -> (String, String) {
+    let out = Command::new(BIN)
+        .args(["cluster", "init", "--data-dir"])
+        .arg(&p.dir)
+        .args(["--cluster", &p.cluster.to_string(), "--http", &p.http.to_string()])
+        .output()
+        .expect("tessera cluster init runs");
+    assert!(out.status.success(), "cluster init failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name:?} line in {stdout:?}"))
+            .trim()
+            .to_string()
+    };
+    (field("join-token:"), field("admin-token:"))
+}
+
+/// `tessera cluster ...` against a node; its stdout.
+fn cli(args: &[&str], node: &Proc, token: &str) -> String {
+    let out = Command::new(BIN)
+        .arg("cluster")
+        .args(args)
+        .args(["--node", &format!("http://{}", node.http)])
+        .env("TESSERA_ADMIN_TOKEN", token)
+        .output()
+        .expect("tessera cluster runs");
+    assert!(out.status.success(), "tessera cluster {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Polls `f` until it gives a value, or fails with `what` after `within`.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    within: Duration,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The voters and learners a node reports, once it has a leader.
+async fn membership(p: &Proc, token: &str) -> Option<(u64, BTreeSet<u64>, BTreeSet<u64>)> {
+    let s = p.api(token).get("/api/v1/cluster").await.ok()?;
+    let leader = s["leader"].as_u64()?;
+    let ids = |role: &str| -> BTreeSet<u64> {
+        s["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["role"] == role || (role == "follower" && m["role"] == "leader"))
+            .filter_map(|m| m["id"].as_u64())
+            .collect()
+    };
+    Some((leader, ids("follower"), ids("learner")))
+}
+
+async fn create_stream(p: &Proc, token: &str, name: &str) -> Result<Value, AdminClientError> {
+    p.api(token).call(Method::POST, "/api/v1/streams", Some(&json!({ "name": name }))).await
+}
+
+/// The stream names a node holds: linearizable, or its own copy.
+async fn stream_names(p: &Proc, token: &str, local: bool) -> Option<BTreeSet<String>> {
+    let path = if local { "/api/v1/streams?consistency=local" } else { "/api/v1/streams" };
+    let v = p.api(token).get(path).await.ok()?;
+    Some(v["data"].as_array()?.iter().filter_map(|s| s["name"].as_str().map(String::from)).collect())
+}
+
+/// Forms a cluster of `n` nodes with the documented commands.
+async fn form(n: usize) -> (Vec<Proc>, String, String) {
+    let mut nodes: Vec<Proc> = (0..n).map(|i| Proc::new(&format!("cluster{i}"))).collect();
+    let (join, admin) = init(&nodes[0]);
+    nodes[0].start(&[]);
+    let (first, rest) = nodes.split_at_mut(1);
+    for p in rest.iter_mut() {
+        p.join(&first[0], &join, &[]);
+    }
+    let want: BTreeSet<u64> = (1..=n as u64).collect();
+    eventually(Duration::from_secs(30), "every node to be a voter", || async {
+        let (_, voters, _) = membership(&nodes[n - 1], &admin).await?;
+        (voters == want).then_some(())
+    })
+    .await;
+    (nodes, join, admin)
+}
+
+/// Nodes get ids 1, 2, 3... in the order they joined: `form` joins them one by one.
+fn index_of(id: u64) -> usize {
+    id as usize - 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_elect_again_after_a_kill_and_a_node_restarts_from_disk() {
+    let (mut nodes, _join, admin) = form(3).await;
+    let status = cli(&["status"], &nodes[1], &admin);
+    assert!(status.contains("leader") && status.matches("follower").count() >= 2, "{status}");
+
+    // Writes through a follower reach the leader; reads anywhere see them.
+    let (leader, _, _) = membership(&nodes[0], &admin).await.unwrap();
+    let follower = (1..=3).find(|&i| i != leader).unwrap();
+    for i in 0..20 {
+        create_stream(&nodes[index_of(follower)], &admin, &format!("before-{i}")).await.unwrap();
+    }
+    let dup = create_stream(&nodes[0], &admin, "before-0").await.unwrap_err();
+    assert!(matches!(&dup, AdminClientError::Api { code, .. } if code == "exists"), "{dup}");
+
+    // kill -9 the leader: the other two elect a new one and take writes.
+    nodes[index_of(leader)].kill();
+    let survivor = (1..=3).find(|&i| i != leader).unwrap();
+    let new_leader = eventually(Duration::from_secs(10), "a new leader", || async {
+        let (l, _, _) = membership(&nodes[index_of(survivor)], &admin).await?;
+        (l != leader).then_some(l)
+    })
+    .await;
+    for i in 0..20 {
+        create_stream(&nodes[index_of(survivor)], &admin, &format!("after-{i}"))
+            .await
+            .unwrap_or_else(|e| panic!("write after the leader died: {e}\n{}", nodes[index_of(new_leader)].log()));
+    }
+
+    // The killed node restarts from its folder alone and catches up.
+    nodes[index_of(leader)].start(&[]);
+    let back = &nodes[index_of(leader)];
+    let names = eventually(Duration::from_secs(20), "the restarted node to catch up", || async {
+        let names = stream_names(back, &admin, true).await?;
+        (names.len() == 40).then_some(names)
+    })
+    .await;
+    assert!(names.contains("before-0") && names.contains("after-19"));
+    // And a linearizable read through it agrees.
+    assert_eq!(stream_names(back, &admin, false).await.unwrap(), names);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_grows_to_five_and_back_to_three_while_taking_writes() {
+    let (mut nodes, join, admin) = form(3).await;
+    // Enough writes for snapshots (every 100 entries) and a compacted log: a new node must
+    // be brought up to date by a snapshot.
+    for i in 0..250 {
+        create_stream(&nodes[i % 3], &admin, &format!("s{i}")).await.unwrap();
+    }
+
+    // A writer runs through the whole growth and shrink; every acknowledged write must stay.
+    let writer_api = nodes[0].api(&admin);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let writer = tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut failed = 0u32;
+        for i in 0.. {
+            if *stop_rx.borrow() {
+                break;
+            }
+            let name = format!("w{i}");
+            match writer_api.call(Method::POST, "/api/v1/streams", Some(&json!({ "name": name }))).await {
+                Ok(_) => acked.push(name),
+                Err(_) => failed += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (acked, failed)
+    });
+
+    let mut fourth = Proc::new("cluster3");
+    fourth.join(&nodes[1], &join, &[]);
+    let mut fifth = Proc::new("cluster4");
+    fifth.join(&nodes[2], &join, &[]);
+    nodes.push(fourth);
+    nodes.push(fifth);
+    eventually(Duration::from_secs(30), "five voters", || async {
+        let (_, voters, _) = membership(&nodes[0], &admin).await?;
+        (voters.len() == 5).then_some(())
+    })
+    .await;
+    // The newcomers were brought up by a snapshot, and hold what was written before them.
+    for p in &nodes[3..] {
+        // Its own copy may trail; it must catch up.
+        eventually(Duration::from_secs(10), "a new node to hold every earlier stream", || async {
+            let names = stream_names(p, &admin, true).await?;
+            (0..250).all(|i| names.contains(&format!("s{i}"))).then_some(())
+        })
+        .await;
+        let s = p.api(&admin).get("/api/v1/cluster").await.unwrap();
+        assert!(s["snapshot"].as_u64().is_some_and(|i| i >= 100), "no snapshot on a new node: {s}");
+    }
+    let status: Value = serde_json::from_str(&cli(&["status", "--json"], &nodes[3], &admin)).unwrap();
+    let view = &status["leader_view"];
+    let roles: Vec<&str> = view["members"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles.iter().filter(|r| **r == "follower").count(), 4, "{status}");
+    let lagging = view["members"].as_array().unwrap().iter().filter(|m| m["matched"].as_u64().is_none()).count();
+    assert_eq!(lagging, 0, "{status}");
+
+    // Back to three: one node leaves, one is removed from elsewhere (as if it were lost).
+    let ids: Vec<u64> = {
+        let v = nodes[3].api(&admin).get("/api/v1/cluster").await.unwrap();
+        let fifth = nodes[4].api(&admin).get("/api/v1/cluster").await.unwrap();
+        vec![v["id"].as_u64().unwrap(), fifth["id"].as_u64().unwrap()]
+    };
+    cli(&["leave"], &nodes[3], &admin);
+    nodes[3].kill();
+    nodes[4].kill();
+    cli(&["remove", &ids[1].to_string()], &nodes[1], &admin);
+    let (_, voters, learners) = eventually(Duration::from_secs(20), "three voters", || async {
+        let m = membership(&nodes[0], &admin).await?;
+        (m.1.len() == 3).then_some(m)
+    })
+    .await;
+    assert_eq!(voters, BTreeSet::from([1, 2, 3]));
+    assert!(learners.is_empty(), "{learners:?}");
+    let nodes_listed = nodes[2].api(&admin).get("/api/v1/nodes").await.unwrap();
+    assert_eq!(nodes_listed["data"].as_array().unwrap().len(), 3, "{nodes_listed}");
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_tx.send(true).unwrap();
+    let (acked, failed) = writer.await.unwrap();
+    assert!(acked.len() > 50, "the writer got {} writes through ({failed} failed)", acked.len());
+    let names = stream_names(&nodes[1], &admin, false).await.unwrap();
+    let lost: Vec<_> = acked.iter().filter(|n| !names.contains(*n)).collect();
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_replicates_without_voting_and_strangers_are_refused() {
+    let (nodes, join, admin) = form(1).await;
+    let mut edge = Proc::new("cluster-edge");
+    edge.join(&nodes[0], &join, &["--learner"]);
+    eventually(Duration::from_secs(20), "a learner", || async {
+        let (_, _, learners) = membership(&nodes[0], &admin).await?;
+        (learners.len() == 1).then_some(())
+    })
+    .await;
+    create_stream(&edge, &admin, "from-the-edge").await.unwrap();
+    let names = stream_names(&edge, &admin, false).await.unwrap();
+    assert!(names.contains("from-the-edge"));
+
+    // A wrong token, or one for another cluster, is refused; the node exits with a reason.
+    let mut stranger = Proc::new("cluster-stranger");
+    let bad = format!("{}.{}", "0".repeat(64), join.split('.').nth(1).unwrap());
+    stranger.join(&nodes[0], &bad, &[]);
+    let status = stranger.child.as_mut().unwrap().wait().unwrap();
+    assert!(!status.success());
+    assert!(stranger.log().contains("unknown join token"), "{}", stranger.log());
+    let (_, voters, learners) = membership(&nodes[0], &admin).await.unwrap();
+    assert_eq!((voters.len(), learners.len()), (1, 1));
+
+    // The admin API wants a token it knows.
+    let e = nodes[0].api("not-a-token").get("/api/v1/cluster").await.unwrap_err();
+    assert!(matches!(&e, AdminClientError::Api { status, .. } if status.as_u16() == 403), "{e}");
+}
