@@ -74,6 +74,16 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 5000)]
     pub catalog_snapshot_every: u64,
 
+    /// Catalog leader heartbeat interval, milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub raft_heartbeat_ms: u64,
+
+    /// Catalog election timeout, milliseconds: a follower that hears no leader stands for
+    /// election after between this and twice this (plus the same again while the last
+    /// leader's lease may hold). Leader loss costs about three times this value.
+    #[arg(long, default_value_t = 200)]
+    pub raft_election_ms: u64,
+
     /// SRT latency offered to publishers, milliseconds.
     #[arg(long, default_value_t = 120)]
     pub srt_latency_ms: u64,

@@ -30,9 +30,9 @@ pub struct RaftTimeouts {
 impl Default for RaftTimeouts {
     fn default() -> Self {
         RaftTimeouts {
-            heartbeat: Duration::from_millis(100),
-            election_min: Duration::from_millis(300),
-            election_max: Duration::from_millis(600),
+            heartbeat: Duration::from_millis(50),
+            election_min: Duration::from_millis(200),
+            election_max: Duration::from_millis(400),
             snapshot_every: 5000,
         }
     }

@@ -9,6 +9,7 @@ pub mod service;
 pub use service::{ClusterAddrs, ClusterError, ClusterService};
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tessera_raft::RaftTimeouts;
 
@@ -19,7 +20,13 @@ use crate::NodeConfig;
 /// written to `DATA_DIR/cluster/init-tokens` (readable by the owner only).
 pub async fn start_member(config: &NodeConfig, http: SocketAddr) -> Result<ClusterService, ClusterError> {
     let addrs = ClusterAddrs { bind: config.cluster, advertise: config.cluster_advertise.clone(), http: http.to_string() };
-    let timeouts = RaftTimeouts { snapshot_every: config.catalog_snapshot_every.max(1), ..RaftTimeouts::default() };
+    let election = Duration::from_millis(config.raft_election_ms.max(3 * config.raft_heartbeat_ms).max(10));
+    let timeouts = RaftTimeouts {
+        heartbeat: Duration::from_millis(config.raft_heartbeat_ms.max(1)),
+        election_min: election,
+        election_max: election * 2,
+        snapshot_every: config.catalog_snapshot_every.max(1),
+    };
     let data = &config.data_dir;
     if identity::NodeIdentity::load(&service::identity_dir(data))?.is_some() {
         if config.join.is_some() {

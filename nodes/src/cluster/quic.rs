@@ -350,24 +350,50 @@ impl QuicTransport {
     ) -> Result<PeerResponse, TransportError> {
         let id = target.unwrap_or(0);
         let conn = self.connection(target, addr).await?;
-        match tokio::time::timeout(CALL_TIMEOUT, exchange(&conn, req)).await {
+        // Unanswered (failed, timed out, or given up by the caller): the connection may lead
+        // to a process that is gone, or restarted with no memory of it, and QUIC would only
+        // notice after its idle timeout. The next request makes a new one.
+        let mut unanswered = Unanswered { transport: self, target, connection: conn.stable_id(), armed: true };
+        let answer = match tokio::time::timeout(CALL_TIMEOUT, exchange(&conn, req)).await {
             Ok(Ok(PeerResponse::Unauthenticated)) => {
                 Err(TransportError::Unreachable(id, "refused our certificate".into()))
             }
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => {
-                if let Some(t) = target {
-                    self.connections.lock().expect("connections").remove(&t);
-                }
-                Err(TransportError::Broken(id, e))
+            Ok(Ok(r)) => {
+                unanswered.armed = false;
+                Ok(r)
             }
+            Ok(Err(e)) => Err(TransportError::Broken(id, e)),
             Err(_) => Err(TransportError::Broken(id, "no answer in time".into())),
+        };
+        answer
+    }
+
+    fn forget(&self, target: NodeId, connection: usize) {
+        let mut connections = self.connections.lock().expect("connections");
+        if connections.get(&target).is_some_and(|c| c.stable_id() == connection) {
+            connections.remove(&target);
         }
     }
 
     /// Closes every connection and the endpoint.
     pub fn close(&self) {
         self.endpoint.close(0u32.into(), b"shutting down");
+    }
+}
+
+/// Forgets a cached connection when dropped armed: see [`QuicTransport::request`].
+struct Unanswered<'a> {
+    transport: &'a QuicTransport,
+    target: Option<NodeId>,
+    connection: usize,
+    armed: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let (true, Some(t)) = (self.armed, self.target) {
+            self.transport.forget(t, self.connection);
+        }
     }
 }
 

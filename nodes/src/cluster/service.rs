@@ -234,6 +234,12 @@ impl ClusterService {
         }
     }
 
+    /// Resolves once this node knows of a leader other than `id`.
+    async fn leader_other_than(&self, id: NodeId) {
+        let mut metrics = self.catalog.raft.metrics();
+        let _ = metrics.wait_for(|m| m.current_leader.is_some_and(|l| l != id)).await;
+    }
+
     /// The leader as this node sees it, with its address.
     fn known_leader(&self) -> Option<(NodeId, String)> {
         let st = self.catalog.status();
@@ -272,7 +278,21 @@ impl ClusterService {
                 }
                 continue;
             }
-            match self.transport.request(id, &addr, &PeerRequest::Forward(op.clone())).await {
+            let forward = PeerRequest::Forward(op.clone());
+            let request = self.transport.request(id, &addr, &forward);
+            // A leader that died takes its time to be noticed by the transport; an election
+            // is quicker. Whichever comes first: the answer, or a new leader to ask.
+            let answer = match id {
+                Some(asked) => tokio::select! {
+                    r = request => r,
+                    () = self.leader_other_than(asked) => {
+                        tracing::debug!(attempt, asked, "a new leader was elected while waiting; asking it");
+                        continue;
+                    }
+                },
+                None => request.await,
+            };
+            match answer {
                 Ok(PeerResponse::Forwarded(Ok(o))) => return Ok(o),
                 Ok(PeerResponse::Forwarded(Err(RemoteFailure::NotLeader(Some((l, a)))))) => target = Some((Some(l), a)),
                 Ok(PeerResponse::Forwarded(Err(RemoteFailure::Rejected(r)))) => {
