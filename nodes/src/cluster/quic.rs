@@ -93,9 +93,10 @@ pub enum PeerResponse {
 /// What the server side does with requests.
 pub trait PeerHandler: Send + Sync + 'static {
     fn raft(&self, rpc: RaftRpc) -> impl Future<Output = RaftReply> + Send;
-    fn forward(&self, op: Forwarded) -> impl Future<Output = Result<Outcome, RemoteFailure>> + Send;
+    /// A write or membership change from node `from` (as its certificate names it).
+    fn forward(&self, from: NodeId, op: Forwarded) -> impl Future<Output = Result<Outcome, RemoteFailure>> + Send;
     fn join(&self, req: JoinRequest) -> impl Future<Output = Result<JoinGrant, RemoteFailure>> + Send;
-    fn read_index(&self) -> impl Future<Output = Result<u64, RemoteFailure>> + Send;
+    fn read_index(&self, from: NodeId) -> impl Future<Output = Result<u64, RemoteFailure>> + Send;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +105,13 @@ pub enum QuicError {
     Tls(String),
     #[error("cannot bind the cluster address {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+}
+
+/// The node id a certificate names (`node-ID.tessera`).
+fn node_id_of(cert: &CertificateDer<'_>) -> Option<NodeId> {
+    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
+    let id = cert.valid_dns_names().find_map(|n| n.strip_prefix("node-")?.strip_suffix(".tessera")?.parse().ok());
+    id
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -288,18 +296,26 @@ impl QuicTransport {
                 let handler = handler.clone();
                 tokio::spawn(async move {
                     let Ok(conn) = incoming.await else { return };
-                    // rustls has checked any certificate presented against the cluster CA.
-                    let member = conn.peer_identity().is_some();
+                    // rustls has checked any certificate presented against the cluster CA;
+                    // it names the node.
+                    let member = conn.peer_identity().and_then(|i| {
+                        let certs = i.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+                        certs.first().and_then(node_id_of)
+                    });
                     while let Ok((mut send, mut recv)) = conn.accept_bi().await {
                         let handler = handler.clone();
                         tokio::spawn(async move {
                             let Ok(req) = read_message::<PeerRequest>(&mut recv).await else { return };
                             let resp = match req {
                                 PeerRequest::Join(j) => PeerResponse::Joined(handler.join(j).await),
-                                _ if !member => PeerResponse::Unauthenticated,
+                                _ if member.is_none() => PeerResponse::Unauthenticated,
                                 PeerRequest::Raft(rpc) => PeerResponse::Raft(handler.raft(rpc).await),
-                                PeerRequest::Forward(op) => PeerResponse::Forwarded(handler.forward(op).await),
-                                PeerRequest::ReadIndex => PeerResponse::ReadIndex(handler.read_index().await),
+                                PeerRequest::Forward(op) => {
+                                    PeerResponse::Forwarded(handler.forward(member.unwrap_or_default(), op).await)
+                                }
+                                PeerRequest::ReadIndex => {
+                                    PeerResponse::ReadIndex(handler.read_index(member.unwrap_or_default()).await)
+                                }
                             };
                             let _ = write_message(&mut send, &resp).await;
                             let _ = send.stopped().await;

@@ -35,6 +35,8 @@ pub enum ClusterError {
     JoinRefused(String),
     #[error("{0}")]
     Remote(String),
+    #[error("refused by the cluster: {0}")]
+    Refused(String),
 }
 
 /// How long a forwarded operation keeps trying (through elections and membership changes)
@@ -92,7 +94,8 @@ impl PeerHandler for Handler {
         dispatch(&self.service.catalog.raft, rpc).await
     }
 
-    async fn forward(&self, op: Forwarded) -> Result<Outcome, RemoteFailure> {
+    async fn forward(&self, from: NodeId, op: Forwarded) -> Result<Outcome, RemoteFailure> {
+        self.service.refuse_strangers(from)?;
         self.service.apply_here(op).await.map_err(failure)
     }
 
@@ -100,7 +103,8 @@ impl PeerHandler for Handler {
         self.service.admit(req).await
     }
 
-    async fn read_index(&self) -> Result<u64, RemoteFailure> {
+    async fn read_index(&self, from: NodeId) -> Result<u64, RemoteFailure> {
+        self.service.refuse_strangers(from)?;
         self.service.catalog.read_index().await.map_err(failure)
     }
 }
@@ -234,6 +238,20 @@ impl ClusterService {
         }
     }
 
+    /// A node removed from the cluster keeps a valid certificate: the catalog's list of
+    /// nodes says who may still write and read through this one.
+    /// Checked by the leader only (a follower just redirects, and may not have heard of a
+    /// node admitted a moment ago).
+    fn refuse_strangers(&self, from: NodeId) -> Result<(), RemoteFailure> {
+        let leading = self.catalog.status().leader == Some(self.identity.id);
+        if !leading || self.catalog.read_local(|c| c.nodes.contains_key(&from)).value {
+            return Ok(());
+        }
+        metrics::counter!("tessera_cluster_refused_requests_total").increment(1);
+        tracing::warn!(from, "request from a node that is not in the catalog refused");
+        Err(RemoteFailure::Refused(format!("node {from} is not a member of this cluster")))
+    }
+
     /// Resolves once this node knows of a leader other than `id`.
     async fn leader_other_than(&self, id: NodeId) {
         let mut metrics = self.catalog.raft.metrics();
@@ -295,6 +313,7 @@ impl ClusterService {
             match answer {
                 Ok(PeerResponse::Forwarded(Ok(o))) => return Ok(o),
                 Ok(PeerResponse::Forwarded(Err(RemoteFailure::NotLeader(Some((l, a)))))) => target = Some((Some(l), a)),
+                Ok(PeerResponse::Forwarded(Err(RemoteFailure::Refused(why)))) => return Err(ClusterError::Refused(why)),
                 Ok(PeerResponse::Forwarded(Err(RemoteFailure::Rejected(r)))) => {
                     return Err(CatalogError::Rejected(r).into())
                 }
@@ -349,6 +368,7 @@ impl ClusterService {
             };
             match self.transport.request(Some(leader.0), &leader.1, &PeerRequest::ReadIndex).await {
                 Ok(PeerResponse::ReadIndex(Ok(index))) => return Ok(self.catalog.read_at(index, WITHIN, &f).await?),
+                Ok(PeerResponse::ReadIndex(Err(RemoteFailure::Refused(why)))) => return Err(ClusterError::Refused(why)),
                 Ok(PeerResponse::ReadIndex(Err(f))) => tracing::debug!(attempt, failure = ?f, "read index refused"),
                 Ok(_) => return Err(ClusterError::Remote("unexpected answer".into())),
                 Err(e) => tracing::debug!(attempt, error = %e, "read index request failed"),

@@ -338,6 +338,13 @@ async fn a_learner_replicates_without_voting_and_strangers_are_refused() {
     let names = stream_names(&edge, &admin, false).await.unwrap();
     assert!(names.contains("from-the-edge"));
 
+    // Removed, the edge keeps its certificate but no longer writes through the cluster.
+    let edge_id = edge.api(&admin).get("/api/v1/cluster").await.unwrap()["id"].as_u64().unwrap();
+    cli(&["remove", &edge_id.to_string()], &nodes[0], &admin);
+    let e = create_stream(&edge, &admin, "after-removal").await.unwrap_err();
+    assert!(e.to_string().contains("not a member"), "{e}");
+    assert!(!stream_names(&nodes[0], &admin, false).await.unwrap().contains("after-removal"));
+
     // A wrong token, or one for another cluster, is refused; the node exits with a reason.
     let mut stranger = Proc::new("cluster-stranger");
     let bad = format!("{}.{}", "0".repeat(64), join.split('.').nth(1).unwrap());
@@ -346,7 +353,7 @@ async fn a_learner_replicates_without_voting_and_strangers_are_refused() {
     assert!(!status.success());
     assert!(stranger.log().contains("unknown join token"), "{}", stranger.log());
     let (_, voters, learners) = membership(&nodes[0], &admin).await.unwrap();
-    assert_eq!((voters.len(), learners.len()), (1, 1));
+    assert_eq!((voters.len(), learners.len()), (1, 0));
 
     // The admin API wants a token it knows.
     let e = nodes[0].api("not-a-token").get("/api/v1/cluster").await.unwrap_err();
