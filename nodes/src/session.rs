@@ -82,7 +82,7 @@ impl PublisherSession {
                 return None;
             }
         };
-        let ladder = settings.stream_ladders.get(&ticket.stream).unwrap_or(&settings.ladder).clone();
+        let ladder = stream_ladder(settings, &ticket.stream);
         if ladder.transcodes() {
             ticket.expect_ladder();
         }
@@ -161,6 +161,20 @@ impl PublisherSession {
         }
         tracing::info!(%reason, "publisher session over");
     }
+}
+
+/// The stream's ladder: the catalog's, else the node's per-stream setting, else its default.
+/// The catalog's was checked when it was written; one that no longer parses (written by a
+/// newer version) is logged and ignored.
+fn stream_ladder(settings: &IngestSettings, stream: &str) -> LadderSpec {
+    let cataloged = settings.cluster.catalog.read_local(|c| c.streams.get(stream).and_then(|s| s.ladder.clone())).value;
+    if let Some(spec) = cataloged {
+        match spec.parse::<LadderSpec>() {
+            Ok(l) => return l,
+            Err(e) => tracing::warn!(ladder = %spec, error = %e, "the catalog's ladder for this stream is invalid; using the node's"),
+        }
+    }
+    settings.stream_ladders.get(stream).unwrap_or(&settings.ladder).clone()
 }
 
 /// Makes this node the origin of `stream` in the catalog (registering the stream if it is
