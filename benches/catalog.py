@@ -229,7 +229,7 @@ def pct(xs, q):
 
 
 def main():
-    result = {"seconds": SECONDS, "trials": TRIALS,
+    result = {"seconds": SECONDS, "trials": TRIALS, "run": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "etcd_version": subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]}
     for make in (Tessera, Etcd):
         store = make()

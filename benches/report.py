@@ -95,7 +95,7 @@ mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 p = print
 p("# Benchmarks")
 p()
-p("Produced by `benches/run.sh`; every figure on this page comes from one run, with the peers")
+p("Produced by `benches/run.sh`; the figures of each section come from one run, with the peers")
 p("measured in the same invocation on the same machine. Loopback only. These machines are")
 p("shared and noisy: read the ratios, not the absolute values.")
 p()
@@ -286,11 +286,54 @@ if lad:
 else:
     p("The ladder benchmark did not run; see target/bench/logs.")
 p()
+p("## 5. Catalog")
+p()
+cat = load("catalog.json")
+if cat:
+    tw, ew = cat["tessera_writes"], cat["etcd_writes"]
+    p(f"Run: {cat.get('run', 'with the rest of this page')}. A 3-node Tessera cluster formed with `tessera cluster init`")
+    p(f"and `tessera node --join` (QUIC with mutual TLS between nodes, redb log fsynced before")
+    p(f"acknowledging), beside a 3-member {cat['etcd_version']} cluster (Debian's etcd-server), on the same")
+    p("machine, each with its default timeouts. The same load for both: concurrent clients spread")
+    p("over the three members, each writing a new ~100-byte record after the last was acknowledged")
+    p("(Tessera: `PUT /api/v1/streams/NAME` on the admin API; etcd: `POST /v3/kv/put` on its")
+    p(f"HTTP/JSON gateway), for {cat['seconds']} s. Both answer once the write is committed by a quorum and")
+    p("applied. Followers forward to the leader in both.")
+    p()
+    p("| clients | Tessera writes/s | etcd writes/s | Tessera / etcd | Tessera p50 | etcd p50 | Tessera p99 | etcd p99 | p99 Tessera / etcd | errors (T/e) |")
+    p("|---|---|---|---|---|---|---|---|---|---|")
+    for t, e in zip(tw, ew):
+        p(f"| {t['clients']} | {t['writes_per_s']:.0f} | {e['writes_per_s']:.0f} | **{ratio(t['writes_per_s'], e['writes_per_s'])}** | "
+          f"{fmt(t['p50_ms'], 1)} ms | {fmt(e['p50_ms'], 1)} ms | {fmt(t['p99_ms'], 1)} ms | {fmt(e['p99_ms'], 1)} ms | "
+          f"**{ratio(t['p99_ms'], e['p99_ms'])}** | {t['errors']}/{e['errors']} |")
+    p()
+    tr, er = cat["tessera_recovery"], cat["etcd_recovery"]
+    p(f"Leader loss: the leader is killed with SIGKILL, clients write through the two survivors")
+    p(f"until a write commits; the time from the kill to that write, over {cat['trials']} trials (the killed")
+    p("member restarts from its folder between trials).")
+    p()
+    p("| store | election timeout | p50 | p99 | max |")
+    p("|---|---|---|---|---|")
+    p(f"| Tessera | 200-400 ms, heartbeat 50 ms | {tr['p50']:.0f} ms | {tr['p99']:.0f} ms | {tr['max']:.0f} ms |")
+    p(f"| etcd | 1000 ms, heartbeat 100 ms | {er['p50']:.0f} ms | {er['p99']:.0f} ms | {er['max']:.0f} ms |")
+    p()
+    worst = max(t["p99_ms"] / e["p99_ms"] for t, e in zip(tw, ew))
+    least = min(t["writes_per_s"] / e["writes_per_s"] for t, e in zip(tw, ew))
+    p("Goals: at least etcd's throughput at no worse p99 — " + (
+        "met at every load." if least >= 1 and worst <= 1 else
+        f"throughput {least:.2f}x etcd's at worst, p99 {worst:.2f}x etcd's at worst."))
+    p("Leader-loss recovery p99 under 1 s — " + ("met." if tr["p99"] < 1000 else f"missed ({tr['p99']:.0f} ms)."))
+    p("A follower stands for election after its lease on the last leader (the election timeout's")
+    p("upper bound) plus a random 200-400 ms; `--raft-election-ms` moves both.")
+else:
+    p("The catalog benchmark did not run; see target/bench/logs.")
+p()
 p("## Commands")
 p()
 p("```")
 p("benches/run.sh                 # this page")
 p("benches/ladder.py OUT TESSERA LADDER_BENCH   # section 4 alone")
+p("BENCH_ONLY=catalog benches/run.sh   # section 5 alone, the rest of the page from the last run")
 p("interop/clock-feed.sh ...      # the clocked test feed (ffmpeg lavfi + x264 zerolatency)")
 p("interop/player.mjs --url URL   # hls.js in Chromium, glass-to-glass from the barcode")
 p("```")

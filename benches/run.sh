@@ -4,9 +4,11 @@
 #
 #   benches/run.sh            # everything (about 17 minutes)
 #   BENCH_QUICK=1 benches/run.sh   # shorter windows, for a smoke run
+#   BENCH_ONLY=catalog benches/run.sh   # the catalog beside etcd alone; the rest of the
+#                                       # page keeps the last full run's figures
 #
 # Peers: nginx with libnginx-mod-rtmp (RTMP in, HLS out), ffmpeg's own HLS muxer (fMP4),
-# nginx serving files, one ffmpeg command making the same transcoding ladder. Players: hls.js in Debian's Chromium (interop/player.mjs).
+# nginx serving files, one ffmpeg command making the same transcoding ladder, etcd 3.4. Players: hls.js in Debian's Chromium (interop/player.mjs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TESSERA_INTEROP=1
@@ -15,6 +17,7 @@ need=()
 command -v nginx >/dev/null || need+=(nginx)
 [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || need+=(libnginx-mod-rtmp)
 command -v wrk >/dev/null || need+=(wrk)
+command -v etcd >/dev/null || need+=(etcd-server)
 if ((${#need[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
@@ -23,9 +26,21 @@ cargo build --release --locked -p tessera-node -p tessera-bench
 ulimit -n 65536 2>/dev/null || true
 
 OUT=$PWD/target/bench
-rm -rf "$OUT" && mkdir -p "$OUT"
 BIN=$PWD/target/release
 QUICK=${BENCH_QUICK:-0}
+catalog() {
+    echo "bench: catalog beside etcd" >&2
+    mkdir -p "$OUT/logs"
+    python3 benches/catalog.py "$OUT" "$BIN/tessera" "$BIN/catalog_load" \
+        "$([ "$QUICK" = 1 ] && echo 8 || echo 20)" "$([ "$QUICK" = 1 ] && echo 4 || echo 20)" \
+        2> >(tee -a "$OUT/logs/catalog.log" >&2) || echo "bench: catalog benchmark failed" >&2
+}
+if [ "${BENCH_ONLY:-}" = catalog ]; then
+    catalog
+    python3 benches/report.py "$OUT" >docs/benchmarks.md
+    exit 0
+fi
+rm -rf "$OUT" && mkdir -p "$OUT"
 SECS=$([ "$QUICK" = 1 ] && echo 15 || echo 40)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; nginx -p "$OUT" -c nginx.conf -s stop 2>/dev/null || true; }
@@ -202,6 +217,9 @@ log "ladder"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 python3 benches/ladder.py "$OUT" "$BIN/tessera" "$BIN/ladder_bench" "$([ "$QUICK" = 1 ] && echo 8 || echo 20)" \
     2> >(tee -a "$OUT/logs/ladder.log" >&2) || log "ladder benchmark failed"
+
+# --- 6. The catalog beside etcd ---------------------------------------------------------
+catalog
 
 # --- Report -----------------------------------------------------------------------------
 python3 benches/report.py "$OUT" >docs/benchmarks.md
