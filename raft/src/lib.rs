@@ -9,7 +9,7 @@
 //! - Origin leases carry epochs that only grow: a node holding an older epoch is fenced off
 //!   ([`catalog::Catalog::may_publish`]).
 //! - [`store`] keeps the log, vote, commit index and snapshots in redb, each write made
-//!   durable before it is acknowledged; the catalog itself is in memory, rebuilt on start
+//!   durable before it is acknowledged (log writes by one thread, many per fsync); the catalog itself is in memory, rebuilt on start
 //!   from the last snapshot and the committed log.
 //! - [`network`] puts every node-to-node message behind a [`network::Transport`]: QUIC in a
 //!   node, [`memory::MemoryNetwork`] (with partitions, delay and loss) in tests.
@@ -18,6 +18,7 @@
 //!   far they have got, membership changes through joint consensus.
 
 pub mod catalog;
+mod log_writer;
 pub mod memory;
 pub mod network;
 pub mod node;

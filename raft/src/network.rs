@@ -111,7 +111,10 @@ impl<T: Transport> RaftNetwork<TypeConfig> for Connection<T> {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        match self.call(RaftRpc::Append(rpc)).await.map_err(transport_error)? {
+        let (entries, started) = (rpc.entries.len(), std::time::Instant::now());
+        let reply = self.call(RaftRpc::Append(rpc)).await.map_err(transport_error)?;
+        tracing::trace!(target = self.target, entries, elapsed_us = started.elapsed().as_micros() as u64, "append_entries");
+        match reply {
             RaftReply::Append(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             _ => Err(transport_error(TransportError::WrongReply(self.target))),
         }

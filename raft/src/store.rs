@@ -1,19 +1,21 @@
 //! Durable Raft storage on redb: the log, the vote and the commit index
 //! ([`LogStore`]), and the catalog state machine with its snapshots ([`StateMachineStore`]).
 //!
-//! Every write is a redb transaction committed with immediate durability (fsync) before
-//! openraft is told it happened, so an acknowledged write survives a crash. The state
+//! Every write of the log, the vote and snapshots is a redb transaction committed with
+//! immediate durability (fsync) before openraft is told it happened, so an acknowledged
+//! write survives a crash; the commit index rides along with the next such commit. The state
 //! machine itself lives in memory: on start it is restored from the last snapshot, and
 //! openraft re-applies the committed entries after it (the commit index is saved too).
 
 // The error type is openraft's, large by its design.
 #![allow(clippy::result_large_err)]
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{mpsc, Arc, RwLock};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
@@ -23,11 +25,14 @@ use openraft::{
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use tokio::sync::oneshot;
+
 use crate::catalog::{Catalog, NodeId, Outcome};
+use crate::log_writer::{self, LogWrite, PendingLog};
 use crate::TypeConfig;
 
-const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -51,7 +56,9 @@ pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StorageError<No
     tx.open_table(LOG).map_err(write_err)?;
     tx.open_table(META).map_err(write_err)?;
     tx.commit().map_err(write_err)?;
-    let log = LogStore { db: db.clone() };
+    let pending = PendingLog::default();
+    let writer = log_writer::spawn(db.clone(), pending.clone()).map_err(write_err)?;
+    let log = LogStore { db: db.clone(), pending, writer };
     let sm = StateMachineStore::open(db)?;
     Ok((log, sm))
 }
@@ -75,10 +82,30 @@ fn put_meta<T: Serialize>(db: &Database, key: &str, value: &T) -> StoreResult<()
     tx.commit().map_err(write_err)
 }
 
-/// The Raft log, vote and commit index.
+/// The Raft log, vote and commit index. Reads go to redb and to the entries still on
+/// their way to it; writes go through the [`log_writer`] thread.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    pending: PendingLog,
+    writer: mpsc::Sender<LogWrite>,
+}
+
+impl LogStore {
+    fn send(&self, w: LogWrite) -> StoreResult<()> {
+        self.writer.send(w).map_err(|_| write_err(std::io::Error::other("the catalog log writer has stopped")))
+    }
+
+    /// Queues a write and waits until it (and everything queued before it) is durable.
+    async fn write_and_wait(&self, w: impl FnOnce(oneshot::Sender<Result<(), String>>) -> LogWrite) -> StoreResult<()> {
+        let (done, wait) = oneshot::channel();
+        self.send(w(done))?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(write_err(std::io::Error::other(e))),
+            Err(_) => Err(write_err(std::io::Error::other("the catalog log writer has stopped"))),
+        }
+    }
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -86,22 +113,25 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> StoreResult<Vec<Entry<TypeConfig>>> {
-        let tx = self.db.begin_read().map_err(read_err)?;
-        let table = tx.open_table(LOG).map_err(read_err)?;
         let start = match range.start_bound() {
             Bound::Included(i) => *i,
             Bound::Excluded(i) => i + 1,
             Bound::Unbounded => 0,
         };
-        let mut out = Vec::new();
+        // Pending first: an entry leaves it only once it is on disk, so none falls between.
+        let pending = self.pending.range(start, |i| range.contains(&i));
+        let tx = self.db.begin_read().map_err(read_err)?;
+        let table = tx.open_table(LOG).map_err(read_err)?;
+        let mut out = BTreeMap::new();
         for item in table.range(start..).map_err(read_err)? {
             let (k, v) = item.map_err(read_err)?;
             if !range.contains(&k.value()) {
                 break;
             }
-            out.push(serde_json::from_slice(v.value()).map_err(read_err)?);
+            out.insert(k.value(), serde_json::from_slice(v.value()).map_err(read_err)?);
         }
-        Ok(out)
+        out.extend(pending.into_iter().map(|e| (e.log_id.index, e)));
+        Ok(out.into_values().collect())
     }
 }
 
@@ -110,6 +140,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> StoreResult<LogState<TypeConfig>> {
         let last_purged: Option<LogId<NodeId>> = get_meta(&self.db, "purged")?;
+        if let Some(last) = self.pending.last() {
+            return Ok(LogState { last_purged_log_id: last_purged, last_log_id: Some(last) });
+        }
         let tx = self.db.begin_read().map_err(read_err)?;
         let table = tx.open_table(LOG).map_err(read_err)?;
         let last = match table.last().map_err(read_err)? {
@@ -127,15 +160,19 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StoreResult<()> {
-        put_meta(&self.db, "vote", vote)
+        let value = serde_json::to_vec(vote).map_err(write_err)?;
+        self.write_and_wait(|done| LogWrite::Meta { key: "vote", value, done: Some(done) }).await
     }
 
     async fn read_vote(&mut self) -> StoreResult<Option<Vote<NodeId>>> {
         get_meta(&self.db, "vote")
     }
 
+    /// Not waited for: it reaches the disk with the next commit of the log writer. The commit index only spares a restarted node from waiting
+    /// for the leader before it re-applies; an older one on disk is safe.
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StoreResult<()> {
-        put_meta(&self.db, "committed", &committed)
+        let value = serde_json::to_vec(&committed).map_err(write_err)?;
+        self.send(LogWrite::Meta { key: "committed", value, done: None })
     }
 
     async fn read_committed(&mut self) -> StoreResult<Option<LogId<NodeId>>> {
@@ -147,39 +184,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let tx = self.db.begin_write().map_err(write_err)?;
-        {
-            let mut table = tx.open_table(LOG).map_err(write_err)?;
-            for e in entries {
-                let bytes = serde_json::to_vec(&e).map_err(write_err)?;
-                table.insert(e.log_id.index, bytes.as_slice()).map_err(write_err)?;
-            }
+        // Readable at once; acknowledged (the callback) once durable.
+        let mut serialized = Vec::new();
+        for e in entries {
+            serialized.push((e.log_id, serde_json::to_vec(&e).map_err(write_err)?));
+            self.pending.insert(e);
         }
-        // Durable before it is acknowledged.
-        tx.commit().map_err(write_err)?;
-        callback.log_io_completed(Ok(()));
-        Ok(())
+        self.send(LogWrite::Append { entries: serialized, flushed: callback })
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
-        let tx = self.db.begin_write().map_err(write_err)?;
-        {
-            let mut table = tx.open_table(LOG).map_err(write_err)?;
-            table.retain_in(log_id.index.., |_, _| false).map_err(write_err)?;
-        }
-        tx.commit().map_err(write_err)
+        self.pending.truncate(log_id.index);
+        self.write_and_wait(|done| LogWrite::Truncate { from: log_id.index, done }).await
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
-        let bytes = serde_json::to_vec(&log_id).map_err(write_err)?;
-        let tx = self.db.begin_write().map_err(write_err)?;
-        {
-            let mut meta = tx.open_table(META).map_err(write_err)?;
-            meta.insert("purged", bytes.as_slice()).map_err(write_err)?;
-            let mut table = tx.open_table(LOG).map_err(write_err)?;
-            table.retain_in(..=log_id.index, |_, _| false).map_err(write_err)?;
-        }
-        tx.commit().map_err(write_err)
+        let record = serde_json::to_vec(&log_id).map_err(write_err)?;
+        self.write_and_wait(|done| LogWrite::Purge { upto: log_id.index, record, done }).await
     }
 }
 
