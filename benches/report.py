@@ -99,7 +99,8 @@ p("Produced by `benches/run.sh`; the figures of each section come from one run, 
 p("measured in the same invocation on the same machine. Loopback only. These machines are")
 p("shared and noisy: read the ratios, not the absolute values.")
 p()
-p(f"- Run: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+started = os.path.join(OUT, "run-started")
+p(f"- Run: {open(started).read().strip() if os.path.exists(started) else datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
 p(f"- Machine: {os.cpu_count()} cores ({cpu_model}), {mem_gb:.0f} GiB, {platform.system()} {platform.release()}")
 p(f"- Tessera: release build, {first_line(cmd('rustc', '--version'))}")
 p(f"- Peers: {first_line(cmd('ffmpeg', '-version'))}; {cmd('nginx', '-v') or first_line(subprocess.run(['nginx', '-v'], capture_output=True, text=True).stderr)} with libnginx-mod-rtmp")
@@ -293,7 +294,7 @@ if cat:
     tw, ew = cat["tessera_writes"], cat["etcd_writes"]
     p(f"Run: {cat.get('run', 'with the rest of this page')}. A 3-node Tessera cluster formed with `tessera cluster init`")
     p(f"and `tessera node --join` (QUIC with mutual TLS between nodes, redb log fsynced before")
-    p(f"acknowledging), beside a 3-member {cat['etcd_version']} cluster (Debian's etcd-server), on the same")
+    p(f"acknowledging), beside a 3-member etcd {cat['etcd_version'].split()[-1]} cluster (Debian's etcd-server), on the same")
     p("machine, each with its default timeouts. The same load for both: concurrent clients spread")
     p("over the three members, each writing a new ~100-byte record after the last was acknowledged")
     p("(Tessera: `PUT /api/v1/streams/NAME` on the admin API; etcd: `POST /v3/kv/put` on its")

@@ -41,6 +41,7 @@ if [ "${BENCH_ONLY:-}" = catalog ]; then
     exit 0
 fi
 rm -rf "$OUT" && mkdir -p "$OUT"
+date -u '+%Y-%m-%d %H:%M UTC' >"$OUT/run-started"
 SECS=$([ "$QUICK" = 1 ] && echo 15 || echo 40)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; nginx -p "$OUT" -c nginx.conf -s stop 2>/dev/null || true; }
