@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tessera_ingest::media::TrackInfo;
 
 /// How a publisher session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SessionEnd {
     /// The publisher disconnected or finished.
     Closed,
@@ -44,7 +44,7 @@ pub enum Published {
 }
 
 /// A rendition a session will publish.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedRendition {
     pub name: String,
     /// Configured average and peak bitrates (bit/s) of a transcoded rendition; measured for
@@ -54,7 +54,7 @@ pub struct PlannedRendition {
 }
 
 /// The state of a session's transcoding, for operators.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TranscoderStatus {
     /// Process id of the running codec worker.
     pub worker_pid: Option<u32>,

@@ -6,14 +6,14 @@ use bytes::Bytes;
 pub const TIMESCALE_90K: u32 = 90_000;
 
 /// Whether a track carries pictures or sound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum TrackKind {
     Video,
     Audio,
 }
 
 /// H.264 decoder configuration, taken from the stream's SPS and PPS.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AvcConfig {
     pub sps: Bytes,
     pub pps: Vec<Bytes>,
@@ -30,7 +30,7 @@ pub struct AvcConfig {
 }
 
 /// HEVC decoder configuration, taken from the stream's VPS, SPS and PPS.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HevcConfig {
     pub vps: Bytes,
     pub sps: Bytes,
@@ -50,7 +50,7 @@ pub struct HevcConfig {
 }
 
 /// AAC configuration: the AudioSpecificConfig and what it says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AacConfig {
     /// MPEG-4 Audio Object Type (2 = AAC-LC).
     pub object_type: u8,
@@ -61,7 +61,7 @@ pub struct AacConfig {
 }
 
 /// Codec and decoder configuration of one track.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CodecConfig {
     H264(AvcConfig),
     Hevc(HevcConfig),
@@ -120,7 +120,7 @@ impl CodecConfig {
 
 /// A track announced by a demuxer, before its first frame and again whenever its
 /// configuration changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TrackInfo {
     /// Stable identifier within one ingest session (the MPEG-TS PID for TS sources).
     pub id: u16,

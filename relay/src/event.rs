@@ -1,0 +1,82 @@
+//! What crosses from an origin to another node.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tessera_actors::{PlannedRendition, Published, SessionEnd, TranscoderStatus};
+use tessera_ingest::media::TrackInfo;
+
+/// One event of a live stream, as its origin published it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FeedEvent {
+    /// What follows starts afresh: the receiver forgets its position (its playlists
+    /// continue with a discontinuity). Items before `kept_from` are the state as of then
+    /// (session, ladder, inits); from `kept_from` on, the journal as recorded.
+    Reset { kept_from: u64 },
+    /// A publisher session starts; the origin adds `base` to its segment numbers.
+    Session { session: u64, base: u64, expects_ladder: bool },
+    /// The session's ladder.
+    Plan(Vec<PlannedRendition>),
+    /// The session's transcoding state.
+    Transcoder(TranscoderStatus),
+    Init { rendition: String, tracks: Vec<TrackInfo>, data: Bytes },
+    Part {
+        rendition: String,
+        /// Session-relative segment number.
+        segment: u64,
+        /// The first part of its segment in this rendition.
+        starts_segment: bool,
+        data: Bytes,
+        /// Seconds.
+        duration: f64,
+        independent: bool,
+        program_time_ms: i64,
+        /// Seconds.
+        part_target: f64,
+    },
+    SegmentEnd { rendition: String, segment: u64 },
+    Gap { rendition: String, segment: u64, duration: f64 },
+    /// The session is over.
+    End(SessionEnd),
+}
+
+impl FeedEvent {
+    /// The event for what a pipeline published; `starts_segment` as the journal knows it.
+    pub fn published(rendition: &str, event: Published, starts_segment: bool) -> FeedEvent {
+        let rendition = rendition.to_string();
+        match event {
+            Published::Init { tracks, data } => FeedEvent::Init { rendition, tracks, data },
+            Published::Part { segment, data, duration, independent, program_time_ms, part_target, .. } => {
+                FeedEvent::Part {
+                    rendition,
+                    segment,
+                    starts_segment,
+                    data,
+                    duration,
+                    independent,
+                    program_time_ms,
+                    part_target,
+                }
+            }
+            Published::SegmentEnd { segment } => FeedEvent::SegmentEnd { rendition, segment },
+            Published::Gap { segment, duration } => FeedEvent::Gap { rendition, segment, duration },
+        }
+    }
+
+    /// The media segment this event belongs to, with its rendition.
+    pub fn segment(&self) -> Option<(&str, u64)> {
+        match self {
+            FeedEvent::Part { rendition, segment, .. }
+            | FeedEvent::SegmentEnd { rendition, segment }
+            | FeedEvent::Gap { rendition, segment, .. } => Some((rendition, *segment)),
+            _ => None,
+        }
+    }
+}
+
+/// An event with its place in the origin's journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedItem {
+    /// Consecutive from 1 within one journal (one stream on one origin process).
+    pub seq: u64,
+    pub event: FeedEvent,
+}
