@@ -67,12 +67,12 @@ impl Mirror {
                     return MirrorStep::Skip;
                 }
             }
-            FeedEvent::SegmentEnd { rendition, .. } => {
-                if self.joining.get(rendition.as_str()).copied().unwrap_or(self.after_reset.is_some()) {
-                    // The end of the segment joined half way: the next one is whole.
-                    self.joining.insert(rendition.clone(), false);
-                    return MirrorStep::Skip;
-                }
+            FeedEvent::SegmentEnd { rendition, .. }
+                if self.joining.get(rendition.as_str()).copied().unwrap_or(self.after_reset.is_some()) =>
+            {
+                // The end of the segment joined half way: the next one is whole.
+                self.joining.insert(rendition.clone(), false);
+                return MirrorStep::Skip;
             }
             _ => {}
         }
