@@ -31,6 +31,8 @@ pub struct HttpState {
     pub node_id: String,
     /// The node's catalog member (admin API).
     pub cluster: crate::cluster::ClusterService,
+    /// Streams whose origin is another node, followed while they have viewers here.
+    pub followers: Arc<crate::relay::Followers>,
     /// SHA-256 of admin tokens from the configuration (the catalog has its own).
     pub admin_tokens: Vec<String>,
 }
@@ -81,6 +83,7 @@ fn record_release(waited_for: Option<Instant>, what: &'static str) {
 
 async fn multivariant(State(state): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {
     metrics::counter!("tessera_playlist_requests_total", "kind" => "multivariant", "blocking" => "no").increment(1);
+    state.followers.ensure(&name).await;
     match state.store.multivariant(&name, block_timeout(&state, &name)).await {
         Ok(body) => ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response(),
         Err(e) => error(e),
@@ -98,6 +101,7 @@ async fn rendition_file(
     {
         return error(StoreError::NotFound);
     }
+    state.followers.ensure(&name).await;
     let rendition = rendition.as_str();
     if file == "index.m3u8" {
         return media_playlist(&state, &name, rendition, &q).await;

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod publish;
+pub mod relay;
 pub mod rtmp_ingest;
 pub mod server;
 pub mod session;
@@ -160,6 +161,7 @@ impl Node {
             metrics,
             node_id: http_addr.to_string(),
             cluster: member.clone(),
+            followers: relay::Followers::new(store.clone(), member.clone()),
             admin_tokens: config.admin_tokens.iter().map(|t| cluster::identity::secret_hash(t)).collect(),
         });
         let app = http::router(state);

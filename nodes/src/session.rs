@@ -12,6 +12,7 @@ use tessera_packager::SegmenterConfig;
 use tessera_transcode::LadderSpec;
 use tokio::sync::watch;
 
+use crate::relay::RelaySink;
 use crate::store::{PublishClaim, SegmentStore};
 
 /// What every publisher session is started with.
@@ -96,7 +97,7 @@ impl PublisherSession {
             max_frame_bytes: settings.max_frame_bytes,
             ladder,
             transcode: Some(settings.transcode.clone()),
-            sink: store.clone(),
+            sink: Arc::new(RelaySink { store: store.clone(), feeds: settings.cluster.feeds.clone() }),
         })
         .await
         .map_err(|e| tracing::error!(error = %e, "could not start the pipeline"))

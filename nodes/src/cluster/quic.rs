@@ -21,8 +21,10 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use tessera_raft::network::{RaftReply, RaftRpc, Transport, TransportError};
 use tessera_raft::{Command, NodeId, Outcome};
+use tokio::sync::mpsc;
 
 use super::identity::{fingerprint_der, server_name, NodeIdentity, CLUSTER_NAME};
+use crate::relay::FeedFrame;
 
 pub const ALPN: &[u8] = b"tessera-cluster/1";
 /// Largest message accepted (a snapshot of the catalog).
@@ -69,6 +71,10 @@ pub enum PeerRequest {
     Join(JoinRequest),
     /// Asks the leader for the index a linearizable read must see.
     ReadIndex,
+    /// Follows a live stream this node is origin of, from a position held (journal, newest
+    /// sequence number): answered with `Subscribed`, then [`FeedFrame`]s until either side
+    /// closes.
+    Subscribe { stream: String, position: Option<(u64, u64)> },
 }
 
 /// Why a forwarded operation failed, as the far side put it.
@@ -86,6 +92,7 @@ pub enum PeerResponse {
     Forwarded(Result<Outcome, RemoteFailure>),
     Joined(Result<JoinGrant, RemoteFailure>),
     ReadIndex(Result<u64, RemoteFailure>),
+    Subscribed(Result<(), RemoteFailure>),
     /// The request needs a client certificate from the cluster CA.
     Unauthenticated,
 }
@@ -97,6 +104,13 @@ pub trait PeerHandler: Send + Sync + 'static {
     fn forward(&self, from: NodeId, op: Forwarded) -> impl Future<Output = Result<Outcome, RemoteFailure>> + Send;
     fn join(&self, req: JoinRequest) -> impl Future<Output = Result<JoinGrant, RemoteFailure>> + Send;
     fn read_index(&self, from: NodeId) -> impl Future<Output = Result<u64, RemoteFailure>> + Send;
+    /// Frames of a live stream for node `from`, catch-up first.
+    fn subscribe(
+        &self,
+        from: NodeId,
+        stream: &str,
+        position: Option<(u64, u64)>,
+    ) -> Result<mpsc::Receiver<FeedFrame>, RemoteFailure>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +277,76 @@ async fn read_message<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Resu
     postcard::from_bytes(&body).map_err(|e| e.to_string())
 }
 
+/// Writes one length-prefixed message without finishing the stream.
+async fn write_frame<T: Serialize>(send: &mut quinn::SendStream, msg: &T) -> Result<(), String> {
+    let body = postcard::to_allocvec(msg).map_err(|e| e.to_string())?;
+    send.write_all(&(body.len() as u32).to_be_bytes()).await.map_err(|e| e.to_string())?;
+    send.write_all(&body).await.map_err(|e| e.to_string())
+}
+
+/// Sends a subscriber its frames until it goes away. Its side of the stream carries its
+/// acknowledgements: the newest sequence number it has applied, as it goes.
+async fn pump(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    mut frames: mpsc::Receiver<FeedFrame>,
+    from: NodeId,
+    stream: &str,
+) {
+    let acks = async {
+        let mut ack = [0u8; 8];
+        while recv.read_exact(&mut ack).await.is_ok() {
+            metrics::gauge!("tessera_relay_subscriber_acked_seq", "stream" => stream.to_string(), "node" => from.to_string())
+                .set(u64::from_be_bytes(ack) as f64);
+        }
+    };
+    let frames = async {
+        while let Some(frame) = frames.recv().await {
+            let media_items = frame.items.iter().filter(|i| i.event.segment().is_some()).count();
+            if let Err(e) = write_frame(&mut send, &frame).await {
+                tracing::debug!(stream, node = from, error = %e, "subscriber gone");
+                return;
+            }
+            metrics::counter!("tessera_relay_items_sent_total").increment(media_items as u64);
+        }
+        let _ = send.finish();
+    };
+    tokio::select! {
+        _ = frames => {}
+        _ = acks => {}
+    }
+}
+
+/// A subscription's incoming side.
+pub struct FeedReader {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+}
+
+impl FeedReader {
+    /// The next frame; `None` once the origin closed the subscription.
+    pub async fn next(&mut self) -> Result<Option<FeedFrame>, String> {
+        let mut len = [0u8; 4];
+        match self.recv.read_exact(&mut len).await {
+            Ok(()) => {}
+            Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        if len > MAX_MESSAGE {
+            return Err(format!("frame of {len} bytes exceeds {MAX_MESSAGE}"));
+        }
+        let mut body = vec![0u8; len];
+        self.recv.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+        postcard::from_bytes(&body).map(Some).map_err(|e| e.to_string())
+    }
+
+    /// Tells the origin the newest sequence number applied here.
+    pub async fn ack(&mut self, seq: u64) -> Result<(), String> {
+        self.send.write_all(&seq.to_be_bytes()).await.map_err(|e| e.to_string())
+    }
+}
+
 async fn exchange(conn: &quinn::Connection, req: &PeerRequest) -> Result<PeerResponse, String> {
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
     write_message(&mut send, req).await?;
@@ -309,6 +393,18 @@ impl QuicTransport {
                             let resp = match req {
                                 PeerRequest::Join(j) => PeerResponse::Joined(handler.join(j).await),
                                 _ if member.is_none() => PeerResponse::Unauthenticated,
+                                PeerRequest::Subscribe { stream, position } => {
+                                    let from = member.unwrap_or_default();
+                                    match handler.subscribe(from, &stream, position) {
+                                        Ok(frames) => {
+                                            if write_frame(&mut send, &PeerResponse::Subscribed(Ok(()))).await.is_ok() {
+                                                pump(send, recv, frames, from, &stream).await;
+                                            }
+                                            return;
+                                        }
+                                        Err(f) => PeerResponse::Subscribed(Err(f)),
+                                    }
+                                }
                                 PeerRequest::Raft(rpc) => PeerResponse::Raft(handler.raft(rpc).await),
                                 PeerRequest::Forward(op) => {
                                     PeerResponse::Forwarded(handler.forward(member.unwrap_or_default(), op).await)
@@ -382,6 +478,37 @@ impl QuicTransport {
             Err(_) => Err(TransportError::Broken(id, "no answer in time".into())),
         };
         answer
+    }
+
+    /// Follows `stream` on node `target`, its origin.
+    pub async fn subscribe(
+        &self,
+        target: NodeId,
+        addr: &str,
+        stream: &str,
+        position: Option<(u64, u64)>,
+    ) -> Result<FeedReader, TransportError> {
+        let conn = self.connection(Some(target), addr).await?;
+        let broken = |e: String| TransportError::Broken(target, e);
+        let opened = async {
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+            write_frame(&mut send, &PeerRequest::Subscribe { stream: stream.to_string(), position }).await?;
+            let answer: PeerResponse = read_message(&mut recv).await?;
+            Ok::<_, String>((send, recv, answer))
+        };
+        let (send, recv, answer) = tokio::time::timeout(CALL_TIMEOUT, opened)
+            .await
+            .map_err(|_| broken("no answer in time".into()))?
+            .map_err(|e| {
+                self.forget(target, conn.stable_id());
+                broken(e)
+            })?;
+        match answer {
+            PeerResponse::Subscribed(Ok(())) => Ok(FeedReader { send, recv }),
+            PeerResponse::Subscribed(Err(f)) => Err(broken(format!("{f:?}"))),
+            PeerResponse::Unauthenticated => Err(TransportError::Unreachable(target, "refused our certificate".into())),
+            _ => Err(TransportError::WrongReply(target)),
+        }
     }
 
     fn forget(&self, target: NodeId, connection: usize) {

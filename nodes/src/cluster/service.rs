@@ -13,6 +13,8 @@ use tessera_raft::{
     CaRecord, CatalogError, CatalogNode, Command, NodeId, NodeRecord, Outcome, RaftTimeouts, TokenKind,
 };
 
+use crate::relay::{FeedFrame, FeedRegistry};
+
 use super::identity::{secret_hash, ClusterCa, IdentityError, JoinToken, NodeIdentity};
 use super::quic::{
     request_join, Forwarded, JoinGrant, JoinRequest, PeerHandler, PeerRequest, PeerResponse, QuicError, QuicTransport,
@@ -42,6 +44,10 @@ pub enum ClusterError {
 /// How long a forwarded operation keeps trying (through elections and membership changes)
 /// before it is reported unavailable.
 const FORWARD_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Segments of each live stream its journal keeps for the nodes that follow it: one further
+/// behind starts again at the live edge.
+const FEED_KEEP_SEGMENTS: usize = 8;
 
 /// The pause before retry `attempt`.
 fn backoff(attempt: u64) -> Duration {
@@ -83,6 +89,8 @@ pub struct ClusterService {
     pub transport: QuicTransport,
     pub identity: NodeIdentity,
     pub advertise: String,
+    /// The journals of the live streams this node is origin of, for the others to follow.
+    pub feeds: Arc<FeedRegistry>,
 }
 
 struct Handler {
@@ -107,6 +115,19 @@ impl PeerHandler for Handler {
         self.service.refuse_strangers(from)?;
         self.service.catalog.read_index().await.map_err(failure)
     }
+
+    fn subscribe(
+        &self,
+        from: NodeId,
+        stream: &str,
+        position: Option<(u64, u64)>,
+    ) -> Result<tokio::sync::mpsc::Receiver<FeedFrame>, RemoteFailure> {
+        if !self.service.catalog.read_local(|c| c.nodes.contains_key(&from)).value {
+            return Err(RemoteFailure::Refused(format!("node {from} is not a member of this cluster")));
+        }
+        tracing::info!(stream, node = from, ?position, "node follows the stream");
+        Ok(self.service.feeds.subscribe(stream, position))
+    }
 }
 
 fn failure(e: CatalogError) -> RemoteFailure {
@@ -128,7 +149,8 @@ impl ClusterService {
         let transport = QuicTransport::bind(addrs.bind, &identity)?;
         let advertise = addrs.advertise.clone().unwrap_or_else(|| reachable(transport.local_addr()));
         let catalog = CatalogNode::start(identity.id, &catalog_dir(data), transport.clone(), timeouts).await?;
-        let service = ClusterService { catalog, transport, identity, advertise };
+        let feeds = FeedRegistry::new(FEED_KEEP_SEGMENTS);
+        let service = ClusterService { catalog, transport, identity, advertise, feeds };
         service.transport.serve(Arc::new(Handler { service: service.clone() }));
         tracing::info!(node = service.identity.id, cluster = %service.advertise, "catalog member started");
         Ok(service)

@@ -11,6 +11,7 @@
 //! across an await); the stream map has its own lock. Waiters subscribe to the stream's
 //! `watch` channel before they check the state, so no publication is missed.
 
+mod mirrored;
 mod rendition;
 mod status;
 
@@ -64,6 +65,8 @@ pub(crate) fn now_ms() -> i64 {
 struct StreamState {
     renditions: BTreeMap<String, RenditionState>,
     session: Option<u64>,
+    /// The session is another node's, followed over the cluster (see `crate::relay`).
+    mirrored: bool,
     /// Added to the session's segment numbers.
     session_base: u64,
     /// The session transcodes: the multivariant playlist waits for its ladder.
@@ -132,6 +135,31 @@ struct StreamEntry {
 }
 
 impl StreamEntry {
+    /// The stream's entry in `streams`, made empty if there is none.
+    fn in_map(streams: &mut HashMap<String, Arc<StreamEntry>>, name: &str) -> Arc<StreamEntry> {
+        streams
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                Arc::new(StreamEntry {
+                    state: Mutex::new(StreamState {
+                        renditions: BTreeMap::new(),
+                        session: None,
+                        mirrored: false,
+                        session_base: 0,
+                        expects_plan: false,
+                        planned: false,
+                        transcoder: TranscoderStatus::default(),
+                        idle_since: None,
+                        ended_since: None,
+                        kicker: None,
+                        changes: 0,
+                    }),
+                    version: watch::channel(0).0,
+                })
+            })
+            .clone()
+    }
+
     fn bump(&self) {
         self.version.send_modify(|v| *v += 1);
     }
@@ -203,23 +231,7 @@ impl SegmentStore {
             return Err(ClaimError::TooManyPublishers(live));
         }
         let session = self.next_session.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let entry = streams.entry(name.to_string()).or_insert_with(|| {
-            Arc::new(StreamEntry {
-                state: Mutex::new(StreamState {
-                    renditions: BTreeMap::new(),
-                    session: None,
-                    session_base: 0,
-                    expects_plan: false,
-                    planned: false,
-                    transcoder: TranscoderStatus::default(),
-                    idle_since: None,
-                    ended_since: None,
-                    kicker: None,
-                    changes: 0,
-                }),
-                version: watch::channel(0).0,
-            })
-        });
+        let entry = StreamEntry::in_map(&mut streams, name);
         let mut st = entry.state.lock().expect("stream lock");
         if let Some(old) = st.session {
             if !takeover {
@@ -242,6 +254,7 @@ impl SegmentStore {
         let (kicker, taken_over) = watch::channel(false);
         st.kicker = Some(kicker);
         st.session = Some(session);
+        st.mirrored = false;
         st.session_base = st.renditions.values().map(|r| r.playlist.next_msn()).max().unwrap_or(0);
         st.expects_plan = false;
         st.planned = false;
@@ -268,8 +281,11 @@ impl SegmentStore {
         st.transcoder.worker_pid = None;
         st.close_all();
         st.changes += 1;
+        let mirrored = std::mem::take(&mut st.mirrored);
         drop(st);
-        metrics::gauge!("tessera_publishers").decrement(1.0);
+        if !mirrored {
+            metrics::gauge!("tessera_publishers").decrement(1.0);
+        }
         match how {
             SessionEnd::Closed => tracing::info!(stream = name, session, "publisher left; waiting for it to return"),
             SessionEnd::Failed(e) => tracing::warn!(stream = name, session, error = %e, "publisher session failed"),

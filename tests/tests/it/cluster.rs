@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use hyper::Method;
@@ -25,10 +25,11 @@ fn tcp_port() -> u16 {
 }
 
 /// One node's folder and addresses; the process comes and goes.
-struct Proc {
+pub(crate) struct Proc {
     dir: PathBuf,
     cluster: SocketAddr,
-    http: SocketAddr,
+    pub(crate) http: SocketAddr,
+    pub(crate) srt: SocketAddr,
     child: Option<Child>,
 }
 
@@ -38,6 +39,7 @@ impl Proc {
             dir: scratch_dir(name),
             cluster: SocketAddr::from(([127, 0, 0, 1], udp_port())),
             http: SocketAddr::from(([127, 0, 0, 1], tcp_port())),
+            srt: SocketAddr::from(([127, 0, 0, 1], udp_port())),
             child: None,
         }
     }
@@ -50,10 +52,10 @@ impl Proc {
             .args(["node", "--data-dir"])
             .arg(&self.dir)
             .args(["--cluster", &self.cluster.to_string(), "--http", &self.http.to_string()])
-            .args(["--srt", &format!("127.0.0.1:{}", udp_port()), "--rtmp", &format!("127.0.0.1:{}", tcp_port())])
+            .args(["--srt", &self.srt.to_string(), "--rtmp", &format!("127.0.0.1:{}", tcp_port())])
             .args(["--catalog-snapshot-every", "100", "--log", "info,openraft=warn"])
             .args(extra)
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("tessera starts");
@@ -84,7 +86,7 @@ impl Proc {
     }
 
     /// The node's log, for a failing assertion.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 }
@@ -173,7 +175,7 @@ async fn stream_names(p: &Proc, token: &str, local: bool) -> Option<BTreeSet<Str
 }
 
 /// Forms a cluster of `n` nodes with the documented commands.
-async fn form(n: usize) -> (Vec<Proc>, String, String) {
+pub(crate) async fn form(n: usize) -> (Vec<Proc>, String, String) {
     let mut nodes: Vec<Proc> = (0..n).map(|i| Proc::new(&format!("cluster{i}"))).collect();
     let (join, admin) = init(&nodes[0]);
     nodes[0].start(&[]);

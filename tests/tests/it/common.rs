@@ -39,7 +39,11 @@ pub fn scratch_dir(what: &str) -> std::path::PathBuf {
 
 /// Publishes the bundled sample `loops` times over SRT as `name`, in the background.
 pub fn publish_sample(node: &Node, name: &str, loops: u64) -> tokio::task::JoinHandle<()> {
-    let addr = node.srt_addr();
+    publish_sample_to(node.srt_addr(), name, loops)
+}
+
+/// Publishes the bundled sample `loops` times over SRT to the node at `addr`, in the background.
+pub fn publish_sample_to(addr: SocketAddr, name: &str, loops: u64) -> tokio::task::JoinHandle<()> {
     let name = name.to_string();
     tokio::spawn(async move {
         let file = TsFile::new(SAMPLE).unwrap();

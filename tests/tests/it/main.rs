@@ -8,4 +8,5 @@ mod ffmpeg;
 mod ladder;
 mod live_slice;
 mod reconnect;
+mod relay;
 mod rtmp;

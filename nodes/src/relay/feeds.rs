@@ -1,0 +1,153 @@
+//! The origin side: a journal per live stream, filled by [`RelaySink`] as the pipelines
+//! publish, and read by each subscribing node at its own pace.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tessera_actors::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
+use tessera_relay::{FeedEvent, FeedItem, Journal};
+use tokio::sync::{mpsc, watch};
+
+use crate::store::SegmentStore;
+
+/// At most this many bytes of media in one frame to a subscriber.
+const FRAME_BYTES: usize = 1 << 20;
+
+/// What an origin sends a subscriber, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeedFrame {
+    /// The journal the items' sequence numbers belong to.
+    pub journal: u64,
+    pub items: Vec<FeedItem>,
+}
+
+/// One stream's journal and the sequence number of its newest item.
+struct StreamFeed {
+    journal: Mutex<Journal>,
+    newest: watch::Sender<u64>,
+}
+
+/// Every journal of this node.
+pub struct FeedRegistry {
+    feeds: Mutex<HashMap<String, Arc<StreamFeed>>>,
+    keep_segments: usize,
+}
+
+impl FeedRegistry {
+    /// Journals keep `keep_segments` segments: a subscriber further behind starts afresh.
+    pub fn new(keep_segments: usize) -> Arc<FeedRegistry> {
+        Arc::new(FeedRegistry { feeds: Mutex::default(), keep_segments })
+    }
+
+    fn feed(&self, stream: &str) -> Arc<StreamFeed> {
+        self.feeds
+            .lock()
+            .expect("feeds")
+            .entry(stream.to_string())
+            .or_insert_with(|| {
+                // A number no earlier journal of this stream had (another process, or before a restart).
+                let id = RandomState::new().hash_one(stream) | 1;
+                Arc::new(StreamFeed { journal: Mutex::new(Journal::new(id, self.keep_segments)), newest: watch::channel(0).0 })
+            })
+            .clone()
+    }
+
+    fn record(&self, stream: &str, session: u64, store: &SegmentStore, event: FeedEvent) {
+        let feed = self.feed(stream);
+        let mut journal = feed.journal.lock().expect("journal");
+        if journal.session() != Some(session) {
+            let Some((base, expects_ladder)) = store.session_info(stream, session) else { return };
+            journal.record(FeedEvent::Session { session, base, expects_ladder });
+        }
+        let newest = journal.record(event).seq;
+        drop(journal);
+        feed.newest.send_replace(newest);
+    }
+
+    /// Follows `stream` from `position` (journal, newest sequence number held): frames of
+    /// what follows, catch-up first, then as it is recorded. A subscriber that reads too
+    /// slowly for the journal to keep its place is started afresh at the live edge.
+    pub fn subscribe(self: &Arc<Self>, stream: &str, mut position: Option<(u64, u64)>) -> mpsc::Receiver<FeedFrame> {
+        let feed = self.feed(stream);
+        let (tx, rx) = mpsc::channel(2);
+        let stream = stream.to_string();
+        tokio::spawn(async move {
+            let mut newest = feed.newest.subscribe();
+            loop {
+                newest.mark_unchanged();
+                let (journal, catchup, last) = {
+                    let j = feed.journal.lock().expect("journal");
+                    (j.id(), j.since(position), j.last_seq())
+                };
+                if catchup.fresh && position.is_some() {
+                    metrics::counter!("tessera_relay_fresh_starts_total").increment(1);
+                    tracing::info!(stream, ?position, "subscriber restarted at the live edge");
+                }
+                for items in chunks(catchup.items) {
+                    if tx.send(FeedFrame { journal, items }).await.is_err() {
+                        return;
+                    }
+                }
+                position = Some((journal, last));
+                tokio::select! {
+                    changed = newest.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// Splits items into frames of about [`FRAME_BYTES`] of media.
+fn chunks(items: Vec<FeedItem>) -> Vec<Vec<FeedItem>> {
+    let mut out = vec![Vec::new()];
+    let mut bytes = 0;
+    for item in items {
+        let size = match &item.event {
+            FeedEvent::Part { data, .. } | FeedEvent::Init { data, .. } => data.len(),
+            _ => 0,
+        };
+        if bytes + size > FRAME_BYTES && !out.last().expect("one").is_empty() {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        out.last_mut().expect("one").push(item);
+    }
+    out.retain(|c| !c.is_empty());
+    out
+}
+
+/// The media sink of a node's pipelines: the segment store, and the journal other nodes
+/// follow.
+pub struct RelaySink {
+    pub store: Arc<SegmentStore>,
+    pub feeds: Arc<FeedRegistry>,
+}
+
+impl MediaSink for RelaySink {
+    fn publish(&self, stream: &str, session: u64, rendition: &str, event: Published) {
+        let feed_event = FeedEvent::published(rendition, event.clone(), false);
+        self.store.publish(stream, session, rendition, event);
+        self.feeds.record(stream, session, &self.store, feed_event);
+    }
+
+    fn plan(&self, stream: &str, session: u64, renditions: Vec<PlannedRendition>) {
+        self.store.plan(stream, session, renditions.clone());
+        self.feeds.record(stream, session, &self.store, FeedEvent::Plan(renditions));
+    }
+
+    fn transcoder(&self, stream: &str, session: u64, status: TranscoderStatus) {
+        self.store.transcoder(stream, session, status.clone());
+        self.feeds.record(stream, session, &self.store, FeedEvent::Transcoder(status));
+    }
+
+    fn end(&self, stream: &str, session: u64, how: SessionEnd) {
+        // Recorded first: the session is still known to the store.
+        self.feeds.record(stream, session, &self.store, FeedEvent::End(how.clone()));
+        self.store.end(stream, session, how);
+    }
+}

@@ -1,0 +1,197 @@
+//! The following side: a subscription per stream whose origin is another node, replayed
+//! into this node's segment store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tessera_actors::{MediaSink, Published, SessionEnd};
+use tessera_raft::NodeId;
+use tessera_relay::{FeedEvent, Mirror, MirrorStep};
+use tracing::Instrument;
+
+use crate::cluster::ClusterService;
+use crate::store::SegmentStore;
+
+/// A stream nobody here asked for in this long is no longer followed.
+const IDLE: Duration = Duration::from_secs(60);
+/// How long a request for a stream new to this node waits for its first state.
+const FIRST_STATE: Duration = Duration::from_secs(3);
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// The streams this node follows.
+pub struct Followers {
+    store: Arc<SegmentStore>,
+    cluster: ClusterService,
+    /// Per stream followed: when a viewer last asked for it.
+    following: Mutex<HashMap<String, Instant>>,
+}
+
+impl Followers {
+    pub fn new(store: Arc<SegmentStore>, cluster: ClusterService) -> Arc<Followers> {
+        Arc::new(Followers { store, cluster, following: Mutex::default() })
+    }
+
+    /// The stream's origin, when it is another node: (id, cluster address).
+    fn origin_of(&self, stream: &str) -> Option<(NodeId, String)> {
+        let me = self.cluster.identity.id;
+        self.cluster
+            .catalog
+            .read_local(|c| {
+                let lease = c.streams.get(stream)?.origin?;
+                let node = c.nodes.get(&lease.node)?;
+                (lease.node != me).then(|| (lease.node, node.cluster_addr.clone()))
+            })
+            .value
+    }
+
+    /// Called before a viewer's request is answered: follows the stream if its origin is
+    /// another node, and for a stream new here waits (a little) for its first state.
+    pub async fn ensure(self: &Arc<Self>, stream: &str) {
+        if self.store.publishing_here(stream) {
+            return;
+        }
+        let started = {
+            let mut following = self.following.lock().expect("following");
+            if let Some(asked) = following.get_mut(stream) {
+                *asked = Instant::now();
+                false
+            } else if self.origin_of(stream).is_some() {
+                following.insert(stream.to_string(), Instant::now());
+                true
+            } else {
+                return;
+            }
+        };
+        if started {
+            let this = self.clone();
+            let name = stream.to_string();
+            let span = tracing::info_span!("follow", stream, node = self.cluster.identity.id);
+            tokio::spawn(async move { this.follow(&name).await }.instrument(span));
+        }
+        let deadline = Instant::now() + FIRST_STATE;
+        while !self.store.has_stream(stream) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn idle(&self, stream: &str) -> bool {
+        self.following.lock().expect("following").get(stream).is_none_or(|asked| asked.elapsed() > IDLE)
+    }
+
+    /// Follows one stream while it has an origin elsewhere and viewers here.
+    async fn follow(&self, stream: &str) {
+        let mut mirror = Mirror::new();
+        let mut replay = Replay { store: &self.store, stream, session: None };
+        let mut retry = RETRY_MIN;
+        while !self.idle(stream) {
+            let Some((origin, addr)) = self.origin_of(stream) else {
+                replay.end(SessionEnd::Closed);
+                // Not live elsewhere (ended, or this node is now its origin): wait for a lease.
+                tokio::time::sleep(RETRY_MAX).await;
+                continue;
+            };
+            match self.cluster.transport.subscribe(origin, &addr, stream, mirror.position()).await {
+                Ok(mut reader) => {
+                    metrics::counter!("tessera_relay_subscriptions_total").increment(1);
+                    tracing::info!(origin, position = ?mirror.position(), "following the origin");
+                    retry = RETRY_MIN;
+                    loop {
+                        let frame = match reader.next().await {
+                            Ok(Some(frame)) => frame,
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::warn!(origin, error = %e, "subscription broken");
+                                break;
+                            }
+                        };
+                        for item in frame.items {
+                            match mirror.accept(frame.journal, item) {
+                                MirrorStep::Apply(event) => replay.apply(event),
+                                MirrorStep::Restart => replay.end(SessionEnd::Closed),
+                                MirrorStep::Skip => {}
+                            }
+                        }
+                        if let Some((_, seq)) = mirror.position() {
+                            let _ = reader.ack(seq).await;
+                        }
+                        if self.idle(stream) || self.origin_of(stream).is_none_or(|(o, _)| o != origin) {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("tessera_relay_subscribe_failures_total").increment(1);
+                    tracing::warn!(origin, error = %e, "cannot follow the origin");
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(RETRY_MAX);
+                }
+            }
+        }
+        replay.end(SessionEnd::Closed);
+        self.following.lock().expect("following").remove(stream);
+        tracing::info!("no viewers here any more; stopped following");
+    }
+}
+
+/// Applies a mirror's events to the store, under a session of its own.
+struct Replay<'a> {
+    store: &'a SegmentStore,
+    stream: &'a str,
+    session: Option<u64>,
+}
+
+impl Replay<'_> {
+    fn apply(&mut self, event: FeedEvent) {
+        let stream = self.stream;
+        match event {
+            FeedEvent::Session { base, expects_ladder, .. } => {
+                self.end(SessionEnd::Closed);
+                self.session = self.store.begin_mirror(stream, base, expects_ladder);
+            }
+            FeedEvent::Reset { .. } => self.end(SessionEnd::Closed),
+            FeedEvent::End(how) => self.end(how),
+            event => {
+                let Some(session) = self.session else { return };
+                match event {
+                    FeedEvent::Plan(r) => self.store.plan(stream, session, r),
+                    FeedEvent::Transcoder(t) => self.store.transcoder(stream, session, t),
+                    FeedEvent::Init { rendition, tracks, data } => {
+                        self.store.publish(stream, session, &rendition, Published::Init { tracks, data })
+                    }
+                    FeedEvent::Part {
+                        rendition, segment, data, duration, independent, program_time_ms, part_target, ..
+                    } => self.store.publish(
+                        stream,
+                        session,
+                        &rendition,
+                        Published::Part {
+                            segment,
+                            data,
+                            duration,
+                            independent,
+                            program_time_ms,
+                            part_target,
+                            completed_at: Instant::now(),
+                            last_frame_arrived: None,
+                        },
+                    ),
+                    FeedEvent::SegmentEnd { rendition, segment } => {
+                        self.store.publish(stream, session, &rendition, Published::SegmentEnd { segment })
+                    }
+                    FeedEvent::Gap { rendition, segment, duration } => {
+                        self.store.publish(stream, session, &rendition, Published::Gap { segment, duration })
+                    }
+                    FeedEvent::Session { .. } | FeedEvent::Reset { .. } | FeedEvent::End(_) => {}
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, how: SessionEnd) {
+        if let Some(session) = self.session.take() {
+            self.store.end(self.stream, session, how);
+        }
+    }
+}

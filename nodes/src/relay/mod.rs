@@ -1,0 +1,21 @@
+//! Live streams across the cluster. The node a publisher is connected to is the stream's
+//! origin (its lease is in the catalog); it keeps a journal of what the stream's pipelines
+//! publish ([`RelaySink`] fills a [`FeedRegistry`]). Any other node asked for the stream
+//! follows that journal over QUIC ([`Followers`]): one subscription per node and stream,
+//! pushed as the origin publishes, acknowledged as applied, resumed from the last item held
+//! after a reconnect, replayed into the node's own segment store, which then answers its
+//! players (blocking reloads included) as if the publisher were local.
+//!
+//! Topology: a star around each stream's origin. Every follower subscribes to the origin
+//! directly, so the origin's upload grows with the number of nodes that have viewers.
+//!
+//! Backpressure: an origin sends each follower what its journal holds after the follower's
+//! position, at the pace the follower reads (QUIC flow control); a follower that falls more
+//! than the journal's window behind is started again at the live edge, and its playlists
+//! continue with a discontinuity. Nothing waits on a slow follower.
+
+mod feeds;
+mod follow;
+
+pub use feeds::{FeedFrame, FeedRegistry, RelaySink};
+pub use follow::Followers;

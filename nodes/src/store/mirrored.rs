@@ -1,0 +1,55 @@
+//! Sessions of streams whose origin is another node: the relay replays the origin's
+//! events into a session of its own here, numbered from the origin's base.
+
+use super::{SegmentStore, StreamEntry};
+
+impl SegmentStore {
+    /// The numbering base of a live session and whether it waits for a ladder.
+    pub fn session_info(&self, name: &str, session: u64) -> Option<(u64, bool)> {
+        let entry = self.entry(name)?;
+        let st = entry.state.lock().expect("stream lock");
+        (st.session == Some(session)).then_some((st.session_base, st.expects_plan))
+    }
+
+    /// Whether a publisher of this node (not a mirror of another node's) is live on `name`.
+    pub fn publishing_here(&self, name: &str) -> bool {
+        self.entry(name).is_some_and(|e| {
+            let st = e.state.lock().expect("stream lock");
+            st.session.is_some() && !st.mirrored
+        })
+    }
+
+    /// Starts a session that follows another node's: its segments are numbered from `base`
+    /// as the origin numbers them. A session already open for the stream (an earlier
+    /// mirror) ends first; a local publisher's is left alone (`None`).
+    pub fn begin_mirror(&self, name: &str, base: u64, expects_plan: bool) -> Option<u64> {
+        let session = self.next_session.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let entry = StreamEntry::in_map(&mut self.streams.lock().expect("streams lock"), name);
+        let mut st = entry.state.lock().expect("stream lock");
+        if st.session.is_some() && !st.mirrored {
+            return None;
+        }
+        st.close_all();
+        st.session = Some(session);
+        st.mirrored = true;
+        st.session_base = base;
+        st.expects_plan = expects_plan;
+        st.planned = false;
+        st.transcoder = Default::default();
+        for r in st.renditions.values_mut() {
+            r.dropped = None;
+        }
+        st.idle_since = None;
+        st.ended_since = None;
+        st.changes += 1;
+        drop(st);
+        entry.bump();
+        tracing::info!(stream = name, session, base, "following the stream's origin");
+        Some(session)
+    }
+
+    /// Whether the stream is known here at all (live, waiting for its publisher, or ended).
+    pub fn has_stream(&self, name: &str) -> bool {
+        self.entry(name).is_some()
+    }
+}
