@@ -146,6 +146,7 @@ impl Node {
         let mut tasks = JoinSet::new();
 
         let member = cluster::start_member(&config, http_addr).await?;
+        member.feeds.attach(store.clone());
         // The node's own record: its addresses, for the admin API and other nodes.
         let me = tessera_raft::NodeRecord {
             id: member.identity.id,

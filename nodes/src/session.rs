@@ -63,6 +63,7 @@ pub(crate) struct PublisherSession {
     lease: Option<(String, u64, u64)>,
     rate: RateMeter,
     taken_over: watch::Receiver<bool>,
+    fence: LeaseFence,
     settings: IngestSettings,
 }
 
@@ -83,6 +84,12 @@ impl PublisherSession {
                 return None;
             }
         };
+        // Numbering carries on from wherever the cluster got to (another origin before this
+        // one, followed by other nodes).
+        if let Some(next) = settings.cluster.stream_position(&ticket.stream, POSITION_PATIENCE).await {
+            store.raise_base(&ticket.stream, ticket.session, next);
+        }
+        let fence = LeaseFence::watch(settings.cluster.clone(), lease.clone());
         let ladder = stream_ladder(settings, &ticket.stream);
         if ladder.transcodes() {
             ticket.expect_ladder();
@@ -97,7 +104,11 @@ impl PublisherSession {
             max_frame_bytes: settings.max_frame_bytes,
             ladder,
             transcode: Some(settings.transcode.clone()),
-            sink: Arc::new(RelaySink { store: store.clone(), feeds: settings.cluster.feeds.clone() }),
+            sink: Arc::new(RelaySink {
+                store: store.clone(),
+                feeds: settings.cluster.feeds.clone(),
+                fenced: fence.fenced.clone(),
+            }),
         })
         .await
         .map_err(|e| tracing::error!(error = %e, "could not start the pipeline"))
@@ -105,6 +116,7 @@ impl PublisherSession {
         Some(PublisherSession {
             pipeline,
             lease: Some(lease),
+            fence,
             rate: RateMeter { window_start: Instant::now(), bytes: 0 },
             taken_over: ticket.taken_over.clone(),
             settings: settings.clone(),
@@ -115,6 +127,7 @@ impl PublisherSession {
     /// idle for too long, or the publisher gone.
     pub(crate) async fn next<T>(&mut self, input: impl Future<Output = Option<T>>) -> Result<T, String> {
         tokio::select! {
+            why = self.fence.lost() => Err(why),
             r = self.taken_over.changed() => Err(if r.is_ok() { "taken over by a new publisher" } else { "session ended" }.to_string()),
             r = tokio::time::timeout(self.settings.idle_timeout, input) => match r {
                 Ok(Some(v)) => Ok(v),
@@ -161,6 +174,73 @@ impl PublisherSession {
             }
         }
         tracing::info!(%reason, "publisher session over");
+    }
+}
+
+/// How long a new origin waits for other nodes to say how far the stream got.
+const POSITION_PATIENCE: Duration = Duration::from_millis(500);
+/// How often a publisher's node confirms it still holds the stream's origin lease.
+const LEASE_CHECK: Duration = Duration::from_secs(1);
+/// How long without a confirmation before the node stops publishing: it may be cut off
+/// from the cluster while another node took the stream over.
+const LEASE_GRACE: Duration = Duration::from_secs(3);
+
+/// Keeps a publisher's session honest about its origin lease: a session whose lease moved
+/// to another node (a newer epoch), or that cannot confirm it with a quorum for
+/// [`LEASE_GRACE`], publishes nothing more (its sink drops everything) and ends.
+pub(crate) struct LeaseFence {
+    /// Set once the lease is lost; checked by the session's sink before every event.
+    fenced: Arc<std::sync::atomic::AtomicBool>,
+    why: watch::Receiver<Option<String>>,
+    check: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseFence {
+    fn watch(cluster: crate::cluster::ClusterService, (stream, node, epoch): (String, u64, u64)) -> LeaseFence {
+        let fenced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tell, why) = watch::channel(None);
+        let flag = fenced.clone();
+        let check = tokio::spawn(async move {
+            let mut confirmed = Instant::now();
+            loop {
+                tokio::time::sleep(LEASE_CHECK).await;
+                let read = cluster.read(|c| c.may_publish(&stream, node, epoch));
+                let lost = match tokio::time::timeout(LEASE_GRACE, read).await {
+                    Ok(Ok(true)) => {
+                        confirmed = Instant::now();
+                        None
+                    }
+                    Ok(Ok(false)) => Some("the stream's origin lease moved to another node".to_string()),
+                    _ if confirmed.elapsed() > LEASE_GRACE => {
+                        Some("cannot confirm the stream's origin lease with the cluster".to_string())
+                    }
+                    _ => None,
+                };
+                if let Some(why) = lost {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    metrics::counter!("tessera_origin_leases_lost_total").increment(1);
+                    tracing::warn!(epoch, reason = %why, "fenced: this node publishes nothing more for the stream");
+                    let _ = tell.send(Some(why));
+                    return;
+                }
+            }
+        });
+        LeaseFence { fenced, why, check }
+    }
+
+    /// Resolves with the reason once the lease is lost.
+    async fn lost(&mut self) -> String {
+        let why = self.why.wait_for(Option::is_some).await.ok().and_then(|why| why.clone());
+        match why {
+            Some(why) => why,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for LeaseFence {
+    fn drop(&mut self) {
+        self.check.abort();
     }
 }
 

@@ -75,6 +75,8 @@ pub enum PeerRequest {
     /// sequence number): answered with `Subscribed`, then [`FeedFrame`]s until either side
     /// closes.
     Subscribe { stream: String, position: Option<(u64, u64)> },
+    /// One past the highest segment number the node holds for a stream, if any.
+    StreamPosition { stream: String },
 }
 
 /// Why a forwarded operation failed, as the far side put it.
@@ -93,6 +95,7 @@ pub enum PeerResponse {
     Joined(Result<JoinGrant, RemoteFailure>),
     ReadIndex(Result<u64, RemoteFailure>),
     Subscribed(Result<(), RemoteFailure>),
+    StreamPosition(Option<u64>),
     /// The request needs a client certificate from the cluster CA.
     Unauthenticated,
 }
@@ -111,6 +114,8 @@ pub trait PeerHandler: Send + Sync + 'static {
         stream: &str,
         position: Option<(u64, u64)>,
     ) -> Result<mpsc::Receiver<FeedFrame>, RemoteFailure>;
+    /// One past the highest segment number this node holds for `stream`.
+    fn stream_position(&self, stream: &str) -> Option<u64>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -317,17 +322,21 @@ async fn pump(
     }
 }
 
-/// A subscription's incoming side.
+/// A subscription: frames come in on one half, acknowledgements go out on the other.
 pub struct FeedReader {
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
+    pub frames: FeedFrames,
+    pub acks: FeedAcks,
 }
 
-impl FeedReader {
-    /// The next frame; `None` once the origin closed the subscription.
+/// A subscription's incoming frames.
+pub struct FeedFrames(quinn::RecvStream);
+
+impl FeedFrames {
+    /// The next frame; `None` once the origin closed the subscription. Not cancel-safe:
+    /// read it from one task.
     pub async fn next(&mut self) -> Result<Option<FeedFrame>, String> {
         let mut len = [0u8; 4];
-        match self.recv.read_exact(&mut len).await {
+        match self.0.read_exact(&mut len).await {
             Ok(()) => {}
             Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
             Err(e) => return Err(e.to_string()),
@@ -337,13 +346,18 @@ impl FeedReader {
             return Err(format!("frame of {len} bytes exceeds {MAX_MESSAGE}"));
         }
         let mut body = vec![0u8; len];
-        self.recv.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+        self.0.read_exact(&mut body).await.map_err(|e| e.to_string())?;
         postcard::from_bytes(&body).map(Some).map_err(|e| e.to_string())
     }
+}
 
+/// A subscription's acknowledgements to the origin.
+pub struct FeedAcks(quinn::SendStream);
+
+impl FeedAcks {
     /// Tells the origin the newest sequence number applied here.
     pub async fn ack(&mut self, seq: u64) -> Result<(), String> {
-        self.send.write_all(&seq.to_be_bytes()).await.map_err(|e| e.to_string())
+        self.0.write_all(&seq.to_be_bytes()).await.map_err(|e| e.to_string())
     }
 }
 
@@ -408,6 +422,9 @@ impl QuicTransport {
                                 PeerRequest::Raft(rpc) => PeerResponse::Raft(handler.raft(rpc).await),
                                 PeerRequest::Forward(op) => {
                                     PeerResponse::Forwarded(handler.forward(member.unwrap_or_default(), op).await)
+                                }
+                                PeerRequest::StreamPosition { stream } => {
+                                    PeerResponse::StreamPosition(handler.stream_position(&stream))
                                 }
                                 PeerRequest::ReadIndex => {
                                     PeerResponse::ReadIndex(handler.read_index(member.unwrap_or_default()).await)
@@ -504,7 +521,7 @@ impl QuicTransport {
                 broken(e)
             })?;
         match answer {
-            PeerResponse::Subscribed(Ok(())) => Ok(FeedReader { send, recv }),
+            PeerResponse::Subscribed(Ok(())) => Ok(FeedReader { frames: FeedFrames(recv), acks: FeedAcks(send) }),
             PeerResponse::Subscribed(Err(f)) => Err(broken(format!("{f:?}"))),
             PeerResponse::Unauthenticated => Err(TransportError::Unreachable(target, "refused our certificate".into())),
             _ => Err(TransportError::WrongReply(target)),

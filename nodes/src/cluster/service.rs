@@ -128,6 +128,10 @@ impl PeerHandler for Handler {
         tracing::info!(stream, node = from, ?position, "node follows the stream");
         Ok(self.service.feeds.subscribe(stream, position))
     }
+
+    fn stream_position(&self, stream: &str) -> Option<u64> {
+        self.service.feeds.next_msn(stream)
+    }
 }
 
 fn failure(e: CatalogError) -> RemoteFailure {
@@ -272,6 +276,26 @@ impl ClusterService {
         metrics::counter!("tessera_cluster_refused_requests_total").increment(1);
         tracing::warn!(from, "request from a node that is not in the catalog refused");
         Err(RemoteFailure::Refused(format!("node {from} is not a member of this cluster")))
+    }
+
+    /// The highest of one-past-the-last segment numbers the other nodes hold for `stream`
+    /// (those that answer within `within`).
+    pub async fn stream_position(&self, stream: &str, within: Duration) -> Option<u64> {
+        let me = self.identity.id;
+        let peers: Vec<(NodeId, String)> = self
+            .catalog
+            .read_local(|c| c.nodes.values().filter(|n| n.id != me).map(|n| (n.id, n.cluster_addr.clone())).collect())
+            .value;
+        let asks = peers.into_iter().map(|(id, addr)| {
+            let req = PeerRequest::StreamPosition { stream: stream.to_string() };
+            async move {
+                match tokio::time::timeout(within, self.transport.request(Some(id), &addr, &req)).await {
+                    Ok(Ok(PeerResponse::StreamPosition(p))) => p,
+                    _ => None,
+                }
+            }
+        });
+        futures::future::join_all(asks).await.into_iter().flatten().max()
     }
 
     /// Resolves once this node knows of a leader other than `id`.

@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use tessera_actors::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
@@ -29,16 +30,27 @@ struct StreamFeed {
     newest: watch::Sender<u64>,
 }
 
-/// Every journal of this node.
+/// Every journal of this node, and what its store holds, for other nodes to ask.
 pub struct FeedRegistry {
     feeds: Mutex<HashMap<String, Arc<StreamFeed>>>,
     keep_segments: usize,
+    store: OnceLock<Arc<SegmentStore>>,
 }
 
 impl FeedRegistry {
     /// Journals keep `keep_segments` segments: a subscriber further behind starts afresh.
     pub fn new(keep_segments: usize) -> Arc<FeedRegistry> {
-        Arc::new(FeedRegistry { feeds: Mutex::default(), keep_segments })
+        Arc::new(FeedRegistry { feeds: Mutex::default(), keep_segments, store: OnceLock::new() })
+    }
+
+    /// The node's segment store, once there is one.
+    pub fn attach(&self, store: Arc<SegmentStore>) {
+        let _ = self.store.set(store);
+    }
+
+    /// One past the highest segment number this node holds for `stream`.
+    pub fn next_msn(&self, stream: &str) -> Option<u64> {
+        self.store.get()?.next_msn(stream)
     }
 
     fn feed(&self, stream: &str) -> Arc<StreamFeed> {
@@ -126,16 +138,31 @@ fn chunks(items: Vec<FeedItem>) -> Vec<Vec<FeedItem>> {
 pub struct RelaySink {
     pub store: Arc<SegmentStore>,
     pub feeds: Arc<FeedRegistry>,
+    /// Set when the session lost its origin lease: nothing more is published.
+    pub fenced: Arc<AtomicBool>,
+}
+
+impl RelaySink {
+    fn fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
+    }
 }
 
 impl MediaSink for RelaySink {
     fn publish(&self, stream: &str, session: u64, rendition: &str, event: Published) {
+        if self.fenced() {
+            metrics::counter!("tessera_fenced_events_dropped_total").increment(1);
+            return;
+        }
         let feed_event = FeedEvent::published(rendition, event.clone(), false);
         self.store.publish(stream, session, rendition, event);
         self.feeds.record(stream, session, &self.store, feed_event);
     }
 
     fn plan(&self, stream: &str, session: u64, renditions: Vec<PlannedRendition>) {
+        if self.fenced() {
+            return;
+        }
         self.store.plan(stream, session, renditions.clone());
         self.feeds.record(stream, session, &self.store, FeedEvent::Plan(renditions));
     }

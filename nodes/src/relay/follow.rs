@@ -17,6 +17,8 @@ use crate::store::SegmentStore;
 const IDLE: Duration = Duration::from_secs(60);
 /// How long a request for a stream new to this node waits for its first state.
 const FIRST_STATE: Duration = Duration::from_secs(3);
+/// How often a follower checks the catalog for a new origin while it waits for media.
+const ORIGIN_CHECK: Duration = Duration::from_millis(250);
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
@@ -93,12 +95,37 @@ impl Followers {
                 continue;
             };
             match self.cluster.transport.subscribe(origin, &addr, stream, mirror.position()).await {
-                Ok(mut reader) => {
+                Ok(reader) => {
                     metrics::counter!("tessera_relay_subscriptions_total").increment(1);
                     tracing::info!(origin, position = ?mirror.position(), "following the origin");
                     retry = RETRY_MIN;
+                    let (mut acks, mut frames) = (reader.acks, reader.frames);
+                    // Frames are read by a task of their own (a read must not be cancelled
+                    // half way), which ends when this loop drops its receiver.
+                    let (tx, mut incoming) = tokio::sync::mpsc::channel(4);
+                    tokio::spawn(async move {
+                        loop {
+                            let next = frames.next().await;
+                            let stop = !matches!(next, Ok(Some(_)));
+                            if tx.send(next).await.is_err() || stop {
+                                return;
+                            }
+                        }
+                    });
+                    let mut check = tokio::time::interval(ORIGIN_CHECK);
                     loop {
-                        let frame = match reader.next().await {
+                        let next = tokio::select! {
+                            next = incoming.recv() => next.unwrap_or(Ok(None)),
+                            _ = check.tick() => {
+                                // A dead origin says nothing: the catalog says when another
+                                // node took the stream over.
+                                if self.idle(stream) || self.origin_of(stream).is_none_or(|(o, _)| o != origin) {
+                                    break;
+                                }
+                                continue;
+                            }
+                        };
+                        let frame = match next {
                             Ok(Some(frame)) => frame,
                             Ok(None) => break,
                             Err(e) => {
@@ -114,10 +141,7 @@ impl Followers {
                             }
                         }
                         if let Some((_, seq)) = mirror.position() {
-                            let _ = reader.ack(seq).await;
-                        }
-                        if self.idle(stream) || self.origin_of(stream).is_none_or(|(o, _)| o != origin) {
-                            break;
+                            let _ = acks.ack(seq).await;
                         }
                     }
                 }

@@ -52,4 +52,23 @@ impl SegmentStore {
     pub fn has_stream(&self, name: &str) -> bool {
         self.entry(name).is_some()
     }
+
+    /// One past the highest segment number this node holds for the stream, in any
+    /// rendition (a segment begun counts).
+    pub fn next_msn(&self, name: &str) -> Option<u64> {
+        let entry = self.entry(name)?;
+        let st = entry.state.lock().expect("stream lock");
+        st.renditions.values().map(|r| r.playlist.next_msn()).max()
+    }
+
+    /// Numbers a session that has published nothing yet from at least `base`: a new
+    /// origin carries on from where the cluster got to.
+    pub fn raise_base(&self, name: &str, session: u64, base: u64) {
+        let Some(entry) = self.entry(name) else { return };
+        let mut st = entry.state.lock().expect("stream lock");
+        if st.session == Some(session) && base > st.session_base {
+            tracing::info!(stream = name, session, from = st.session_base, to = base, "numbering carries on from the cluster");
+            st.session_base = base;
+        }
+    }
 }

@@ -226,13 +226,27 @@ impl SegmentStore {
     /// through [`PublishClaim::taken_over`]); without, the claim is refused.
     pub fn claim(self: &Arc<Self>, name: &str, takeover: bool) -> Result<PublishClaim, ClaimError> {
         let mut streams = self.streams.lock().expect("streams lock");
-        let live = streams.values().filter(|e| e.state.lock().expect("stream lock").session.is_some()).count();
+        let live = streams
+            .values()
+            .filter(|e| {
+                let st = e.state.lock().expect("stream lock");
+                st.session.is_some() && !st.mirrored
+            })
+            .count();
         if live >= self.config.max_publishers {
             return Err(ClaimError::TooManyPublishers(live));
         }
         let session = self.next_session.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let entry = StreamEntry::in_map(&mut streams, name);
         let mut st = entry.state.lock().expect("stream lock");
+        if st.mirrored {
+            // This node followed the stream's origin elsewhere; a publisher here replaces
+            // that, numbering on from what was followed.
+            st.close_all();
+            st.session = None;
+            st.mirrored = false;
+            tracing::info!(stream = name, "a publisher here takes the stream over from the followed origin");
+        }
         if let Some(old) = st.session {
             if !takeover {
                 return Err(ClaimError::AlreadyPublishing(name.to_string()));

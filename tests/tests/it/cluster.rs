@@ -74,7 +74,7 @@ impl Proc {
     }
 
     /// SIGKILL: no goodbye to the cluster.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -132,7 +132,7 @@ fn cli(args: &[&str], node: &Proc, token: &str) -> String {
 }
 
 /// Polls `f` until it gives a value, or fails with `what` after `within`.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+pub(crate) async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
     within: Duration,
     what: &str,
     mut f: impl FnMut() -> F,

@@ -57,3 +57,39 @@ async fn a_stream_published_to_one_node_plays_from_the_others_with_the_same_byte
     }
     publisher.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_origin_dies_a_publisher_on_another_node_carries_the_stream_on() {
+    let (mut nodes, _join, _admin) = form(3).await;
+    let first = publish_sample_to(nodes[0].srt, "failover", 5);
+    let r = wait_ok(nodes[0].http, "/live/failover/index.m3u8", Duration::from_secs(15)).await;
+    assert_eq!(r.status, 200, "{}", nodes[0].log());
+    // The viewer is on the third node; the publisher will come back on the second.
+    let viewer = nodes[2].http;
+    let path = "/live/failover/src/index.m3u8";
+    assert_eq!(wait_ok(viewer, path, Duration::from_secs(10)).await.status, 200);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = parse_media(&get(viewer, path).await.text());
+    let last_before = before.segments.last().expect("segments before the failover").0;
+
+    nodes[0].kill();
+    first.abort();
+    let killed = std::time::Instant::now();
+    let second = publish_sample_to(nodes[1].srt, "failover", 3);
+    let after = crate::cluster::eventually(Duration::from_secs(30), "segments from the new origin on the viewer's node", || async {
+        let p = parse_media(&get(viewer, path).await.text());
+        p.segments.iter().any(|s| s.0 >= last_before + 3).then_some(p)
+    })
+    .await;
+    eprintln!("failover: the viewer's node lists new segments {:?} after the kill", killed.elapsed());
+
+    assert!(after.discontinuities >= 1, "a discontinuity marks the new origin: {after:?}");
+    let numbers: Vec<u64> = after.segments.iter().map(|s| s.0).collect();
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "numbering carries on without a jump or a repeat: {numbers:?}\n{}",
+        nodes[1].log()
+    );
+    assert!(after.segments.iter().any(|s| s.0 <= last_before), "the old origin's segments are still listed");
+    second.abort();
+}
