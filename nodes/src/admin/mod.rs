@@ -151,10 +151,48 @@ async fn get_stream(State(state): State<Arc<HttpState>>, Path(name): Path<String
         state.cluster.read(|c| c.streams.get(&name).cloned()).await
     };
     match found {
-        Ok(Some(s)) => Json(s).into_response(),
+        Ok(Some(s)) => {
+            let nodes = where_nodes_stand(&state, &name, s.origin.map(|o| o.node)).await;
+            let mut body = serde_json::to_value(&s).unwrap_or_default();
+            body["nodes"] = nodes;
+            Json(body).into_response()
+        }
         Ok(None) => err(StatusCode::NOT_FOUND, "not_found", format!("no stream {name:?}")),
         Err(e) => cluster_err(e),
     }
+}
+
+/// Every node's place in the stream: its newest segment and part, and how far it is behind
+/// the origin (segments, then parts within the same segment).
+async fn where_nodes_stand(state: &HttpState, name: &str, origin: Option<u64>) -> serde_json::Value {
+    let me = state.cluster.identity.id;
+    let mut held = state.cluster.stream_positions(name, std::time::Duration::from_millis(500)).await;
+    held.push((me, state.store.held(name)));
+    held.sort_by_key(|(id, _)| *id);
+    let at_origin = origin.and_then(|o| held.iter().find(|(id, _)| *id == o).and_then(|(_, h)| *h));
+    let rows: Vec<serde_json::Value> = held
+        .iter()
+        .map(|(id, h)| {
+            let behind = match (at_origin, h) {
+                (Some(o), Some(h)) if o.last_msn == h.last_msn => {
+                    json!({ "segments": 0, "parts": o.last_part.unwrap_or(0).saturating_sub(h.last_part.unwrap_or(0)) })
+                }
+                (Some(o), Some(h)) => json!({ "segments": o.last_msn.saturating_sub(h.last_msn) }),
+                _ => serde_json::Value::Null,
+            };
+            json!({
+                "node": id,
+                "origin": Some(*id) == origin,
+                "holds": h.is_some(),
+                "live": h.is_some_and(|h| h.live),
+                "following": h.is_some_and(|h| h.following),
+                "last_msn": h.map(|h| h.last_msn),
+                "last_part": h.and_then(|h| h.last_part),
+                "behind": behind,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rows)
 }
 
 /// A stream as the admin API takes it: the token in clear (only its hash is stored).

@@ -75,7 +75,7 @@ pub enum PeerRequest {
     /// sequence number): answered with `Subscribed`, then [`FeedFrame`]s until either side
     /// closes.
     Subscribe { stream: String, position: Option<(u64, u64)> },
-    /// One past the highest segment number the node holds for a stream, if any.
+    /// Where the node stands in a stream, if it holds it.
     StreamPosition { stream: String },
 }
 
@@ -95,7 +95,7 @@ pub enum PeerResponse {
     Joined(Result<JoinGrant, RemoteFailure>),
     ReadIndex(Result<u64, RemoteFailure>),
     Subscribed(Result<(), RemoteFailure>),
-    StreamPosition(Option<u64>),
+    StreamPosition(Option<crate::store::Held>),
     /// The request needs a client certificate from the cluster CA.
     Unauthenticated,
 }
@@ -114,8 +114,8 @@ pub trait PeerHandler: Send + Sync + 'static {
         stream: &str,
         position: Option<(u64, u64)>,
     ) -> Result<mpsc::Receiver<FeedFrame>, RemoteFailure>;
-    /// One past the highest segment number this node holds for `stream`.
-    fn stream_position(&self, stream: &str) -> Option<u64>;
+    /// Where this node stands in `stream`.
+    fn stream_position(&self, stream: &str) -> Option<crate::store::Held>;
 }
 
 #[derive(Debug, thiserror::Error)]

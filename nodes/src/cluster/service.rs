@@ -129,8 +129,8 @@ impl PeerHandler for Handler {
         Ok(self.service.feeds.subscribe(stream, position))
     }
 
-    fn stream_position(&self, stream: &str) -> Option<u64> {
-        self.service.feeds.next_msn(stream)
+    fn stream_position(&self, stream: &str) -> Option<crate::store::Held> {
+        self.service.feeds.held(stream)
     }
 }
 
@@ -278,9 +278,8 @@ impl ClusterService {
         Err(RemoteFailure::Refused(format!("node {from} is not a member of this cluster")))
     }
 
-    /// The highest of one-past-the-last segment numbers the other nodes hold for `stream`
-    /// (those that answer within `within`).
-    pub async fn stream_position(&self, stream: &str, within: Duration) -> Option<u64> {
+    /// Where every other node stands in `stream` (those that answer within `within`).
+    pub async fn stream_positions(&self, stream: &str, within: Duration) -> Vec<(NodeId, Option<crate::store::Held>)> {
         let me = self.identity.id;
         let peers: Vec<(NodeId, String)> = self
             .catalog
@@ -290,12 +289,17 @@ impl ClusterService {
             let req = PeerRequest::StreamPosition { stream: stream.to_string() };
             async move {
                 match tokio::time::timeout(within, self.transport.request(Some(id), &addr, &req)).await {
-                    Ok(Ok(PeerResponse::StreamPosition(p))) => p,
-                    _ => None,
+                    Ok(Ok(PeerResponse::StreamPosition(p))) => (id, p),
+                    _ => (id, None),
                 }
             }
         });
-        futures::future::join_all(asks).await.into_iter().flatten().max()
+        futures::future::join_all(asks).await
+    }
+
+    /// One past the highest segment number any other node holds for `stream`.
+    pub async fn stream_position(&self, stream: &str, within: Duration) -> Option<u64> {
+        self.stream_positions(stream, within).await.into_iter().filter_map(|(_, h)| h.map(|h| h.next_msn)).max()
     }
 
     /// Resolves once this node knows of a leader other than `id`.

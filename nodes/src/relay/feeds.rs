@@ -48,9 +48,9 @@ impl FeedRegistry {
         let _ = self.store.set(store);
     }
 
-    /// One past the highest segment number this node holds for `stream`.
-    pub fn next_msn(&self, stream: &str) -> Option<u64> {
-        self.store.get()?.next_msn(stream)
+    /// Where this node stands in `stream`.
+    pub fn held(&self, stream: &str) -> Option<crate::store::Held> {
+        self.store.get()?.held(stream)
     }
 
     fn feed(&self, stream: &str) -> Arc<StreamFeed> {

@@ -71,4 +71,32 @@ impl SegmentStore {
             st.session_base = base;
         }
     }
+
+    /// Where this node stands in the stream (its passthrough rendition).
+    pub fn held(&self, name: &str) -> Option<Held> {
+        let entry = self.entry(name)?;
+        let st = entry.state.lock().expect("stream lock");
+        let src = st.renditions.get(super::SOURCE_RENDITION)?;
+        let report = src.playlist.report(String::new())?;
+        Some(Held {
+            last_msn: report.last_msn,
+            last_part: report.last_part,
+            next_msn: st.renditions.values().map(|r| r.playlist.next_msn()).max().unwrap_or(0),
+            live: st.session.is_some(),
+            following: st.mirrored,
+        })
+    }
+}
+
+/// Where a node stands in a stream, for operators and for a new origin's numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Held {
+    /// The newest segment (complete or not) of the passthrough rendition, and its newest part.
+    pub last_msn: u64,
+    pub last_part: Option<u64>,
+    /// One past the highest segment number in any rendition.
+    pub next_msn: u64,
+    pub live: bool,
+    /// The node follows another node, the stream's origin.
+    pub following: bool,
 }

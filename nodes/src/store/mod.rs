@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rendition::RenditionState;
+pub use mirrored::Held;
 pub use status::{RenditionStatus, StreamStatus, TranscoderView};
 use tessera_actors::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
 use tessera_packager::playlist::{render_multivariant, RenditionReport, Variant};

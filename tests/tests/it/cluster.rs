@@ -81,7 +81,7 @@ impl Proc {
         }
     }
 
-    fn api(&self, token: &str) -> AdminClient {
+    pub(crate) fn api(&self, token: &str) -> AdminClient {
         AdminClient::new(&self.http.to_string(), token)
     }
 

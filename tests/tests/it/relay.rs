@@ -9,7 +9,7 @@ use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_published_to_one_node_plays_from_the_others_with_the_same_bytes() {
-    let (nodes, _join, _admin) = form(3).await;
+    let (nodes, _join, admin) = form(3).await;
     let origin = &nodes[0];
     let publisher = publish_sample_to(origin.srt, "everywhere", 3); // 18 s
     let mv = wait_ok(origin.http, "/live/everywhere/index.m3u8", Duration::from_secs(15)).await;
@@ -54,6 +54,18 @@ async fn a_stream_published_to_one_node_plays_from_the_others_with_the_same_byte
         let map = on_edge.maps.first().expect("an init segment");
         let path = format!("/live/everywhere/src/{map}");
         assert_eq!(get(origin.http, &path).await.body, get(edge.http, &path).await.body, "init segments differ");
+    }
+
+    // The admin API, asked on any node, says where every node stands.
+    let s = nodes[2].api(&admin).get("/api/v1/streams/everywhere").await.expect("stream record");
+    assert_eq!(s["origin"]["node"], 1, "{s}");
+    let rows = s["nodes"].as_array().expect("nodes").clone();
+    assert_eq!(rows.len(), 3, "{s}");
+    for row in rows {
+        assert_eq!(row["holds"], true, "{row}");
+        assert_eq!(row["following"], row["node"] != 1, "{row}");
+        assert_eq!(row["origin"], row["node"] == 1, "{row}");
+        assert!(row["behind"]["segments"].as_u64().is_some_and(|b| b <= 1), "a follower keeps up: {row}");
     }
     publisher.abort();
 }
