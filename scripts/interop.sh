@@ -4,6 +4,7 @@
 #   - a 1080p H.264 feed with B-frames becomes a four-rung ladder that hls.js plays, switching
 #     to every rung in turn, and that `tessera publish --test-pattern` feeds too;
 #   - publish tokens are enforced on both protocols;
+#   - a three-node cluster: published to one node, played from the other two;
 #   - hls.js (pinned in interop/package-lock.json) plays in Debian's Chromium, driven by
 #     playwright-core: steady playback with glass-to-glass latency from a burned-in clock,
 #     then a publisher that drops and returns, then one that leaves for good;
@@ -183,6 +184,42 @@ blocking() {
 check "blocking reload returns once the segment exists" blocking
 metrics() { curl -sf "$HTTP/metrics" | grep -q '^tessera_parts_published_total'; }
 check "metrics exported" metrics
+
+# 8b. A three-node cluster (cluster init, then two nodes joining): ffmpeg publishes to the
+# first node, hls.js plays from the second and then from the third, which follow the first
+# over QUIC.
+cluster_play() {
+    local d=$WORK/trio http=() srt=() quic=() i tokens
+    for i in 0 1 2; do http+=("$(free_port)"); srt+=("$(free_udp_port)"); quic+=("$(free_udp_port)"); done
+    tokens=$($BIN cluster init --data-dir "$d/0" --cluster "127.0.0.1:${quic[0]}" --http "127.0.0.1:${http[0]}" 2>>"$RESULTS/trio-init.log") || return 1
+    local join
+    join=$(echo "$tokens" | sed -n 's/^join-token: //p')
+    for i in 0 1 2; do
+        local extra=()
+        [ "$i" = 0 ] || extra=(--join "127.0.0.1:${quic[0]}" --token "$join")
+        $BIN node --data-dir "$d/$i" --cluster "127.0.0.1:${quic[$i]}" --http "127.0.0.1:${http[$i]}" \
+            --srt "127.0.0.1:${srt[$i]}" --rtmp "127.0.0.1:$(free_port)" --log warn "${extra[@]}" >"$RESULTS/trio-$i.log" 2>&1 &
+        pids+=($!)
+        for _ in $(seq 50); do curl -sf "http://127.0.0.1:${http[$i]}/healthz" >/dev/null && break; sleep 0.2; done
+    done
+    interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/trio,m=publish' \
+        "srt://127.0.0.1:${srt[0]}?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-trio.log" &
+    local feed=$!
+    pids+=($feed)
+    for _ in $(seq 75); do curl -sf "http://127.0.0.1:${http[0]}/live/trio/index.m3u8" >/dev/null && break; sleep 0.2; done
+    local ok=0
+    for i in 1 2; do
+        node interop/player.mjs --url "http://127.0.0.1:${http[$i]}/live/trio/index.m3u8" --seconds 25 \
+            --record "$RESULTS/playlists.jsonl" --out "$RESULTS/trio-$i.json" >/dev/null || ok=1
+        local s=$PWD/$RESULTS/trio-$i.json
+        echo "interop: cluster node $((i + 1)): played $(json "$s" 's.playedSeconds.toFixed(1)') s, stalls $(json "$s" 's.stalls')," \
+            "glass-to-glass p50 $(json "$s" 's.glassToGlassMs.p50') ms, hls.js latency p50 $(json "$s" 's.hlsLatencyMs.p50') ms"
+        [ "$(json "$s" 's.started && s.fatal.length === 0 && s.playedSeconds >= 15 && s.stalls === 0 && s.glassToGlassMs.samples > 50')" = true ] || ok=1
+    done
+    kill "$feed" 2>/dev/null || true
+    return $ok
+}
+check "hls.js plays from the two other nodes of a three-node cluster, fed over QUIC" cluster_play
 
 # 9. The ladder: a 1080p feed with B-frames (x264 defaults, as OBS sends) becomes four
 # renditions; hls.js plays them, forced onto each rung in turn, without a stall.
