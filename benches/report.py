@@ -330,12 +330,52 @@ if cat:
 else:
     p("The catalog benchmark did not run; see target/bench/logs.")
 p()
+p("## 6. Every node serves every stream")
+p()
+rel = load("relay.json")
+if rel:
+    p(f"Run: {rel['run']}. A {rel['nodes']}-node cluster on loopback (`cluster init`, then `node --join`). The bundled")
+    p("sample (640x360, passthrough) is published to one node over SRT; viewers on 1, 2, then 4 other")
+    p("nodes make them follow it over QUIC. Propagation is each part's arrival on a follower minus")
+    p("its publication on the origin (the same clock), from the followers' histograms over a")
+    p(f"{rel['seconds']} s window; upload is the origin's bytes sent to followers per part it published.")
+    p()
+    p("| followers | origin upload per part | propagation p50 | propagation p99 |")
+    p("|---|---|---|---|")
+    for r in rel["propagation"]:
+        p(f"| {r['followers']} | {r['upload_bytes_per_part'] / 1024:.1f} KiB | {r['delay_p50_ms']:.2f} ms | {r['delay_p99_ms']:.2f} ms |")
+    p()
+    fo = rel["failover"]
+    worst = max(t["from_publisher_ms"] for t in fo)
+    p(f"Failover ({len(fo)} trials): kill -9 of the origin, the publisher starts again on another node; the")
+    p("time until a third node, which a viewer keeps following, lists a new part: "
+      + ", ".join(f"{t['from_publisher_ms']:.0f} ms" for t in fo) + " after the publisher's start ("
+      + ", ".join(f"{t['from_kill_ms']:.0f} ms" for t in fo) + " after the kill).")
+    pl = rel["players"]
+    p()
+    p("| hls.js plays from | glass-to-glass p50 | p90 | stalls |")
+    p("|---|---|---|---|")
+    for label in ("origin", "follower"):
+        x = pl[label]
+        p(f"| the {label} | {x['g2g_p50_ms']} ms | {x['g2g_p90_ms']} ms | {x['stalls']} |")
+    p()
+    up = [r["upload_bytes_per_part"] for r in rel["propagation"]]
+    diff = (pl["follower"]["g2g_p50_ms"] or 10**6) - (pl["origin"]["g2g_p50_ms"] or 0)
+    p("Goals: origin upload flat beyond the fan-out degree — " + (
+        "met." if up[-1] <= 1.2 * up[0] else
+        f"missed: every follower subscribes to the origin itself (a star), so the upload grows with the followers ({up[-1] / up[0]:.1f}x from 1 to 4)."))
+    p("A stream playable on another node within 3 s of the publisher's return — " + ("met." if worst < 3000 else f"missed ({worst:.0f} ms)."))
+    p(f"Glass-to-glass from a follower within 100 ms of the origin's — " + ("met" if diff <= 100 else "missed") + f" ({diff:+d} ms).")
+else:
+    p("The relay benchmark did not run; see target/bench/logs.")
+p()
 p("## Commands")
 p()
 p("```")
 p("benches/run.sh                 # this page")
 p("benches/ladder.py OUT TESSERA LADDER_BENCH   # section 4 alone")
 p("BENCH_ONLY=catalog benches/run.sh   # section 5 alone, the rest of the page from the last run")
+p("BENCH_ONLY=relay benches/run.sh     # section 6 alone")
 p("interop/clock-feed.sh ...      # the clocked test feed (ffmpeg lavfi + x264 zerolatency)")
 p("interop/player.mjs --url URL   # hls.js in Chromium, glass-to-glass from the barcode")
 p("```")

@@ -4,8 +4,9 @@
 #
 #   benches/run.sh            # everything (about 17 minutes)
 #   BENCH_QUICK=1 benches/run.sh   # shorter windows, for a smoke run
-#   BENCH_ONLY=catalog benches/run.sh   # the catalog beside etcd alone; the rest of the
-#                                       # page keeps the last full run's figures
+#   BENCH_ONLY=catalog benches/run.sh   # the catalog beside etcd alone (or relay: the
+#                                       # cluster's media path); the rest of the page keeps
+#                                       # the last full run's figures
 #
 # Peers: nginx with libnginx-mod-rtmp (RTMP in, HLS out), ffmpeg's own HLS muxer (fMP4),
 # nginx serving files, one ffmpeg command making the same transcoding ladder, etcd 3.4. Players: hls.js in Debian's Chromium (interop/player.mjs).
@@ -35,11 +36,20 @@ catalog() {
         "$([ "$QUICK" = 1 ] && echo 8 || echo 20)" "$([ "$QUICK" = 1 ] && echo 4 || echo 20)" \
         2> >(tee -a "$OUT/logs/catalog.log" >&2) || echo "bench: catalog benchmark failed" >&2
 }
-if [ "${BENCH_ONLY:-}" = catalog ]; then
-    catalog
-    python3 benches/report.py "$OUT" >docs/benchmarks.md
-    exit 0
-fi
+relay() {
+    echo "bench: relay across a five-node cluster" >&2
+    mkdir -p "$OUT/logs"
+    python3 benches/relay.py "$OUT" "$BIN/tessera" "$([ "$QUICK" = 1 ] && echo 8 || echo 20)" \
+        "$([ "$QUICK" = 1 ] && echo 1 || echo 3)" \
+        2> >(tee -a "$OUT/logs/relay.log" >&2) || echo "bench: relay benchmark failed" >&2
+}
+case "${BENCH_ONLY:-}" in
+    catalog | relay)
+        "$BENCH_ONLY"
+        python3 benches/report.py "$OUT" >docs/benchmarks.md
+        exit 0
+        ;;
+esac
 rm -rf "$OUT" && mkdir -p "$OUT"
 date -u '+%Y-%m-%d %H:%M UTC' >"$OUT/run-started"
 SECS=$([ "$QUICK" = 1 ] && echo 15 || echo 40)
@@ -221,6 +231,9 @@ python3 benches/ladder.py "$OUT" "$BIN/tessera" "$BIN/ladder_bench" "$([ "$QUICK
 
 # --- 6. The catalog beside etcd ---------------------------------------------------------
 catalog
+
+# --- 7. Every node serves every stream --------------------------------------------------
+relay
 
 # --- Report -----------------------------------------------------------------------------
 python3 benches/report.py "$OUT" >docs/benchmarks.md

@@ -32,6 +32,9 @@ pub enum FeedEvent {
         program_time_ms: i64,
         /// Seconds.
         part_target: f64,
+        /// The origin's wall clock when it published the part (µs since the Unix epoch),
+        /// for the propagation delay a receiving node measures.
+        published_us: i64,
     },
     SegmentEnd { rendition: String, segment: u64 },
     Gap { rendition: String, segment: u64, duration: f64 },
@@ -40,8 +43,9 @@ pub enum FeedEvent {
 }
 
 impl FeedEvent {
-    /// The event for what a pipeline published; `starts_segment` as the journal knows it.
-    pub fn published(rendition: &str, event: Published, starts_segment: bool) -> FeedEvent {
+    /// The event for what a pipeline published at `now_us`; `starts_segment` as the
+    /// journal knows it.
+    pub fn published(rendition: &str, event: Published, starts_segment: bool, now_us: i64) -> FeedEvent {
         let rendition = rendition.to_string();
         match event {
             Published::Init { tracks, data } => FeedEvent::Init { rendition, tracks, data },
@@ -55,6 +59,7 @@ impl FeedEvent {
                     independent,
                     program_time_ms,
                     part_target,
+                    published_us: now_us,
                 }
             }
             Published::SegmentEnd { segment } => FeedEvent::SegmentEnd { rendition, segment },

@@ -283,10 +283,11 @@ async fn read_message<T: DeserializeOwned>(recv: &mut quinn::RecvStream) -> Resu
 }
 
 /// Writes one length-prefixed message without finishing the stream.
-async fn write_frame<T: Serialize>(send: &mut quinn::SendStream, msg: &T) -> Result<(), String> {
+async fn write_frame<T: Serialize>(send: &mut quinn::SendStream, msg: &T) -> Result<usize, String> {
     let body = postcard::to_allocvec(msg).map_err(|e| e.to_string())?;
     send.write_all(&(body.len() as u32).to_be_bytes()).await.map_err(|e| e.to_string())?;
-    send.write_all(&body).await.map_err(|e| e.to_string())
+    send.write_all(&body).await.map_err(|e| e.to_string())?;
+    Ok(4 + body.len())
 }
 
 /// Sends a subscriber its frames until it goes away. Its side of the stream carries its
@@ -308,9 +309,12 @@ async fn pump(
     let frames = async {
         while let Some(frame) = frames.recv().await {
             let media_items = frame.items.iter().filter(|i| i.event.segment().is_some()).count();
-            if let Err(e) = write_frame(&mut send, &frame).await {
-                tracing::debug!(stream, node = from, error = %e, "subscriber gone");
-                return;
+            match write_frame(&mut send, &frame).await {
+                Ok(bytes) => metrics::counter!("tessera_relay_bytes_sent_total").increment(bytes as u64),
+                Err(e) => {
+                    tracing::debug!(stream, node = from, error = %e, "subscriber gone");
+                    return;
+                }
             }
             metrics::counter!("tessera_relay_items_sent_total").increment(media_items as u64);
         }

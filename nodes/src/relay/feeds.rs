@@ -154,7 +154,7 @@ impl MediaSink for RelaySink {
             metrics::counter!("tessera_fenced_events_dropped_total").increment(1);
             return;
         }
-        let feed_event = FeedEvent::published(rendition, event.clone(), false);
+        let feed_event = FeedEvent::published(rendition, event.clone(), false, super::now_us());
         self.store.publish(stream, session, rendition, event);
         self.feeds.record(stream, session, &self.store, feed_event);
     }

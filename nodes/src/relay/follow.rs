@@ -185,8 +185,19 @@ impl Replay<'_> {
                         self.store.publish(stream, session, &rendition, Published::Init { tracks, data })
                     }
                     FeedEvent::Part {
-                        rendition, segment, data, duration, independent, program_time_ms, part_target, ..
-                    } => self.store.publish(
+                        rendition,
+                        segment,
+                        data,
+                        duration,
+                        independent,
+                        program_time_ms,
+                        part_target,
+                        published_us,
+                        ..
+                    } => {
+                        let delay = (super::now_us() - published_us).max(0) as f64 / 1e6;
+                        metrics::histogram!("tessera_relay_part_delay_seconds").record(delay);
+                        self.store.publish(
                         stream,
                         session,
                         &rendition,
@@ -200,7 +211,8 @@ impl Replay<'_> {
                             completed_at: Instant::now(),
                             last_frame_arrived: None,
                         },
-                    ),
+                    )
+                    }
                     FeedEvent::SegmentEnd { rendition, segment } => {
                         self.store.publish(stream, session, &rendition, Published::SegmentEnd { segment })
                     }

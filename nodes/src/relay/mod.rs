@@ -19,3 +19,8 @@ mod follow;
 
 pub use feeds::{FeedFrame, FeedRegistry, RelaySink};
 pub use follow::Followers;
+
+/// Microseconds since the Unix epoch: parts carry the origin's, followers compare.
+fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}

@@ -13,6 +13,7 @@ fn part(rendition: &str, segment: u64, n: u8) -> FeedEvent {
         independent: true,
         program_time_ms: 1_000 * segment as i64,
         part_target: 0.5,
+        published_us: 0,
     }
 }
 
