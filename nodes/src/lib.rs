@@ -206,13 +206,17 @@ impl Node {
         }));
 
         let tick_store = store.clone();
+        let feeds = member.feeds.clone();
         let mut tick_rx = rx.clone();
         tasks.spawn(async move {
             let mut every = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tokio::select! {
                     _ = server::until_true(&mut tick_rx) => break,
-                    _ = every.tick() => tick_store.tick(std::time::Instant::now()),
+                    _ = every.tick() => {
+                        tick_store.tick(std::time::Instant::now());
+                        feeds.prune();
+                    }
                 }
             }
         });

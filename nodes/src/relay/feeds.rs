@@ -48,6 +48,12 @@ impl FeedRegistry {
         let _ = self.store.set(store);
     }
 
+    /// Forgets the journals of streams the store has forgotten (ended, past their retention).
+    pub fn prune(&self) {
+        let Some(store) = self.store.get() else { return };
+        self.feeds.lock().expect("feeds").retain(|name, _| store.has_stream(name));
+    }
+
     /// Where this node stands in `stream`.
     pub fn held(&self, stream: &str) -> Option<crate::store::Held> {
         self.store.get()?.held(stream)
