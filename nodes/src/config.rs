@@ -100,6 +100,11 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 10)]
     pub window_segments: usize,
 
+    /// Segments of each live stream its origin keeps for the nodes following it: one that
+    /// falls further behind starts again at the live edge (older ones are pulled through).
+    #[arg(long, default_value_t = 8)]
+    pub relay_window_segments: usize,
+
     /// A publisher that sends nothing for this long is disconnected, milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub ingest_idle_timeout_ms: u64,

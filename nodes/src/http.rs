@@ -22,6 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tessera_packager::BlockRequest;
 use tower_http::cors::{Any, CorsLayer};
 
+use crate::relay::MediaFile;
 use crate::store::{SegmentStore, StoreError};
 
 /// Shared state of the HTTP handlers.
@@ -119,6 +120,10 @@ async fn rendition_file(
     if let Some(id) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).and_then(|n| n.parse().ok()) {
         return match state.store.init(&name, rendition, id) {
             Ok(d) => media(d, "video/mp4"),
+            Err(StoreError::NotFound) => match state.followers.pull(&name, rendition, MediaFile::Init(id)).await {
+                Some(d) => media(d, "video/mp4"),
+                None => error(StoreError::NotFound),
+            },
             Err(e) => error(e),
         };
     }
@@ -134,6 +139,10 @@ async fn rendition_file(
     if let Some(msn) = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
         return match state.store.segment(&name, rendition, msn) {
             Ok(d) => media(d, "video/iso.segment"),
+            Err(StoreError::NotFound) => match state.followers.pull(&name, rendition, MediaFile::Segment(msn)).await {
+                Some(d) => media(d, "video/iso.segment"),
+                None => error(StoreError::NotFound),
+            },
             Err(e) => error(e),
         };
     }

@@ -153,6 +153,7 @@ impl Node {
 
         let member = cluster::start_member(&config, http_addr).await?;
         member.feeds.attach(store.clone());
+        member.feeds.set_window(config.relay_window_segments);
         // The node's own record: its addresses, for the admin API and other nodes.
         let me = tessera_raft::NodeRecord {
             id: member.identity.id,

@@ -238,6 +238,14 @@ impl PlaylistState {
         self.close_segment();
     }
 
+    /// Makes a playlist that lists nothing yet begin at `msn` rather than list the numbers
+    /// before it as gaps (a node that starts following a stream at its live edge).
+    pub fn start_at(&mut self, msn: u64) {
+        if self.segments.is_empty() && self.next_msn < msn {
+            self.next_msn = msn;
+        }
+    }
+
     /// The number the next new segment gets unless told otherwise.
     pub fn next_msn(&self) -> u64 {
         self.next_msn

@@ -24,7 +24,7 @@ use tessera_raft::{Command, NodeId, Outcome};
 use tokio::sync::mpsc;
 
 use super::identity::{fingerprint_der, server_name, NodeIdentity, CLUSTER_NAME};
-use crate::relay::FeedFrame;
+use crate::relay::{FeedFrame, MediaFile};
 
 pub const ALPN: &[u8] = b"tessera-cluster/1";
 /// Largest message accepted (a snapshot of the catalog).
@@ -77,6 +77,8 @@ pub enum PeerRequest {
     Subscribe { stream: String, position: Option<(u64, u64)> },
     /// Where the node stands in a stream, if it holds it.
     StreamPosition { stream: String },
+    /// A segment or init segment of a stream, if the node holds it.
+    Fetch { stream: String, rendition: String, file: MediaFile },
 }
 
 /// Why a forwarded operation failed, as the far side put it.
@@ -96,6 +98,7 @@ pub enum PeerResponse {
     ReadIndex(Result<u64, RemoteFailure>),
     Subscribed(Result<(), RemoteFailure>),
     StreamPosition(Option<crate::store::Held>),
+    Fetched(Option<bytes::Bytes>),
     /// The request needs a client certificate from the cluster CA.
     Unauthenticated,
 }
@@ -116,6 +119,8 @@ pub trait PeerHandler: Send + Sync + 'static {
     ) -> Result<mpsc::Receiver<FeedFrame>, RemoteFailure>;
     /// Where this node stands in `stream`.
     fn stream_position(&self, stream: &str) -> Option<crate::store::Held>;
+    /// A file of a stream this node holds.
+    fn fetch(&self, stream: &str, rendition: &str, file: MediaFile) -> Option<bytes::Bytes>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -426,6 +431,9 @@ impl QuicTransport {
                                 PeerRequest::Raft(rpc) => PeerResponse::Raft(handler.raft(rpc).await),
                                 PeerRequest::Forward(op) => {
                                     PeerResponse::Forwarded(handler.forward(member.unwrap_or_default(), op).await)
+                                }
+                                PeerRequest::Fetch { stream, rendition, file } => {
+                                    PeerResponse::Fetched(handler.fetch(&stream, &rendition, file))
                                 }
                                 PeerRequest::StreamPosition { stream } => {
                                     PeerResponse::StreamPosition(handler.stream_position(&stream))

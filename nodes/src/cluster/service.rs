@@ -132,6 +132,10 @@ impl PeerHandler for Handler {
     fn stream_position(&self, stream: &str) -> Option<crate::store::Held> {
         self.service.feeds.held(stream)
     }
+
+    fn fetch(&self, stream: &str, rendition: &str, file: crate::relay::MediaFile) -> Option<bytes::Bytes> {
+        self.service.feeds.file(stream, rendition, file)
+    }
 }
 
 fn failure(e: CatalogError) -> RemoteFailure {

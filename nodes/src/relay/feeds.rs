@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
@@ -33,14 +33,19 @@ struct StreamFeed {
 /// Every journal of this node, and what its store holds, for other nodes to ask.
 pub struct FeedRegistry {
     feeds: Mutex<HashMap<String, Arc<StreamFeed>>>,
-    keep_segments: usize,
+    keep_segments: AtomicUsize,
     store: OnceLock<Arc<SegmentStore>>,
 }
 
 impl FeedRegistry {
     /// Journals keep `keep_segments` segments: a subscriber further behind starts afresh.
     pub fn new(keep_segments: usize) -> Arc<FeedRegistry> {
-        Arc::new(FeedRegistry { feeds: Mutex::default(), keep_segments, store: OnceLock::new() })
+        Arc::new(FeedRegistry { feeds: Mutex::default(), keep_segments: keep_segments.into(), store: OnceLock::new() })
+    }
+
+    /// Journals made from now on keep `segments` segments.
+    pub fn set_window(&self, segments: usize) {
+        self.keep_segments.store(segments.max(1), Ordering::Relaxed);
     }
 
     /// The node's segment store, once there is one.
@@ -52,6 +57,15 @@ impl FeedRegistry {
     pub fn prune(&self) {
         let Some(store) = self.store.get() else { return };
         self.feeds.lock().expect("feeds").retain(|name, _| store.has_stream(name));
+    }
+
+    /// A file of a stream this node's store holds.
+    pub fn file(&self, stream: &str, rendition: &str, file: super::MediaFile) -> Option<bytes::Bytes> {
+        let store = self.store.get()?;
+        match file {
+            super::MediaFile::Init(id) => store.init(stream, rendition, id).ok(),
+            super::MediaFile::Segment(msn) => store.segment(stream, rendition, msn).ok(),
+        }
     }
 
     /// Where this node stands in `stream`.
@@ -67,7 +81,8 @@ impl FeedRegistry {
             .or_insert_with(|| {
                 // A number no earlier journal of this stream had (another process, or before a restart).
                 let id = RandomState::new().hash_one(stream) | 1;
-                Arc::new(StreamFeed { journal: Mutex::new(Journal::new(id, self.keep_segments)), newest: watch::channel(0).0 })
+                let keep = self.keep_segments.load(Ordering::Relaxed);
+                Arc::new(StreamFeed { journal: Mutex::new(Journal::new(id, keep)), newest: watch::channel(0).0 })
             })
             .clone()
     }

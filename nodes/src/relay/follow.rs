@@ -10,6 +10,7 @@ use tessera_raft::NodeId;
 use tessera_relay::{FeedEvent, Mirror, MirrorStep};
 use tracing::Instrument;
 
+use super::pull::{MediaFile, PullThrough};
 use crate::cluster::ClusterService;
 use crate::store::SegmentStore;
 
@@ -17,6 +18,8 @@ use crate::store::SegmentStore;
 const IDLE: Duration = Duration::from_secs(60);
 /// How long a request for a stream new to this node waits for its first state.
 const FIRST_STATE: Duration = Duration::from_secs(3);
+/// Bytes of pulled-through files kept.
+const PULL_CACHE_BYTES: usize = 64 << 20;
 /// How often a follower checks the catalog for a new origin while it waits for media.
 const ORIGIN_CHECK: Duration = Duration::from_millis(250);
 const RETRY_MIN: Duration = Duration::from_millis(100);
@@ -26,13 +29,30 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 pub struct Followers {
     store: Arc<SegmentStore>,
     cluster: ClusterService,
+    pull: PullThrough,
     /// Per stream followed: when a viewer last asked for it.
     following: Mutex<HashMap<String, Instant>>,
 }
 
 impl Followers {
     pub fn new(store: Arc<SegmentStore>, cluster: ClusterService) -> Arc<Followers> {
-        Arc::new(Followers { store, cluster, following: Mutex::default() })
+        let pull = PullThrough::new(cluster.clone(), PULL_CACHE_BYTES);
+        Arc::new(Followers { store, cluster, pull, following: Mutex::default() })
+    }
+
+    /// A file of the stream this node's store lacks, from another node: only for a stream
+    /// whose origin is elsewhere, and for segments older than the newest held here (a
+    /// request for one not made yet is not sent around the cluster).
+    pub async fn pull(&self, stream: &str, rendition: &str, file: MediaFile) -> Option<bytes::Bytes> {
+        if self.store.publishing_here(stream) || self.origin_of(stream).is_none() {
+            return None;
+        }
+        if let (MediaFile::Segment(msn), Some(held)) = (file, self.store.held(stream)) {
+            if msn >= held.last_msn {
+                return None;
+            }
+        }
+        self.pull.get(stream, rendition, file).await
     }
 
     /// The stream's origin, when it is another node: (id, cluster address).
@@ -193,8 +213,11 @@ impl Replay<'_> {
                         program_time_ms,
                         part_target,
                         published_us,
-                        ..
+                        starts_segment,
                     } => {
+                        if starts_segment {
+                            self.store.mirror_start(stream, session, &rendition, segment);
+                        }
                         let delay = (super::now_us() - published_us).max(0) as f64 / 1e6;
                         metrics::histogram!("tessera_relay_part_delay_seconds").record(delay);
                         self.store.publish(

@@ -6,6 +6,9 @@
 //! after a reconnect, replayed into the node's own segment store, which then answers its
 //! players (blocking reloads included) as if the publisher were local.
 //!
+//! A segment this node lacks (from before its subscription, or before a restart) is pulled
+//! through from a node that has it, once, concurrent requests sharing the fetch.
+//!
 //! Topology: a star around each stream's origin. Every follower subscribes to the origin
 //! directly, so the origin's upload grows with the number of nodes that have viewers.
 //!
@@ -16,9 +19,11 @@
 
 mod feeds;
 mod follow;
+mod pull;
 
 pub use feeds::{FeedFrame, FeedRegistry, RelaySink};
 pub use follow::Followers;
+pub use pull::MediaFile;
 
 /// Microseconds since the Unix epoch: parts carry the origin's, followers compare.
 fn now_us() -> i64 {

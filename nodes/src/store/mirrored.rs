@@ -86,6 +86,20 @@ impl SegmentStore {
             following: st.mirrored,
         })
     }
+
+    /// A mirrored rendition that lists nothing yet begins at its first whole segment `msn`
+    /// (session-relative), not with the numbers before it as gaps.
+    pub fn mirror_start(&self, name: &str, session: u64, rendition: &str, segment: u64) {
+        let Some(entry) = self.entry(name) else { return };
+        let mut st = entry.state.lock().expect("stream lock");
+        if st.session != Some(session) || !st.mirrored {
+            return;
+        }
+        let msn = st.session_base + segment;
+        if let Some(r) = st.renditions.get_mut(rendition) {
+            r.playlist.start_at(msn);
+        }
+    }
 }
 
 /// Where a node stands in a stream, for operators and for a new origin's numbering.

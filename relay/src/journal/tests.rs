@@ -167,3 +167,18 @@ fn a_mirror_ignores_what_it_already_holds_and_restarts_on_reset() {
     assert_eq!(m.accept(8, FeedItem { seq: 0, event: FeedEvent::Reset { kept_from: 1 } }), MirrorStep::Restart);
     assert_eq!(m.position(), Some((8, 0)));
 }
+
+#[test]
+fn a_short_window_keeps_only_its_last_segments() {
+    let mut j = Journal::new(3, 2);
+    j.record(FeedEvent::Session { session: 1, base: 0, expects_ladder: false });
+    j.record(init("src", 1));
+    j.record(FeedEvent::Plan(vec![]));
+    for s in 0..6 {
+        for p in 0..10 {
+            j.record(part("src", s, p));
+        }
+        j.record(FeedEvent::SegmentEnd { rendition: "src".into(), segment: s });
+    }
+    assert_eq!(segments_of(&j.since(None).items), [4, 5]);
+}

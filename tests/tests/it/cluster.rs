@@ -176,12 +176,17 @@ async fn stream_names(p: &Proc, token: &str, local: bool) -> Option<BTreeSet<Str
 
 /// Forms a cluster of `n` nodes with the documented commands.
 pub(crate) async fn form(n: usize) -> (Vec<Proc>, String, String) {
+    form_with(n, &[]).await
+}
+
+/// Forms a cluster of `n` nodes, each started with `extra` flags too.
+pub(crate) async fn form_with(n: usize, extra: &[&str]) -> (Vec<Proc>, String, String) {
     let mut nodes: Vec<Proc> = (0..n).map(|i| Proc::new(&format!("cluster{i}"))).collect();
     let (join, admin) = init(&nodes[0]);
-    nodes[0].start(&[]);
+    nodes[0].start(extra);
     let (first, rest) = nodes.split_at_mut(1);
     for p in rest.iter_mut() {
-        p.join(&first[0], &join, &[]);
+        p.join(&first[0], &join, extra);
     }
     let want: BTreeSet<u64> = (1..=n as u64).collect();
     eventually(Duration::from_secs(30), "every node to be a voter", || async {

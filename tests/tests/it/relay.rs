@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::cluster::form;
+use crate::cluster::{form, form_with};
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,4 +104,46 @@ async fn when_the_origin_dies_a_publisher_on_another_node_carries_the_stream_on(
     );
     assert!(after.segments.iter().any(|s| s.0 <= last_before), "the old origin's segments are still listed");
     second.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_from_before_a_node_followed_the_stream_is_pulled_through_once() {
+    // The origin keeps only 2 segments for followers: a node that starts following later
+    // gets the live edge, and older segments come from the origin on request.
+    let (nodes, _join, _admin) = form_with(3, &["--relay-window-segments", "2"]).await;
+    let origin = &nodes[0];
+    let publisher = publish_sample_to(origin.srt, "late", 3);
+    assert_eq!(wait_ok(origin.http, "/live/late/index.m3u8", Duration::from_secs(15)).await.status, 200);
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let on_origin = parse_media(&get(origin.http, "/live/late/src/index.m3u8").await.text());
+    let first = on_origin.segments.first().expect("segments on the origin").clone();
+
+    let edge = &nodes[1];
+    assert_eq!(wait_ok(edge.http, "/live/late/src/index.m3u8", Duration::from_secs(10)).await.status, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let on_edge = parse_media(&get(edge.http, "/live/late/src/index.m3u8").await.text());
+    assert!(
+        on_edge.segments.first().is_some_and(|s| s.0 > first.0),
+        "the edge joined at the live edge, after segment {}: {on_edge:?}",
+        first.0
+    );
+    let path = format!("/live/late/src/{}", first.2);
+    let want = get(origin.http, &path).await;
+    // Several viewers ask at once; the edge fetches it once and answers them all.
+    let asks: Vec<_> = (0..4).map(|_| get(edge.http, &path)).collect();
+    for got in futures::future::join_all(asks).await {
+        assert_eq!(got.status, 200, "{path} on the edge: {}", got.text());
+        assert!(got.body == want.body, "pulled-through bytes differ from the origin's");
+    }
+    // A segment that does not exist yet is not sent around the cluster.
+    let future = format!("/live/late/src/seg-{}.m4s", on_origin.segments.last().unwrap().0 + 1000);
+    assert_eq!(get(edge.http, &future).await.status, 404);
+    let metrics = get(edge.http, "/metrics").await.text();
+    let fetched: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("tessera_relay_pulls_total{result=\"fetched\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!((1.0..=2.0).contains(&fetched), "one fetch for concurrent asks (two if the first answered before the rest asked): {fetched}\n{metrics}");
+    publisher.abort();
 }
