@@ -23,6 +23,9 @@ import sys
 import time
 import urllib.request
 
+import benchlib
+from benchlib import port
+
 OUT, TESSERA, LOAD = (sys.argv + [""] * 3)[1:4]
 SECONDS = int(sys.argv[4]) if len(sys.argv) > 4 else 20
 TRIALS = int(sys.argv[5]) if len(sys.argv) > 5 else 10
@@ -37,14 +40,6 @@ def log(*a):
     print("bench: catalog:", *a, file=sys.stderr)
 
 
-def port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def http_json(url, token=None, timeout=2):
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -52,16 +47,7 @@ def http_json(url, token=None, timeout=2):
 
 
 def wait(what, check, within=30):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            v = check()
-            if v:
-                return v
-        except Exception:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"catalog benchmark: timed out waiting for {what}")
+    return benchlib.wait(what, check, within, bench="catalog benchmark")
 
 
 class Member:

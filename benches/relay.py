@@ -26,6 +26,9 @@ import threading
 import time
 import urllib.request
 
+import benchlib
+from benchlib import port
+
 OUT, TESSERA = (sys.argv + [""] * 2)[1:3]
 SECONDS = int(sys.argv[3]) if len(sys.argv) > 3 else 20
 TRIALS = int(sys.argv[4]) if len(sys.argv) > 4 else 3
@@ -41,30 +44,13 @@ def log(*a):
     print("bench: relay:", *a, file=sys.stderr, flush=True)
 
 
-def port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def get(url, timeout=5):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode()
 
 
 def wait(what, check, within=30):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            v = check()
-            if v:
-                return v
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"relay benchmark: timed out waiting for {what}")
+    return benchlib.wait(what, check, within, bench="relay benchmark")
 
 
 class Node:

@@ -1,5 +1,7 @@
 //! What crosses from an origin to another node.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tessera_actors::{PlannedRendition, Published, SessionEnd, TranscoderStatus};
@@ -65,6 +67,31 @@ impl FeedEvent {
             Published::SegmentEnd { segment } => FeedEvent::SegmentEnd { rendition, segment },
             Published::Gap { segment, duration } => FeedEvent::Gap { rendition, segment, duration },
         }
+    }
+
+    /// The pipeline event to replay on a receiving node, with its rendition, for media
+    /// events (init, part, segment end, gap); anything else comes back as it was. `now`
+    /// stands for when the part was completed there.
+    pub fn into_published(self, now: Instant) -> Result<(String, Published), FeedEvent> {
+        Ok(match self {
+            FeedEvent::Init { rendition, tracks, data } => (rendition, Published::Init { tracks, data }),
+            FeedEvent::Part { rendition, segment, data, duration, independent, program_time_ms, part_target, .. } => (
+                rendition,
+                Published::Part {
+                    segment,
+                    data,
+                    duration,
+                    independent,
+                    program_time_ms,
+                    part_target,
+                    completed_at: now,
+                    last_frame_arrived: None,
+                },
+            ),
+            FeedEvent::SegmentEnd { rendition, segment } => (rendition, Published::SegmentEnd { segment }),
+            FeedEvent::Gap { rendition, segment, duration } => (rendition, Published::Gap { segment, duration }),
+            other => return Err(other),
+        })
     }
 
     /// The media segment this event belongs to, with its rendition.

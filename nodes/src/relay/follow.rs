@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tessera_actors::{MediaSink, Published, SessionEnd};
+use tessera_actors::{MediaSink, SessionEnd};
 use tessera_raft::NodeId;
 use tessera_relay::{FeedEvent, Mirror, MirrorStep};
 use tracing::Instrument;
@@ -198,51 +198,18 @@ impl Replay<'_> {
             FeedEvent::End(how) => self.end(how),
             event => {
                 let Some(session) = self.session else { return };
-                match event {
-                    FeedEvent::Plan(r) => self.store.plan(stream, session, r),
-                    FeedEvent::Transcoder(t) => self.store.transcoder(stream, session, t),
-                    FeedEvent::Init { rendition, tracks, data } => {
-                        self.store.publish(stream, session, &rendition, Published::Init { tracks, data })
+                if let FeedEvent::Part { rendition, segment, starts_segment, published_us, .. } = &event {
+                    if *starts_segment {
+                        self.store.mirror_start(stream, session, rendition, *segment);
                     }
-                    FeedEvent::Part {
-                        rendition,
-                        segment,
-                        data,
-                        duration,
-                        independent,
-                        program_time_ms,
-                        part_target,
-                        published_us,
-                        starts_segment,
-                    } => {
-                        if starts_segment {
-                            self.store.mirror_start(stream, session, &rendition, segment);
-                        }
-                        let delay = (super::now_us() - published_us).max(0) as f64 / 1e6;
-                        metrics::histogram!("tessera_relay_part_delay_seconds").record(delay);
-                        self.store.publish(
-                        stream,
-                        session,
-                        &rendition,
-                        Published::Part {
-                            segment,
-                            data,
-                            duration,
-                            independent,
-                            program_time_ms,
-                            part_target,
-                            completed_at: Instant::now(),
-                            last_frame_arrived: None,
-                        },
-                    )
-                    }
-                    FeedEvent::SegmentEnd { rendition, segment } => {
-                        self.store.publish(stream, session, &rendition, Published::SegmentEnd { segment })
-                    }
-                    FeedEvent::Gap { rendition, segment, duration } => {
-                        self.store.publish(stream, session, &rendition, Published::Gap { segment, duration })
-                    }
-                    FeedEvent::Session { .. } | FeedEvent::Reset { .. } | FeedEvent::End(_) => {}
+                    let delay = (super::now_us() - published_us).max(0) as f64 / 1e6;
+                    metrics::histogram!("tessera_relay_part_delay_seconds").record(delay);
+                }
+                match event.into_published(Instant::now()) {
+                    Ok((rendition, published)) => self.store.publish(stream, session, &rendition, published),
+                    Err(FeedEvent::Plan(r)) => self.store.plan(stream, session, r),
+                    Err(FeedEvent::Transcoder(t)) => self.store.transcoder(stream, session, t),
+                    Err(_) => {}
                 }
             }
         }
