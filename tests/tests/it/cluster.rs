@@ -27,14 +27,14 @@ fn tcp_port() -> u16 {
 /// One node's folder and addresses; the process comes and goes.
 pub(crate) struct Proc {
     dir: PathBuf,
-    cluster: SocketAddr,
+    pub(crate) cluster: SocketAddr,
     pub(crate) http: SocketAddr,
     pub(crate) srt: SocketAddr,
     child: Option<Child>,
 }
 
 impl Proc {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         Proc {
             dir: scratch_dir(name),
             cluster: SocketAddr::from(([127, 0, 0, 1], udp_port())),
@@ -45,7 +45,7 @@ impl Proc {
     }
 
     /// `tessera node --data-dir DIR ...` with `extra` flags; output goes to DIR.log.
-    fn start(&mut self, extra: &[&str]) {
+    pub(crate) fn start(&mut self, extra: &[&str]) {
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let child = Command::new(BIN)
@@ -62,7 +62,7 @@ impl Proc {
         self.child = Some(child);
     }
 
-    fn join(&mut self, member: &Proc, token: &str, extra: &[&str]) {
+    pub(crate) fn join(&mut self, member: &Proc, token: &str, extra: &[&str]) {
         let member = member.cluster.to_string();
         let mut args = vec!["--join", member.as_str(), "--token", token];
         args.extend_from_slice(extra);
@@ -98,11 +98,17 @@ impl Drop for Proc {
 }
 
 /// `tessera cluster init` in `dir`: the join token and the admin token it prints.
-fn init(p: &Proc) -> (String, String) {
+pub(crate) fn init(p: &Proc) -> (String, String) {
+    init_with(p, &[])
+}
+
+/// `tessera cluster init` with `extra` flags.
+pub(crate) fn init_with(p: &Proc, extra: &[&str]) -> (String, String) {
     let out = Command::new(BIN)
         .args(["cluster", "init", "--data-dir"])
         .arg(&p.dir)
         .args(["--cluster", &p.cluster.to_string(), "--http", &p.http.to_string()])
+        .args(extra)
         .output()
         .expect("tessera cluster init runs");
     assert!(out.status.success(), "cluster init failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -148,7 +154,7 @@ pub(crate) async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 }
 
 /// The voters and learners a node reports, once it has a leader.
-async fn membership(p: &Proc, token: &str) -> Option<(u64, BTreeSet<u64>, BTreeSet<u64>)> {
+pub(crate) async fn membership(p: &Proc, token: &str) -> Option<(u64, BTreeSet<u64>, BTreeSet<u64>)> {
     let s = p.api(token).get("/api/v1/cluster").await.ok()?;
     let leader = s["leader"].as_u64()?;
     let ids = |role: &str| -> BTreeSet<u64> {

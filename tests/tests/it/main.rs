@@ -6,6 +6,7 @@ mod cluster;
 mod common;
 mod ffmpeg;
 mod ladder;
+mod link;
 mod live_slice;
 mod reconnect;
 mod relay;

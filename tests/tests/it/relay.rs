@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::cluster::{form, form_with};
+use crate::cluster::{form, form_with, init_with, membership, Proc};
+use crate::link::FaultyLink;
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,5 +146,60 @@ async fn a_segment_from_before_a_node_followed_the_stream_is_pulled_through_once
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0);
     assert!((1.0..=2.0).contains(&fetched), "one fetch for concurrent asks (two if the first answered before the rest asked): {fetched}\n{metrics}");
+    publisher.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_origin_for_a_while_converges_byte_for_byte() {
+    // The origin advertises a proxy as its cluster address: whatever another node opens
+    // towards it (its subscription, forwarded writes) crosses the proxy.
+    let mut nodes: Vec<Proc> = (0..3).map(|i| Proc::new(&format!("cut{i}"))).collect();
+    let link = FaultyLink::start(nodes[0].cluster).await;
+    let proxy = link.addr.to_string();
+    let (join, admin) = init_with(&nodes[0], &["--cluster-advertise", &proxy]);
+    nodes[0].start(&["--cluster-advertise", &proxy]);
+    let (first, rest) = nodes.split_at_mut(1);
+    for p in rest.iter_mut() {
+        p.join(&first[0], &join, &[]);
+    }
+    crate::cluster::eventually(Duration::from_secs(30), "three voters", || async {
+        let (_, voters, _) = membership(&nodes[2], &admin).await?;
+        (voters.len() == 3).then_some(())
+    })
+    .await;
+    let (origin, edge) = (&nodes[0], &nodes[1]);
+    let publisher = publish_sample_to(origin.srt, "cut", 4);
+    assert_eq!(wait_ok(origin.http, "/live/cut/index.m3u8", Duration::from_secs(15)).await.status, 200);
+    assert_eq!(wait_ok(edge.http, "/live/cut/src/index.m3u8", Duration::from_secs(10)).await.status, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // Cut the edge off from the origin for 5 s (the origin keeps 8 segments for it), then heal.
+    link.cut(edge.cluster.port());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let behind = parse_media(&get(edge.http, "/live/cut/src/index.m3u8").await.text());
+    let ahead = parse_media(&get(origin.http, "/live/cut/src/index.m3u8").await.text());
+    assert!(
+        ahead.segments.last().map(|s| s.0) > behind.segments.last().map(|s| s.0),
+        "the origin went on while the edge was cut off"
+    );
+    link.heal();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let text = get(edge.http, "/live/cut/src/index.m3u8").await.text();
+    let on_edge = parse_media(&text);
+    let on_origin = parse_media(&get(origin.http, "/live/cut/src/index.m3u8").await.text());
+    assert!(!text.contains("#EXT-X-GAP") && on_edge.discontinuities == 0, "nothing missed:\n{text}");
+    let numbers: Vec<u64> = on_edge.segments.iter().map(|s| s.0).collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+    let mut compared = 0;
+    for (msn, _, uri) in &on_edge.segments {
+        if on_origin.segments.iter().any(|s| s.0 == *msn) {
+            let path = format!("/live/cut/src/{uri}");
+            let (a, b) = (get(origin.http, &path).await, get(edge.http, &path).await);
+            assert!(a.status == 200 && a.body == b.body, "segment {msn} differs after the cut healed");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 4, "segments compared: {compared}");
     publisher.abort();
 }
