@@ -149,11 +149,10 @@ async fn a_segment_from_before_a_node_followed_the_stream_is_pulled_through_once
     publisher.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_cut_off_from_the_origin_for_a_while_converges_byte_for_byte() {
-    // The origin advertises a proxy as its cluster address: whatever another node opens
-    // towards it (its subscription, forwarded writes) crosses the proxy.
-    let mut nodes: Vec<Proc> = (0..3).map(|i| Proc::new(&format!("cut{i}"))).collect();
+/// Three nodes; the first advertises a proxy as its cluster address, so whatever another
+/// node opens towards it (its subscription, forwarded writes) crosses the proxy.
+async fn form_behind_link(name: &str) -> (Vec<Proc>, FaultyLink) {
+    let mut nodes: Vec<Proc> = (0..3).map(|i| Proc::new(&format!("{name}{i}"))).collect();
     let link = FaultyLink::start(nodes[0].cluster).await;
     let proxy = link.addr.to_string();
     let (join, admin) = init_with(&nodes[0], &["--cluster-advertise", &proxy]);
@@ -167,6 +166,46 @@ async fn a_node_cut_off_from_the_origin_for_a_while_converges_byte_for_byte() {
         (voters.len() == 3).then_some(())
     })
     .await;
+    (nodes, link)
+}
+
+/// The newest part sequence number a node lists for the stream's passthrough.
+async fn newest_part(node: &Proc, stream: &str) -> u64 {
+    let p = parse_media(&get(node.http, &format!("/live/{stream}/src/index.m3u8")).await.text());
+    p.parts.last().map_or(0, |x| x.3.trim_start_matches("part-").trim_end_matches(".m4s").parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_killed_node_touches_no_other_node() {
+    let (mut nodes, link) = form_behind_link("slow").await;
+    let publisher = publish_sample_to(nodes[0].srt, "slow", 4);
+    assert_eq!(wait_ok(nodes[0].http, "/live/slow/index.m3u8", Duration::from_secs(15)).await.status, 200);
+    for edge in &nodes[1..] {
+        assert_eq!(wait_ok(edge.http, "/live/slow/src/index.m3u8", Duration::from_secs(10)).await.status, 200);
+    }
+    // One link turns bad: a datagram in five lost, the rest 80 ms late.
+    link.slow(nodes[1].cluster.port(), 5, Duration::from_millis(80));
+    for _ in 0..12 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (at_origin, healthy) = (newest_part(&nodes[0], "slow").await, newest_part(&nodes[2], "slow").await);
+        assert!(at_origin <= healthy + 3, "the healthy node lags while another link is bad: {healthy} vs {at_origin}");
+    }
+    link.heal();
+    // The bad node is killed: the other keeps pace, without a discontinuity.
+    nodes[1].kill();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (at_origin, healthy) = (newest_part(&nodes[0], "slow").await, newest_part(&nodes[2], "slow").await);
+        assert!(at_origin <= healthy + 3, "the other node lags after one was killed: {healthy} vs {at_origin}");
+    }
+    let p = parse_media(&get(nodes[2].http, "/live/slow/src/index.m3u8").await.text());
+    assert_eq!(p.discontinuities, 0, "{p:?}");
+    publisher.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_origin_for_a_while_converges_byte_for_byte() {
+    let (nodes, link) = form_behind_link("cut").await;
     let (origin, edge) = (&nodes[0], &nodes[1]);
     let publisher = publish_sample_to(origin.srt, "cut", 4);
     assert_eq!(wait_ok(origin.http, "/live/cut/index.m3u8", Duration::from_secs(15)).await.status, 200);
