@@ -28,7 +28,7 @@ impl Faults {
     fn verdict(&mut self, port: u16) -> Option<std::time::Duration> {
         let f = self.by_port.get(&port).copied().unwrap_or_default();
         self.counter += 1;
-        if f.cut || (f.drop_every > 0 && self.counter % f.drop_every == 0) {
+        if f.cut || (f.drop_every > 0 && self.counter.is_multiple_of(f.drop_every)) {
             return None;
         }
         Some(f.delay)
