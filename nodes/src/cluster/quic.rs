@@ -118,9 +118,9 @@ pub trait PeerHandler: Send + Sync + 'static {
         position: Option<(u64, u64)>,
     ) -> Result<mpsc::Receiver<FeedFrame>, RemoteFailure>;
     /// Where this node stands in `stream`.
-    fn stream_position(&self, stream: &str) -> Option<crate::store::Held>;
-    /// A file of a stream this node holds.
-    fn fetch(&self, stream: &str, rendition: &str, file: MediaFile) -> Option<bytes::Bytes>;
+    fn stream_position(&self, from: NodeId, stream: &str) -> Option<crate::store::Held>;
+    /// A file of a stream this node holds, for node `from`.
+    fn fetch(&self, from: NodeId, stream: &str, rendition: &str, file: MediaFile) -> Option<bytes::Bytes>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -433,10 +433,10 @@ impl QuicTransport {
                                     PeerResponse::Forwarded(handler.forward(member.unwrap_or_default(), op).await)
                                 }
                                 PeerRequest::Fetch { stream, rendition, file } => {
-                                    PeerResponse::Fetched(handler.fetch(&stream, &rendition, file))
+                                    PeerResponse::Fetched(handler.fetch(member.unwrap_or_default(), &stream, &rendition, file))
                                 }
                                 PeerRequest::StreamPosition { stream } => {
-                                    PeerResponse::StreamPosition(handler.stream_position(&stream))
+                                    PeerResponse::StreamPosition(handler.stream_position(member.unwrap_or_default(), &stream))
                                 }
                                 PeerRequest::ReadIndex => {
                                     PeerResponse::ReadIndex(handler.read_index(member.unwrap_or_default()).await)

@@ -122,19 +122,31 @@ impl PeerHandler for Handler {
         stream: &str,
         position: Option<(u64, u64)>,
     ) -> Result<tokio::sync::mpsc::Receiver<FeedFrame>, RemoteFailure> {
-        if !self.service.catalog.read_local(|c| c.nodes.contains_key(&from)).value {
-            return Err(RemoteFailure::Refused(format!("node {from} is not a member of this cluster")));
-        }
+        self.members_only(from)?;
         tracing::info!(stream, node = from, ?position, "node follows the stream");
         Ok(self.service.feeds.subscribe(stream, position))
     }
 
-    fn stream_position(&self, stream: &str) -> Option<crate::store::Held> {
+    fn stream_position(&self, from: NodeId, stream: &str) -> Option<crate::store::Held> {
+        self.members_only(from).ok()?;
         self.service.feeds.held(stream)
     }
 
-    fn fetch(&self, stream: &str, rendition: &str, file: crate::relay::MediaFile) -> Option<bytes::Bytes> {
+    fn fetch(&self, from: NodeId, stream: &str, rendition: &str, file: crate::relay::MediaFile) -> Option<bytes::Bytes> {
+        self.members_only(from).ok()?;
         self.service.feeds.file(stream, rendition, file)
+    }
+}
+
+impl Handler {
+    /// Media goes only to nodes the catalog lists: a removed node keeps a valid certificate.
+    fn members_only(&self, from: NodeId) -> Result<(), RemoteFailure> {
+        if self.service.catalog.read_local(|c| c.nodes.contains_key(&from)).value {
+            return Ok(());
+        }
+        metrics::counter!("tessera_cluster_refused_requests_total").increment(1);
+        tracing::warn!(from, "media request from a node that is not in the catalog refused");
+        Err(RemoteFailure::Refused(format!("node {from} is not a member of this cluster")))
     }
 }
 
