@@ -152,14 +152,21 @@ async fn a_segment_from_before_a_node_followed_the_stream_is_pulled_through_once
 /// Three nodes; the first advertises a proxy as its cluster address, so whatever another
 /// node opens towards it (its subscription, forwarded writes) crosses the proxy.
 async fn form_behind_link(name: &str) -> (Vec<Proc>, FaultyLink) {
+    form_behind_link_with(name, &[]).await
+}
+
+/// [`form_behind_link`] with `extra` flags for every node.
+async fn form_behind_link_with(name: &str, extra: &[&str]) -> (Vec<Proc>, FaultyLink) {
     let mut nodes: Vec<Proc> = (0..3).map(|i| Proc::new(&format!("{name}{i}"))).collect();
     let link = FaultyLink::start(nodes[0].cluster).await;
     let proxy = link.addr.to_string();
     let (join, admin) = init_with(&nodes[0], &["--cluster-advertise", &proxy]);
-    nodes[0].start(&["--cluster-advertise", &proxy]);
+    let mut origin_flags = vec!["--cluster-advertise", proxy.as_str()];
+    origin_flags.extend_from_slice(extra);
+    nodes[0].start(&origin_flags);
     let (first, rest) = nodes.split_at_mut(1);
     for p in rest.iter_mut() {
-        p.join(&first[0], &join, &[]);
+        p.join(&first[0], &join, extra);
     }
     crate::cluster::eventually(Duration::from_secs(30), "three voters", || async {
         let (_, voters, _) = membership(&nodes[2], &admin).await?;
@@ -240,5 +247,41 @@ async fn a_node_cut_off_from_the_origin_for_a_while_converges_byte_for_byte() {
         }
     }
     assert!(compared >= 4, "segments compared: {compared}");
+    publisher.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_for_longer_than_the_window_starts_again_at_the_live_edge() {
+    // The origin keeps 2 segments (4 s) for its followers; the cut lasts 12 s, past QUIC's
+    // idle timeout, so the follower's position is gone when it comes back.
+    let (nodes, link) = form_behind_link_with("lag", &["--relay-window-segments", "2"]).await;
+    let (origin, edge) = (&nodes[0], &nodes[1]);
+    let publisher = publish_sample_to(origin.srt, "lag", 6);
+    assert_eq!(wait_ok(origin.http, "/live/lag/index.m3u8", Duration::from_secs(15)).await.status, 200);
+    assert_eq!(wait_ok(edge.http, "/live/lag/src/index.m3u8", Duration::from_secs(10)).await.status, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    link.cut(edge.cluster.port());
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    link.heal();
+    // Back at the live edge: the same newest segment as the origin, or the one before.
+    let newest_segment = |p: &Proc| {
+        let http = p.http;
+        async move { parse_media(&get(http, "/live/lag/src/index.m3u8").await.text()).segments.last().map_or(0, |s| s.0) }
+    };
+    crate::cluster::eventually(Duration::from_secs(15), "the follower back at the live edge", || async {
+        (newest_segment(origin).await <= newest_segment(edge).await + 1).then_some(())
+    })
+    .await;
+    let text = get(edge.http, "/live/lag/src/index.m3u8").await.text();
+    let on_edge = parse_media(&text);
+    assert!(on_edge.discontinuities >= 1, "the jump to the live edge is marked:\n{text}");
+    let newest = on_edge.segments.last().expect("segments after the jump");
+    let path = format!("/live/lag/src/{}", newest.2);
+    assert!(get(origin.http, &path).await.body == get(edge.http, &path).await.body, "{path} differs");
+    let metrics = get(origin.http, "/metrics").await.text();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("tessera_relay_fresh_starts_total") && !l.ends_with(" 0")),
+        "the origin counts the fresh start:\n{metrics}"
+    );
     publisher.abort();
 }
