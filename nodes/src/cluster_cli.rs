@@ -143,7 +143,10 @@ fn render_status(status: &Value) -> String {
         opt(&status["applied"]),
         opt(&status["snapshot"]),
     );
-    out.push_str(&format!("{:>4}  {:<9} {:<22} {:<22} {:>8} {:>6}\n", "ID", "ROLE", "CLUSTER", "HTTP", "MATCHED", "LAG"));
+    out.push_str(&format!(
+        "{:>4}  {:<9} {:<22} {:<22} {:>8} {:>6}\n",
+        "ID", "ROLE", "CLUSTER", "HTTP", "MATCHED", "LAG"
+    ));
     let members = leader_view["members"].as_array().or_else(|| status["members"].as_array());
     for m in members.into_iter().flatten() {
         let matched = m["matched"].as_u64();

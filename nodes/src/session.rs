@@ -252,7 +252,9 @@ fn stream_ladder(settings: &IngestSettings, stream: &str) -> LadderSpec {
     if let Some(spec) = cataloged {
         match spec.parse::<LadderSpec>() {
             Ok(l) => return l,
-            Err(e) => tracing::warn!(ladder = %spec, error = %e, "the catalog's ladder for this stream is invalid; using the node's"),
+            Err(e) => {
+                tracing::warn!(ladder = %spec, error = %e, "the catalog's ladder for this stream is invalid; using the node's")
+            }
         }
     }
     settings.stream_ladders.get(stream).unwrap_or(&settings.ladder).clone()

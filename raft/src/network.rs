@@ -113,7 +113,12 @@ impl<T: Transport> RaftNetwork<TypeConfig> for Connection<T> {
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         let (entries, started) = (rpc.entries.len(), std::time::Instant::now());
         let reply = self.call(RaftRpc::Append(rpc)).await.map_err(transport_error)?;
-        tracing::trace!(target = self.target, entries, elapsed_us = started.elapsed().as_micros() as u64, "append_entries");
+        tracing::trace!(
+            target = self.target,
+            entries,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "append_entries"
+        );
         match reply {
             RaftReply::Append(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             _ => Err(transport_error(TransportError::WrongReply(self.target))),

@@ -246,10 +246,7 @@ impl CatalogNode {
         let voters: BTreeSet<NodeId> = self.raft.metrics().borrow().membership_config.voter_ids().collect();
         let leaving: BTreeSet<NodeId> = voters.intersection(&ids).copied().collect();
         if !leaving.is_empty() {
-            self.raft
-                .change_membership(ChangeMembers::RemoveVoters(leaving), true)
-                .await
-                .map_err(write_error)?;
+            self.raft.change_membership(ChangeMembers::RemoveVoters(leaving), true).await.map_err(write_error)?;
         }
         self.raft.change_membership(ChangeMembers::RemoveNodes(ids), false).await.map(|_| ()).map_err(write_error)
     }

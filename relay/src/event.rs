@@ -13,14 +13,24 @@ pub enum FeedEvent {
     /// What follows starts afresh: the receiver forgets its position (its playlists
     /// continue with a discontinuity). Items before `kept_from` are the state as of then
     /// (session, ladder, inits); from `kept_from` on, the journal as recorded.
-    Reset { kept_from: u64 },
+    Reset {
+        kept_from: u64,
+    },
     /// A publisher session starts; the origin adds `base` to its segment numbers.
-    Session { session: u64, base: u64, expects_ladder: bool },
+    Session {
+        session: u64,
+        base: u64,
+        expects_ladder: bool,
+    },
     /// The session's ladder.
     Plan(Vec<PlannedRendition>),
     /// The session's transcoding state.
     Transcoder(TranscoderStatus),
-    Init { rendition: String, tracks: Vec<TrackInfo>, data: Bytes },
+    Init {
+        rendition: String,
+        tracks: Vec<TrackInfo>,
+        data: Bytes,
+    },
     Part {
         rendition: String,
         /// Session-relative segment number.
@@ -38,8 +48,15 @@ pub enum FeedEvent {
         /// for the propagation delay a receiving node measures.
         published_us: i64,
     },
-    SegmentEnd { rendition: String, segment: u64 },
-    Gap { rendition: String, segment: u64, duration: f64 },
+    SegmentEnd {
+        rendition: String,
+        segment: u64,
+    },
+    Gap {
+        rendition: String,
+        segment: u64,
+        duration: f64,
+    },
     /// The session is over.
     End(SessionEnd),
 }
@@ -75,7 +92,9 @@ impl FeedEvent {
     pub fn into_published(self, now: Instant) -> Result<(String, Published), FeedEvent> {
         Ok(match self {
             FeedEvent::Init { rendition, tracks, data } => (rendition, Published::Init { tracks, data }),
-            FeedEvent::Part { rendition, segment, data, duration, independent, program_time_ms, part_target, .. } => (
+            FeedEvent::Part {
+                rendition, segment, data, duration, independent, program_time_ms, part_target, ..
+            } => (
                 rendition,
                 Published::Part {
                     segment,

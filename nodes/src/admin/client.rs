@@ -57,7 +57,11 @@ impl AdminClient {
         };
         let req = req.body(Full::new(payload)).map_err(|e| AdminClientError::Invalid(url.clone(), e.to_string()))?;
         let answer = async {
-            let resp = self.http.request(req).await.map_err(|source| AdminClientError::Connect { url: url.clone(), source })?;
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|source| AdminClientError::Connect { url: url.clone(), source })?;
             let status = resp.status();
             let body = resp
                 .into_body()
@@ -72,7 +76,8 @@ impl AdminClient {
         let json: Value = if body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&body).map_err(|e| AdminClientError::Invalid(url.clone(), format!("not JSON: {e}")))?
+            serde_json::from_slice(&body)
+                .map_err(|e| AdminClientError::Invalid(url.clone(), format!("not JSON: {e}")))?
         };
         if status.is_success() {
             return Ok(json);

@@ -143,7 +143,11 @@ async fn list_streams(State(state): State<Arc<HttpState>>, Query(p): Query<ReadP
     read(&state, &p, |c| c.streams.values().cloned().collect::<Vec<_>>()).await
 }
 
-async fn get_stream(State(state): State<Arc<HttpState>>, Path(name): Path<String>, Query(p): Query<ReadParams>) -> Response {
+async fn get_stream(
+    State(state): State<Arc<HttpState>>,
+    Path(name): Path<String>,
+    Query(p): Query<ReadParams>,
+) -> Response {
     let local = p.consistency.as_deref() == Some("local");
     let found = if local {
         Ok(state.cluster.catalog.read_local(|c| c.streams.get(&name).cloned()).value)
@@ -234,7 +238,11 @@ async fn create_stream(State(state): State<Arc<HttpState>>, Json(body): Json<Str
     }
 }
 
-async fn put_stream(State(state): State<Arc<HttpState>>, Path(name): Path<String>, Json(body): Json<StreamBody>) -> Response {
+async fn put_stream(
+    State(state): State<Arc<HttpState>>,
+    Path(name): Path<String>,
+    Json(body): Json<StreamBody>,
+) -> Response {
     let cmd = match stream_command(name, &body, false) {
         Ok(c) => c,
         Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),

@@ -19,7 +19,8 @@ use crate::NodeConfig;
 /// joining (`--join`), or, on an empty folder, as a new one-node cluster whose tokens are
 /// written to `DATA_DIR/cluster/init-tokens` (readable by the owner only).
 pub async fn start_member(config: &NodeConfig, http: SocketAddr) -> Result<ClusterService, ClusterError> {
-    let addrs = ClusterAddrs { bind: config.cluster, advertise: config.cluster_advertise.clone(), http: http.to_string() };
+    let addrs =
+        ClusterAddrs { bind: config.cluster, advertise: config.cluster_advertise.clone(), http: http.to_string() };
     let election = Duration::from_millis(config.raft_election_ms.max(3 * config.raft_heartbeat_ms).max(10));
     let timeouts = RaftTimeouts {
         heartbeat: Duration::from_millis(config.raft_heartbeat_ms.max(1)),

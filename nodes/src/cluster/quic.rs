@@ -74,11 +74,20 @@ pub enum PeerRequest {
     /// Follows a live stream this node is origin of, from a position held (journal, newest
     /// sequence number): answered with `Subscribed`, then [`FeedFrame`]s until either side
     /// closes.
-    Subscribe { stream: String, position: Option<(u64, u64)> },
+    Subscribe {
+        stream: String,
+        position: Option<(u64, u64)>,
+    },
     /// Where the node stands in a stream, if it holds it.
-    StreamPosition { stream: String },
+    StreamPosition {
+        stream: String,
+    },
     /// A segment or init segment of a stream, if the node holds it.
-    Fetch { stream: String, rendition: String, file: MediaFile },
+    Fetch {
+        stream: String,
+        rendition: String,
+        file: MediaFile,
+    },
 }
 
 /// Why a forwarded operation failed, as the far side put it.
@@ -432,12 +441,15 @@ impl QuicTransport {
                                 PeerRequest::Forward(op) => {
                                     PeerResponse::Forwarded(handler.forward(member.unwrap_or_default(), op).await)
                                 }
-                                PeerRequest::Fetch { stream, rendition, file } => {
-                                    PeerResponse::Fetched(handler.fetch(member.unwrap_or_default(), &stream, &rendition, file))
-                                }
-                                PeerRequest::StreamPosition { stream } => {
-                                    PeerResponse::StreamPosition(handler.stream_position(member.unwrap_or_default(), &stream))
-                                }
+                                PeerRequest::Fetch { stream, rendition, file } => PeerResponse::Fetched(handler.fetch(
+                                    member.unwrap_or_default(),
+                                    &stream,
+                                    &rendition,
+                                    file,
+                                )),
+                                PeerRequest::StreamPosition { stream } => PeerResponse::StreamPosition(
+                                    handler.stream_position(member.unwrap_or_default(), &stream),
+                                ),
                                 PeerRequest::ReadIndex => {
                                     PeerResponse::ReadIndex(handler.read_index(member.unwrap_or_default()).await)
                                 }

@@ -132,7 +132,13 @@ impl PeerHandler for Handler {
         self.service.feeds.held(stream)
     }
 
-    fn fetch(&self, from: NodeId, stream: &str, rendition: &str, file: crate::relay::MediaFile) -> Option<bytes::Bytes> {
+    fn fetch(
+        &self,
+        from: NodeId,
+        stream: &str,
+        rendition: &str,
+        file: crate::relay::MediaFile,
+    ) -> Option<bytes::Bytes> {
         self.members_only(from).ok()?;
         self.service.feeds.file(stream, rendition, file)
     }
@@ -379,7 +385,9 @@ impl ClusterService {
             match answer {
                 Ok(PeerResponse::Forwarded(Ok(o))) => return Ok(o),
                 Ok(PeerResponse::Forwarded(Err(RemoteFailure::NotLeader(Some((l, a)))))) => target = Some((Some(l), a)),
-                Ok(PeerResponse::Forwarded(Err(RemoteFailure::Refused(why)))) => return Err(ClusterError::Refused(why)),
+                Ok(PeerResponse::Forwarded(Err(RemoteFailure::Refused(why)))) => {
+                    return Err(ClusterError::Refused(why))
+                }
                 Ok(PeerResponse::Forwarded(Err(RemoteFailure::Rejected(r)))) => {
                     return Err(CatalogError::Rejected(r).into())
                 }
@@ -434,7 +442,9 @@ impl ClusterService {
             };
             match self.transport.request(Some(leader.0), &leader.1, &PeerRequest::ReadIndex).await {
                 Ok(PeerResponse::ReadIndex(Ok(index))) => return Ok(self.catalog.read_at(index, WITHIN, &f).await?),
-                Ok(PeerResponse::ReadIndex(Err(RemoteFailure::Refused(why)))) => return Err(ClusterError::Refused(why)),
+                Ok(PeerResponse::ReadIndex(Err(RemoteFailure::Refused(why)))) => {
+                    return Err(ClusterError::Refused(why))
+                }
                 Ok(PeerResponse::ReadIndex(Err(f))) => tracing::debug!(attempt, failure = ?f, "read index refused"),
                 Ok(_) => return Err(ClusterError::Remote("unexpected answer".into())),
                 Err(e) => tracing::debug!(attempt, error = %e, "read index request failed"),

@@ -103,12 +103,20 @@ async fn fetch(cluster: &ClusterService, (stream, rendition, file): &Key) -> Opt
         .catalog
         .read_local(|c| {
             let origin = c.streams.get(stream).and_then(|s| s.origin).map(|o| o.node);
-            c.nodes.values().filter(|n| n.id != me).map(|n| (n.id, n.cluster_addr.clone(), Some(n.id) == origin)).collect()
+            c.nodes
+                .values()
+                .filter(|n| n.id != me)
+                .map(|n| (n.id, n.cluster_addr.clone(), Some(n.id) == origin))
+                .collect()
         })
         .value;
     nodes.sort_by_key(|(_, _, origin)| !origin);
     for (id, addr, _) in nodes {
-        let req = crate::cluster::quic::PeerRequest::Fetch { stream: stream.clone(), rendition: rendition.clone(), file: *file };
+        let req = crate::cluster::quic::PeerRequest::Fetch {
+            stream: stream.clone(),
+            rendition: rendition.clone(),
+            file: *file,
+        };
         if let Ok(Ok(crate::cluster::quic::PeerResponse::Fetched(Some(data)))) =
             tokio::time::timeout(ASK_PATIENCE, cluster.transport.request(Some(id), &addr, &req)).await
         {

@@ -67,7 +67,13 @@ impl SegmentStore {
         let Some(entry) = self.entry(name) else { return };
         let mut st = entry.state.lock().expect("stream lock");
         if st.session == Some(session) && base > st.session_base {
-            tracing::info!(stream = name, session, from = st.session_base, to = base, "numbering carries on from the cluster");
+            tracing::info!(
+                stream = name,
+                session,
+                from = st.session_base,
+                to = base,
+                "numbering carries on from the cluster"
+            );
             st.session_base = base;
         }
     }

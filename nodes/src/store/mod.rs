@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rendition::RenditionState;
 pub use mirrored::Held;
+use rendition::RenditionState;
 pub use status::{RenditionStatus, StreamStatus, TranscoderView};
 use tessera_actors::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
 use tessera_packager::playlist::{render_multivariant, RenditionReport, Variant};

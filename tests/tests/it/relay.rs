@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::cluster::{form, form_with, init_with, membership, Proc};
-use crate::link::FaultyLink;
 use crate::common::*;
+use crate::link::FaultyLink;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_published_to_one_node_plays_from_the_others_with_the_same_bytes() {
@@ -44,7 +44,8 @@ async fn a_stream_published_to_one_node_plays_from_the_others_with_the_same_byte
         let text = get(edge.http, "/live/everywhere/src/index.m3u8").await.text();
         let on_edge = parse_media(&text);
         for msn in &numbers {
-            let (o, e) = (on_origin.segments.iter().find(|s| s.0 == *msn), on_edge.segments.iter().find(|s| s.0 == *msn));
+            let (o, e) =
+                (on_origin.segments.iter().find(|s| s.0 == *msn), on_edge.segments.iter().find(|s| s.0 == *msn));
             let (Some(o), Some(e)) = (o, e) else { panic!("segment {msn} missing on the edge:\n{text}") };
             assert!((o.1 - e.1).abs() < 1e-6, "segment {msn}: {} s on the origin, {} s on the edge", o.1, e.1);
             let path = format!("/live/everywhere/src/{}", o.2);
@@ -89,10 +90,14 @@ async fn when_the_origin_dies_a_publisher_on_another_node_carries_the_stream_on(
     first.abort();
     let killed = std::time::Instant::now();
     let second = publish_sample_to(nodes[1].srt, "failover", 3);
-    let after = crate::cluster::eventually(Duration::from_secs(30), "segments from the new origin on the viewer's node", || async {
-        let p = parse_media(&get(viewer, path).await.text());
-        p.segments.iter().any(|s| s.0 >= last_before + 3).then_some(p)
-    })
+    let after = crate::cluster::eventually(
+        Duration::from_secs(30),
+        "segments from the new origin on the viewer's node",
+        || async {
+            let p = parse_media(&get(viewer, path).await.text());
+            p.segments.iter().any(|s| s.0 >= last_before + 3).then_some(p)
+        },
+    )
     .await;
     eprintln!("failover: the viewer's node lists new segments {:?} after the kill", killed.elapsed());
 
@@ -145,7 +150,10 @@ async fn a_segment_from_before_a_node_followed_the_stream_is_pulled_through_once
         .find(|l| l.starts_with("tessera_relay_pulls_total{result=\"fetched\"}"))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0);
-    assert!((1.0..=2.0).contains(&fetched), "one fetch for concurrent asks (two if the first answered before the rest asked): {fetched}\n{metrics}");
+    assert!(
+        (1.0..=2.0).contains(&fetched),
+        "one fetch for concurrent asks (two if the first answered before the rest asked): {fetched}\n{metrics}"
+    );
     publisher.abort();
 }
 
