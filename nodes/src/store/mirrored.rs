@@ -30,17 +30,7 @@ impl SegmentStore {
             return None;
         }
         st.close_all();
-        st.session = Some(session);
-        st.mirrored = true;
-        st.session_base = base;
-        st.expects_plan = expects_plan;
-        st.planned = false;
-        st.transcoder = Default::default();
-        for r in st.renditions.values_mut() {
-            r.dropped = None;
-        }
-        st.idle_since = None;
-        st.ended_since = None;
+        st.start_session(session, base, true, expects_plan);
         st.changes += 1;
         drop(st);
         entry.bump();
@@ -51,14 +41,6 @@ impl SegmentStore {
     /// Whether the stream is known here at all (live, waiting for its publisher, or ended).
     pub fn has_stream(&self, name: &str) -> bool {
         self.entry(name).is_some()
-    }
-
-    /// One past the highest segment number this node holds for the stream, in any
-    /// rendition (a segment begun counts).
-    pub fn next_msn(&self, name: &str) -> Option<u64> {
-        let entry = self.entry(name)?;
-        let st = entry.state.lock().expect("stream lock");
-        st.renditions.values().map(|r| r.playlist.next_msn()).max()
     }
 
     /// Numbers a session that has published nothing yet from at least `base`: a new

@@ -87,6 +87,22 @@ impl StreamState {
         self.renditions.entry(name.to_string()).or_insert_with(|| RenditionState::new(name, config.clone()))
     }
 
+    /// Makes `session` the stream's, numbered from `base`: a publisher's here, or (`mirrored`)
+    /// one replaying another node's.
+    fn start_session(&mut self, session: u64, base: u64, mirrored: bool, expects_plan: bool) {
+        self.session = Some(session);
+        self.mirrored = mirrored;
+        self.session_base = base;
+        self.expects_plan = expects_plan;
+        self.planned = false;
+        self.transcoder = TranscoderStatus::default();
+        for r in self.renditions.values_mut() {
+            r.dropped = None;
+        }
+        self.idle_since = None;
+        self.ended_since = None;
+    }
+
     fn close_all(&mut self) {
         for r in self.renditions.values_mut() {
             r.close();
@@ -268,17 +284,8 @@ impl SegmentStore {
         }
         let (kicker, taken_over) = watch::channel(false);
         st.kicker = Some(kicker);
-        st.session = Some(session);
-        st.mirrored = false;
-        st.session_base = st.renditions.values().map(|r| r.playlist.next_msn()).max().unwrap_or(0);
-        st.expects_plan = false;
-        st.planned = false;
-        st.transcoder = TranscoderStatus::default();
-        for r in st.renditions.values_mut() {
-            r.dropped = None;
-        }
-        st.idle_since = None;
-        st.ended_since = None;
+        let base = st.renditions.values().map(|r| r.playlist.next_msn()).max().unwrap_or(0);
+        st.start_session(session, base, false, false);
         drop(st);
         metrics::gauge!("tessera_publishers").increment(1.0);
         Ok(PublishClaim { store: self.clone(), stream: name.to_string(), session, taken_over })
