@@ -42,8 +42,13 @@ const browser = await chromium.launch({
 const page = await browser.newPage({ viewport: { width: 660, height: 400 } });
 const record = args.record ? fs.createWriteStream(args.record, { flags: 'a' }) : null;
 const media = [];
+const asked = new Map();
+page.on('request', (r) => asked.set(r, Date.now()));
 page.on('response', async (r) => {
-  if (!r.url().includes('.m3u8')) media.push({ at: Date.now(), url: r.url().split('/').pop(), status: r.status() });
+  if (!r.url().includes('.m3u8')) {
+    media.push({ asked: asked.get(r.request()) ?? null, at: Date.now(), url: r.url().split('/').pop(), status: r.status() });
+  }
+  asked.delete(r.request());
   if (!record || !r.url().includes('.m3u8')) return;
   try {
     const body = await r.text();
@@ -102,6 +107,9 @@ const summary = {
   // player sits on the last frame; this is reported beside the 'ended' event.
   reachedEnd: !!s.samples.length && (() => { const l = s.samples[s.samples.length - 1]; return Math.abs(l.duration - l.currentTime) < 0.3; })(),
   lastMedia: media.slice(-6),
+  // Every segment and part response: when it was asked for and when it came, to tell a late
+  // part from a late request when a stall needs explaining.
+  mediaLog: media,
   pageErrors: consoleErrors,
 };
 const out = JSON.stringify(summary, null, 2);

@@ -213,7 +213,8 @@ cluster_play() {
             --record "$RESULTS/playlists.jsonl" --out "$RESULTS/trio-$i.json" >/dev/null || ok=1
         local s=$PWD/$RESULTS/trio-$i.json
         echo "interop: cluster node $((i + 1)): played $(json "$s" 's.playedSeconds.toFixed(1)') s, stalls $(json "$s" 's.stalls')," \
-            "glass-to-glass p50 $(json "$s" 's.glassToGlassMs.p50') ms, hls.js latency p50 $(json "$s" 's.hlsLatencyMs.p50') ms"
+            "glass-to-glass p50 $(json "$s" 's.glassToGlassMs.p50') ms, hls.js latency p50 $(json "$s" 's.hlsLatencyMs.p50') ms," \
+            "stalls at $(json "$s" 'JSON.stringify(s.stallsAt.map(x => x.t))')"
         [ "$(json "$s" 's.started && s.fatal.length === 0 && s.playedSeconds >= 15 && s.stalls === 0 && s.glassToGlassMs.samples > 50')" = true ] || ok=1
     done
     kill "$feed" 2>/dev/null || true

@@ -22,6 +22,9 @@ pub struct FeedFrame {
     /// The journal the items' sequence numbers belong to.
     pub journal: u64,
     pub items: Vec<FeedItem>,
+    /// The journal's newest sequence number when the frame was cut: a subscriber that has
+    /// applied up to it has caught up with the origin's live edge.
+    pub head: u64,
 }
 
 /// One stream's journal and the sequence number of its newest item.
@@ -119,7 +122,7 @@ impl FeedRegistry {
                     tracing::info!(stream, ?position, "subscriber restarted at the live edge");
                 }
                 for items in chunks(catchup.items) {
-                    if tx.send(FeedFrame { journal, items }).await.is_err() {
+                    if tx.send(FeedFrame { journal, items, head: last }).await.is_err() {
                         return;
                     }
                 }

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 use tessera_actors::{MediaSink, SessionEnd};
 use tessera_raft::NodeId;
 use tessera_relay::{FeedEvent, Mirror, MirrorStep};
@@ -16,7 +18,8 @@ use crate::store::SegmentStore;
 
 /// A stream nobody here asked for in this long is no longer followed.
 const IDLE: Duration = Duration::from_secs(60);
-/// How long a request for a stream new to this node waits for its first state.
+/// How long a request for a stream new to this node waits for it to catch up with the
+/// origin's live edge.
 const FIRST_STATE: Duration = Duration::from_secs(3);
 /// Bytes of pulled-through files kept.
 const PULL_CACHE_BYTES: usize = 64 << 20;
@@ -30,8 +33,17 @@ pub struct Followers {
     store: Arc<SegmentStore>,
     cluster: ClusterService,
     pull: PullThrough,
-    /// Per stream followed: when a viewer last asked for it.
-    following: Mutex<HashMap<String, Instant>>,
+    following: Mutex<HashMap<String, Followed>>,
+}
+
+/// One stream followed.
+struct Followed {
+    /// When a viewer last asked for it.
+    asked: Instant,
+    /// Whether this node has caught up with the origin's live edge. A playlist answered
+    /// before that would show a viewer an old edge: the player would start seconds behind
+    /// the others and stall when the backlog ends.
+    live: watch::Receiver<bool>,
 }
 
 impl Followers {
@@ -74,36 +86,37 @@ impl Followers {
         if self.store.publishing_here(stream) {
             return;
         }
-        let started = {
+        let (live, started) = {
             let mut following = self.following.lock().expect("following");
-            if let Some(asked) = following.get_mut(stream) {
-                *asked = Instant::now();
-                false
+            if let Some(followed) = following.get_mut(stream) {
+                followed.asked = Instant::now();
+                (followed.live.clone(), None)
             } else if self.origin_of(stream).is_some() {
-                following.insert(stream.to_string(), Instant::now());
-                true
+                let (caught_up, live) = watch::channel(false);
+                following.insert(stream.to_string(), Followed { asked: Instant::now(), live: live.clone() });
+                (live, Some(caught_up))
             } else {
                 return;
             }
         };
-        if started {
+        if let Some(caught_up) = started {
             let this = self.clone();
             let name = stream.to_string();
             let span = tracing::info_span!("follow", stream, node = self.cluster.identity.id);
-            tokio::spawn(async move { this.follow(&name).await }.instrument(span));
+            tokio::spawn(async move { this.follow(&name, caught_up).await }.instrument(span));
         }
-        let deadline = Instant::now() + FIRST_STATE;
-        while !self.store.has_stream(stream) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut live = live;
+        if tokio::time::timeout(FIRST_STATE, live.wait_for(|live| *live)).await.is_err() {
+            tracing::debug!(stream, "answering before this node caught up with the origin");
         }
     }
 
     fn idle(&self, stream: &str) -> bool {
-        self.following.lock().expect("following").get(stream).is_none_or(|asked| asked.elapsed() > IDLE)
+        self.following.lock().expect("following").get(stream).is_none_or(|f| f.asked.elapsed() > IDLE)
     }
 
     /// Follows one stream while it has an origin elsewhere and viewers here.
-    async fn follow(&self, stream: &str) {
+    async fn follow(&self, stream: &str, caught_up: watch::Sender<bool>) {
         let mut mirror = Mirror::new();
         let mut replay = Replay { store: &self.store, stream, session: None };
         let mut retry = RETRY_MIN;
@@ -160,7 +173,10 @@ impl Followers {
                                 MirrorStep::Skip => {}
                             }
                         }
-                        if let Some((_, seq)) = mirror.position() {
+                        if let Some((journal, seq)) = mirror.position() {
+                            if journal == frame.journal && seq >= frame.head {
+                                caught_up.send_if_modified(|live| !std::mem::replace(live, true));
+                            }
                             let _ = acks.ack(seq).await;
                         }
                     }
