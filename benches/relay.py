@@ -5,10 +5,12 @@ another node sees, on a five-node Tessera cluster on loopback.
     python3 benches/relay.py OUT_DIR TESSERA_BIN [SECONDS] [TRIALS]
 
 - Propagation: the bundled sample (640x360, passthrough) published to node 1 over SRT;
-  viewers on 1, 2 and then 4 other nodes keep them following it. Each follower measures,
+  viewers on 1, 2, 3 and then 4 other nodes keep them following it, through a relay tree
+  of degree FANOUT (the origin feeds at most FANOUT nodes, they feed the rest). Each follower measures,
   per part, its arrival time minus the origin's publish time (same host, same clock):
   p50/p99 over a window, from the nodes' `tessera_relay_part_delay_seconds` histograms.
-- Upload: the origin's bytes sent to followers per part published, per follower count.
+- Upload: the origin's bytes sent to followers per part published, per follower count,
+  and every node's, to show where the rest of the tree's traffic goes.
 - Failover: kill -9 the origin, start the publisher on another node; the time from that
   publisher's start to the first new part listed on a third node, and from the kill.
 - Viewer: hls.js (interop/player.mjs) plays the clocked feed from the origin, then from a
@@ -33,6 +35,7 @@ OUT, TESSERA = (sys.argv + [""] * 2)[1:3]
 SECONDS = int(sys.argv[3]) if len(sys.argv) > 3 else 20
 TRIALS = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 NODES = 5
+FANOUT = 2
 WORK = os.path.join(OUT or "/tmp", "relay")
 SAMPLE = "samples/sample.ts"
 shutil.rmtree(WORK, ignore_errors=True)
@@ -65,7 +68,8 @@ class Node:
     def start(self, extra=()):
         self.proc = subprocess.Popen(
             [TESSERA, "node", "--data-dir", self.data, "--cluster", self.quic, "--http", self.http, "--srt", self.srt,
-             "--rtmp", f"127.0.0.1:{port()}", "--log", "warn", *extra], stdout=LOGS, stderr=LOGS)
+             "--rtmp", f"127.0.0.1:{port()}", "--log", "warn", "--relay-fanout", str(FANOUT), *extra],
+            stdout=LOGS, stderr=LOGS)
         wait(f"node {self.i}", lambda: get(f"http://{self.http}/healthz") is not None)
 
     def kill(self):
@@ -165,7 +169,7 @@ def last_part(node, name):
 
 
 def main():
-    result = {"seconds": SECONDS, "trials": TRIALS, "nodes": NODES,
+    result = {"seconds": SECONDS, "trials": TRIALS, "nodes": NODES, "fanout": FANOUT,
               "run": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     nodes = [Node(i) for i in range(NODES)]
     out = subprocess.run([TESSERA, "cluster", "init", "--data-dir", nodes[0].data, "--cluster", nodes[0].quic,
@@ -180,16 +184,18 @@ def main():
         wait("the stream on its origin", lambda: get(nodes[0].url("/live/bench/index.m3u8")))
         viewers = Viewers("bench")
         rows = []
-        for followers in (1, 2, 4):
+        for followers in (1, 2, 3, 4):
             while len(viewers.nodes) < followers:
                 n = nodes[1 + len(viewers.nodes)]
                 viewers.add(n)
                 wait(f"node {n.i} following", lambda: get(n.url("/live/bench/src/index.m3u8")))
             time.sleep(3)
             before = nodes[0].metrics()
+            sent_before = [n.metrics().get("tessera_relay_bytes_sent_total", 0) for n in nodes]
             hist_before = [histogram(n.metrics(), "tessera_relay_part_delay_seconds") for n in viewers.nodes]
             time.sleep(SECONDS)
             after = nodes[0].metrics()
+            sent_after = [n.metrics().get("tessera_relay_bytes_sent_total", 0) for n in nodes]
             hist_after = [histogram(n.metrics(), "tessera_relay_part_delay_seconds") for n in viewers.nodes]
             sent = after.get("tessera_relay_bytes_sent_total", 0) - before.get("tessera_relay_bytes_sent_total", 0)
             parts = after.get("tessera_parts_published_total", 0) - before.get("tessera_parts_published_total", 0)
@@ -203,6 +209,7 @@ def main():
             mb, ma = sorted(merged_b.items()), sorted(merged_a.items())
             row = {"followers": followers, "parts": parts, "bytes_sent": sent,
                    "upload_bytes_per_part": sent / parts if parts else None,
+                   "every_node_bytes_per_part": [(a - b) / parts if parts else None for a, b in zip(sent_after, sent_before)],
                    "delay_p50_ms": (quantile(0.5, mb, ma) or 0) * 1000, "delay_p99_ms": (quantile(0.99, mb, ma) or 0) * 1000}
             log(f"{followers} followers: {row['upload_bytes_per_part']:.0f} bytes uploaded per part, "
                 f"propagation p50 {row['delay_p50_ms']:.1f} ms, p99 {row['delay_p99_ms']:.1f} ms")

@@ -105,6 +105,12 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 8)]
     pub relay_window_segments: usize,
 
+    /// Nodes each node feeds a live stream to: beyond this many followers, the others
+    /// follow a follower (a relay tree), so the origin's upload stays flat. 0: every node
+    /// follows the origin.
+    #[arg(long, default_value_t = 3)]
+    pub relay_fanout: usize,
+
     /// A publisher that sends nothing for this long is disconnected, milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub ingest_idle_timeout_ms: u64,

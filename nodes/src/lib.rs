@@ -169,7 +169,7 @@ impl Node {
             metrics,
             node_id: http_addr.to_string(),
             cluster: member.clone(),
-            followers: relay::Followers::new(store.clone(), member.clone()),
+            followers: relay::Followers::new(store.clone(), member.clone(), config.relay_fanout),
             admin_tokens: config.admin_tokens.iter().map(|t| cluster::identity::secret_hash(t)).collect(),
         });
         let app = http::router(state);

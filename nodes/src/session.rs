@@ -87,7 +87,7 @@ impl PublisherSession {
         // Numbering carries on from wherever the cluster got to (another origin before this
         // one, followed by other nodes).
         if let Some(next) = settings.cluster.stream_position(&ticket.stream, POSITION_PATIENCE).await {
-            store.raise_base(&ticket.stream, ticket.session, next);
+            store.carry_on_from(&ticket.stream, ticket.session, next);
         }
         let fence = LeaseFence::watch(settings.cluster.clone(), lease.clone());
         let ladder = stream_ladder(settings, &ticket.stream);

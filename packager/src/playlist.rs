@@ -154,6 +154,13 @@ impl PlaylistState {
         self.next_part_seq
     }
 
+    /// Makes the next part's number at least `seq`: a node mirroring another's parts, or
+    /// taking a stream over from it, names them as that node does. Numbers never go back,
+    /// so a part URI never names two different parts.
+    pub fn number_parts_from(&mut self, seq: u64) {
+        self.next_part_seq = self.next_part_seq.max(seq);
+    }
+
     pub fn segments(&self) -> impl Iterator<Item = &SegmentEntry> {
         self.segments.iter()
     }

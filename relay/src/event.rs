@@ -33,6 +33,8 @@ pub enum FeedEvent {
     },
     Part {
         rendition: String,
+        /// The part's number on the origin (its `part-N.m4s`): every node names it so.
+        number: u64,
         /// Session-relative segment number.
         segment: u64,
         /// The first part of its segment in this rendition.
@@ -62,17 +64,19 @@ pub enum FeedEvent {
 }
 
 impl FeedEvent {
-    /// The event for what a pipeline published at `now_us`; `starts_segment` as the
-    /// journal knows it.
-    pub fn published(rendition: &str, event: Published, starts_segment: bool, now_us: i64) -> FeedEvent {
+    /// The event for what a pipeline published at `now_us`, a part with the `number` the
+    /// origin's store gave it (`None` for a part it did not list: nothing to send). The
+    /// journal sets `starts_segment`.
+    pub fn published(rendition: &str, event: Published, number: Option<u64>, now_us: i64) -> Option<FeedEvent> {
         let rendition = rendition.to_string();
-        match event {
+        Some(match event {
             Published::Init { tracks, data } => FeedEvent::Init { rendition, tracks, data },
             Published::Part { segment, data, duration, independent, program_time_ms, part_target, .. } => {
                 FeedEvent::Part {
                     rendition,
+                    number: number?,
                     segment,
-                    starts_segment,
+                    starts_segment: false,
                     data,
                     duration,
                     independent,
@@ -83,17 +87,25 @@ impl FeedEvent {
             }
             Published::SegmentEnd { segment } => FeedEvent::SegmentEnd { rendition, segment },
             Published::Gap { segment, duration } => FeedEvent::Gap { rendition, segment, duration },
-        }
+        })
     }
 
-    /// The pipeline event to replay on a receiving node, with its rendition, for media
-    /// events (init, part, segment end, gap); anything else comes back as it was. `now`
-    /// stands for when the part was completed there.
-    pub fn into_published(self, now: Instant) -> Result<(String, Published), FeedEvent> {
+    /// The pipeline event to replay on a receiving node, with its rendition and (for a part)
+    /// the origin's number for it, for media events (init, part, segment end, gap); anything
+    /// else comes back as it was. `now` stands for when the part was completed there.
+    pub fn into_published(self, now: Instant) -> Result<(String, Published, Option<u64>), FeedEvent> {
         Ok(match self {
-            FeedEvent::Init { rendition, tracks, data } => (rendition, Published::Init { tracks, data }),
+            FeedEvent::Init { rendition, tracks, data } => (rendition, Published::Init { tracks, data }, None),
             FeedEvent::Part {
-                rendition, segment, data, duration, independent, program_time_ms, part_target, ..
+                rendition,
+                number,
+                segment,
+                data,
+                duration,
+                independent,
+                program_time_ms,
+                part_target,
+                ..
             } => (
                 rendition,
                 Published::Part {
@@ -106,9 +118,10 @@ impl FeedEvent {
                     completed_at: now,
                     last_frame_arrived: None,
                 },
+                Some(number),
             ),
-            FeedEvent::SegmentEnd { rendition, segment } => (rendition, Published::SegmentEnd { segment }),
-            FeedEvent::Gap { rendition, segment, duration } => (rendition, Published::Gap { segment, duration }),
+            FeedEvent::SegmentEnd { rendition, segment } => (rendition, Published::SegmentEnd { segment }, None),
+            FeedEvent::Gap { rendition, segment, duration } => (rendition, Published::Gap { segment, duration }, None),
             other => return Err(other),
         })
     }

@@ -64,6 +64,10 @@ pub struct Journal {
     /// Per rendition, the segment its last part belonged to.
     open: BTreeMap<String, u64>,
     session: Option<u64>,
+    /// A copy of another node's journal (see [`Journal::copy`]).
+    copied: bool,
+    /// A copy that has only received its baseline so far.
+    baseline_open: bool,
 }
 
 impl Journal {
@@ -78,6 +82,8 @@ impl Journal {
             segment_starts: VecDeque::new(),
             open: BTreeMap::new(),
             session: None,
+            copied: false,
+            baseline_open: true,
         }
     }
 
@@ -98,28 +104,67 @@ impl Journal {
     /// Records an event; returns the item to send to current subscribers. A `Part` gets
     /// its `starts_segment` here.
     pub fn record(&mut self, mut event: FeedEvent) -> FeedItem {
-        match &mut event {
+        if let FeedEvent::Part { rendition, segment, starts_segment, .. } = &mut event {
+            *starts_segment = self.open.get(rendition.as_str()) != Some(segment);
+        }
+        let item = FeedItem { seq: self.next_seq, event };
+        self.push(item.clone());
+        item
+    }
+
+    /// Whether this journal copies another node's (see [`Self::copy`]).
+    pub fn is_copy(&self) -> bool {
+        self.copied
+    }
+
+    /// Takes an item of journal `id`, another node's, as a node relaying what it follows
+    /// receives it: kept under the same id and number, so a subscriber may resume on any
+    /// node that relays that journal. A `Reset` starts the copy over; the items before its
+    /// `kept_from` form the baseline. Items already held are ignored.
+    pub fn copy(&mut self, id: u64, item: FeedItem) {
+        if let FeedEvent::Reset { kept_from } = item.event {
+            *self = Journal { copied: true, next_seq: kept_from, ..Journal::new(id, self.keep_segments) };
+            return;
+        }
+        if id != self.id || !self.copied {
+            // Another journal without a reset first: start over from this item.
+            *self = Journal { copied: true, next_seq: item.seq, ..Journal::new(id, self.keep_segments) };
+        }
+        if item.seq < self.next_seq {
+            let is_baseline = self.items.is_empty() && self.baseline_open;
+            if is_baseline {
+                if let FeedEvent::Session { session, .. } = &item.event {
+                    self.session = Some(*session);
+                }
+                self.baseline.absorb(item);
+            }
+            return;
+        }
+        self.baseline_open = false;
+        self.push(item);
+    }
+
+    /// Appends an item numbered `next_seq` or later.
+    fn push(&mut self, item: FeedItem) {
+        match &item.event {
             FeedEvent::Session { session, .. } => {
                 self.session = Some(*session);
                 self.open.clear();
                 self.segment_starts.clear();
             }
-            FeedEvent::Part { rendition, segment, starts_segment, .. } => {
-                *starts_segment = self.open.get(rendition.as_str()) != Some(segment);
+            FeedEvent::Part { rendition, segment, .. } => {
                 self.open.insert(rendition.clone(), *segment);
             }
             _ => {}
         }
-        let item = FeedItem { seq: self.next_seq, event };
-        self.next_seq += 1;
+        self.next_seq = item.seq + 1;
         if let Some((_, segment)) = item.event.segment() {
             if self.segment_starts.back().is_none_or(|(s, _)| segment > *s) {
                 self.segment_starts.push_back((segment, item.seq));
             }
         }
-        self.items.push_back(item.clone());
+        self.items.push_back(item);
         self.trim();
-        item
     }
 
     /// Drops whole segments beyond the ones to keep, folding what they set into the baseline.

@@ -12,6 +12,11 @@
 //! parts of segments it joined half way (so every segment it serves is whole), and says
 //! from where to resubscribe after a gap.
 //!
+//! A node that follows a stream also relays it: it keeps a copy of the origin's journal
+//! (same id, same numbers, [`Journal::copy`]) and serves subscribers of its own, so the
+//! nodes form a tree rooted at the origin ([`tree`]) and a subscriber may resume on any node
+//! that relays the journal without starting over.
+//!
 //! # Contract
 //! - Nothing here does I/O or reads a clock; the node's driver moves [`FeedItem`]s over QUIC
 //!   and applies what [`Mirror::accept`] returns to its segment store.
@@ -22,7 +27,9 @@
 pub mod event;
 pub mod journal;
 pub mod mirror;
+pub mod tree;
 
 pub use event::{FeedEvent, FeedItem};
 pub use journal::Journal;
 pub use mirror::{Mirror, MirrorStep};
+pub use tree::upstreams;

@@ -171,7 +171,7 @@ async fn get_stream(
 async fn where_nodes_stand(state: &HttpState, name: &str, origin: Option<u64>) -> serde_json::Value {
     let me = state.cluster.identity.id;
     let mut held = state.cluster.stream_positions(name, std::time::Duration::from_millis(500)).await;
-    held.push((me, state.store.held(name)));
+    held.push((me, state.cluster.feeds.held(name)));
     held.sort_by_key(|(id, _)| *id);
     let at_origin = origin.and_then(|o| held.iter().find(|(id, _)| *id == o).and_then(|(_, h)| *h));
     let rows: Vec<serde_json::Value> = held
@@ -190,6 +190,7 @@ async fn where_nodes_stand(state: &HttpState, name: &str, origin: Option<u64>) -
                 "holds": h.is_some(),
                 "live": h.is_some_and(|h| h.live),
                 "following": h.is_some_and(|h| h.following),
+                "upstream": h.and_then(|h| h.upstream),
                 "last_msn": h.map(|h| h.last_msn),
                 "last_part": h.and_then(|h| h.last_part),
                 "behind": behind,

@@ -319,9 +319,19 @@ impl ClusterService {
         futures::future::join_all(asks).await
     }
 
-    /// One past the highest segment number any other node holds for `stream`.
-    pub async fn stream_position(&self, stream: &str, within: Duration) -> Option<u64> {
-        self.stream_positions(stream, within).await.into_iter().filter_map(|(_, h)| h.map(|h| h.next_msn)).max()
+    /// Where node `id` (at `addr`) stands in `stream`; `None` if it does not answer in time.
+    pub async fn stream_position_of(&self, id: NodeId, addr: &str, stream: &str) -> Option<crate::store::Held> {
+        let req = PeerRequest::StreamPosition { stream: stream.to_string() };
+        match self.transport.request(Some(id), addr, &req).await {
+            Ok(PeerResponse::StreamPosition(held)) => held,
+            _ => None,
+        }
+    }
+
+    /// The numbers that carry on from every other node's holding of `stream`.
+    pub async fn stream_position(&self, stream: &str, within: Duration) -> Option<crate::store::Numbering> {
+        let held = self.stream_positions(stream, within).await.into_iter().filter_map(|(_, h)| h.map(|h| h.next));
+        held.reduce(crate::store::Numbering::max)
     }
 
     /// Resolves once this node knows of a leader other than `id`.

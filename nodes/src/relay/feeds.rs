@@ -1,5 +1,6 @@
-//! The origin side: a journal per live stream, filled by [`RelaySink`] as the pipelines
-//! publish, and read by each subscribing node at its own pace.
+//! The sending side: a journal per live stream, filled by [`RelaySink`] as the pipelines
+//! publish (on the stream's origin) or copied from the node this one follows (on a relay,
+//! see [`FeedRegistry::relay`]), and read by each subscribing node at its own pace.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -31,19 +32,43 @@ pub struct FeedFrame {
 struct StreamFeed {
     journal: Mutex<Journal>,
     newest: watch::Sender<u64>,
+    /// Nodes reading the journal now.
+    subscribers: AtomicUsize,
 }
+
+/// Counts a subscriber for as long as it reads.
+struct Reading(Arc<StreamFeed>);
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Called with a stream's name when another node subscribes to a stream this node does not
+/// publish: the node must follow it to relay it.
+pub type RelayWanted = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Every journal of this node, and what its store holds, for other nodes to ask.
 pub struct FeedRegistry {
     feeds: Mutex<HashMap<String, Arc<StreamFeed>>>,
     keep_segments: AtomicUsize,
     store: OnceLock<Arc<SegmentStore>>,
+    relay_wanted: OnceLock<RelayWanted>,
+    /// Per stream this node follows, the node it receives it from.
+    upstreams: Mutex<HashMap<String, u64>>,
 }
 
 impl FeedRegistry {
     /// Journals keep `keep_segments` segments: a subscriber further behind starts afresh.
     pub fn new(keep_segments: usize) -> Arc<FeedRegistry> {
-        Arc::new(FeedRegistry { feeds: Mutex::default(), keep_segments: keep_segments.into(), store: OnceLock::new() })
+        Arc::new(FeedRegistry {
+            feeds: Mutex::default(),
+            keep_segments: keep_segments.into(),
+            store: OnceLock::new(),
+            relay_wanted: OnceLock::new(),
+            upstreams: Mutex::default(),
+        })
     }
 
     /// Journals made from now on keep `segments` segments.
@@ -71,9 +96,31 @@ impl FeedRegistry {
         }
     }
 
+    /// What to call when another node wants a stream this node would relay.
+    pub fn on_relay_wanted(&self, wanted: RelayWanted) {
+        let _ = self.relay_wanted.set(wanted);
+    }
+
+    /// Nodes reading `stream` from this node now.
+    pub fn subscribers(&self, stream: &str) -> usize {
+        self.feeds.lock().expect("feeds").get(stream).map_or(0, |f| f.subscribers.load(Ordering::Relaxed))
+    }
+
     /// Where this node stands in `stream`.
     pub fn held(&self, stream: &str) -> Option<crate::store::Held> {
-        self.store.get()?.held(stream)
+        let mut held = self.store.get()?.held(stream)?;
+        held.upstream =
+            held.following.then(|| self.upstreams.lock().expect("upstreams").get(stream).copied()).flatten();
+        Some(held)
+    }
+
+    /// Records the node this one receives `stream` from (`None`: none now).
+    pub fn set_upstream(&self, stream: &str, node: Option<u64>) {
+        let mut upstreams = self.upstreams.lock().expect("upstreams");
+        match node {
+            Some(node) => upstreams.insert(stream.to_string(), node),
+            None => upstreams.remove(stream),
+        };
     }
 
     fn feed(&self, stream: &str) -> Arc<StreamFeed> {
@@ -82,17 +129,45 @@ impl FeedRegistry {
             .expect("feeds")
             .entry(stream.to_string())
             .or_insert_with(|| {
-                // A number no earlier journal of this stream had (another process, or before a restart).
-                let id = RandomState::new().hash_one(stream) | 1;
-                let keep = self.keep_segments.load(Ordering::Relaxed);
-                Arc::new(StreamFeed { journal: Mutex::new(Journal::new(id, keep)), newest: watch::channel(0).0 })
+                Arc::new(StreamFeed {
+                    journal: Mutex::new(self.new_journal(stream)),
+                    newest: watch::channel(0).0,
+                    subscribers: AtomicUsize::new(0),
+                })
             })
             .clone()
+    }
+
+    fn new_journal(&self, stream: &str) -> Journal {
+        // A number no earlier journal of this stream had (another process, or before a restart).
+        let id = RandomState::new().hash_one(stream) | 1;
+        Journal::new(id, self.keep_segments.load(Ordering::Relaxed))
+    }
+
+    /// Copies what this node received of `stream` from the node it follows (journal
+    /// `journal`, numbers kept), for the nodes that follow this one.
+    pub fn relay(&self, stream: &str, journal: u64, items: &[FeedItem]) {
+        let feed = self.feed(stream);
+        let mut copy = feed.journal.lock().expect("journal");
+        if !copy.is_copy() && copy.session().is_some() {
+            // This node publishes the stream itself: nothing to copy.
+            return;
+        }
+        for item in items {
+            copy.copy(journal, item.clone());
+        }
+        let newest = copy.last_seq();
+        drop(copy);
+        feed.newest.send_replace(newest);
     }
 
     fn record(&self, stream: &str, session: u64, store: &SegmentStore, event: FeedEvent) {
         let feed = self.feed(stream);
         let mut journal = feed.journal.lock().expect("journal");
+        if journal.is_copy() {
+            // The node followed the stream and now publishes it: a journal of its own.
+            *journal = self.new_journal(stream);
+        }
         if journal.session() != Some(session) {
             let Some((base, expects_ladder)) = store.session_info(stream, session) else { return };
             journal.record(FeedEvent::Session { session, base, expects_ladder });
@@ -107,26 +182,39 @@ impl FeedRegistry {
     /// slowly for the journal to keep its place is started afresh at the live edge.
     pub fn subscribe(self: &Arc<Self>, stream: &str, mut position: Option<(u64, u64)>) -> mpsc::Receiver<FeedFrame> {
         let feed = self.feed(stream);
+        if !self.store.get().is_some_and(|s| s.publishing_here(stream)) {
+            if let Some(wanted) = self.relay_wanted.get() {
+                wanted(stream);
+            }
+        }
         let (tx, rx) = mpsc::channel(2);
         let stream = stream.to_string();
+        feed.subscribers.fetch_add(1, Ordering::Relaxed);
+        let reading = Reading(feed.clone());
         tokio::spawn(async move {
+            let feed = &reading.0;
             let mut newest = feed.newest.subscribe();
             loop {
                 newest.mark_unchanged();
-                let (journal, catchup, last) = {
+                let offer = {
                     let j = feed.journal.lock().expect("journal");
-                    (j.id(), j.since(position), j.last_seq())
+                    // A relay that has received nothing yet has nothing to offer (not even
+                    // a fresh start): the subscriber waits for the first items.
+                    let begun = j.is_copy() || j.last_seq() > 0;
+                    begun.then(|| (j.id(), j.since(position), j.last_seq()))
                 };
-                if catchup.fresh && position.is_some() {
-                    metrics::counter!("tessera_relay_fresh_starts_total").increment(1);
-                    tracing::info!(stream, ?position, "subscriber restarted at the live edge");
-                }
-                for items in chunks(catchup.items) {
-                    if tx.send(FeedFrame { journal, items, head: last }).await.is_err() {
-                        return;
+                if let Some((journal, catchup, last)) = offer {
+                    if catchup.fresh && position.is_some() {
+                        metrics::counter!("tessera_relay_fresh_starts_total").increment(1);
+                        tracing::info!(stream, ?position, "subscriber restarted at the live edge");
                     }
+                    for items in chunks(catchup.items) {
+                        if tx.send(FeedFrame { journal, items, head: last }).await.is_err() {
+                            return;
+                        }
+                    }
+                    position = Some((journal, last));
                 }
-                position = Some((journal, last));
                 tokio::select! {
                     changed = newest.changed() => if changed.is_err() { return },
                     _ = tx.closed() => return,
@@ -178,9 +266,10 @@ impl MediaSink for RelaySink {
             metrics::counter!("tessera_fenced_events_dropped_total").increment(1);
             return;
         }
-        let feed_event = FeedEvent::published(rendition, event.clone(), false, super::now_us());
-        self.store.publish(stream, session, rendition, event);
-        self.feeds.record(stream, session, &self.store, feed_event);
+        let number = self.store.publish_numbered(stream, session, rendition, event.clone(), None);
+        if let Some(feed_event) = FeedEvent::published(rendition, event, number, super::now_us()) {
+            self.feeds.record(stream, session, &self.store, feed_event);
+        }
     }
 
     fn plan(&self, stream: &str, session: u64, renditions: Vec<PlannedRendition>) {

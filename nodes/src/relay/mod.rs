@@ -9,8 +9,11 @@
 //! A segment this node lacks (from before its subscription, or before a restart) is pulled
 //! through from a node that has it, once, concurrent requests sharing the fetch.
 //!
-//! Topology: a star around each stream's origin. Every follower subscribes to the origin
-//! directly, so the origin's upload grows with the number of nodes that have viewers.
+//! Topology: a tree rooted at each stream's origin ([`tessera_relay::tree`]). The origin
+//! feeds at most `relay_fanout` nodes; each following node keeps a copy of the origin's
+//! journal under the same numbers and feeds the nodes below it, so the origin's upload stays
+//! flat as the cluster grows. A relay that fails is passed over for the next node up; the
+//! subscription resumes there from the same position.
 //!
 //! Backpressure: an origin sends each follower what its journal holds after the follower's
 //! position, at the pace the follower reads (QUIC flow control); a follower that falls more
@@ -20,6 +23,7 @@
 mod feeds;
 mod follow;
 mod pull;
+mod upstream;
 
 pub use feeds::{FeedFrame, FeedRegistry, RelaySink};
 pub use follow::Followers;

@@ -43,20 +43,26 @@ impl SegmentStore {
         self.entry(name).is_some()
     }
 
-    /// Numbers a session that has published nothing yet from at least `base`: a new
-    /// origin carries on from where the cluster got to.
-    pub fn raise_base(&self, name: &str, session: u64, base: u64) {
+    /// Numbers a session that has published nothing yet from at least where `cluster` says
+    /// the stream got to: a new origin carries on the segment and part numbers other nodes
+    /// hold, so a URI never names two different things anywhere in the cluster.
+    pub fn carry_on_from(&self, name: &str, session: u64, cluster: Numbering) {
         let Some(entry) = self.entry(name) else { return };
         let mut st = entry.state.lock().expect("stream lock");
-        if st.session == Some(session) && base > st.session_base {
+        if st.session != Some(session) {
+            return;
+        }
+        st.part_floor = st.part_floor.max(cluster.next_part);
+        if cluster.next_msn > st.session_base {
             tracing::info!(
                 stream = name,
                 session,
                 from = st.session_base,
-                to = base,
+                to = cluster.next_msn,
+                next_part = st.part_floor,
                 "numbering carries on from the cluster"
             );
-            st.session_base = base;
+            st.session_base = cluster.next_msn;
         }
     }
 
@@ -69,9 +75,13 @@ impl SegmentStore {
         Some(Held {
             last_msn: report.last_msn,
             last_part: report.last_part,
-            next_msn: st.renditions.values().map(|r| r.playlist.next_msn()).max().unwrap_or(0),
+            next: Numbering {
+                next_msn: st.renditions.values().map(|r| r.playlist.next_msn()).max().unwrap_or(0),
+                next_part: st.renditions.values().map(|r| r.playlist.next_part_seq()).max().unwrap_or(0),
+            },
             live: st.session.is_some(),
             following: st.mirrored,
+            upstream: None,
         })
     }
 
@@ -96,9 +106,26 @@ pub struct Held {
     /// The newest segment (complete or not) of the passthrough rendition, and its newest part.
     pub last_msn: u64,
     pub last_part: Option<u64>,
-    /// One past the highest segment number in any rendition.
-    pub next_msn: u64,
+    /// The numbers the stream's next segment and part would get here.
+    pub next: Numbering,
     pub live: bool,
     /// The node follows another node, the stream's origin.
     pub following: bool,
+    /// The node it receives the stream from: the origin, or a relay nearer it.
+    #[serde(default)]
+    pub upstream: Option<u64>,
+}
+
+/// The numbers a stream's next segment and part get: one past the highest in any rendition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Numbering {
+    pub next_msn: u64,
+    pub next_part: u64,
+}
+
+impl Numbering {
+    /// The numbering that carries on from both.
+    pub fn max(self, other: Numbering) -> Numbering {
+        Numbering { next_msn: self.next_msn.max(other.next_msn), next_part: self.next_part.max(other.next_part) }
+    }
 }

@@ -13,6 +13,7 @@
 
 mod mirrored;
 mod rendition;
+mod sink;
 mod status;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,10 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-pub use mirrored::Held;
+pub use mirrored::{Held, Numbering};
 use rendition::RenditionState;
 pub use status::{RenditionStatus, StreamStatus, TranscoderView};
-use tessera_actors::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
+use tessera_actors::{SessionEnd, TranscoderStatus};
 use tessera_packager::playlist::{render_multivariant, RenditionReport, Variant};
 use tessera_packager::{BlockRequest, BlockState, PlaylistConfig};
 use thiserror::Error;
@@ -70,6 +71,8 @@ struct StreamState {
     mirrored: bool,
     /// Added to the session's segment numbers.
     session_base: u64,
+    /// The lowest number a part published here may get (see [`SegmentStore::carry_on_from`]).
+    part_floor: u64,
     /// The session transcodes: the multivariant playlist waits for its ladder.
     expects_plan: bool,
     planned: bool,
@@ -163,6 +166,7 @@ impl StreamEntry {
                         session: None,
                         mirrored: false,
                         session_base: 0,
+                        part_floor: 0,
                         expects_plan: false,
                         planned: false,
                         transcoder: TranscoderStatus::default(),
@@ -512,84 +516,23 @@ impl SegmentStore {
 
     /// Applies `f` to the stream's state if `session` is still its publisher's, then wakes
     /// the waiters.
-    fn update(&self, stream: &str, session: u64, what: &str, f: impl FnOnce(&mut StreamState, &PlaylistConfig)) {
-        let Some(entry) = self.entry(stream) else { return };
+    fn update<R>(
+        &self,
+        stream: &str,
+        session: u64,
+        what: &str,
+        f: impl FnOnce(&mut StreamState, &PlaylistConfig) -> R,
+    ) -> Option<R> {
+        let entry = self.entry(stream)?;
         let mut st = entry.state.lock().expect("stream lock");
         if st.session != Some(session) {
             tracing::debug!(stream, session, what, "late output of an ended session ignored");
-            return;
+            return None;
         }
-        f(&mut st, &self.config.playlist);
+        let out = f(&mut st, &self.config.playlist);
         st.changes += 1;
         drop(st);
         entry.bump();
-    }
-}
-
-impl MediaSink for SegmentStore {
-    fn publish(&self, stream: &str, session: u64, rendition: &str, event: Published) {
-        self.update(stream, session, rendition, |st, config| {
-            let base = st.session_base;
-            let r = st.rendition(rendition, config);
-            match event {
-                Published::Init { tracks, data } => {
-                    let id = r.init(tracks, data);
-                    tracing::info!(stream, session, rendition, init = id, codecs = %r.tracks.iter().map(|t| t.codec.rfc6381()).collect::<Vec<_>>().join(","), "init segment");
-                }
-                Published::Part {
-                    segment,
-                    data,
-                    duration,
-                    independent,
-                    program_time_ms,
-                    part_target,
-                    completed_at,
-                    last_frame_arrived,
-                } => {
-                    r.playlist.set_part_target(part_target);
-                    if !r.part(base + segment, data, duration, independent, program_time_ms, completed_at) {
-                        tracing::debug!(stream, rendition, segment, "part for a closed segment dropped");
-                        return;
-                    }
-                    metrics::counter!("tessera_parts_published_total").increment(1);
-                    if let Some(at) = last_frame_arrived {
-                        metrics::histogram!("tessera_part_available_seconds").record(at.elapsed().as_secs_f64());
-                    }
-                }
-                Published::SegmentEnd { segment } => r.segment_end(base + segment),
-                Published::Gap { segment, duration } => r.gap(base + segment, duration),
-            }
-        });
-    }
-
-    fn plan(&self, stream: &str, session: u64, renditions: Vec<PlannedRendition>) {
-        self.update(stream, session, "plan", |st, config| {
-            st.planned = true;
-            for r in st.renditions.values_mut() {
-                if r.planned.take().is_some() && !renditions.iter().any(|p| p.name == r.name) {
-                    // Not in this session's ladder (the source changed size): it ends.
-                    r.playlist.end();
-                }
-            }
-            for p in renditions {
-                let name = p.name.clone();
-                st.rendition(&name, config).planned = Some(p);
-            }
-        });
-    }
-
-    fn transcoder(&self, stream: &str, session: u64, status: TranscoderStatus) {
-        self.update(stream, session, "transcoder", |st, _| {
-            for (name, why) in &status.dropped {
-                if let Some(r) = st.renditions.get_mut(name) {
-                    r.dropped = Some(why.clone());
-                }
-            }
-            st.transcoder = status;
-        });
-    }
-
-    fn end(&self, stream: &str, session: u64, how: SessionEnd) {
-        self.session_end(stream, session, &how);
+        Some(out)
     }
 }

@@ -78,7 +78,8 @@ impl RenditionState {
         id
     }
 
-    /// Adds a part of segment `msn`; false if that segment is already closed.
+    /// Adds a part of segment `msn` and returns its number; `None` if that segment is
+    /// already closed.
     pub fn part(
         &mut self,
         msn: u64,
@@ -87,14 +88,10 @@ impl RenditionState {
         independent: bool,
         program_time_ms: i64,
         completed_at: Instant,
-    ) -> bool {
-        if self.playlist.init().is_none() {
-            return false;
-        }
+    ) -> Option<u64> {
+        self.playlist.init()?;
         let gap = self.playlist.target_duration() as f64;
-        let Some(seq) = self.playlist.push_part(msn, duration, independent, program_time_ms, gap) else {
-            return false;
-        };
+        let seq = self.playlist.push_part(msn, duration, independent, program_time_ms, gap)?;
         self.settle();
         if self.building_msn != Some(msn) {
             self.building.clear();
@@ -103,7 +100,7 @@ impl RenditionState {
         self.building.extend_from_slice(&data);
         self.parts.insert(seq, PartRecord { data, msn, completed_at });
         self.last_part_at = Some(completed_at);
-        true
+        Some(seq)
     }
 
     pub fn segment_end(&mut self, msn: u64) {

@@ -207,3 +207,17 @@ fn rendition_reports_follow_the_preload_hint() {
         "{s}"
     );
 }
+
+#[test]
+fn parts_numbered_by_another_node_keep_its_numbers_and_never_go_back() {
+    let mut p = state(0, 0);
+    p.number_parts_from(40);
+    assert_eq!(push(&mut p, 0.2, true, 1_700_000_000_000), 40);
+    assert_eq!(push(&mut p, 0.2, false, 1_700_000_000_200), 41);
+    // A lower number (a node that started numbering afresh) is not reused.
+    p.number_parts_from(3);
+    assert_eq!(push(&mut p, 0.2, false, 1_700_000_000_400), 42);
+    let s = p.render(false, &[]);
+    assert!(s.contains("URI=\"part-40.m4s\",INDEPENDENT=YES\n"), "{s}");
+    assert!(s.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-43.m4s\"\n"), "{s}");
+}

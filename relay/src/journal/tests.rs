@@ -6,6 +6,7 @@ use crate::mirror::{Mirror, MirrorStep};
 fn part(rendition: &str, segment: u64, n: u8) -> FeedEvent {
     FeedEvent::Part {
         rendition: rendition.into(),
+        number: segment * 10 + n as u64,
         segment,
         starts_segment: false,
         data: Bytes::from(vec![n]),
@@ -181,4 +182,66 @@ fn a_short_window_keeps_only_its_last_segments() {
         j.record(FeedEvent::SegmentEnd { rendition: "src".into(), segment: s });
     }
     assert_eq!(segments_of(&j.since(None).items), [4, 5]);
+}
+
+#[test]
+fn a_part_crosses_with_the_number_its_origin_gave_it() {
+    let published = tessera_actors::Published::Part {
+        segment: 2,
+        data: Bytes::from_static(b"part"),
+        duration: 0.2,
+        independent: true,
+        program_time_ms: 5,
+        part_target: 0.2,
+        completed_at: std::time::Instant::now(),
+        last_frame_arrived: None,
+    };
+    // A part its origin did not list is not sent at all.
+    assert_eq!(FeedEvent::published("src", published.clone(), None, 0), None);
+    let event = FeedEvent::published("src", published, Some(57), 0).expect("a listed part");
+    let (rendition, _, number) = event.into_published(std::time::Instant::now()).expect("media");
+    assert_eq!((rendition.as_str(), number), ("src", Some(57)));
+}
+
+/// Copies `items` of journal `id` into `copy`, as a relaying node receives them.
+fn copy_all(copy: &mut Journal, id: u64, items: Vec<FeedItem>) {
+    for item in items {
+        copy.copy(id, item);
+    }
+}
+
+#[test]
+fn a_relaying_node_offers_what_the_origin_offers_under_the_same_numbers() {
+    let mut origin = journal(3, 6);
+    let mut relay = Journal::new(55, 3);
+    copy_all(&mut relay, 7, origin.since(None).items);
+    assert!(relay.is_copy());
+    assert_eq!(relay.id(), 7, "the origin's journal id");
+    assert_eq!(relay.since(None), origin.since(None));
+
+    // Live items as they arrive; the window slides alike on both.
+    let before = origin.last_seq();
+    for s in 6..9 {
+        let a = origin.record(part("src", s, 0));
+        let b = origin.record(FeedEvent::SegmentEnd { rendition: "src".into(), segment: s });
+        copy_all(&mut relay, 7, vec![a.clone(), a, b]); // a duplicate is ignored
+    }
+    assert_eq!(relay.last_seq(), origin.last_seq());
+    assert_eq!(relay.since(None), origin.since(None));
+    // A subscriber of the origin resumes on the relay without starting over.
+    let resumed = relay.since(Some((7, before)));
+    assert!(!resumed.fresh);
+    assert_eq!(resumed, origin.since(Some((7, before))));
+}
+
+#[test]
+fn a_copy_starts_over_on_a_reset_from_the_origin() {
+    let origin = journal(2, 4);
+    let mut relay = Journal::new(55, 2);
+    copy_all(&mut relay, 7, origin.since(None).items);
+    let other = journal(2, 5);
+    // Another origin process: another id, numbers from 1 again.
+    copy_all(&mut relay, 8, other.since(None).items);
+    assert_eq!(relay.id(), 8);
+    assert_eq!(relay.since(None), other.since(None));
 }

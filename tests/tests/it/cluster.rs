@@ -185,26 +185,27 @@ pub(crate) async fn form(n: usize) -> (Vec<Proc>, String, String) {
     form_with(n, &[]).await
 }
 
-/// Forms a cluster of `n` nodes, each started with `extra` flags too.
+/// Forms a cluster of `n` nodes, each started with `extra` flags too. They join one by
+/// one, so `nodes[i]` has id `i + 1` (see [`index_of`]).
 pub(crate) async fn form_with(n: usize, extra: &[&str]) -> (Vec<Proc>, String, String) {
     let mut nodes: Vec<Proc> = (0..n).map(|i| Proc::new(&format!("cluster{i}"))).collect();
     let (join, admin) = init(&nodes[0]);
     nodes[0].start(extra);
-    let (first, rest) = nodes.split_at_mut(1);
-    for p in rest.iter_mut() {
-        p.join(&first[0], &join, extra);
+    for k in 1..n {
+        let (first, rest) = nodes.split_at_mut(1);
+        rest[k - 1].join(&first[0], &join, extra);
+        let want: BTreeSet<u64> = (1..=k as u64 + 1).collect();
+        eventually(Duration::from_secs(30), "the node to join as a voter", || async {
+            let (_, voters, _) = membership(&nodes[k], &admin).await?;
+            (voters == want).then_some(())
+        })
+        .await;
     }
-    let want: BTreeSet<u64> = (1..=n as u64).collect();
-    eventually(Duration::from_secs(30), "every node to be a voter", || async {
-        let (_, voters, _) = membership(&nodes[n - 1], &admin).await?;
-        (voters == want).then_some(())
-    })
-    .await;
     (nodes, join, admin)
 }
 
 /// Nodes get ids 1, 2, 3... in the order they joined: `form` joins them one by one.
-fn index_of(id: u64) -> usize {
+pub(crate) fn index_of(id: u64) -> usize {
     id as usize - 1
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::cluster::{form, form_with, init_with, membership, Proc};
+use crate::cluster::{form, form_with, index_of, init_with, membership, Proc};
 use crate::common::*;
 use crate::link::FaultyLink;
 
@@ -78,6 +78,20 @@ async fn a_stream_published_to_one_node_plays_from_the_others_with_the_same_byte
             assert_eq!((a.status, b.status), (200, 200), "{path}");
             assert!(a.body == b.body, "segment {msn} differs between the origin and an edge");
         }
+        // Parts carry the origin's names: a player (or a cache in front of the cluster) that
+        // moves between nodes mid-segment asks for the same part under the same URI.
+        let parts_of = |p: &MediaPlaylist, msn: u64| -> Vec<String> {
+            p.parts.iter().filter(|x| x.0 == msn).map(|x| x.3.clone()).collect()
+        };
+        let msn = numbers[0];
+        let (o, e) = (parts_of(&on_origin, msn), parts_of(&on_edge, msn));
+        assert!(!o.is_empty() && o == e, "parts of segment {msn}: {o:?} on the origin, {e:?} on the edge");
+        for uri in [&o[0], o.last().expect("parts")] {
+            let path = format!("/live/everywhere/src/{uri}");
+            let (a, b) = (get(origin.http, &path).await, get(edge.http, &path).await);
+            assert_eq!((a.status, b.status), (200, 200), "{path}");
+            assert!(a.body == b.body, "{uri} differs between the origin and an edge");
+        }
         let map = on_edge.maps.first().expect("an init segment");
         let path = format!("/live/everywhere/src/{map}");
         assert_eq!(get(origin.http, &path).await.body, get(edge.http, &path).await.body, "init segments differ");
@@ -134,7 +148,71 @@ async fn when_the_origin_dies_a_publisher_on_another_node_carries_the_stream_on(
         nodes[1].log()
     );
     assert!(after.segments.iter().any(|s| s.0 <= last_before), "the old origin's segments are still listed");
+    // The new origin (which never held the stream) numbers its parts on from where the
+    // cluster got to, and the viewer's node names them as it does: no part name is used twice.
+    let numbers_of = |p: &MediaPlaylist| -> Vec<u64> {
+        p.parts.iter().filter_map(|p| p.3.strip_prefix("part-")?.strip_suffix(".m4s")?.parse().ok()).collect()
+    };
+    let old_max = numbers_of(&before).into_iter().max().expect("parts before the failover");
+    let on_new_origin = parse_media(&get(nodes[1].http, path).await.text());
+    let new_parts = numbers_of(&on_new_origin);
+    assert!(!new_parts.is_empty() && new_parts.iter().all(|n| *n > old_max), "{new_parts:?} after {old_max}");
+    let at_viewer = numbers_of(&after);
+    assert!(at_viewer.windows(2).all(|w| w[1] > w[0]), "part numbers only go up: {at_viewer:?}");
+    assert!(new_parts.iter().any(|n| at_viewer.contains(n)), "the viewer's node uses the new origin's names");
     second.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_fanout_of_one_the_nodes_form_a_chain_that_goes_round_a_dead_relay() {
+    // The origin feeds one node; that node feeds the next (a relay tree of degree one).
+    let (mut nodes, _join, admin) = form_with(3, &["--relay-fanout", "1"]).await;
+    let publisher = publish_sample_to(nodes[0].srt, "chain", 8);
+    assert_eq!(wait_ok(nodes[0].http, "/live/chain/index.m3u8", Duration::from_secs(15)).await.status, 200);
+    let path = "/live/chain/src/index.m3u8";
+    for n in &nodes[1..] {
+        assert_eq!(wait_ok(n.http, path, Duration::from_secs(10)).await.status, 200, "{}", n.log());
+    }
+    // The admin API shows the chain: (node, the node it receives the stream from).
+    let api = nodes[0].api(&admin);
+    let placed = crate::cluster::eventually(Duration::from_secs(10), "both followers placed", || async {
+        let s = api.get("/api/v1/streams/chain").await.ok()?;
+        let ups: Vec<(u64, u64)> = s["nodes"]
+            .as_array()?
+            .iter()
+            .filter_map(|r| Some((r["node"].as_u64()?, r["upstream"].as_u64()?)))
+            .collect();
+        (ups.len() == 2).then_some(ups)
+    })
+    .await;
+    let relay = placed.iter().find(|(_, up)| *up == 1).unwrap_or_else(|| panic!("the origin feeds one: {placed:?}")).0;
+    let last = placed.iter().find(|(_, up)| *up == relay).unwrap_or_else(|| panic!("a chain: {placed:?}")).0;
+    let (relay, last) = (index_of(relay), index_of(last));
+
+    // The last node serves the origin's bytes under the origin's names.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let at_last = parse_media(&get(nodes[last].http, path).await.text());
+    let (msn, _, uri) = at_last.segments.last().cloned().expect("segments at the end of the chain");
+    let file = format!("/live/chain/src/{uri}");
+    let (a, b) = (get(nodes[0].http, &file).await, get(nodes[last].http, &file).await);
+    assert_eq!((a.status, b.status), (200, 200), "{file}");
+    assert!(a.body == b.body, "segment {msn} differs between the origin and the end of the chain");
+
+    // The relay dies: the last node follows the origin itself from where it was, with no
+    // discontinuity (every relay keeps the origin's journal numbers).
+    nodes[relay].kill();
+    let after = crate::cluster::eventually(Duration::from_secs(20), "new segments past the dead relay", || async {
+        let p = parse_media(&get(nodes[last].http, path).await.text());
+        p.segments.iter().any(|s| s.0 >= msn + 3).then_some(p)
+    })
+    .await;
+    let numbers: Vec<u64> = after.segments.iter().map(|s| s.0).collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "numbering carries on: {numbers:?}");
+    assert_eq!(after.discontinuities, at_last.discontinuities, "no discontinuity: {after:?}\n{}", nodes[last].log());
+    let s = api.get("/api/v1/streams/chain").await.expect("stream record");
+    let row = s["nodes"].as_array().expect("nodes").iter().find(|r| r["node"] == last as u64 + 1).cloned();
+    assert_eq!(row.as_ref().map(|r| r["upstream"].clone()), Some(1.into()), "now fed by the origin: {s}");
+    publisher.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
