@@ -105,6 +105,34 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 8)]
     pub relay_window_segments: usize,
 
+    /// Bytes of finished media this node keeps on its disk (the warm tier), least popular
+    /// evicted first.
+    #[arg(long, default_value_t = 2 << 30)]
+    pub warm_bytes: u64,
+
+    /// How long finished media stays on the node's disk (its DVR window), seconds. 0: not
+    /// kept past the live window.
+    #[arg(long, default_value_t = 3600)]
+    pub dvr_window_s: u64,
+
+    /// How long the archive keeps a stream's media, seconds. 0: no archive.
+    #[arg(long, default_value_t = 0)]
+    pub archive_s: u64,
+
+    /// The archive: a folder, `file:///PATH`, or `s3://BUCKET/PREFIX` (a build with the
+    /// `s3` feature). Empty: DATA_DIR/archive.
+    #[arg(long, default_value = "")]
+    pub cold_url: String,
+
+    /// How often retention is enforced, seconds.
+    #[arg(long, default_value_t = 60, hide = true)]
+    pub retention_check_s: u64,
+
+    /// One stream's retention, `NAME=DVR_S:ARCHIVE_S` (repeatable), overriding
+    /// --dvr-window-s and --archive-s.
+    #[arg(long = "stream-retention", value_name = "NAME=DVR_S:ARCHIVE_S")]
+    pub stream_retentions: Vec<String>,
+
     /// Nodes each node feeds a live stream to: beyond this many followers, the others
     /// follow a follower (a relay tree), so the origin's upload stays flat. 0: every node
     /// follows the origin.
@@ -240,6 +268,7 @@ impl NodeConfig {
         crate::auth::StaticTokens::from_entries(&self.publish_tokens).map_err(NodeError::Config)?;
         self.srt_passphrase_map()?;
         self.stream_ladder_map()?;
+        self.tiers()?;
         if let Some(t) = &self.token {
             crate::cluster::identity::JoinToken::parse(t).map_err(|e| NodeError::Config(e.to_string()))?;
         }
@@ -266,6 +295,34 @@ impl NodeConfig {
     pub fn stream_ladder_map(&self) -> Result<std::collections::HashMap<String, LadderSpec>, NodeError> {
         by_stream(&self.stream_ladders, "stream ladder", "NAME=LADDER", |name, ladder| {
             ladder.parse().map_err(|err| format!("ladder of {name:?}: {err}"))
+        })
+    }
+
+    /// The storage tiers' settings.
+    pub fn tiers(&self) -> Result<crate::tiers::TierConfig, NodeError> {
+        use std::time::Duration;
+        let stream_retention =
+            by_stream(&self.stream_retentions, "stream retention", "NAME=DVR_S:ARCHIVE_S", |_, v| {
+                let (dvr, archive) = v.split_once(':').ok_or("retention is DVR_S:ARCHIVE_S")?;
+                let secs = |x: &str| x.parse::<u64>().map(Duration::from_secs).map_err(|e| format!("{x:?}: {e}"));
+                Ok(crate::tiers::Retention { dvr: secs(dvr)?, archive: secs(archive)? })
+            })?;
+        let cold = if self.cold_url.is_empty() {
+            self.data_dir.join("archive").display().to_string()
+        } else {
+            self.cold_url.clone()
+        };
+        Ok(crate::tiers::TierConfig {
+            warm_dir: self.data_dir.join("warm"),
+            warm_bytes: self.warm_bytes,
+            half_life: Duration::from_secs(600),
+            cold_url: Some(cold),
+            retention: crate::tiers::Retention {
+                dvr: Duration::from_secs(self.dvr_window_s),
+                archive: Duration::from_secs(self.archive_s),
+            },
+            stream_retention,
+            enforce_every: Duration::from_secs(self.retention_check_s.max(1)),
         })
     }
 

@@ -120,7 +120,7 @@ async fn rendition_file(
     if let Some(id) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).and_then(|n| n.parse().ok()) {
         return match state.store.init(&name, rendition, id) {
             Ok(d) => media(d, "video/mp4"),
-            Err(StoreError::NotFound) => match state.followers.pull(&name, rendition, MediaFile::Init(id)).await {
+            Err(StoreError::NotFound) => match past_file(&state, &name, rendition, MediaFile::Init(id)).await {
                 Some(d) => media(d, "video/mp4"),
                 None => error(StoreError::NotFound),
             },
@@ -139,7 +139,7 @@ async fn rendition_file(
     if let Some(msn) = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
         return match state.store.segment(&name, rendition, msn) {
             Ok(d) => media(d, "video/iso.segment"),
-            Err(StoreError::NotFound) => match state.followers.pull(&name, rendition, MediaFile::Segment(msn)).await {
+            Err(StoreError::NotFound) => match past_file(&state, &name, rendition, MediaFile::Segment(msn)).await {
                 Some(d) => media(d, "video/iso.segment"),
                 None => error(StoreError::NotFound),
             },
@@ -147,6 +147,19 @@ async fn rendition_file(
         };
     }
     error(StoreError::NotFound)
+}
+
+/// A file the store does not hold (any more): from this node's disk or the archive, else
+/// from another node.
+async fn past_file(state: &HttpState, name: &str, rendition: &str, file: MediaFile) -> Option<Bytes> {
+    let named = match file {
+        MediaFile::Init(id) => format!("init-{id}.mp4"),
+        MediaFile::Segment(msn) => format!("seg-{msn}.m4s"),
+    };
+    if let Some(data) = state.store.past_file(name, rendition, &named).await {
+        return Some(data);
+    }
+    state.followers.pull(name, rendition, file).await
 }
 
 async fn media_playlist(state: &HttpState, name: &str, rendition: &str, q: &HashMap<String, String>) -> Response {

@@ -21,6 +21,7 @@ pub mod server;
 pub mod session;
 pub mod srt_ingest;
 pub mod store;
+pub mod tiers;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -49,6 +50,8 @@ pub enum NodeError {
     Tls(String),
     #[error("cluster: {0}")]
     Cluster(#[from] cluster::ClusterError),
+    #[error("storage: {0}")]
+    Tiers(#[from] tiers::TierError),
 }
 
 /// The process-wide Prometheus recorder (installed once; shared by every node in a process).
@@ -122,6 +125,7 @@ impl Node {
             ended_retention: Duration::from_millis(config.ended_retention_ms),
             max_publishers: config.max_publishers,
         });
+        store.attach_tiers(tiers::Tiers::start(config.tiers()?)?);
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(c), Some(k)) => Some(server::tls_acceptor(c, k)?),
             _ => None,

@@ -30,6 +30,7 @@ impl SegmentStore {
             return None;
         }
         st.close_all();
+        self.hand_over(name, &mut st);
         st.start_session(session, base, true, expects_plan);
         st.changes += 1;
         drop(st);

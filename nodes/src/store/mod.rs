@@ -15,6 +15,7 @@ mod mirrored;
 mod rendition;
 mod sink;
 mod status;
+mod tiered;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -191,6 +192,8 @@ pub struct SegmentStore {
     config: StoreConfig,
     streams: Mutex<HashMap<String, Arc<StreamEntry>>>,
     next_session: std::sync::atomic::AtomicU64,
+    /// Where finished files go after the live window (see [`crate::tiers`]).
+    tiers: std::sync::OnceLock<Arc<crate::tiers::Tiers>>,
 }
 
 /// A publisher's hold on a stream name. Dropping it ends the session if the pipeline did
@@ -231,7 +234,12 @@ pub struct Released {
 
 impl SegmentStore {
     pub fn new(config: StoreConfig) -> Arc<Self> {
-        Arc::new(SegmentStore { config, streams: Mutex::new(HashMap::new()), next_session: 1.into() })
+        Arc::new(SegmentStore {
+            config,
+            streams: Mutex::new(HashMap::new()),
+            next_session: 1.into(),
+            tiers: std::sync::OnceLock::new(),
+        })
     }
 
     pub fn config(&self) -> &StoreConfig {
@@ -264,6 +272,7 @@ impl SegmentStore {
             // This node followed the stream's origin elsewhere; a publisher here replaces
             // that, numbering on from what was followed.
             st.close_all();
+            self.hand_over(name, &mut st);
             st.session = None;
             st.mirrored = false;
             tracing::info!(stream = name, "a publisher here takes the stream over from the followed origin");
@@ -273,6 +282,7 @@ impl SegmentStore {
                 return Err(ClaimError::AlreadyPublishing(name.to_string()));
             }
             st.close_all();
+            self.hand_over(name, &mut st);
             st.changes += 1;
             if let Some(k) = st.kicker.take() {
                 let _ = k.send(true);
@@ -306,6 +316,7 @@ impl SegmentStore {
         st.idle_since = Some(Instant::now());
         st.transcoder.worker_pid = None;
         st.close_all();
+        self.hand_over(name, &mut st);
         st.changes += 1;
         let mirrored = std::mem::take(&mut st.mirrored);
         drop(st);
@@ -530,6 +541,7 @@ impl SegmentStore {
             return None;
         }
         let out = f(&mut st, &self.config.playlist);
+        self.hand_over(stream, &mut st);
         st.changes += 1;
         drop(st);
         entry.bump();

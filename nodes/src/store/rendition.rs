@@ -37,6 +37,8 @@ pub(crate) struct RenditionState {
     pub planned: Option<PlannedRendition>,
     /// Why it was dropped for the rest of the session.
     pub dropped: Option<String>,
+    /// Files finished since the store last handed them to the storage tiers.
+    pub finished: Vec<(String, Bytes)>,
 }
 
 impl RenditionState {
@@ -56,6 +58,7 @@ impl RenditionState {
             rendered: [None, None],
             planned: None,
             dropped: None,
+            finished: Vec::new(),
         }
     }
 
@@ -73,6 +76,7 @@ impl RenditionState {
         self.settle();
         let id = self.next_init;
         self.next_init += 1;
+        self.finished.push((format!("init-{id}.mp4"), data.clone()));
         self.inits.insert(id, data);
         self.tracks = tracks;
         id
@@ -148,6 +152,7 @@ impl RenditionState {
         if self.recent.len() > 10 {
             self.recent.pop_front();
         }
+        self.finished.push((format!("seg-{msn}.m4s"), data.clone()));
         self.segments.insert(msn, data);
         let oldest = self.playlist.oldest_retained_msn();
         self.segments.retain(|m, _| *m >= oldest);

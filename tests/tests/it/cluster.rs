@@ -81,6 +81,11 @@ impl Proc {
         }
     }
 
+    /// The node's data folder.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub(crate) fn api(&self, token: &str) -> AdminClient {
         AdminClient::new(&self.http.to_string(), token)
     }

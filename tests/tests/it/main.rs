@@ -11,3 +11,4 @@ mod live_slice;
 mod reconnect;
 mod relay;
 mod rtmp;
+mod tiers;

@@ -1,0 +1,42 @@
+//! The store's side of the storage tiers: finished files are handed over as they finish,
+//! and a file the store no longer holds is looked up there.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{SegmentStore, StreamState};
+use crate::tiers::{FileKey, Tiers};
+
+impl SegmentStore {
+    /// Makes the node's storage tiers keep what the store finishes from now on.
+    pub fn attach_tiers(&self, tiers: Arc<Tiers>) {
+        let _ = self.tiers.set(tiers);
+    }
+
+    /// Hands the files the stream's renditions finished to the tiers: to the archive too
+    /// when this node is the stream's origin (a follower's copy is its own disk's only).
+    pub(super) fn hand_over(&self, name: &str, st: &mut StreamState) {
+        let archive = !st.mirrored;
+        for r in st.renditions.values_mut() {
+            for (file, data) in r.finished.drain(..) {
+                if let (Some(tiers), Some(key)) = (self.tiers.get(), FileKey::new(name, &r.name, &file)) {
+                    tiers.keep(key, data, archive);
+                }
+            }
+        }
+    }
+
+    /// A finished file (`seg-MSN.m4s`, `init-N.mp4`) the store no longer holds, from this
+    /// node's disk or the archive. A segment not finished yet is not looked for.
+    pub async fn past_file(&self, name: &str, rendition: &str, file: &str) -> Option<Bytes> {
+        let tiers = self.tiers.get()?;
+        let msn = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse::<u64>().ok());
+        if let (Some(msn), Some(held)) = (msn, self.held(name)) {
+            if msn >= held.last_msn {
+                return None;
+            }
+        }
+        tiers.get(&FileKey::new(name, rendition, file)?).await
+    }
+}

@@ -1,0 +1,107 @@
+//! The cold tier: the archive, in an object store. A local folder by default; with the
+//! `s3` feature, any S3-compatible store (`s3://BUCKET/PREFIX`, credentials and endpoint
+//! from the usual `AWS_*` environment variables). Objects are checksummed like warm files
+//! and verified on every read.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::{sealed, FileKey, TierError};
+
+/// One cluster's archive (or one node's, with the local default).
+#[derive(Clone)]
+pub struct ColdStore {
+    store: Arc<dyn ObjectStore>,
+    label: String,
+}
+
+impl ColdStore {
+    /// The archive at `url`: `file:///PATH` or a plain path for a local folder, or
+    /// `s3://BUCKET/PREFIX` (with the `s3` feature).
+    pub fn open(url: &str) -> Result<ColdStore, TierError> {
+        let store: Arc<dyn ObjectStore> = if let Some(rest) = url.strip_prefix("s3://") {
+            s3(rest)?
+        } else {
+            let dir = url.strip_prefix("file://").unwrap_or(url);
+            std::fs::create_dir_all(dir).map_err(|e| TierError::Open(format!("{dir}: {e}")))?;
+            let local = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                .map_err(|e| TierError::Open(format!("{dir}: {e}")))?;
+            Arc::new(local)
+        };
+        Ok(ColdStore { store, label: url.to_string() })
+    }
+
+    pub async fn put(&self, key: &FileKey, payload: &[u8]) -> Result<(), TierError> {
+        let sealed = sealed::seal(payload);
+        self.store.put(&key.object_path(), PutPayload::from_bytes(sealed)).await.map_err(|e| self.failed(key, e))?;
+        metrics::counter!("tessera_cold_writes_total").increment(1);
+        Ok(())
+    }
+
+    /// A file's payload, if the archive holds an intact copy; a corrupt one is deleted.
+    pub async fn get(&self, key: &FileKey) -> Result<Option<Bytes>, TierError> {
+        let path = key.object_path();
+        let body = match self.store.get(&path).await {
+            Ok(r) => r.bytes().await.map_err(|e| self.failed(key, e))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.failed(key, e)),
+        };
+        match sealed::open(body) {
+            Ok(payload) => Ok(Some(payload)),
+            Err(e) => {
+                metrics::counter!("tessera_tier_corrupt_total", "tier" => "cold").increment(1);
+                tracing::warn!(archive = %self.label, object = %path, error = %e, "corrupt archived copy discarded");
+                let _ = self.store.delete(&path).await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Deletes the objects that `keep` says have been kept long enough (given the stream);
+    /// returns how many.
+    pub async fn expire(&self, keep: impl Fn(&str) -> Duration) -> Result<usize, TierError> {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        let mut listing = self.store.list(None);
+        let mut expired = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| TierError::Archive(format!("{}: listing: {e}", self.label)))?;
+            let Some(stream) = meta.location.parts().next().map(|p| p.as_ref().to_string()) else { continue };
+            let age = (now - meta.last_modified.timestamp()).max(0) as u64;
+            if age > keep(&stream).as_secs() {
+                expired.push(meta.location);
+            }
+        }
+        for path in &expired {
+            self.store.delete(path).await.map_err(|e| TierError::Archive(format!("{path}: {e}")))?;
+        }
+        Ok(expired.len())
+    }
+
+    fn failed(&self, key: &FileKey, e: object_store::Error) -> TierError {
+        metrics::counter!("tessera_cold_errors_total").increment(1);
+        TierError::Archive(format!("{}: {}: {e}", self.label, key.object_path()))
+    }
+}
+
+#[cfg(feature = "s3")]
+fn s3(bucket_and_prefix: &str) -> Result<Arc<dyn ObjectStore>, TierError> {
+    let (bucket, prefix) = bucket_and_prefix.split_once('/').unwrap_or((bucket_and_prefix, ""));
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()
+        .map_err(|e| TierError::Open(format!("s3://{bucket_and_prefix}: {e}")))?;
+    Ok(if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(object_store::prefix::PrefixStore::new(store, prefix.trim_end_matches('/')))
+    })
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3(bucket_and_prefix: &str) -> Result<Arc<dyn ObjectStore>, TierError> {
+    Err(TierError::Open(format!("s3://{bucket_and_prefix}: this build has no S3 support (build with --features s3)")))
+}

@@ -1,0 +1,225 @@
+//! Storage tiers for finished media: what happens to a segment after the live window.
+//!
+//! - **Hot**: the segment store's memory (the live window and a retention margin), and the
+//!   pull-through cache.
+//! - **Warm**: this node's disk ([`warm::WarmStore`]): every finished segment and init
+//!   segment the node held, kept for the stream's DVR window, within a byte budget; the
+//!   least popular (recency-weighted frequency) are evicted first.
+//! - **Cold**: the archive ([`cold::ColdStore`], a local folder or S3-compatible), written by
+//!   the stream's origin only, kept for the stream's archive period.
+//!
+//! A request for a segment the hot tier no longer holds is answered from warm, else from
+//! cold (and the copy is promoted back to warm), else pulled from another node. Every file
+//! on disk or in the archive carries a checksum verified on each read ([`sealed`]); a
+//! corrupt copy is deleted, counted and never served. A background task enforces the
+//! retention every minute.
+//!
+//! Blocking: [`Tiers::keep`] never blocks (a full queue drops the file, counted); writes
+//! and disk reads run on blocking threads.
+
+pub mod cold;
+mod popularity;
+pub mod sealed;
+pub mod warm;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+pub use popularity::Popularity;
+
+/// Files waiting to be written; more are dropped (and counted).
+const QUEUE: usize = 256;
+
+#[derive(Debug, Error)]
+pub enum TierError {
+    #[error("cannot open a storage tier: {0}")]
+    Open(String),
+    #[error("archive: {0}")]
+    Archive(String),
+}
+
+/// A finished file of a stream: `seg-MSN.m4s` or `init-N.mp4` of one rendition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub stream: String,
+    pub rendition: String,
+    pub file: String,
+}
+
+impl FileKey {
+    /// `None` unless every part is a plain name (letters, digits, `.`, `_`, `-`, not
+    /// starting with a dot): a key never names a path outside its tier.
+    pub fn new(stream: &str, rendition: &str, file: &str) -> Option<FileKey> {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 128
+                && !s.starts_with('.')
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        };
+        (plain(stream) && plain(rendition) && plain(file)).then(|| FileKey {
+            stream: stream.into(),
+            rendition: rendition.into(),
+            file: file.into(),
+        })
+    }
+
+    fn path_in(&self, root: &Path) -> PathBuf {
+        root.join(&self.stream).join(&self.rendition).join(&self.file)
+    }
+
+    fn object_path(&self) -> object_store::path::Path {
+        object_store::path::Path::from(format!("{}/{}/{}", self.stream, self.rendition, self.file))
+    }
+}
+
+/// How long a stream's finished media is kept: on this node's disk (its DVR window) and in
+/// the archive. Zero: not kept there at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub dvr: Duration,
+    pub archive: Duration,
+}
+
+/// Tier settings.
+#[derive(Debug, Clone)]
+pub struct TierConfig {
+    pub warm_dir: PathBuf,
+    pub warm_bytes: u64,
+    /// How fast popularity fades (see [`Popularity`]).
+    pub half_life: Duration,
+    /// The archive's location (see [`cold::ColdStore::open`]); `None`: no archive.
+    pub cold_url: Option<String>,
+    pub retention: Retention,
+    pub stream_retention: HashMap<String, Retention>,
+    pub enforce_every: Duration,
+}
+
+/// The warm and cold tiers of one node.
+pub struct Tiers {
+    warm: Arc<warm::WarmStore>,
+    cold: Option<cold::ColdStore>,
+    config: TierConfig,
+    queue: mpsc::Sender<(FileKey, Bytes, bool)>,
+}
+
+impl Tiers {
+    /// Opens the tiers and starts their writer and retention tasks.
+    pub fn start(config: TierConfig) -> Result<Arc<Tiers>, TierError> {
+        let warm = warm::WarmStore::open(&config.warm_dir, config.warm_bytes, config.half_life)
+            .map_err(|e| TierError::Open(format!("{}: {e}", config.warm_dir.display())))?;
+        let cold = config.cold_url.as_deref().map(cold::ColdStore::open).transpose()?;
+        let (queue, mut files) = mpsc::channel(QUEUE);
+        let tiers = Arc::new(Tiers { warm: Arc::new(warm), cold, config, queue });
+        let writer = tiers.clone();
+        tokio::spawn(async move {
+            while let Some((key, data, archive)) = files.recv().await {
+                writer.write(key, data, archive).await;
+            }
+        });
+        let enforcer = Arc::downgrade(&tiers);
+        let every = tiers.config.enforce_every;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(tiers) = enforcer.upgrade() else { return };
+                tiers.enforce().await;
+            }
+        });
+        Ok(tiers)
+    }
+
+    /// The stream's retention: its own, else the node's.
+    pub fn retention(&self, stream: &str) -> Retention {
+        self.config.stream_retention.get(stream).copied().unwrap_or(self.config.retention)
+    }
+
+    /// Hands over a finished file; `archive` when this node is the stream's origin (the
+    /// archive gets one copy, not one per node). Never blocks.
+    pub fn keep(&self, key: FileKey, data: Bytes, archive: bool) {
+        let r = self.retention(&key.stream);
+        if r.dvr.is_zero() && (r.archive.is_zero() || !archive) {
+            return;
+        }
+        if self.queue.try_send((key, data, archive)).is_err() {
+            metrics::counter!("tessera_tier_writes_dropped_total").increment(1);
+            tracing::warn!("storage tiers cannot keep up: a finished file was not kept");
+        }
+    }
+
+    async fn write(&self, key: FileKey, data: Bytes, archive: bool) {
+        let r = self.retention(&key.stream);
+        if !r.dvr.is_zero() {
+            let (warm, k, d) = (self.warm.clone(), key.clone(), data.clone());
+            match tokio::task::spawn_blocking(move || warm.put(&k, &d)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    metrics::counter!("tessera_warm_errors_total").increment(1);
+                    tracing::warn!(stream = key.stream, file = key.file, error = %e, "cannot write to the warm tier");
+                }
+                Err(_) => {}
+            }
+        }
+        if let (Some(cold), true, false) = (&self.cold, archive, r.archive.is_zero()) {
+            if let Err(e) = cold.put(&key, &data).await {
+                tracing::warn!(stream = key.stream, file = key.file, error = %e, "cannot archive");
+            }
+        }
+    }
+
+    /// A finished file from warm, else from the archive (promoted back to warm).
+    pub async fn get(&self, key: &FileKey) -> Option<Bytes> {
+        let (warm, k) = (self.warm.clone(), key.clone());
+        if let Ok(Some(data)) = tokio::task::spawn_blocking(move || warm.get(&k)).await {
+            return Some(data);
+        }
+        let cold = self.cold.as_ref()?;
+        match cold.get(key).await {
+            Ok(Some(data)) => {
+                metrics::counter!("tessera_cold_hits_total").increment(1);
+                if !self.retention(&key.stream).dvr.is_zero() {
+                    let (warm, k, d) = (self.warm.clone(), key.clone(), data.clone());
+                    let _ = tokio::task::spawn_blocking(move || warm.put(&k, &d)).await;
+                }
+                Some(data)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(stream = key.stream, file = key.file, error = %e, "cannot read the archive");
+                None
+            }
+        }
+    }
+
+    /// Deletes what has been kept long enough, in both tiers.
+    pub async fn enforce(&self) {
+        let warm = self.warm.clone();
+        let this = self.config.clone();
+        let dvr = move |s: &str| this.stream_retention.get(s).map_or(this.retention.dvr, |r| r.dvr);
+        let expired = tokio::task::spawn_blocking(move || warm.expire(dvr)).await.unwrap_or(0);
+        metrics::counter!("tessera_tier_expired_total", "tier" => "warm").increment(expired as u64);
+        if let Some(cold) = &self.cold {
+            match cold.expire(|s| self.retention(s).archive).await {
+                Ok(n) => {
+                    metrics::counter!("tessera_tier_expired_total", "tier" => "cold").increment(n as u64);
+                    if n + expired > 0 {
+                        tracing::info!(warm = expired, cold = n, "retention enforced");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot enforce the archive's retention"),
+            }
+        }
+    }
+
+    /// Bytes on this node's disk.
+    pub fn warm_bytes(&self) -> u64 {
+        self.warm.held()
+    }
+}

@@ -1,0 +1,109 @@
+//! Storage tiers: a segment past the live window is served from the node's disk (warm) or
+//! the archive (cold), checksums are verified on every read (a corrupt copy is never
+//! served), the tiers outlive a restart, and retention is enforced per stream.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cluster::{eventually, Proc};
+use crate::common::*;
+
+fn copy_of(root: PathBuf, stream: &str, file: &str) -> PathBuf {
+    root.join(stream).join("src").join(file)
+}
+
+/// Waits until the node accepts HTTP connections.
+async fn up(node: &Proc) {
+    eventually(Duration::from_secs(20), "the node listening", || async {
+        tokio::net::TcpStream::connect(node.http).await.ok().map(|_| ())
+    })
+    .await;
+}
+
+/// Flips one byte in the middle of a file.
+fn damage(path: &PathBuf) {
+    let mut bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_segments_come_from_disk_or_the_archive_and_a_corrupt_copy_is_never_served() {
+    let mut node = Proc::new("tiers");
+    let flags = [
+        "--window-segments",
+        "3",
+        "--dvr-window-s",
+        "3600",
+        "--archive-s",
+        "3600",
+        "--stream-retention",
+        "brief=1:0",
+        "--retention-check-s",
+        "1",
+    ];
+    node.start(&flags);
+    up(&node).await;
+    let publisher = publish_sample_to(node.srt, "kept", 4); // 24 s
+    let short = publish_sample_to(node.srt, "brief", 1);
+    let path = "/live/kept/src/index.m3u8";
+    assert_eq!(wait_ok(node.http, path, Duration::from_secs(15)).await.status, 200, "{}", node.log());
+    // Segments 0 to 2 leave the memory once the live window (3 segments) starts at 6: the
+    // store keeps as many again past the window for players still fetching them.
+    eventually(Duration::from_secs(40), "segments 0 to 2 out of memory", || async {
+        let p = parse_media(&get(node.http, path).await.text());
+        (p.media_sequence >= 6).then_some(())
+    })
+    .await;
+    let (warm, cold) = (node.dir().join("warm"), node.dir().join("archive"));
+    let first: Vec<Vec<u8>> = {
+        let mut out = Vec::new();
+        for msn in 0..3 {
+            let r = get(node.http, &format!("/live/kept/src/seg-{msn}.m4s")).await;
+            assert_eq!(r.status, 200, "segment {msn} past the live window: {}", node.log());
+            assert!(r.body.len() > 1000);
+            out.push(r.body.to_vec());
+        }
+        out
+    };
+    let init = get(node.http, "/live/kept/src/init-0.mp4").await;
+    assert_eq!(init.status, 200);
+
+    // A damaged disk copy is discarded; the archive's copy is served (and promoted).
+    damage(&copy_of(warm.clone(), "kept", "seg-1.m4s"));
+    let r = get(node.http, "/live/kept/src/seg-1.m4s").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.to_vec() == first[1], "the archive's intact copy, not the damaged one");
+    // Both copies damaged: not found, never the damaged bytes.
+    damage(&copy_of(warm.clone(), "kept", "seg-2.m4s"));
+    damage(&copy_of(cold.clone(), "kept", "seg-2.m4s"));
+    assert_eq!(get(node.http, "/live/kept/src/seg-2.m4s").await.status, 404);
+    let metrics = get(node.http, "/metrics").await.text();
+    assert!(metrics.contains("tessera_tier_corrupt_total{tier=\"warm\"} 2"), "{metrics}");
+    assert!(metrics.contains("tessera_tier_corrupt_total{tier=\"cold\"} 1"), "{metrics}");
+
+    // Retention: "brief" keeps its media on disk for a second and archives nothing.
+    short.await.ok();
+    eventually(Duration::from_secs(20), "brief's media expired from the disk", || async {
+        let files = std::fs::read_dir(warm.join("brief").join("src")).map_or(0, |d| d.count());
+        (files == 0).then_some(())
+    })
+    .await;
+    assert!(!cold.join("brief").exists(), "an archive period of 0 archives nothing");
+    let metrics = get(node.http, "/metrics").await.text();
+    let expired = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_tier_expired_total{tier=\"warm\"} "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(expired.is_some_and(|n| n >= 3.0), "brief's files were written, then expired: {expired:?}");
+
+    // After a restart (the stream gone from memory), the disk still serves the past.
+    publisher.await.ok();
+    node.kill();
+    node.start(&flags);
+    up(&node).await;
+    let r = wait_ok(node.http, "/live/kept/src/seg-0.m4s", Duration::from_secs(15)).await;
+    assert_eq!(r.status, 200, "{}", node.log());
+    assert!(r.body.to_vec() == first[0], "the same bytes after a restart");
+}
