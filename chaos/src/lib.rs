@@ -3,16 +3,26 @@
 //! nodes killed and restarted from disk; scenarios whose faults all follow one seed; and a
 //! linearizability checker over every client operation.
 //!
+//! And for live media between nodes ([`media`]): the relay core driven through a seeded
+//! simulation of cut, slowed and healed links and killed relays, checked for convergence
+//! byte for byte, whole segments, and the relay tree's fan-out.
+//!
 //! # Contract
 //! - A scenario ([`scenario::run`]) fails if the history of client operations is not
 //!   linearizable (which covers a lost acknowledged write) or if the nodes end with
 //!   different catalogs. It prints the command that replays it.
+//! - A media scenario ([`media::check::run`]) fails if a follower does not converge to the
+//!   origin's journal, holds a segment that is not the origin's byte for byte (or half of
+//!   one), applies a part twice or out of order, or if the origin feeds more nodes than the
+//!   fan-out once the faults are over.
 //! - `cargo test -p tessera-chaos` runs every scenario with a short fault window (CI);
-//!   `TESSERA_CHAOS_SECONDS=60` runs them longer, `TESSERA_CHAOS_SEED=N` picks the seed.
+//!   `TESSERA_CHAOS_SECONDS=60` runs them longer, `TESSERA_CHAOS_SEED=N` picks the seed,
+//!   `TESSERA_CHAOS_TRACE=1` prints each fresh start a media follower receives.
 
 pub mod cluster;
 pub mod history;
 pub mod linearizability;
+pub mod media;
 pub mod scenario;
 pub mod workload;
 

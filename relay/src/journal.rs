@@ -179,13 +179,23 @@ impl Journal {
         }
     }
 
+    /// Where a subscriber at `position` stands once sent everything this journal holds: its
+    /// head, or the subscriber's own position if that is further on (a relay lagging behind
+    /// its subscriber never takes it back).
+    pub fn sent_all(&self, position: Option<(u64, u64)>) -> (u64, u64) {
+        let head = self.last_seq();
+        (self.id, position.filter(|(j, _)| *j == self.id).map_or(head, |(_, after)| after.max(head)))
+    }
+
     /// What a subscriber that holds everything up to `after` in journal `journal` receives
     /// first; `None` for a subscriber that holds nothing.
     pub fn since(&self, position: Option<(u64, u64)>) -> Catchup {
         let oldest = self.items.front().map_or(self.next_seq, |i| i.seq);
         if let Some((journal, after)) = position {
-            // Continuable: same journal, nothing missed was trimmed, nothing claimed is unknown.
-            if journal == self.id && after + 1 >= oldest && after < self.next_seq {
+            // Continuable: same journal and nothing missed was trimmed. A subscriber ahead
+            // of this journal (a relay that lags behind it) gets nothing until the journal
+            // passes its position, never a fresh start that would take it backwards.
+            if journal == self.id && after + 1 >= oldest {
                 let items = self.items.iter().filter(|i| i.seq > after).cloned().collect();
                 return Catchup { fresh: false, items };
             }

@@ -14,6 +14,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::store::SegmentStore;
 
+/// A subscriber that got nothing for this long gets an empty frame: an idle stream is
+/// told from a dead sender (see `relay::upstream`).
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(500);
 /// At most this many bytes of media in one frame to a subscriber.
 const FRAME_BYTES: usize = 1 << 20;
 
@@ -201,9 +204,11 @@ impl FeedRegistry {
                     // A relay that has received nothing yet has nothing to offer (not even
                     // a fresh start): the subscriber waits for the first items.
                     let begun = j.is_copy() || j.last_seq() > 0;
-                    begun.then(|| (j.id(), j.since(position), j.last_seq()))
+                    begun.then(|| (j.id(), j.since(position), j.last_seq(), j.sent_all(position)))
                 };
-                if let Some((journal, catchup, last)) = offer {
+                let mut heartbeat = None;
+                if let Some((journal, catchup, last, sent_all)) = offer {
+                    heartbeat = Some(FeedFrame { journal, items: Vec::new(), head: last });
                     if catchup.fresh && position.is_some() {
                         metrics::counter!("tessera_relay_fresh_starts_total").increment(1);
                         tracing::info!(stream, ?position, "subscriber restarted at the live edge");
@@ -213,11 +218,17 @@ impl FeedRegistry {
                             return;
                         }
                     }
-                    position = Some((journal, last));
+                    position = Some(sent_all);
                 }
                 tokio::select! {
                     changed = newest.changed() => if changed.is_err() { return },
                     _ = tx.closed() => return,
+                    // Nothing new: say so, so that silence means a dead or cut-off sender.
+                    _ = tokio::time::sleep(HEARTBEAT), if heartbeat.is_some() => {
+                        if tx.send(heartbeat.take().expect("checked")).await.is_err() {
+                            return;
+                        }
+                    }
                 }
             }
         });
