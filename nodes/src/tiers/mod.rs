@@ -9,7 +9,9 @@
 //!   the stream's origin only, kept for the stream's archive period.
 //!
 //! A request for a segment the hot tier no longer holds is answered from warm, else from
-//! cold (and the copy is promoted back to warm), else pulled from another node. Every file
+//! cold (and the copy is promoted back to warm), else pulled from another node. What is read
+//! from warm or cold is promoted back to memory ([`HOT_BYTES`] of recently read files, the
+//! least popular dropped first), so a rewind many viewers share reads the disk once. Every file
 //! on disk or in the archive carries a checksum verified on each read ([`sealed`]); a
 //! corrupt copy is deleted, counted and never served. A background task enforces the
 //! retention every minute.
@@ -24,7 +26,7 @@ pub mod warm;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,6 +37,8 @@ pub use popularity::Popularity;
 
 /// Files waiting to be written; more are dropped (and counted).
 const QUEUE: usize = 256;
+/// Bytes of past files read back into memory.
+pub const HOT_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, Error)]
 pub enum TierError {
@@ -102,6 +106,7 @@ pub struct TierConfig {
 
 /// The warm and cold tiers of one node.
 pub struct Tiers {
+    hot: Mutex<HotFiles>,
     warm: Arc<warm::WarmStore>,
     cold: Option<cold::ColdStore>,
     config: TierConfig,
@@ -115,7 +120,8 @@ impl Tiers {
             .map_err(|e| TierError::Open(format!("{}: {e}", config.warm_dir.display())))?;
         let cold = config.cold_url.as_deref().map(cold::ColdStore::open).transpose()?;
         let (queue, mut files) = mpsc::channel(QUEUE);
-        let tiers = Arc::new(Tiers { warm: Arc::new(warm), cold, config, queue });
+        let hot = Mutex::new(HotFiles { index: Popularity::new(HOT_BYTES, config.half_life), files: HashMap::new() });
+        let tiers = Arc::new(Tiers { hot, warm: Arc::new(warm), cold, config, queue });
         let writer = tiers.clone();
         tokio::spawn(async move {
             while let Some((key, data, archive)) = files.recv().await {
@@ -174,8 +180,18 @@ impl Tiers {
         }
     }
 
-    /// A finished file from warm, else from the archive (promoted back to warm).
+    /// A finished file from memory, else from warm, else from the archive (promoted back to
+    /// warm); what is read is promoted back to memory.
     pub async fn get(&self, key: &FileKey) -> Option<Bytes> {
+        if let Some(data) = self.hot.lock().expect("hot files").get(key) {
+            return Some(data);
+        }
+        let data = self.from_disk_or_archive(key).await?;
+        self.hot.lock().expect("hot files").put(key.clone(), data.clone());
+        Some(data)
+    }
+
+    async fn from_disk_or_archive(&self, key: &FileKey) -> Option<Bytes> {
         let (warm, k) = (self.warm.clone(), key.clone());
         if let Ok(Some(data)) = tokio::task::spawn_blocking(move || warm.get(&k)).await {
             return Some(data);
@@ -221,5 +237,29 @@ impl Tiers {
     /// Bytes on this node's disk.
     pub fn warm_bytes(&self) -> u64 {
         self.warm.held()
+    }
+}
+
+/// Past files promoted back to memory.
+struct HotFiles {
+    index: Popularity<FileKey>,
+    files: HashMap<FileKey, Bytes>,
+}
+
+impl HotFiles {
+    fn get(&mut self, key: &FileKey) -> Option<Bytes> {
+        let data = self.files.get(key)?.clone();
+        self.index.touch(key, std::time::Instant::now());
+        metrics::counter!("tessera_hot_promoted_hits_total").increment(1);
+        Some(data)
+    }
+
+    fn put(&mut self, key: FileKey, data: Bytes) {
+        for gone in self.index.insert(key.clone(), data.len() as u64, 1.0, std::time::Instant::now()) {
+            self.files.remove(&gone);
+        }
+        if self.index.contains(&key) {
+            self.files.insert(key, data);
+        }
     }
 }
