@@ -186,12 +186,12 @@ impl Tiers {
         if let Some(data) = self.hot.lock().expect("hot files").get(key) {
             return Some(data);
         }
-        let data = self.from_disk_or_archive(key).await?;
+        let data = self.read_disk_or_archive(key).await?;
         self.hot.lock().expect("hot files").put(key.clone(), data.clone());
         Some(data)
     }
 
-    async fn from_disk_or_archive(&self, key: &FileKey) -> Option<Bytes> {
+    async fn read_disk_or_archive(&self, key: &FileKey) -> Option<Bytes> {
         let (warm, k) = (self.warm.clone(), key.clone());
         if let Ok(Some(data)) = tokio::task::spawn_blocking(move || warm.get(&k)).await {
             return Some(data);
