@@ -89,6 +89,8 @@ impl ColdStore {
 
 #[cfg(feature = "s3")]
 fn s3(bucket_and_prefix: &str) -> Result<Arc<dyn ObjectStore>, TierError> {
+    // The HTTP client's TLS uses the process's rustls provider: ring, as the cluster's QUIC.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let (bucket, prefix) = bucket_and_prefix.split_once('/').unwrap_or((bucket_and_prefix, ""));
     let store = object_store::aws::AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
