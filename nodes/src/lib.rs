@@ -125,7 +125,8 @@ impl Node {
             ended_retention: Duration::from_millis(config.ended_retention_ms),
             max_publishers: config.max_publishers,
         });
-        store.attach_tiers(tiers::Tiers::start(config.tiers()?)?);
+        let tiers = tiers::Tiers::start(config.tiers()?)?;
+        store.attach_tiers(tiers.clone());
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(c), Some(k)) => Some(server::tls_acceptor(c, k)?),
             _ => None,
@@ -158,6 +159,7 @@ impl Node {
         let member = cluster::start_member(&config, http_addr).await?;
         member.feeds.attach(store.clone());
         member.feeds.set_window(config.relay_window_segments);
+        tiers.on_archive(tiers::report::to_catalog(member.clone()));
         // The node's own record: its addresses, for the admin API and other nodes.
         let me = tessera_raft::NodeRecord {
             id: member.identity.id,

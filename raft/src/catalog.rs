@@ -26,6 +26,19 @@ pub struct StreamRecord {
     pub origin: Option<OriginLease>,
     /// The highest epoch ever granted, so a released lease never comes back under an old one.
     pub last_epoch: u64,
+    /// What the archive (the cold storage tier) holds of the stream.
+    #[serde(default)]
+    pub archive: Option<ArchiveExtent>,
+}
+
+/// What the archive holds of a stream, as the node that archives it last counted: the
+/// oldest and newest segment numbers, and how many files and bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveExtent {
+    pub first_msn: u64,
+    pub last_msn: u64,
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// A node's right to publish a stream's media. Epochs only grow: a node holding an older
@@ -129,6 +142,11 @@ pub enum Command {
     },
     RemoveNode {
         id: NodeId,
+    },
+    /// Records what the archive holds of a stream (`None`: nothing any more).
+    SetArchive {
+        stream: String,
+        archive: Option<ArchiveExtent>,
     },
 }
 
@@ -271,6 +289,7 @@ impl Catalog {
                             updated_ms: now,
                             origin: None,
                             last_epoch: 0,
+                            archive: None,
                         };
                         self.streams.insert(name.clone(), s.clone());
                         Ok(Outcome::Stream(s))
@@ -306,6 +325,11 @@ impl Catalog {
                     }
                     _ => Err(Rejection::StaleEpoch { stream: stream.clone(), node: *node, epoch: *epoch }),
                 }
+            }
+            Command::SetArchive { stream, archive } => {
+                let s = self.streams.get_mut(stream).ok_or_else(|| Rejection::NoSuchStream(stream.clone()))?;
+                s.archive = *archive;
+                Ok(Outcome::Done)
             }
             Command::PutNode { node } => {
                 let joined_ms = self.nodes.get(&node.id).map_or(now, |n| n.joined_ms);
@@ -390,6 +414,23 @@ mod tests {
             c.apply(&p(6, Command::DeleteStream { name: "cam-1".into() })),
             Outcome::Rejected(Rejection::NoSuchStream("cam-1".into()))
         );
+    }
+
+    #[test]
+    fn the_archive_extent_is_recorded_and_a_record_without_one_still_reads() {
+        let mut c = Catalog::default();
+        c.apply(&p(1, put("cam-1")));
+        let extent = ArchiveExtent { first_msn: 3, last_msn: 40, files: 76, bytes: 9_000_000 };
+        let set = |archive| Command::SetArchive { stream: "cam-1".into(), archive };
+        assert_eq!(c.apply(&p(2, set(Some(extent)))), Outcome::Done);
+        assert_eq!(c.streams["cam-1"].archive, Some(extent));
+        assert_eq!(c.apply(&p(3, set(None))), Outcome::Done);
+        assert_eq!(c.streams["cam-1"].archive, None);
+        let unknown = Command::SetArchive { stream: "nope".into(), archive: None };
+        assert_eq!(c.apply(&p(4, unknown)), Outcome::Rejected(Rejection::NoSuchStream("nope".into())));
+        // A record written before archives were recorded reads as having none.
+        let old = r#"{"name":"x","ladder":null,"token_sha256":null,"created_ms":1,"updated_ms":1,"origin":null,"last_epoch":0}"#;
+        assert_eq!(serde_json::from_str::<StreamRecord>(old).unwrap().archive, None);
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub mod memory;
 pub mod network;
 pub mod node;
 
-pub use catalog::{CaRecord, Catalog, Command, NodeId, NodeRecord, Outcome, Proposal, Rejection, TokenKind};
+pub use catalog::{
+    ArchiveExtent, CaRecord, Catalog, Command, NodeId, NodeRecord, Outcome, Proposal, Rejection, TokenKind,
+};
 pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};
 pub mod store;
 

@@ -3,12 +3,15 @@
 //! from the usual `AWS_*` environment variables). Objects are checksummed like warm files
 //! and verified on every read.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use tessera_raft::ArchiveExtent;
 
 use super::{sealed, FileKey, TierError};
 
@@ -62,23 +65,42 @@ impl ColdStore {
     }
 
     /// Deletes the objects that `keep` says have been kept long enough (given the stream);
-    /// returns how many.
-    pub async fn expire(&self, keep: impl Fn(&str) -> Duration) -> Result<usize, TierError> {
+    /// returns how many, and what remains of each stream.
+    pub async fn sweep(
+        &self,
+        keep: impl Fn(&str) -> Duration,
+    ) -> Result<(usize, HashMap<String, ArchiveExtent>), TierError> {
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
         let mut listing = self.store.list(None);
-        let mut expired = Vec::new();
+        let (mut expired, mut kept) = (Vec::new(), HashMap::<String, ArchiveExtent>::new());
         while let Some(meta) = listing.next().await {
             let meta = meta.map_err(|e| TierError::Archive(format!("{}: listing: {e}", self.label)))?;
-            let Some(stream) = meta.location.parts().next().map(|p| p.as_ref().to_string()) else { continue };
+            let parts: Vec<String> = meta.location.parts().map(|p| p.as_ref().to_string()).collect();
+            let [stream, _rendition, file] = parts.as_slice() else { continue };
             let age = (now - meta.last_modified.timestamp()).max(0) as u64;
-            if age > keep(&stream).as_secs() {
+            if age > keep(stream).as_secs() {
                 expired.push(meta.location);
+                continue;
+            }
+            let msn = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok());
+            let e = kept.entry(stream.clone()).or_insert(ArchiveExtent {
+                first_msn: u64::MAX,
+                last_msn: 0,
+                files: 0,
+                bytes: 0,
+            });
+            e.files += 1;
+            e.bytes += meta.size;
+            if let Some(msn) = msn {
+                e.first_msn = e.first_msn.min(msn);
+                e.last_msn = e.last_msn.max(msn);
             }
         }
         for path in &expired {
             self.store.delete(path).await.map_err(|e| TierError::Archive(format!("{path}: {e}")))?;
         }
-        Ok(expired.len())
+        kept.retain(|_, e| e.first_msn != u64::MAX);
+        Ok((expired.len(), kept))
     }
 
     fn failed(&self, key: &FileKey, e: object_store::Error) -> TierError {

@@ -11,7 +11,11 @@
 //! A request for a segment the hot tier no longer holds is answered from warm, else from
 //! cold (and the copy is promoted back to warm), else pulled from another node. What is read
 //! from warm or cold is promoted back to memory ([`HOT_BYTES`] of recently read files, the
-//! least popular dropped first), so a rewind many viewers share reads the disk once. Every file
+//! least popular dropped first), so a rewind many viewers share reads the disk once.
+//!
+//! The catalog keeps in step: after each retention pass, what the archive holds of each
+//! stream (oldest and newest segment, files, bytes) is recorded in the stream's catalog
+//! record by the node that archives it ([`report`]). Every file
 //! on disk or in the archive carries a checksum verified on each read ([`sealed`]); a
 //! corrupt copy is deleted, counted and never served. A background task enforces the
 //! retention every minute.
@@ -21,6 +25,7 @@
 
 pub mod cold;
 mod popularity;
+pub mod report;
 pub mod sealed;
 pub mod warm;
 
@@ -111,7 +116,11 @@ pub struct Tiers {
     cold: Option<cold::ColdStore>,
     config: TierConfig,
     queue: mpsc::Sender<(FileKey, Bytes, bool)>,
+    on_archive: std::sync::OnceLock<ArchiveReport>,
 }
+
+/// Told, after each retention pass, what the archive holds of each stream.
+pub type ArchiveReport = Box<dyn Fn(HashMap<String, tessera_raft::ArchiveExtent>) + Send + Sync>;
 
 impl Tiers {
     /// Opens the tiers and starts their writer and retention tasks.
@@ -121,7 +130,8 @@ impl Tiers {
         let cold = config.cold_url.as_deref().map(cold::ColdStore::open).transpose()?;
         let (queue, mut files) = mpsc::channel(QUEUE);
         let hot = Mutex::new(HotFiles { index: Popularity::new(HOT_BYTES, config.half_life), files: HashMap::new() });
-        let tiers = Arc::new(Tiers { hot, warm: Arc::new(warm), cold, config, queue });
+        let on_archive = std::sync::OnceLock::new();
+        let tiers = Arc::new(Tiers { hot, warm: Arc::new(warm), cold, config, queue, on_archive });
         let writer = tiers.clone();
         tokio::spawn(async move {
             while let Some((key, data, archive)) = files.recv().await {
@@ -140,6 +150,11 @@ impl Tiers {
             }
         });
         Ok(tiers)
+    }
+
+    /// What to tell after each retention pass (see [`report::to_catalog`]).
+    pub fn on_archive(&self, report: ArchiveReport) {
+        let _ = self.on_archive.set(report);
     }
 
     /// The stream's retention: its own, else the node's.
@@ -222,11 +237,14 @@ impl Tiers {
         let expired = tokio::task::spawn_blocking(move || warm.expire(dvr)).await.unwrap_or(0);
         metrics::counter!("tessera_tier_expired_total", "tier" => "warm").increment(expired as u64);
         if let Some(cold) = &self.cold {
-            match cold.expire(|s| self.retention(s).archive).await {
-                Ok(n) => {
+            match cold.sweep(|s| self.retention(s).archive).await {
+                Ok((n, kept)) => {
                     metrics::counter!("tessera_tier_expired_total", "tier" => "cold").increment(n as u64);
                     if n + expired > 0 {
                         tracing::info!(warm = expired, cold = n, "retention enforced");
+                    }
+                    if let Some(report) = self.on_archive.get() {
+                        report(kept);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot enforce the archive's retention"),

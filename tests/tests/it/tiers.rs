@@ -82,6 +82,19 @@ async fn past_segments_come_from_disk_or_the_archive_and_a_corrupt_copy_is_never
     assert!(metrics.contains("tessera_tier_corrupt_total{tier=\"warm\"} 2"), "{metrics}");
     assert!(metrics.contains("tessera_tier_corrupt_total{tier=\"cold\"} 1"), "{metrics}");
 
+    // The catalog keeps in step: the stream's record says what the archive holds.
+    let tokens = std::fs::read_to_string(node.dir().join("cluster").join("init-tokens")).expect("init tokens");
+    let admin = tokens.lines().find_map(|l| l.strip_prefix("admin-token: ")).expect("an admin token").to_string();
+    let api = node.api(&admin);
+    let archive = eventually(Duration::from_secs(10), "the archive's extent in the catalog", || async {
+        let s = api.get("/api/v1/streams/kept").await.ok()?;
+        let a = s["archive"].clone();
+        (a["last_msn"].as_u64()? >= 6).then_some(a)
+    })
+    .await;
+    assert_eq!(archive["first_msn"], 0, "{archive}");
+    assert!(archive["files"].as_u64().is_some_and(|f| f >= 8) && archive["bytes"].as_u64().is_some_and(|b| b > 10_000));
+
     // Retention: "brief" keeps its media on disk for a second and archives nothing.
     short.await.ok();
     eventually(Duration::from_secs(20), "brief's media expired from the disk", || async {
