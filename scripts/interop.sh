@@ -9,7 +9,9 @@
 #     playwright-core: steady playback with glass-to-glass latency from a burned-in clock,
 #     then a publisher that drops and returns, then one that leaves for good;
 #   - every playlist the players received goes through `tessera check-hls`;
-#   - HTTPS with HTTP/2.
+#   - HTTPS with HTTP/2;
+#   - the archive tier in an S3-compatible store (moto's server, pinned in
+#     interop/requirements.txt): segments past the live window come back from it intact.
 # Each case starts what it needs on free ports. Missing tools fail the suite, never skip it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,10 @@ for tool in ffmpeg ffprobe curl openssl chromium node npm; do
     command -v "$tool" >/dev/null || { echo "interop: $tool missing" >&2; exit 1; }
 done
 (cd interop && npm ci --no-audit --no-fund --silent)
-cargo build -p tessera-node --bin tessera --locked
+VENV=$PWD/target/interop-venv
+[ -x "$VENV/bin/moto_server" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r interop/requirements.txt; }
+[ -x "$VENV/bin/moto_server" ] || { echo "interop: moto_server missing" >&2; exit 1; }
+cargo build -p tessera-node --bin tessera --features s3 --locked
 BIN=$PWD/target/debug/tessera
 RESULTS=${INTEROP_RESULTS:-target/interop}
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
@@ -292,6 +297,51 @@ tls() {
     [ "$(curl -sk --http2 -o /dev/null -w '%{http_version}' "https://127.0.0.1:$port/healthz")" = 2 ]
 }
 check "HTTPS serves HTTP/2" tls
+
+# 11. The archive in an S3-compatible store: a node archives to a bucket (moto's server);
+# with the disk copy of a segment past the live window gone, the node serves it from the
+# bucket, byte for byte what the bucket holds (less the checksum it appends).
+s3_archive() {
+    local s3port port srt name=archived bucket=tessera-archive
+    s3port=$(free_port)
+    "$VENV/bin/moto_server" -p "$s3port" >"$RESULTS/moto.log" 2>&1 &
+    pids+=($!)
+    local s3="http://127.0.0.1:$s3port"
+    for _ in $(seq 50); do curl -sf "$s3/" >/dev/null && break; sleep 0.2; done
+    curl -sf -X PUT "$s3/$bucket" >/dev/null || return 1
+    port=$(free_port)
+    srt=$(free_udp_port)
+    AWS_ENDPOINT=$s3 AWS_ALLOW_HTTP=true AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=tessera AWS_SECRET_ACCESS_KEY=tessera \
+        $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$srt --rtmp-listen 127.0.0.1:$(free_port) \
+        --log warn --data-dir "$WORK/s3-node" --cluster 127.0.0.1:0 --window-segments 3 \
+        --archive-s 3600 --cold-url "s3://$bucket/cluster-a" --retention-check-s 1 >"$RESULTS/s3-node.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+    ffmpeg -hide_banner -loglevel error -re -stream_loop 3 -i samples/sample.ts -c copy -f mpegts \
+        -srt_streamid "#!::r=live/$name,m=publish" "srt://127.0.0.1:$srt?mode=caller&latency=120000&pkt_size=1316" \
+        </dev/null 2>>"$RESULTS/ffmpeg-s3.log" &
+    pids+=($!)
+    local key="cluster-a/$name/src/seg-0.m4s" listed=""
+    for _ in $(seq 150); do
+        local seq
+        seq=$(curl -sf "http://127.0.0.1:$port/live/$name/src/index.m3u8" | sed -n 's/#EXT-X-MEDIA-SEQUENCE://p')
+        curl -sf "$s3/$bucket?list-type=2&prefix=cluster-a/$name/" | grep -q "<Key>$key</Key>" && listed=yes
+        [ -n "$listed" ] && [ "${seq:-0}" -ge 6 ] && break
+        sleep 0.2
+    done
+    [ -n "$listed" ] || { echo "interop: nothing archived"; tail -5 "$RESULTS/s3-node.log"; return 1; }
+    rm -f "$WORK/s3-node/warm/$name/src/seg-0.m4s"
+    # The bucket is private: read the object back with a signed request (boto3 comes with moto).
+    S3=$s3 BUCKET=$bucket KEY=$key OUT=$WORK/s3-object "$VENV/bin/python" -c '
+import os, boto3
+c = boto3.client("s3", endpoint_url=os.environ["S3"], region_name="us-east-1",
+                 aws_access_key_id="tessera", aws_secret_access_key="tessera")
+open(os.environ["OUT"], "wb").write(c.get_object(Bucket=os.environ["BUCKET"], Key=os.environ["KEY"])["Body"].read())
+' || return 1
+    curl -sf "http://127.0.0.1:$port/live/$name/src/seg-0.m4s" -o "$WORK/s3-served" || return 1
+    head -c -32 "$WORK/s3-object" | cmp -s - "$WORK/s3-served" && [ "$(stat -c %s "$WORK/s3-served")" -gt 1000 ]
+}
+check "the archive tier in an S3-compatible store serves a segment the disk lost" s3_archive
 
 if ((failed)); then
     echo "interop: node log (tail):"; tail -30 "$RESULTS/node.log"

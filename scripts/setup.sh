@@ -18,6 +18,8 @@ if [ "${TESSERA_INTEROP:-}" = 1 ]; then
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
     command -v node >/dev/null 2>&1 || need+=(nodejs)
     command -v npm >/dev/null 2>&1 || need+=(npm)
+    # A virtual environment for moto, the S3-compatible server the archive is tested against.
+    python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 fi
 
 if ((${#need[@]})); then
