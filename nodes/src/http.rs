@@ -49,6 +49,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .expose_headers(Any);
     Router::new()
         .route("/live/{name}/index.m3u8", get(multivariant))
+        .route("/live/{name}/dvr.m3u8", get(dvr_multivariant))
         .route("/live/{name}/{rendition}/{file}", get(rendition_file))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -91,6 +92,26 @@ async fn multivariant(State(state): State<Arc<HttpState>>, Path(name): Path<Stri
     }
 }
 
+/// The multivariant playlist of the stream's DVR window: the same renditions, each naming
+/// its DVR playlist.
+async fn dvr_multivariant(State(state): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {
+    metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr-multivariant", "blocking" => "no").increment(1);
+    state.followers.ensure(&name).await;
+    match state.store.multivariant(&name, block_timeout(&state, &name)).await {
+        Ok(body) => {
+            let dvr: String = body
+                .lines()
+                .map(|l| match l.strip_suffix("/index.m3u8") {
+                    Some(rendition) if !l.starts_with('#') => format!("{rendition}/dvr.m3u8\n"),
+                    _ => format!("{l}\n"),
+                })
+                .collect();
+            ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], dvr).into_response()
+        }
+        Err(e) => error(e),
+    }
+}
+
 async fn rendition_file(
     State(state): State<Arc<HttpState>>,
     Path((name, rendition, file)): Path<(String, String, String)>,
@@ -106,6 +127,13 @@ async fn rendition_file(
     let rendition = rendition.as_str();
     if file == "index.m3u8" {
         return media_playlist(&state, &name, rendition, &q).await;
+    }
+    if file == "dvr.m3u8" {
+        metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr", "blocking" => "no").increment(1);
+        return match state.store.dvr_playlist(&name, rendition) {
+            Ok(body) => ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response(),
+            Err(e) => error(e),
+        };
     }
     let media = |data: Bytes, kind: &'static str| {
         (

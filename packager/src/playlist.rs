@@ -98,6 +98,11 @@ pub struct PlaylistState {
     init: Option<u32>,
     pending_discontinuity: bool,
     ended: bool,
+    /// Segments that left the live window, kept for the DVR playlist (their parts
+    /// dropped), and how many seconds of them to keep.
+    history: VecDeque<SegmentEntry>,
+    history_discontinuity_sequence: u64,
+    dvr_seconds: f64,
 }
 
 impl PlaylistState {
@@ -114,7 +119,15 @@ impl PlaylistState {
             init: None,
             pending_discontinuity: false,
             ended: false,
+            history: VecDeque::new(),
+            history_discontinuity_sequence: 0,
+            dvr_seconds: 0.0,
         }
+    }
+
+    /// Keeps `seconds` of segments past the live window for [`Self::render_dvr`] (0: none).
+    pub fn set_dvr_seconds(&mut self, seconds: f64) {
+        self.dvr_seconds = seconds.max(0.0);
     }
 
     pub fn config(&self) -> &PlaylistConfig {
@@ -290,13 +303,62 @@ impl PlaylistState {
         let msn = seg.msn;
         self.next_msn = self.next_msn.max(msn + 1);
         while self.segments.iter().filter(|s| s.complete).count() > self.config.window_segments {
-            let removed = self.segments.pop_front().expect("non-empty");
+            let mut removed = self.segments.pop_front().expect("non-empty");
             if self.segments.front().is_some_and(|s| s.discontinuity) {
                 self.discontinuity_sequence += 1;
             }
-            let _ = removed;
+            removed.parts = Vec::new();
+            self.history.push_back(removed);
         }
+        self.trim_history();
         Some(msn)
+    }
+
+    /// Drops history beyond the DVR window, counting the discontinuities it takes along.
+    fn trim_history(&mut self) {
+        let mut kept: f64 = self.history.iter().map(|s| s.duration).sum();
+        while kept > self.dvr_seconds + 1e-9 {
+            let Some(old) = self.history.pop_front() else { break };
+            kept -= old.duration;
+            let next = self.history.front().or(self.segments.front());
+            if next.is_some_and(|s| s.discontinuity) {
+                self.history_discontinuity_sequence += 1;
+            }
+        }
+    }
+
+    /// The DVR playlist: the segments kept past the live window, then the live window's
+    /// complete ones, without parts or low-latency tags (a player seeks back in it; the live
+    /// edge is in [`Self::render`]). Segments past the window are served from the storage
+    /// tiers.
+    pub fn render_dvr(&self) -> String {
+        let td = self.target_duration;
+        let listed: Vec<&SegmentEntry> =
+            self.history.iter().chain(self.segments.iter().filter(|s| s.complete)).collect();
+        let mut s = String::with_capacity(64 * listed.len() + 256);
+        s.push_str("#EXTM3U\n#EXT-X-VERSION:9\n");
+        let _ = writeln!(s, "#EXT-X-TARGETDURATION:{td}");
+        let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", listed.first().map_or(self.next_msn, |s| s.msn));
+        let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", self.history_discontinuity_sequence);
+        let mut last_init = None;
+        for (i, seg) in listed.iter().enumerate() {
+            if seg.discontinuity && i > 0 {
+                s.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if last_init != Some(seg.init) {
+                let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}.mp4\"", seg.init);
+                last_init = Some(seg.init);
+            }
+            let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_time(seg.program_time_ms));
+            if seg.gap {
+                s.push_str("#EXT-X-GAP\n");
+            }
+            let _ = writeln!(s, "#EXTINF:{:.5},\nseg-{}.m4s", seg.duration, seg.msn);
+        }
+        if self.ended {
+            s.push_str("#EXT-X-ENDLIST\n");
+        }
+        s
     }
 
     fn close_open_segment(&mut self) {

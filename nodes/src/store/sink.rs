@@ -20,7 +20,9 @@ impl SegmentStore {
     ) -> Option<u64> {
         self.update(stream, session, rendition, |st, config| {
             let (base, part_floor) = (st.session_base, st.part_floor);
+            let dvr = self.tiers.get().map_or(0.0, |t| t.retention(stream).dvr.as_secs_f64());
             let r = st.rendition(rendition, config);
+            r.playlist.set_dvr_seconds(dvr);
             match event {
                 Published::Init { tracks, data } => {
                     let id = r.init(tracks, data);

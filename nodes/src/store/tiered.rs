@@ -39,4 +39,16 @@ impl SegmentStore {
         }
         tiers.get(&FileKey::new(name, rendition, file)?).await
     }
+
+    /// A rendition's DVR playlist: the stream's DVR window (see
+    /// [`PlaylistState::render_dvr`](tessera_packager::PlaylistState::render_dvr)).
+    pub fn dvr_playlist(&self, name: &str, rendition: &str) -> Result<String, super::StoreError> {
+        let entry = self.entry(name).ok_or(super::StoreError::NotFound)?;
+        let st = entry.state.lock().expect("stream lock");
+        let r = st.renditions.get(rendition).ok_or(super::StoreError::NotFound)?;
+        if !r.has_complete_segment() {
+            return Err(super::StoreError::NotFound);
+        }
+        Ok(r.playlist.render_dvr())
+    }
 }

@@ -221,3 +221,34 @@ fn parts_numbered_by_another_node_keep_its_numbers_and_never_go_back() {
     assert!(s.contains("URI=\"part-40.m4s\",INDEPENDENT=YES\n"), "{s}");
     assert!(s.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-43.m4s\"\n"), "{s}");
 }
+
+#[test]
+fn the_dvr_playlist_keeps_its_window_past_the_live_one() {
+    let mut p = PlaylistState::new(PlaylistConfig { window_segments: 3, ..PlaylistConfig::default() });
+    p.set_dvr_seconds(10.0);
+    p.set_init(0);
+    p.set_part_target(0.2);
+    let mut t = 1_700_000_000_000i64;
+    for _ in 0..10 {
+        for i in 0..10 {
+            push(&mut p, 0.2, i == 0, t);
+            t += 200;
+        }
+        p.close_segment();
+    }
+    push(&mut p, 0.2, true, t); // segment 10, open
+    let live = p.render(false, &[]);
+    assert!(live.contains("#EXT-X-MEDIA-SEQUENCE:7\n"), "{live}");
+    let dvr = p.render_dvr();
+    // 10 s of history (segments 2 to 6) and the live window's complete segments (7 to 9).
+    assert!(dvr.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{dvr}");
+    assert_eq!(dvr.matches("#EXTINF:").count(), 8, "{dvr}");
+    assert!(dvr.contains("seg-2.m4s\n") && dvr.contains("seg-9.m4s\n") && !dvr.contains("seg-10.m4s"));
+    assert!(!dvr.contains("#EXT-X-PART") && !dvr.contains("PRELOAD-HINT") && !dvr.contains("SERVER-CONTROL"));
+    assert!(dvr.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z\n"), "segment 2's time: {dvr}");
+    p.end();
+    assert!(p.render_dvr().ends_with("#EXT-X-ENDLIST\n"));
+    // Without a DVR window, the DVR playlist is the live window's complete segments.
+    let q = state(12, 0);
+    assert!(q.render_dvr().contains("#EXT-X-MEDIA-SEQUENCE:2\n"));
+}

@@ -1,6 +1,7 @@
 //! Storage tiers: a segment past the live window is served from the node's disk (warm) or
-//! the archive (cold), checksums are verified on every read (a corrupt copy is never
-//! served), the tiers outlive a restart, and retention is enforced per stream.
+//! the archive (cold) and listed in the DVR playlist, checksums are verified on every read
+//! (a corrupt copy is never served), the catalog records the archive, the tiers outlive a
+//! restart, and retention is enforced per stream.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,17 +58,9 @@ async fn past_segments_come_from_disk_or_the_archive_and_a_corrupt_copy_is_never
     })
     .await;
     let (warm, cold) = (node.dir().join("warm"), node.dir().join("archive"));
-    // Segment 0 from the disk; read again, from memory (promoted back to hot).
-    let first = get(node.http, "/live/kept/src/seg-0.m4s").await;
-    assert_eq!(first.status, 200, "segment 0 past the live window: {}", node.log());
-    assert!(first.body.len() > 1000);
-    assert!(get(node.http, "/live/kept/src/seg-0.m4s").await.body == first.body);
-    assert_eq!(get(node.http, "/live/kept/src/init-0.mp4").await.status, 200);
-    let metrics = get(node.http, "/metrics").await.text();
-    assert!(metrics.contains("tessera_hot_promoted_hits_total 1"), "{metrics}");
-
     // A damaged disk copy is discarded; the archive's copy is served (and promoted). The
-    // archive holds the payload followed by its 32-byte checksum.
+    // archive holds the payload followed by its 32-byte checksum. (Segments 1 and 2 were
+    // never read, so no copy of them is in memory.)
     let archived = std::fs::read(copy_of(cold.clone(), "kept", "seg-1.m4s")).expect("segment 1 archived");
     let payload = archived[..archived.len() - 32].to_vec();
     damage(&copy_of(warm.clone(), "kept", "seg-1.m4s"));
@@ -81,6 +74,30 @@ async fn past_segments_come_from_disk_or_the_archive_and_a_corrupt_copy_is_never
     let metrics = get(node.http, "/metrics").await.text();
     assert!(metrics.contains("tessera_tier_corrupt_total{tier=\"warm\"} 2"), "{metrics}");
     assert!(metrics.contains("tessera_tier_corrupt_total{tier=\"cold\"} 1"), "{metrics}");
+
+    // Segment 0 from the disk; read again, from memory (promoted back to hot).
+    let first = get(node.http, "/live/kept/src/seg-0.m4s").await;
+    assert_eq!(first.status, 200, "segment 0 past the live window: {}", node.log());
+    assert!(first.body.len() > 1000);
+    assert!(get(node.http, "/live/kept/src/seg-0.m4s").await.body == first.body);
+    assert_eq!(get(node.http, "/live/kept/src/init-0.mp4").await.status, 200);
+    let metrics = get(node.http, "/metrics").await.text();
+    assert!(metrics.contains("tessera_hot_promoted_hits_total 1"), "{metrics}");
+
+    // The DVR playlist lists the past the live playlist has dropped, and every segment it
+    // lists is served (from memory, disk or archive), but the one whose copies were both
+    // damaged.
+    let dvr = get(node.http, "/live/kept/src/dvr.m3u8").await;
+    assert_eq!(dvr.status, 200);
+    let listed = parse_media(&dvr.text());
+    assert_eq!(listed.media_sequence, 0, "{}", dvr.text());
+    assert!(listed.segments.len() >= 8 && listed.parts.is_empty(), "{}", dvr.text());
+    let mv = get(node.http, "/live/kept/dvr.m3u8").await.text();
+    assert!(mv.lines().any(|l| l == "src/dvr.m3u8"), "{mv}");
+    for (msn, _, uri) in &listed.segments {
+        let r = get(node.http, &format!("/live/kept/src/{uri}")).await;
+        assert_eq!(r.status, if *msn == 2 { 404 } else { 200 }, "segment {msn} listed in the DVR playlist");
+    }
 
     // The catalog keeps in step: the stream's record says what the archive holds.
     let tokens = std::fs::read_to_string(node.dir().join("cluster").join("init-tokens")).expect("init tokens");
