@@ -30,6 +30,18 @@ pub fn seconds(default: u64) -> Duration {
     Duration::from_secs(std::env::var("TESSERA_CHAOS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default))
 }
 
+/// A scenario's seed and fault window, and the command that replays it, printed first.
+pub fn announce(name: &str, default_seed: u64) -> (u64, Duration, String) {
+    let seed = seed(default_seed);
+    let window = seconds(4);
+    let replay = format!(
+        "TESSERA_CHAOS_SEED={seed} TESSERA_CHAOS_SECONDS={} cargo test -p tessera-chaos {name}",
+        window.as_secs()
+    );
+    eprintln!("chaos {name}: seed {seed}, {} s of faults (replay: {replay})", window.as_secs());
+    (seed, window, replay)
+}
+
 /// Runs `faults` against a cluster of `voters` while three clients work, then checks.
 pub async fn run(
     name: &str,
@@ -37,13 +49,7 @@ pub async fn run(
     default_seed: u64,
     faults: impl AsyncFnOnce(&ChaosCluster, Rng, Duration),
 ) -> Report {
-    let seed = seed(default_seed);
-    let duration = seconds(4);
-    let replay = format!(
-        "TESSERA_CHAOS_SEED={seed} TESSERA_CHAOS_SECONDS={} cargo test -p tessera-chaos {name}",
-        duration.as_secs()
-    );
-    eprintln!("chaos {name}: seed {seed}, {} s of faults (replay: {replay})", duration.as_secs());
+    let (seed, duration, replay) = announce(name, default_seed);
     let cluster = ChaosCluster::start(name, voters, seed).await;
     let history = Arc::new(History::default());
     let keys: Vec<String> = (0..6).map(|i| format!("k{i}")).collect();

@@ -85,29 +85,20 @@ fn record_release(waited_for: Option<Instant>, what: &'static str) {
 
 async fn multivariant(State(state): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {
     metrics::counter!("tessera_playlist_requests_total", "kind" => "multivariant", "blocking" => "no").increment(1);
-    state.followers.ensure(&name).await;
-    match state.store.multivariant(&name, block_timeout(&state, &name)).await {
-        Ok(body) => ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response(),
-        Err(e) => error(e),
-    }
+    multivariant_naming(&state, &name, "index.m3u8").await
 }
 
 /// The multivariant playlist of the stream's DVR window: the same renditions, each naming
 /// its DVR playlist.
 async fn dvr_multivariant(State(state): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {
     metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr-multivariant", "blocking" => "no").increment(1);
-    state.followers.ensure(&name).await;
-    match state.store.multivariant(&name, block_timeout(&state, &name)).await {
-        Ok(body) => {
-            let dvr: String = body
-                .lines()
-                .map(|l| match l.strip_suffix("/index.m3u8") {
-                    Some(rendition) if !l.starts_with('#') => format!("{rendition}/dvr.m3u8\n"),
-                    _ => format!("{l}\n"),
-                })
-                .collect();
-            ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], dvr).into_response()
-        }
+    multivariant_naming(&state, &name, "dvr.m3u8").await
+}
+
+async fn multivariant_naming(state: &HttpState, name: &str, playlist: &str) -> Response {
+    state.followers.ensure(name).await;
+    match state.store.multivariant(name, playlist, block_timeout(state, name)).await {
+        Ok(body) => ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response(),
         Err(e) => error(e),
     }
 }
@@ -180,11 +171,13 @@ async fn rendition_file(
 /// A file the store does not hold (any more): from this node's disk or the archive, else
 /// from another node.
 async fn past_file(state: &HttpState, name: &str, rendition: &str, file: MediaFile) -> Option<Bytes> {
-    let named = match file {
-        MediaFile::Init(id) => format!("init-{id}.mp4"),
-        MediaFile::Segment(msn) => format!("seg-{msn}.m4s"),
-    };
-    if let Some(data) = state.store.past_file(name, rendition, &named).await {
+    // A segment not made yet is looked for nowhere: not on disk, not around the cluster.
+    if let (MediaFile::Segment(msn), Some(held)) = (file, state.store.held(name)) {
+        if msn >= held.last_msn {
+            return None;
+        }
+    }
+    if let Some(data) = state.store.past_file(name, rendition, &file.file_name()).await {
         return Some(data);
     }
     state.followers.pull(name, rendition, file).await

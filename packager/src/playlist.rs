@@ -61,6 +61,21 @@ pub struct SegmentEntry {
     pub gap: bool,
 }
 
+impl SegmentEntry {
+    /// The tags before a segment's media: its discontinuity (not for the first listed),
+    /// its init segment when it changes, its wall-clock time.
+    fn write_head(&self, s: &mut String, first: bool, last_init: &mut Option<u32>) {
+        if self.discontinuity && !first {
+            s.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if *last_init != Some(self.init) {
+            let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}.mp4\"", self.init);
+            *last_init = Some(self.init);
+        }
+        let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_time(self.program_time_ms));
+    }
+}
+
 /// Where another rendition stands, for `EXT-X-RENDITION-REPORT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenditionReport {
@@ -342,14 +357,7 @@ impl PlaylistState {
         let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", self.history_discontinuity_sequence);
         let mut last_init = None;
         for (i, seg) in listed.iter().enumerate() {
-            if seg.discontinuity && i > 0 {
-                s.push_str("#EXT-X-DISCONTINUITY\n");
-            }
-            if last_init != Some(seg.init) {
-                let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}.mp4\"", seg.init);
-                last_init = Some(seg.init);
-            }
-            let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_time(seg.program_time_ms));
+            seg.write_head(&mut s, i == 0, &mut last_init);
             if seg.gap {
                 s.push_str("#EXT-X-GAP\n");
             }
@@ -470,14 +478,7 @@ impl PlaylistState {
         }
         let mut last_init = None;
         for (i, seg) in self.segments.iter().enumerate().skip(skipped) {
-            if seg.discontinuity && i > 0 {
-                s.push_str("#EXT-X-DISCONTINUITY\n");
-            }
-            if last_init != Some(seg.init) {
-                let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}.mp4\"", seg.init);
-                last_init = Some(seg.init);
-            }
-            let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_time(seg.program_time_ms));
+            seg.write_head(&mut s, i == 0, &mut last_init);
             if seg.gap {
                 s.push_str("#EXT-X-GAP\n");
             } else if i >= parts_from || !seg.complete {

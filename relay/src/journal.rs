@@ -66,8 +66,6 @@ pub struct Journal {
     session: Option<u64>,
     /// A copy of another node's journal (see [`Journal::copy`]).
     copied: bool,
-    /// A copy that has only received its baseline so far.
-    baseline_open: bool,
 }
 
 impl Journal {
@@ -83,7 +81,6 @@ impl Journal {
             open: BTreeMap::new(),
             session: None,
             copied: false,
-            baseline_open: true,
         }
     }
 
@@ -131,8 +128,8 @@ impl Journal {
             *self = Journal { copied: true, next_seq: item.seq, ..Journal::new(id, self.keep_segments) };
         }
         if item.seq < self.next_seq {
-            let is_baseline = self.items.is_empty() && self.baseline_open;
-            if is_baseline {
+            // Before the first item kept, older items are the baseline; after, duplicates.
+            if self.items.is_empty() {
                 if let FeedEvent::Session { session, .. } = &item.event {
                     self.session = Some(*session);
                 }
@@ -140,7 +137,6 @@ impl Journal {
             }
             return;
         }
-        self.baseline_open = false;
         self.push(item);
     }
 

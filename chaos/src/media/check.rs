@@ -2,7 +2,7 @@
 //! schedule, heals, and checks them. A failure prints the command that replays it.
 
 use super::{MediaSim, NodeId, ORIGIN};
-use crate::scenario::{seconds, seed};
+use crate::scenario::announce;
 
 /// Ticks per second of fault window (a part every tick: a sped-up stream).
 const TICKS_PER_SECOND: u64 = 500;
@@ -56,13 +56,7 @@ pub struct Setup {
 /// number), then heals everything, lets the stream run and settle, and checks. Returns the
 /// simulation for scenario-specific checks.
 pub fn run(name: &str, default_seed: u64, setup: Setup, mut fault: impl FnMut(&mut MediaSim, u64)) -> MediaSim {
-    let seed = seed(default_seed);
-    let window = seconds(4);
-    let replay = format!(
-        "TESSERA_CHAOS_SEED={seed} TESSERA_CHAOS_SECONDS={} cargo test -p tessera-chaos {name}",
-        window.as_secs()
-    );
-    eprintln!("chaos {name}: seed {seed}, {} s of faults (replay: {replay})", window.as_secs());
+    let (seed, window, replay) = announce(name, default_seed);
     let mut sim = MediaSim::new(seed, setup.followers, setup.fanout, setup.keep);
     let ticks = window.as_secs().max(1) * TICKS_PER_SECOND;
     for t in 0..ticks {

@@ -37,6 +37,8 @@ pub type SegmentHeld = (Vec<(u64, Bytes)>, bool);
 #[derive(Debug, Default, Clone)]
 pub struct Held {
     pub segments: BTreeMap<(String, u64), SegmentHeld>,
+    /// Per rendition, the number of the newest part applied.
+    last_part: BTreeMap<String, u64>,
     /// Violations seen while applying (a part twice, or out of order).
     pub faults: Vec<String>,
 }
@@ -335,14 +337,9 @@ impl Held {
     fn apply(&mut self, event: FeedEvent) {
         match event {
             FeedEvent::Part { rendition, number, segment, data, .. } => {
-                let last = self
-                    .segments
-                    .iter()
-                    .filter(|((r, _), _)| *r == rendition)
-                    .filter_map(|(_, (parts, _))| parts.last().map(|p| p.0))
-                    .max();
-                if last.is_some_and(|l| number <= l) {
-                    self.faults.push(format!("{rendition} part {number} applied after part {}", last.unwrap_or(0)));
+                if let Some(last) = self.last_part.insert(rendition.clone(), number).filter(|l| number <= *l) {
+                    self.faults.push(format!("{rendition} part {number} applied after part {last}"));
+                    self.last_part.insert(rendition.clone(), last);
                 }
                 let (parts, ended) = self.segments.entry((rendition.clone(), segment)).or_default();
                 if *ended {

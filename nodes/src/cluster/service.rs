@@ -307,14 +307,8 @@ impl ClusterService {
             .catalog
             .read_local(|c| c.nodes.values().filter(|n| n.id != me).map(|n| (n.id, n.cluster_addr.clone())).collect())
             .value;
-        let asks = peers.into_iter().map(|(id, addr)| {
-            let req = PeerRequest::StreamPosition { stream: stream.to_string() };
-            async move {
-                match tokio::time::timeout(within, self.transport.request(Some(id), &addr, &req)).await {
-                    Ok(Ok(PeerResponse::StreamPosition(p))) => (id, p),
-                    _ => (id, None),
-                }
-            }
+        let asks = peers.into_iter().map(|(id, addr)| async move {
+            (id, tokio::time::timeout(within, self.stream_position_of(id, &addr, stream)).await.ok().flatten())
         });
         futures::future::join_all(asks).await
     }

@@ -57,24 +57,21 @@ impl Followers {
         followers
     }
 
-    /// A file of the stream this node's store lacks, from another node: only for a stream
-    /// whose origin is elsewhere, and for segments older than the newest held here (a
+    /// A finished file of the stream this node's store lacks, from another node: only for a
+    /// stream whose origin is elsewhere. The caller asks only for files made already (a
     /// request for one not made yet is not sent around the cluster).
     pub async fn pull(&self, stream: &str, rendition: &str, file: MediaFile) -> Option<bytes::Bytes> {
         if self.store.publishing_here(stream) || self.origin_of(stream).is_none() {
             return None;
-        }
-        if let (MediaFile::Segment(msn), Some(held)) = (file, self.store.held(stream)) {
-            if msn >= held.last_msn {
-                return None;
-            }
         }
         self.pull.get(stream, rendition, file).await
     }
 
     /// The stream's origin, when it is another node.
     fn origin_of(&self, stream: &str) -> Option<NodeId> {
-        self.route(stream).map(|(origin, _)| origin)
+        let me = self.cluster.identity.id;
+        let origin = self.cluster.catalog.read_local(|c| c.streams.get(stream)?.origin).value?.node;
+        (origin != me).then_some(origin)
     }
 
     /// The stream's origin, when it is another node, and the nodes to follow it through,

@@ -23,6 +23,16 @@ pub enum MediaFile {
     Segment(u64),
 }
 
+impl MediaFile {
+    /// Its name in a rendition's folder.
+    pub fn file_name(self) -> String {
+        match self {
+            MediaFile::Init(id) => format!("init-{id}.mp4"),
+            MediaFile::Segment(msn) => format!("seg-{msn}.m4s"),
+        }
+    }
+}
+
 type Key = (String, String, MediaFile);
 
 /// Fetched files, oldest dropped first beyond a byte budget.

@@ -126,9 +126,10 @@ impl StreamState {
             .collect()
     }
 
-    /// The multivariant playlist, if it can be answered: with `partial`, the offered
-    /// renditions that have a segment; otherwise only once every one of them has.
-    fn multivariant(&self, partial: bool) -> Option<String> {
+    /// The multivariant playlist naming each rendition's `playlist`, if it can be answered:
+    /// with `partial`, the offered renditions that have a segment; otherwise only once every
+    /// one of them has.
+    fn multivariant(&self, partial: bool, playlist: &str) -> Option<String> {
         if self.expects_plan && !self.planned && !partial {
             return None;
         }
@@ -138,7 +139,7 @@ impl StreamState {
         if ready.is_empty() || (!partial && ready.len() < offered.len()) {
             return None;
         }
-        let mut variants: Vec<Variant> = ready.iter().map(|r| r.variant()).collect();
+        let mut variants: Vec<Variant> = ready.iter().map(|r| r.variant(playlist)).collect();
         // Largest picture first (the passthrough, then the rungs down the ladder).
         variants.sort_by_key(|v| std::cmp::Reverse((v.resolution.map(|(w, h)| w * h), v.bandwidth)));
         let notes: Vec<String> = self
@@ -459,22 +460,23 @@ impl SegmentStore {
         st.renditions.values().map(|r| r.playlist.target_duration()).max()
     }
 
-    /// The multivariant playlist. Waits (up to `timeout`) until every rendition of the
-    /// session's ladder has a segment, then answers with those that do.
-    pub async fn multivariant(&self, name: &str, timeout: Duration) -> Result<String, StoreError> {
+    /// The multivariant playlist naming each rendition's `playlist` (`index.m3u8` for the
+    /// live edge, `dvr.m3u8` for the DVR window). Waits (up to `timeout`) until every
+    /// rendition of the session's ladder has a segment, then answers with those that do.
+    pub async fn multivariant(&self, name: &str, playlist: &str, timeout: Duration) -> Result<String, StoreError> {
         let complete = self
             .wait(name, timeout, |st| {
                 if st.ended_since.is_some() && !st.renditions.values().any(|r| r.has_complete_segment()) {
                     return Err(StoreError::NotFound);
                 }
-                Ok(st.multivariant(st.ended_since.is_some() || st.session.is_none()))
+                Ok(st.multivariant(st.ended_since.is_some() || st.session.is_none(), playlist))
             })
             .await;
         match complete {
             Err(StoreError::Timeout) => {
                 let entry = self.entry(name).ok_or(StoreError::NotFound)?;
                 let st = entry.state.lock().expect("stream lock");
-                st.multivariant(true).ok_or(StoreError::Timeout)
+                st.multivariant(true, playlist).ok_or(StoreError::Timeout)
             }
             other => other,
         }

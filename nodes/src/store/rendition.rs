@@ -175,9 +175,10 @@ impl RenditionState {
         }
     }
 
-    /// The multivariant entry: codecs and size from its tracks, bandwidth measured (and,
-    /// for a transcoded rendition, at least what it was configured for).
-    pub fn variant(&self) -> Variant {
+    /// The multivariant entry naming the rendition's `playlist` (`index.m3u8`, `dvr.m3u8`):
+    /// codecs and size from its tracks, bandwidth measured (and, for a transcoded rendition,
+    /// at least what it was configured for).
+    pub fn variant(&self, playlist: &str) -> Variant {
         let mut codecs: Vec<String> = self.tracks.iter().map(|t| t.codec.rfc6381()).collect();
         codecs.dedup();
         let resolution =
@@ -206,7 +207,7 @@ impl RenditionState {
         }
         let average = (average.round() as u64).max(1);
         Variant {
-            uri: format!("{}/index.m3u8", self.name),
+            uri: format!("{}/{playlist}", self.name),
             bandwidth: (bandwidth.round() as u64).max(average),
             average_bandwidth: average,
             codecs: codecs.join(","),

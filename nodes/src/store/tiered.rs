@@ -28,16 +28,9 @@ impl SegmentStore {
     }
 
     /// A finished file (`seg-MSN.m4s`, `init-N.mp4`) the store no longer holds, from this
-    /// node's disk or the archive. A segment not finished yet is not looked for.
+    /// node's disk or the archive.
     pub async fn past_file(&self, name: &str, rendition: &str, file: &str) -> Option<Bytes> {
-        let tiers = self.tiers.get()?;
-        let msn = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse::<u64>().ok());
-        if let (Some(msn), Some(held)) = (msn, self.held(name)) {
-            if msn >= held.last_msn {
-                return None;
-            }
-        }
-        tiers.get(&FileKey::new(name, rendition, file)?).await
+        self.tiers.get()?.get(&FileKey::new(name, rendition, file)?).await
     }
 
     /// A rendition's DVR playlist: the stream's DVR window (see

@@ -109,6 +109,13 @@ pub struct TierConfig {
     pub enforce_every: Duration,
 }
 
+impl TierConfig {
+    /// A stream's retention: its own, else the node's.
+    pub fn retention_of(&self, stream: &str) -> Retention {
+        self.stream_retention.get(stream).copied().unwrap_or(self.retention)
+    }
+}
+
 /// The warm and cold tiers of one node.
 pub struct Tiers {
     hot: Mutex<HotFiles>,
@@ -159,7 +166,7 @@ impl Tiers {
 
     /// The stream's retention: its own, else the node's.
     pub fn retention(&self, stream: &str) -> Retention {
-        self.config.stream_retention.get(stream).copied().unwrap_or(self.config.retention)
+        self.config.retention_of(stream)
     }
 
     /// Hands over a finished file; `archive` when this node is the stream's origin (the
@@ -232,8 +239,8 @@ impl Tiers {
     /// Deletes what has been kept long enough, in both tiers.
     pub async fn enforce(&self) {
         let warm = self.warm.clone();
-        let this = self.config.clone();
-        let dvr = move |s: &str| this.stream_retention.get(s).map_or(this.retention.dvr, |r| r.dvr);
+        let config = self.config.clone();
+        let dvr = move |s: &str| config.retention_of(s).dvr;
         let expired = tokio::task::spawn_blocking(move || warm.expire(dvr)).await.unwrap_or(0);
         metrics::counter!("tessera_tier_expired_total", "tier" => "warm").increment(expired as u64);
         if let Some(cold) = &self.cold {
