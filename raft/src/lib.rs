@@ -1,11 +1,14 @@
 //! The Tessera catalog: what exists and who may see it — streams, their publish tokens
-//! (hashed) and ladders, nodes, and which node is origin for which live stream — replicated
-//! with openraft.
+//! (hashed) and ladders, nodes, which node is origin for which live stream, and when
+//! content is released — replicated with openraft.
 //!
 //! # Contract
 //! - [`catalog`] is the state machine: typed [`catalog::Command`]s, validated before
 //!   anything changes, applied deterministically (time comes in the proposal, never from a
 //!   clock). A rejected command is rejected the same way on every node.
+//! - A release opens by quorum time: the entry that brings a majority of the nodes' clock
+//!   votes opens it, and a node serves the content only once it has applied that entry
+//!   ([`catalog::Catalog::visibility`]; how time enters is in the `release` module).
 //! - Origin leases carry epochs that only grow: a node holding an older epoch is fenced off
 //!   ([`catalog::Catalog::may_publish`]).
 //! - [`store`] keeps the log, vote, commit index and snapshots in redb, each write made
@@ -24,7 +27,8 @@ pub mod network;
 pub mod node;
 
 pub use catalog::{
-    ArchiveExtent, CaRecord, Catalog, Command, NodeId, NodeRecord, Outcome, Proposal, Rejection, TokenKind,
+    valid_content, ArchiveExtent, CaRecord, Catalog, Command, Gate, NodeId, NodeRecord, Outcome, Proposal, Readiness,
+    Rejection, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, TokenKind, Visibility,
 };
 pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};
 pub mod store;

@@ -211,6 +211,12 @@ impl CatalogNode {
         Ok(self.state.read(|s| f(&s.catalog)))
     }
 
+    /// A read of this node's own copy, without asking how far it has got: for checks on
+    /// every request (what a node serves follows what it has applied).
+    pub fn peek<T>(&self, f: impl FnOnce(&Catalog) -> T) -> T {
+        self.state.read(|s| f(&s.catalog))
+    }
+
     /// A read of this node's own copy, with how far it has got.
     pub fn read_local<T>(&self, f: impl FnOnce(&Catalog) -> T) -> LocalRead<T> {
         let m = self.raft.metrics().borrow().clone();

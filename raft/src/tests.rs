@@ -136,7 +136,7 @@ async fn a_cluster_restarts_from_disk() {
     let l = wait_leader(&nodes, None).await;
     nodes[l]
         .propose(Command::PutNode {
-            node: NodeRecord { id: 1, cluster_addr: addr(1), http_addr: "h1".into(), joined_ms: 0 },
+            node: NodeRecord { id: 1, cluster_addr: addr(1), http_addr: "h1".into(), joined_ms: 0, region: None },
         })
         .await
         .unwrap();
