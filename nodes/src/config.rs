@@ -139,6 +139,20 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 3)]
     pub relay_fanout: usize,
 
+    /// The region this node serves (a release limited to regions opens only on their
+    /// nodes), e.g. `eu-west`.
+    #[arg(long)]
+    pub region: Option<String>,
+
+    /// Shifts this node's clock for release decisions, milliseconds (tests of skewed clocks).
+    #[arg(long, default_value_t = 0, hide = true, allow_negative_numbers = true)]
+    pub clock_skew_ms: i64,
+
+    /// How long before a scheduled release this node starts holding its content (following
+    /// a live event's rehearsal), seconds; a release scheduled sooner is pre-positioned at once.
+    #[arg(long, default_value_t = 120)]
+    pub release_prewarm_s: u64,
+
     /// A publisher that sends nothing for this long is disconnected, milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub ingest_idle_timeout_ms: u64,
@@ -274,6 +288,11 @@ impl NodeConfig {
         }
         if self.transcode_max_delay_ms < 200 {
             return Err(NodeError::Config("transcode_max_delay_ms must be at least 200".into()));
+        }
+        if self.region.as_deref().is_some_and(|r| {
+            !(1..=64).contains(&r.len()) || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        }) {
+            return Err(NodeError::Config("region: 1 to 64 of a-z, A-Z, 0-9, '-', '_', '.'".into()));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(NodeError::Config("tls_cert and tls_key go together".into()));

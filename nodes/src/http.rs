@@ -36,6 +36,8 @@ pub struct HttpState {
     pub followers: Arc<crate::relay::Followers>,
     /// SHA-256 of admin tokens from the configuration (the catalog has its own).
     pub admin_tokens: Vec<String>,
+    /// What a scheduled release lets this node serve.
+    pub gate: crate::release::ReleaseGate,
 }
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -95,7 +97,15 @@ async fn dvr_multivariant(State(state): State<Arc<HttpState>>, Path(name): Path<
     multivariant_naming(&state, &name, "dvr.m3u8").await
 }
 
+/// Gated content answers as unknown content does.
+fn gated(state: &HttpState, name: &str) -> bool {
+    matches!(state.gate.live(name), tessera_raft::Visibility::Gated(_))
+}
+
 async fn multivariant_naming(state: &HttpState, name: &str, playlist: &str) -> Response {
+    if gated(state, name) {
+        return error(StoreError::NotFound);
+    }
     state.followers.ensure(name).await;
     match state.store.multivariant(name, playlist, block_timeout(state, name)).await {
         Ok(body) => ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response(),
@@ -112,6 +122,9 @@ async fn rendition_file(
         || rendition.len() > 32
         || !rendition.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
+        return error(StoreError::NotFound);
+    }
+    if gated(&state, &name) {
         return error(StoreError::NotFound);
     }
     state.followers.ensure(&name).await;
@@ -148,6 +161,8 @@ async fn rendition_file(
     }
     if let Some(seq) = file.strip_prefix("part-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
         return match state.store.part(&name, rendition, seq, block_timeout(&state, &name)).await {
+            // Taken down while the request waited.
+            Ok(_) if gated(&state, &name) => error(StoreError::NotFound),
             Ok((d, waited)) => {
                 record_release(waited, "part");
                 media(d, "video/iso.segment")
@@ -205,6 +220,7 @@ async fn media_playlist(state: &HttpState, name: &str, rendition: &str, q: &Hash
     let block = msn.map(|msn| BlockRequest { msn, part });
     metrics::counter!("tessera_playlist_requests_total", "kind" => "media", "blocking" => if block.is_some() { "yes" } else { "no" }).increment(1);
     match state.store.media_playlist(name, rendition, block, skip, block_timeout(state, name)).await {
+        Ok(_) if block.is_some() && gated(state, name) => error(StoreError::NotFound),
         Ok(r) => {
             record_release(r.waited_for, "playlist");
             let cache = if block.is_some() { "public, max-age=60" } else { "no-cache" };
@@ -219,6 +235,8 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
 }
 
 async fn streams(State(state): State<Arc<HttpState>>) -> Response {
-    let body = serde_json::json!({ "node": state.node_id, "streams": state.store.status() });
+    let mut streams = state.store.status();
+    streams.retain(|s| state.gate.live_is_public(&s.name));
+    let body = serde_json::json!({ "node": state.node_id, "streams": streams });
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod http;
 pub mod publish;
 pub mod relay;
+pub mod release;
 pub mod rtmp_ingest;
 pub mod server;
 pub mod session;
@@ -166,18 +167,32 @@ impl Node {
             cluster_addr: member.advertise.clone(),
             http_addr: http_addr.to_string(),
             joined_ms: 0,
+            region: config.region.clone(),
         };
         if let Err(e) = member.propose(tessera_raft::Command::PutNode { node: me }).await {
             tracing::warn!(error = %e, "could not record this node's addresses in the catalog");
         }
+        let clock = release::clock_with_skew(config.clock_skew_ms);
+        let followers = relay::Followers::new(store.clone(), member.clone(), config.relay_fanout);
         let state = Arc::new(http::HttpState {
             store: store.clone(),
             metrics,
             node_id: http_addr.to_string(),
             cluster: member.clone(),
-            followers: relay::Followers::new(store.clone(), member.clone(), config.relay_fanout),
+            followers: followers.clone(),
             admin_tokens: config.admin_tokens.iter().map(|t| cluster::identity::secret_hash(t)).collect(),
+            gate: release::ReleaseGate::new(member.catalog.clone(), config.region.clone(), clock.clone()),
         });
+        tasks.spawn(release::clock::run(member.clone(), clock.clone(), rx.clone()));
+        let preposition = release::preposition::Preposition {
+            cluster: member.clone(),
+            store: store.clone(),
+            followers,
+            region: config.region.clone(),
+            prewarm: Duration::from_secs(config.release_prewarm_s),
+            clock,
+        };
+        tasks.spawn(preposition.run(rx.clone()));
         let app = http::router(state);
         tasks.spawn(server::serve(http, app, tls.clone(), config.max_http_connections, rx.clone()));
 

@@ -6,6 +6,7 @@
 //! [`client::AdminClient`] speaks it.
 
 pub mod client;
+mod releases;
 
 use std::sync::Arc;
 
@@ -31,6 +32,8 @@ pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
         .route("/api/v1/cluster/leave", post(leave))
         .route("/api/v1/streams", get(list_streams).post(create_stream))
         .route("/api/v1/streams/{name}", get(get_stream).put(put_stream).delete(delete_stream))
+        .route("/api/v1/releases", get(releases::list).post(releases::schedule))
+        .route("/api/v1/releases/{id}", get(releases::get).put(releases::move_release).delete(releases::cancel))
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/nodes/{id}", axum::routing::delete(remove_node))
         .layer(axum::middleware::from_fn_with_state(state, authorize));
@@ -56,7 +59,13 @@ fn catalog_err(e: CatalogError) -> Response {
 
 fn rejection(r: Rejection) -> Response {
     let (status, code) = match &r {
-        Rejection::NoSuchStream(_) | Rejection::NoSuchNode(_) => (StatusCode::NOT_FOUND, "not_found"),
+        Rejection::NoSuchStream(_) | Rejection::NoSuchNode(_) | Rejection::NoSuchRelease(_) => {
+            (StatusCode::NOT_FOUND, "not_found")
+        }
+        Rejection::ReleasePending { .. } | Rejection::ReleaseOpen(_) | Rejection::ReleaseOver(_) => {
+            (StatusCode::CONFLICT, "release_state")
+        }
+        Rejection::StaleRelease { .. } => (StatusCode::CONFLICT, "stale_release"),
         Rejection::StreamExists(_) => (StatusCode::CONFLICT, "exists"),
         Rejection::StreamLive(_) => (StatusCode::CONFLICT, "live"),
         Rejection::StaleEpoch { .. } => (StatusCode::CONFLICT, "stale_epoch"),

@@ -214,6 +214,7 @@ impl ClusterService {
                     cluster_addr: service.advertise.clone(),
                     http_addr: addrs.http.clone(),
                     joined_ms: 0,
+                    region: None,
                 },
                 join_sha256: secret_hash(&join.secret),
                 admin_sha256: secret_hash(&admin),

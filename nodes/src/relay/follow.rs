@@ -129,6 +129,22 @@ impl Followers {
         }
     }
 
+    /// Keeps following `stream` as if a viewer had asked for it (pre-positioning); false
+    /// if its origin is not another node.
+    pub fn hold(self: &Arc<Self>, stream: &str) -> bool {
+        self.start(stream).is_some()
+    }
+
+    /// Whether this node follows `stream`.
+    pub fn is_following(&self, stream: &str) -> bool {
+        self.following.lock().expect("following").contains_key(stream)
+    }
+
+    /// Whether this node follows `stream` and has caught up with its origin's live edge.
+    pub fn caught_up(&self, stream: &str) -> bool {
+        self.following.lock().expect("following").get(stream).is_some_and(|f| *f.live.borrow())
+    }
+
     /// Nobody here asked for the stream lately and no node follows it through this one.
     pub(super) fn idle(&self, stream: &str) -> bool {
         let asked_lately =

@@ -44,7 +44,7 @@ pub enum ReleaseState {
 }
 
 /// Which of a release's two moments a clock vote is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReleasePhase {
     Open,
