@@ -193,12 +193,21 @@ pub(crate) async fn form(n: usize) -> (Vec<Proc>, String, String) {
 /// Forms a cluster of `n` nodes, each started with `extra` flags too. They join one by
 /// one, so `nodes[i]` has id `i + 1` (see [`index_of`]).
 pub(crate) async fn form_with(n: usize, extra: &[&str]) -> (Vec<Proc>, String, String) {
+    form_each(n, |_| extra.iter().map(|s| s.to_string()).collect()).await
+}
+
+/// Forms a cluster of `n` nodes, node `i` started with `extra(i)` flags too.
+pub(crate) async fn form_each(n: usize, extra: impl Fn(usize) -> Vec<String>) -> (Vec<Proc>, String, String) {
     let mut nodes: Vec<Proc> = (0..n).map(|i| Proc::new(&format!("cluster{i}"))).collect();
     let (join, admin) = init(&nodes[0]);
-    nodes[0].start(extra);
+    nodes[0].start(&extra(0).iter().map(String::as_str).collect::<Vec<_>>());
+    eventually(Duration::from_secs(30), "the first node to lead", || async {
+        membership(&nodes[0], &admin).await.map(|_| ())
+    })
+    .await;
     for k in 1..n {
         let (first, rest) = nodes.split_at_mut(1);
-        rest[k - 1].join(&first[0], &join, extra);
+        rest[k - 1].join(&first[0], &join, &extra(k).iter().map(String::as_str).collect::<Vec<_>>());
         let want: BTreeSet<u64> = (1..=k as u64 + 1).collect();
         eventually(Duration::from_secs(30), "the node to join as a voter", || async {
             let (_, voters, _) = membership(&nodes[k], &admin).await?;

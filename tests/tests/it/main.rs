@@ -10,5 +10,6 @@ mod link;
 mod live_slice;
 mod reconnect;
 mod relay;
+mod release;
 mod rtmp;
 mod tiers;
