@@ -24,10 +24,14 @@ fn rfc3339(ms: i64) -> Value {
         .map_or(Value::Null, |t| json!(t.to_rfc3339_opts(SecondsFormat::Millis, true)))
 }
 
-fn parse_time(what: &str, text: &str) -> Result<i64, Response> {
+fn parse_time(what: &str, text: &str) -> Result<i64, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
-        .map_err(|e| err(StatusCode::BAD_REQUEST, "invalid", format!("{what}: {text:?} is not an RFC 3339 time ({e})")))
+        .map_err(|e| format!("{what}: {text:?} is not an RFC 3339 time ({e})"))
+}
+
+fn invalid(why: String) -> Response {
+    err(StatusCode::BAD_REQUEST, "invalid", why)
 }
 
 /// A release as the API shows it, with every node's part in it.
@@ -104,11 +108,11 @@ async fn write(state: &HttpState, command: Command, created: bool) -> Response {
 pub(super) async fn schedule(State(state): State<Arc<HttpState>>, Json(body): Json<ScheduleBody>) -> Response {
     let at_ms = match parse_time("at", &body.at) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(why) => return invalid(why),
     };
     let end_ms = match body.end.as_deref().map(|e| parse_time("end", e)).transpose() {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(why) => return invalid(why),
     };
     tracing::info!(content = %body.content, at = %body.at, "release scheduled through the admin API");
     let command = Command::ScheduleRelease { content: body.content, at_ms, end_ms, regions: body.regions };
@@ -122,11 +126,11 @@ pub(super) async fn move_release(
 ) -> Response {
     let at_ms = match body.at.as_deref().map(|t| parse_time("at", t)).transpose() {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(why) => return invalid(why),
     };
     let end_ms = match body.end.map(|e| e.map(|t| parse_time("end", &t)).transpose()).transpose() {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(why) => return invalid(why),
     };
     write(&state, Command::MoveRelease { id, at_ms, end_ms, regions: body.regions }, false).await
 }
