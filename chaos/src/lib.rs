@@ -7,6 +7,10 @@
 //! simulation of cut, slowed and healed links and killed relays, checked for convergence
 //! byte for byte, whole segments, and the relay tree's fan-out.
 //!
+//! And for scheduled releases ([`release`]): nodes with skewed clocks voting release times
+//! while leaders die and minorities are cut off, watched by viewers polling every node's
+//! gate throughout; no node may serve a release before its time or before it committed.
+//!
 //! # Contract
 //! - A scenario ([`scenario::run`]) fails if the history of client operations is not
 //!   linearizable (which covers a lost acknowledged write) or if the nodes end with
@@ -23,6 +27,7 @@ pub mod cluster;
 pub mod history;
 pub mod linearizability;
 pub mod media;
+pub mod release;
 pub mod scenario;
 pub mod workload;
 

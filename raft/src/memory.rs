@@ -82,6 +82,12 @@ impl MemoryNetwork {
         f.loss = 0.0;
     }
 
+    /// Whether neither direction between `a` and `b` is cut (loss aside).
+    pub fn linked(&self, a: NodeId, b: NodeId) -> bool {
+        let f = self.faults.lock().expect("faults");
+        !f.blocked.contains(&(a, b)) && !f.blocked.contains(&(b, a))
+    }
+
     /// Whether a message from `from` to `to` gets through now, and after what delay.
     fn route(&self, from: NodeId, to: NodeId) -> Option<Duration> {
         let mut f = self.faults.lock().expect("faults");
