@@ -20,16 +20,13 @@ Writes relay.json.
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import benchlib
-from benchlib import port
+from benchlib import get, stop
 
 OUT, TESSERA = (sys.argv + [""] * 2)[1:3]
 SECONDS = int(sys.argv[3]) if len(sys.argv) > 3 else 20
@@ -37,7 +34,6 @@ TRIALS = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 NODES = 5
 FANOUT = 2
 WORK = os.path.join(OUT or "/tmp", "relay")
-SAMPLE = "samples/sample.ts"
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
 LOGS = open(os.path.join(WORK, "nodes.log"), "ab")
@@ -47,47 +43,8 @@ def log(*a):
     print("bench: relay:", *a, file=sys.stderr, flush=True)
 
 
-def get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode()
-
-
 def wait(what, check, within=30):
     return benchlib.wait(what, check, within, bench="relay benchmark")
-
-
-class Node:
-    def __init__(self, i):
-        self.i = i
-        self.data = os.path.join(WORK, f"node-{i}")
-        self.http = f"127.0.0.1:{port()}"
-        self.srt = f"127.0.0.1:{port(socket.SOCK_DGRAM)}"
-        self.quic = f"127.0.0.1:{port(socket.SOCK_DGRAM)}"
-        self.proc = None
-
-    def start(self, extra=()):
-        self.proc = subprocess.Popen(
-            [TESSERA, "node", "--data-dir", self.data, "--cluster", self.quic, "--http", self.http, "--srt", self.srt,
-             "--rtmp", f"127.0.0.1:{port()}", "--log", "warn", "--relay-fanout", str(FANOUT), *extra],
-            stdout=LOGS, stderr=LOGS)
-        wait(f"node {self.i}", lambda: get(f"http://{self.http}/healthz") is not None)
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def url(self, path):
-        return f"http://{self.http}{path}"
-
-    def metrics(self):
-        """name{labels} -> value, from /metrics."""
-        out = {}
-        for line in get(self.url("/metrics")).splitlines():
-            if line and not line.startswith("#"):
-                k, _, v = line.rpartition(" ")
-                out[k] = float(v)
-        return out
 
 
 def histogram(m, name):
@@ -118,23 +75,8 @@ def quantile(q, before, after):
     return lo
 
 
-def publisher(node, name, source=SAMPLE, clock=False):
-    url = f"srt://{node.srt}?mode=caller&latency=120000&pkt_size=1316"
-    sid = f"#!::r=live/{name},m=publish"
-    if clock:
-        argv = ["interop/clock-feed.sh", "-f", "mpegts", "-srt_streamid", sid, url]
-    else:
-        argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", source, "-c", "copy",
-                "-f", "mpegts", "-srt_streamid", sid, url]
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=LOGS, stderr=LOGS, start_new_session=True)
-
-
-def stop(p):
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    p.wait()
+def publisher(node, name, clock=False):
+    return benchlib.publisher(node, name, LOGS, clock=clock)
 
 
 class Viewers:
@@ -171,13 +113,7 @@ def last_part(node, name):
 def main():
     result = {"seconds": SECONDS, "trials": TRIALS, "nodes": NODES, "fanout": FANOUT,
               "run": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    nodes = [Node(i) for i in range(NODES)]
-    out = subprocess.run([TESSERA, "cluster", "init", "--data-dir", nodes[0].data, "--cluster", nodes[0].quic,
-                          "--http", nodes[0].http], capture_output=True, text=True, check=True)
-    join = dict(l.split(": ", 1) for l in out.stdout.splitlines() if ": " in l)["join-token"]
-    nodes[0].start()
-    for n in nodes[1:]:
-        n.start(["--join", nodes[0].quic, "--token", join])
+    nodes, _admin = benchlib.form(TESSERA, WORK, NODES, LOGS, ["--relay-fanout", str(FANOUT)])
     try:
         # --- propagation and upload -----------------------------------------------------
         feed = publisher(nodes[0], "bench")

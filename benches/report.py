@@ -375,6 +375,47 @@ if rel:
 else:
     p("The relay benchmark did not run; see target/bench/logs.")
 p()
+p("## 7. Scheduled releases")
+p()
+rl = load("release.json")
+if rl:
+    p(f"Run {rl['run']}. A live stream published to node 1 is pre-positioned on the other nodes and released")
+    p(f"{rl['trials']} times on 3 and on 5 nodes (loopback; each release taken down after it, then scheduled again).")
+    p("A probe per node polls the stream's media playlist on a kept-alive connection (a request every")
+    p("~0.1 ms) from just before the release time; a node opens at its first 200. Skew is the last node's")
+    p("opening minus the first's; open delay is each node's opening minus the release time; commit latency is")
+    p("the leader's open delay (it serves as soon as it applies the opening entry). The release opens by")
+    p("quorum time: each node votes when its own clock passes the release time, and the entry that makes a")
+    p("majority opens it, so the delay includes the votes' trip to the leader and their durable commit.")
+    p()
+    p("| nodes | releases | skew p50 | skew p99 | open delay p50 | open delay p99 | commit latency p50 | p99 |")
+    p("|---|---|---|---|---|---|---|---|")
+    for r in rl["skew"]:
+        p(f"| {r['nodes']} | {r['releases']} | {fmt(r['skew_p50_ms'], 1)} ms | {fmt(r['skew_p99_ms'], 1)} ms | "
+          f"{fmt(r['open_delay_p50_ms'], 1)} ms | {fmt(r['open_delay_p99_ms'], 1)} ms | "
+          f"{fmt(r['commit_p50_ms'], 1)} ms | {fmt(r['commit_p99_ms'], 1)} ms |")
+    p()
+    w, wo = rl["origin"]
+    p("The origin at a premiere on 5 nodes, with pre-positioning (the others follow the rehearsal")
+    p("beforehand: the default) and without it (`--release-prewarm-s 0`: every node starts fetching at the")
+    p(f"release, as viewers arriving there would make it); medians of {len(w['trials'])} releases, each of a fresh stream.")
+    p()
+    p("| | origin upload, 3 s before the release | 3 s after | slowest node's open delay |")
+    p("|---|---|---|---|")
+    for label, x in (("pre-positioned", w), ("not pre-positioned", wo)):
+        p(f"| {label} | {x['before_3s_bytes_p50'] / 1024:.0f} KiB | {x['after_3s_bytes_p50'] / 1024:.0f} KiB | "
+          f"{fmt(x['slowest_open_ms_p50'], 1)} ms |")
+    p()
+    burst = ratio(wo["after_3s_bytes_p50"], w["after_3s_bytes_p50"])
+    worst = max(r["skew_p99_ms"] or 10**6 for r in rl["skew"])
+    p(f"At the release the origin uploads {burst}× as much without pre-positioning as with it; with it, its")
+    p("upload at the release is its steady rate.")
+    p("Goal: every node opens within a tight window — " + (
+        f"met (skew p99 {worst:.1f} ms across {' and '.join(str(r['nodes']) for r in rl['skew'])} nodes)." if worst <= 50
+        else f"missed (skew p99 {worst:.1f} ms)."))
+else:
+    p("The release benchmark did not run; see target/bench/logs.")
+p()
 p("## Commands")
 p()
 p("```")
@@ -382,6 +423,7 @@ p("benches/run.sh                 # this page")
 p("benches/ladder.py OUT TESSERA LADDER_BENCH   # section 4 alone")
 p("BENCH_ONLY=catalog benches/run.sh   # section 5 alone, the rest of the page from the last run")
 p("BENCH_ONLY=relay benches/run.sh     # section 6 alone")
+p("BENCH_ONLY=release benches/run.sh   # section 7 alone")
 p("interop/clock-feed.sh ...      # the clocked test feed (ffmpeg lavfi + x264 zerolatency)")
 p("interop/player.mjs --url URL   # hls.js in Chromium, glass-to-glass from the barcode")
 p("```")

@@ -5,8 +5,8 @@
 #   benches/run.sh            # everything (about 17 minutes)
 #   BENCH_QUICK=1 benches/run.sh   # shorter windows, for a smoke run
 #   BENCH_ONLY=catalog benches/run.sh   # the catalog beside etcd alone (or relay: the
-#                                       # cluster's media path); the rest of the page keeps
-#                                       # the last full run's figures
+#                                       # cluster's media path; or release: premieres); the
+#                                       # rest of the page keeps the last full run's figures
 #
 # Peers: nginx with libnginx-mod-rtmp (RTMP in, HLS out), ffmpeg's own HLS muxer (fMP4),
 # nginx serving files, one ffmpeg command making the same transcoding ladder, etcd 3.4. Players: hls.js in Debian's Chromium (interop/player.mjs).
@@ -43,8 +43,14 @@ relay() {
         "$([ "$QUICK" = 1 ] && echo 1 || echo 3)" \
         2> >(tee -a "$OUT/logs/relay.log" >&2) || echo "bench: relay benchmark failed" >&2
 }
+release() {
+    echo "bench: scheduled releases on three and five nodes" >&2
+    mkdir -p "$OUT/logs"
+    python3 benches/release.py "$OUT" "$BIN/tessera" "$BIN/release_probe" "$([ "$QUICK" = 1 ] && echo 5 || echo 30)" \
+        2> >(tee -a "$OUT/logs/release.log" >&2) || echo "bench: release benchmark failed" >&2
+}
 case "${BENCH_ONLY:-}" in
-    catalog | relay)
+    catalog | relay | release)
         "$BENCH_ONLY"
         python3 benches/report.py "$OUT" >docs/benchmarks.md
         exit 0
@@ -234,6 +240,9 @@ catalog
 
 # --- 7. Every node serves every stream --------------------------------------------------
 relay
+
+# --- 8. Scheduled releases ----------------------------------------------------------------
+release
 
 # --- Report -----------------------------------------------------------------------------
 python3 benches/report.py "$OUT" >docs/benchmarks.md

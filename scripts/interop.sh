@@ -193,20 +193,27 @@ check "metrics exported" metrics
 # 8b. A three-node cluster (cluster init, then two nodes joining): ffmpeg publishes to the
 # first node, hls.js plays from the second and then from the third, which follow the first
 # over QUIC.
-cluster_play() {
-    local d=$WORK/trio http=() srt=() quic=() i tokens
-    for i in 0 1 2; do http+=("$(free_port)"); srt+=("$(free_udp_port)"); quic+=("$(free_udp_port)"); done
-    tokens=$($BIN cluster init --data-dir "$d/0" --cluster "127.0.0.1:${quic[0]}" --http "127.0.0.1:${http[0]}" 2>>"$RESULTS/trio-init.log") || return 1
+# The trio's HTTP and SRT ports and its admin token, for the cases after it.
+TRIO_HTTP=() TRIO_SRT=() TRIO_ADMIN=
+start_trio() {
+    local d=$WORK/trio quic=() i tokens
+    for i in 0 1 2; do TRIO_HTTP+=("$(free_port)"); TRIO_SRT+=("$(free_udp_port)"); quic+=("$(free_udp_port)"); done
+    tokens=$($BIN cluster init --data-dir "$d/0" --cluster "127.0.0.1:${quic[0]}" --http "127.0.0.1:${TRIO_HTTP[0]}" 2>>"$RESULTS/trio-init.log") || return 1
     local join
     join=$(echo "$tokens" | sed -n 's/^join-token: //p')
+    TRIO_ADMIN=$(echo "$tokens" | sed -n 's/^admin-token: //p')
     for i in 0 1 2; do
         local extra=()
         [ "$i" = 0 ] || extra=(--join "127.0.0.1:${quic[0]}" --token "$join")
-        $BIN node --data-dir "$d/$i" --cluster "127.0.0.1:${quic[$i]}" --http "127.0.0.1:${http[$i]}" \
-            --srt "127.0.0.1:${srt[$i]}" --rtmp "127.0.0.1:$(free_port)" --log warn "${extra[@]}" >"$RESULTS/trio-$i.log" 2>&1 &
+        $BIN node --data-dir "$d/$i" --cluster "127.0.0.1:${quic[$i]}" --http "127.0.0.1:${TRIO_HTTP[$i]}" \
+            --srt "127.0.0.1:${TRIO_SRT[$i]}" --rtmp "127.0.0.1:$(free_port)" --log warn "${extra[@]}" >"$RESULTS/trio-$i.log" 2>&1 &
         pids+=($!)
-        for _ in $(seq 50); do curl -sf "http://127.0.0.1:${http[$i]}/healthz" >/dev/null && break; sleep 0.2; done
+        for _ in $(seq 50); do curl -sf "http://127.0.0.1:${TRIO_HTTP[$i]}/healthz" >/dev/null && break; sleep 0.2; done
     done
+}
+cluster_play() {
+    start_trio || return 1
+    local http=("${TRIO_HTTP[@]}") srt=("${TRIO_SRT[@]}") i
     interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/trio,m=publish' \
         "srt://127.0.0.1:${srt[0]}?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-trio.log" &
     local feed=$!
@@ -226,6 +233,50 @@ cluster_play() {
     return $ok
 }
 check "hls.js plays from the two other nodes of a three-node cluster, fed over QUIC" cluster_play
+
+# 8c. A premiere on the trio: scheduled through the admin API 14 s ahead while the broadcaster
+# rehearses on node 1; every node answers 404 until then and says it is ready beforehand;
+# hls.js on node 3, started as it opens, plays at the live edge; the DVR playlist starts at
+# the release, not in the rehearsal.
+premiere() {
+    [ -n "$TRIO_ADMIN" ] || start_trio || return 1
+    local http=("${TRIO_HTTP[@]}") api="http://127.0.0.1:${TRIO_HTTP[1]}/api/v1/releases" at_ms at id r i
+    at_ms=$(( $(date +%s%3N) + 14000 ))
+    at=$(date -u -d "@$((at_ms / 1000)).$(printf %03d $((at_ms % 1000)))" +%Y-%m-%dT%H:%M:%S.%3NZ)
+    r=$(curl -sf -H "Authorization: Bearer $TRIO_ADMIN" -d "{\"content\": \"live/launch\", \"at\": \"$at\"}" "$api") || return 1
+    id=$(echo "$r" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).id))')
+    interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/launch,m=publish' \
+        "srt://127.0.0.1:${TRIO_SRT[0]}?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-launch.log" &
+    local feed=$!
+    pids+=($feed)
+    local ready=0
+    while [ "$(date +%s%3N)" -lt $((at_ms - 500)) ]; do
+        r=$(curl -sf -H "Authorization: Bearer $TRIO_ADMIN" "$api/$id")
+        [ "$(echo "$r" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).ready_nodes))')" = 3 ] && ready=1
+        for i in 0 1 2; do
+            local code
+            code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${http[$i]}/live/launch/index.m3u8")
+            [ "$code" = 404 ] || { echo "interop: node $((i + 1)) answered $code before the release"; kill "$feed"; return 1; }
+        done
+        sleep 0.3
+    done
+    [ "$ready" = 1 ] || { echo "interop: not every node was ready before the release: $r"; kill "$feed"; return 1; }
+    while [ "$(date +%s%3N)" -lt "$at_ms" ]; do sleep 0.05; done
+    node interop/player.mjs --url "http://127.0.0.1:${http[2]}/live/launch/index.m3u8" --seconds 20 \
+        --record "$RESULTS/playlists.jsonl" --out "$RESULTS/premiere.json" >/dev/null || { kill "$feed"; return 1; }
+    local s=$PWD/$RESULTS/premiere.json first
+    r=$(curl -sf -H "Authorization: Bearer $TRIO_ADMIN" "$api/$id")
+    first=$(curl -sf "http://127.0.0.1:${http[1]}/live/launch/src/dvr.m3u8" | sed -n 's/#EXT-X-PROGRAM-DATE-TIME://p' | head -1)
+    kill "$feed" 2>/dev/null || true
+    echo "interop: premiere: opened $(echo "$r" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const x=JSON.parse(s);console.log(x.state, x.commit_after_ms, "ms after its time")})');" \
+        "hls.js from node 3: played $(json "$s" 's.playedSeconds.toFixed(1)') s, stalls $(json "$s" 's.stalls')," \
+        "glass-to-glass p50 $(json "$s" 's.glassToGlassMs.p50') ms; the DVR playlist starts at $first (release $at)"
+    local first_ms
+    first_ms=$(date -u -d "$first" +%s%3N) || return 1
+    [ "$(json "$s" 's.started && s.fatal.length === 0 && s.playedSeconds >= 12 && s.stalls === 0 && s.glassToGlassMs.p50 < 3000')" = true ] &&
+        [ "$first_ms" -gt $((at_ms - 2500)) ]
+}
+check "a premiere is gated on every node until its release, ready beforehand, and plays at the live edge when it opens" premiere
 
 # 9. The ladder: a 1080p feed with B-frames (x264 defaults, as OBS sends) becomes four
 # renditions; hls.js plays them, forced onto each rung in turn, without a stall.

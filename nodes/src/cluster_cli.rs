@@ -54,6 +54,7 @@ pub struct InitArgs {
     http: SocketAddr,
 }
 
+/// Where the admin API is, and the token for it.
 #[derive(Args, Debug)]
 pub struct ApiArgs {
     /// A node's HTTP address.
@@ -65,7 +66,7 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
-    fn client(&self) -> AdminClient {
+    pub fn client(&self) -> AdminClient {
         AdminClient::new(&self.node, &self.admin_token)
     }
 }

@@ -134,7 +134,7 @@ async fn rendition_file(
     }
     if file == "dvr.m3u8" {
         metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr", "blocking" => "no").increment(1);
-        return match state.store.dvr_playlist(&name, rendition) {
+        return match state.store.dvr_playlist(&name, rendition, state.gate.live_released_at(&name)) {
             Ok(body) => ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response(),
             Err(e) => error(e),
         };

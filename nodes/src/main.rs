@@ -1,6 +1,7 @@
 //! `tessera`: run a node, publish a test feed to one, or a demo that does both.
 
 mod cluster_cli;
+mod release_cli;
 
 use std::path::PathBuf;
 
@@ -107,14 +108,13 @@ fn cli() -> Command {
             Command::new("cluster")
                 .about("Create a cluster; show, or shrink, a running one")
                 .subcommand_required(true)
-                .arg(
-                    clap::Arg::new("log")
-                        .long("log")
-                        .env("RUST_LOG")
-                        .default_value("warn")
-                        .global(true)
-                        .help("Log filter (RUST_LOG syntax)"),
-                ),
+                .arg(quiet_log_arg()),
+        ))
+        .subcommand(release_cli::ReleaseCommand::augment_subcommands(
+            Command::new("release")
+                .about("Schedule, show, move or cancel a premiere (a release gated by the cluster)")
+                .subcommand_required(true)
+                .arg(quiet_log_arg()),
         ))
         .subcommand(
             Command::new("codec-worker")
@@ -241,12 +241,12 @@ async fn run(matches: ArgMatches) -> anyhow::Result<()> {
             }
         }
         Some(("cluster", m)) => {
-            let log = m.get_one::<String>("log").cloned().unwrap_or_default();
-            tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .with_env_filter(tracing_subscriber::EnvFilter::try_new(&log).context("--log")?)
-                .init();
+            stderr_logs(m)?;
             cluster_cli::run(cluster_cli::ClusterCommand::from_arg_matches(m)?).await?;
+        }
+        Some(("release", m)) => {
+            stderr_logs(m)?;
+            release_cli::run(release_cli::ReleaseCommand::from_arg_matches(m)?).await?;
         }
         Some(("check-hls", m)) => {
             let mut failed = false;
@@ -275,5 +275,25 @@ async fn run(matches: ArgMatches) -> anyhow::Result<()> {
         }
         _ => unreachable!("subcommand_required"),
     }
+    Ok(())
+}
+
+/// `--log` for the commands that talk to a node: warnings only unless asked.
+fn quiet_log_arg() -> clap::Arg {
+    clap::Arg::new("log")
+        .long("log")
+        .env("RUST_LOG")
+        .default_value("warn")
+        .global(true)
+        .help("Log filter (RUST_LOG syntax)")
+}
+
+/// Logs to stderr with the command's `--log` filter.
+fn stderr_logs(m: &ArgMatches) -> anyhow::Result<()> {
+    let log = m.get_one::<String>("log").cloned().unwrap_or_default();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&log).context("--log")?)
+        .init();
     Ok(())
 }

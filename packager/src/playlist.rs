@@ -345,16 +345,27 @@ impl PlaylistState {
     /// The DVR playlist: the segments kept past the live window, then the live window's
     /// complete ones, without parts or low-latency tags (a player seeks back in it; the live
     /// edge is in [`Self::render`]). Segments past the window are served from the storage
-    /// tiers.
-    pub fn render_dvr(&self) -> String {
+    /// tiers. With `since_ms` (a premiere's release time, Unix milliseconds), segments that
+    /// ended before it are left out: a viewer cannot seek back into the rehearsal.
+    pub fn render_dvr(&self, since_ms: Option<i64>) -> String {
         let td = self.target_duration;
-        let listed: Vec<&SegmentEntry> =
-            self.history.iter().chain(self.segments.iter().filter(|s| s.complete)).collect();
+        let all: Vec<&SegmentEntry> = self.history.iter().chain(self.segments.iter().filter(|s| s.complete)).collect();
+        let ends_before = |s: &SegmentEntry| {
+            since_ms.is_some_and(|since| s.program_time_ms + (s.duration * 1000.0).round() as i64 <= since)
+        };
+        let skipped = all.iter().take_while(|s| ends_before(s)).count();
+        // Discontinuities between the first kept in history and the first listed now.
+        let skipped_discontinuities = all.iter().take(skipped + 1).skip(1).filter(|s| s.discontinuity).count() as u64;
+        let listed = &all[skipped..];
         let mut s = String::with_capacity(64 * listed.len() + 256);
         s.push_str("#EXTM3U\n#EXT-X-VERSION:9\n");
         let _ = writeln!(s, "#EXT-X-TARGETDURATION:{td}");
         let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", listed.first().map_or(self.next_msn, |s| s.msn));
-        let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", self.history_discontinuity_sequence);
+        let _ = writeln!(
+            s,
+            "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+            self.history_discontinuity_sequence + skipped_discontinuities
+        );
         let mut last_init = None;
         for (i, seg) in listed.iter().enumerate() {
             seg.write_head(&mut s, i == 0, &mut last_init);

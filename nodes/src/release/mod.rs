@@ -70,6 +70,13 @@ impl ReleaseGate {
         self.catalog.peek(|c| c.visibility(&content, self.region.as_deref(), (self.clock)())) == Visibility::Public
     }
 
+    /// When the live stream's release opened it, if a release governs it: its past before
+    /// then (the rehearsal) is not offered for seeking.
+    pub fn live_released_at(&self, name: &str) -> Option<i64> {
+        let content = format!("live/{name}");
+        self.catalog.peek(|c| c.release_of(&content).map(|r| r.at_ms))
+    }
+
     pub fn region(&self) -> Option<&str> {
         self.region.as_deref()
     }

@@ -33,15 +33,20 @@ impl SegmentStore {
         self.tiers.get()?.get(&FileKey::new(name, rendition, file)?).await
     }
 
-    /// A rendition's DVR playlist: the stream's DVR window (see
+    /// A rendition's DVR playlist: the stream's DVR window, from `since_ms` if given (see
     /// [`PlaylistState::render_dvr`](tessera_packager::PlaylistState::render_dvr)).
-    pub fn dvr_playlist(&self, name: &str, rendition: &str) -> Result<String, super::StoreError> {
+    pub fn dvr_playlist(
+        &self,
+        name: &str,
+        rendition: &str,
+        since_ms: Option<i64>,
+    ) -> Result<String, super::StoreError> {
         let entry = self.entry(name).ok_or(super::StoreError::NotFound)?;
         let st = entry.state.lock().expect("stream lock");
         let r = st.renditions.get(rendition).ok_or(super::StoreError::NotFound)?;
         if !r.has_complete_segment() {
             return Err(super::StoreError::NotFound);
         }
-        Ok(r.playlist.render_dvr())
+        Ok(r.playlist.render_dvr(since_ms))
     }
 }

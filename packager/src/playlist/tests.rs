@@ -239,16 +239,21 @@ fn the_dvr_playlist_keeps_its_window_past_the_live_one() {
     push(&mut p, 0.2, true, t); // segment 10, open
     let live = p.render(false, &[]);
     assert!(live.contains("#EXT-X-MEDIA-SEQUENCE:7\n"), "{live}");
-    let dvr = p.render_dvr();
+    let dvr = p.render_dvr(None);
     // 10 s of history (segments 2 to 6) and the live window's complete segments (7 to 9).
     assert!(dvr.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{dvr}");
     assert_eq!(dvr.matches("#EXTINF:").count(), 8, "{dvr}");
     assert!(dvr.contains("seg-2.m4s\n") && dvr.contains("seg-9.m4s\n") && !dvr.contains("seg-10.m4s"));
     assert!(!dvr.contains("#EXT-X-PART") && !dvr.contains("PRELOAD-HINT") && !dvr.contains("SERVER-CONTROL"));
     assert!(dvr.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z\n"), "segment 2's time: {dvr}");
+    // A premiere released 500 ms into segment 4: the rehearsal before it is not listed.
+    let released = p.render_dvr(Some(1_700_000_000_000 + 4 * 2_000 + 500));
+    assert!(released.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{released}");
+    assert_eq!(released.matches("#EXTINF:").count(), 6, "{released}");
+    assert!(released.contains("#EXT-X-MAP:URI=\"init-0.mp4\"\n"), "the first listed names its init: {released}");
     p.end();
-    assert!(p.render_dvr().ends_with("#EXT-X-ENDLIST\n"));
+    assert!(p.render_dvr(None).ends_with("#EXT-X-ENDLIST\n"));
     // Without a DVR window, the DVR playlist is the live window's complete segments.
     let q = state(12, 0);
-    assert!(q.render_dvr().contains("#EXT-X-MEDIA-SEQUENCE:2\n"));
+    assert!(q.render_dvr(None).contains("#EXT-X-MEDIA-SEQUENCE:2\n"));
 }

@@ -131,14 +131,19 @@ pub(crate) fn init_with(p: &Proc, extra: &[&str]) -> (String, String) {
 
 /// `tessera cluster ...` against a node; its stdout.
 fn cli(args: &[&str], node: &Proc, token: &str) -> String {
+    tessera_cli("cluster", args, node, token)
+}
+
+/// `tessera GROUP ...` (`cluster`, `release`) against a node's admin API; its stdout.
+pub(crate) fn tessera_cli(group: &str, args: &[&str], node: &Proc, token: &str) -> String {
     let out = Command::new(BIN)
-        .arg("cluster")
+        .arg(group)
         .args(args)
         .args(["--node", &format!("http://{}", node.http)])
         .env("TESSERA_ADMIN_TOKEN", token)
         .output()
-        .expect("tessera cluster runs");
-    assert!(out.status.success(), "tessera cluster {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        .expect("tessera runs");
+    assert!(out.status.success(), "tessera {group} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 

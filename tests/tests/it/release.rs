@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hyper::Method;
 use serde_json::json;
 
-use crate::cluster::{eventually, form_each};
+use crate::cluster::{eventually, form_each, tessera_cli};
 use crate::common::*;
 
 fn now_ms() -> i64 {
@@ -57,6 +57,13 @@ async fn a_premiere_opens_everywhere_once_committed_never_early_and_is_taken_dow
     assert_eq!(ready["state"], "scheduled", "{ready}");
     // Node 1's fast clock has voted already; one vote of three opens nothing.
     assert!(ready["nodes"][0]["open_vote_clock"].is_string(), "{ready}");
+    let shown = tessera_cli("release", &["show", &id.to_string()], &nodes[2], &admin);
+    assert!(shown.starts_with(&format!("release {id} of live/premiere: scheduled at ")), "{shown}");
+    assert_eq!(
+        shown.lines().filter(|l| l.contains(" yes     yes ")).count(),
+        3,
+        "every node serves and is ready:\n{shown}"
+    );
 
     // Gated: every URL answers as an unknown stream does, on every node, and no listing names it.
     let urls = [
@@ -136,8 +143,8 @@ async fn a_cancelled_release_never_opens_and_bad_requests_are_refused() {
     let path = format!("/api/v1/releases/{}", r["id"]);
     let moved = api.call(Method::PUT, &path, Some(&json!({ "at": rfc3339(at + 1_000) }))).await.expect("moved");
     assert_eq!(moved["revision"], 2, "{moved}");
-    let c = api.call(Method::DELETE, &path, None).await.expect("cancelled");
-    assert_eq!(c["state"], "cancelled", "{c}");
+    let c = tessera_cli("release", &["cancel", &r["id"].to_string()], &nodes[0], &admin);
+    assert!(c.contains(": cancelled at "), "{c}");
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     let r = api.get(&path).await.expect("release");
     assert_eq!((r["state"].as_str(), r["committed"].is_null()), (Some("cancelled"), true), "{r}");
