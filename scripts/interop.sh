@@ -243,7 +243,13 @@ premiere() {
     local http=("${TRIO_HTTP[@]}") api="http://127.0.0.1:${TRIO_HTTP[1]}/api/v1/releases" at_ms at id r i
     at_ms=$(( $(date +%s%3N) + 14000 ))
     at=$(date -u -d "@$((at_ms / 1000)).$(printf %03d $((at_ms % 1000)))" +%Y-%m-%dT%H:%M:%S.%3NZ)
-    r=$(curl -sf -H "Authorization: Bearer $TRIO_ADMIN" -d "{\"content\": \"live/launch\", \"at\": \"$at\"}" "$api") || return 1
+    # A trio just started may still be electing its leader.
+    for _ in $(seq 50); do
+        r=$(curl -s -H "Authorization: Bearer $TRIO_ADMIN" -H "Content-Type: application/json" -d "{\"content\": \"live/launch\", \"at\": \"$at\"}" "$api") &&
+            [[ "$r" == *'"id"'* ]] && break
+        sleep 0.2
+    done
+    [[ "$r" == *'"id"'* ]] || { echo "interop: the release was not scheduled: $r"; return 1; }
     id=$(echo "$r" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).id))')
     interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/launch,m=publish' \
         "srt://127.0.0.1:${TRIO_SRT[0]}?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-launch.log" &
@@ -263,7 +269,8 @@ premiere() {
     [ "$ready" = 1 ] || { echo "interop: not every node was ready before the release: $r"; kill "$feed"; return 1; }
     while [ "$(date +%s%3N)" -lt "$at_ms" ]; do sleep 0.05; done
     node interop/player.mjs --url "http://127.0.0.1:${http[2]}/live/launch/index.m3u8" --seconds 20 \
-        --record "$RESULTS/playlists.jsonl" --out "$RESULTS/premiere.json" >/dev/null || { kill "$feed"; return 1; }
+        --record "$RESULTS/playlists.jsonl" --out "$RESULTS/premiere.json" >/dev/null ||
+        { echo "interop: the player failed"; kill "$feed"; return 1; }
     local s=$PWD/$RESULTS/premiere.json first
     r=$(curl -sf -H "Authorization: Bearer $TRIO_ADMIN" "$api/$id")
     first=$(curl -sf "http://127.0.0.1:${http[1]}/live/launch/src/dvr.m3u8" | sed -n 's/#EXT-X-PROGRAM-DATE-TIME://p' | head -1)
