@@ -408,8 +408,9 @@ if rl:
     p()
     burst = ratio(wo["after_3s_bytes_p50"], w["after_3s_bytes_p50"])
     worst = max(r["skew_p99_ms"] or 10**6 for r in rl["skew"])
-    p(f"At the release the origin uploads {burst}× as much without pre-positioning as with it; with it, its")
-    p("upload at the release is its steady rate.")
+    steady = ratio(w["after_3s_bytes_p50"], w["before_3s_bytes_p50"])
+    p(f"In the 3 s after the release the origin uploads {burst}× as much without pre-positioning as with")
+    p(f"it; with it, those 3 s carry {steady}× the 3 s before (no catch-up burst, only the feed itself).")
     p("Goal: every node opens within a tight window — " + (
         f"met (skew p99 {worst:.1f} ms across {' and '.join(str(r['nodes']) for r in rl['skew'])} nodes)." if worst <= 50
         else f"missed (skew p99 {worst:.1f} ms)."))

@@ -135,11 +135,6 @@ impl Followers {
         self.start(stream).is_some()
     }
 
-    /// Whether this node follows `stream`.
-    pub fn is_following(&self, stream: &str) -> bool {
-        self.following.lock().expect("following").contains_key(stream)
-    }
-
     /// Whether this node follows `stream` and has caught up with its origin's live edge.
     pub fn caught_up(&self, stream: &str) -> bool {
         self.following.lock().expect("following").get(stream).is_some_and(|f| *f.live.borrow())

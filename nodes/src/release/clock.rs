@@ -16,6 +16,9 @@ use crate::cluster::{ClusterError, ClusterService};
 /// How often the catalog is looked at for new or moved releases between moments.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How long a refused vote waits before it may be proposed again.
+const REFUSED_RETRY: Duration = Duration::from_secs(1);
+
 /// One vote: the release, its revision and the moment voted for.
 type VoteKey = (u64, u64, ReleasePhase);
 
@@ -26,7 +29,11 @@ pub async fn run(cluster: ClusterService, clock: Clock, mut shutdown: watch::Rec
     let sent: Arc<Mutex<HashSet<VoteKey>>> = Arc::default();
     loop {
         let now = clock();
-        let (due, next) = cluster.catalog.peek(|c| (c.due_clock_votes(me, now), c.next_release_moment(now)));
+        let (due, next, pending) = cluster.catalog.peek(|c| {
+            let pending: HashSet<u64> = c.pending_releases().map(|r| r.id).collect();
+            (c.due_clock_votes(me, now), c.next_release_moment(now), pending)
+        });
+        sent.lock().expect("votes").retain(|k| pending.contains(&k.0));
         for vote in due {
             let Command::ReleaseClock { id, revision, phase, .. } = &vote else { continue };
             let key = (*id, *revision, *phase);
@@ -43,10 +50,13 @@ pub async fn run(cluster: ClusterService, clock: Clock, mut shutdown: watch::Rec
                         tracing::info!(release = key.0, revision = key.1, phase, node = me, "clock vote recorded");
                     }
                     Err(ClusterError::Catalog(CatalogError::Rejected(why))) => {
-                        // Moved or over meanwhile: the next look at the catalog decides again.
+                        // Moved or over meanwhile (the catalog will not ask for it again), or
+                        // this node is not in the catalog yet: asked again, slowly.
                         metrics::counter!("tessera_release_votes_total", "phase" => phase, "result" => "refused")
                             .increment(1);
                         tracing::info!(release = key.0, phase, %why, "clock vote refused");
+                        tokio::time::sleep(REFUSED_RETRY).await;
+                        sent.lock().expect("votes").remove(&key);
                     }
                     Err(e) => {
                         metrics::counter!("tessera_release_votes_total", "phase" => phase, "result" => "failed")

@@ -39,10 +39,15 @@ impl Preposition {
         loop {
             let now = (self.clock)();
             let me = self.cluster.identity.id;
-            let releases: Vec<ReleaseRecord> = self
-                .cluster
-                .catalog
-                .peek(|c| c.pending_releases().filter(|r| r.serves_region(self.region.as_deref())).cloned().collect());
+            // Scheduled ones, and open ones shortly after their time; later, viewers' own
+            // requests keep an event followed.
+            let releases: Vec<ReleaseRecord> = self.cluster.catalog.peek(|c| {
+                c.pending_releases()
+                    .filter(|r| r.state == ReleaseState::Scheduled || now < r.at_ms + HOLD_AFTER_OPEN_MS)
+                    .filter(|r| r.serves_region(self.region.as_deref()))
+                    .cloned()
+                    .collect()
+            });
             for r in releases {
                 let (ready, detail) = self.hold(&r, now);
                 let recorded = r.ready.get(&me).map(|x| (x.ready, x.detail.as_str()));
@@ -72,13 +77,10 @@ impl Preposition {
             return (true, "origin: the feed is published here".into());
         }
         let starts = r.at_ms - self.prewarm.as_millis() as i64;
-        if now < starts && r.state == ReleaseState::Scheduled {
+        if now < starts {
             return (false, "waiting to pre-position (prewarm window not reached)".into());
         }
-        let held_for_release = r.state == ReleaseState::Scheduled || now < r.at_ms + HOLD_AFTER_OPEN_MS;
-        let following =
-            if held_for_release { self.followers.hold(stream) } else { self.followers.is_following(stream) };
-        match (following, self.followers.caught_up(stream)) {
+        match (self.followers.hold(stream), self.followers.caught_up(stream)) {
             (_, true) => (true, "following the origin at its live edge".into()),
             (true, false) => (false, "catching up with the origin".into()),
             (false, false) => (false, "no feed yet: nobody publishes the event".into()),
