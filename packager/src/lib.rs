@@ -1,5 +1,5 @@
-//! Tessera's packager: the sans-IO segmenter, the CMAF/fMP4 muxer and the LL-HLS playlist
-//! writer.
+//! Tessera's packager: the sans-IO segmenter, the CMAF/fMP4 muxer, the LL-HLS playlist
+//! writer and content encryption ([`encrypt`]: HLS AES-128 and CENC `cbcs`).
 //!
 //! # Contract
 //! - No I/O, no clocks, no threads: [`segmenter::Segmenter`] takes frames and the wall-clock
@@ -10,6 +10,7 @@
 //!   use a 90 kHz timescale and audio tracks their sample rate.
 //! - A segment's bytes are the concatenation of its parts' bytes.
 
+pub mod encrypt;
 pub mod fmp4;
 pub mod playlist;
 pub mod segmenter;
