@@ -31,7 +31,7 @@ pub enum DecryptError {
 
 /// Decrypts a resource (for checks and tests; players decrypt themselves).
 pub fn decrypt(key: &Key, iv: &Iv, encrypted: &[u8]) -> Result<Vec<u8>, DecryptError> {
-    if encrypted.is_empty() || encrypted.len() % BLOCK > 0 {
+    if encrypted.is_empty() || !encrypted.len().is_multiple_of(BLOCK) {
         return Err(DecryptError::Length(encrypted.len()));
     }
     let mut out = encrypted.to_vec();
