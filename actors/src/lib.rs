@@ -20,6 +20,7 @@
 
 pub mod encoder;
 pub mod ingest_session;
+pub mod license;
 pub mod mailbox;
 pub mod packager;
 pub mod pipeline;

@@ -1,0 +1,134 @@
+//! Playback tokens: signed claims a viewer presents for a piece of content.
+//!
+//! A token is `BASE64URL(claims JSON) "." BASE64URL(HMAC-SHA256(secret, first part))`,
+//! without padding. The secret is the cluster's (the catalog keeps it wrapped under the
+//! key-encryption key), so every node checks what any node issued. Checking compares the
+//! MAC in constant time before it reads the claims.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+
+/// What a token grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Who watches (a user or account id of the platform).
+    pub sub: String,
+    /// `live/NAME` or `vod/ASSET`.
+    pub content: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+    /// Issued at, seconds since the Unix epoch.
+    pub iat: i64,
+    /// Regions the viewer may watch from; absent: wherever the content's rights allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<Vec<String>>,
+    /// How many streams the subject may watch at once; absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_streams: Option<u32>,
+}
+
+/// Why a token is refused. `code()` is what the license endpoint answers with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is not two base64url parts")]
+    Malformed,
+    #[error("the token's signature does not match")]
+    BadSignature,
+    #[error("the token's claims do not parse: {0}")]
+    BadClaims(String),
+    #[error("the token expired {0} s ago")]
+    Expired(i64),
+    #[error("the token is for {granted}, not {asked}")]
+    WrongContent { granted: String, asked: String },
+}
+
+impl TokenError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Malformed | TokenError::BadClaims(_) => "token_malformed",
+            TokenError::BadSignature => "token_signature",
+            TokenError::Expired(_) => "token_expired",
+            TokenError::WrongContent { .. } => "token_wrong_content",
+        }
+    }
+}
+
+/// Signs and checks tokens with the cluster's secret.
+pub struct TokenKey(hmac::Key);
+
+impl TokenKey {
+    pub fn new(secret: &[u8]) -> Self {
+        TokenKey(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        let body = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
+        let tag = hmac::sign(&self.0, body.as_bytes());
+        format!("{body}.{}", B64.encode(tag.as_ref()))
+    }
+
+    /// The claims of a token that is genuine, unexpired at `now_s` and for `content`.
+    pub fn check(&self, token: &str, content: &str, now_s: i64) -> Result<Claims, TokenError> {
+        let (body, mac) = token.split_once('.').ok_or(TokenError::Malformed)?;
+        let mac = B64.decode(mac).map_err(|_| TokenError::Malformed)?;
+        hmac::verify(&self.0, body.as_bytes(), &mac).map_err(|_| TokenError::BadSignature)?;
+        let json = B64.decode(body).map_err(|_| TokenError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&json).map_err(|e| TokenError::BadClaims(e.to_string()))?;
+        if now_s >= claims.exp {
+            return Err(TokenError::Expired(now_s - claims.exp));
+        }
+        if claims.content != content {
+            return Err(TokenError::WrongContent { granted: claims.content, asked: content.to_string() });
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> Claims {
+        Claims {
+            sub: "viewer-7".into(),
+            content: "live/match".into(),
+            exp: 2_000,
+            iat: 1_000,
+            regions: Some(vec!["eu".into()]),
+            max_streams: Some(2),
+        }
+    }
+
+    #[test]
+    fn a_signed_token_checks_until_it_expires_and_only_for_its_content() {
+        let key = TokenKey::new(b"cluster secret of thirty-two bytes");
+        let token = key.sign(&claims());
+        assert_eq!(key.check(&token, "live/match", 1_999), Ok(claims()));
+        assert_eq!(key.check(&token, "live/match", 2_000), Err(TokenError::Expired(0)));
+        assert!(matches!(key.check(&token, "live/other", 1_500), Err(TokenError::WrongContent { .. })));
+        // Another cluster's secret, or a token signed by one, is refused.
+        assert_eq!(TokenKey::new(b"another secret").check(&token, "live/match", 1_500), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn tampered_and_malformed_tokens_are_refused() {
+        let key = TokenKey::new(b"secret");
+        let token = key.sign(&claims());
+        let (body, mac) = token.split_once('.').unwrap();
+        // A longer expiry written into the claims: the signature no longer matches.
+        let mut forged = claims();
+        forged.exp = 9_999_999;
+        let forged_body = B64.encode(serde_json::to_vec(&forged).unwrap());
+        assert_eq!(key.check(&format!("{forged_body}.{mac}"), "live/match", 1_500), Err(TokenError::BadSignature));
+        let mut flipped = mac.as_bytes().to_vec();
+        flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
+        let flipped = format!("{body}.{}", String::from_utf8(flipped).unwrap());
+        assert_eq!(key.check(&flipped, "live/match", 1_500), Err(TokenError::BadSignature));
+        for bad in ["", "nodot", "a.b.c", "!!!.???"] {
+            assert!(key.check(bad, "live/match", 1_500).is_err(), "{bad:?}");
+        }
+        assert_eq!(key.check("nodot", "x", 0).unwrap_err().code(), "token_malformed");
+    }
+}
