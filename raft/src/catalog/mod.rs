@@ -5,12 +5,14 @@
 //! the time they were proposed (`at_ms`, stamped by the proposer), never read a clock, so
 //! every replica computes the same state from the same log.
 
+mod protection;
 mod release;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use protection::{KeyRecord, Protection, ProtectionRecord, KEYS_KEPT};
 pub use release::{valid_content, Gate, Readiness, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, Visibility};
 
 /// Identifies a node of the cluster.
@@ -190,6 +192,34 @@ pub enum Command {
         ready: bool,
         detail: String,
     },
+    /// How `content` is encrypted from now on.
+    SetProtection {
+        content: String,
+        mode: Protection,
+    },
+    /// A new content key (wrapped) for `content`, from its `from_msn` on.
+    AddKey {
+        content: String,
+        key: KeyRecord,
+    },
+    /// The viewer regions `content`'s rights allow (empty: everywhere).
+    SetRights {
+        content: String,
+        regions: Vec<String>,
+    },
+    /// The cluster's playback-token secret, wrapped; the first one proposed stays.
+    SetTokenSecret {
+        wrapped: String,
+    },
+    /// The address-to-region table, `ADDRESS/PREFIX=REGION` lines.
+    SetRegionTable {
+        lines: Vec<String>,
+    },
+    /// Refuses (or again allows) every key request of a viewer.
+    RevokeSubject {
+        subject: String,
+        revoked: bool,
+    },
 }
 
 /// A command and when it was proposed.
@@ -236,6 +266,8 @@ pub enum Rejection {
     ReleaseOver(ReleaseId),
     #[error("release {id} has moved (now revision {revision})")]
     StaleRelease { id: ReleaseId, revision: u64 },
+    #[error("invalid protection: {0}")]
+    InvalidProtection(String),
 }
 
 /// What an applied command answers.
@@ -261,6 +293,18 @@ pub struct Catalog {
     /// The newest release of each content.
     #[serde(default)]
     pub release_by_content: BTreeMap<String, ReleaseId>,
+    /// How each content is encrypted, its keys and rights.
+    #[serde(default)]
+    pub protection: BTreeMap<String, ProtectionRecord>,
+    /// The playback-token secret, wrapped under the key-encryption key.
+    #[serde(default)]
+    pub token_secret: Option<String>,
+    /// `ADDRESS/PREFIX=REGION` lines: where viewers are.
+    #[serde(default)]
+    pub region_table: Vec<String>,
+    /// Viewers whose key requests are refused.
+    #[serde(default)]
+    pub revoked_subjects: std::collections::BTreeSet<String>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -408,6 +452,12 @@ impl Catalog {
             | Command::CancelRelease { .. }
             | Command::ReleaseClock { .. }
             | Command::ReleaseReady { .. } => self.apply_release(now, &p.command),
+            Command::SetProtection { .. }
+            | Command::AddKey { .. }
+            | Command::SetRights { .. }
+            | Command::SetTokenSecret { .. }
+            | Command::SetRegionTable { .. }
+            | Command::RevokeSubject { .. } => self.apply_protection(now, &p.command),
             Command::RemoveNode { id } => {
                 self.nodes.remove(id).ok_or(Rejection::NoSuchNode(*id))?;
                 // Its origin leases lapse with it.
