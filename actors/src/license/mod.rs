@@ -3,6 +3,7 @@
 //! ([`keys`]), and who gets a key ([`decision`]). The license actor and the node's endpoint drive it; nothing here reads a
 //! clock (time comes in as an argument) or logs a key.
 
+pub mod actor;
 pub mod decision;
 pub mod keys;
 pub mod regions;

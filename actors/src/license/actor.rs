@@ -1,0 +1,260 @@
+//! The license actor, one per node: answers key requests ([`LicenseMsg::Key`]) by the
+//! [`decision`](super::decision), issues playback tokens ([`LicenseMsg::Issue`]), and on
+//! the node that is origin of an encrypted live stream makes its content keys and rotates
+//! them ([`LicenseMsg::Tick`]).
+//!
+//! Keys are unwrapped once and kept in memory for the actor's life; neither they nor
+//! tokens are ever logged. The catalog is read as this node has applied it, so a
+//! revocation or a change of rights applies here as soon as this node applies it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ring::rand::SystemRandom;
+use tessera_raft::{Catalog, Command, KeyRecord, Protection};
+
+use super::decision::{decide, Denial, LicenseRequest, Sessions};
+use super::keys::{self, hex, parse_kid, ContentKey, Kek};
+use super::regions::Range;
+use super::token::{Claims, TokenKey};
+
+/// A catalog write's future.
+pub type Proposal = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// What the license actor needs of its node.
+pub trait LicenseNode: Send + Sync + 'static {
+    /// Reads the catalog as this node has applied it.
+    fn peek(&self, f: &mut dyn FnMut(&Catalog));
+    /// Proposes a catalog write (reaching the leader from any node).
+    fn propose(&self, command: Command) -> Proposal;
+    /// The newest segment number of live stream `name`, if this node is its origin.
+    fn origin_edge(&self, name: &str) -> Option<u64>;
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+pub struct LicenseActor;
+
+pub struct LicenseConfig {
+    pub node: Arc<dyn LicenseNode>,
+    pub kek: Arc<Kek>,
+    /// A live stream's key is replaced this often (zero: never).
+    pub rotation: Duration,
+    /// How many segments ahead of the live edge a new key starts, so every node has
+    /// applied it before it is used.
+    pub rotation_lead_segments: u64,
+}
+
+/// A key request, owned.
+#[derive(Debug, Clone)]
+pub struct KeyQuery {
+    pub content: String,
+    pub kid: String,
+    pub token: Option<String>,
+    pub client: IpAddr,
+    pub released: bool,
+}
+
+pub enum LicenseMsg {
+    /// The content key a viewer asks for, or why not.
+    Key(KeyQuery, RpcReplyPort<Result<[u8; 16], Denial>>),
+    /// A playback token for these claims.
+    Issue(Claims, RpcReplyPort<Result<String, String>>),
+    /// Makes and rotates keys of the encrypted live streams this node is origin of.
+    Tick,
+}
+
+pub struct LicenseState {
+    cfg: LicenseConfig,
+    rng: SystemRandom,
+    /// The token secret in force (its wrapped form, to notice a change) and its key.
+    tokens: Option<(String, TokenKey)>,
+    keys: HashMap<(String, String), [u8; 16]>,
+    /// The address table as last parsed (its lines, to notice a change).
+    table: (Vec<String>, Vec<Range>),
+    sessions: Sessions,
+}
+
+/// The content id under which the token secret is wrapped.
+const TOKEN_SECRET: &str = "token-secret";
+
+impl Actor for LicenseActor {
+    type Msg = LicenseMsg;
+    type State = LicenseState;
+    type Arguments = LicenseConfig;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<LicenseMsg>,
+        cfg: LicenseConfig,
+    ) -> Result<LicenseState, ActorProcessingErr> {
+        Ok(LicenseState {
+            cfg,
+            rng: SystemRandom::new(),
+            tokens: None,
+            keys: HashMap::new(),
+            table: (Vec::new(), Vec::new()),
+            sessions: Sessions::default(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<LicenseMsg>,
+        msg: LicenseMsg,
+        st: &mut LicenseState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            LicenseMsg::Key(q, reply) => {
+                let answer = st.key(&q).await;
+                let outcome = match &answer {
+                    Ok(_) => "granted",
+                    Err(d) => d.code(),
+                };
+                metrics::counter!("tessera_license_requests_total", "outcome" => outcome).increment(1);
+                if let Err(d) = &answer {
+                    tracing::info!(content = %q.content, client = %q.client, reason = d.code(), "key refused: {d}");
+                }
+                let _ = reply.send(answer);
+            }
+            LicenseMsg::Issue(claims, reply) => {
+                let token = st.token_key().await.map(|k| k.sign(&claims));
+                let _ = reply.send(token);
+            }
+            LicenseMsg::Tick => st.rotate().await,
+        }
+        Ok(())
+    }
+}
+
+impl LicenseState {
+    fn catalog<T>(&self, f: impl FnOnce(&Catalog) -> T) -> T {
+        let mut f = Some(f);
+        let mut out = None;
+        self.cfg.node.peek(&mut |c| out = f.take().map(|f| f(c)));
+        out.expect("peek calls back once")
+    }
+
+    /// The token key, made (and recorded in the catalog) if the cluster has none yet.
+    async fn token_key(&mut self) -> Result<&TokenKey, String> {
+        let mut wrapped = self.catalog(|c| c.token_secret.clone());
+        if wrapped.is_none() {
+            // 128 random bits, wrapped like a content key under a key id of zeros.
+            let secret = ContentKey { kid: [0; 16], ..keys::generate(&self.rng).map_err(|e| e.to_string())? };
+            let w = self.cfg.kek.wrap(TOKEN_SECRET, &secret).map_err(|e| e.to_string())?;
+            self.cfg.node.propose(Command::SetTokenSecret { wrapped: w }).await?;
+            // The first proposed stays: read back the one in force.
+            wrapped = self.catalog(|c| c.token_secret.clone());
+        }
+        let wrapped = wrapped.ok_or("the token secret is not in the catalog yet")?;
+        if self.tokens.as_ref().is_none_or(|(w, _)| *w != wrapped) {
+            let secret = self.cfg.kek.unwrap(TOKEN_SECRET, [0; 16], &wrapped).map_err(|e| e.to_string())?;
+            self.tokens = Some((wrapped, TokenKey::new(&secret.key)));
+        }
+        Ok(&self.tokens.as_ref().expect("just set").1)
+    }
+
+    async fn key(&mut self, q: &KeyQuery) -> Result<[u8; 16], Denial> {
+        let now = self.cfg.node.now_ms();
+        // No token secret means no token can be genuine.
+        if self.token_key().await.is_err() {
+            return Err(Denial::Token(super::token::TokenError::BadSignature));
+        }
+        let lines = self.catalog(|c| (c.region_table != self.table.0).then(|| c.region_table.clone()));
+        if let Some(lines) = lines {
+            let ranges = lines.iter().filter_map(|l| Range::parse(l).ok()).collect();
+            self.table = (lines, ranges);
+        }
+        let request = LicenseRequest {
+            content: &q.content,
+            kid: &q.kid,
+            token: q.token.as_deref(),
+            client: q.client,
+            now_ms: now,
+            released: q.released,
+        };
+        let tokens = &self.tokens.as_ref().expect("token key made above").1;
+        let (table, sessions, node) = (&self.table.1, &mut self.sessions, &self.cfg.node);
+        let mut decided = None;
+        node.peek(&mut |c| decided = Some(decide(c, tokens, table, sessions, &request).map(|(k, _)| k.clone())));
+        let record = decided.expect("peek calls back once")?;
+        let cache_key = (q.content.clone(), record.kid.to_ascii_lowercase());
+        if let Some(k) = self.keys.get(&cache_key) {
+            return Ok(*k);
+        }
+        let kid = parse_kid(&record.kid).ok_or_else(|| Denial::NoSuchKey(record.kid.clone()))?;
+        let key = self.cfg.kek.unwrap(&q.content, kid, &record.wrapped).map_err(|e| {
+            tracing::error!(content = %q.content, kid = %record.kid, error = %e, "a content key does not unwrap with this node's KEK");
+            Denial::NoSuchKey(record.kid.clone())
+        })?;
+        self.keys.insert(cache_key, key.key);
+        Ok(key.key)
+    }
+
+    /// Gives every encrypted live stream this node is origin of a key, and a new one when
+    /// the rotation period has passed.
+    async fn rotate(&mut self) {
+        let now = self.cfg.node.now_ms();
+        self.sessions.prune(now);
+        let encrypted: Vec<(String, Option<KeyRecord>)> = self.catalog(|c| {
+            c.protection
+                .iter()
+                .filter(|(content, p)| p.mode != Protection::None && content.starts_with("live/"))
+                .map(|(content, p)| (content.clone(), p.keys.last().cloned()))
+                .collect()
+        });
+        for (content, newest) in encrypted {
+            let Some(edge) = self.cfg.node.origin_edge(&content["live/".len()..]) else { continue };
+            let period = self.cfg.rotation.as_millis() as i64;
+            let from_msn = match &newest {
+                None => 0,
+                Some(k) if period > 0 && now - k.created_ms >= period => {
+                    (edge + self.cfg.rotation_lead_segments).max(k.from_msn + 1)
+                }
+                Some(_) => continue,
+            };
+            let key = match keys::generate(&self.rng) {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::error!(%content, error = %e, "no content key made");
+                    continue;
+                }
+            };
+            if let Err(e) = self.add_key(&content, &key, from_msn).await {
+                tracing::warn!(%content, error = %e, "a new content key was not recorded; trying again");
+                continue;
+            }
+            metrics::counter!("tessera_license_keys_made_total").increment(1);
+            tracing::info!(%content, kid = %hex(&key.kid), from_msn, "content key made");
+        }
+    }
+
+    async fn add_key(&mut self, content: &str, key: &ContentKey, from_msn: u64) -> Result<(), String> {
+        let wrapped = self.cfg.kek.wrap(content, key).map_err(|e| e.to_string())?;
+        let record = KeyRecord { kid: hex(&key.kid), wrapped, from_msn, created_ms: 0 };
+        self.cfg.node.propose(Command::AddKey { content: content.to_string(), key: record }).await?;
+        self.keys.insert((content.to_string(), hex(&key.kid)), key.key);
+        Ok(())
+    }
+}
+
+/// Ticks the actor every `every` until it stops.
+pub fn tick(actor: ActorRef<LicenseMsg>, every: Duration) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        loop {
+            interval.tick().await;
+            if actor.cast(LicenseMsg::Tick).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests;

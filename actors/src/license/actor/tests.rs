@@ -1,0 +1,105 @@
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+
+use ractor::call_t;
+use tessera_raft::Proposal as Entry;
+
+use super::*;
+
+const KEK: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+/// A node whose catalog applies proposals at once; origin of `live/cam` at segment 40.
+struct FakeNode {
+    catalog: Mutex<Catalog>,
+    now: AtomicI64,
+    origin: bool,
+}
+
+impl LicenseNode for FakeNode {
+    fn peek(&self, f: &mut dyn FnMut(&Catalog)) {
+        f(&self.catalog.lock().unwrap())
+    }
+    fn propose(&self, command: Command) -> Proposal {
+        let at_ms = self.now.load(Ordering::SeqCst);
+        self.catalog.lock().unwrap().apply(&Entry { at_ms, command });
+        Box::pin(async { Ok(()) })
+    }
+    fn origin_edge(&self, name: &str) -> Option<u64> {
+        (self.origin && name == "cam").then_some(40)
+    }
+    fn now_ms(&self) -> i64 {
+        self.now.load(Ordering::SeqCst)
+    }
+}
+
+async fn start(node: Arc<FakeNode>) -> ActorRef<LicenseMsg> {
+    let cfg = LicenseConfig {
+        node,
+        kek: Arc::new(Kek::parse(KEK).unwrap()),
+        rotation: Duration::from_secs(60),
+        rotation_lead_segments: 3,
+    };
+    Actor::spawn(None, LicenseActor, cfg).await.unwrap().0
+}
+
+fn query(token: Option<String>, kid: &str) -> KeyQuery {
+    KeyQuery { content: "live/cam".into(), kid: kid.into(), token, client: "10.0.0.1".parse().unwrap(), released: true }
+}
+
+#[tokio::test]
+async fn the_origin_makes_and_rotates_keys_and_a_token_it_issued_gets_them() {
+    let node = Arc::new(FakeNode { catalog: Mutex::default(), now: AtomicI64::new(1_000_000), origin: true });
+    node.propose(Command::SetProtection { content: "live/cam".into(), mode: Protection::Aes128 }).await.unwrap();
+    let actor = start(node.clone()).await;
+    actor.cast(LicenseMsg::Tick).unwrap();
+    let claims = Claims {
+        sub: "v".into(),
+        content: "live/cam".into(),
+        exp: 2_000,
+        iat: 1_000,
+        regions: None,
+        max_streams: None,
+    };
+    let token = call_t!(actor, LicenseMsg::Issue, 1000, claims).unwrap().unwrap();
+    let first = node.catalog.lock().unwrap().protection["live/cam"].keys[0].clone();
+    assert_eq!(first.from_msn, 0, "the first key covers the stream from its start");
+    let key = call_t!(actor, LicenseMsg::Key, 1000, query(Some(token.clone()), &first.kid)).unwrap().unwrap();
+    // The key handed out is the one wrapped in the catalog.
+    let kek = Kek::parse(KEK).unwrap();
+    assert_eq!(kek.unwrap("live/cam", parse_kid(&first.kid).unwrap(), &first.wrapped).unwrap().key, key);
+    assert!(node.catalog.lock().unwrap().token_secret.is_some(), "the cluster's token secret was made once");
+
+    // Not yet time to rotate; then a minute on, a new key from three segments past the edge.
+    actor.cast(LicenseMsg::Tick).unwrap();
+    node.now.fetch_add(60_000, Ordering::SeqCst);
+    actor.cast(LicenseMsg::Tick).unwrap();
+    let _ = call_t!(
+        actor,
+        LicenseMsg::Issue,
+        1000,
+        Claims { sub: "x".into(), content: "x".into(), exp: 0, iat: 0, regions: None, max_streams: None }
+    );
+    let keys = node.catalog.lock().unwrap().protection["live/cam"].keys.clone();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys[1].from_msn, 43);
+    let next = call_t!(actor, LicenseMsg::Key, 1000, query(Some(token.clone()), &keys[1].kid)).unwrap().unwrap();
+    assert_ne!(next, key);
+    let refused = call_t!(actor, LicenseMsg::Key, 1000, query(None, &keys[1].kid)).unwrap();
+    assert_eq!(refused, Err(Denial::NoToken));
+    actor.stop(None);
+}
+
+#[tokio::test]
+async fn a_node_that_is_not_the_origin_makes_no_key() {
+    let node = Arc::new(FakeNode { catalog: Mutex::default(), now: AtomicI64::new(0), origin: false });
+    node.propose(Command::SetProtection { content: "live/cam".into(), mode: Protection::Aes128 }).await.unwrap();
+    let actor = start(node.clone()).await;
+    actor.cast(LicenseMsg::Tick).unwrap();
+    let claims =
+        Claims { sub: "v".into(), content: "live/cam".into(), exp: 10, iat: 0, regions: None, max_streams: None };
+    let token = call_t!(actor, LicenseMsg::Issue, 1000, claims).unwrap().unwrap();
+    assert!(node.catalog.lock().unwrap().protection["live/cam"].keys.is_empty());
+    let refused = call_t!(actor, LicenseMsg::Key, 1000, query(Some(token), &"ab".repeat(16))).unwrap();
+    assert_eq!(refused.unwrap_err().code(), "no_such_key");
+    actor.stop(None);
+}
