@@ -144,6 +144,16 @@ pub struct NodeConfig {
     #[arg(long)]
     pub region: Option<String>,
 
+    /// The cluster's key-encryption key, a file of 64 hex digits (the same on every node;
+    /// `TESSERA_KEK` may carry it instead). Without one, this node neither makes nor hands
+    /// out content keys.
+    #[arg(long, value_name = "PATH")]
+    pub kek_file: Option<PathBuf>,
+
+    /// An encrypted live stream's content key is replaced this often, seconds (0: never).
+    #[arg(long, default_value_t = 600)]
+    pub key_rotation_s: u64,
+
     /// Shifts this node's clock for release decisions, milliseconds (tests of skewed clocks).
     #[arg(long, default_value_t = 0, hide = true, allow_negative_numbers = true)]
     pub clock_skew_ms: i64,
@@ -294,6 +304,7 @@ impl NodeConfig {
         }) {
             return Err(NodeError::Config("region: 1 to 64 of a-z, A-Z, 0-9, '-', '_', '.'".into()));
         }
+        self.kek()?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(NodeError::Config("tls_cert and tls_key go together".into()));
         }
@@ -315,6 +326,19 @@ impl NodeConfig {
         by_stream(&self.stream_ladders, "stream ladder", "NAME=LADDER", |name, ladder| {
             ladder.parse().map_err(|err| format!("ladder of {name:?}: {err}"))
         })
+    }
+
+    /// The key-encryption key from `--kek-file` or `TESSERA_KEK`, if either is given.
+    pub fn kek(&self) -> Result<Option<tessera_actors::license::keys::Kek>, NodeError> {
+        let text = match &self.kek_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| NodeError::Config(format!("kek_file {}: {e}", path.display())))?,
+            None => match std::env::var("TESSERA_KEK") {
+                Ok(t) => t,
+                Err(_) => return Ok(None),
+            },
+        };
+        tessera_actors::license::keys::Kek::parse(&text).map(Some).map_err(|e| NodeError::Config(e.to_string()))
     }
 
     /// The storage tiers' settings.

@@ -38,6 +38,8 @@ pub struct HttpState {
     pub admin_tokens: Vec<String>,
     /// What a scheduled release lets this node serve.
     pub gate: crate::release::ReleaseGate,
+    /// The license actor, when the node has a key-encryption key.
+    pub license: Option<ractor::ActorRef<tessera_actors::license::actor::LicenseMsg>>,
 }
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -53,6 +55,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/live/{name}/index.m3u8", get(multivariant))
         .route("/live/{name}/dvr.m3u8", get(dvr_multivariant))
         .route("/live/{name}/{rendition}/{file}", get(rendition_file))
+        .route("/license/live/{name}/{kid}", get(crate::license::live_key))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/streams", get(streams))
@@ -85,16 +88,24 @@ fn record_release(waited_for: Option<Instant>, what: &'static str) {
     }
 }
 
-async fn multivariant(State(state): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {
+async fn multivariant(
+    State(state): State<Arc<HttpState>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     metrics::counter!("tessera_playlist_requests_total", "kind" => "multivariant", "blocking" => "no").increment(1);
-    multivariant_naming(&state, &name, "index.m3u8").await
+    multivariant_naming(&state, &name, "index.m3u8", q.get("token")).await
 }
 
 /// The multivariant playlist of the stream's DVR window: the same renditions, each naming
 /// its DVR playlist.
-async fn dvr_multivariant(State(state): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {
+async fn dvr_multivariant(
+    State(state): State<Arc<HttpState>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr-multivariant", "blocking" => "no").increment(1);
-    multivariant_naming(&state, &name, "dvr.m3u8").await
+    multivariant_naming(&state, &name, "dvr.m3u8", q.get("token")).await
 }
 
 /// Gated content answers as unknown content does.
@@ -102,13 +113,16 @@ fn gated(state: &HttpState, name: &str) -> bool {
     matches!(state.gate.live(name), tessera_raft::Visibility::Gated(_))
 }
 
-async fn multivariant_naming(state: &HttpState, name: &str, playlist: &str) -> Response {
+async fn multivariant_naming(state: &HttpState, name: &str, playlist: &str, token: Option<&String>) -> Response {
     if gated(state, name) {
         return error(StoreError::NotFound);
     }
     state.followers.ensure(name).await;
     match state.store.multivariant(name, playlist, block_timeout(state, name)).await {
-        Ok(body) => ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response(),
+        Ok(body) => {
+            let body = crate::license::with_token(body, token.map(String::as_str));
+            ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+        }
         Err(e) => error(e),
     }
 }
@@ -134,8 +148,15 @@ async fn rendition_file(
     }
     if file == "dvr.m3u8" {
         metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr", "blocking" => "no").increment(1);
-        return match state.store.dvr_playlist(&name, rendition, state.gate.live_released_at(&name)) {
-            Ok(body) => ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response(),
+        let keys = match crate::license::playlist_keys(&state, &name) {
+            Ok(k) => k,
+            Err(r) => return r.into_response(),
+        };
+        return match state.store.dvr_playlist(&name, rendition, state.gate.live_released_at(&name), &keys) {
+            Ok(body) => {
+                let body = crate::license::with_token(body, q.get("token").map(String::as_str));
+                ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+            }
             Err(e) => error(e),
         };
     }
@@ -163,19 +184,28 @@ async fn rendition_file(
         return match state.store.part(&name, rendition, seq, block_timeout(&state, &name)).await {
             // Taken down while the request waited.
             Ok(_) if gated(&state, &name) => error(StoreError::NotFound),
-            Ok((d, waited)) => {
-                record_release(waited, "part");
-                media(d, "video/iso.segment")
-            }
+            Ok((d, msn, waited)) => match crate::license::protect(&state, &name, msn, d).await {
+                Ok(d) => {
+                    record_release(waited, "part");
+                    media(d, "video/iso.segment")
+                }
+                Err(r) => r.into_response(),
+            },
             Err(e) => error(e),
         };
     }
     if let Some(msn) = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
-        return match state.store.segment(&name, rendition, msn) {
-            Ok(d) => media(d, "video/iso.segment"),
-            Err(StoreError::NotFound) => match past_file(&state, &name, rendition, MediaFile::Segment(msn)).await {
-                Some(d) => media(d, "video/iso.segment"),
-                None => error(StoreError::NotFound),
+        let found = match state.store.segment(&name, rendition, msn) {
+            Ok(d) => Ok(d),
+            Err(StoreError::NotFound) => {
+                past_file(&state, &name, rendition, MediaFile::Segment(msn)).await.ok_or(StoreError::NotFound)
+            }
+            Err(e) => Err(e),
+        };
+        return match found {
+            Ok(d) => match crate::license::protect(&state, &name, msn, d).await {
+                Ok(d) => media(d, "video/iso.segment"),
+                Err(r) => r.into_response(),
             },
             Err(e) => error(e),
         };
@@ -219,12 +249,22 @@ async fn media_playlist(state: &HttpState, name: &str, rendition: &str, q: &Hash
     };
     let block = msn.map(|msn| BlockRequest { msn, part });
     metrics::counter!("tessera_playlist_requests_total", "kind" => "media", "blocking" => if block.is_some() { "yes" } else { "no" }).increment(1);
-    match state.store.media_playlist(name, rendition, block, skip, block_timeout(state, name)).await {
+    let keys = match crate::license::playlist_keys(state, name) {
+        Ok(k) => k,
+        Err(r) => return r.into_response(),
+    };
+    match state.store.media_playlist(name, rendition, block, skip, block_timeout(state, name), &keys).await {
         Ok(_) if block.is_some() && gated(state, name) => error(StoreError::NotFound),
         Ok(r) => {
             record_release(r.waited_for, "playlist");
             let cache = if block.is_some() { "public, max-age=60" } else { "no-cache" };
-            ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, cache)], r.body).into_response()
+            let body = match q.get("token") {
+                Some(t) if !keys.is_empty() => {
+                    Bytes::from(crate::license::with_token(String::from_utf8_lossy(&r.body).into_owned(), Some(t)))
+                }
+                _ => r.body,
+            };
+            ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, cache)], body).into_response()
         }
         Err(e) => error(e),
     }

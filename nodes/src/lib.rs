@@ -14,6 +14,7 @@ pub mod check_hls;
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod license;
 pub mod publish;
 pub mod relay;
 pub mod release;
@@ -110,6 +111,7 @@ pub struct Node {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     cluster: cluster::ClusterService,
+    license: Option<ractor::ActorRef<tessera_actors::license::actor::LicenseMsg>>,
 }
 
 impl Node {
@@ -173,6 +175,15 @@ impl Node {
             tracing::warn!(error = %e, "could not record this node's addresses in the catalog");
         }
         let clock = release::clock_with_skew(config.clock_skew_ms);
+        let license = license::start(
+            config.kek()?,
+            Duration::from_secs(config.key_rotation_s),
+            member.clone(),
+            store.clone(),
+            clock.clone(),
+        )
+        .await
+        .map_err(NodeError::Config)?;
         let followers = relay::Followers::new(store.clone(), member.clone(), config.relay_fanout);
         let state = Arc::new(http::HttpState {
             store: store.clone(),
@@ -182,6 +193,7 @@ impl Node {
             followers: followers.clone(),
             admin_tokens: config.admin_tokens.iter().map(|t| cluster::identity::secret_hash(t)).collect(),
             gate: release::ReleaseGate::new(member.catalog.clone(), config.region.clone(), clock.clone()),
+            license: license.clone(),
         });
         tasks.spawn(release::clock::run(member.clone(), clock.clone(), rx.clone()));
         let preposition = release::preposition::Preposition {
@@ -243,7 +255,7 @@ impl Node {
             }
         });
         tracing::info!(http = %http_addr, srt = %srt_addr, rtmp = %rtmp_addr, tls = tls.is_some(), "node started");
-        Ok(Node { http_addr, srt_addr, rtmp_addr, store, shutdown, tasks, cluster: member })
+        Ok(Node { http_addr, srt_addr, rtmp_addr, store, shutdown, tasks, cluster: member, license })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -271,6 +283,9 @@ impl Node {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        if let Some(license) = &self.license {
+            license.stop(None);
+        }
         self.cluster.shutdown().await;
         tracing::info!(http = %self.http_addr, "node stopped");
     }

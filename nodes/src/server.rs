@@ -69,7 +69,8 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers that need the client's address (the license endpoint) find it here.
+        let service = TowerToHyperService::new(app.clone().layer(axum::Extension(axum::extract::ConnectInfo(remote))));
         let builder = builder.clone();
         match &tls {
             None => {

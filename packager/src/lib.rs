@@ -15,6 +15,6 @@ pub mod fmp4;
 pub mod playlist;
 pub mod segmenter;
 
-pub use playlist::{BlockRequest, BlockState, PlaylistConfig, PlaylistState};
+pub use playlist::{BlockRequest, BlockState, PlaylistConfig, PlaylistState, SegmentKey};
 pub use segmenter::{PartOut, Segmenter, SegmenterConfig, SegmenterEvent};
 pub mod check;

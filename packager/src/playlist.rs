@@ -61,16 +61,46 @@ pub struct SegmentEntry {
     pub gap: bool,
 }
 
+/// An encryption key in force from a segment on, as `EXT-X-KEY` names it (HLS AES-128,
+/// the IV being the segment number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentKey {
+    pub from_msn: u64,
+    pub uri: String,
+}
+
+/// The tags already written for the segments before: the init segment and key in force.
+#[derive(Default)]
+struct HeadState<'k> {
+    init: Option<u32>,
+    key: Option<&'k str>,
+}
+
 impl SegmentEntry {
     /// The tags before a segment's media: its discontinuity (not for the first listed),
-    /// its init segment when it changes, its wall-clock time.
-    fn write_head(&self, s: &mut String, first: bool, last_init: &mut Option<u32>) {
+    /// its init segment when it changes, the key when it changes, its wall-clock time.
+    /// Init segments stay clear: a new `EXT-X-MAP` under a key is preceded by
+    /// `EXT-X-KEY:METHOD=NONE`, and the key follows it.
+    fn write_head<'k>(&self, s: &mut String, first: bool, head: &mut HeadState<'k>, keys: &'k [SegmentKey]) {
         if self.discontinuity && !first {
             s.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        if *last_init != Some(self.init) {
+        if head.init != Some(self.init) {
+            if head.key.take().is_some() {
+                s.push_str("#EXT-X-KEY:METHOD=NONE\n");
+            }
             let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}.mp4\"", self.init);
-            *last_init = Some(self.init);
+            head.init = Some(self.init);
+        }
+        let key = keys.iter().rev().find(|k| k.from_msn <= self.msn).map(|k| k.uri.as_str());
+        if key != head.key {
+            match key {
+                Some(uri) => {
+                    let _ = writeln!(s, "#EXT-X-KEY:METHOD=AES-128,URI=\"{uri}\",KEYFORMAT=\"identity\"");
+                }
+                None => s.push_str("#EXT-X-KEY:METHOD=NONE\n"),
+            }
+            head.key = key;
         }
         let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_time(self.program_time_ms));
     }
@@ -347,7 +377,7 @@ impl PlaylistState {
     /// edge is in [`Self::render`]). Segments past the window are served from the storage
     /// tiers. With `since_ms` (a premiere's release time, Unix milliseconds), segments that
     /// ended before it are left out: a viewer cannot seek back into the rehearsal.
-    pub fn render_dvr(&self, since_ms: Option<i64>) -> String {
+    pub fn render_dvr(&self, since_ms: Option<i64>, keys: &[SegmentKey]) -> String {
         let td = self.target_duration;
         let all: Vec<&SegmentEntry> = self.history.iter().chain(self.segments.iter().filter(|s| s.complete)).collect();
         let ends_before = |s: &SegmentEntry| {
@@ -366,9 +396,9 @@ impl PlaylistState {
             "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
             self.history_discontinuity_sequence + skipped_discontinuities
         );
-        let mut last_init = None;
+        let mut head = HeadState::default();
         for (i, seg) in listed.iter().enumerate() {
-            seg.write_head(&mut s, i == 0, &mut last_init);
+            seg.write_head(&mut s, i == 0, &mut head, keys);
             if seg.gap {
                 s.push_str("#EXT-X-GAP\n");
             }
@@ -438,7 +468,9 @@ impl PlaylistState {
 
     /// Renders the media playlist. `skip` asks for a delta update (`_HLS_skip=YES`);
     /// `reports` are the other renditions' positions.
-    pub fn render(&self, skip: bool, reports: &[RenditionReport]) -> String {
+    /// The media playlist; with `keys`, the segments are said to be encrypted with them
+    /// (`EXT-X-KEY`), each from its `from_msn` on.
+    pub fn render(&self, skip: bool, reports: &[RenditionReport], keys: &[SegmentKey]) -> String {
         // An ended playlist is always sent whole: a player finishing a stream (hls.js among
         // them) wants the complete list to end on.
         let skip = skip && !self.ended;
@@ -487,9 +519,9 @@ impl PlaylistState {
             }
             parts_from = i;
         }
-        let mut last_init = None;
+        let mut head = HeadState::default();
         for (i, seg) in self.segments.iter().enumerate().skip(skipped) {
-            seg.write_head(&mut s, i == 0, &mut last_init);
+            seg.write_head(&mut s, i == 0, &mut head, keys);
             if seg.gap {
                 s.push_str("#EXT-X-GAP\n");
             } else if i >= parts_from || !seg.complete {

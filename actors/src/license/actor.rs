@@ -65,6 +65,8 @@ pub enum LicenseMsg {
     Key(KeyQuery, RpcReplyPort<Result<[u8; 16], Denial>>),
     /// A playback token for these claims.
     Issue(Claims, RpcReplyPort<Result<String, String>>),
+    /// A content key for this node's own use (encrypting media it serves): no viewer checks.
+    MediaKey { content: String, kid: String, reply: RpcReplyPort<Option<[u8; 16]>> },
     /// Makes and rotates keys of the encrypted live streams this node is origin of.
     Tick,
 }
@@ -126,6 +128,9 @@ impl Actor for LicenseActor {
                 let token = st.token_key().await.map(|k| k.sign(&claims));
                 let _ = reply.send(token);
             }
+            LicenseMsg::MediaKey { content, kid, reply } => {
+                let _ = reply.send(st.media_key(&content, &kid));
+            }
             LicenseMsg::Tick => st.rotate().await,
         }
         Ok(())
@@ -159,6 +164,18 @@ impl LicenseState {
         Ok(&self.tokens.as_ref().expect("just set").1)
     }
 
+    /// The clear key `kid` of `content`, unwrapped once.
+    fn media_key(&mut self, content: &str, kid: &str) -> Option<[u8; 16]> {
+        let cache_key = (content.to_string(), kid.to_ascii_lowercase());
+        if let Some(k) = self.keys.get(&cache_key) {
+            return Some(*k);
+        }
+        let record = self.catalog(|c| c.key_by_id(content, kid).cloned())?;
+        let key = self.cfg.kek.unwrap(content, parse_kid(&record.kid)?, &record.wrapped).ok()?;
+        self.keys.insert(cache_key, key.key);
+        Some(key.key)
+    }
+
     async fn key(&mut self, q: &KeyQuery) -> Result<[u8; 16], Denial> {
         let now = self.cfg.node.now_ms();
         // No token secret means no token can be genuine.
@@ -183,17 +200,10 @@ impl LicenseState {
         let mut decided = None;
         node.peek(&mut |c| decided = Some(decide(c, tokens, table, sessions, &request).map(|(k, _)| k.clone())));
         let record = decided.expect("peek calls back once")?;
-        let cache_key = (q.content.clone(), record.kid.to_ascii_lowercase());
-        if let Some(k) = self.keys.get(&cache_key) {
-            return Ok(*k);
-        }
-        let kid = parse_kid(&record.kid).ok_or_else(|| Denial::NoSuchKey(record.kid.clone()))?;
-        let key = self.cfg.kek.unwrap(&q.content, kid, &record.wrapped).map_err(|e| {
-            tracing::error!(content = %q.content, kid = %record.kid, error = %e, "a content key does not unwrap with this node's KEK");
+        self.media_key(&q.content, &record.kid).ok_or_else(|| {
+            tracing::error!(content = %q.content, kid = %record.kid, "a content key does not unwrap with this node's KEK");
             Denial::NoSuchKey(record.kid.clone())
-        })?;
-        self.keys.insert(cache_key, key.key);
-        Ok(key.key)
+        })
     }
 
     /// Gives every encrypted live stream this node is origin of a key, and a new one when

@@ -6,6 +6,7 @@
 //! [`client::AdminClient`] speaks it.
 
 pub mod client;
+mod protection;
 mod releases;
 
 use std::sync::Arc;
@@ -34,6 +35,10 @@ pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
         .route("/api/v1/streams/{name}", get(get_stream).put(put_stream).delete(delete_stream))
         .route("/api/v1/releases", get(releases::list).post(releases::schedule))
         .route("/api/v1/releases/{id}", get(releases::get).put(releases::move_release).delete(releases::cancel))
+        .route("/api/v1/tokens", post(protection::issue))
+        .route("/api/v1/revocations", post(protection::revoke))
+        .route("/api/v1/revocations/{subject}", axum::routing::delete(protection::restore))
+        .route("/api/v1/regions", axum::routing::put(protection::regions))
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/nodes/{id}", axum::routing::delete(remove_node))
         .layer(axum::middleware::from_fn_with_state(state, authorize));
@@ -66,6 +71,7 @@ fn rejection(r: Rejection) -> Response {
             (StatusCode::CONFLICT, "release_state")
         }
         Rejection::StaleRelease { .. } => (StatusCode::CONFLICT, "stale_release"),
+        Rejection::InvalidProtection(_) => (StatusCode::BAD_REQUEST, "invalid"),
         Rejection::StreamExists(_) => (StatusCode::CONFLICT, "exists"),
         Rejection::StreamLive(_) => (StatusCode::CONFLICT, "live"),
         Rejection::StaleEpoch { .. } => (StatusCode::CONFLICT, "stale_epoch"),
@@ -209,12 +215,32 @@ async fn where_nodes_stand(state: &HttpState, name: &str, origin: Option<u64>) -
     serde_json::Value::Array(rows)
 }
 
-/// A stream as the admin API takes it: the token in clear (only its hash is stored).
+/// A stream as the admin API takes it: the token in clear (only its hash is stored), and
+/// optionally its encryption and the viewer regions its rights allow.
 #[derive(Deserialize)]
 struct StreamBody {
     name: Option<String>,
     ladder: Option<String>,
     token: Option<String>,
+    encryption: Option<tessera_raft::Protection>,
+    regions: Option<Vec<String>>,
+}
+
+/// The protection commands a stream body asks for, or why it cannot have them.
+fn protection_commands(name: &str, body: &StreamBody) -> Result<Vec<Command>, String> {
+    let content = format!("live/{name}");
+    let mut out = Vec::new();
+    match body.encryption {
+        Some(tessera_raft::Protection::Cbcs) => {
+            return Err("encryption \"cbcs\" is not served by this version; use \"aes-128\"".into())
+        }
+        Some(mode) => out.push(Command::SetProtection { content: content.clone(), mode }),
+        None => {}
+    }
+    if let Some(regions) = &body.regions {
+        out.push(Command::SetRights { content, regions: regions.clone() });
+    }
+    Ok(out)
 }
 
 /// The command for a stream body, or why the body is invalid.
@@ -253,10 +279,27 @@ async fn put_stream(
     Path(name): Path<String>,
     Json(body): Json<StreamBody>,
 ) -> Response {
-    let cmd = match stream_command(name, &body, false) {
+    let protection = match protection_commands(&name, &body) {
+        Ok(p) => p,
+        Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
+    };
+    // A body of encryption or regions alone leaves the ladder and token as they are.
+    let replaces = body.ladder.is_some() || body.token.is_some() || protection.is_empty();
+    let cmd = match stream_command(name.clone(), &body, false) {
         Ok(c) => c,
         Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
     };
+    for c in protection {
+        if let Err(e) = state.cluster.propose(c).await {
+            return cluster_err(e);
+        }
+    }
+    if !replaces {
+        let record = state.cluster.catalog.peek(|c| {
+            json!({ "name": name, "protection": c.protection.get(&format!("live/{name}")).map(|p| json!({ "mode": p.mode, "regions": p.regions, "keys": p.keys.len() })) })
+        });
+        return Json(record).into_response();
+    }
     match state.cluster.propose(cmd).await {
         Ok(Outcome::Stream(s)) => Json(s).into_response(),
         Ok(o) => Json(json!({ "outcome": format!("{o:?}") })).into_response(),

@@ -411,6 +411,7 @@ impl SegmentStore {
         block: Option<BlockRequest>,
         skip: bool,
         timeout: Duration,
+        keys: &[tessera_packager::SegmentKey],
     ) -> Result<Released, StoreError> {
         let mut waited = false;
         self.wait(name, timeout, |st| {
@@ -448,7 +449,7 @@ impl SegmentStore {
                 }
             }
             let at = waited.then_some(r.last_part_at).flatten();
-            Ok(Some(Released { body: r.render(skip, changes, &reports), waited_for: at }))
+            Ok(Some(Released { body: r.render(skip, changes, &reports, keys), waited_for: at }))
         })
         .await
     }
@@ -501,20 +502,21 @@ impl SegmentStore {
         self.with_rendition(name, rendition, |r| r.segments.get(&msn).cloned())
     }
 
-    /// A part; the part named by the preload hint is held until it is complete.
+    /// A part, with the number of the segment it belongs to; the part named by the preload
+    /// hint is held until it is complete.
     pub async fn part(
         &self,
         name: &str,
         rendition: &str,
         seq: u64,
         timeout: Duration,
-    ) -> Result<(Bytes, Option<Instant>), StoreError> {
+    ) -> Result<(Bytes, u64, Option<Instant>), StoreError> {
         let mut waited = false;
         self.wait(name, timeout, |st| {
             let ended = st.ended_since.is_some();
             let r = st.renditions.get(rendition).ok_or(StoreError::NotFound)?;
             if let Some(p) = r.parts.get(&seq) {
-                return Ok(Some((p.data.clone(), waited.then_some(p.completed_at))));
+                return Ok(Some((p.data.clone(), p.msn, waited.then_some(p.completed_at))));
             }
             let hinted = seq == r.playlist.next_part_seq() && !ended;
             if hinted {

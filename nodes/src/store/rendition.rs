@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use tessera_actors::PlannedRendition;
 use tessera_ingest::{CodecConfig, TrackInfo};
 use tessera_packager::playlist::{RenditionReport, Variant};
+use tessera_packager::SegmentKey;
 use tessera_packager::{PlaylistConfig, PlaylistState};
 
 pub(crate) struct PartRecord {
@@ -32,7 +33,7 @@ pub(crate) struct RenditionState {
     pub last_part_at: Option<Instant>,
     /// The last rendering of the full playlist and of the delta update, with the stream's
     /// change count they were rendered at: ten thousand waiters released by one part share one.
-    rendered: [Option<(u64, Bytes)>; 2],
+    rendered: [Option<((u64, u64), Bytes)>; 2],
     /// What the current session's ladder says about it; `None` if not in the ladder.
     pub planned: Option<PlannedRendition>,
     /// Why it was dropped for the rest of the session.
@@ -162,14 +163,15 @@ impl RenditionState {
         self.inits.retain(|id, _| *id >= min_used.saturating_sub(1));
     }
 
-    /// The media playlist, rendered once per change of the stream.
-    pub fn render(&mut self, skip: bool, changes: u64, reports: &[RenditionReport]) -> Bytes {
+    /// The media playlist, rendered once per change of the stream (or of its keys).
+    pub fn render(&mut self, skip: bool, changes: u64, reports: &[RenditionReport], keys: &[SegmentKey]) -> Bytes {
         let slot = skip as usize;
+        let keyed = keys.last().map_or(0, |k| (keys.len() as u64) << 48 ^ k.from_msn);
         match &self.rendered[slot] {
-            Some((at, body)) if *at == changes => body.clone(),
+            Some((at, body)) if *at == (changes, keyed) => body.clone(),
             _ => {
-                let body = Bytes::from(self.playlist.render(skip, reports));
-                self.rendered[slot] = Some((changes, body.clone()));
+                let body = Bytes::from(self.playlist.render(skip, reports, keys));
+                self.rendered[slot] = Some(((changes, keyed), body.clone()));
                 body
             }
         }

@@ -40,6 +40,7 @@ impl SegmentStore {
         name: &str,
         rendition: &str,
         since_ms: Option<i64>,
+        keys: &[tessera_packager::SegmentKey],
     ) -> Result<String, super::StoreError> {
         let entry = self.entry(name).ok_or(super::StoreError::NotFound)?;
         let st = entry.state.lock().expect("stream lock");
@@ -47,6 +48,6 @@ impl SegmentStore {
         if !r.has_complete_segment() {
             return Err(super::StoreError::NotFound);
         }
-        Ok(r.playlist.render_dvr(since_ms))
+        Ok(r.playlist.render_dvr(since_ms, keys))
     }
 }

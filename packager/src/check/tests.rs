@@ -7,8 +7,8 @@ fn our_playlists_pass() {
     for n in 1..14 {
         let state = live(n, n % 7);
         for skip in [false, true] {
-            let p = parse_media(&state.render(skip, &[])).unwrap();
-            assert_eq!(check_media(&p), vec![], "{}", state.render(skip, &[]));
+            let p = parse_media(&state.render(skip, &[], &[])).unwrap();
+            assert_eq!(check_media(&p), vec![], "{}", state.render(skip, &[], &[]));
             assert_eq!(h.add(&p), vec![]);
         }
     }
@@ -50,8 +50,8 @@ fn history_catches_renumbering_and_bad_deltas() {
     let rules: Vec<&str> = h.add(&b).into_iter().map(|v| v.rule).collect();
     assert_eq!(rules, vec!["media-sequence", "segment-numbering"]);
 
-    let full = parse_media(&live(10, 1).render(false, &[])).unwrap();
-    let mut delta = parse_media(&live(10, 1).render(true, &[])).unwrap();
+    let full = parse_media(&live(10, 1).render(false, &[], &[])).unwrap();
+    let mut delta = parse_media(&live(10, 1).render(true, &[], &[])).unwrap();
     assert!(check_delta(&full, &delta).is_empty());
     delta.segments.remove(0);
     assert!(!check_delta(&full, &delta).is_empty());

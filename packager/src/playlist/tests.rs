@@ -29,7 +29,7 @@ pub(crate) fn state(n: usize, open: usize) -> PlaylistState {
 #[test]
 fn renders_the_low_latency_tags() {
     let p = state(3, 2);
-    let s = p.render(false, &[]);
+    let s = p.render(false, &[], &[]);
     assert!(s.starts_with("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n"));
     assert!(s.contains(
         "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.0,PART-HOLD-BACK=0.600,HOLD-BACK=6.0\n"
@@ -51,7 +51,7 @@ fn renders_the_low_latency_tags() {
 #[test]
 fn window_slides_and_retention_outlives_it() {
     let p = state(25, 0);
-    let s = p.render(false, &[]);
+    let s = p.render(false, &[], &[]);
     assert!(s.contains("#EXT-X-MEDIA-SEQUENCE:15\n"));
     assert_eq!(s.matches("#EXTINF").count(), 10);
     assert_eq!(p.oldest_retained_msn(), 5);
@@ -65,7 +65,7 @@ fn discontinuity_on_new_init_and_sequence_counts_removed_tags() {
         push(&mut p, 0.2, false, 0);
     }
     p.close_segment();
-    let s = p.render(false, &[]);
+    let s = p.render(false, &[], &[]);
     assert_eq!(s.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
     assert!(s.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-1.mp4\"\n"));
     assert!(s.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"));
@@ -76,7 +76,7 @@ fn discontinuity_on_new_init_and_sequence_counts_removed_tags() {
         }
         p.close_segment();
     }
-    let s = p.render(false, &[]);
+    let s = p.render(false, &[], &[]);
     assert!(s.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{s}");
     assert!(!s.contains("#EXT-X-DISCONTINUITY\n"));
 }
@@ -84,8 +84,8 @@ fn discontinuity_on_new_init_and_sequence_counts_removed_tags() {
 #[test]
 fn delta_update_skips_old_segments() {
     let p = state(10, 1);
-    let full = p.render(false, &[]);
-    let delta = p.render(true, &[]);
+    let full = p.render(false, &[], &[]);
+    let delta = p.render(true, &[], &[]);
     // 20.2 s in the window, skip-until 12 s: the segments ending 12 s or more before the end go.
     assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"), "{delta}");
     assert!(!delta.contains("seg-3.m4s") && delta.contains("seg-4.m4s"));
@@ -114,7 +114,7 @@ fn blocking_states() {
 fn endlist_after_end() {
     let mut p = state(1, 4);
     p.end();
-    let s = p.render(false, &[]);
+    let s = p.render(false, &[], &[]);
     assert!(s.ends_with("seg-1.m4s\n#EXT-X-ENDLIST\n"));
     assert!(!s.contains("PRELOAD-HINT"));
 }
@@ -160,7 +160,7 @@ fn gaps_keep_the_numbering_and_are_listed_without_parts() {
     p.push_gap(3, 2.0, 1_700_000_006_000);
     p.push_gap(4, 2.0, 1_700_000_008_000);
     assert_eq!(p.push_part(5, 0.2, true, 1_700_000_010_000, 2.0), Some(23));
-    let s = p.render(false, &[]);
+    let s = p.render(false, &[], &[]);
     assert!(s.contains("#EXTINF:2.00000,\nseg-2.m4s\n"), "the interrupted segment keeps the source's duration\n{s}");
     assert!(
         s.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:26.000Z\n#EXT-X-GAP\n#EXTINF:2.00000,\nseg-3.m4s\n"),
@@ -176,14 +176,14 @@ fn gaps_keep_the_numbering_and_are_listed_without_parts() {
     // Parts or gaps for numbers already listed are refused or ignored.
     assert_eq!(p.push_part(4, 0.2, true, 0, 2.0), None);
     p.push_gap(1, 2.0, 0);
-    assert_eq!(p.render(false, &[]), s);
+    assert_eq!(p.render(false, &[], &[]), s);
 }
 
 #[test]
 fn a_jump_in_numbers_is_filled_with_gaps() {
     let mut p = state(1, 0);
     assert!(p.push_part(4, 0.2, true, 1_700_000_008_000, 2.0).is_some());
-    let s = p.render(false, &[]);
+    let s = p.render(false, &[], &[]);
     assert_eq!(s.matches("#EXT-X-GAP").count(), 3, "{s}");
     assert!(crate::check::check_media(&crate::check::parse_media(&s).unwrap()).is_empty(), "{s}");
 }
@@ -197,7 +197,7 @@ fn rendition_reports_follow_the_preload_hint() {
     assert_eq!(reports[1].last_part, Some(9), "a complete segment reports its last part");
     a.push_gap(3, 2.0, 0);
     assert_eq!(a.report("x".into()).unwrap().last_part, None, "a gap has no parts");
-    let s = b.render(false, &reports);
+    let s = b.render(false, &reports, &[]);
     assert!(
         s.ends_with(
             "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-20.m4s\"\n\
@@ -217,7 +217,7 @@ fn parts_numbered_by_another_node_keep_its_numbers_and_never_go_back() {
     // A lower number (a node that started numbering afresh) is not reused.
     p.number_parts_from(3);
     assert_eq!(push(&mut p, 0.2, false, 1_700_000_000_400), 42);
-    let s = p.render(false, &[]);
+    let s = p.render(false, &[], &[]);
     assert!(s.contains("URI=\"part-40.m4s\",INDEPENDENT=YES\n"), "{s}");
     assert!(s.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-43.m4s\"\n"), "{s}");
 }
@@ -237,9 +237,9 @@ fn the_dvr_playlist_keeps_its_window_past_the_live_one() {
         p.close_segment();
     }
     push(&mut p, 0.2, true, t); // segment 10, open
-    let live = p.render(false, &[]);
+    let live = p.render(false, &[], &[]);
     assert!(live.contains("#EXT-X-MEDIA-SEQUENCE:7\n"), "{live}");
-    let dvr = p.render_dvr(None);
+    let dvr = p.render_dvr(None, &[]);
     // 10 s of history (segments 2 to 6) and the live window's complete segments (7 to 9).
     assert!(dvr.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{dvr}");
     assert_eq!(dvr.matches("#EXTINF:").count(), 8, "{dvr}");
@@ -247,13 +247,60 @@ fn the_dvr_playlist_keeps_its_window_past_the_live_one() {
     assert!(!dvr.contains("#EXT-X-PART") && !dvr.contains("PRELOAD-HINT") && !dvr.contains("SERVER-CONTROL"));
     assert!(dvr.contains("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z\n"), "segment 2's time: {dvr}");
     // A premiere released 500 ms into segment 4: the rehearsal before it is not listed.
-    let released = p.render_dvr(Some(1_700_000_000_000 + 4 * 2_000 + 500));
+    let released = p.render_dvr(Some(1_700_000_000_000 + 4 * 2_000 + 500), &[]);
     assert!(released.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{released}");
     assert_eq!(released.matches("#EXTINF:").count(), 6, "{released}");
     assert!(released.contains("#EXT-X-MAP:URI=\"init-0.mp4\"\n"), "the first listed names its init: {released}");
     p.end();
-    assert!(p.render_dvr(None).ends_with("#EXT-X-ENDLIST\n"));
+    assert!(p.render_dvr(None, &[]).ends_with("#EXT-X-ENDLIST\n"));
     // Without a DVR window, the DVR playlist is the live window's complete segments.
     let q = state(12, 0);
-    assert!(q.render_dvr(None).contains("#EXT-X-MEDIA-SEQUENCE:2\n"));
+    assert!(q.render_dvr(None, &[]).contains("#EXT-X-MEDIA-SEQUENCE:2\n"));
+}
+
+#[test]
+fn keys_are_named_where_they_change_and_init_segments_stay_clear() {
+    let mut p = PlaylistState::new(PlaylistConfig { window_segments: 10, ..PlaylistConfig::default() });
+    p.set_init(0);
+    p.set_part_target(0.2);
+    let mut t = 1_700_000_000_000i64;
+    for msn in 0..6 {
+        if msn == 4 {
+            p.set_init(1); // a new session's init, under the second key
+        }
+        for i in 0..10 {
+            push(&mut p, 0.2, i == 0, t);
+            t += 200;
+        }
+        p.close_segment();
+    }
+    let keys = [SegmentKey { from_msn: 0, uri: "/k/a".into() }, SegmentKey { from_msn: 3, uri: "/k/b".into() }];
+    let s = p.render(false, &[], &keys);
+    let tags: Vec<&str> = s
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-KEY") || l.starts_with("#EXT-X-MAP") || l.starts_with("seg-"))
+        .collect();
+    let a = "#EXT-X-KEY:METHOD=AES-128,URI=\"/k/a\",KEYFORMAT=\"identity\"";
+    let b = "#EXT-X-KEY:METHOD=AES-128,URI=\"/k/b\",KEYFORMAT=\"identity\"";
+    assert_eq!(
+        tags,
+        vec![
+            "#EXT-X-MAP:URI=\"init-0.mp4\"",
+            a,
+            "seg-0.m4s",
+            "seg-1.m4s",
+            "seg-2.m4s",
+            b,
+            "seg-3.m4s",
+            "#EXT-X-KEY:METHOD=NONE",
+            "#EXT-X-MAP:URI=\"init-1.mp4\"",
+            b,
+            "seg-4.m4s",
+            "seg-5.m4s",
+        ],
+        "{s}"
+    );
+    // Without keys nothing changes; the DVR playlist names them the same way.
+    assert!(!p.render(false, &[], &[]).contains("EXT-X-KEY"));
+    assert_eq!(p.render_dvr(None, &keys).matches("#EXT-X-KEY:METHOD=AES-128").count(), 3);
 }

@@ -8,6 +8,7 @@ mod ffmpeg;
 mod ladder;
 mod link;
 mod live_slice;
+mod protection;
 mod reconnect;
 mod relay;
 mod release;

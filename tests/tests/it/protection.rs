@@ -1,0 +1,114 @@
+//! An encrypted live stream (HLS AES-128): the playlists name the key with the viewer's
+//! token carried on, every segment and part is served encrypted and decrypts with the key
+//! the license endpoint hands a valid token, and the endpoint refuses a missing, expired,
+//! foreign or tampered token and a revoked viewer, each with its reason.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper::Method;
+use serde_json::{json, Value};
+use tessera_node::admin::client::AdminClient;
+use tessera_packager::encrypt::aes128;
+
+use crate::common::*;
+
+const KEK: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const ADMIN: &str = "protection-admin-token";
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+async fn token(api: &AdminClient, content: &str, expires_ms: i64, extra: Value) -> String {
+    let mut body = json!({ "subject": "viewer-7", "content": content, "expires": rfc3339(expires_ms) });
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let r = api.call(Method::POST, "/api/v1/tokens", Some(&body)).await.expect("a token");
+    r["token"].as_str().expect("token").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_stream_is_served_encrypted_and_its_key_only_to_a_valid_token() {
+    let kek = scratch_dir("kek");
+    std::fs::create_dir_all(&kek).unwrap();
+    std::fs::write(kek.join("kek"), KEK).unwrap();
+    let node = node(|c| {
+        c.kek_file = Some(kek.join("kek"));
+        c.admin_tokens = vec![ADMIN.into()];
+    })
+    .await;
+    let http = node.http_addr();
+    let api = AdminClient::new(&http.to_string(), ADMIN);
+    let set = api.call(Method::PUT, "/api/v1/streams/enc", Some(&json!({ "encryption": "aes-128" }))).await;
+    assert_eq!(set.expect("encryption set")["protection"]["mode"], "aes-128");
+    let cbcs = api.call(Method::PUT, "/api/v1/streams/enc", Some(&json!({ "encryption": "cbcs" }))).await;
+    assert!(cbcs.unwrap_err().to_string().contains("not served by this version"));
+
+    let publisher = publish_sample(&node, "enc", 3);
+    let valid = token(&api, "live/enc", now_ms() + 600_000, json!({})).await;
+    let mv = wait_ok(http, &format!("/live/enc/index.m3u8?token={valid}"), Duration::from_secs(15)).await;
+    assert!(mv.text().contains(&format!("src/index.m3u8?token={valid}")), "renditions carry the token:\n{}", mv.text());
+    let playlist = crate::cluster::eventually(Duration::from_secs(20), "two complete segments", || async {
+        let r = get(http, &format!("/live/enc/src/index.m3u8?token={valid}")).await;
+        (r.status == 200 && r.text().matches("#EXTINF").count() >= 2).then(|| r.text())
+    })
+    .await;
+    let key_line = playlist.lines().find(|l| l.starts_with("#EXT-X-KEY:")).expect("a key tag").to_string();
+    assert!(key_line.starts_with("#EXT-X-KEY:METHOD=AES-128,URI=\"/license/live/enc/"), "{key_line}");
+    assert!(key_line.contains(&format!("?token={valid}\"")), "the key URI carries the token: {key_line}");
+    let map_at = playlist.find("#EXT-X-MAP").unwrap();
+    assert!(map_at < playlist.find("#EXT-X-KEY").unwrap(), "the init segment stays clear:\n{playlist}");
+    let key_uri = key_line.split('"').nth(1).unwrap().to_string();
+    let key_path = key_uri.split('?').next().unwrap().to_string();
+
+    // The key, for a valid token: 16 bytes, never cached.
+    let k = get(http, &key_uri).await;
+    assert_eq!(k.status, 200, "{}", k.text());
+    assert_eq!(k.headers.get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store, private"));
+    let key: [u8; 16] = k.body.as_ref().try_into().expect("16 bytes");
+
+    // Every segment and part is served encrypted, and decrypts to fMP4 with the key.
+    let p = parse_media(&playlist);
+    let (msn, _, uri) = p.segments.last().cloned().unwrap();
+    let seg = get(http, &format!("/live/enc/src/{uri}")).await;
+    assert_eq!(seg.status, 200);
+    assert!(seg.body.len() % 16 == 0 && &seg.body[4..8] != b"moof", "served in clear");
+    let clear = aes128::decrypt(&key, &aes128::segment_iv(msn), &seg.body).expect("the segment decrypts");
+    assert_eq!(&clear[4..8], b"moof", "a segment is fragments");
+    assert!(boxes(&clear).len() >= 2, "whole boxes, moof and mdat");
+    let part = p.parts.last().cloned().unwrap();
+    let part_bytes = get(http, &format!("/live/enc/src/{}", part.3)).await.body;
+    let clear_part = aes128::decrypt(&key, &aes128::segment_iv(part.0), &part_bytes).expect("the part decrypts");
+    assert_eq!(&clear_part[4..8], b"moof", "a part is a moof and its mdat");
+    let init = get(http, &format!("/live/enc/src/{}", p.maps[0])).await.body;
+    assert_eq!(&init[4..8], b"ftyp", "the init segment is clear");
+
+    // Refusals, each with its reason.
+    let refused = |path: String| async move {
+        let r = get(http, &path).await;
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        (r.status, v["error"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(refused(key_path.clone()).await, (401, "token_missing".to_string()));
+    let expired = token(&api, "live/enc", now_ms() - 10_000, json!({})).await;
+    assert_eq!(refused(format!("{key_path}?token={expired}")).await, (401, "token_expired".to_string()));
+    let other = token(&api, "live/other", now_ms() + 600_000, json!({})).await;
+    assert_eq!(refused(format!("{key_path}?token={other}")).await, (401, "token_wrong_content".to_string()));
+    let mut tampered = valid.clone().into_bytes();
+    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_eq!(refused(format!("{key_path}?token={tampered}")).await, (401, "token_signature".to_string()));
+    let us_only = token(&api, "live/enc", now_ms() + 600_000, json!({ "regions": ["us"] })).await;
+    assert_eq!(refused(format!("{key_path}?token={us_only}")).await, (403, "region".to_string()));
+    api.call(Method::POST, "/api/v1/revocations", Some(&json!({ "subject": "viewer-7" }))).await.expect("revoked");
+    assert_eq!(refused(format!("{key_path}?token={valid}")).await, (403, "revoked".to_string()));
+    api.call(Method::DELETE, "/api/v1/revocations/viewer-7", None).await.expect("restored");
+    assert_eq!(get(http, &key_uri).await.status, 200);
+    let metrics = get(http, "/metrics").await.text();
+    assert!(metrics.contains("tessera_license_requests_total{outcome=\"token_expired\"}"), "refusals are counted");
+    publisher.abort();
+    node.shutdown().await;
+}
