@@ -285,6 +285,54 @@ premiere() {
 }
 check "a premiere is gated on every node until its release, ready beforehand, and plays at the live edge when it opens" premiere
 
+# 8d. An encrypted stream (HLS AES-128): hls.js plays it with a valid playback token and
+# stops with a key error on an expired one; ffmpeg, given the playlist, fetches the key and
+# decodes the stream; the LL-HLS checker reads the playlists it was served.
+encrypted() {
+    local port srt admin=interop-admin-token kek=$WORK/kek
+    port=$(free_port); srt=$(free_udp_port)
+    openssl rand -hex 32 >"$kek" 2>/dev/null || python3 -c 'import secrets; print(secrets.token_hex(32))' >"$kek"
+    $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$srt --rtmp-listen 127.0.0.1:$(free_port) \
+        --log warn --data-dir "$WORK/enc-node" --cluster 127.0.0.1:0 --kek-file "$kek" --admin-token $admin \
+        >"$RESULTS/enc-node.log" 2>&1 &
+    pids+=($!)
+    local base=http://127.0.0.1:$port
+    for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done
+    local auth=(-H "Authorization: Bearer $admin" -H "Content-Type: application/json")
+    curl -sf -X PUT "${auth[@]}" -d '{"encryption": "aes-128"}' "$base/api/v1/streams/locked-up" >/dev/null ||
+        { echo "interop: encryption not set"; return 1; }
+    interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/locked-up,m=publish' \
+        "srt://127.0.0.1:$srt?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-enc.log" &
+    local feed=$!
+    pids+=($feed)
+    local valid expired
+    valid=$(curl -sf "${auth[@]}" -d "{\"subject\": \"interop\", \"content\": \"live/locked-up\", \"expires\": \"$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)\"}" \
+        "$base/api/v1/tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+    expired=$(curl -sf "${auth[@]}" -d "{\"subject\": \"interop\", \"content\": \"live/locked-up\", \"expires\": \"$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ)\"}" \
+        "$base/api/v1/tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+    [ -n "$valid" ] && [ -n "$expired" ] || { echo "interop: no tokens issued"; kill "$feed"; return 1; }
+    for _ in $(seq 75); do
+        curl -sf "$base/live/locked-up/src/index.m3u8?token=$valid" | grep -q '#EXTINF' && break
+        sleep 0.2
+    done
+    local frames ok=0
+    frames=$(ffmpeg -hide_banner -nostdin -loglevel error -t 4 -i "$base/live/locked-up/src/index.m3u8?token=$valid" \
+        -map 0:v -f framemd5 - 2>>"$RESULTS/ffmpeg-decrypt.log" | grep -vc '^#')
+    node interop/player.mjs --url "$base/live/locked-up/index.m3u8?token=$valid" --seconds 20 \
+        --record "$RESULTS/playlists.jsonl" --out "$RESULTS/encrypted.json" >/dev/null || ok=1
+    node interop/player.mjs --url "$base/live/locked-up/index.m3u8?token=$expired" --seconds 10 \
+        --out "$RESULTS/encrypted-expired.json" >/dev/null && ok=1
+    kill "$feed" 2>/dev/null || true
+    local s=$PWD/$RESULTS/encrypted.json x=$PWD/$RESULTS/encrypted-expired.json
+    echo "interop: encrypted: ffmpeg decoded $frames frames; hls.js with a valid token played" \
+        "$(json "$s" 's.playedSeconds.toFixed(1)') s, stalls $(json "$s" 's.stalls'), fatal $(json "$s" 's.fatal.length');" \
+        "with an expired one: $(json "$x" 'JSON.stringify(s.fatal.map(e => e.details))'), played $(json "$x" '(s.playedSeconds || 0).toFixed(1)') s"
+    [ "$ok" = 0 ] && [ "${frames:-0}" -ge 50 ] &&
+        [ "$(json "$s" 's.started && s.fatal.length === 0 && s.playedSeconds >= 12 && s.stalls === 0')" = true ] &&
+        [ "$(json "$x" '!(s.playedSeconds >= 0.5) && s.fatal.some(e => /key/i.test(e.details))')" = true ]
+}
+check "an AES-128 stream plays in hls.js with a token, not with an expired one, and ffmpeg decrypts it" encrypted
+
 # 9. The ladder: a 1080p feed with B-frames (x264 defaults, as OBS sends) becomes four
 # renditions; hls.js plays them, forced onto each rung in turn, without a stall.
 ladder() {
