@@ -112,3 +112,65 @@ async fn an_encrypted_stream_is_served_encrypted_and_its_key_only_to_a_valid_tok
     publisher.abort();
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_at_segment_boundaries_and_every_segment_decrypts_with_the_key_named_before_it() {
+    let kek = scratch_dir("kek-rotation");
+    std::fs::create_dir_all(&kek).unwrap();
+    std::fs::write(kek.join("kek"), KEK).unwrap();
+    let node = node(|c| {
+        c.kek_file = Some(kek.join("kek"));
+        c.admin_tokens = vec![ADMIN.into()];
+        c.key_rotation_s = 2;
+        c.window_segments = 12;
+    })
+    .await;
+    let http = node.http_addr();
+    let api = AdminClient::new(&http.to_string(), ADMIN);
+    api.call(Method::PUT, "/api/v1/streams/turning", Some(&json!({ "encryption": "aes-128" }))).await.unwrap();
+    let publisher = publish_sample(&node, "turning", 4);
+    let valid = token(&api, "live/turning", now_ms() + 600_000, json!({})).await;
+    let path = format!("/live/turning/src/index.m3u8?token={valid}");
+    // Each complete segment under the key named last before it.
+    let under_keys = |playlist: &str| -> Vec<(u64, String)> {
+        let mut current: Option<String> = None;
+        let mut under = Vec::new();
+        let p = parse_media(playlist);
+        let mut segments = p.segments.iter();
+        for line in playlist.lines() {
+            if line.starts_with("#EXT-X-KEY:METHOD=AES-128") {
+                current = Some(line.split('"').nth(1).unwrap().to_string());
+            } else if line.starts_with("seg-") {
+                let (msn, _, _) = segments.next().unwrap();
+                under.push((*msn, current.clone().expect("a key before every segment")));
+            }
+        }
+        under
+    };
+    let under = crate::cluster::eventually(Duration::from_secs(40), "segments under three keys", || async {
+        let r = get(http, &path).await;
+        if r.status != 200 {
+            return None; // the first key is not made yet
+        }
+        let under = under_keys(&r.text());
+        let distinct: std::collections::BTreeSet<&String> = under.iter().map(|(_, k)| k).collect();
+        (distinct.len() >= 3).then_some(under)
+    })
+    .await;
+    let mut keys = std::collections::BTreeMap::new();
+    for (msn, uri) in &under {
+        if !keys.contains_key(uri) {
+            let k = get(http, uri).await;
+            assert_eq!(k.status, 200, "{uri}: {}", k.text());
+            keys.insert(uri.clone(), <[u8; 16]>::try_from(k.body.as_ref()).unwrap());
+        }
+        let seg = get(http, &format!("/live/turning/src/seg-{msn}.m4s")).await.body;
+        let clear = aes128::decrypt(&keys[uri], &aes128::segment_iv(*msn), &seg);
+        assert!(clear.is_ok_and(|c| &c[4..8] == b"moof"), "segment {msn} under {uri}");
+    }
+    assert!(keys.len() >= 3, "{} keys over {} segments", keys.len(), under.len());
+    let distinct: std::collections::BTreeSet<_> = keys.values().collect();
+    assert_eq!(distinct.len(), keys.len(), "every key is new");
+    publisher.abort();
+    node.shutdown().await;
+}
