@@ -77,8 +77,8 @@ pub struct LicenseState {
     /// The token secret in force (its wrapped form, to notice a change) and its key.
     tokens: Option<(String, TokenKey)>,
     keys: HashMap<(String, String), [u8; 16]>,
-    /// The address table as last parsed (its lines, to notice a change).
-    table: (Vec<String>, Vec<Range>),
+    /// The address table as last parsed, and its version.
+    table: (u64, Vec<Range>),
     sessions: Sessions,
 }
 
@@ -100,7 +100,7 @@ impl Actor for LicenseActor {
             rng: SystemRandom::new(),
             tokens: None,
             keys: HashMap::new(),
-            table: (Vec::new(), Vec::new()),
+            table: (0, Vec::new()),
             sessions: Sessions::default(),
         })
     }
@@ -182,10 +182,12 @@ impl LicenseState {
         if self.token_key().await.is_err() {
             return Err(Denial::Token(super::token::TokenError::BadSignature));
         }
-        let lines = self.catalog(|c| (c.region_table != self.table.0).then(|| c.region_table.clone()));
-        if let Some(lines) = lines {
-            let ranges = lines.iter().filter_map(|l| Range::parse(l).ok()).collect();
-            self.table = (lines, ranges);
+        let changed = self.catalog(|c| {
+            (c.region_table_version != self.table.0)
+                .then(|| (c.region_table_version, c.region_table.iter().filter_map(|l| Range::parse(l).ok()).collect()))
+        });
+        if let Some(table) = changed {
+            self.table = table;
         }
         let request = LicenseRequest {
             content: &q.content,

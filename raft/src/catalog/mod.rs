@@ -302,6 +302,9 @@ pub struct Catalog {
     /// `ADDRESS/PREFIX=REGION` lines: where viewers are.
     #[serde(default)]
     pub region_table: Vec<String>,
+    /// Grows with every change of the table (readers re-parse it only then).
+    #[serde(default)]
+    pub region_table_version: u64,
     /// Viewers whose key requests are refused.
     #[serde(default)]
     pub revoked_subjects: std::collections::BTreeSet<String>,

@@ -135,6 +135,7 @@ impl Catalog {
                     return Err(invalid("region table lines are ADDRESS/PREFIX=REGION"));
                 }
                 self.region_table = lines.clone();
+                self.region_table_version += 1;
                 Ok(Outcome::Done)
             }
             Command::RevokeSubject { subject, revoked } => {
