@@ -40,6 +40,8 @@ pub struct HttpState {
     pub gate: crate::release::ReleaseGate,
     /// The license actor, when the node has a key-encryption key.
     pub license: Option<ractor::ActorRef<tessera_actors::license::actor::LicenseMsg>>,
+    /// Media encrypted for serving, shared by every viewer.
+    pub encrypted: crate::license::EncryptedCache,
 }
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -184,7 +186,7 @@ async fn rendition_file(
         return match state.store.part(&name, rendition, seq, block_timeout(&state, &name)).await {
             // Taken down while the request waited.
             Ok(_) if gated(&state, &name) => error(StoreError::NotFound),
-            Ok((d, msn, waited)) => match crate::license::protect(&state, &name, msn, d).await {
+            Ok((d, msn, waited)) => match crate::license::protect(&state, (&name, rendition, &file), msn, d).await {
                 Ok(d) => {
                     record_release(waited, "part");
                     media(d, "video/iso.segment")
@@ -203,7 +205,7 @@ async fn rendition_file(
             Err(e) => Err(e),
         };
         return match found {
-            Ok(d) => match crate::license::protect(&state, &name, msn, d).await {
+            Ok(d) => match crate::license::protect(&state, (&name, rendition, &file), msn, d).await {
                 Ok(d) => media(d, "video/iso.segment"),
                 Err(r) => r.into_response(),
             },

@@ -194,6 +194,7 @@ impl Node {
             admin_tokens: config.admin_tokens.iter().map(|t| cluster::identity::secret_hash(t)).collect(),
             gate: release::ReleaseGate::new(member.catalog.clone(), config.region.clone(), clock.clone()),
             license: license.clone(),
+            encrypted: license::EncryptedCache::default(),
         });
         tasks.spawn(release::clock::run(member.clone(), clock.clone(), rx.clone()));
         let preposition = release::preposition::Preposition {

@@ -7,6 +7,7 @@
 //! with 401 (token missing or invalid), 403 (revoked, not released, region, stream
 //! limit) or 404 (no such key). Keys and tokens are never logged.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,9 +156,47 @@ pub fn playlist_keys(state: &HttpState, name: &str) -> Result<Vec<SegmentKey>, U
     }
 }
 
-/// `data`, a segment or a part of segment `msn` of live stream `name`, as this node serves
-/// it: encrypted when the stream is (never in clear then).
-pub async fn protect(state: &HttpState, name: &str, msn: u64, data: Bytes) -> Result<Bytes, Unavailable> {
+/// Media encrypted for serving, by stream, rendition and file: a part is encrypted once
+/// however many viewers ask for it. The oldest entries leave first.
+#[derive(Default)]
+pub struct EncryptedCache {
+    entries: std::sync::Mutex<(HashMap<CacheKey, Bytes>, VecDeque<CacheKey>)>,
+}
+
+/// Stream, rendition, file, key id and clear length: a stream that starts its numbering
+/// again (deleted and made anew) does not get another's bytes.
+type CacheKey = (String, String, String, String, usize);
+
+/// Files kept encrypted: a few segments' parts of a few hundred renditions.
+const ENCRYPTED_KEPT: usize = 4096;
+
+impl EncryptedCache {
+    fn get(&self, key: &CacheKey) -> Option<Bytes> {
+        self.entries.lock().expect("encrypted cache").0.get(key).cloned()
+    }
+
+    fn put(&self, key: CacheKey, data: Bytes) {
+        let mut guard = self.entries.lock().expect("encrypted cache");
+        let (map, order) = &mut *guard;
+        if map.insert(key.clone(), data).is_none() {
+            order.push_back(key);
+        }
+        while order.len() > ENCRYPTED_KEPT {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
+}
+
+/// `data`, a segment or a part of segment `msn` of live stream `name` (its `rendition` and
+/// `file`), as this node serves it: encrypted when the stream is (never in clear then).
+pub async fn protect(
+    state: &HttpState,
+    (name, rendition, file): (&str, &str, &str),
+    msn: u64,
+    data: Bytes,
+) -> Result<Bytes, Unavailable> {
     let content = format!("live/{name}");
     let (mode, kid) =
         state.cluster.catalog.peek(|c| (c.protection_of(&content), c.key_for(&content, msn).map(|k| k.kid.clone())));
@@ -169,10 +208,17 @@ pub async fn protect(state: &HttpState, name: &str, msn: u64, data: Bytes) -> Re
     let (Some(license), Some(kid)) = (&state.license, kid) else {
         return Err(unavailable("no key for this segment on this node"));
     };
+    let cached = (name.to_string(), rendition.to_string(), file.to_string(), kid.clone(), data.len());
+    if let Some(d) = state.encrypted.get(&cached) {
+        return Ok(d);
+    }
     let key = license.call(|reply| LicenseMsg::MediaKey { content, kid, reply }, Some(Duration::from_secs(5))).await;
     match key {
         Ok(ractor::rpc::CallResult::Success(Some(key))) => {
-            Ok(Bytes::from(aes128::encrypt(&key, &aes128::segment_iv(msn), &data)))
+            let encrypted = Bytes::from(aes128::encrypt(&key, &aes128::segment_iv(msn), &data));
+            metrics::counter!("tessera_media_encrypted_bytes_total").increment(data.len() as u64);
+            state.encrypted.put(cached, encrypted.clone());
+            Ok(encrypted)
         }
         _ => Err(unavailable("the segment's key is not available on this node")),
     }
