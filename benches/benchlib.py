@@ -49,10 +49,12 @@ class Node:
         self.srt = f"127.0.0.1:{port(socket.SOCK_DGRAM)}"
         self.quic = f"127.0.0.1:{port(socket.SOCK_DGRAM)}"
         self.proc = None
+        # A command the node runs under (`taskset -c 0` pins it to one core).
+        self.prefix = []
 
     def start(self, extra=()):
         self.proc = subprocess.Popen(
-            [self.tessera, "node", "--data-dir", self.data, "--cluster", self.quic, "--http", self.http, "--srt",
+            [*self.prefix, self.tessera, "node", "--data-dir", self.data, "--cluster", self.quic, "--http", self.http, "--srt",
              self.srt, "--rtmp", f"127.0.0.1:{port()}", "--log", "warn", *self.flags, *extra],
             stdout=self.logs, stderr=self.logs)
         wait(f"node {self.i}", lambda: get(f"http://{self.http}/healthz") is not None)

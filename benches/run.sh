@@ -5,7 +5,8 @@
 #   benches/run.sh            # everything (about 17 minutes)
 #   BENCH_QUICK=1 benches/run.sh   # shorter windows, for a smoke run
 #   BENCH_ONLY=catalog benches/run.sh   # the catalog beside etcd alone (or relay: the
-#                                       # cluster's media path; or release: premieres); the
+#                                       # cluster's media path; release: premieres; license:
+#                                       # content protection); the
 #                                       # rest of the page keeps the last full run's figures
 #
 # Peers: nginx with libnginx-mod-rtmp (RTMP in, HLS out), ffmpeg's own HLS muxer (fMP4),
@@ -49,8 +50,14 @@ release() {
     python3 benches/release.py "$OUT" "$BIN/tessera" "$BIN/release_probe" "$([ "$QUICK" = 1 ] && echo 5 || echo 30)" \
         2> >(tee -a "$OUT/logs/release.log" >&2) || echo "bench: release benchmark failed" >&2
 }
+license() {
+    echo "bench: content protection: license requests, encryption cost" >&2
+    mkdir -p "$OUT/logs"
+    python3 benches/license.py "$OUT" "$BIN/tessera" "$BIN/multi_publish" "$([ "$QUICK" = 1 ] && echo 8 || echo 20)" \
+        2> >(tee -a "$OUT/logs/license.log" >&2) || echo "bench: license benchmark failed" >&2
+}
 case "${BENCH_ONLY:-}" in
-    catalog | relay | release)
+    catalog | relay | release | license)
         "$BENCH_ONLY"
         python3 benches/report.py "$OUT" >docs/benchmarks.md
         exit 0
@@ -243,6 +250,9 @@ relay
 
 # --- 8. Scheduled releases ----------------------------------------------------------------
 release
+
+# --- 9. Content protection ------------------------------------------------------------------
+license
 
 # --- Report -----------------------------------------------------------------------------
 python3 benches/report.py "$OUT" >docs/benchmarks.md
