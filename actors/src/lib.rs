@@ -16,6 +16,9 @@
 //! - Media mailboxes are bounded ([`mailbox::BoundedRef`]): when a consumer lags, the
 //!   producer drops the newest-but-undecodable data (video until the next keyframe, parts
 //!   until the next segment) rather than queueing without limit, and counts what it drops.
+//! - The [`license`] actor, one per node, answers key requests by the sans-IO license
+//!   decision, issues playback tokens, and makes and rotates the content keys of the
+//!   encrypted streams its node is origin of; keys reach the catalog only wrapped.
 //! - Handlers never block: all I/O stays in the node's drivers.
 
 pub mod encoder;

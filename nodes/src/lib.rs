@@ -1,5 +1,7 @@
 //! A Tessera node: configuration, the HTTP origin, the segment store, publisher admission
-//! (`auth`), and the wiring of the SRT and RTMP listeners to per-session actor pipelines.
+//! (`auth`), scheduled releases (`release`), content protection (`license`: the license
+//! endpoint and encryption as media is served), and the wiring of the SRT and RTMP
+//! listeners to per-session actor pipelines.
 //!
 //! # Contract
 //! - [`Node::start`] binds every listener before it returns (port 0 picks free ports, see
