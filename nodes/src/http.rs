@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -94,9 +94,10 @@ async fn multivariant(
     State(state): State<Arc<HttpState>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     metrics::counter!("tessera_playlist_requests_total", "kind" => "multivariant", "blocking" => "no").increment(1);
-    multivariant_naming(&state, &name, "index.m3u8", q.get("token")).await
+    multivariant_naming(&state, &name, "index.m3u8", &q, &headers).await
 }
 
 /// The multivariant playlist of the stream's DVR window: the same renditions, each naming
@@ -105,9 +106,10 @@ async fn dvr_multivariant(
     State(state): State<Arc<HttpState>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr-multivariant", "blocking" => "no").increment(1);
-    multivariant_naming(&state, &name, "dvr.m3u8", q.get("token")).await
+    multivariant_naming(&state, &name, "dvr.m3u8", &q, &headers).await
 }
 
 /// Gated content answers as unknown content does.
@@ -115,10 +117,20 @@ fn gated(state: &HttpState, name: &str) -> bool {
     matches!(state.gate.live(name), tessera_raft::Visibility::Gated(_))
 }
 
-async fn multivariant_naming(state: &HttpState, name: &str, playlist: &str, token: Option<&String>) -> Response {
+async fn multivariant_naming(
+    state: &HttpState,
+    name: &str,
+    playlist: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
     if gated(state, name) {
         return error(StoreError::NotFound);
     }
+    if let Err(refused) = crate::license::playlist_access(state, name, crate::license::viewer_token(q, headers)).await {
+        return refused;
+    }
+    let token = q.get("token");
     state.followers.ensure(name).await;
     match state.store.multivariant(name, playlist, block_timeout(state, name)).await {
         Ok(body) => {
@@ -133,6 +145,7 @@ async fn rendition_file(
     State(state): State<Arc<HttpState>>,
     Path((name, rendition, file)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     if rendition.is_empty()
         || rendition.len() > 32
@@ -145,8 +158,21 @@ async fn rendition_file(
     }
     state.followers.ensure(&name).await;
     let rendition = rendition.as_str();
+    let playlist = file == "index.m3u8" || file == "dvr.m3u8";
+    // With signed URLs: a playlist needs the viewer's token, and gives the media signature.
+    let sig = if playlist {
+        match crate::license::playlist_access(&state, &name, crate::license::viewer_token(&q, &headers)).await {
+            Ok(sig) => sig,
+            Err(refused) => return refused,
+        }
+    } else {
+        if let Err(refused) = crate::license::media_access(&state, &name, q.get("sig")).await {
+            return refused;
+        }
+        None
+    };
     if file == "index.m3u8" {
-        return media_playlist(&state, &name, rendition, &q).await;
+        return media_playlist(&state, &name, rendition, &q, sig.as_deref()).await;
     }
     if file == "dvr.m3u8" {
         metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr", "blocking" => "no").increment(1);
@@ -156,6 +182,10 @@ async fn rendition_file(
         };
         return match state.store.dvr_playlist(&name, rendition, state.gate.live_released_at(&name), &keys) {
             Ok(body) => {
+                let body = match &sig {
+                    Some(sig) => crate::license::with_signature(body, sig),
+                    None => body,
+                };
                 let body = crate::license::with_token(body, q.get("token").map(String::as_str));
                 ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response()
             }
@@ -230,7 +260,13 @@ async fn past_file(state: &HttpState, name: &str, rendition: &str, file: MediaFi
     state.followers.pull(name, rendition, file).await
 }
 
-async fn media_playlist(state: &HttpState, name: &str, rendition: &str, q: &HashMap<String, String>) -> Response {
+async fn media_playlist(
+    state: &HttpState,
+    name: &str,
+    rendition: &str,
+    q: &HashMap<String, String>,
+    sig: Option<&str>,
+) -> Response {
     let msn = match q.get("_HLS_msn").map(|v| v.parse::<u64>()) {
         None => None,
         Some(Ok(v)) => Some(v),
@@ -260,11 +296,15 @@ async fn media_playlist(state: &HttpState, name: &str, rendition: &str, q: &Hash
         Ok(r) => {
             record_release(r.waited_for, "playlist");
             let cache = if block.is_some() { "public, max-age=60" } else { "no-cache" };
-            let body = match q.get("token") {
-                Some(t) if !keys.is_empty() => {
-                    Bytes::from(crate::license::with_token(String::from_utf8_lossy(&r.body).into_owned(), Some(t)))
+            // Shared playlists are rewritten only for what this viewer carries on.
+            let body = if sig.is_some() || (!keys.is_empty() && q.contains_key("token")) {
+                let mut text = String::from_utf8_lossy(&r.body).into_owned();
+                if let Some(sig) = sig {
+                    text = crate::license::with_signature(text, sig);
                 }
-                _ => r.body,
+                Bytes::from(crate::license::with_token(text, q.get("token").map(String::as_str)))
+            } else {
+                r.body
             };
             ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, cache)], body).into_response()
         }

@@ -65,6 +65,11 @@ pub enum LicenseMsg {
     Key(KeyQuery, RpcReplyPort<Result<[u8; 16], Denial>>),
     /// A playback token for these claims.
     Issue(Claims, RpcReplyPort<Result<String, String>>),
+    /// For content with signed URLs: checks a viewer's token (genuine, unexpired, for this
+    /// content, not revoked) and answers the media URL signature of the current window.
+    Viewer { content: String, token: Option<String>, reply: RpcReplyPort<Result<String, Denial>> },
+    /// Whether a media URL's signature is valid for `content` now.
+    CheckUrl { content: String, sig: String, reply: RpcReplyPort<bool> },
     /// A content key for this node's own use (encrypting media it serves): no viewer checks.
     MediaKey { content: String, kid: String, reply: RpcReplyPort<Option<[u8; 16]>> },
     /// Makes and rotates keys of the encrypted live streams this node is origin of.
@@ -128,6 +133,21 @@ impl Actor for LicenseActor {
                 let token = st.token_key().await.map(|k| k.sign(&claims));
                 let _ = reply.send(token);
             }
+            LicenseMsg::Viewer { content, token, reply } => {
+                let answer = st.viewer(&content, token.as_deref()).await;
+                if let Err(d) = &answer {
+                    metrics::counter!("tessera_signed_url_refusals_total", "reason" => d.code()).increment(1);
+                }
+                let _ = reply.send(answer);
+            }
+            LicenseMsg::CheckUrl { content, sig, reply } => {
+                let now_s = st.cfg.node.now_ms().div_euclid(1000);
+                let valid = st.token_key().await.is_ok_and(|k| k.url_signature_valid(&content, &sig, now_s));
+                if !valid {
+                    metrics::counter!("tessera_signed_url_refusals_total", "reason" => "url_signature").increment(1);
+                }
+                let _ = reply.send(valid);
+            }
             LicenseMsg::MediaKey { content, kid, reply } => {
                 let _ = reply.send(st.media_key(&content, &kid));
             }
@@ -162,6 +182,18 @@ impl LicenseState {
             self.tokens = Some((wrapped, TokenKey::new(&secret.key)));
         }
         Ok(&self.tokens.as_ref().expect("just set").1)
+    }
+
+    async fn viewer(&mut self, content: &str, token: Option<&str>) -> Result<String, Denial> {
+        let now_s = self.cfg.node.now_ms().div_euclid(1000);
+        let token = token.filter(|t| !t.is_empty()).ok_or(Denial::NoToken)?;
+        let keys = self.token_key().await.map_err(|_| Denial::Token(super::token::TokenError::BadSignature))?;
+        let claims = keys.check(token, content, now_s)?;
+        let sig = keys.url_signature(content, super::token::url_window(now_s));
+        if self.catalog(|c| c.revoked_subjects.contains(&claims.sub)) {
+            return Err(Denial::Revoked);
+        }
+        Ok(sig)
     }
 
     /// The clear key `kid` of `content`, unwrapped once.

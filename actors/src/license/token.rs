@@ -55,6 +55,15 @@ impl TokenError {
     }
 }
 
+/// How long a signed media URL stays the same, seconds; it is accepted for up to two of
+/// these.
+pub const URL_WINDOW_S: i64 = 600;
+
+/// The URL-signing window of `now_s`.
+pub fn url_window(now_s: i64) -> i64 {
+    now_s.div_euclid(URL_WINDOW_S)
+}
+
 /// Signs and checks tokens with the cluster's secret.
 pub struct TokenKey(hmac::Key);
 
@@ -67,6 +76,23 @@ impl TokenKey {
         let body = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));
         let tag = hmac::sign(&self.0, body.as_bytes());
         format!("{body}.{}", B64.encode(tag.as_ref()))
+    }
+
+    /// The signature media URLs of `content` carry in the URL-signing window `window`
+    /// ([`url_window`]): the same for every viewer, so a CDN caches one URL per file.
+    pub fn url_signature(&self, content: &str, window: i64) -> String {
+        let tag = hmac::sign(&self.0, format!("url\0{content}\0{window}").as_bytes());
+        B64.encode(&tag.as_ref()[..16])
+    }
+
+    /// Whether `sig` signs `content` in the window of `now_s` or the one before.
+    pub fn url_signature_valid(&self, content: &str, sig: &str, now_s: i64) -> bool {
+        let w = url_window(now_s);
+        [w, w - 1].iter().any(|w| {
+            let expected = self.url_signature(content, *w);
+            // Compared in constant time: a guess learns nothing from how long the check takes.
+            expected.len() == sig.len() && expected.bytes().zip(sig.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        })
     }
 
     /// The claims of a token that is genuine, unexpired at `now_s` and for `content`.
@@ -110,6 +136,20 @@ mod tests {
         assert!(matches!(key.check(&token, "live/other", 1_500), Err(TokenError::WrongContent { .. })));
         // Another cluster's secret, or a token signed by one, is refused.
         assert_eq!(TokenKey::new(b"another secret").check(&token, "live/match", 1_500), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn url_signatures_are_shared_by_viewers_and_last_two_windows() {
+        let key = TokenKey::new(b"secret");
+        let now = 10 * URL_WINDOW_S + 5;
+        let sig = key.url_signature("live/match", url_window(now));
+        assert_eq!(sig, key.url_signature("live/match", url_window(now + 1)), "the same URL for everyone");
+        assert!(key.url_signature_valid("live/match", &sig, now));
+        assert!(key.url_signature_valid("live/match", &sig, now + URL_WINDOW_S), "the next window still takes it");
+        assert!(!key.url_signature_valid("live/match", &sig, now + 2 * URL_WINDOW_S), "not the one after");
+        assert!(!key.url_signature_valid("live/other", &sig, now), "bound to its content");
+        assert!(!TokenKey::new(b"other").url_signature_valid("live/match", &sig, now));
+        assert!(!key.url_signature_valid("live/match", "", now));
     }
 
     #[test]

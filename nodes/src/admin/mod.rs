@@ -224,6 +224,7 @@ struct StreamBody {
     token: Option<String>,
     encryption: Option<tessera_raft::Protection>,
     regions: Option<Vec<String>>,
+    signed_urls: Option<bool>,
 }
 
 /// The protection commands a stream body asks for, or why it cannot have them.
@@ -238,7 +239,10 @@ fn protection_commands(name: &str, body: &StreamBody) -> Result<Vec<Command>, St
         None => {}
     }
     if let Some(regions) = &body.regions {
-        out.push(Command::SetRights { content, regions: regions.clone() });
+        out.push(Command::SetRights { content: content.clone(), regions: regions.clone() });
+    }
+    if let Some(required) = body.signed_urls {
+        out.push(Command::SetSignedUrls { content, required });
     }
     Ok(out)
 }
@@ -296,7 +300,7 @@ async fn put_stream(
     }
     if !replaces {
         let record = state.cluster.catalog.peek(|c| {
-            json!({ "name": name, "protection": c.protection.get(&format!("live/{name}")).map(|p| json!({ "mode": p.mode, "regions": p.regions, "keys": p.keys.len() })) })
+            json!({ "name": name, "protection": c.protection.get(&format!("live/{name}")).map(|p| json!({ "mode": p.mode, "regions": p.regions, "keys": p.keys.len(), "signed_urls": p.signed_urls })) })
         });
         return Json(record).into_response();
     }

@@ -207,6 +207,11 @@ pub enum Command {
         content: String,
         regions: Vec<String>,
     },
+    /// Whether `content`'s playlists need a playback token and its media a signature.
+    SetSignedUrls {
+        content: String,
+        required: bool,
+    },
     /// The cluster's playback-token secret, wrapped; the first one proposed stays.
     SetTokenSecret {
         wrapped: String,
@@ -458,6 +463,7 @@ impl Catalog {
             Command::SetProtection { .. }
             | Command::AddKey { .. }
             | Command::SetRights { .. }
+            | Command::SetSignedUrls { .. }
             | Command::SetTokenSecret { .. }
             | Command::SetRegionTable { .. }
             | Command::RevokeSubject { .. } => self.apply_protection(now, &p.command),

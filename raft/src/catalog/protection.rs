@@ -46,6 +46,9 @@ pub struct ProtectionRecord {
     pub keys: Vec<KeyRecord>,
     /// Regions whose viewers may watch; empty: everywhere.
     pub regions: Vec<String>,
+    /// Playlists need a playback token and media a URL signature, encrypted or not.
+    #[serde(default)]
+    pub signed_urls: bool,
     pub updated_ms: i64,
 }
 
@@ -71,6 +74,11 @@ impl Catalog {
     /// The key that encrypts segment `msn` of `content`: the newest whose range has begun.
     pub fn key_for(&self, content: &str, msn: u64) -> Option<&KeyRecord> {
         self.protection.get(content)?.keys.iter().rev().find(|k| k.from_msn <= msn)
+    }
+
+    /// Whether `content`'s playlists need a token and its media a URL signature.
+    pub fn signed_urls(&self, content: &str) -> bool {
+        self.protection.get(content).is_some_and(|p| p.signed_urls)
     }
 
     /// A key of `content` by its id.
@@ -118,6 +126,15 @@ impl Catalog {
                 }
                 let p = self.protection.entry(content.clone()).or_default();
                 p.regions = regions.clone();
+                p.updated_ms = now;
+                Ok(Outcome::Done)
+            }
+            Command::SetSignedUrls { content, required } => {
+                if !valid_content(content) {
+                    return Err(Rejection::InvalidContent(content.clone()));
+                }
+                let p = self.protection.entry(content.clone()).or_default();
+                p.signed_urls = *required;
                 p.updated_ms = now;
                 Ok(Outcome::Done)
             }
@@ -209,5 +226,8 @@ mod tests {
         let rights = Command::SetRights { content: "live/cam".into(), regions: vec!["eu".into()] };
         assert_eq!(apply(&mut c, rights), Outcome::Done);
         assert_eq!(c.protection["live/cam"].regions, vec!["eu".to_string()]);
+        assert!(!c.signed_urls("live/cam"));
+        apply(&mut c, Command::SetSignedUrls { content: "live/cam".into(), required: true });
+        assert!(c.signed_urls("live/cam") && !c.signed_urls("live/other"));
     }
 }

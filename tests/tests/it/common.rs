@@ -79,9 +79,18 @@ impl Response {
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Response {
+    get_with(addr, path, &[]).await
+}
+
+/// A GET with extra request headers.
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri: hyper::Uri = format!("http://{addr}{path}").parse().unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(20), client.get(uri))
+    let mut req = hyper::Request::get(format!("http://{addr}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Empty::new()).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
         .await
         .expect("HTTP response in time")
         .expect("HTTP request");

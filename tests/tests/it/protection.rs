@@ -174,3 +174,53 @@ async fn keys_rotate_at_segment_boundaries_and_every_segment_decrypts_with_the_k
     publisher.abort();
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_with_signed_urls_needs_a_token_for_playlists_and_a_shared_signature_for_media() {
+    let kek = scratch_dir("kek-signed");
+    std::fs::create_dir_all(&kek).unwrap();
+    std::fs::write(kek.join("kek"), KEK).unwrap();
+    let node = node(|c| {
+        c.kek_file = Some(kek.join("kek"));
+        c.admin_tokens = vec![ADMIN.into()];
+    })
+    .await;
+    let http = node.http_addr();
+    let api = AdminClient::new(&http.to_string(), ADMIN);
+    let set = api.call(Method::PUT, "/api/v1/streams/members", Some(&json!({ "signed_urls": true }))).await.unwrap();
+    assert_eq!(set["protection"]["signed_urls"], true, "{set}");
+    let publisher = publish_sample(&node, "members", 2);
+    let first = token(&api, "live/members", now_ms() + 600_000, json!({})).await;
+    let media_path = format!("/live/members/src/index.m3u8?token={first}");
+    let playlist = crate::cluster::eventually(Duration::from_secs(20), "a segment", || async {
+        let r = get(http, &media_path).await;
+        (r.status == 200 && r.text().contains("#EXTINF")).then(|| r.text())
+    })
+    .await;
+    assert!(!playlist.contains("EXT-X-KEY"), "signed, not encrypted");
+    let seg_line = playlist.lines().find(|l| l.starts_with("seg-")).expect("a segment").to_string();
+    let sig = seg_line.split_once("?sig=").expect("media URIs carry a signature").1.to_string();
+    assert!(playlist.contains(&format!("#EXT-X-MAP:URI=\"init-0.mp4?sig={sig}\"")), "{playlist}");
+
+    // Another viewer gets the same media URLs (one per file for a CDN); the cookie works too.
+    let second = token(&api, "live/members", now_ms() + 600_000, json!({})).await;
+    let other =
+        get_with(http, "/live/members/src/index.m3u8", &[("cookie", &format!("a=b; tessera_token={second}"))]).await;
+    assert_eq!(other.status, 200, "{}", other.text());
+    assert!(other.text().contains(&format!("?sig={sig}")));
+
+    // Media: only with the signature; playlists: only with a token.
+    let seg = seg_line.split('?').next().unwrap();
+    assert_eq!(get(http, &format!("/live/members/src/{seg_line}")).await.status, 200);
+    assert_eq!(get(http, &format!("/live/members/src/{seg}")).await.status, 403);
+    assert_eq!(get(http, &format!("/live/members/src/{seg}?sig=AAAAAAAAAAAAAAAAAAAAAA")).await.status, 403);
+    assert_eq!(get(http, "/live/members/index.m3u8").await.status, 401);
+    assert_eq!(get(http, "/live/members/src/index.m3u8").await.status, 401);
+    let expired = token(&api, "live/members", now_ms() - 1_000, json!({})).await;
+    assert_eq!(get(http, &format!("/live/members/index.m3u8?token={expired}")).await.status, 401);
+    let mv = get(http, &format!("/live/members/index.m3u8?token={first}")).await;
+    assert_eq!(mv.status, 200);
+    assert!(mv.text().contains(&format!("src/index.m3u8?token={first}")));
+    publisher.abort();
+    node.shutdown().await;
+}
