@@ -60,3 +60,6 @@ fn cbc_decrypt_blocks(aes: &Aes128, iv: &Iv, data: &mut [u8]) -> Iv {
     }
     prev
 }
+
+#[cfg(test)]
+mod cbcs_fragment_tests;
