@@ -30,18 +30,25 @@ async fn token(api: &AdminClient, content: &str, expires_ms: i64, extra: Value) 
     r["token"].as_str().expect("token").to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_encrypted_stream_is_served_encrypted_and_its_key_only_to_a_valid_token() {
+/// A node with the key-encryption key and the admin token, and its admin client.
+async fn protected_node(tweak: impl FnOnce(&mut tessera_node::NodeConfig)) -> (tessera_node::Node, AdminClient) {
     let kek = scratch_dir("kek");
     std::fs::create_dir_all(&kek).unwrap();
     std::fs::write(kek.join("kek"), KEK).unwrap();
     let node = node(|c| {
         c.kek_file = Some(kek.join("kek"));
         c.admin_tokens = vec![ADMIN.into()];
+        tweak(c);
     })
     .await;
+    let api = AdminClient::new(&node.http_addr().to_string(), ADMIN);
+    (node, api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_stream_is_served_encrypted_and_its_key_only_to_a_valid_token() {
+    let (node, api) = protected_node(|_| {}).await;
     let http = node.http_addr();
-    let api = AdminClient::new(&http.to_string(), ADMIN);
     let set = api.call(Method::PUT, "/api/v1/streams/enc", Some(&json!({ "encryption": "aes-128" }))).await;
     assert_eq!(set.expect("encryption set")["protection"]["mode"], "aes-128");
     let cbcs = api.call(Method::PUT, "/api/v1/streams/enc", Some(&json!({ "encryption": "cbcs" }))).await;
@@ -115,18 +122,12 @@ async fn an_encrypted_stream_is_served_encrypted_and_its_key_only_to_a_valid_tok
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_at_segment_boundaries_and_every_segment_decrypts_with_the_key_named_before_it() {
-    let kek = scratch_dir("kek-rotation");
-    std::fs::create_dir_all(&kek).unwrap();
-    std::fs::write(kek.join("kek"), KEK).unwrap();
-    let node = node(|c| {
-        c.kek_file = Some(kek.join("kek"));
-        c.admin_tokens = vec![ADMIN.into()];
+    let (node, api) = protected_node(|c| {
         c.key_rotation_s = 2;
         c.window_segments = 12;
     })
     .await;
     let http = node.http_addr();
-    let api = AdminClient::new(&http.to_string(), ADMIN);
     api.call(Method::PUT, "/api/v1/streams/turning", Some(&json!({ "encryption": "aes-128" }))).await.unwrap();
     let publisher = publish_sample(&node, "turning", 4);
     let valid = token(&api, "live/turning", now_ms() + 600_000, json!({})).await;
@@ -177,16 +178,8 @@ async fn keys_rotate_at_segment_boundaries_and_every_segment_decrypts_with_the_k
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_with_signed_urls_needs_a_token_for_playlists_and_a_shared_signature_for_media() {
-    let kek = scratch_dir("kek-signed");
-    std::fs::create_dir_all(&kek).unwrap();
-    std::fs::write(kek.join("kek"), KEK).unwrap();
-    let node = node(|c| {
-        c.kek_file = Some(kek.join("kek"));
-        c.admin_tokens = vec![ADMIN.into()];
-    })
-    .await;
+    let (node, api) = protected_node(|_| {}).await;
     let http = node.http_addr();
-    let api = AdminClient::new(&http.to_string(), ADMIN);
     let set = api.call(Method::PUT, "/api/v1/streams/members", Some(&json!({ "signed_urls": true }))).await.unwrap();
     assert_eq!(set["protection"]["signed_urls"], true, "{set}");
     let publisher = publish_sample(&node, "members", 2);
