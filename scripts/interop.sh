@@ -285,8 +285,8 @@ premiere() {
 }
 check "a premiere is gated on every node until its release, ready beforehand, and plays at the live edge when it opens" premiere
 
-# 8d. An encrypted stream (HLS AES-128): hls.js plays it with a valid playback token and
-# stops with a key error on an expired one; ffmpeg, given the playlist, fetches the key and
+# 8d. An encrypted stream (HLS AES-128, its key turning every 4 s): hls.js plays it with a
+# valid playback token through several keys and stops with a key error on an expired one; ffmpeg, given the playlist, fetches the key and
 # decodes the stream; the LL-HLS checker reads the playlists it was served.
 encrypted() {
     local port srt admin=interop-admin-token kek=$WORK/kek
@@ -294,6 +294,7 @@ encrypted() {
     openssl rand -hex 32 >"$kek" 2>/dev/null || python3 -c 'import secrets; print(secrets.token_hex(32))' >"$kek"
     $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$srt --rtmp-listen 127.0.0.1:$(free_port) \
         --log warn --data-dir "$WORK/enc-node" --cluster 127.0.0.1:0 --kek-file "$kek" --admin-token $admin \
+        --key-rotation-s 4 \
         >"$RESULTS/enc-node.log" 2>&1 &
     pids+=($!)
     local base=http://127.0.0.1:$port
@@ -320,14 +321,17 @@ encrypted() {
         -map 0:v -f framemd5 - 2>>"$RESULTS/ffmpeg-decrypt.log" | grep -vc '^#')
     node interop/player.mjs --url "$base/live/locked-up/index.m3u8?token=$valid" --seconds 20 \
         --record "$RESULTS/playlists.jsonl" --out "$RESULTS/encrypted.json" >/dev/null || ok=1
+    # The key turns every 4 s: the player went through several.
+    local keys
+    keys=$(grep -o '/license/live/locked-up/[0-9a-f]*' "$RESULTS/playlists.jsonl" | sort -u | wc -l)
     node interop/player.mjs --url "$base/live/locked-up/index.m3u8?token=$expired" --seconds 10 \
         --out "$RESULTS/encrypted-expired.json" >/dev/null && ok=1
     kill "$feed" 2>/dev/null || true
     local s=$PWD/$RESULTS/encrypted.json x=$PWD/$RESULTS/encrypted-expired.json
-    echo "interop: encrypted: ffmpeg decoded $frames frames; hls.js with a valid token played" \
+    echo "interop: encrypted: ffmpeg decoded $frames frames; hls.js with a valid token, through $keys keys, played" \
         "$(json "$s" 's.playedSeconds.toFixed(1)') s, stalls $(json "$s" 's.stalls'), fatal $(json "$s" 's.fatal.length');" \
         "with an expired one: $(json "$x" 'JSON.stringify(s.fatal.map(e => e.details))'), played $(json "$x" '(s.playedSeconds || 0).toFixed(1)') s"
-    [ "$ok" = 0 ] && [ "${frames:-0}" -ge 50 ] &&
+    [ "$ok" = 0 ] && [ "${frames:-0}" -ge 50 ] && [ "$keys" -ge 3 ] &&
         [ "$(json "$s" 's.started && s.fatal.length === 0 && s.playedSeconds >= 12 && s.stalls === 0')" = true ] &&
         [ "$(json "$x" '!(s.playedSeconds >= 0.5) && s.fatal.some(e => /key/i.test(e.details))')" = true ]
 }
