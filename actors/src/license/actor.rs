@@ -167,6 +167,12 @@ impl LicenseState {
 
     /// The token key, made (and recorded in the catalog) if the cluster has none yet.
     async fn token_key(&mut self) -> Result<&TokenKey, String> {
+        // Every key request comes here: the cached key stands while the catalog's secret is
+        // the one it was made from (compared in place, nothing cloned).
+        let cached = self.tokens.as_ref().map(|(w, _)| w.as_str());
+        if cached.is_some() && self.catalog(|c| c.token_secret.as_deref() == cached) {
+            return Ok(&self.tokens.as_ref().expect("checked").1);
+        }
         let mut wrapped = self.catalog(|c| c.token_secret.clone());
         if wrapped.is_none() {
             // 128 random bits, wrapped like a content key under a key id of zeros.

@@ -39,7 +39,6 @@ pub struct ReleaseWorld {
     pub cluster: ChaosCluster,
     /// Each node's clock skew, milliseconds (absent: 0).
     pub skews: BTreeMap<NodeId, i64>,
-    pub contents: Vec<String>,
     /// Contents whose release every node has applied: watched from then on (before it, the
     /// content is not gated and may be served).
     armed: Arc<Mutex<HashSet<String>>>,
@@ -49,12 +48,12 @@ pub struct ReleaseWorld {
 }
 
 impl ReleaseWorld {
-    /// Starts `voters` nodes with the given clock skews, and the viewers of `contents`.
-    pub async fn start(name: &str, voters: u64, seed: u64, skews: &[(NodeId, i64)], contents: &[&str]) -> Self {
+    /// Starts `voters` nodes with the given clock skews, and the viewers of every content
+    /// it schedules.
+    pub async fn start(name: &str, voters: u64, seed: u64, skews: &[(NodeId, i64)]) -> Self {
         let mut world = ReleaseWorld {
             cluster: ChaosCluster::start(name, voters, seed).await,
             skews: skews.iter().copied().collect(),
-            contents: contents.iter().map(|c| c.to_string()).collect(),
             armed: Arc::default(),
             sightings: Arc::default(),
             stop: Arc::default(),

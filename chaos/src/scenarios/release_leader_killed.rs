@@ -9,7 +9,7 @@ use crate::scenario::announce;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_leader_killed_at_release_time() {
     let (seed, _window, replay) = announce("release_leader_killed_at_release_time", 21);
-    let w = ReleaseWorld::start("release-leader-killed", 3, seed, &[], &["live/premiere"]).await;
+    let w = ReleaseWorld::start("release-leader-killed", 3, seed, &[]).await;
     let mut rng = crate::cluster::Rng::new(seed);
     let at = true_ms() + 1_500;
     w.schedule("live/premiere", at, None).await;

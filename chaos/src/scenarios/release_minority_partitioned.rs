@@ -10,7 +10,7 @@ use crate::scenario::announce;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_minority_partitioned_across_release_time() {
     let (seed, _window, replay) = announce("release_minority_partitioned_across_release_time", 22);
-    let w = ReleaseWorld::start("release-minority", 3, seed, &[], &["live/premiere"]).await;
+    let w = ReleaseWorld::start("release-minority", 3, seed, &[]).await;
     let mut rng = crate::cluster::Rng::new(seed);
     let at = true_ms() + 1_500;
     w.schedule("live/premiere", at, None).await;

@@ -14,7 +14,7 @@ const CONTENTS: [&str; 3] = ["live/moved-later", "live/moved-earlier", "live/can
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_moved_and_cancelled_during_failover() {
     let (seed, _window, replay) = announce("release_moved_and_cancelled_during_failover", 24);
-    let w = ReleaseWorld::start("release-moves", 3, seed, &[], &CONTENTS).await;
+    let w = ReleaseWorld::start("release-moves", 3, seed, &[]).await;
     let mut rng = crate::cluster::Rng::new(seed);
     let t0 = true_ms();
     let later = w.schedule(CONTENTS[0], t0 + 1_500, None).await;

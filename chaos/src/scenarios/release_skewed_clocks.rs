@@ -11,7 +11,7 @@ use crate::scenario::announce;
 async fn release_skewed_clocks_neither_open_early_nor_block() {
     let (seed, _window, replay) = announce("release_skewed_clocks_neither_open_early_nor_block", 23);
     let skews = [(1, 30_000), (2, 5_000), (5, -30_000)];
-    let w = ReleaseWorld::start("release-skew", 5, seed, &skews, &["live/premiere"]).await;
+    let w = ReleaseWorld::start("release-skew", 5, seed, &skews).await;
     let at = true_ms() + 1_500;
     let r = w.schedule("live/premiere", at, None).await;
     w.until(at + 2_000).await;

@@ -13,7 +13,7 @@ const APPLY_GRACE_MS: i64 = 1_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_takedown_during_playback() {
     let (seed, _window, replay) = announce("release_takedown_during_playback", 25);
-    let w = ReleaseWorld::start("release-takedown", 3, seed, &[(3, -10_000)], &["live/show"]).await;
+    let w = ReleaseWorld::start("release-takedown", 3, seed, &[(3, -10_000)]).await;
     let mut rng = crate::cluster::Rng::new(seed);
     let at = true_ms() + 800;
     let end = at + 1_500;

@@ -52,12 +52,7 @@ impl ReleaseGate {
 
     /// Whether `content` (`live/NAME`, `vod/ASSET`) may be served here.
     pub fn content(&self, content: &str) -> Visibility {
-        let v = self.catalog.peek(|c| {
-            if c.release_by_content.is_empty() {
-                return Visibility::Public;
-            }
-            c.visibility(content, self.region.as_deref(), (self.clock)())
-        });
+        let v = self.visibility(content);
         if let Visibility::Gated(gate) = v {
             metrics::counter!("tessera_release_gated_requests_total", "gate" => gate_name(gate)).increment(1);
         }
@@ -66,8 +61,16 @@ impl ReleaseGate {
 
     /// Whether the live stream may be served, without counting a refusal (for listings).
     pub fn live_is_public(&self, name: &str) -> bool {
-        let content = format!("live/{name}");
-        self.catalog.peek(|c| c.visibility(&content, self.region.as_deref(), (self.clock)())) == Visibility::Public
+        self.visibility(&format!("live/{name}")) == Visibility::Public
+    }
+
+    fn visibility(&self, content: &str) -> Visibility {
+        self.catalog.peek(|c| {
+            if c.release_by_content.is_empty() {
+                return Visibility::Public;
+            }
+            c.visibility(content, self.region.as_deref(), (self.clock)())
+        })
     }
 
     /// When the live stream's release opened it, if a release governs it: its past before
@@ -75,10 +78,6 @@ impl ReleaseGate {
     pub fn live_released_at(&self, name: &str) -> Option<i64> {
         let content = format!("live/{name}");
         self.catalog.peek(|c| c.release_of(&content).map(|r| r.at_ms))
-    }
-
-    pub fn region(&self) -> Option<&str> {
-        self.region.as_deref()
     }
 
     pub fn clock(&self) -> &Clock {

@@ -3,7 +3,7 @@
 //! the license endpoint hands a valid token, and the endpoint refuses a missing, expired,
 //! foreign or tampered token and a revoked viewer, each with its reason.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hyper::Method;
 use serde_json::{json, Value};
@@ -14,14 +14,6 @@ use crate::common::*;
 
 const KEK: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const ADMIN: &str = "protection-admin-token";
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
 
 async fn token(api: &AdminClient, content: &str, expires_ms: i64, extra: Value) -> String {
     let mut body = json!({ "subject": "viewer-7", "content": content, "expires": rfc3339(expires_ms) });

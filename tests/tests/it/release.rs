@@ -3,21 +3,13 @@
 //! beforehand, opened on every node once the cluster commits it — not early, though one
 //! node's clock runs a minute fast — then limited to a region and taken down.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hyper::Method;
 use serde_json::json;
 
 use crate::cluster::{eventually, form_each, tessera_cli};
 use crate::common::*;
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 /// Status and body, as a viewer sees them.
 async fn seen(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
