@@ -327,6 +327,8 @@ impl Job {
             ToWorker::DropRung(i) => self.send(Work::Drop(i)),
             ToWorker::Stop => {
                 self.decode(None, out);
+                // The work since the last report is reported too, however short the run.
+                let _ = out.send(Out::Reply(FromWorker::Stats(self.take_stats()), Vec::new()));
                 return false;
             }
         }
