@@ -128,7 +128,6 @@ fn mux_part(st: &mut PackagerState, p: &PartOut) -> bytes::Bytes {
             samples,
             timescale,
             fixed_duration: fixed,
-            nal: fmp4::nal_syntax(info),
         });
     }
     fmp4::fragment(st.sequence, &runs)

@@ -1,15 +1,13 @@
 //! CMAF/fMP4 writing: the init segment (`ftyp` + `moov`) and fragments (`moof` + `mdat`).
 //!
 //! Written by hand on a small box writer: fragmented output with signed composition
-//! offsets, and room for the encryption boxes (`sinf`, `tenc`, `senc`) that no box crate
-//! offers ready-made.
+//! offsets. Always clear; [`crate::encrypt::cmaf`] protects what this writes.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tessera_ingest::aac::SAMPLES_PER_FRAME;
 use tessera_ingest::media::{CodecConfig, TrackInfo, TIMESCALE_90K};
 use tessera_ingest::{h264, hevc};
 
-use crate::encrypt::cbcs;
 use crate::segmenter::Sample;
 
 /// Writes ISO BMFF boxes into a buffer; sizes are patched when a box closes.
@@ -91,23 +89,9 @@ pub fn timescale(t: &TrackInfo) -> u32 {
     }
 }
 
-/// How a track's NAL units are told apart, for `cbcs` subsamples (`None`: not video).
-pub fn nal_syntax(t: &TrackInfo) -> Option<cbcs::NalSyntax> {
-    match t.codec {
-        CodecConfig::H264(_) => Some(cbcs::NalSyntax::H264),
-        CodecConfig::Hevc(_) => Some(cbcs::NalSyntax::Hevc),
-        CodecConfig::Aac(_) => None,
-    }
-}
-
-/// Writes the init segment for `tracks`; track `i` gets mp4 track id `i + 1`.
+/// Writes the init segment for `tracks`; track `i` gets mp4 track id `i + 1`. Clear:
+/// [`crate::encrypt::cmaf::protect_init`] makes its protected twin.
 pub fn init_segment(tracks: &[TrackInfo]) -> Bytes {
-    init_segment_with(tracks, None)
-}
-
-/// Writes the init segment, its tracks signalled as `cbcs`-encrypted under `key` when given
-/// (`encv`/`enca` sample entries carrying `sinf`).
-pub fn init_segment_with(tracks: &[TrackInfo], key: Option<&CbcsKey>) -> Bytes {
     let mut w = BoxWriter::new();
     w.start(b"ftyp").bytes(b"iso6").u32(0).bytes(b"iso6").bytes(b"cmfc").bytes(b"mp41").bytes(b"dash").end();
     w.start(b"moov");
@@ -117,7 +101,7 @@ pub fn init_segment_with(tracks: &[TrackInfo], key: Option<&CbcsKey>) -> Bytes {
     }
     w.zeros(24).u32(tracks.len() as u32 + 1).end();
     for (i, t) in tracks.iter().enumerate() {
-        trak(&mut w, i as u32 + 1, t, key);
+        trak(&mut w, i as u32 + 1, t);
     }
     w.start(b"mvex");
     for i in 0..tracks.len() {
@@ -128,7 +112,7 @@ pub fn init_segment_with(tracks: &[TrackInfo], key: Option<&CbcsKey>) -> Bytes {
     w.finish().freeze()
 }
 
-fn trak(w: &mut BoxWriter, id: u32, t: &TrackInfo, key: Option<&CbcsKey>) {
+fn trak(w: &mut BoxWriter, id: u32, t: &TrackInfo) {
     let (width, height) = t.codec.dimensions().unwrap_or((0, 0));
     let audio = matches!(t.codec, CodecConfig::Aac(_));
     w.start(b"trak");
@@ -152,7 +136,7 @@ fn trak(w: &mut BoxWriter, id: u32, t: &TrackInfo, key: Option<&CbcsKey>) {
     w.start(b"dinf").start_full(b"dref", 0, 0).u32(1).start_full(b"url ", 0, 1).end().end().end();
     w.start(b"stbl");
     w.start_full(b"stsd", 0, 0).u32(1);
-    sample_entry(w, t, key);
+    sample_entry(w, t);
     w.end();
     w.start_full(b"stts", 0, 0).u32(0).end();
     w.start_full(b"stsc", 0, 0).u32(0).end();
@@ -161,62 +145,23 @@ fn trak(w: &mut BoxWriter, id: u32, t: &TrackInfo, key: Option<&CbcsKey>) {
     w.end().end().end().end();
 }
 
-fn sample_entry(w: &mut BoxWriter, t: &TrackInfo, key: Option<&CbcsKey>) {
-    let (clear, protected): (&[u8; 4], &[u8; 4]) = match &t.codec {
-        CodecConfig::H264(_) => (b"avc1", b"encv"),
-        CodecConfig::Hevc(_) => (b"hvc1", b"encv"),
-        CodecConfig::Aac(_) => (b"mp4a", b"enca"),
-    };
-    let kind = if key.is_some() { protected } else { clear };
+fn sample_entry(w: &mut BoxWriter, t: &TrackInfo) {
     match &t.codec {
         CodecConfig::H264(c) => {
-            visual_entry(w, kind, c.width, c.height);
+            visual_entry(w, b"avc1", c.width, c.height);
             w.start(b"avcC").bytes(&h264::avcc_record(c)).end();
         }
         CodecConfig::Hevc(c) => {
-            visual_entry(w, kind, c.width, c.height);
+            visual_entry(w, b"hvc1", c.width, c.height);
             w.start(b"hvcC").bytes(&hevc::hvcc_record(c)).end();
         }
         CodecConfig::Aac(a) => {
-            w.start(kind).zeros(6).u16(1).zeros(8).u16(a.channels as u16).u16(16).u16(0).u16(0);
+            w.start(b"mp4a").zeros(6).u16(1).zeros(8).u16(a.channels as u16).u16(16).u16(0).u16(0);
             w.u32(a.sample_rate.min(65535) << 16);
             esds(w, &a.asc);
         }
     }
-    if let Some(key) = key {
-        let pattern = match t.codec {
-            CodecConfig::Aac(_) => cbcs::AUDIO_PATTERN,
-            _ => cbcs::VIDEO_PATTERN,
-        };
-        sinf(w, clear, key, pattern);
-    }
     w.end();
-}
-
-/// A content key for `cbcs`: its id, the key, and the constant IV every sample starts from.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CbcsKey {
-    pub kid: [u8; 16],
-    pub key: [u8; 16],
-    pub iv: [u8; 16],
-}
-
-impl std::fmt::Debug for CbcsKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CbcsKey").field("kid", &self.kid).finish_non_exhaustive()
-    }
-}
-
-/// The protection scheme of a sample entry (ISO/IEC 23001-7, 8.12): the original format,
-/// `cbcs` version 1.0, and the track's defaults — its pattern, key id and constant IV.
-fn sinf(w: &mut BoxWriter, original: &[u8; 4], key: &CbcsKey, pattern: cbcs::Pattern) {
-    w.start(b"sinf");
-    w.start(b"frma").bytes(original).end();
-    w.start_full(b"schm", 0, 0).bytes(b"cbcs").u32(0x0001_0000).end();
-    w.start(b"schi");
-    w.start_full(b"tenc", 1, 0).u8(0).u8((pattern.crypt << 4) | (pattern.skip & 0x0f));
-    w.u8(1).u8(0).bytes(&key.kid).u8(16).bytes(&key.iv).end();
-    w.end().end();
 }
 
 fn visual_entry(w: &mut BoxWriter, kind: &[u8; 4], width: u32, height: u32) {
@@ -259,8 +204,6 @@ pub struct TrackRun<'a> {
     pub timescale: u32,
     /// AAC: every sample is 1024 audio samples long.
     pub fixed_duration: Option<u32>,
-    /// For `cbcs`: how the track's NAL units are told apart (video); `None` for audio.
-    pub nal: Option<cbcs::NalSyntax>,
 }
 
 const FLAGS_SYNC: u32 = 0x0200_0000;
@@ -274,37 +217,14 @@ fn rescale(ticks: i64, timescale: u32) -> i64 {
     }
 }
 
-/// Writes one fragment (`moof` + `mdat`) with sequence number `seq`.
+/// Writes one fragment (`moof` + `mdat`) with sequence number `seq`. Clear:
+/// [`crate::encrypt::cmaf::protect_fragments`] makes its encrypted twin.
 pub fn fragment(seq: u32, runs: &[TrackRun]) -> Bytes {
-    fragment_with(seq, runs, None).expect("a clear fragment always writes")
-}
-
-/// Writes one fragment, its samples `cbcs`-encrypted under `key` when given: video per NAL
-/// unit (4-byte lengths) with subsamples in `senc`, audio whole; `saiz` and `saio` say
-/// where each sample's auxiliary information is.
-pub fn fragment_with(seq: u32, runs: &[TrackRun], key: Option<&CbcsKey>) -> Result<Bytes, cbcs::CbcsError> {
-    // Encrypted copies of the samples, and each sample's subsamples.
-    let mut encrypted: Vec<Vec<(Bytes, Vec<cbcs::Subsample>)>> = Vec::new();
-    if let Some(key) = key {
-        for r in runs {
-            let mut samples = Vec::with_capacity(r.samples.len());
-            for s in r.samples {
-                let (subsamples, pattern) = match r.nal {
-                    Some(syntax) => (cbcs::video_subsamples(&s.data, 4, syntax)?, cbcs::VIDEO_PATTERN),
-                    None => (Vec::new(), cbcs::AUDIO_PATTERN),
-                };
-                let mut data = s.data.to_vec();
-                cbcs::encrypt(&key.key, &key.iv, &mut data, &subsamples, pattern)?;
-                samples.push((Bytes::from(data), subsamples));
-            }
-            encrypted.push(samples);
-        }
-    }
     let mut w = BoxWriter::new();
     w.start(b"moof");
     w.start_full(b"mfhd", 0, 0).u32(seq).end();
     let mut offset_slots = Vec::new();
-    for (i, r) in runs.iter().enumerate() {
+    for r in runs {
         w.start(b"traf");
         w.start_full(b"tfhd", 0, 0x02_0000).u32(r.track_id).end();
         w.start_full(b"tfdt", 1, 0).u64(r.base_decode_time).end();
@@ -318,9 +238,6 @@ pub fn fragment_with(seq: u32, runs: &[TrackRun], key: Option<&CbcsKey>) -> Resu
             w.u32(rescale(s.pts - s.dts, r.timescale) as i32 as u32);
         }
         w.end();
-        if let Some(samples) = encrypted.get(i) {
-            aux_info(&mut w, samples);
-        }
         w.end();
     }
     w.end();
@@ -334,42 +251,12 @@ pub fn fragment_with(seq: u32, runs: &[TrackRun], key: Option<&CbcsKey>) -> Resu
     let mdat_len = data_at - moof_len;
     buf.put_u32(mdat_len as u32);
     buf.put_slice(b"mdat");
-    if encrypted.is_empty() {
-        for r in runs {
-            for s in r.samples {
-                buf.put_slice(&s.data);
-            }
-        }
-    } else {
-        for (data, _) in encrypted.iter().flatten() {
-            buf.put_slice(data);
+    for r in runs {
+        for s in r.samples {
+            buf.put_slice(&s.data);
         }
     }
-    Ok(buf.freeze())
-}
-
-/// `senc`, `saiz` and `saio` for one track's samples: no per-sample IV (the constant IV of
-/// `tenc`), the subsamples where there are any; `saio` points at `senc`'s first entry,
-/// relative to the `moof` (the fragment's first byte).
-fn aux_info(w: &mut BoxWriter, samples: &[(Bytes, Vec<cbcs::Subsample>)]) {
-    let subsampled = samples.iter().any(|(_, s)| !s.is_empty());
-    w.start_full(b"senc", 0, if subsampled { 0x2 } else { 0 }).u32(samples.len() as u32);
-    let first_entry = w.len();
-    if subsampled {
-        for (_, subs) in samples {
-            w.u16(subs.len() as u16);
-            for s in subs {
-                w.u16(s.clear).u32(s.protected);
-            }
-        }
-    }
-    w.end();
-    w.start_full(b"saiz", 0, 0).u8(0).u32(samples.len() as u32);
-    for (_, subs) in samples {
-        w.u8(if subsampled { (2 + 6 * subs.len()).min(255) as u8 } else { 0 });
-    }
-    w.end();
-    w.start_full(b"saio", 0, 0).u32(1).u32(first_entry as u32).end();
+    buf.freeze()
 }
 
 /// Decode time 0 lies this far (90 kHz ticks) before the first presented frame, so that
@@ -451,7 +338,6 @@ mod tests {
             7,
             &[
                 TrackRun {
-                    nal: None,
                     track_id: 1,
                     base_decode_time: 0,
                     samples: &samples,
@@ -459,7 +345,6 @@ mod tests {
                     fixed_duration: None,
                 },
                 TrackRun {
-                    nal: None,
                     track_id: 2,
                     base_decode_time: 0,
                     samples: &audio,
