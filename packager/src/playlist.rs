@@ -61,46 +61,71 @@ pub struct SegmentEntry {
     pub gap: bool,
 }
 
-/// An encryption key in force from a segment on, as `EXT-X-KEY` names it (HLS AES-128,
-/// the IV being the segment number).
+/// An encryption key in force from a segment on, as `EXT-X-KEY` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentKey {
     pub from_msn: u64,
     pub uri: String,
+    /// `cbcs`: the key's id (32 hex digits). The key is `METHOD=SAMPLE-AES` for EME ClearKey
+    /// (`KEYFORMAT="org.w3.clearkey"`, `KEYID`), and each key has its own init segment
+    /// (`init-N-KID.mp4`), whose `tenc` names it. `None`: HLS AES-128, the IV being the
+    /// segment number.
+    pub sample_aes: Option<String>,
 }
 
-/// The tags already written for the segments before: the init segment and key in force.
+/// The tags already written for the segments before: the init segment (and the key id it
+/// names, under `cbcs`) and the key in force.
 #[derive(Default)]
 struct HeadState<'k> {
-    init: Option<u32>,
+    init: Option<(u32, Option<&'k str>)>,
     key: Option<&'k str>,
 }
 
 impl SegmentEntry {
     /// The tags before a segment's media: its discontinuity (not for the first listed),
     /// its init segment when it changes, the key when it changes, its wall-clock time.
-    /// Init segments stay clear: a new `EXT-X-MAP` under a key is preceded by
-    /// `EXT-X-KEY:METHOD=NONE`, and the key follows it.
+    /// Under AES-128 init segments stay clear: a new `EXT-X-MAP` under a key is preceded by
+    /// `EXT-X-KEY:METHOD=NONE`, and the key follows it. Under `SAMPLE-AES` the key comes
+    /// first, then the init segment that names it.
     fn write_head<'k>(&self, s: &mut String, first: bool, head: &mut HeadState<'k>, keys: &'k [SegmentKey]) {
         if self.discontinuity && !first {
             s.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        if head.init != Some(self.init) {
-            if head.key.take().is_some() {
-                s.push_str("#EXT-X-KEY:METHOD=NONE\n");
-            }
-            let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}.mp4\"", self.init);
-            head.init = Some(self.init);
-        }
-        let key = keys.iter().rev().find(|k| k.from_msn <= self.msn).map(|k| k.uri.as_str());
-        if key != head.key {
-            match key {
-                Some(uri) => {
-                    let _ = writeln!(s, "#EXT-X-KEY:METHOD=AES-128,URI=\"{uri}\",KEYFORMAT=\"identity\"");
+        let key = keys.iter().rev().find(|k| k.from_msn <= self.msn);
+        let uri = key.map(|k| k.uri.as_str());
+        match key.and_then(|k| k.sample_aes.as_deref().map(|kid| (k, kid))) {
+            Some((key, kid)) => {
+                if head.key != uri {
+                    let _ = writeln!(
+                        s,
+                        "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"{}\",KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\",KEYID=0x{kid}",
+                        key.uri
+                    );
+                    head.key = uri;
                 }
-                None => s.push_str("#EXT-X-KEY:METHOD=NONE\n"),
+                if head.init != Some((self.init, Some(kid))) {
+                    let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}-{kid}.mp4\"", self.init);
+                    head.init = Some((self.init, Some(kid)));
+                }
             }
-            head.key = key;
+            None => {
+                if head.init != Some((self.init, None)) {
+                    if head.key.take().is_some() {
+                        s.push_str("#EXT-X-KEY:METHOD=NONE\n");
+                    }
+                    let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}.mp4\"", self.init);
+                    head.init = Some((self.init, None));
+                }
+                if uri != head.key {
+                    match uri {
+                        Some(uri) => {
+                            let _ = writeln!(s, "#EXT-X-KEY:METHOD=AES-128,URI=\"{uri}\",KEYFORMAT=\"identity\"");
+                        }
+                        None => s.push_str("#EXT-X-KEY:METHOD=NONE\n"),
+                    }
+                    head.key = uri;
+                }
+            }
         }
         let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_time(self.program_time_ms));
     }

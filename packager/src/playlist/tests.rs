@@ -274,7 +274,8 @@ fn keys_are_named_where_they_change_and_init_segments_stay_clear() {
         }
         p.close_segment();
     }
-    let keys = [SegmentKey { from_msn: 0, uri: "/k/a".into() }, SegmentKey { from_msn: 3, uri: "/k/b".into() }];
+    let key = |from_msn, uri: &str| SegmentKey { from_msn, uri: uri.into(), sample_aes: None };
+    let keys = [key(0, "/k/a"), key(3, "/k/b")];
     let s = p.render(false, &[], &keys);
     let tags: Vec<&str> = s
         .lines()
@@ -303,4 +304,49 @@ fn keys_are_named_where_they_change_and_init_segments_stay_clear() {
     // Without keys nothing changes; the DVR playlist names them the same way.
     assert!(!p.render(false, &[], &[]).contains("EXT-X-KEY"));
     assert_eq!(p.render_dvr(None, &keys).matches("#EXT-X-KEY:METHOD=AES-128").count(), 3);
+}
+
+#[test]
+fn sample_aes_keys_come_before_the_init_segment_that_names_them() {
+    let mut p = PlaylistState::new(PlaylistConfig { window_segments: 10, ..Default::default() });
+    p.set_init(0);
+    p.set_part_target(0.2);
+    let mut t = 1_700_000_000_000i64;
+    for msn in 0..5 {
+        if msn == 4 {
+            p.set_init(1);
+        }
+        for i in 0..10 {
+            push(&mut p, 0.2, i == 0, t);
+            t += 200;
+        }
+        p.close_segment();
+    }
+    let (a, b) = ("a".repeat(32), "b".repeat(32));
+    let key = |from_msn, uri: &str, kid: &str| SegmentKey { from_msn, uri: uri.into(), sample_aes: Some(kid.into()) };
+    let keys = [key(0, "/k/a", &a), key(2, "/k/b", &b)];
+    let s = p.render(false, &[], &keys);
+    let tags: Vec<String> = s
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-KEY") || l.starts_with("#EXT-X-MAP") || l.starts_with("seg-"))
+        .map(str::to_string)
+        .collect();
+    let key_tag = |uri: &str, kid: &str| {
+        format!("#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"{uri}\",KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\",KEYID=0x{kid}")
+    };
+    let map = |init: u32, kid: &str| format!("#EXT-X-MAP:URI=\"init-{init}-{kid}.mp4\"");
+    let expected = vec![
+        key_tag("/k/a", &a),
+        map(0, &a),
+        "seg-0.m4s".into(),
+        "seg-1.m4s".into(),
+        key_tag("/k/b", &b),
+        map(0, &b),
+        "seg-2.m4s".into(),
+        "seg-3.m4s".into(),
+        map(1, &b),
+        "seg-4.m4s".into(),
+    ];
+    assert_eq!(tags, expected, "{s}");
+    assert!(!s.contains("METHOD=NONE"), "SAMPLE-AES init segments are never encrypted whole: {s}");
 }
