@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -58,6 +58,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/live/{name}/dvr.m3u8", get(dvr_multivariant))
         .route("/live/{name}/{rendition}/{file}", get(rendition_file))
         .route("/license/live/{name}/{kid}", get(crate::license::live_key))
+        .route("/license/clearkey/live/{name}", post(crate::license::clearkey_license))
+        .route("/license/clearkey/live/{name}/{kid}", post(crate::license::clearkey_license))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/streams", get(streams))
@@ -202,14 +204,22 @@ async fn rendition_file(
         )
             .into_response()
     };
-    if let Some(id) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).and_then(|n| n.parse().ok()) {
-        return match state.store.init(&name, rendition, id) {
-            Ok(d) => media(d, "video/mp4"),
-            Err(StoreError::NotFound) => match past_file(&state, &name, rendition, MediaFile::Init(id)).await {
-                Some(d) => media(d, "video/mp4"),
-                None => error(StoreError::NotFound),
+    if let Some((id, kid)) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).and_then(init_name) {
+        let found = match state.store.init(&name, rendition, id) {
+            Err(StoreError::NotFound) => {
+                past_file(&state, &name, rendition, MediaFile::Init(id)).await.ok_or(StoreError::NotFound)
+            }
+            found => found,
+        };
+        return match (found, kid) {
+            (Ok(d), None) => media(d, "video/mp4"),
+            // `init-N-KID.mp4`: protected for one of a cbcs stream's keys.
+            (Ok(d), Some(kid)) => match crate::license::protect_init(&state, (&name, rendition, &file), kid, d).await {
+                Ok(Some(d)) => media(d, "video/mp4"),
+                Ok(None) => error(StoreError::NotFound),
+                Err(r) => r.into_response(),
             },
-            Err(e) => error(e),
+            (Err(e), _) => error(e),
         };
     }
     if let Some(seq) = file.strip_prefix("part-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
@@ -243,6 +253,17 @@ async fn rendition_file(
         };
     }
     error(StoreError::NotFound)
+}
+
+/// `N` or `N-KID` (an init segment's number, and the key it is protected for).
+fn init_name(name: &str) -> Option<(u32, Option<&str>)> {
+    match name.split_once('-') {
+        None => Some((name.parse().ok()?, None)),
+        Some((n, kid)) if kid.len() == 32 && kid.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some((n.parse().ok()?, Some(kid)))
+        }
+        Some(_) => None,
+    }
 }
 
 /// A file the store does not hold (any more): from this node's disk or the archive, else

@@ -244,6 +244,11 @@ impl PlaylistState {
         self.next_part_seq = self.next_part_seq.max(seq);
     }
 
+    /// The init segment of segment `msn`, while it is listed (live window or DVR).
+    pub fn init_of(&self, msn: u64) -> Option<u32> {
+        self.segments.iter().chain(&self.history).find(|s| s.msn == msn).map(|s| s.init)
+    }
+
     pub fn segments(&self) -> impl Iterator<Item = &SegmentEntry> {
         self.segments.iter()
     }

@@ -232,9 +232,6 @@ fn protection_commands(name: &str, body: &StreamBody) -> Result<Vec<Command>, St
     let content = format!("live/{name}");
     let mut out = Vec::new();
     match body.encryption {
-        Some(tessera_raft::Protection::Cbcs) => {
-            return Err("encryption \"cbcs\" is not served by this version; use \"aes-128\"".into())
-        }
         Some(mode) => out.push(Command::SetProtection { content: content.clone(), mode }),
         None => {}
     }

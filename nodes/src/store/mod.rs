@@ -498,6 +498,14 @@ impl SegmentStore {
         self.with_rendition(name, rendition, |r| r.inits.get(&id).cloned())
     }
 
+    /// The init segment of segment `msn` (while the playlist lists it) and its number.
+    pub fn init_of(&self, name: &str, rendition: &str, msn: u64) -> Result<(u32, Bytes), StoreError> {
+        self.with_rendition(name, rendition, |r| {
+            let id = r.playlist.init_of(msn)?;
+            r.inits.get(&id).map(|d| (id, d.clone()))
+        })
+    }
+
     pub fn segment(&self, name: &str, rendition: &str, msn: u64) -> Result<Bytes, StoreError> {
         self.with_rendition(name, rendition, |r| r.segments.get(&msn).cloned())
     }

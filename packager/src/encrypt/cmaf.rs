@@ -27,6 +27,17 @@ pub struct CbcsKey {
     pub iv: [u8; 16],
 }
 
+impl CbcsKey {
+    /// The key with its constant IV: the key id encrypted under the key. Every node derives
+    /// the same IV, every key has its own, and it cannot be told without the key.
+    pub fn new(kid: [u8; 16], key: [u8; 16]) -> Self {
+        use aes::cipher::BlockEncrypt;
+        let mut iv = kid;
+        super::cipher(&key).encrypt_block((&mut iv).into());
+        CbcsKey { kid, key, iv }
+    }
+}
+
 impl std::fmt::Debug for CbcsKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CbcsKey").field("kid", &self.kid).finish_non_exhaustive()
@@ -257,9 +268,10 @@ fn put_sinf(out: &mut BytesMut, original: &[u8; 4], key: &CbcsKey, pattern: Patt
     out.put_u32(0);
     out.put_slice(b"cbcs");
     out.put_u32(0x0001_0000);
-    out.put_u32(8 + 8 + 4 + 16 + 1 + 16);
+    const TENC: u32 = 8 + 4 + 4 + 16 + 1 + 16;
+    out.put_u32(8 + TENC);
     out.put_slice(b"schi");
-    out.put_u32(8 + 4 + 4 + 16 + 1 + 16);
+    out.put_u32(TENC);
     out.put_slice(b"tenc");
     out.put_u32(0x0100_0000); // version 1, no flags
     out.put_u8(0);

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tessera_node::publish::{connect, publish, publish_stream_id, TsFile};
@@ -84,12 +84,27 @@ pub async fn get(addr: SocketAddr, path: &str) -> Response {
 
 /// A GET with extra request headers.
 pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = hyper::Request::get(format!("http://{addr}{path}"));
+    request(hyper::Method::GET, addr, path, headers, Bytes::new()).await
+}
+
+/// A POST of `body`.
+pub async fn post(addr: SocketAddr, path: &str, body: impl Into<Bytes>) -> Response {
+    request(hyper::Method::POST, addr, path, &[], body.into()).await
+}
+
+async fn request(
+    method: hyper::Method,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Response {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::builder().method(method).uri(format!("http://{addr}{path}"));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(Empty::new()).unwrap();
+    let req = req.body(Full::new(body)).unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
         .await
         .expect("HTTP response in time")

@@ -1,7 +1,9 @@
 //! An encrypted live stream (HLS AES-128): the playlists name the key with the viewer's
 //! token carried on, every segment and part is served encrypted and decrypts with the key
 //! the license endpoint hands a valid token, and the endpoint refuses a missing, expired,
-//! foreign or tampered token and a revoked viewer, each with its reason.
+//! foreign or tampered token and a revoked viewer, each with its reason. A `cbcs` stream
+//! names a ClearKey key and an init segment per key, and ffmpeg, given the key the ClearKey
+//! license hands out, decodes its segments to exactly the pictures of the clear stream.
 
 use std::time::Duration;
 
@@ -43,8 +45,6 @@ async fn an_encrypted_stream_is_served_encrypted_and_its_key_only_to_a_valid_tok
     let http = node.http_addr();
     let set = api.call(Method::PUT, "/api/v1/streams/enc", Some(&json!({ "encryption": "aes-128" }))).await;
     assert_eq!(set.expect("encryption set")["protection"]["mode"], "aes-128");
-    let cbcs = api.call(Method::PUT, "/api/v1/streams/enc", Some(&json!({ "encryption": "cbcs" }))).await;
-    assert!(cbcs.unwrap_err().to_string().contains("not served by this version"));
 
     let publisher = publish_sample(&node, "enc", 3);
     let valid = token(&api, "live/enc", now_ms() + 600_000, json!({})).await;
@@ -208,4 +208,116 @@ async fn a_stream_with_signed_urls_needs_a_token_for_playlists_and_a_shared_sign
     assert!(mv.text().contains(&format!("src/index.m3u8?token={first}")));
     publisher.abort();
     node.shutdown().await;
+}
+
+/// The first fragment (`moof` + `mdat`) of a segment.
+fn first_fragment(segment: &[u8]) -> &[u8] {
+    let size = |at: usize| u32::from_be_bytes(segment[at..at + 4].try_into().unwrap()) as usize;
+    let moof = size(0);
+    &segment[..moof + size(moof)]
+}
+
+/// Decodes an init segment followed by the first fragment of a segment with ffmpeg, the
+/// key given when there is one: the MD5 of every decoded video and audio frame. (ffmpeg 5.1
+/// mixes up the encryption information of fragments it reads ahead, so it is given one.)
+fn decoded_frames(what: &str, init: &[u8], segment: &[u8], key: Option<&str>) -> Vec<String> {
+    let file = scratch_dir("cbcs").join(format!("{what}.mp4"));
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, [init, first_fragment(segment)].concat()).unwrap();
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-nostdin"]);
+    if let Some(key) = key {
+        cmd.args(["-decryption_key", key]);
+    }
+    let out = cmd
+        .arg("-i")
+        .arg(&file)
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg must be installed (.ci/run installs it)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cbcs_stream_names_a_clearkey_key_and_an_init_per_key_and_decrypts_to_the_clear_pictures() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
+    let (node, api) = protected_node(|_| {}).await;
+    let http = node.http_addr();
+    let set = api.call(Method::PUT, "/api/v1/streams/sealed", Some(&json!({ "encryption": "cbcs" }))).await;
+    assert_eq!(set.expect("encryption set")["protection"]["mode"], "cbcs");
+    let publisher = publish_sample(&node, "sealed", 3);
+    let valid = token(&api, "live/sealed", now_ms() + 600_000, json!({})).await;
+    let playlist = crate::cluster::eventually(Duration::from_secs(20), "two complete segments", || async {
+        let r = get(http, &format!("/live/sealed/src/index.m3u8?token={valid}")).await;
+        (r.status == 200 && r.text().matches("#EXTINF").count() >= 2).then(|| r.text())
+    })
+    .await;
+    let key_line = playlist.lines().find(|l| l.starts_with("#EXT-X-KEY:")).expect("a key tag").to_string();
+    let kid = key_line.rsplit("KEYID=0x").next().unwrap().to_string();
+    assert_eq!(kid.len(), 32, "{key_line}");
+    assert_eq!(
+        key_line,
+        format!("#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"/license/clearkey/live/sealed/{kid}?token={valid}\",KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\",KEYID=0x{kid}")
+    );
+    let p = parse_media(&playlist);
+    assert_eq!(p.maps[0], format!("init-0-{kid}.mp4"), "the init segment names the key");
+    assert!(playlist.find("#EXT-X-KEY").unwrap() < playlist.find("#EXT-X-MAP").unwrap(), "{playlist}");
+    let init = get(http, &format!("/live/sealed/src/{}", p.maps[0])).await;
+    assert_eq!(init.status, 200);
+    for kind in [&b"encv"[..], b"enca", b"sinf", b"tenc", b"pssh"] {
+        assert!(init.body.windows(4).any(|w| w == kind), "the init segment has {}", String::from_utf8_lossy(kind));
+    }
+    assert!(init.body.windows(16).any(|w| w == hex_bytes(&kid)), "tenc and pssh name the key id");
+    let foreign = get(http, &format!("/live/sealed/src/init-0-{}.mp4", "0".repeat(32))).await;
+    assert_eq!(foreign.status, 404, "no init segment for a key not the stream's");
+    let (msn, _, uri) = p.segments.last().cloned().unwrap();
+    let sealed = get(http, &format!("/live/sealed/src/{uri}")).await;
+    assert_eq!(sealed.status, 200);
+    assert!(sealed.body.windows(4).any(|w| w == b"senc"), "samples carry their subsamples");
+
+    // The ClearKey license, as a browser's CDM asks for it, and the same key by id.
+    let request = json!({ "kids": [B64.encode(hex_bytes(&kid))], "type": "temporary" }).to_string();
+    let license = post(http, &format!("/license/clearkey/live/sealed/{kid}?token={valid}"), request.clone()).await;
+    assert_eq!(license.status, 200, "{}", license.text());
+    assert_eq!(license.headers.get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store, private"));
+    let jwk: Value = serde_json::from_slice(&license.body).unwrap();
+    assert_eq!(jwk["keys"][0]["kid"], B64.encode(hex_bytes(&kid)));
+    let key = B64.decode(jwk["keys"][0]["k"].as_str().unwrap()).unwrap();
+    let raw = get(http, &format!("/license/live/sealed/{kid}?token={valid}")).await;
+    assert_eq!(raw.body.to_vec(), key, "one key, by either endpoint");
+    assert_eq!(post(http, &format!("/license/clearkey/live/sealed/{kid}"), request.clone()).await.status, 401);
+    let malformed = post(http, &format!("/license/clearkey/live/sealed?token={valid}"), "kids").await;
+    assert_eq!(malformed.status, 400, "{}", malformed.text());
+    let other = token(&api, "live/other", now_ms() + 600_000, json!({})).await;
+    assert_eq!(post(http, &format!("/license/clearkey/live/sealed?token={other}"), request).await.status, 401);
+
+    // ffmpeg decrypts with the key and decodes exactly the clear stream's pictures: the
+    // same segment, served clear once the stream is no longer encrypted.
+    let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let decrypted = decoded_frames("decrypted", &init.body, &sealed.body, Some(&key_hex));
+    let wrong = decoded_frames("wrong-key", &init.body, &sealed.body, Some(&"00".repeat(16)));
+    api.call(Method::PUT, "/api/v1/streams/sealed", Some(&json!({ "encryption": "none" }))).await.unwrap();
+    let clear_init = get(http, "/live/sealed/src/init-0.mp4").await.body;
+    let clear = get(http, &format!("/live/sealed/src/seg-{msn}.m4s")).await;
+    assert_eq!(clear.status, 200);
+    assert!(!clear.body.windows(4).any(|w| w == b"senc"), "served clear now");
+    let frames = decoded_frames("clear", &clear_init, &clear.body, None);
+    assert!(frames.len() >= 10, "{} frames decoded", frames.len());
+    assert_eq!(decrypted, frames, "the decrypted fragment decodes to the clear pictures and sound");
+    assert_ne!(wrong, frames, "without the right key the pictures are not the clear ones");
+    publisher.abort();
+    node.shutdown().await;
+}
+
+fn hex_bytes(hex: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
 }

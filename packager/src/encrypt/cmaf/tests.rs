@@ -220,6 +220,12 @@ fn the_init_segment_signals_cbcs_with_the_original_format_key_id_constant_iv_and
     for schm in all(b"schm") {
         assert_eq!((&init[schm + 12..schm + 16], u32_at(&init, schm + 16)), (&b"cbcs"[..], 0x0001_0000));
     }
+    for (sinf, schi) in all(b"sinf").into_iter().zip(all(b"schi")) {
+        let tiled = children(&init, sinf + 8, sinf + u32_at(&init, sinf));
+        assert_eq!(tiled.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), ["frma", "schm", "schi"]);
+        assert_eq!(tiled.iter().map(|c| c.2).sum::<usize>() + 8, u32_at(&init, sinf), "sinf's boxes fill it");
+        assert_eq!(u32_at(&init, schi), 8 + 49, "schi holds tenc and nothing else");
+    }
     let tenc = all(b"tenc");
     for (t, pattern) in tenc.iter().zip([0x19, 0x00]) {
         let body = t + 8;

@@ -1,13 +1,22 @@
 //! The node's side of content protection: the license actor's view of the node (catalog,
-//! origin edge, clock), and the license endpoint every node serves:
+//! origin edge, clock), the license endpoints every node serves, access to streams with
+//! signed URLs, and ([`media`]) encrypted media as served.
 //!
-//! `GET /license/live/NAME/KID?token=TOKEN` answers the 16-byte content key `KID` of the
-//! stream to a viewer the license actor admits (`application/octet-stream`,
-//! `Cache-Control: no-store, private`), or a JSON refusal `{"error": CODE, "message": ...}`
-//! with 401 (token missing or invalid), 403 (revoked, not released, region, stream
-//! limit) or 404 (no such key). Keys and tokens are never logged.
+//! - `GET /license/live/NAME/KID?token=TOKEN` answers the 16-byte content key `KID` of the
+//!   stream (`application/octet-stream`): the key URI of HLS AES-128.
+//! - `POST /license/clearkey/live/NAME[/KID]?token=TOKEN` answers an EME ClearKey license
+//!   request (JSON key ids in, a JSON Web Key set out) for a `cbcs` stream.
+//!
+//! Both only to a viewer the license actor admits, with `Cache-Control: no-store,
+//! private`; otherwise a JSON refusal `{"error": CODE, "message": ...}` with 401 (token
+//! missing or invalid), 403 (revoked, not released, region, stream limit) or 404 (no such
+//! key). Keys and tokens are never logged.
 
-use std::collections::{HashMap, VecDeque};
+mod media;
+
+pub use media::{playlist_keys, protect, protect_init, EncryptedCache, Unavailable};
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,15 +25,13 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use ractor::{Actor, ActorRef};
 use serde::Deserialize;
 use serde_json::json;
 use tessera_actors::license::actor::{KeyQuery, LicenseActor, LicenseConfig, LicenseMsg, LicenseNode, Proposal};
-use tessera_actors::license::keys::Kek;
-use tessera_packager::encrypt::aes128;
-use tessera_packager::SegmentKey;
-use tessera_raft::{Catalog, Command, Protection, Visibility};
+use tessera_actors::license::clearkey;
+use tessera_actors::license::keys::{parse_kid, Kek};
+use tessera_raft::{Catalog, Command, Visibility};
 
 use crate::cluster::ClusterService;
 use crate::http::HttpState;
@@ -89,10 +96,33 @@ pub struct KeyParams {
     token: Option<String>,
 }
 
-fn refusal(status: u16, code: &str, message: impl std::fmt::Display) -> Response {
+pub(crate) fn refusal(status: u16, code: &str, message: impl std::fmt::Display) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     let headers = [(header::CACHE_CONTROL, "no-store, private")];
     (status, headers, Json(json!({ "error": code, "message": message.to_string() }))).into_response()
+}
+
+/// Asks the license actor for key `kid` of live stream `name` on behalf of a viewer.
+async fn viewer_key(
+    state: &HttpState,
+    name: &str,
+    kid: String,
+    token: Option<String>,
+    client: SocketAddr,
+) -> Result<[u8; 16], Response> {
+    let Some(license) = &state.license else {
+        return Err(refusal(503, "no_license", "this node has no key-encryption key and hands out no keys"));
+    };
+    let released = matches!(state.gate.live(name), Visibility::Public);
+    let query = KeyQuery { content: format!("live/{name}"), kid, token, client: client.ip(), released };
+    match ractor::call_t!(license, LicenseMsg::Key, 5_000, query) {
+        Ok(Ok(key)) => Ok(key),
+        Ok(Err(denial)) => Err(refusal(denial.status(), denial.code(), &denial)),
+        Err(e) => {
+            tracing::warn!(stream = %name, error = %e, "the license actor did not answer");
+            Err(refusal(503, "unavailable", "the license service did not answer"))
+        }
+    }
 }
 
 /// `GET /license/live/{name}/{kid}`.
@@ -102,126 +132,49 @@ pub async fn live_key(
     Path((name, kid)): Path<(String, String)>,
     Query(p): Query<KeyParams>,
 ) -> Response {
-    let Some(license) = &state.license else {
-        return refusal(503, "no_license", "this node has no key-encryption key and hands out no keys");
-    };
-    let released = matches!(state.gate.live(&name), Visibility::Public);
-    let query = KeyQuery { content: format!("live/{name}"), kid, token: p.token, client: remote.ip(), released };
-    match ractor::call_t!(license, LicenseMsg::Key, 5_000, query) {
-        Ok(Ok(key)) => (
+    match viewer_key(&state, &name, kid, p.token, remote).await {
+        Ok(key) => (
             [(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store, private")],
             key.to_vec(),
         )
             .into_response(),
-        Ok(Err(denial)) => refusal(denial.status(), denial.code(), &denial),
-        Err(e) => {
-            tracing::warn!(stream = %name, error = %e, "the license actor did not answer");
-            refusal(503, "unavailable", "the license service did not answer")
-        }
+        Err(refused) => refused,
     }
 }
 
-/// Why media of an encrypted stream cannot be served here now (`503`): never in clear.
-#[derive(Debug, Clone, Copy)]
-pub struct Unavailable(&'static str);
-
-impl IntoResponse for Unavailable {
-    fn into_response(self) -> Response {
-        refusal(503, "keys_unavailable", self.0)
-    }
-}
-
-fn unavailable(why: &'static str) -> Unavailable {
-    Unavailable(why)
-}
-
-/// The keys a live stream's playlists name: none for a clear stream.
-pub fn playlist_keys(state: &HttpState, name: &str) -> Result<Vec<SegmentKey>, Unavailable> {
-    let content = format!("live/{name}");
-    let (mode, keys) = state
-        .cluster
-        .catalog
-        .peek(|c| (c.protection_of(&content), c.protection.get(&content).map(|p| p.keys.clone()).unwrap_or_default()));
-    match mode {
-        Protection::None => Ok(Vec::new()),
-        Protection::Cbcs => Err(unavailable("cbcs streams are not served by this version")),
-        Protection::Aes128 if state.license.is_none() => {
-            Err(unavailable("the stream is encrypted and this node has no key-encryption key"))
-        }
-        Protection::Aes128 if keys.is_empty() => Err(unavailable("the stream's first key is not made yet")),
-        Protection::Aes128 => Ok(keys
-            .iter()
-            .map(|k| SegmentKey { from_msn: k.from_msn, uri: format!("/license/live/{name}/{}", k.kid) })
-            .collect()),
-    }
-}
-
-/// Media encrypted for serving, by stream, rendition and file: a part is encrypted once
-/// however many viewers ask for it. The oldest entries leave first.
-#[derive(Default)]
-pub struct EncryptedCache {
-    entries: std::sync::Mutex<(HashMap<CacheKey, Bytes>, VecDeque<CacheKey>)>,
-}
-
-/// Stream, rendition, file, key id and clear length: a stream that starts its numbering
-/// again (deleted and made anew) does not get another's bytes.
-type CacheKey = (String, String, String, String, usize);
-
-/// Files kept encrypted: a few segments' parts of a few hundred renditions.
-const ENCRYPTED_KEPT: usize = 4096;
-
-impl EncryptedCache {
-    fn get(&self, key: &CacheKey) -> Option<Bytes> {
-        self.entries.lock().expect("encrypted cache").0.get(key).cloned()
-    }
-
-    fn put(&self, key: CacheKey, data: Bytes) {
-        let mut guard = self.entries.lock().expect("encrypted cache");
-        let (map, order) = &mut *guard;
-        if map.insert(key.clone(), data).is_none() {
-            order.push_back(key);
-        }
-        while order.len() > ENCRYPTED_KEPT {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
-            }
-        }
-    }
-}
-
-/// `data`, a segment or a part of segment `msn` of live stream `name` (its `rendition` and
-/// `file`), as this node serves it: encrypted when the stream is (never in clear then).
-pub async fn protect(
-    state: &HttpState,
-    (name, rendition, file): (&str, &str, &str),
-    msn: u64,
-    data: Bytes,
-) -> Result<Bytes, Unavailable> {
-    let content = format!("live/{name}");
-    let (mode, kid) =
-        state.cluster.catalog.peek(|c| (c.protection_of(&content), c.key_for(&content, msn).map(|k| k.kid.clone())));
-    match mode {
-        Protection::None => return Ok(data),
-        Protection::Cbcs => return Err(unavailable("cbcs streams are not served by this version")),
-        Protection::Aes128 => {}
-    }
-    let (Some(license), Some(kid)) = (&state.license, kid) else {
-        return Err(unavailable("no key for this segment on this node"));
+/// `POST /license/clearkey/live/{name}` (and `.../{name}/{kid}`, the key URI a `cbcs`
+/// playlist names): every key id the request names, or the first refusal.
+pub async fn clearkey_license(
+    State(state): State<Arc<HttpState>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path(path): Path<Vec<(String, String)>>,
+    Query(p): Query<KeyParams>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(name) = path.iter().find(|(k, _)| k == "name").map(|(_, v)| v.clone()) else {
+        return refusal(404, "no_such_stream", "no stream named");
     };
-    let cached = (name.to_string(), rendition.to_string(), file.to_string(), kid.clone(), data.len());
-    if let Some(d) = state.encrypted.get(&cached) {
-        return Ok(d);
-    }
-    let key = license.call(|reply| LicenseMsg::MediaKey { content, kid, reply }, Some(Duration::from_secs(5))).await;
-    match key {
-        Ok(ractor::rpc::CallResult::Success(Some(key))) => {
-            let encrypted = Bytes::from(aes128::encrypt(&key, &aes128::segment_iv(msn), &data));
-            metrics::counter!("tessera_media_encrypted_bytes_total").increment(data.len() as u64);
-            state.encrypted.put(cached, encrypted.clone());
-            Ok(encrypted)
+    let kids = match clearkey::requested_kids(&body) {
+        Ok(kids) => kids,
+        Err(e) => {
+            tracing::info!(stream = %name, client = %remote, error = %e, "malformed ClearKey license request");
+            metrics::counter!("tessera_license_requests_total", "outcome" => "malformed").increment(1);
+            return refusal(400, "malformed", e);
         }
-        _ => Err(unavailable("the segment's key is not available on this node")),
+    };
+    let mut keys = Vec::with_capacity(kids.len());
+    for kid in kids {
+        let id = parse_kid(&kid).expect("requested_kids answers 32 hex digits");
+        match viewer_key(&state, &name, kid, p.token.clone(), remote).await {
+            Ok(key) => keys.push((id, key)),
+            Err(refused) => return refused,
+        }
     }
+    (
+        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store, private")],
+        clearkey::response(&keys),
+    )
+        .into_response()
 }
 
 /// A playlist for a viewer who presented `token`: every URI the viewer must follow (the
@@ -235,9 +188,9 @@ pub fn with_token(body: String, token: Option<&str>) -> String {
     };
     let mut out = String::with_capacity(body.len() + 256);
     for line in body.lines() {
-        if let Some(rest) = line.strip_prefix("#EXT-X-KEY:METHOD=AES-128,URI=\"") {
+        if let Some((head, rest)) = line.strip_prefix("#EXT-X-KEY:").and_then(|l| l.split_once("URI=\"")) {
             let end = rest.find('"').unwrap_or(rest.len());
-            out.push_str(&format!("#EXT-X-KEY:METHOD=AES-128,URI=\"{}?token={token}{}", &rest[..end], &rest[end..]));
+            out.push_str(&format!("#EXT-X-KEY:{head}URI=\"{}?token={token}{}", &rest[..end], &rest[end..]));
         } else if !line.starts_with('#') && !line.is_empty() && line.ends_with(".m3u8") {
             out.push_str(&format!("{line}?token={token}"));
         } else {
