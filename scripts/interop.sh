@@ -285,37 +285,47 @@ premiere() {
 }
 check "a premiere is gated on every node until its release, ready beforehand, and plays at the live edge when it opens" premiere
 
-# 8d. An encrypted stream (HLS AES-128, its key turning every 4 s): hls.js plays it with a
-# valid playback token through several keys and stops with a key error on an expired one; ffmpeg, given the playlist, fetches the key and
-# decodes the stream; the LL-HLS checker reads the playlists it was served.
-encrypted() {
-    local port srt admin=interop-admin-token kek=$WORK/kek
+# 8d. Encrypted streams, their key turning every 4 s. `protected_stream MODE NAME` starts a
+# node with a key-encryption key, encrypts stream NAME with MODE, feeds it and issues a
+# valid and an expired playback token ($base, $valid, $expired, $feed).
+protected_stream() {
+    local mode=$1 name=$2 port srt admin=interop-admin-token kek=$WORK/kek-$2
     port=$(free_port); srt=$(free_udp_port)
-    openssl rand -hex 32 >"$kek" 2>/dev/null || python3 -c 'import secrets; print(secrets.token_hex(32))' >"$kek"
+    python3 -c 'import secrets; print(secrets.token_hex(32))' >"$kek"
     $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$srt --rtmp-listen 127.0.0.1:$(free_port) \
-        --log warn --data-dir "$WORK/enc-node" --cluster 127.0.0.1:0 --kek-file "$kek" --admin-token $admin \
+        --log warn --data-dir "$WORK/$name-node" --cluster 127.0.0.1:0 --kek-file "$kek" --admin-token $admin \
         --key-rotation-s 4 \
-        >"$RESULTS/enc-node.log" 2>&1 &
+        >"$RESULTS/$name-node.log" 2>&1 &
     pids+=($!)
-    local base=http://127.0.0.1:$port
+    base=http://127.0.0.1:$port
     for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done
     local auth=(-H "Authorization: Bearer $admin" -H "Content-Type: application/json")
-    curl -sf -X PUT "${auth[@]}" -d '{"encryption": "aes-128"}' "$base/api/v1/streams/locked-up" >/dev/null ||
+    curl -sf -X PUT "${auth[@]}" -d "{\"encryption\": \"$mode\"}" "$base/api/v1/streams/$name" >/dev/null ||
         { echo "interop: encryption not set"; return 1; }
-    interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/locked-up,m=publish' \
-        "srt://127.0.0.1:$srt?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-enc.log" &
-    local feed=$!
+    interop/clock-feed.sh -f mpegts -srt_streamid "#!::r=live/$name,m=publish" \
+        "srt://127.0.0.1:$srt?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-$name.log" &
+    feed=$!
     pids+=($feed)
-    local valid expired
-    valid=$(curl -sf "${auth[@]}" -d "{\"subject\": \"interop\", \"content\": \"live/locked-up\", \"expires\": \"$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)\"}" \
-        "$base/api/v1/tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
-    expired=$(curl -sf "${auth[@]}" -d "{\"subject\": \"interop\", \"content\": \"live/locked-up\", \"expires\": \"$(date -u -d '-1 minute' +%Y-%m-%dT%H:%M:%SZ)\"}" \
-        "$base/api/v1/tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+    local when
+    for when in '+1 hour' '-1 minute'; do
+        curl -sf "${auth[@]}" -d "{\"subject\": \"interop\", \"content\": \"live/$name\", \"expires\": \"$(date -u -d "$when" +%Y-%m-%dT%H:%M:%SZ)\"}" \
+            "$base/api/v1/tokens" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p'
+        echo # the answer ends without a newline
+    done >"$WORK/$name-tokens"
+    valid=$(sed -n 1p "$WORK/$name-tokens"); expired=$(sed -n 2p "$WORK/$name-tokens")
     [ -n "$valid" ] && [ -n "$expired" ] || { echo "interop: no tokens issued"; kill "$feed"; return 1; }
     for _ in $(seq 75); do
-        curl -sf "$base/live/locked-up/src/index.m3u8?token=$valid" | grep -q '#EXTINF' && break
+        curl -sf "$base/live/$name/src/index.m3u8?token=$valid" | grep -q '#EXTINF' && break
         sleep 0.2
     done
+}
+
+# HLS AES-128: hls.js plays it with a valid playback token through several keys and stops
+# with a key error on an expired one; ffmpeg, given the playlist, fetches the key and
+# decodes the stream; the LL-HLS checker reads the playlists it was served.
+encrypted() {
+    local base valid expired feed
+    protected_stream aes-128 locked-up || return 1
     local frames ok=0
     frames=$(ffmpeg -hide_banner -nostdin -loglevel error -t 4 -i "$base/live/locked-up/src/index.m3u8?token=$valid" \
         -map 0:v -f framemd5 - 2>>"$RESULTS/ffmpeg-decrypt.log" | grep -vc '^#')
@@ -336,6 +346,39 @@ encrypted() {
         [ "$(json "$x" '!(s.playedSeconds >= 0.5) && s.fatal.some(e => /key/i.test(e.details))')" = true ]
 }
 check "an AES-128 stream plays in hls.js with a token, not with an expired one, and ffmpeg decrypts it" encrypted
+
+# cbcs (SAMPLE-AES, EME ClearKey): hls.js with EME enabled and the node's ClearKey license
+# URL plays it in Chromium through several keys, each init segment naming its key; with an
+# expired token the license is refused and playback stops with a key-system error. The
+# picture is checked decoded: Chromium keeps EME video out of canvas readback, so instead
+# of the burned-in clock the player counts presented frames at the stream's size.
+cbcs() {
+    local base valid expired feed
+    protected_stream cbcs sealed || return 1
+    local eme='{"emeEnabled": true, "drmSystems": {"org.w3.clearkey": {"licenseUrl": "%s"}}}' ok=0
+    # shellcheck disable=SC2059
+    node interop/player.mjs --url "$base/live/sealed/index.m3u8?token=$valid" --seconds 20 \
+        --config "$(printf "$eme" "$base/license/clearkey/live/sealed?token=$valid")" \
+        --record "$RESULTS/playlists.jsonl" --out "$RESULTS/cbcs.json" >/dev/null || ok=1
+    local keys
+    keys=$(grep -o 'init-[0-9]*-[0-9a-f]\{32\}\.mp4' "$RESULTS/playlists.jsonl" | sort -u | wc -l)
+    # shellcheck disable=SC2059
+    node interop/player.mjs --url "$base/live/sealed/index.m3u8?token=$expired" --seconds 10 \
+        --config "$(printf "$eme" "$base/license/clearkey/live/sealed?token=$expired")" \
+        --out "$RESULTS/cbcs-expired.json" >/dev/null && ok=1
+    local granted
+    granted=$(curl -sf "$base/metrics" | sed -n 's/^tessera_license_requests_total{outcome="granted"} //p')
+    kill "$feed" 2>/dev/null || true
+    local s=$PWD/$RESULTS/cbcs.json x=$PWD/$RESULTS/cbcs-expired.json
+    echo "interop: cbcs: hls.js (EME ClearKey) with a valid token, through $keys keys ($granted licenses), played" \
+        "$(json "$s" 's.playedSeconds.toFixed(1)') s, $(json "$s" 's.framesByHeight[360] || 0') frames at 360p, stalls $(json "$s" 's.stalls')," \
+        "fatal $(json "$s" 's.fatal.length'); with an expired one: $(json "$x" 'JSON.stringify(s.fatal.map(e => e.details))')," \
+        "played $(json "$x" '(s.playedSeconds || 0).toFixed(1)') s"
+    [ "$ok" = 0 ] && [ "$keys" -ge 3 ] && [ "${granted:-0}" -ge 3 ] &&
+        [ "$(json "$s" 's.started && s.fatal.length === 0 && s.playedSeconds >= 12 && s.stalls === 0 && (s.framesByHeight[360] || 0) > 250')" = true ] &&
+        [ "$(json "$x" '!(s.playedSeconds >= 0.5) && s.fatal.some(e => /key/i.test(e.details))')" = true ]
+}
+check "a cbcs stream plays in hls.js through EME ClearKey in Chromium with a token, not with an expired one" cbcs
 
 # 9. The ladder: a 1080p feed with B-frames (x264 defaults, as OBS sends) becomes four
 # renditions; hls.js plays them, forced onto each rung in turn, without a stall.

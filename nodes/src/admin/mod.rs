@@ -231,9 +231,8 @@ struct StreamBody {
 fn protection_commands(name: &str, body: &StreamBody) -> Result<Vec<Command>, String> {
     let content = format!("live/{name}");
     let mut out = Vec::new();
-    match body.encryption {
-        Some(mode) => out.push(Command::SetProtection { content: content.clone(), mode }),
-        None => {}
+    if let Some(mode) = body.encryption {
+        out.push(Command::SetProtection { content: content.clone(), mode });
     }
     if let Some(regions) = &body.regions {
         out.push(Command::SetRights { content: content.clone(), regions: regions.clone() });
