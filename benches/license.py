@@ -1,5 +1,5 @@
-"""Content protection: license requests per second on one core, and what AES-128 costs a
-node per stream.
+"""Content protection: license requests per second on one core, and what AES-128 and cbcs
+cost a node per stream.
 
     python3 benches/license.py OUT_DIR TESSERA_BIN MULTI_PUBLISH_BIN [SECONDS]
 
@@ -10,8 +10,8 @@ node per stream.
   and stream limit.
 - Encryption cost: ten streams published to one node (the bundled sample, passthrough),
   each with one viewer that fetches every part as it is listed (so the node encrypts every
-  part and segment it serves, once); the node's CPU seconds per stream-minute in clear and
-  with AES-128, in the same invocation.
+  part and segment it serves, once); the node's CPU seconds per stream-minute in clear,
+  with AES-128 and with cbcs, in the same invocation.
 Writes license.json.
 """
 import json
@@ -115,7 +115,8 @@ class Viewer:
         while not self.done:
             try:
                 text = get(self.node.url(f"/live/{self.name}/src/index.m3u8{q}"), timeout=3)
-                for uri in re.findall(r'URI="(part-\d+\.m4s)"', text) + re.findall(r"^(seg-\d+\.m4s)$", text, re.M):
+                listed = re.findall(r'URI="((?:part-\d+\.m4s)|(?:init-[\w-]+\.mp4))"', text)
+                for uri in listed + re.findall(r"^(seg-\d+\.m4s)$", text, re.M):
                     if uri not in seen:
                         seen.add(uri)
                         with urllib.request.urlopen(self.node.url(f"/live/{self.name}/src/{uri}"), timeout=3) as r:
@@ -126,13 +127,17 @@ class Viewer:
             time.sleep(0.1)
 
 
-def encryption_cost(encrypted):
-    node = start(1 if encrypted else 2)
+MODES = [None, "aes-128", "cbcs"]
+
+
+def encryption_cost(mode):
+    node = start(1 + MODES.index(mode))
+    encrypted = mode is not None
     try:
         names = [f"bench-{i}" for i in range(STREAMS)]
         if encrypted:
             for n in names:
-                api(node, "PUT", f"/api/v1/streams/{n}", {"encryption": "aes-128"})
+                api(node, "PUT", f"/api/v1/streams/{n}", {"encryption": mode})
         pub = subprocess.Popen([MULTI, "samples/sample.ts", str(SECONDS + 15), str(STREAMS), node.srt],
                                stdout=LOGS, stderr=LOGS)
         wait("every stream", lambda: all(
@@ -149,9 +154,9 @@ def encryption_cost(encrypted):
         pub.wait()
     finally:
         node.kill()
-    row = {"encrypted": encrypted, "streams": STREAMS, "seconds": SECONDS, "files_fetched": f1 - f0,
+    row = {"mode": mode or "clear", "streams": STREAMS, "seconds": SECONDS, "files_fetched": f1 - f0,
            "cpu_s_per_stream_minute": (c1 - c0) / (STREAMS * SECONDS / 60.0)}
-    log(f"{'AES-128' if encrypted else 'clear'}: {row['cpu_s_per_stream_minute']:.3f} CPU-s per stream-minute "
+    log(f"{row['mode']}: {row['cpu_s_per_stream_minute']:.3f} CPU-s per stream-minute "
         f"({row['files_fetched']} files fetched)")
     return row
 
@@ -159,7 +164,7 @@ def encryption_cost(encrypted):
 def main():
     result = {"run": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     result["license"] = license_rate()
-    result["cost"] = [encryption_cost(False), encryption_cost(True)]
+    result["cost"] = [encryption_cost(m) for m in MODES]
     with open(os.path.join(OUT, "license.json"), "w") as f:
         json.dump(result, f, indent=1)
 
