@@ -11,20 +11,27 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ring::rand::SystemRandom;
-use tessera_raft::{Catalog, Command, KeyRecord, Protection};
+use tessera_raft::{Catalog, Command, KeyRecord, NodeId, Protection};
 
-use super::decision::{decide, Denial, LicenseRequest, Sessions};
+use super::decision::{counting_nodes, decide, Denial, LicenseRequest, Sessions, StreamClaim};
 use super::keys::{self, hex, parse_kid, ContentKey, Kek};
 use super::regions::Range;
 use super::token::{Claims, TokenKey};
 
 /// A catalog write's future.
 pub type Proposal = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// Another node's count of a stream: `Some(Err(limit))` if the subject is at its limit,
+/// `None` if the node did not answer.
+pub type RemoteCount = Pin<Box<dyn Future<Output = Option<Result<(), u32>>> + Send>>;
+
+/// Counting nodes asked for one stream before this node counts it itself.
+const COUNTING_TRIES: usize = 3;
 
 /// What the license actor needs of its node.
 pub trait LicenseNode: Send + Sync + 'static {
@@ -36,6 +43,10 @@ pub trait LicenseNode: Send + Sync + 'static {
     fn origin_edge(&self, name: &str) -> Option<u64>;
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+    /// This node's id in the catalog.
+    fn node_id(&self) -> NodeId;
+    /// Counts a viewer's stream at another node (the subject's counting node).
+    fn count_at(&self, node: NodeId, claim: StreamClaim) -> RemoteCount;
 }
 
 pub struct LicenseActor;
@@ -48,6 +59,9 @@ pub struct LicenseConfig {
     /// How many segments ahead of the live edge a new key starts, so every node has
     /// applied it before it is used.
     pub rotation_lead_segments: u64,
+    /// The streams of the subjects this node counts, shared with the node's cluster
+    /// endpoint (where other nodes have streams counted).
+    pub streams: Arc<Mutex<Sessions>>,
 }
 
 /// A key request, owned.
@@ -84,7 +98,13 @@ pub struct LicenseState {
     keys: HashMap<(String, String), [u8; 16]>,
     /// The address table as last parsed, and its version.
     table: (u64, Vec<Range>),
-    sessions: Sessions,
+}
+
+/// Where a key request stands after the rules: answered, or admitted once its stream is
+/// counted.
+enum KeyStep {
+    Done(Result<[u8; 16], Denial>),
+    Count { key: [u8; 16], claim: StreamClaim, order: Vec<NodeId> },
 }
 
 /// The content id under which the token secret is wrapped.
@@ -100,14 +120,7 @@ impl Actor for LicenseActor {
         _me: ActorRef<LicenseMsg>,
         cfg: LicenseConfig,
     ) -> Result<LicenseState, ActorProcessingErr> {
-        Ok(LicenseState {
-            cfg,
-            rng: SystemRandom::new(),
-            tokens: None,
-            keys: HashMap::new(),
-            table: (0, Vec::new()),
-            sessions: Sessions::default(),
-        })
+        Ok(LicenseState { cfg, rng: SystemRandom::new(), tokens: None, keys: HashMap::new(), table: (0, Vec::new()) })
     }
 
     async fn handle(
@@ -117,18 +130,21 @@ impl Actor for LicenseActor {
         st: &mut LicenseState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            LicenseMsg::Key(q, reply) => {
-                let answer = st.key(&q).await;
-                let outcome = match &answer {
-                    Ok(_) => "granted",
-                    Err(d) => d.code(),
-                };
-                metrics::counter!("tessera_license_requests_total", "outcome" => outcome).increment(1);
-                if let Err(d) = &answer {
-                    tracing::info!(content = %q.content, client = %q.client, reason = d.code(), "key refused: {d}");
+            LicenseMsg::Key(q, reply) => match st.key(&q).await {
+                KeyStep::Done(answer) => {
+                    record(&q, &answer);
+                    let _ = reply.send(answer);
                 }
-                let _ = reply.send(answer);
-            }
+                // Counting may wait on another node: the actor goes on with other requests.
+                KeyStep::Count { key, claim, order } => {
+                    let (node, streams) = (st.cfg.node.clone(), st.cfg.streams.clone());
+                    tokio::spawn(async move {
+                        let answer = count(node, &streams, claim, order).await.map(|()| key);
+                        record(&q, &answer);
+                        let _ = reply.send(answer);
+                    });
+                }
+            },
             LicenseMsg::Issue(claims, reply) => {
                 let token = st.token_key().await.map(|k| k.sign(&claims));
                 let _ = reply.send(token);
@@ -214,11 +230,11 @@ impl LicenseState {
         Some(key.key)
     }
 
-    async fn key(&mut self, q: &KeyQuery) -> Result<[u8; 16], Denial> {
+    async fn key(&mut self, q: &KeyQuery) -> KeyStep {
         let now = self.cfg.node.now_ms();
         // No token secret means no token can be genuine.
         if self.token_key().await.is_err() {
-            return Err(Denial::Token(super::token::TokenError::BadSignature));
+            return KeyStep::Done(Err(Denial::Token(super::token::TokenError::BadSignature)));
         }
         let changed = self.catalog(|c| {
             (c.region_table_version != self.table.0)
@@ -236,21 +252,33 @@ impl LicenseState {
             released: q.released,
         };
         let tokens = &self.tokens.as_ref().expect("token key made above").1;
-        let (table, sessions, node) = (&self.table.1, &mut self.sessions, &self.cfg.node);
+        let (table, node) = (&self.table.1, &self.cfg.node);
         let mut decided = None;
-        node.peek(&mut |c| decided = Some(decide(c, tokens, table, sessions, &request).map(|(k, _)| k.clone())));
-        let record = decided.expect("peek calls back once")?;
-        self.media_key(&q.content, &record.kid).ok_or_else(|| {
-            tracing::error!(content = %q.content, kid = %record.kid, "a content key does not unwrap with this node's KEK");
-            Denial::NoSuchKey(record.kid.clone())
-        })
+        node.peek(&mut |c| {
+            decided = Some(decide(c, tokens, table, &request).map(|g| {
+                let order = g.stream.as_ref().map(|s| counting_nodes(&s.subject, c.nodes.keys().copied()));
+                (g.key.kid.clone(), g.stream, order)
+            }))
+        });
+        let (kid, stream, order) = match decided.expect("peek calls back once") {
+            Ok(granted) => granted,
+            Err(d) => return KeyStep::Done(Err(d)),
+        };
+        let Some(key) = self.media_key(&q.content, &kid) else {
+            tracing::error!(content = %q.content, %kid, "a content key does not unwrap with this node's KEK");
+            return KeyStep::Done(Err(Denial::NoSuchKey(kid)));
+        };
+        match stream {
+            None => KeyStep::Done(Ok(key)),
+            Some(claim) => KeyStep::Count { key, claim, order: order.unwrap_or_default() },
+        }
     }
 
     /// Gives every encrypted live stream this node is origin of a key, and a new one when
     /// the rotation period has passed.
     async fn rotate(&mut self) {
         let now = self.cfg.node.now_ms();
-        self.sessions.prune(now);
+        self.cfg.streams.lock().expect("stream counts").prune(now);
         let encrypted: Vec<(String, Option<KeyRecord>)> = self.catalog(|c| {
             c.protection
                 .iter()
@@ -291,6 +319,45 @@ impl LicenseState {
         self.keys.insert((content.to_string(), hex(&key.kid)), key.key);
         Ok(())
     }
+}
+
+/// Logs and counts a key request's outcome (never the key or the token).
+fn record(q: &KeyQuery, answer: &Result<[u8; 16], Denial>) {
+    let outcome = match answer {
+        Ok(_) => "granted",
+        Err(d) => d.code(),
+    };
+    metrics::counter!("tessera_license_requests_total", "outcome" => outcome).increment(1);
+    if let Err(d) = answer {
+        tracing::info!(content = %q.content, client = %q.client, reason = d.code(), "key refused: {d}");
+    }
+}
+
+/// Counts a viewer's stream at the first of `order` that answers, this node counting its
+/// own subjects in place. If none of the first few answers, this node counts it: a
+/// partition loosens the limit to one count per side rather than turning viewers away.
+async fn count(
+    node: Arc<dyn LicenseNode>,
+    streams: &Mutex<Sessions>,
+    claim: StreamClaim,
+    order: Vec<NodeId>,
+) -> Result<(), Denial> {
+    let me = node.node_id();
+    for n in order.into_iter().take(COUNTING_TRIES) {
+        if n == me {
+            return streams.lock().expect("stream counts").admit(&claim);
+        }
+        match node.count_at(n, claim.clone()).await {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(limit)) => return Err(Denial::StreamLimit(limit)),
+            None => {
+                metrics::counter!("tessera_license_counting_unanswered_total").increment(1);
+                tracing::warn!(node = n, subject = %claim.subject, "the subject's counting node did not answer");
+            }
+        }
+    }
+    tracing::warn!(subject = %claim.subject, "no counting node answered: the stream is counted here alone");
+    streams.lock().expect("stream counts").admit(&claim)
 }
 
 /// Ticks the actor every `every` until it stops.

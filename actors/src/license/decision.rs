@@ -6,12 +6,18 @@
 //! ([`super::token`]); its subject is not revoked; the content is released here (a gated
 //! premiere gives no key); the key exists; the client's region (from the catalog's
 //! address table) is allowed by both the content's rights and the token's own regions;
-//! and the subject is under its stream limit ([`Sessions`]). A refusal names its reason.
+//! and the subject is under its stream limit. A refusal names its reason.
+//!
+//! The stream limit holds across the cluster: a token with a limit yields a
+//! [`StreamClaim`], counted ([`Sessions::admit`]) by one node for each subject, the first
+//! of [`counting_nodes`] that answers, whichever node the viewer asks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use tessera_raft::{Catalog, KeyRecord};
+use ring::digest::{digest, SHA256};
+use serde::{Deserialize, Serialize};
+use tessera_raft::{Catalog, KeyRecord, NodeId};
 
 use super::regions::{region_of, Range};
 use super::token::{Claims, TokenError, TokenKey};
@@ -74,25 +80,53 @@ impl Denial {
     }
 }
 
-/// Streams each subject watches on this node: a stream is a (token, client address) pair
-/// that asked for a key within [`SESSION_IDLE_MS`].
+/// One viewer's stream, to count against its subject's limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamClaim {
+    pub subject: String,
+    /// Which stream: a digest of the token and the client's address (a device replaying
+    /// its own token is the same stream; the token itself never leaves the node).
+    pub stream: String,
+    pub limit: u32,
+    pub now_ms: i64,
+}
+
+impl StreamClaim {
+    fn new(claims: &Claims, token: &str, client: IpAddr, limit: u32, now_ms: i64) -> Self {
+        let d = digest(&SHA256, token.as_bytes());
+        let stream = format!("{}@{client}", super::keys::hex(&d.as_ref()[..8]));
+        StreamClaim { subject: claims.sub.clone(), stream, limit, now_ms }
+    }
+}
+
+/// The nodes that count `subject`'s streams, in order (rendezvous hashing over `nodes`):
+/// every node computes the same order, so every node asks the same one first.
+pub fn counting_nodes(subject: &str, nodes: impl IntoIterator<Item = NodeId>) -> Vec<NodeId> {
+    let score = |node: NodeId| {
+        let d = digest(&SHA256, &[subject.as_bytes(), b"\0", &node.to_be_bytes()].concat());
+        u64::from_be_bytes(d.as_ref()[..8].try_into().expect("8 bytes"))
+    };
+    let mut ranked: Vec<(u64, NodeId)> = nodes.into_iter().map(|n| (score(n), n)).collect();
+    ranked.sort_unstable_by(|a, b| b.cmp(a));
+    ranked.into_iter().map(|(_, n)| n).collect()
+}
+
+/// Streams of the subjects this node counts: a stream that asked for a key within
+/// [`SESSION_IDLE_MS`] counts.
 #[derive(Debug, Default)]
 pub struct Sessions {
-    by_subject: HashMap<String, BTreeMap<(String, IpAddr), i64>>,
+    by_subject: HashMap<String, BTreeMap<String, i64>>,
 }
 
 impl Sessions {
-    /// Counts this request's stream, unless the subject is at `limit` with others.
-    fn admit(&mut self, claims: &Claims, token: &str, client: IpAddr, now_ms: i64) -> Result<(), Denial> {
-        let streams = self.by_subject.entry(claims.sub.clone()).or_default();
-        streams.retain(|_, seen| now_ms - *seen < SESSION_IDLE_MS);
-        let this = (token.to_string(), client);
-        if let Some(limit) = claims.max_streams {
-            if !streams.contains_key(&this) && streams.len() >= limit as usize {
-                return Err(Denial::StreamLimit(limit));
-            }
+    /// Counts this stream, unless its subject is at its limit with others.
+    pub fn admit(&mut self, claim: &StreamClaim) -> Result<(), Denial> {
+        let streams = self.by_subject.entry(claim.subject.clone()).or_default();
+        streams.retain(|_, seen| claim.now_ms - *seen < SESSION_IDLE_MS);
+        if !streams.contains_key(&claim.stream) && streams.len() >= claim.limit as usize {
+            return Err(Denial::StreamLimit(claim.limit));
         }
-        streams.insert(this, now_ms);
+        streams.insert(claim.stream.clone(), claim.now_ms);
         Ok(())
     }
 
@@ -105,14 +139,22 @@ impl Sessions {
     }
 }
 
-/// Decides a key request; on success, the wrapped key to hand out and the claims.
+/// A key request the rules admit: the wrapped key to hand out, the token's claims, and the
+/// stream to count when the token has a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant<'c> {
+    pub key: &'c KeyRecord,
+    pub claims: Claims,
+    pub stream: Option<StreamClaim>,
+}
+
+/// Decides a key request, all but the counting of its stream.
 pub fn decide<'c>(
     catalog: &'c Catalog,
     tokens: &TokenKey,
     table: &[Range],
-    sessions: &mut Sessions,
     req: &LicenseRequest,
-) -> Result<(&'c KeyRecord, Claims), Denial> {
+) -> Result<Grant<'c>, Denial> {
     let token = req.token.filter(|t| !t.is_empty()).ok_or(Denial::NoToken)?;
     let claims = tokens.check(token, req.content, req.now_ms.div_euclid(1000))?;
     if catalog.revoked_subjects.contains(&claims.sub) {
@@ -132,8 +174,8 @@ pub fn decide<'c>(
             }
         }
     }
-    sessions.admit(&claims, token, req.client, req.now_ms)?;
-    Ok((key, claims))
+    let stream = claims.max_streams.map(|limit| StreamClaim::new(&claims, token, req.client, limit, req.now_ms));
+    Ok(Grant { key, claims, stream })
 }
 
 #[cfg(test)]

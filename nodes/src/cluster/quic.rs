@@ -19,6 +19,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tessera_actors::license::decision::StreamClaim;
 use tessera_raft::network::{RaftReply, RaftRpc, Transport, TransportError};
 use tessera_raft::{Command, NodeId, Outcome};
 use tokio::sync::mpsc;
@@ -88,6 +89,8 @@ pub enum PeerRequest {
         rendition: String,
         file: MediaFile,
     },
+    /// Counts a viewer's stream against its subject's limit, at the subject's counting node.
+    CountStream(StreamClaim),
 }
 
 /// Why a forwarded operation failed, as the far side put it.
@@ -108,6 +111,9 @@ pub enum PeerResponse {
     Subscribed(Result<(), RemoteFailure>),
     StreamPosition(Option<crate::store::Held>),
     Fetched(Option<bytes::Bytes>),
+    /// Counted, or the subject's limit it is at; `None` from a node that does not count
+    /// for this one (not a member).
+    StreamCounted(Option<Result<(), u32>>),
     /// The request needs a client certificate from the cluster CA.
     Unauthenticated,
 }
@@ -130,6 +136,8 @@ pub trait PeerHandler: Send + Sync + 'static {
     fn stream_position(&self, from: NodeId, stream: &str) -> Option<crate::store::Held>;
     /// A file of a stream this node holds, for node `from`.
     fn fetch(&self, from: NodeId, stream: &str, rendition: &str, file: MediaFile) -> Option<bytes::Bytes>;
+    /// Counts a viewer's stream for node `from`: `Err(limit)` if its subject is at it.
+    fn count_stream(&self, from: NodeId, claim: &StreamClaim) -> Option<Result<(), u32>>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -453,6 +461,9 @@ impl QuicTransport {
                                 PeerRequest::ReadIndex => {
                                     PeerResponse::ReadIndex(handler.read_index(member.unwrap_or_default()).await)
                                 }
+                                PeerRequest::CountStream(claim) => PeerResponse::StreamCounted(
+                                    handler.count_stream(member.unwrap_or_default(), &claim),
+                                ),
                             };
                             let _ = write_message(&mut send, &resp).await;
                             let _ = send.stopped().await;

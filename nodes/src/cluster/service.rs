@@ -5,8 +5,10 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tessera_actors::license::decision::{Sessions, StreamClaim};
 
 use tessera_raft::network::{dispatch, RaftReply, RaftRpc};
 use tessera_raft::{
@@ -91,6 +93,9 @@ pub struct ClusterService {
     pub advertise: String,
     /// The journals of the live streams this node is origin of, for the others to follow.
     pub feeds: Arc<FeedRegistry>,
+    /// The viewers' streams of the subjects this node counts for the whole cluster (the
+    /// license actor's stream limits).
+    pub viewer_streams: Arc<Mutex<Sessions>>,
 }
 
 struct Handler {
@@ -142,6 +147,12 @@ impl PeerHandler for Handler {
         self.members_only(from).ok()?;
         self.service.feeds.file(stream, rendition, file)
     }
+
+    fn count_stream(&self, from: NodeId, claim: &StreamClaim) -> Option<Result<(), u32>> {
+        self.members_only(from).ok()?;
+        let counted = self.service.viewer_streams.lock().expect("stream counts").admit(claim);
+        Some(counted.map_err(|_| claim.limit))
+    }
 }
 
 impl Handler {
@@ -176,7 +187,8 @@ impl ClusterService {
         let advertise = addrs.advertise.clone().unwrap_or_else(|| reachable(transport.local_addr()));
         let catalog = CatalogNode::start(identity.id, &catalog_dir(data), transport.clone(), timeouts).await?;
         let feeds = FeedRegistry::new(FEED_KEEP_SEGMENTS);
-        let service = ClusterService { catalog, transport, identity, advertise, feeds };
+        let viewer_streams = Arc::default();
+        let service = ClusterService { catalog, transport, identity, advertise, feeds, viewer_streams };
         service.transport.serve(Arc::new(Handler { service: service.clone() }));
         tracing::info!(node = service.identity.id, cluster = %service.advertise, "catalog member started");
         Ok(service)
@@ -312,6 +324,17 @@ impl ClusterService {
             (id, tokio::time::timeout(within, self.stream_position_of(id, &addr, stream)).await.ok().flatten())
         });
         futures::future::join_all(asks).await
+    }
+
+    /// Has node `id` count a viewer's stream; `None` if it is not a member or does not
+    /// answer within `within`.
+    pub async fn count_stream_at(&self, id: NodeId, claim: StreamClaim, within: Duration) -> Option<Result<(), u32>> {
+        let addr = self.catalog.read_local(|c| c.nodes.get(&id).map(|n| n.cluster_addr.clone())).value?;
+        let req = PeerRequest::CountStream(claim);
+        match tokio::time::timeout(within, self.transport.request(Some(id), &addr, &req)).await {
+            Ok(Ok(PeerResponse::StreamCounted(counted))) => counted,
+            _ => None,
+        }
     }
 
     /// Where node `id` (at `addr`) stands in `stream`; `None` if it does not answer in time.

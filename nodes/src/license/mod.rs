@@ -28,10 +28,13 @@ use axum::Json;
 use ractor::{Actor, ActorRef};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_actors::license::actor::{KeyQuery, LicenseActor, LicenseConfig, LicenseMsg, LicenseNode, Proposal};
+use tessera_actors::license::actor::{
+    KeyQuery, LicenseActor, LicenseConfig, LicenseMsg, LicenseNode, Proposal, RemoteCount,
+};
 use tessera_actors::license::clearkey;
+use tessera_actors::license::decision::StreamClaim;
 use tessera_actors::license::keys::{parse_kid, Kek};
-use tessera_raft::{Catalog, Command, Visibility};
+use tessera_raft::{Catalog, Command, NodeId, Visibility};
 
 use crate::cluster::ClusterService;
 use crate::http::HttpState;
@@ -64,7 +67,19 @@ impl LicenseNode for NodeView {
     fn now_ms(&self) -> i64 {
         (self.clock)()
     }
+
+    fn node_id(&self) -> NodeId {
+        self.cluster.identity.id
+    }
+
+    fn count_at(&self, node: NodeId, claim: StreamClaim) -> RemoteCount {
+        let cluster = self.cluster.clone();
+        Box::pin(async move { cluster.count_stream_at(node, claim, COUNTING_PATIENCE).await })
+    }
 }
+
+/// How long another node has to count a viewer's stream before the next is asked.
+const COUNTING_PATIENCE: Duration = Duration::from_millis(750);
 
 /// Starts the license actor when the node has a key-encryption key.
 pub async fn start(
@@ -81,6 +96,7 @@ pub async fn start(
         return Ok(None);
     };
     let config = LicenseConfig {
+        streams: cluster.viewer_streams.clone(),
         node: Arc::new(NodeView { cluster, store, clock }),
         kek: Arc::new(kek),
         rotation,

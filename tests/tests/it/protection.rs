@@ -321,3 +321,57 @@ fn hex_bytes(hex: &str) -> [u8; 16] {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_limit_holds_across_the_cluster_whichever_node_a_viewer_asks() {
+    let kek = scratch_dir("cluster-kek").join("kek");
+    std::fs::create_dir_all(kek.parent().unwrap()).unwrap();
+    std::fs::write(&kek, KEK).unwrap();
+    let kek_flag = kek.to_string_lossy().into_owned();
+    let (nodes, _join, admin) =
+        crate::cluster::form_each(3, |_| vec!["--kek-file".to_string(), kek_flag.clone()]).await;
+    let api = nodes[0].api(&admin);
+    api.call(Method::PUT, "/api/v1/streams/shared", Some(&json!({ "encryption": "aes-128" }))).await.unwrap();
+    let publisher = publish_sample_to(nodes[0].srt, "shared", 4);
+    // One subject with a limit of one stream, signed in on two devices (two tokens, told
+    // apart by their expiry).
+    let limited = json!({ "max_streams": 1 });
+    let phone = token(&api, "live/shared", now_ms() + 600_000, limited.clone()).await;
+    let tv = token(&api, "live/shared", now_ms() + 900_000, limited).await;
+    assert_ne!(phone, tv);
+    let key_path = crate::cluster::eventually(Duration::from_secs(30), "a key on every node", || async {
+        let mut paths = Vec::new();
+        for n in &nodes {
+            let r = get(n.http, &format!("/live/shared/src/index.m3u8?token={phone}")).await;
+            let line = r.text().lines().find(|l| l.starts_with("#EXT-X-KEY:"))?.to_string();
+            paths.push(line.split('"').nth(1)?.split('?').next()?.to_string());
+        }
+        paths.dedup();
+        (paths.len() == 1).then(|| paths.remove(0))
+    })
+    .await;
+    let ask = |i: usize, token: &str| {
+        let (addr, path) = (nodes[i].http, format!("{key_path}?token={token}"));
+        async move {
+            let r = get(addr, &path).await;
+            let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            (r.status, v["error"].as_str().unwrap_or_default().to_string())
+        }
+    };
+    assert_eq!(ask(0, &phone).await.0, 200, "the phone watches, through node 1");
+    assert_eq!(ask(1, &tv).await, (403, "stream_limit".to_string()), "the TV, through node 2, is over the limit");
+    assert_eq!(ask(2, &tv).await, (403, "stream_limit".to_string()), "and through node 3");
+    assert_eq!(ask(2, &phone).await.0, 200, "the phone's own stream moving to node 3 is still one stream");
+    assert_eq!(ask(1, &phone).await.0, 200);
+    let refused: u64 = futures::future::join_all(nodes.iter().map(|n| async move {
+        let m = get(n.http, "/metrics").await.text();
+        m.lines()
+            .find_map(|l| l.strip_prefix("tessera_license_requests_total{outcome=\"stream_limit\"} "))
+            .map_or(0, |v| v.parse().unwrap())
+    }))
+    .await
+    .into_iter()
+    .sum();
+    assert_eq!(refused, 2, "each refusal counted once, on the node that answered it");
+    publisher.abort();
+}

@@ -2,7 +2,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use ractor::call_t;
-use tessera_raft::Proposal as Entry;
+use tessera_raft::{NodeRecord, Proposal as Entry};
 
 use super::*;
 
@@ -13,6 +13,21 @@ struct FakeNode {
     catalog: Mutex<Catalog>,
     now: AtomicI64,
     origin: bool,
+    /// How node 2 answers a stream count: `None`, it does not answer.
+    node_two: Option<Result<(), u32>>,
+    asked_node_two: AtomicI64,
+}
+
+impl FakeNode {
+    fn new(now: i64, origin: bool) -> Arc<Self> {
+        Arc::new(FakeNode {
+            catalog: Mutex::default(),
+            now: AtomicI64::new(now),
+            origin,
+            node_two: None,
+            asked_node_two: AtomicI64::new(0),
+        })
+    }
 }
 
 impl LicenseNode for FakeNode {
@@ -30,6 +45,15 @@ impl LicenseNode for FakeNode {
     fn now_ms(&self) -> i64 {
         self.now.load(Ordering::SeqCst)
     }
+    fn node_id(&self) -> NodeId {
+        1
+    }
+    fn count_at(&self, node: NodeId, _claim: StreamClaim) -> RemoteCount {
+        assert_eq!(node, 2, "only node 2 is another node");
+        self.asked_node_two.fetch_add(1, Ordering::SeqCst);
+        let answer = self.node_two;
+        Box::pin(async move { answer })
+    }
 }
 
 async fn start(node: Arc<FakeNode>) -> ActorRef<LicenseMsg> {
@@ -38,6 +62,7 @@ async fn start(node: Arc<FakeNode>) -> ActorRef<LicenseMsg> {
         kek: Arc::new(Kek::parse(KEK).unwrap()),
         rotation: Duration::from_secs(60),
         rotation_lead_segments: 3,
+        streams: Arc::default(),
     };
     Actor::spawn(None, LicenseActor, cfg).await.unwrap().0
 }
@@ -48,7 +73,7 @@ fn query(token: Option<String>, kid: &str) -> KeyQuery {
 
 #[tokio::test]
 async fn the_origin_makes_and_rotates_keys_and_a_token_it_issued_gets_them() {
-    let node = Arc::new(FakeNode { catalog: Mutex::default(), now: AtomicI64::new(1_000_000), origin: true });
+    let node = FakeNode::new(1_000_000, true);
     node.propose(Command::SetProtection { content: "live/cam".into(), mode: Protection::Aes128 }).await.unwrap();
     let actor = start(node.clone()).await;
     actor.cast(LicenseMsg::Tick).unwrap();
@@ -91,7 +116,7 @@ async fn the_origin_makes_and_rotates_keys_and_a_token_it_issued_gets_them() {
 
 #[tokio::test]
 async fn a_node_that_is_not_the_origin_makes_no_key() {
-    let node = Arc::new(FakeNode { catalog: Mutex::default(), now: AtomicI64::new(0), origin: false });
+    let node = FakeNode::new(0, false);
     node.propose(Command::SetProtection { content: "live/cam".into(), mode: Protection::Aes128 }).await.unwrap();
     let actor = start(node.clone()).await;
     actor.cast(LicenseMsg::Tick).unwrap();
@@ -102,4 +127,44 @@ async fn a_node_that_is_not_the_origin_makes_no_key() {
     let refused = call_t!(actor, LicenseMsg::Key, 1000, query(Some(token), &"ab".repeat(16))).unwrap();
     assert_eq!(refused.unwrap_err().code(), "no_such_key");
     actor.stop(None);
+}
+
+/// A subject whose streams node 2 counts (node 1 is this one).
+fn counted_by_node_two() -> String {
+    (0..)
+        .map(|i| format!("viewer-{i}"))
+        .find(|s| counting_nodes(s, [1, 2])[0] == 2)
+        .expect("some subject is counted by node 2")
+}
+
+#[tokio::test]
+async fn a_limited_stream_is_counted_by_its_subjects_counting_node_or_here_when_it_does_not_answer() {
+    for (node_two, expected) in [
+        (Some(Ok(())), Ok(())),
+        (Some(Err(1)), Err(Denial::StreamLimit(1))),
+        (None, Ok(())), // no answer: counted here
+    ] {
+        let node = Arc::new(FakeNode { node_two, ..Arc::into_inner(FakeNode::new(0, true)).unwrap() });
+        for id in [1, 2] {
+            let record = NodeRecord {
+                id,
+                cluster_addr: format!("n{id}:7000"),
+                http_addr: format!("n{id}:8080"),
+                joined_ms: 0,
+                region: None,
+            };
+            node.propose(Command::PutNode { node: record }).await.unwrap();
+        }
+        node.propose(Command::SetProtection { content: "live/cam".into(), mode: Protection::Aes128 }).await.unwrap();
+        let actor = start(node.clone()).await;
+        actor.cast(LicenseMsg::Tick).unwrap();
+        let sub = counted_by_node_two();
+        let claims = Claims { sub, content: "live/cam".into(), exp: 10, iat: 0, regions: None, max_streams: Some(1) };
+        let token = call_t!(actor, LicenseMsg::Issue, 1000, claims).unwrap().unwrap();
+        let kid = node.catalog.lock().unwrap().protection["live/cam"].keys[0].kid.clone();
+        let answer = call_t!(actor, LicenseMsg::Key, 1000, query(Some(token), &kid)).unwrap();
+        assert_eq!(answer.map(|_| ()), expected, "node 2 answering {node_two:?}");
+        assert_eq!(node.asked_node_two.load(Ordering::SeqCst), 1, "node 2 is asked first, once");
+        actor.stop(None);
+    }
 }

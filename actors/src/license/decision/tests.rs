@@ -43,28 +43,28 @@ fn table() -> Vec<Range> {
 fn a_valid_token_gets_the_key_and_each_rule_refuses_with_its_reason() {
     let keys = TokenKey::new(b"secret");
     let mut c = catalog();
-    let mut s = Sessions::default();
     let token = keys.sign(&claims(None, None));
-    let (key, got) = decide(&c, &keys, &table(), &mut s, &request(&token, "10.1.1.1", 500_000)).unwrap();
-    assert_eq!((key.kid.as_str(), got.sub.as_str()), ("01".repeat(16).as_str(), "viewer-7"));
+    let grant = decide(&c, &keys, &table(), &request(&token, "10.1.1.1", 500_000)).unwrap();
+    assert_eq!((grant.key.kid.as_str(), grant.claims.sub.as_str()), ("01".repeat(16).as_str(), "viewer-7"));
+    assert_eq!(grant.stream, None, "no limit, nothing to count");
 
-    let refused = |c: &Catalog, s: &mut Sessions, req: LicenseRequest| decide(c, &keys, &table(), s, &req).unwrap_err();
+    let refused = |c: &Catalog, req: LicenseRequest| decide(c, &keys, &table(), &req).unwrap_err();
     let mut no_token = request(&token, "10.1.1.1", 500_000);
     no_token.token = None;
-    assert_eq!(refused(&c, &mut s, no_token).status(), 401);
-    assert_eq!(refused(&c, &mut s, request(&token, "10.1.1.1", 1_000_000)).code(), "token_expired");
-    assert_eq!(refused(&c, &mut s, request("abc.AAAA", "10.1.1.1", 0)).code(), "token_signature");
+    assert_eq!(refused(&c, no_token).status(), 401);
+    assert_eq!(refused(&c, request(&token, "10.1.1.1", 1_000_000)).code(), "token_expired");
+    assert_eq!(refused(&c, request("abc.AAAA", "10.1.1.1", 0)).code(), "token_signature");
     let mut other = request(&token, "10.1.1.1", 0);
     other.content = "live/other";
-    assert_eq!(refused(&c, &mut s, other).code(), "token_wrong_content");
+    assert_eq!(refused(&c, other).code(), "token_wrong_content");
     let mut gated = request(&token, "10.1.1.1", 0);
     gated.released = false;
-    assert_eq!(refused(&c, &mut s, gated), Denial::NotReleased);
+    assert_eq!(refused(&c, gated), Denial::NotReleased);
     let mut unknown_kid = request(&token, "10.1.1.1", 0);
     unknown_kid.kid = "02020202020202020202020202020202";
-    assert_eq!(refused(&c, &mut s, unknown_kid).status(), 404);
+    assert_eq!(refused(&c, unknown_kid).status(), 404);
     c.apply(&Proposal { at_ms: 1, command: Command::RevokeSubject { subject: "viewer-7".into(), revoked: true } });
-    assert_eq!(refused(&c, &mut s, request(&token, "10.1.1.1", 0)), Denial::Revoked, "revocation takes effect at once");
+    assert_eq!(refused(&c, request(&token, "10.1.1.1", 0)), Denial::Revoked, "revocation takes effect at once");
 }
 
 #[test]
@@ -75,22 +75,21 @@ fn regions_come_from_the_content_rights_and_the_token_both() {
         at_ms: 1,
         command: Command::SetRights { content: CONTENT.into(), regions: vec!["eu".into()] },
     });
-    let mut s = Sessions::default();
     let anywhere = keys.sign(&claims(None, None));
-    assert!(decide(&c, &keys, &table(), &mut s, &request(&anywhere, "10.2.3.4", 0)).is_ok());
+    assert!(decide(&c, &keys, &table(), &request(&anywhere, "10.2.3.4", 0)).is_ok());
     assert_eq!(
-        decide(&c, &keys, &table(), &mut s, &request(&anywhere, "192.0.2.9", 0)),
-        Err(Denial::Region("us".into()))
+        decide(&c, &keys, &table(), &request(&anywhere, "192.0.2.9", 0)).unwrap_err(),
+        Denial::Region("us".into())
     );
     assert_eq!(
-        decide(&c, &keys, &table(), &mut s, &request(&anywhere, "203.0.113.1", 0)),
-        Err(Denial::Region("unknown".into()))
+        decide(&c, &keys, &table(), &request(&anywhere, "203.0.113.1", 0)).unwrap_err(),
+        Denial::Region("unknown".into())
     );
     // The token narrows further: eu rights, but this viewer's token says us only.
     let us_only = keys.sign(&claims(None, Some(vec!["us"])));
     assert_eq!(
-        decide(&c, &keys, &table(), &mut s, &request(&us_only, "10.2.3.4", 0)),
-        Err(Denial::Region("eu".into()))
+        decide(&c, &keys, &table(), &request(&us_only, "10.2.3.4", 0)).unwrap_err(),
+        Denial::Region("eu".into())
     );
 }
 
@@ -100,8 +99,13 @@ fn a_token_replayed_beyond_its_stream_limit_is_refused_until_a_stream_goes_idle(
     let c = catalog();
     let mut s = Sessions::default();
     let token = keys.sign(&claims(Some(2), None));
-    let ask =
-        |s: &mut Sessions, ip: &str, at: i64| decide(&c, &keys, &table(), s, &request(&token, ip, at)).map(|_| ());
+    let ask = |s: &mut Sessions, ip: &str, at: i64| {
+        let grant = decide(&c, &keys, &table(), &request(&token, ip, at))?;
+        let claim = grant.stream.expect("a limited token is counted");
+        assert_eq!((claim.subject.as_str(), claim.limit), ("viewer-7", 2));
+        assert!(!claim.stream.contains(&token), "the token stays on the node");
+        s.admit(&claim)
+    };
     assert_eq!(ask(&mut s, "10.0.0.1", 0), Ok(()));
     assert_eq!(ask(&mut s, "10.0.0.2", 1_000), Ok(()));
     assert_eq!(ask(&mut s, "10.0.0.1", 2_000), Ok(()), "the same stream asking again");
@@ -111,4 +115,17 @@ fn a_token_replayed_beyond_its_stream_limit_is_refused_until_a_stream_goes_idle(
     assert_eq!(ask(&mut s, "10.0.0.3", 2_000 + SESSION_IDLE_MS), Ok(()));
     s.prune(10 * SESSION_IDLE_MS);
     assert!(s.by_subject.is_empty());
+}
+
+#[test]
+fn every_node_ranks_the_same_counting_nodes_for_a_subject_and_subjects_spread() {
+    let order = counting_nodes("viewer-7", [1, 2, 3, 4, 5]);
+    assert_eq!(order, counting_nodes("viewer-7", [5, 3, 1, 4, 2]), "the order does not depend on who asks");
+    assert_eq!(order.len(), 5);
+    // Removing a node that is not first keeps the first: subjects stay where they are counted.
+    let without: Vec<_> = [1, 2, 3, 4, 5].into_iter().filter(|n| *n != order[4]).collect();
+    assert_eq!(counting_nodes("viewer-7", without)[0], order[0]);
+    let firsts: std::collections::BTreeSet<_> =
+        (0..200).map(|i| counting_nodes(&format!("viewer-{i}"), [1, 2, 3, 4, 5])[0]).collect();
+    assert_eq!(firsts.len(), 5, "200 subjects are counted on every node, not one");
 }
