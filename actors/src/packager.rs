@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tessera_ingest::{TrackInfo, TrackKind};
-use tessera_packager::fmp4::{self, DecodeClock, TrackRun};
+use tessera_packager::fmp4::CmafMuxer;
 use tessera_packager::segmenter::{PartOut, SegmenterEvent};
 
 use crate::mailbox::Inflight;
@@ -37,9 +36,7 @@ pub enum PackagerMsg {
 
 pub struct PackagerState {
     cfg: PackagerActorConfig,
-    tracks: Vec<TrackInfo>,
-    clock: DecodeClock,
-    sequence: u32,
+    muxer: CmafMuxer,
 }
 
 impl Actor for PackagerActor {
@@ -52,7 +49,7 @@ impl Actor for PackagerActor {
         _myself: ActorRef<PackagerMsg>,
         cfg: PackagerActorConfig,
     ) -> Result<PackagerState, ActorProcessingErr> {
-        Ok(PackagerState { cfg, tracks: Vec::new(), clock: DecodeClock::default(), sequence: 0 })
+        Ok(PackagerState { cfg, muxer: CmafMuxer::default() })
     }
 
     async fn handle(
@@ -66,9 +63,7 @@ impl Actor for PackagerActor {
         let (stream, rendition) = (stream.as_str(), rendition.as_str());
         match msg {
             PackagerMsg::Event(SegmenterEvent::Init(tracks)) => {
-                let data = fmp4::init_segment(&tracks);
-                st.tracks = tracks.clone();
-                st.clock = DecodeClock::default();
+                let data = st.muxer.init(tracks.clone());
                 st.cfg.sink.publish(stream, session, rendition, Published::Init { tracks, data });
             }
             PackagerMsg::Event(SegmenterEvent::SegmentEnd { segment, .. }) => {
@@ -77,11 +72,13 @@ impl Actor for PackagerActor {
             PackagerMsg::Gap { segment, duration } => {
                 st.cfg.sink.publish(stream, session, rendition, Published::Gap { segment, duration })
             }
-            PackagerMsg::Event(SegmenterEvent::Part(p)) | PackagerMsg::Part(p, _, _) if st.tracks.is_empty() => {
+            PackagerMsg::Event(SegmenterEvent::Part(p)) | PackagerMsg::Part(p, _, _)
+                if st.muxer.tracks().is_empty() =>
+            {
                 tracing::warn!(%stream, session, %rendition, index = p.index, "part before any init segment dropped");
             }
             PackagerMsg::Part(p, part_target, last_frame_arrived) => {
-                let data = mux_part(st, &p);
+                let data = st.muxer.part(&p);
                 st.cfg.sink.publish(
                     stream,
                     session,
@@ -103,32 +100,4 @@ impl Actor for PackagerActor {
         }
         Ok(())
     }
-}
-
-fn mux_part(st: &mut PackagerState, p: &PartOut) -> bytes::Bytes {
-    st.sequence = st.sequence.wrapping_add(1);
-    // The primary track (video if there is one) anchors the timeline.
-    let primary = st.tracks.iter().find(|t| t.kind() == TrackKind::Video).or(st.tracks.first()).map(|t| t.id);
-    if let Some(first) = p.tracks.iter().find(|(id, _)| Some(*id) == primary).and_then(|(_, s)| s.first()) {
-        st.clock.anchor(first.pts);
-    }
-    let mut runs = Vec::with_capacity(p.tracks.len());
-    for (track, samples) in &p.tracks {
-        let Some(pos) = st.tracks.iter().position(|t| t.id == *track) else { continue };
-        if samples.is_empty() {
-            continue;
-        }
-        let info = &st.tracks[pos];
-        let timescale = fmp4::timescale(info);
-        let fixed = fmp4::fixed_duration(info);
-        let base = st.clock.base(*track, samples, timescale, fixed);
-        runs.push(TrackRun {
-            track_id: pos as u32 + 1,
-            base_decode_time: base,
-            samples,
-            timescale,
-            fixed_duration: fixed,
-        });
-    }
-    fmp4::fragment(st.sequence, &runs)
 }

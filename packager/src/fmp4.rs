@@ -5,10 +5,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tessera_ingest::aac::SAMPLES_PER_FRAME;
-use tessera_ingest::media::{CodecConfig, TrackInfo, TIMESCALE_90K};
+use tessera_ingest::media::{CodecConfig, TrackInfo, TrackKind, TIMESCALE_90K};
 use tessera_ingest::{h264, hevc};
 
-use crate::segmenter::Sample;
+use crate::segmenter::{PartOut, Sample};
 
 /// Writes ISO BMFF boxes into a buffer; sizes are patched when a box closes.
 #[derive(Default)]
@@ -300,6 +300,59 @@ impl DecodeClock {
         };
         self.next.insert(track, base + total);
         base
+    }
+}
+
+/// One rendition's fMP4 muxer: the tracks of its init segment, its decode clock and its
+/// fragment sequence; the segmenter's parts in, fMP4 bytes out.
+#[derive(Debug, Default, Clone)]
+pub struct CmafMuxer {
+    tracks: Vec<TrackInfo>,
+    clock: DecodeClock,
+    sequence: u32,
+}
+
+impl CmafMuxer {
+    /// A new init segment for `tracks`: the timeline starts anew.
+    pub fn init(&mut self, tracks: Vec<TrackInfo>) -> Bytes {
+        let data = init_segment(&tracks);
+        self.tracks = tracks;
+        self.clock = DecodeClock::default();
+        data
+    }
+
+    /// The tracks of the init segment in force (none before the first).
+    pub fn tracks(&self) -> &[TrackInfo] {
+        &self.tracks
+    }
+
+    /// One part as a fragment; samples of tracks the init segment does not have are left out.
+    pub fn part(&mut self, p: &PartOut) -> Bytes {
+        self.sequence = self.sequence.wrapping_add(1);
+        // The primary track (video if there is one) anchors the timeline.
+        let primary = self.tracks.iter().find(|t| t.kind() == TrackKind::Video).or(self.tracks.first()).map(|t| t.id);
+        if let Some(first) = p.tracks.iter().find(|(id, _)| Some(*id) == primary).and_then(|(_, s)| s.first()) {
+            self.clock.anchor(first.pts);
+        }
+        let mut runs = Vec::with_capacity(p.tracks.len());
+        for (track, samples) in &p.tracks {
+            let Some(pos) = self.tracks.iter().position(|t| t.id == *track) else { continue };
+            if samples.is_empty() {
+                continue;
+            }
+            let info = &self.tracks[pos];
+            let timescale = timescale(info);
+            let fixed = fixed_duration(info);
+            let base = self.clock.base(*track, samples, timescale, fixed);
+            runs.push(TrackRun {
+                track_id: pos as u32 + 1,
+                base_decode_time: base,
+                samples,
+                timescale,
+                fixed_duration: fixed,
+            });
+        }
+        fragment(self.sequence, &runs)
     }
 }
 
