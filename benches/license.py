@@ -66,9 +66,10 @@ def start(i, pin=None):
     return node
 
 
-def token(node, content):
+def token(node, content, **extra):
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
-    return api(node, "POST", "/api/v1/tokens", {"subject": "bench", "content": content, "expires": expires})["token"]
+    body = {"subject": "bench", "content": content, "expires": expires, **extra}
+    return api(node, "POST", "/api/v1/tokens", body)["token"]
 
 
 def cpu_seconds(pid):
@@ -77,8 +78,24 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wrk(url):
+    """wrk on the other core against `url`: requests per second, latency percentiles, refusals."""
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{SECONDS}s", "--latency", url],
+                         capture_output=True, text=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    pct = {}
+    for p, v, unit in re.findall(r"\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\b", out):
+        pct[p] = float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return {"requests_per_s": rate, "p50_ms": pct.get("50"), "p99_ms": pct.get("99"),
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0, "connections": 64, "seconds": SECONDS}
+
+
 def license_rate():
+    """Key requests per second: a token without a stream limit, then one with a limit (each
+    request then counts the viewer's stream, on this node: a one-node cluster counts all)."""
     node = start(0, pin=0)
+    rows = []
     try:
         api(node, "PUT", "/api/v1/streams/keyed", {"encryption": "aes-128"})
         feed = benchlib.publisher(node, "keyed", LOGS)
@@ -86,23 +103,19 @@ def license_rate():
         playlist = wait("a key in the playlist", lambda: (lambda p: p if "#EXT-X-KEY" in p else None)(
             get(node.url(f"/live/keyed/src/index.m3u8?token={t}"))))
         key_uri = re.search(r'#EXT-X-KEY:METHOD=AES-128,URI="([^"]+)"', playlist).group(1)
-        url = node.url(key_uri)
-        assert len(urllib.request.urlopen(url, timeout=5).read()) == 16
-        out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{SECONDS}s", "--latency", url],
-                             capture_output=True, text=True).stdout
+        limited = token(node, "live/keyed", max_streams=2)
+        for label, uri in [("no stream limit", key_uri), ("stream limit", key_uri.replace(t, limited))]:
+            url = node.url(uri)
+            assert len(urllib.request.urlopen(url, timeout=5).read()) == 16
+            row = wrk(url)
+            row["token"] = label
+            log(f"{label}: {row['requests_per_s']:.0f} key requests/s on one core, p50 {row['p50_ms']} ms, "
+                f"p99 {row['p99_ms']} ms, {row['non_2xx']} refused")
+            rows.append(row)
         benchlib.stop(feed)
     finally:
         node.kill()
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    pct = {}
-    for p, v, unit in re.findall(r"\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\b", out):
-        pct[p] = float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    row = {"requests_per_s": rate, "p50_ms": pct.get("50"), "p99_ms": pct.get("99"),
-           "non_2xx": int(non2xx.group(1)) if non2xx else 0, "connections": 64, "seconds": SECONDS}
-    log(f"{rate:.0f} key requests/s on one core, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
-        f"{row['non_2xx']} refused")
-    return row
+    return rows
 
 
 class Viewer:

@@ -421,15 +421,19 @@ p("## 8. Content protection")
 p()
 lc = load("license.json")
 if lc:
-    l = lc["license"]
+    rates = lc["license"] if isinstance(lc["license"], list) else [dict(lc["license"], token="no stream limit")]
+    l = rates[0]
     p(f"Run {lc['run']}. License requests: one node pinned to one core (`taskset`) serves an AES-128 live")
     p(f"stream; wrk, pinned to the other core, asks for its key with a valid playback token over {l['connections']}")
     p(f"kept-alive connections for {l['seconds']} s. Every request is checked in full (token signature and expiry,")
-    p("revocation, release, key, region, stream limit) by the node's license actor.")
+    p("revocation, release, key, region, stream limit) by the node's license actor. With a stream limit in the")
+    p("token, every request also counts the viewer's stream (here on the node itself; in a larger cluster on the")
+    p("subject's counting node, one QUIC round trip away).")
     p()
-    p("| key requests per second, one core | p50 | p99 | refused |")
-    p("|---|---|---|---|")
-    p(f"| {l['requests_per_s']:.0f} | {fmt(l['p50_ms'], 2)} ms | {fmt(l['p99_ms'], 2)} ms | {l['non_2xx']} |")
+    p("| token | key requests per second, one core | p50 | p99 | refused |")
+    p("|---|---|---|---|---|")
+    for r in rates:
+        p(f"| {r['token']} | {r['requests_per_s']:.0f} | {fmt(r['p50_ms'], 2)} ms | {fmt(r['p99_ms'], 2)} ms | {r['non_2xx']} |")
     p()
     clear, rows = lc["cost"][0], lc["cost"][1:]
     p(f"Encryption cost: {clear['streams']} streams (the bundled sample, passthrough) on one node, each with a")
@@ -465,8 +469,8 @@ if lc:
         p(f"cbcs encrypts one video block in ten, so it runs {ratio(a['cbcs']['mb_per_s'], a['aes128']['mb_per_s'])}×"
           " as fast as AES-128 of whole parts, rewriting the boxes included.")
         p()
-    p("Goal: 10,000 key requests per second on one core at p99 under 5 ms — " + (
-        "met." if l["requests_per_s"] >= 10000 and (l["p99_ms"] or 99) < 5 else "missed."))
+    met = all(r["requests_per_s"] >= 10000 and (r["p99_ms"] or 99) < 5 for r in rates)
+    p("Goal: 10,000 key requests per second on one core at p99 under 5 ms — " + ("met." if met else "missed."))
 else:
     p("The license benchmark did not run; see target/bench/logs.")
 p()
