@@ -450,7 +450,8 @@ if lc:
           f"{ratio(r['cpu_s_per_stream_minute'], clear['cpu_s_per_stream_minute'])}× | {r['files_fetched']} |")
     p()
     p("Each file is encrypted once (AES-NI) for all its viewers, so encryption is within the run-to-run spread of")
-    p("serving the files at all; the ratios move by several percent either way between runs.")
+    p("serving the files at all; the ratios move by up to about ten percent either way between runs, and the")
+    p("table below measures encryption alone.")
     p()
     a = lc.get("alone")
     if a:
