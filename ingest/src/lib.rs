@@ -24,6 +24,7 @@ pub mod flv;
 pub mod h264;
 pub mod hevc;
 pub mod media;
+pub mod mp4;
 pub mod rtmp;
 pub mod srt;
 pub mod streamid;
