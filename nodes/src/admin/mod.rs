@@ -64,15 +64,16 @@ fn catalog_err(e: CatalogError) -> Response {
 
 fn rejection(r: Rejection) -> Response {
     let (status, code) = match &r {
-        Rejection::NoSuchStream(_) | Rejection::NoSuchNode(_) | Rejection::NoSuchRelease(_) => {
-            (StatusCode::NOT_FOUND, "not_found")
-        }
+        Rejection::NoSuchStream(_)
+        | Rejection::NoSuchNode(_)
+        | Rejection::NoSuchRelease(_)
+        | Rejection::NoSuchAsset(_) => (StatusCode::NOT_FOUND, "not_found"),
         Rejection::ReleasePending { .. } | Rejection::ReleaseOpen(_) | Rejection::ReleaseOver(_) => {
             (StatusCode::CONFLICT, "release_state")
         }
         Rejection::StaleRelease { .. } => (StatusCode::CONFLICT, "stale_release"),
         Rejection::InvalidProtection(_) => (StatusCode::BAD_REQUEST, "invalid"),
-        Rejection::StreamExists(_) => (StatusCode::CONFLICT, "exists"),
+        Rejection::StreamExists(_) | Rejection::AssetExists(_) => (StatusCode::CONFLICT, "exists"),
         Rejection::StreamLive(_) => (StatusCode::CONFLICT, "live"),
         Rejection::StaleEpoch { .. } => (StatusCode::CONFLICT, "stale_epoch"),
         _ => (StatusCode::BAD_REQUEST, "invalid"),

@@ -5,6 +5,7 @@
 //! the time they were proposed (`at_ms`, stamped by the proposer), never read a clock, so
 //! every replica computes the same state from the same log.
 
+mod assets;
 mod protection;
 mod release;
 
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use assets::{AssetRecord, AssetState, SourceRecord};
 pub use protection::{KeyRecord, Protection, ProtectionRecord, KEYS_KEPT};
 pub use release::{valid_content, Gate, Readiness, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, Visibility};
 
@@ -225,6 +227,13 @@ pub enum Command {
         subject: String,
         revoked: bool,
     },
+    /// Registers a VOD asset whose source is stored (its state and time are the catalog's).
+    AddAsset {
+        asset: AssetRecord,
+    },
+    DeleteAsset {
+        id: String,
+    },
 }
 
 /// A command and when it was proposed.
@@ -273,6 +282,12 @@ pub enum Rejection {
     StaleRelease { id: ReleaseId, revision: u64 },
     #[error("invalid protection: {0}")]
     InvalidProtection(String),
+    #[error("invalid asset: {0}")]
+    InvalidAsset(String),
+    #[error("asset {0:?} already exists")]
+    AssetExists(String),
+    #[error("no such asset {0:?}")]
+    NoSuchAsset(String),
 }
 
 /// What an applied command answers.
@@ -313,6 +328,9 @@ pub struct Catalog {
     /// Viewers whose key requests are refused.
     #[serde(default)]
     pub revoked_subjects: std::collections::BTreeSet<String>,
+    /// VOD assets by id.
+    #[serde(default)]
+    pub assets: BTreeMap<String, AssetRecord>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -467,6 +485,7 @@ impl Catalog {
             | Command::SetTokenSecret { .. }
             | Command::SetRegionTable { .. }
             | Command::RevokeSubject { .. } => self.apply_protection(now, &p.command),
+            Command::AddAsset { .. } | Command::DeleteAsset { .. } => self.apply_asset(now, &p.command),
             Command::RemoveNode { id } => {
                 self.nodes.remove(id).ok_or(Rejection::NoSuchNode(*id))?;
                 // Its origin leases lapse with it.
