@@ -180,6 +180,10 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 20_000)]
     pub max_http_connections: usize,
 
+    /// Largest VOD upload this node takes, bytes.
+    #[arg(long, default_value_t = 64 << 30)]
+    pub upload_max_bytes: u64,
+
     /// Publish tokens, `NAME=TOKEN` (repeatable; `*=TOKEN` for every other stream). SRT callers
     /// give it as `t=` (or `s=`) in the streamid, RTMP publishers as `NAME?token=TOKEN`.
     /// Without any, publishing is open.

@@ -42,6 +42,9 @@ pub struct HttpState {
     pub license: Option<ractor::ActorRef<tessera_actors::license::actor::LicenseMsg>>,
     /// Media encrypted for serving, shared by every viewer.
     pub encrypted: crate::license::EncryptedCache,
+    /// Where VOD uploads and sources go.
+    pub uploads: crate::vod::UploadConfig,
+    pub upload_locks: crate::vod::UploadLocks,
 }
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";

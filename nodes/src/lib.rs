@@ -26,6 +26,7 @@ pub mod session;
 pub mod srt_ingest;
 pub mod store;
 pub mod tiers;
+pub mod vod;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -197,7 +198,14 @@ impl Node {
             gate: release::ReleaseGate::new(member.catalog.clone(), config.region.clone(), clock.clone()),
             license: license.clone(),
             encrypted: license::EncryptedCache::default(),
+            uploads: vod::UploadConfig {
+                uploads: config.data_dir.join("uploads"),
+                sources: config.data_dir.join("sources"),
+                max_bytes: config.upload_max_bytes,
+            },
+            upload_locks: vod::UploadLocks::default(),
         });
+        tasks.spawn(vod::sweep(member.clone(), state.uploads.sources.clone(), rx.clone()));
         tasks.spawn(release::clock::run(member.clone(), clock.clone(), rx.clone()));
         let preposition = release::preposition::Preposition {
             cluster: member.clone(),

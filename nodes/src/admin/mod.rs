@@ -5,6 +5,7 @@
 //! says how far it has got (`applied`, `leader`). `/api/v1/openapi.json` describes it;
 //! [`client::AdminClient`] speaks it.
 
+mod assets;
 pub mod client;
 mod protection;
 mod releases;
@@ -39,11 +40,21 @@ pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
         .route("/api/v1/revocations", post(protection::revoke))
         .route("/api/v1/revocations/{subject}", axum::routing::delete(protection::restore))
         .route("/api/v1/regions", axum::routing::put(protection::regions))
+        .route("/api/v1/assets", get(assets::list))
+        .route("/api/v1/assets/{id}", get(assets::get).delete(assets::delete))
+        .route("/api/v1/uploads", post(crate::vod::uploads::create))
+        .route(
+            "/api/v1/uploads/{id}",
+            axum::routing::head(crate::vod::uploads::head)
+                .patch(crate::vod::uploads::patch)
+                .delete(crate::vod::uploads::terminate),
+        )
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/nodes/{id}", axum::routing::delete(remove_node))
         .layer(axum::middleware::from_fn_with_state(state, authorize));
     Router::new()
         .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .route("/api/v1/uploads", axum::routing::options(crate::vod::uploads::options))
         .merge(protected)
 }
 

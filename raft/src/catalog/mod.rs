@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use assets::{AssetRecord, AssetState, SourceRecord};
+pub use assets::{AssetRecord, AssetState, SourceRecord, TITLE_MAX};
 pub use protection::{KeyRecord, Protection, ProtectionRecord, KEYS_KEPT};
 pub use release::{valid_content, Gate, Readiness, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, Visibility};
 

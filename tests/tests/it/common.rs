@@ -92,7 +92,8 @@ pub async fn post(addr: SocketAddr, path: &str, body: impl Into<Bytes>) -> Respo
     request(hyper::Method::POST, addr, path, &[], body.into()).await
 }
 
-async fn request(
+/// Any request, with extra headers and a body.
+pub async fn request(
     method: hyper::Method,
     addr: SocketAddr,
     path: &str,

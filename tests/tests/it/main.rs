@@ -14,3 +14,4 @@ mod relay;
 mod release;
 mod rtmp;
 mod tiers;
+mod vod;

@@ -1,0 +1,40 @@
+//! `GET /api/v1/assets`, `GET/DELETE /api/v1/assets/{id}`: VOD assets as the catalog has
+//! them. Uploads are `/api/v1/uploads` ([`crate::vod::uploads`]).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tessera_raft::Command;
+
+use super::{cluster_err, err, read, ReadParams};
+use crate::http::HttpState;
+
+pub(super) async fn list(State(state): State<Arc<HttpState>>, Query(p): Query<ReadParams>) -> Response {
+    read(&state, &p, |c| c.assets.values().cloned().collect::<Vec<_>>()).await
+}
+
+pub(super) async fn get(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
+    match state.cluster.read(|c| c.assets.get(&id).cloned()).await {
+        Ok(Some(a)) => Json(a).into_response(),
+        Ok(None) => err(StatusCode::NOT_FOUND, "not_found", format!("no asset {id:?}")),
+        Err(e) => cluster_err(e),
+    }
+}
+
+/// Deletes the asset; its source goes with it on the node that holds it (at once here,
+/// by that node's own sweep elsewhere).
+pub(super) async fn delete(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
+    let holder = state.cluster.catalog.read_local(|c| c.assets.get(&id).map(|a| a.source.node)).value;
+    match state.cluster.propose(Command::DeleteAsset { id: id.clone() }).await {
+        Ok(_) => {
+            if holder == Some(state.cluster.identity.id) {
+                crate::vod::remove_source(&state.uploads.sources, &id).await;
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => cluster_err(e),
+    }
+}

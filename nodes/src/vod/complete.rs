@@ -1,0 +1,148 @@
+//! An upload's last byte: the whole file checked, read through, stored as the asset's
+//! source and recorded in the catalog — or refused and deleted.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use ring::digest::{Context, SHA256};
+use tessera_raft::catalog::TITLE_MAX;
+use tessera_raft::{AssetRecord, AssetState, CatalogError, Command, Outcome, SourceRecord};
+
+use super::source::{probe, SourceSummary};
+use super::uploads::{completed, refusal, save_meta, upload_paths, UploadMeta as Meta};
+use crate::cluster::ClusterError;
+use crate::http::HttpState;
+
+/// The SHA-256 of a file, read in 1 MiB blocks.
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut context = Context::new(&SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        context.update(&buf[..n]);
+    }
+    Ok(context.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Where asset `id`'s source is stored.
+pub fn source_path(sources: &Path, id: &str) -> std::path::PathBuf {
+    sources.join(id).join("source")
+}
+
+/// Completes upload `id`.
+pub(super) async fn finish(state: &Arc<HttpState>, id: &str, mut meta: Meta) -> Response {
+    let cfg = &state.uploads;
+    let (bin, json) = upload_paths(cfg, id);
+    let source = source_path(&cfg.sources, id);
+    // A completion retried after its catalog write failed finds its source moved already.
+    let stored = tokio::fs::metadata(&source).await.is_ok();
+    let from = if stored { source.clone() } else { bin.clone() };
+    let checked =
+        tokio::task::spawn_blocking(move || -> Result<(String, SourceSummary), (StatusCode, &'static str, String)> {
+            let sha256 = sha256_of(&from).map_err(|e| (StatusCode::INSUFFICIENT_STORAGE, "storage", e.to_string()))?;
+            let summary = probe(&from).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
+            Ok((sha256, summary))
+        })
+        .await
+        .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())));
+    let refuse_and_forget = |status: StatusCode, code: &str, message: String| {
+        tracing::warn!(upload = %id, code, "upload refused: {message}");
+        metrics::counter!("tessera_upload_refusals_total", "reason" => code.to_string()).increment(1);
+        refusal(status, code, message)
+    };
+    let (sha256, summary) = match checked {
+        Ok(c) => c,
+        Err((status, code, message)) => {
+            if status == StatusCode::UNPROCESSABLE_ENTITY {
+                forget(&bin, &json, &source).await;
+            }
+            return refuse_and_forget(status, code, message);
+        }
+    };
+    if let Some(expected) = meta.metadata.get("sha256") {
+        if !expected.eq_ignore_ascii_case(&sha256) {
+            forget(&bin, &json, &source).await;
+            let message = format!("the file's SHA-256 is {sha256}, the upload said {expected}");
+            return refuse_and_forget(StatusCode::from_u16(460).expect("460"), "checksum_mismatch", message);
+        }
+    }
+    if !stored {
+        let moved = async {
+            tokio::fs::create_dir_all(source.parent().expect("a folder")).await?;
+            tokio::fs::rename(&bin, &source).await?;
+            let dir = source.parent().expect("a folder").to_path_buf();
+            tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+                .await
+                .map_err(std::io::Error::other)?
+        };
+        if let Err(e) = moved.await {
+            return refuse_and_forget(StatusCode::INSUFFICIENT_STORAGE, "storage", e.to_string());
+        }
+    }
+    let title = meta.metadata.get("title").or(meta.metadata.get("filename")).map_or(id, |t| t.as_str());
+    let asset = AssetRecord {
+        id: id.to_string(),
+        title: clean_title(title),
+        source: SourceRecord {
+            node: state.cluster.identity.id,
+            size: meta.length,
+            sha256,
+            container: summary.container.to_string(),
+            duration_ms: summary.duration_ms,
+            video: summary.video(),
+            audio: summary.audio(),
+        },
+        state: AssetState::Uploaded,
+        keep_source: meta.metadata.get("keep_source").is_none_or(|v| v != "false"),
+        created_ms: 0,
+    };
+    let rejected = match state.cluster.propose(Command::AddAsset { asset }).await {
+        Ok(Outcome::Rejected(r)) | Err(ClusterError::Catalog(CatalogError::Rejected(r))) => Some(r),
+        Ok(_) => None,
+        Err(e) => {
+            // The source stays where it is: an empty PATCH at the last offset tries again.
+            tracing::warn!(upload = %id, error = %e, "the asset could not be recorded yet");
+            let message = format!("the asset could not be recorded yet ({e}); PATCH again at the last offset");
+            return refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+        }
+    };
+    if let Some(r) = rejected {
+        forget(&bin, &json, &source).await;
+        return refuse_and_forget(StatusCode::UNPROCESSABLE_ENTITY, "rejected", r.to_string());
+    }
+    meta.asset = Some(id.to_string());
+    if let Err(e) = save_meta(&json, &meta).await {
+        tracing::warn!(upload = %id, error = %e, "the completed upload's record was not updated");
+    }
+    tracing::info!(upload = %id, asset = %id, bytes = meta.length, duration_ms = summary.duration_ms, "asset uploaded");
+    metrics::counter!("tessera_assets_uploaded_total").increment(1);
+    completed(meta.length, Some(id))
+}
+
+/// A title as the catalog keeps it: no control characters, at most its length in bytes.
+fn clean_title(title: &str) -> String {
+    let mut out = String::new();
+    for c in title.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > TITLE_MAX {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+async fn forget(bin: &Path, json: &Path, source: &Path) {
+    for p in [bin, json, source] {
+        let _ = tokio::fs::remove_file(p).await;
+    }
+    if let Some(dir) = source.parent() {
+        let _ = tokio::fs::remove_dir(dir).await;
+    }
+}

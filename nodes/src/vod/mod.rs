@@ -1,0 +1,57 @@
+//! Video on demand: uploads ([`uploads`], tus 1.0), the checks a source passes before it
+//! becomes an asset ([`source`]), and the upkeep of stored sources.
+//!
+//! A source lives on the node that received it, `DATA_DIR/sources/ID/source`, written
+//! durably before the upload is acknowledged; the catalog says which node holds it.
+
+mod complete;
+pub mod source;
+pub mod uploads;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use complete::source_path;
+pub use uploads::{UploadConfig, UploadLocks};
+
+use crate::cluster::ClusterService;
+
+/// Removes asset `id`'s stored source.
+pub async fn remove_source(sources: &Path, id: &str) {
+    let dir = sources.join(id);
+    match tokio::fs::remove_dir_all(&dir).await {
+        Ok(()) => tracing::info!(asset = %id, "source removed"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(asset = %id, path = %dir.display(), error = %e, "a source could not be removed"),
+    }
+}
+
+/// A source stored this long without an asset in the catalog is an upload whose
+/// completion failed for good (or a deleted asset's): it is removed.
+const ORPHAN_AFTER: Duration = Duration::from_secs(3600);
+
+/// Every ten minutes, removes stored sources the catalog no longer names.
+pub async fn sweep(cluster: ClusterService, sources: std::path::PathBuf, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Ok(mut dir) = tokio::fs::read_dir(&sources).await else { continue };
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let known = cluster.catalog.read_local(|c| c.assets.contains_key(&id)).value;
+            let old = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > ORPHAN_AFTER);
+            if !known && old {
+                remove_source(&sources, &id).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! What an uploaded source holds, checked before it may become an asset: MP4 or QuickTime
+//! (`moov` first or last) or MPEG-TS, H.264 or HEVC video, AAC audio. The whole file is
+//! read: every sample must lie inside it and every video sample must be well-formed NAL
+//! units, so a truncated file or one that lies in its headers is refused here, with where.
+//!
+//! Blocking file I/O: run it off the async threads.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use tessera_ingest::mp4::{Mp4Error, SourceIndex, TopLevel, TopStep};
+use tessera_ingest::ts::TsDemuxer;
+use tessera_ingest::{CodecConfig, DemuxEvent, TrackInfo, TrackKind};
+
+/// A source file, as checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSummary {
+    /// `mp4` or `mpegts`.
+    pub container: &'static str,
+    pub duration_ms: u64,
+    pub tracks: Vec<TrackInfo>,
+    /// Video samples (frames) read.
+    pub video_frames: u64,
+}
+
+impl SourceSummary {
+    /// The video track, e.g. `h264 1920x1080`.
+    pub fn video(&self) -> Option<String> {
+        self.tracks.iter().find(|t| t.kind() == TrackKind::Video).map(|t| describe(&t.codec))
+    }
+
+    /// The audio track, e.g. `aac 48000 Hz 2 ch`.
+    pub fn audio(&self) -> Option<String> {
+        self.tracks.iter().find(|t| t.kind() == TrackKind::Audio).map(|t| describe(&t.codec))
+    }
+}
+
+fn describe(c: &CodecConfig) -> String {
+    match c {
+        CodecConfig::H264(v) => format!("h264 {}x{}", v.width, v.height),
+        CodecConfig::Hevc(v) => format!("hevc {}x{}", v.width, v.height),
+        CodecConfig::Aac(a) => format!("aac {} Hz {} ch", a.sample_rate, a.channels),
+    }
+}
+
+/// Why a source is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("reading the source: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a media file this takes: {0}")]
+    NotMedia(String),
+    #[error("{0}")]
+    Mp4(#[from] Mp4Error),
+    #[error("MPEG-TS: {0}")]
+    Ts(String),
+    #[error("no video track (an asset needs pictures to make a ladder of)")]
+    NoVideo,
+}
+
+impl SourceError {
+    /// A short code for the API and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SourceError::Io(_) => "io",
+            SourceError::NotMedia(_) => "not_media",
+            SourceError::Mp4(Mp4Error::PastEnd { .. } | Mp4Error::NoMoov | Mp4Error::SampleOutside { .. }) => {
+                "truncated"
+            }
+            SourceError::Mp4(Mp4Error::NotMp4(_)) => "not_media",
+            SourceError::Mp4(_) | SourceError::Ts(_) => "malformed",
+            SourceError::NoVideo => "no_video",
+        }
+    }
+}
+
+/// Checks the file at `path`.
+pub fn probe(path: &Path) -> Result<SourceSummary, SourceError> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut head = [0u8; 189];
+    let n = read_at(&mut file, 0, &mut head)?;
+    let summary =
+        if n > 188 && head[0] == 0x47 && head[188] == 0x47 { probe_ts(&mut file)? } else { probe_mp4(&mut file, len)? };
+    if summary.video().is_none() {
+        return Err(SourceError::NoVideo);
+    }
+    Ok(summary)
+}
+
+fn read_at(file: &mut File, at: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+    file.seek(SeekFrom::Start(at))?;
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}
+
+fn probe_mp4(file: &mut File, len: u64) -> Result<SourceSummary, SourceError> {
+    let mut top = TopLevel::new(len);
+    let mut step = top.start();
+    let moov = loop {
+        match step {
+            TopStep::ReadHeader(at) => {
+                let mut header = [0u8; 16];
+                let n = read_at(file, at, &mut header)?;
+                step = top.header(&header[..n])?;
+            }
+            TopStep::Done(moov) => break moov,
+        }
+    };
+    if moov.size > 256 << 20 {
+        return Err(SourceError::Mp4(Mp4Error::Moov(format!("a {}-byte moov is past any real file's", moov.size))));
+    }
+    let mut bytes = vec![0u8; moov.size as usize];
+    read_at(file, moov.offset, &mut bytes)?;
+    let index = SourceIndex::parse(&bytes, len)?;
+    let mut video_frames = 0;
+    let mut data = Vec::new();
+    for (i, s) in index.samples.iter().enumerate() {
+        data.resize(s.size as usize, 0);
+        if read_at(file, s.offset, &mut data)? < data.len() {
+            return Err(SourceError::Mp4(Mp4Error::SampleOutside {
+                track: s.track as u32,
+                sample: i,
+                offset: s.offset,
+                size: s.size,
+                file_len: len,
+            }));
+        }
+        let frame = index.frame(i, &data)?;
+        video_frames += (frame.kind == TrackKind::Video) as u64;
+    }
+    Ok(SourceSummary {
+        container: "mp4",
+        duration_ms: (index.duration_s * 1000.0).round() as u64,
+        tracks: index.tracks,
+        video_frames,
+    })
+}
+
+/// Errors past which an MPEG-TS file is taken as damaged rather than merely imperfect.
+const TS_ERRORS_TOLERATED: usize = 16;
+
+fn probe_ts(file: &mut File) -> Result<SourceSummary, SourceError> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut demux = TsDemuxer::new();
+    let mut tracks: Vec<TrackInfo> = Vec::new();
+    let (mut first, mut last, mut video_frames, mut errors) = (None::<i64>, 0i64, 0u64, Vec::new());
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        let events = if n == 0 { demux.flush() } else { demux.push(&buf[..n]) };
+        for e in events {
+            match e {
+                Ok(DemuxEvent::Track(t)) => {
+                    tracks.retain(|x| x.id != t.id);
+                    tracks.push(t);
+                }
+                Ok(DemuxEvent::Frame(f)) if f.kind == TrackKind::Video => {
+                    video_frames += 1;
+                    first = Some(first.map_or(f.dts, |d| d.min(f.dts)));
+                    last = last.max(f.pts);
+                }
+                Ok(DemuxEvent::Frame(_)) => {}
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if errors.len() > TS_ERRORS_TOLERATED {
+            return Err(SourceError::Ts(format!("{} errors, the first: {}", errors.len(), errors[0])));
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    if tracks.is_empty() {
+        return Err(SourceError::NotMedia("MPEG-TS packets but no program with H.264, HEVC or AAC".into()));
+    }
+    let duration_ms = first.map_or(0, |f| ((last - f).max(0) / 90) as u64);
+    tracks.sort_by_key(|t| t.kind() != TrackKind::Video);
+    Ok(SourceSummary { container: "mpegts", duration_ms, tracks, video_frames })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples").join(name)
+    }
+
+    fn scratch(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("tessera-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_sample_as_mp4_and_as_mpeg_ts_is_the_same_film() {
+        let mp4 = probe(&sample("sample.mp4")).unwrap();
+        let ts = probe(&sample("sample.ts")).unwrap();
+        assert_eq!((mp4.container, ts.container), ("mp4", "mpegts"));
+        assert_eq!(mp4.video(), Some("h264 640x360".into()));
+        assert_eq!(mp4.video(), ts.video());
+        assert_eq!(mp4.audio(), ts.audio());
+        assert_eq!(mp4.video_frames, ts.video_frames);
+        assert!(mp4.duration_ms.abs_diff(ts.duration_ms) < 100, "{} vs {}", mp4.duration_ms, ts.duration_ms);
+    }
+
+    #[test]
+    fn text_a_truncated_file_and_a_lying_one_are_refused_with_a_code() {
+        let text = scratch("notes.mp4", b"these are the director's notes, not a film");
+        assert_eq!(probe(&text).unwrap_err().code(), "not_media");
+        let mp4 = std::fs::read(sample("sample.mp4")).unwrap();
+        let cut = scratch("cut.mp4", &mp4[..mp4.len() * 2 / 3]);
+        assert_eq!(probe(&cut).unwrap_err().code(), "truncated");
+        // A NAL length in a video sample that claims more than the sample holds.
+        let (moov_at, moov_len) = (mp4.len() - 5680, 5680); // the sample ends with its moov
+        assert_eq!(&mp4[moov_at + 4..moov_at + 8], b"moov");
+        let index = SourceIndex::parse(&mp4[moov_at..moov_at + moov_len], mp4.len() as u64).unwrap();
+        let video = index.samples.iter().find(|s| s.track == tessera_ingest::mp4::VIDEO_TRACK).unwrap();
+        let mut lying = mp4.clone();
+        let at = video.offset as usize;
+        lying[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        let err = probe(&scratch("lying.mp4", &lying)).unwrap_err();
+        assert_eq!(err.code(), "malformed", "{err}");
+        assert!(err.to_string().contains("a NAL unit claims"), "{err}");
+        let ts = std::fs::read(sample("sample.ts")).unwrap();
+        let garbage: Vec<u8> = ts.iter().enumerate().map(|(i, b)| if i % 188 == 0 { 0x47 } else { b ^ 0x5a }).collect();
+        assert!(probe(&scratch("garbage.ts", &garbage)).is_err(), "sync bytes alone are not MPEG-TS");
+    }
+}

@@ -1,0 +1,390 @@
+//! Resumable uploads, tus 1.0 (core, creation, checksum, termination) at `/api/v1/uploads`,
+//! so existing tus clients work:
+//!
+//! - `OPTIONS` says what the server takes (`Tus-Version`, `Tus-Extension`, `Tus-Max-Size`,
+//!   `Tus-Checksum-Algorithm`).
+//! - `POST` with `Upload-Length` (and `Upload-Metadata`: `filename`, `title`, `sha256` of
+//!   the whole file in hex, `keep_source`) creates an upload: `201`, `Location`.
+//! - `HEAD` answers `Upload-Offset`: the bytes stored durably so far.
+//! - `PATCH` (`application/offset+octet-stream`) at the current `Upload-Offset` appends,
+//!   checked against `Upload-Checksum` (`sha256` or `sha1`, `460` and nothing kept on a
+//!   mismatch), and answers only once the bytes are on disk (`fsync`).
+//! - `DELETE` drops an upload.
+//!
+//! The last byte completes it: the whole file's SHA-256 is checked against the one the
+//! metadata gave, the source is read through ([`super::source::probe`]), moved to
+//! `DATA_DIR/sources/ID`, and the asset is recorded in the catalog. A file that is not
+//! media, is truncated or lies in its headers is refused (`422`) and deleted: nothing is
+//! left half-registered. A completion whose catalog write fails can be retried with an
+//! empty `PATCH` at the final offset.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use futures::StreamExt;
+use ring::digest::{Context, SHA1_FOR_LEGACY_USE_ONLY, SHA256};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::http::HttpState;
+
+/// Where uploads and sources live, and how big an upload may be.
+#[derive(Debug, Clone)]
+pub struct UploadConfig {
+    /// `DATA_DIR/uploads`: uploads in progress.
+    pub uploads: PathBuf,
+    /// `DATA_DIR/sources`: stored sources, one folder per asset.
+    pub sources: PathBuf,
+    pub max_bytes: u64,
+}
+
+/// Uploads with a `PATCH` in progress (one at a time each).
+#[derive(Default)]
+pub struct UploadLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl UploadLocks {
+    fn of(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.0.lock().expect("upload locks").entry(id.to_string()).or_default().clone()
+    }
+}
+
+/// An upload's record beside its bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct UploadMeta {
+    pub length: u64,
+    pub metadata: BTreeMap<String, String>,
+    pub created_ms: i64,
+    /// Set once the asset is recorded.
+    #[serde(default)]
+    pub asset: Option<String>,
+}
+
+const TUS: &str = "1.0.0";
+
+fn tus(status: StatusCode) -> Response {
+    (status, [("tus-resumable", TUS), ("cache-control", "no-store")]).into_response()
+}
+
+fn refuse(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+    let body = serde_json::json!({ "error": code, "message": message.to_string() }).to_string();
+    (status, [("tus-resumable", TUS), ("content-type", "application/json")], body).into_response()
+}
+
+fn header<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Every request but `OPTIONS` must speak tus 1.0.0.
+fn check_version(h: &HeaderMap) -> Result<(), Box<Response>> {
+    match header(h, "tus-resumable") {
+        Some(TUS) => Ok(()),
+        _ => {
+            let mut r = refuse(StatusCode::PRECONDITION_FAILED, "tus_version", "Tus-Resumable: 1.0.0 is required");
+            r.headers_mut().insert("tus-version", HeaderValue::from_static(TUS));
+            Err(Box::new(r))
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn paths(cfg: &UploadConfig, id: &str) -> (PathBuf, PathBuf) {
+    (cfg.uploads.join(format!("{id}.bin")), cfg.uploads.join(format!("{id}.json")))
+}
+
+fn read_meta(path: &Path) -> Option<UploadMeta> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Writes a file durably: a temporary name, `fsync`, rename, `fsync` of the folder.
+async fn write_durably(path: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let tmp = path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, &bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// `OPTIONS /api/v1/uploads`.
+pub async fn options(State(state): State<Arc<HttpState>>) -> Response {
+    let mut r = tus(StatusCode::NO_CONTENT);
+    let h = r.headers_mut();
+    h.insert("tus-version", HeaderValue::from_static(TUS));
+    h.insert("tus-extension", HeaderValue::from_static("creation,checksum,termination"));
+    h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha256,sha1"));
+    if let Ok(v) = HeaderValue::from_str(&state.uploads.max_bytes.to_string()) {
+        h.insert("tus-max-size", v);
+    }
+    r
+}
+
+/// `Upload-Metadata`: comma-separated `key base64value` pairs.
+fn parse_metadata(raw: Option<&str>) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for pair in raw.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
+        let value = B64.decode(value.trim()).map_err(|_| format!("metadata {key:?} is not base64"))?;
+        let value = String::from_utf8(value).map_err(|_| format!("metadata {key:?} is not UTF-8"))?;
+        out.insert(key.to_string(), value);
+    }
+    if out.get("sha256").is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err("metadata sha256 must be 64 hex digits".into());
+    }
+    Ok(out)
+}
+
+/// `POST /api/v1/uploads`.
+pub async fn create(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_version(&headers) {
+        return *r;
+    }
+    let cfg = &state.uploads;
+    let Some(length) = header(&headers, "upload-length").and_then(|v| v.parse::<u64>().ok()) else {
+        return refuse(StatusCode::BAD_REQUEST, "upload_length", "Upload-Length (bytes) is required");
+    };
+    if length > cfg.max_bytes {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("{length} bytes is more than this node takes ({})", cfg.max_bytes),
+        );
+    }
+    let metadata = match parse_metadata(header(&headers, "upload-metadata")) {
+        Ok(m) => m,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "metadata", e),
+    };
+    let mut raw = [0u8; 16];
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw).is_err() {
+        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no randomness for an upload id");
+    }
+    let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let (bin, json) = paths(cfg, &id);
+    let meta = UploadMeta { length, metadata, created_ms: crate::store::now_ms(), asset: None };
+    let made = async {
+        tokio::fs::create_dir_all(&cfg.uploads).await?;
+        tokio::fs::File::create(&bin).await?.sync_all().await?;
+        write_durably(&json, serde_json::to_vec(&meta).expect("meta serialises")).await
+    };
+    if let Err(e) = made.await {
+        tracing::error!(upload = %id, error = %e, "an upload could not be created");
+        return refuse(StatusCode::INSUFFICIENT_STORAGE, "storage", e);
+    }
+    tracing::info!(upload = %id, length, "upload created");
+    metrics::counter!("tessera_uploads_created_total").increment(1);
+    let mut r = tus(StatusCode::CREATED);
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/uploads/{id}")) {
+        r.headers_mut().insert("location", v);
+    }
+    r
+}
+
+/// Bytes stored so far.
+async fn offset_of(bin: &Path) -> Option<u64> {
+    tokio::fs::metadata(bin).await.ok().map(|m| m.len())
+}
+
+/// `HEAD /api/v1/uploads/{id}`.
+pub async fn head(State(state): State<Arc<HttpState>>, UrlPath(id): UrlPath<String>, headers: HeaderMap) -> Response {
+    if let Err(r) = check_version(&headers) {
+        return *r;
+    }
+    let (bin, json) = paths(&state.uploads, &id);
+    let Some(meta) = valid_id(&id).then(|| read_meta(&json)).flatten() else {
+        return tus(StatusCode::NOT_FOUND);
+    };
+    // A completed upload's bytes have moved to its source.
+    let offset = if meta.asset.is_some() { meta.length } else { offset_of(&bin).await.unwrap_or(0) };
+    let mut r = tus(StatusCode::OK);
+    let h = r.headers_mut();
+    h.insert("upload-offset", offset.into());
+    h.insert("upload-length", meta.length.into());
+    if let Some(asset) = meta.asset.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        h.insert("tessera-asset", asset);
+    }
+    r
+}
+
+/// `DELETE /api/v1/uploads/{id}`.
+pub async fn terminate(
+    State(state): State<Arc<HttpState>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = check_version(&headers) {
+        return *r;
+    }
+    let (bin, json) = paths(&state.uploads, &id);
+    if !valid_id(&id) || read_meta(&json).is_none() {
+        return tus(StatusCode::NOT_FOUND);
+    }
+    let lock = state.upload_locks.of(&id);
+    let _held = lock.lock().await;
+    let _ = tokio::fs::remove_file(&bin).await;
+    let _ = tokio::fs::remove_file(&json).await;
+    tus(StatusCode::NO_CONTENT)
+}
+
+/// `Upload-Checksum: ALGORITHM BASE64`.
+fn checksum(h: &HeaderMap) -> Result<Option<(Context, Vec<u8>)>, Box<Response>> {
+    let Some(v) = header(h, "upload-checksum") else { return Ok(None) };
+    let (algo, digest) = v.split_once(' ').unwrap_or((v, ""));
+    let context = match algo {
+        "sha256" => Context::new(&SHA256),
+        "sha1" => Context::new(&SHA1_FOR_LEGACY_USE_ONLY),
+        _ => {
+            let r = refuse(StatusCode::BAD_REQUEST, "checksum_algorithm", format!("{algo:?}: sha256 or sha1"));
+            return Err(Box::new(r));
+        }
+    };
+    let digest = B64
+        .decode(digest.trim())
+        .map_err(|_| Box::new(refuse(StatusCode::BAD_REQUEST, "checksum", "Upload-Checksum's digest is not base64")))?;
+    Ok(Some((context, digest)))
+}
+
+/// `PATCH /api/v1/uploads/{id}`.
+pub async fn patch(
+    State(state): State<Arc<HttpState>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = check_version(&headers) {
+        return *r;
+    }
+    if header(&headers, "content-type") != Some("application/offset+octet-stream") {
+        return refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type", "application/offset+octet-stream expected");
+    }
+    let (bin, json) = paths(&state.uploads, &id);
+    let Some(meta) = valid_id(&id).then(|| read_meta(&json)).flatten() else {
+        return tus(StatusCode::NOT_FOUND);
+    };
+    let lock = state.upload_locks.of(&id);
+    let Ok(_held) = lock.try_lock() else {
+        return refuse(StatusCode::CONFLICT, "busy", "another PATCH of this upload is in progress");
+    };
+    if meta.asset.is_some() {
+        return completed(meta.length, meta.asset.as_deref());
+    }
+    let Some(offset) = offset_of(&bin).await else { return tus(StatusCode::NOT_FOUND) };
+    if header(&headers, "upload-offset").and_then(|v| v.parse::<u64>().ok()) != Some(offset) {
+        let mut r = refuse(StatusCode::CONFLICT, "offset", format!("the upload is at byte {offset}"));
+        r.headers_mut().insert("upload-offset", offset.into());
+        return r;
+    }
+    let mut check = match checksum(&headers) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let written = match append(&bin, offset, meta.length, body, check.as_mut().map(|c| &mut c.0)).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    if let Some((context, expected)) = check {
+        if context.finish().as_ref() != expected.as_slice() {
+            let _ = truncate(&bin, offset).await;
+            metrics::counter!("tessera_upload_refusals_total", "reason" => "checksum").increment(1);
+            return refuse(
+                StatusCode::from_u16(460).expect("460"),
+                "checksum_mismatch",
+                "the chunk's checksum does not match; nothing of it was kept",
+            );
+        }
+    }
+    let offset = offset + written;
+    metrics::counter!("tessera_upload_bytes_total").increment(written);
+    if offset < meta.length {
+        let mut r = tus(StatusCode::NO_CONTENT);
+        r.headers_mut().insert("upload-offset", offset.into());
+        return r;
+    }
+    super::complete::finish(&state, &id, meta).await
+}
+
+/// The answer to a completed upload.
+pub(super) fn completed(length: u64, asset: Option<&str>) -> Response {
+    let mut r = tus(StatusCode::NO_CONTENT);
+    r.headers_mut().insert("upload-offset", length.into());
+    if let Some(a) = asset.and_then(|a| HeaderValue::from_str(a).ok()) {
+        r.headers_mut().insert("tessera-asset", a);
+    }
+    r
+}
+
+pub(super) fn refusal(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+    refuse(status, code, message)
+}
+
+pub(super) fn upload_paths(cfg: &UploadConfig, id: &str) -> (PathBuf, PathBuf) {
+    paths(cfg, id)
+}
+
+pub(super) async fn save_meta(path: &Path, meta: &UploadMeta) -> std::io::Result<()> {
+    write_durably(path, serde_json::to_vec(meta).expect("meta serialises")).await
+}
+
+async fn truncate(bin: &Path, to: u64) -> std::io::Result<()> {
+    let f = tokio::fs::OpenOptions::new().write(true).open(bin).await?;
+    f.set_len(to).await?;
+    f.sync_all().await
+}
+
+/// Appends the request body at `offset`, up to `length` in all, durably; the bytes written.
+async fn append(
+    bin: &Path,
+    offset: u64,
+    length: u64,
+    body: Body,
+    mut digest: Option<&mut Context>,
+) -> Result<u64, Response> {
+    let storage = |e: std::io::Error| {
+        tracing::error!(path = %bin.display(), error = %e, "an upload chunk could not be stored");
+        refuse(StatusCode::INSUFFICIENT_STORAGE, "storage", e)
+    };
+    let mut file = tokio::fs::OpenOptions::new().append(true).open(bin).await.map_err(storage)?;
+    let mut written = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            // A client that goes away keeps what arrived, and resumes from there; unless
+            // the chunk was to be checked, which cannot be done with part of it.
+            if digest.is_some() {
+                drop(file);
+                let _ = truncate(bin, offset).await;
+                return Err(refuse(StatusCode::BAD_REQUEST, "incomplete", "the chunk was cut off before its end"));
+            }
+            break;
+        };
+        if offset + written + chunk.len() as u64 > length {
+            drop(file);
+            let _ = truncate(bin, offset).await;
+            return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "past_length", "more bytes than Upload-Length"));
+        }
+        if let Some(d) = digest.as_deref_mut() {
+            d.update(&chunk);
+        }
+        file.write_all(&chunk).await.map_err(storage)?;
+        written += chunk.len() as u64;
+    }
+    file.sync_all().await.map_err(storage)?;
+    Ok(written)
+}

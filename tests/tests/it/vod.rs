@@ -1,0 +1,149 @@
+//! VOD uploads over tus 1.0 against a real node: created, sent in chunks (a corrupted chunk
+//! refused and not kept, a wrong offset refused), resumed from the offset the node reports,
+//! completed into an asset whose stored source is the file byte for byte; files that are
+//! not media, truncated or over the size limit refused, with nothing registered.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::Value;
+
+use crate::common::*;
+
+const ADMIN: &str = "vod-admin-token";
+const MP4: &[u8] = include_bytes!("../../../samples/sample.mp4");
+
+fn sha256_hex(data: &[u8]) -> String {
+    sha256(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 by way of coreutils' sha256sum, an implementation independent of the node's.
+fn sha256(data: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let hex = String::from_utf8(out.stdout).unwrap();
+    (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
+}
+
+struct Tus {
+    addr: std::net::SocketAddr,
+    auth: String,
+}
+
+impl Tus {
+    async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response {
+        let mut all = vec![("authorization", self.auth.as_str()), ("tus-resumable", "1.0.0")];
+        all.extend_from_slice(headers);
+        request(method, self.addr, path, &all, body.into()).await
+    }
+
+    /// Creates an upload: its URL.
+    async fn create(&self, length: usize, metadata: &[(&str, &str)]) -> Response {
+        let meta: Vec<String> = metadata.iter().map(|(k, v)| format!("{k} {}", B64.encode(v))).collect();
+        let length = length.to_string();
+        let headers = [("upload-length", length.as_str()), ("upload-metadata", &meta.join(","))];
+        self.call(Method::POST, "/api/v1/uploads", &headers, Bytes::new()).await
+    }
+
+    async fn patch(&self, url: &str, offset: usize, chunk: &[u8], checksum: Option<&[u8]>) -> Response {
+        let offset = offset.to_string();
+        let sum = checksum.map(|c| format!("sha256 {}", B64.encode(sha256(c))));
+        let mut headers = vec![("upload-offset", offset.as_str()), ("content-type", "application/offset+octet-stream")];
+        if let Some(s) = &sum {
+            headers.push(("upload-checksum", s.as_str()));
+        }
+        self.call(Method::PATCH, url, &headers, Bytes::copy_from_slice(chunk)).await
+    }
+
+    async fn offset(&self, url: &str) -> Option<u64> {
+        let r = self.call(Method::HEAD, url, &[], Bytes::new()).await;
+        r.headers.get("upload-offset")?.to_str().ok()?.parse().ok()
+    }
+}
+
+fn location(r: &Response) -> String {
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.headers.get("location").expect("a Location").to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_film_uploaded_over_tus_in_chunks_and_resumed_becomes_an_asset_and_bad_files_are_refused() {
+    let data = scratch_dir("vod");
+    let node = node(|c| {
+        c.data_dir = data.clone();
+        c.admin_tokens = vec![ADMIN.into()];
+        c.upload_max_bytes = 1 << 20;
+    })
+    .await;
+    let tus = Tus { addr: node.http_addr(), auth: format!("Bearer {ADMIN}") };
+    let options = request(Method::OPTIONS, node.http_addr(), "/api/v1/uploads", &[], Bytes::new()).await;
+    assert_eq!(options.status, 204);
+    assert_eq!(options.headers["tus-version"], "1.0.0");
+    assert_eq!(options.headers["tus-max-size"], (1u64 << 20).to_string().as_str());
+    assert!(options.headers["tus-extension"].to_str().unwrap().contains("checksum"));
+
+    let sha = sha256_hex(MP4);
+    let url = location(&tus.create(MP4.len(), &[("title", "The Sample"), ("sha256", &sha)]).await);
+    let third = MP4.len() / 3;
+    let first = tus.patch(&url, 0, &MP4[..third], Some(&MP4[..third])).await;
+    assert_eq!(first.status, 204, "{}", first.text());
+    assert_eq!(first.headers["upload-offset"], third.to_string().as_str());
+    // A chunk damaged on the way: refused by its checksum, nothing of it kept.
+    let mut damaged = MP4[third..2 * third].to_vec();
+    damaged[100] ^= 0xff;
+    let refused = tus.patch(&url, third, &damaged, Some(&MP4[third..2 * third])).await;
+    assert_eq!(refused.status, 460, "{}", refused.text());
+    assert_eq!(tus.offset(&url).await, Some(third as u64), "the damaged chunk was not kept");
+    // A client that lost track of the offset is told where the upload stands.
+    let wrong = tus.patch(&url, 0, &MP4[..10], None).await;
+    assert_eq!((wrong.status, wrong.headers["upload-offset"].to_str().unwrap()), (409, third.to_string().as_str()));
+    // Resumed from the offset the node reports, to the end.
+    let at = tus.offset(&url).await.unwrap() as usize;
+    assert_eq!(tus.patch(&url, at, &MP4[at..2 * third], None).await.status, 204);
+    let last = tus.patch(&url, 2 * third, &MP4[2 * third..], None).await;
+    assert_eq!(last.status, 204, "{}", last.text());
+    let id = last.headers["tessera-asset"].to_str().unwrap().to_string();
+    assert_eq!(tus.offset(&url).await, Some(MP4.len() as u64), "a finished upload says so when resumed");
+
+    let api = tessera_node::admin::client::AdminClient::new(&node.http_addr().to_string(), ADMIN);
+    let asset: Value = api.get(&format!("/api/v1/assets/{id}")).await.unwrap();
+    assert_eq!(asset["title"], "The Sample");
+    assert_eq!(asset["state"], "uploaded");
+    assert_eq!(asset["source"]["sha256"], sha.as_str());
+    assert_eq!(asset["source"]["container"], "mp4");
+    assert_eq!(asset["source"]["video"], "h264 640x360");
+    assert_eq!(asset["source"]["audio"], "aac 48000 Hz 2 ch");
+    let duration = asset["source"]["duration_ms"].as_u64().unwrap();
+    assert!((5_900..6_200).contains(&duration), "{duration}");
+    let stored = data.join("sources").join(&id).join("source");
+    assert_eq!(std::fs::read(&stored).unwrap(), MP4, "the stored source is the file");
+
+    // Not media; truncated (a complete upload of a cut file); over the limit; a wrong hash.
+    let text = b"shot list: 1. wide, 2. close-up, 3. the ending nobody agreed on".to_vec();
+    let cut = MP4[..MP4.len() * 2 / 3].to_vec();
+    for (file, status, code) in [(&text, 422, "not_media"), (&cut, 422, "truncated")] {
+        let url = location(&tus.create(file.len(), &[("title", "bad")]).await);
+        let r = tus.patch(&url, 0, file, None).await;
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        assert_eq!((r.status, v["error"].as_str().unwrap_or_default()), (status, code), "{}", r.text());
+        assert_eq!(tus.call(Method::HEAD, &url, &[], Bytes::new()).await.status, 404, "the refused upload is gone");
+    }
+    let url = location(&tus.create(MP4.len(), &[("sha256", &"0".repeat(64))]).await);
+    assert_eq!(tus.patch(&url, 0, MP4, None).await.status, 460, "the whole file's SHA-256 is checked");
+    assert_eq!(tus.create(2 << 20, &[]).await.status, 413);
+    assert_eq!(request(Method::POST, node.http_addr(), "/api/v1/uploads", &[], Bytes::new()).await.status, 401);
+    let assets: Value = api.get("/api/v1/assets").await.unwrap();
+    assert_eq!(assets["data"].as_array().unwrap().len(), 1, "only the good file is an asset: {assets}");
+
+    api.call(Method::DELETE, &format!("/api/v1/assets/{id}"), None).await.unwrap();
+    assert!(!stored.exists(), "the source goes with its asset");
+    assert!(api.get(&format!("/api/v1/assets/{id}")).await.is_err());
+    node.shutdown().await;
+}
