@@ -69,6 +69,13 @@ impl ApiArgs {
     pub fn client(&self) -> AdminClient {
         AdminClient::new(&self.node, &self.admin_token)
     }
+
+    /// The node's base URL (`http://HOST:PORT`) and the token.
+    pub fn parts(&self) -> (String, String) {
+        let base = self.node.trim_end_matches('/');
+        let base = if base.contains("://") { base.to_string() } else { format!("http://{base}") };
+        (base, self.admin_token.clone())
+    }
 }
 
 pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {

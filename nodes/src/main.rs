@@ -2,6 +2,7 @@
 
 mod cluster_cli;
 mod release_cli;
+mod vod_cli;
 
 use std::path::PathBuf;
 
@@ -113,6 +114,12 @@ fn cli() -> Command {
         .subcommand(release_cli::ReleaseCommand::augment_subcommands(
             Command::new("release")
                 .about("Schedule, show, move or cancel a premiere (a release gated by the cluster)")
+                .subcommand_required(true)
+                .arg(quiet_log_arg()),
+        ))
+        .subcommand(vod_cli::VodCommand::augment_subcommands(
+            Command::new("vod")
+                .about("Upload a film (resumable, with progress); list, show or delete assets")
                 .subcommand_required(true)
                 .arg(quiet_log_arg()),
         ))
@@ -247,6 +254,10 @@ async fn run(matches: ArgMatches) -> anyhow::Result<()> {
         Some(("release", m)) => {
             stderr_logs(m)?;
             release_cli::run(release_cli::ReleaseCommand::from_arg_matches(m)?).await?;
+        }
+        Some(("vod", m)) => {
+            stderr_logs(m)?;
+            vod_cli::run(vod_cli::VodCommand::from_arg_matches(m)?).await?;
         }
         Some(("check-hls", m)) => {
             let mut failed = false;

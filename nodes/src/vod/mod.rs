@@ -6,6 +6,7 @@
 
 mod complete;
 pub mod source;
+pub mod tus_client;
 pub mod uploads;
 
 use std::path::Path;

@@ -147,3 +147,49 @@ async fn a_film_uploaded_over_tus_in_chunks_and_resumed_becomes_an_asset_and_bad
     assert!(api.get(&format!("/api/v1/assets/{id}")).await.is_err());
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tessera_vod_upload_resumes_after_being_killed_and_the_stored_file_is_whole() {
+    let node = node(|c| c.admin_tokens = vec![ADMIN.into()]).await;
+    let cache = scratch_dir("vod-cache");
+    let film = scratch_dir("vod-film").join("film.mp4");
+    std::fs::create_dir_all(film.parent().unwrap()).unwrap();
+    std::fs::write(&film, MP4).unwrap();
+    let cli = |pause: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tessera-cli"));
+        c.args(["vod", "upload"])
+            .arg(&film)
+            .args(["--title", "Resumed", "--chunk-kib", "16", "--pause-ms", pause])
+            .args(["--node", &format!("http://{}", node.http_addr())])
+            .env("TESSERA_ADMIN_TOKEN", ADMIN)
+            .env("XDG_CACHE_HOME", &cache);
+        c
+    };
+    // Paced at 16 KiB every 100 ms, the upload takes about two seconds: killed in the middle.
+    let mut first = cli("100").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let remembered = std::fs::read_dir(cache.join("tessera/uploads")).unwrap().next().unwrap().unwrap().path();
+    let url = std::fs::read_to_string(remembered).unwrap();
+    let tus = Tus { addr: node.http_addr(), auth: format!("Bearer {ADMIN}") };
+    let cut_at = tus.offset(url.trim()).await.expect("the interrupted upload is known");
+    assert!(cut_at > 0 && cut_at < MP4.len() as u64, "killed mid-upload, at byte {cut_at}");
+
+    let second = cli("0").output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&second.stdout), String::from_utf8_lossy(&second.stderr));
+    assert!(second.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("resuming at byte {cut_at}")), "{stderr}");
+    assert!(
+        stderr.contains("100.0%") && stderr.contains("MiB/s") && stderr.contains("ETA"),
+        "a progress bar: {stderr}"
+    );
+    let id = stdout.trim().strip_prefix("asset: ").expect("the asset's id").to_string();
+    let api = tessera_node::admin::client::AdminClient::new(&node.http_addr().to_string(), ADMIN);
+    let asset: Value = api.get(&format!("/api/v1/assets/{id}")).await.unwrap();
+    assert_eq!(
+        (asset["title"].as_str(), asset["source"]["sha256"].as_str()),
+        (Some("Resumed"), Some(sha256_hex(MP4).as_str()))
+    );
+    node.shutdown().await;
+}
