@@ -27,8 +27,8 @@ pub mod network;
 pub mod node;
 
 pub use catalog::{
-    valid_content, ArchiveExtent, AssetRecord, AssetState, CaRecord, Catalog, Command, Gate, KeyRecord, NodeId,
-    NodeRecord, Outcome, Proposal, Protection, ProtectionRecord, Readiness, Rejection, ReleaseId, ReleasePhase,
+    job_key, valid_content, ArchiveExtent, AssetRecord, AssetState, CaRecord, Catalog, Command, Gate, KeyRecord,
+    NodeId, NodeRecord, Outcome, Proposal, Protection, ProtectionRecord, Readiness, Rejection, ReleaseId, ReleasePhase,
     ReleaseRecord, ReleaseState, SourceRecord, TokenKind, Visibility,
 };
 pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};

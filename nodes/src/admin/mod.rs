@@ -86,7 +86,8 @@ fn rejection(r: Rejection) -> Response {
         Rejection::InvalidProtection(_) => (StatusCode::BAD_REQUEST, "invalid"),
         Rejection::StreamExists(_) | Rejection::AssetExists(_) => (StatusCode::CONFLICT, "exists"),
         Rejection::StreamLive(_) => (StatusCode::CONFLICT, "live"),
-        Rejection::StaleEpoch { .. } => (StatusCode::CONFLICT, "stale_epoch"),
+        Rejection::StaleEpoch { .. } | Rejection::StaleJobLease { .. } => (StatusCode::CONFLICT, "stale_epoch"),
+        Rejection::JobNotClaimable { .. } => (StatusCode::CONFLICT, "job_state"),
         _ => (StatusCode::BAD_REQUEST, "invalid"),
     };
     err(status, code, r)

@@ -83,6 +83,8 @@ impl Catalog {
             }
             Command::DeleteAsset { id } => {
                 self.assets.remove(id).ok_or_else(|| Rejection::NoSuchAsset(id.clone()))?;
+                let prefix = format!("{id}/");
+                self.jobs.retain(|k, _| !k.starts_with(&prefix));
                 Ok(Outcome::Done)
             }
             _ => unreachable!("not an asset command"),

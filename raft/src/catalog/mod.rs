@@ -6,6 +6,7 @@
 //! every replica computes the same state from the same log.
 
 mod assets;
+mod jobs;
 mod protection;
 mod release;
 
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use assets::{AssetRecord, AssetState, SourceRecord, TITLE_MAX};
+pub use jobs::{job_key, JobLease, JobRecord, JobState, MAX_ATTEMPTS};
 pub use protection::{KeyRecord, Protection, ProtectionRecord, KEYS_KEPT};
 pub use release::{valid_content, Gate, Readiness, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, Visibility};
 
@@ -234,6 +236,46 @@ pub enum Command {
     DeleteAsset {
         id: String,
     },
+    /// The transcode jobs of an asset (rendition, what to make), each over its segments.
+    AddJobs {
+        asset: String,
+        jobs: Vec<(String, String)>,
+        segments_total: u32,
+    },
+    /// A worker on `node` takes a job for `lease_ms`.
+    ClaimJob {
+        asset: String,
+        rendition: String,
+        node: NodeId,
+        lease_ms: i64,
+    },
+    /// A worker still holds its job, with its checkpoint.
+    RenewJob {
+        asset: String,
+        rendition: String,
+        node: NodeId,
+        epoch: u64,
+        lease_ms: i64,
+        segments_done: u32,
+    },
+    FinishJob {
+        asset: String,
+        rendition: String,
+        node: NodeId,
+        epoch: u64,
+    },
+    FailJob {
+        asset: String,
+        rendition: String,
+        node: NodeId,
+        epoch: u64,
+        error: String,
+    },
+    /// A dead job, tried again from the start of its attempts.
+    RetryJob {
+        asset: String,
+        rendition: String,
+    },
 }
 
 /// A command and when it was proposed.
@@ -288,6 +330,12 @@ pub enum Rejection {
     AssetExists(String),
     #[error("no such asset {0:?}")]
     NoSuchAsset(String),
+    #[error("no such job {0:?}")]
+    NoSuchJob(String),
+    #[error("job {job:?} is {state:?}: not to be claimed now")]
+    JobNotClaimable { job: String, state: JobState },
+    #[error("job {job:?}: node {node} does not hold epoch {epoch} (fenced off)")]
+    StaleJobLease { job: String, node: NodeId, epoch: u64 },
 }
 
 /// What an applied command answers.
@@ -298,6 +346,7 @@ pub enum Outcome {
     Origin(OriginLease),
     Admitted(NodeRecord),
     Release(ReleaseRecord),
+    JobLease(JobLease),
     Rejected(Rejection),
 }
 
@@ -331,6 +380,9 @@ pub struct Catalog {
     /// VOD assets by id.
     #[serde(default)]
     pub assets: BTreeMap<String, AssetRecord>,
+    /// Transcode jobs by `ASSET/RENDITION` ([`job_key`]).
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobRecord>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -486,6 +538,12 @@ impl Catalog {
             | Command::SetRegionTable { .. }
             | Command::RevokeSubject { .. } => self.apply_protection(now, &p.command),
             Command::AddAsset { .. } | Command::DeleteAsset { .. } => self.apply_asset(now, &p.command),
+            Command::AddJobs { .. }
+            | Command::ClaimJob { .. }
+            | Command::RenewJob { .. }
+            | Command::FinishJob { .. }
+            | Command::FailJob { .. }
+            | Command::RetryJob { .. } => self.apply_job(now, &p.command),
             Command::RemoveNode { id } => {
                 self.nodes.remove(id).ok_or(Rejection::NoSuchNode(*id))?;
                 // Its origin leases lapse with it.

@@ -1,0 +1,132 @@
+use super::*;
+use crate::catalog::{AssetRecord, NodeRecord, Proposal, SourceRecord};
+
+fn catalog() -> Catalog {
+    let mut c = Catalog::default();
+    for id in [1, 2] {
+        let node = NodeRecord {
+            id,
+            cluster_addr: format!("n{id}:1"),
+            http_addr: format!("n{id}:2"),
+            joined_ms: 0,
+            region: None,
+        };
+        c.apply(&Proposal { at_ms: 0, command: Command::PutNode { node } });
+    }
+    let source = SourceRecord {
+        node: 1,
+        size: 10,
+        sha256: "ab".repeat(32),
+        container: "mp4".into(),
+        duration_ms: 60_000,
+        video: None,
+        audio: None,
+    };
+    let asset = AssetRecord {
+        id: "film".into(),
+        title: "Film".into(),
+        source,
+        state: AssetState::Uploaded,
+        keep_source: true,
+        created_ms: 0,
+    };
+    c.apply(&Proposal { at_ms: 0, command: Command::AddAsset { asset } });
+    let jobs = vec![("src".to_string(), "source".to_string()), ("720p".to_string(), "720p:2500".to_string())];
+    c.apply(&Proposal { at_ms: 0, command: Command::AddJobs { asset: "film".into(), jobs, segments_total: 30 } });
+    c
+}
+
+fn at(c: &mut Catalog, at_ms: i64, command: Command) -> Outcome {
+    c.apply(&Proposal { at_ms, command })
+}
+
+fn claim(node: NodeId) -> Command {
+    Command::ClaimJob { asset: "film".into(), rendition: "720p".into(), node, lease_ms: 10_000 }
+}
+
+fn renew(node: NodeId, epoch: u64, segments_done: u32) -> Command {
+    Command::RenewJob { asset: "film".into(), rendition: "720p".into(), node, epoch, lease_ms: 10_000, segments_done }
+}
+
+fn finish(node: NodeId, epoch: u64, rendition: &str) -> Command {
+    Command::FinishJob { asset: "film".into(), rendition: rendition.into(), node, epoch }
+}
+
+fn fail(node: NodeId, epoch: u64) -> Command {
+    Command::FailJob { asset: "film".into(), rendition: "720p".into(), node, epoch, error: "encoder crashed".into() }
+}
+
+fn job(c: &Catalog) -> &JobRecord {
+    &c.jobs[&job_key("film", "720p")]
+}
+
+#[test]
+fn a_lease_lapses_to_another_worker_which_resumes_at_the_checkpoint_and_the_first_is_fenced_off() {
+    let mut c = catalog();
+    assert_eq!(c.assets["film"].state, AssetState::Transcoding);
+    assert_eq!(c.jobs_of("film").count(), 2);
+    let first = at(&mut c, 1_000, claim(1));
+    assert_eq!(first, Outcome::JobLease(JobLease { node: 1, epoch: 1, until_ms: 11_000 }));
+    assert!(matches!(at(&mut c, 2_000, claim(2)), Outcome::Rejected(Rejection::JobNotClaimable { .. })), "held");
+    assert_eq!(at(&mut c, 9_000, renew(1, 1, 12)), Outcome::JobLease(JobLease { node: 1, epoch: 1, until_ms: 19_000 }));
+    assert_eq!(job(&c).segments_done, 12, "the checkpoint");
+    // Node 1 goes quiet; its lease lapses and node 2 takes over from the checkpoint.
+    assert!(matches!(at(&mut c, 19_000, claim(2)), Outcome::Rejected(_)), "not before the lease ends");
+    assert_eq!(at(&mut c, 19_001, claim(2)), Outcome::JobLease(JobLease { node: 2, epoch: 2, until_ms: 29_001 }));
+    let j = job(&c);
+    assert_eq!((j.attempts, j.segments_done), (1, 12), "a lapsed lease is an attempt; the checkpoint stays");
+    assert!(j.last_error.as_deref().unwrap().contains("lapsed"));
+    // Node 1 comes back: everything it says is refused.
+    let fenced = |o: Outcome| matches!(o, Outcome::Rejected(Rejection::StaleJobLease { node: 1, epoch: 1, .. }));
+    assert!(fenced(at(&mut c, 20_000, renew(1, 1, 20))));
+    assert!(fenced(at(&mut c, 20_000, finish(1, 1, "720p"))));
+    assert!(fenced(at(&mut c, 20_000, fail(1, 1))));
+    assert_eq!(at(&mut c, 21_000, finish(2, 2, "720p")), Outcome::Done);
+    assert_eq!((job(&c).state, job(&c).output_node), (JobState::Done, Some(2)), "one output, node 2's");
+    assert!(matches!(at(&mut c, 22_000, finish(2, 2, "720p")), Outcome::Rejected(_)), "finished once");
+    assert_eq!(c.assets["film"].state, AssetState::Transcoding, "the source job is not done");
+    let src = Command::ClaimJob { asset: "film".into(), rendition: "src".into(), node: 1, lease_ms: 5_000 };
+    assert!(matches!(at(&mut c, 23_000, src), Outcome::JobLease(JobLease { epoch: 1, .. })));
+    assert_eq!(at(&mut c, 24_000, finish(1, 1, "src")), Outcome::Done);
+    assert_eq!(c.assets["film"].state, AssetState::Ready, "every job done");
+}
+
+#[test]
+fn failures_back_off_then_land_in_the_dead_letter_state_and_can_be_retried() {
+    let mut c = catalog();
+    let mut now = 0;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let Outcome::JobLease(l) = at(&mut c, now, claim(1)) else { panic!("claim {attempt} at {now}") };
+        assert_eq!(at(&mut c, now + 10, fail(1, l.epoch)), Outcome::Done);
+        assert_eq!(job(&c).attempts, attempt);
+        if attempt < MAX_ATTEMPTS {
+            let wait = job(&c).not_before_ms - (now + 10);
+            assert_eq!(wait, (1000 << attempt).min(MAX_BACKOFF_MS), "backoff after attempt {attempt}");
+            assert!(matches!(at(&mut c, now + 20, claim(2)), Outcome::Rejected(_)), "not during the backoff");
+            now = job(&c).not_before_ms;
+        }
+    }
+    assert_eq!(job(&c).state, JobState::Dead);
+    assert_eq!(c.assets["film"].state, AssetState::Failed, "visible on the asset");
+    assert!(matches!(at(&mut c, now + 1_000_000, claim(2)), Outcome::Rejected(Rejection::JobNotClaimable { .. })));
+    let retry = Command::RetryJob { asset: "film".into(), rendition: "720p".into() };
+    assert_eq!(at(&mut c, now, retry), Outcome::Done);
+    assert_eq!((job(&c).state, job(&c).attempts), (JobState::Pending, 0));
+    assert!(matches!(at(&mut c, now, claim(2)), Outcome::JobLease(_)));
+    assert_eq!(at(&mut c, now, Command::DeleteAsset { id: "film".into() }), Outcome::Done);
+    assert!(c.jobs.is_empty(), "an asset's jobs go with it");
+}
+
+#[test]
+fn jobs_are_added_once_for_a_known_asset_and_claimed_only_by_members() {
+    let mut c = catalog();
+    let again =
+        Command::AddJobs { asset: "film".into(), jobs: vec![("720p".into(), "other".into())], segments_total: 1 };
+    assert_eq!(at(&mut c, 5, again), Outcome::Done);
+    assert_eq!(job(&c).spec, "720p:2500", "adding again changes nothing");
+    let unknown = Command::AddJobs { asset: "none".into(), jobs: vec![], segments_total: 1 };
+    assert_eq!(at(&mut c, 5, unknown), Outcome::Rejected(Rejection::NoSuchAsset("none".into())));
+    let bad = Command::AddJobs { asset: "film".into(), jobs: vec![("a/b".into(), "x".into())], segments_total: 1 };
+    assert!(matches!(at(&mut c, 5, bad), Outcome::Rejected(Rejection::InvalidAsset(_))));
+    assert_eq!(at(&mut c, 5, claim(9)), Outcome::Rejected(Rejection::NoSuchNode(9)));
+}
