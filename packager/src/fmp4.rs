@@ -326,6 +326,15 @@ impl CmafMuxer {
         &self.tracks
     }
 
+    /// Starts again with nothing carried over: decode times from `origin` (a presentation
+    /// time, the film's first picture's), the next fragment numbered `sequence + 1`. A VOD
+    /// segment muxed after this is the same whether or not the ones before it were.
+    pub fn restart_at(&mut self, origin: i64, sequence: u32) {
+        self.clock = DecodeClock::default();
+        self.clock.anchor(origin);
+        self.sequence = sequence;
+    }
+
     /// One part as a fragment; samples of tracks the init segment does not have are left out.
     pub fn part(&mut self, p: &PartOut) -> Bytes {
         self.sequence = self.sequence.wrapping_add(1);

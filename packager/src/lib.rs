@@ -14,6 +14,7 @@ pub mod encrypt;
 pub mod fmp4;
 pub mod playlist;
 pub mod segmenter;
+pub mod vod;
 
 pub use playlist::{BlockRequest, BlockState, PlaylistConfig, PlaylistState, SegmentKey};
 pub use segmenter::{PartOut, Segmenter, SegmenterConfig, SegmenterEvent};
