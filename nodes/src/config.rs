@@ -184,6 +184,10 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 64 << 30)]
     pub upload_max_bytes: u64,
 
+    /// VOD transcode jobs this node runs at once (0: none).
+    #[arg(long, default_value_t = 1)]
+    pub vod_workers: usize,
+
     /// Publish tokens, `NAME=TOKEN` (repeatable; `*=TOKEN` for every other stream). SRT callers
     /// give it as `t=` (or `s=`) in the streamid, RTMP publishers as `NAME?token=TOKEN`.
     /// Without any, publishing is open.

@@ -60,6 +60,8 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/live/{name}/index.m3u8", get(multivariant))
         .route("/live/{name}/dvr.m3u8", get(dvr_multivariant))
         .route("/live/{name}/{rendition}/{file}", get(rendition_file))
+        .route("/vod/{asset}/index.m3u8", get(crate::vod::serve::multivariant))
+        .route("/vod/{asset}/{rendition}/{file}", get(crate::vod::serve::rendition_file))
         .route("/license/live/{name}/{kid}", get(crate::license::live_key))
         .route("/license/clearkey/live/{name}", post(crate::license::clearkey_license))
         .route("/license/clearkey/live/{name}/{kid}", post(crate::license::clearkey_license))

@@ -201,11 +201,19 @@ impl Node {
             uploads: vod::UploadConfig {
                 uploads: config.data_dir.join("uploads"),
                 sources: config.data_dir.join("sources"),
+                output: config.data_dir.join("vod"),
                 max_bytes: config.upload_max_bytes,
             },
             upload_locks: vod::UploadLocks::default(),
         });
         tasks.spawn(vod::sweep(member.clone(), state.uploads.sources.clone(), rx.clone()));
+        let worker = vod::worker::VodWorker {
+            cluster: member.clone(),
+            sources: state.uploads.sources.clone(),
+            output: state.uploads.output.clone(),
+            slots: config.vod_workers,
+        };
+        tasks.spawn(worker.run(rx.clone()));
         tasks.spawn(release::clock::run(member.clone(), clock.clone(), rx.clone()));
         let preposition = release::preposition::Preposition {
             cluster: member.clone(),

@@ -27,9 +27,9 @@ pub mod network;
 pub mod node;
 
 pub use catalog::{
-    job_key, valid_content, ArchiveExtent, AssetRecord, AssetState, CaRecord, Catalog, Command, Gate, KeyRecord,
-    NodeId, NodeRecord, Outcome, Proposal, Protection, ProtectionRecord, Readiness, Rejection, ReleaseId, ReleasePhase,
-    ReleaseRecord, ReleaseState, SourceRecord, TokenKind, Visibility,
+    job_key, valid_content, ArchiveExtent, AssetRecord, AssetState, CaRecord, Catalog, Command, Gate, JobLease,
+    JobRecord, JobState, KeyRecord, NodeId, NodeRecord, Outcome, Proposal, Protection, ProtectionRecord, Readiness,
+    Rejection, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, SourceRecord, TokenKind, Visibility,
 };
 pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};
 pub mod store;

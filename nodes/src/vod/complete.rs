@@ -44,20 +44,22 @@ pub(super) async fn finish(state: &Arc<HttpState>, id: &str, mut meta: Meta) -> 
     // A completion retried after its catalog write failed finds its source moved already.
     let stored = tokio::fs::metadata(&source).await.is_ok();
     let from = if stored { source.clone() } else { bin.clone() };
-    let checked =
-        tokio::task::spawn_blocking(move || -> Result<(String, SourceSummary), (StatusCode, &'static str, String)> {
-            let sha256 = sha256_of(&from).map_err(|e| (StatusCode::INSUFFICIENT_STORAGE, "storage", e.to_string()))?;
-            let summary = probe(&from).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
-            Ok((sha256, summary))
-        })
-        .await
-        .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())));
+    type Checked = (String, SourceSummary, u32);
+    let checked = tokio::task::spawn_blocking(move || -> Result<Checked, (StatusCode, &'static str, String)> {
+        let sha256 = sha256_of(&from).map_err(|e| (StatusCode::INSUFFICIENT_STORAGE, "storage", e.to_string()))?;
+        let refused = |e: super::source::SourceError| (StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string());
+        let summary = probe(&from).map_err(refused)?;
+        let segments = super::package::plan(&from).map_err(refused)?.segments.len() as u32;
+        Ok((sha256, summary, segments))
+    })
+    .await
+    .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())));
     let refuse_and_forget = |status: StatusCode, code: &str, message: String| {
         tracing::warn!(upload = %id, code, "upload refused: {message}");
         metrics::counter!("tessera_upload_refusals_total", "reason" => code.to_string()).increment(1);
         refusal(status, code, message)
     };
-    let (sha256, summary) = match checked {
+    let (sha256, summary, segments) = match checked {
         Ok(c) => c,
         Err((status, code, message)) => {
             if status == StatusCode::UNPROCESSABLE_ENTITY {
@@ -116,6 +118,17 @@ pub(super) async fn finish(state: &Arc<HttpState>, id: &str, mut meta: Meta) -> 
     if let Some(r) = rejected {
         forget(&bin, &json, &source).await;
         return refuse_and_forget(StatusCode::UNPROCESSABLE_ENTITY, "rejected", r.to_string());
+    }
+    // Its jobs: this version makes the source rendition (no re-encode).
+    let jobs = Command::AddJobs {
+        asset: id.to_string(),
+        jobs: vec![("src".into(), "source".into())],
+        segments_total: segments,
+    };
+    if let Err(e) = state.cluster.propose(jobs).await {
+        tracing::warn!(upload = %id, error = %e, "the asset's jobs could not be recorded yet");
+        let message = format!("the asset's jobs could not be recorded yet ({e}); PATCH again at the last offset");
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
     }
     meta.asset = Some(id.to_string());
     if let Err(e) = save_meta(&json, &meta).await {

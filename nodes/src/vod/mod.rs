@@ -5,9 +5,12 @@
 //! durably before the upload is acknowledged; the catalog says which node holds it.
 
 mod complete;
+pub mod package;
+pub mod serve;
 pub mod source;
 pub mod tus_client;
 pub mod uploads;
+pub mod worker;
 
 use std::path::Path;
 use std::time::Duration;

@@ -42,6 +42,8 @@ pub struct UploadConfig {
     pub uploads: PathBuf,
     /// `DATA_DIR/sources`: stored sources, one folder per asset.
     pub sources: PathBuf,
+    /// `DATA_DIR/vod`: finished renditions, `ASSET/RENDITION/`.
+    pub output: PathBuf,
     pub max_bytes: u64,
 }
 

@@ -193,3 +193,84 @@ async fn tessera_vod_upload_resumes_after_being_killed_and_the_stored_file_is_wh
     );
     node.shutdown().await;
 }
+
+/// Frames ffprobe decodes from a file (video), and whether it complained.
+fn ffprobe_frames(file: &std::path::Path) -> (u64, String) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames"])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe must be installed (.ci/run installs it)");
+    let frames = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    (frames, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_film_is_packaged_by_a_worker_and_played_back_as_vod_with_an_iframe_playlist() {
+    let node = node(|c| c.admin_tokens = vec![ADMIN.into()]).await;
+    let http = node.http_addr();
+    let tus = Tus { addr: http, auth: format!("Bearer {ADMIN}") };
+    let url = location(&tus.create(MP4.len(), &[("title", "Packaged")]).await);
+    let done = tus.patch(&url, 0, MP4, None).await;
+    assert_eq!(done.status, 204, "{}", done.text());
+    let id = done.headers["tessera-asset"].to_str().unwrap().to_string();
+    let api = tessera_node::admin::client::AdminClient::new(&http.to_string(), ADMIN);
+    let asset = crate::cluster::eventually(std::time::Duration::from_secs(30), "the asset ready", || async {
+        let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
+        (a["state"] == "ready").then_some(a)
+    })
+    .await;
+    assert_eq!(asset["source"]["container"], "mp4");
+
+    let mv = get(http, &format!("/vod/{id}/index.m3u8")).await;
+    assert_eq!(mv.status, 200);
+    let mv = mv.text();
+    assert!(
+        mv.contains("#EXT-X-STREAM-INF:") && mv.contains("CODECS=\"avc1.") && mv.contains("RESOLUTION=640x360"),
+        "{mv}"
+    );
+    assert!(mv.contains("#EXT-X-I-FRAME-STREAM-INF:") && mv.contains("URI=\"src/iframes.m3u8\""), "{mv}");
+    let media = get(http, &format!("/vod/{id}/src/index.m3u8")).await.text();
+    assert!(media.contains("#EXT-X-PLAYLIST-TYPE:VOD\n") && media.ends_with("#EXT-X-ENDLIST\n"), "{media}");
+    let segments: Vec<&str> = media.lines().filter(|l| l.starts_with("seg-")).collect();
+    assert!(segments.len() >= 2, "{media}");
+    let listed: f64 = media
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|l| l.trim_end_matches(',').parse::<f64>().unwrap())
+        .sum();
+    assert!((5.9..6.2).contains(&listed), "the segments add up to the film: {listed} s");
+
+    // Init and every segment, end to end, decode to every picture of the source.
+    let init = get(http, &format!("/vod/{id}/src/init.mp4")).await;
+    assert_eq!(init.headers["cache-control"], "public, max-age=31536000, immutable");
+    let mut film = init.body.to_vec();
+    for s in &segments {
+        let seg = get(http, &format!("/vod/{id}/src/{s}")).await;
+        assert_eq!(seg.status, 200, "{s}");
+        film.extend_from_slice(&seg.body);
+    }
+    let dir = scratch_dir("vod-out");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("film.mp4"), &film).unwrap();
+    std::fs::write(dir.join("source.mp4"), MP4).unwrap();
+    let (ours, complaints) = ffprobe_frames(&dir.join("film.mp4"));
+    let (source, _) = ffprobe_frames(&dir.join("source.mp4"));
+    assert!(complaints.is_empty(), "{complaints}");
+    assert_eq!(ours, source, "every picture of the source");
+
+    // The I-frame playlist's byte range of a segment is its keyframe, decodable alone.
+    let iframes = get(http, &format!("/vod/{id}/src/iframes.m3u8")).await.text();
+    assert!(iframes.contains("#EXT-X-I-FRAMES-ONLY"), "{iframes}");
+    let range = iframes.lines().find_map(|l| l.strip_prefix("#EXT-X-BYTERANGE:")).unwrap();
+    let (len, at) = range.split_once('@').unwrap();
+    let (len, at): (usize, usize) = (len.parse().unwrap(), at.parse().unwrap());
+    let seg0 = get(http, &format!("/vod/{id}/src/seg-0.m4s")).await.body;
+    std::fs::write(dir.join("key.mp4"), [&init.body[..], &seg0[at..at + len]].concat()).unwrap();
+    assert_eq!(ffprobe_frames(&dir.join("key.mp4")).0, 1, "one picture");
+
+    assert_eq!(get(http, "/vod/no-such-asset/index.m3u8").await.status, 404);
+    assert_eq!(get(http, &format!("/vod/{id}/720p/index.m3u8")).await.status, 404, "no such rendition");
+    node.shutdown().await;
+}
