@@ -100,6 +100,8 @@ const summary = {
   // Presented frames by picture height: which renditions were actually shown.
   framesByHeight: s.heights,
   endOfStream: !!s.eos,
+  seeks: s.seeks || 0,
+  seekedAt: s.seekedAt ?? null,
   last: s.samples[s.samples.length - 1] || null,
   // Playback reached the last frame of an ended stream. hls.js does not always fire the
   // media 'ended' event when ENDLIST arrives after the last part was already buffered live

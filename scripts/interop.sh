@@ -380,6 +380,33 @@ cbcs() {
 }
 check "a cbcs stream plays in hls.js through EME ClearKey in Chromium with a token, not with an expired one" cbcs
 
+# 8e. VOD: `tessera vod upload` sends the bundled film over tus to a fresh node, a worker
+# packages it, and hls.js plays it from the start, seeks to 4 s and plays to the end.
+vod() {
+    local port admin=interop-admin-token
+    port=$(free_port)
+    $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$(free_udp_port) --rtmp-listen 127.0.0.1:$(free_port) \
+        --log warn --data-dir "$WORK/vod-node" --cluster 127.0.0.1:0 --admin-token $admin >"$RESULTS/vod-node.log" 2>&1 &
+    pids+=($!)
+    local base=http://127.0.0.1:$port id
+    for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done
+    id=$(XDG_CACHE_HOME=$WORK/vod-cache $BIN vod upload samples/sample.mp4 --title Interop --node "$base" \
+        --admin-token $admin 2>"$RESULTS/vod-upload.log" | sed -n 's/^asset: //p')
+    [ -n "$id" ] || { echo "interop: vod: upload failed: $(tail -2 "$RESULTS/vod-upload.log")"; return 1; }
+    for _ in $(seq 100); do
+        curl -sf -H "Authorization: Bearer $admin" "$base/api/v1/assets/$id" | grep -q '"state":"ready"' && break
+        sleep 0.2
+    done
+    node interop/player.mjs --url "$base/vod/$id/index.m3u8" --seconds 20 --until-ended \
+        --config '{"seekTo": 4}' --out "$RESULTS/vod.json" >/dev/null || return 1
+    local s=$PWD/$RESULTS/vod.json
+    echo "interop: vod: asset $id; hls.js played $(json "$s" 's.playedSeconds.toFixed(1)') s, seeked to" \
+        "$(json "$s" 's.seekedAt') s, ended $(json "$s" 's.ended || s.reachedEnd'), stalls $(json "$s" 's.stalls')," \
+        "$(json "$s" 's.framesByHeight[360] || 0') frames at 360p"
+    [ "$(json "$s" 's.started && s.fatal.length === 0 && s.seeks >= 1 && s.seekedAt >= 3.5 && s.seekedAt <= 4.5 && (s.ended || s.reachedEnd) && (s.framesByHeight[360] || 0) > 30')" = true ]
+}
+check "a film uploaded with tessera vod upload is packaged and plays in hls.js with a seek to the end" vod
+
 # 9. The ladder: a 1080p feed with B-frames (x264 defaults, as OBS sends) becomes four
 # renditions; hls.js plays them, forced onto each rung in turn, without a stall.
 ladder() {
