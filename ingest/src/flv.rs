@@ -7,7 +7,7 @@
 //! [`AacConfig`]) and raw AAC frames. RTMP timestamps are 32-bit milliseconds; they are
 //! unwrapped like TS timestamps, around 2^32 ms (49.7 days).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use thiserror::Error;
 
 use crate::aac;
@@ -112,7 +112,7 @@ impl FlvDemuxer {
                     return out;
                 };
                 let keyframe = frame_type == 1;
-                let sample = match to_sample(body, length_size) {
+                let sample = match crate::media::to_sample(body, length_size.0 as usize, false) {
                     Ok(s) => s,
                     Err(len) => {
                         out.push(Err(FlvError::BadNalLength { timestamp_ms, len }));
@@ -188,28 +188,6 @@ impl FlvDemuxer {
         })));
         out
     }
-}
-
-/// Rewrites length-prefixed NAL units (any length size) as 4-byte length-prefixed ones,
-/// dropping parameter sets, AUDs and filler. Err carries the offending length.
-fn to_sample(body: &[u8], length_size: h264::AvcLengthSize) -> Result<Bytes, usize> {
-    let n = length_size.0 as usize;
-    let mut out = BytesMut::with_capacity(body.len() + 16);
-    let mut i = 0;
-    while i + n <= body.len() {
-        let len = body[i..i + n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
-        i += n;
-        if len == 0 || i + len > body.len() {
-            return Err(len);
-        }
-        let nal = &body[i..i + len];
-        if !matches!(nal[0] & 0x1f, h264::NAL_SPS | h264::NAL_PPS | h264::NAL_AUD | h264::NAL_FILLER) {
-            out.put_u32(len as u32);
-            out.put_slice(nal);
-        }
-        i += len;
-    }
-    Ok(out.freeze())
 }
 
 #[cfg(test)]

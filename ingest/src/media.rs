@@ -1,6 +1,6 @@
 //! The media vocabulary shared by every crate: tracks, codec configurations and frames.
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Ticks per second of every [`Frame`] timestamp.
 pub const TIMESCALE_90K: u32 = 90_000;
@@ -153,4 +153,35 @@ pub enum DemuxEvent {
     /// A track appeared or its codec configuration changed.
     Track(TrackInfo),
     Frame(Frame),
+}
+
+/// Rewrites length-prefixed NAL units (any length size) as 4-byte length-prefixed ones,
+/// dropping parameter sets, AUDs and filler (they belong to the configuration). Err
+/// carries the offending length.
+pub fn to_sample(body: &[u8], length_size: usize, hevc: bool) -> Result<Bytes, usize> {
+    let n = length_size.clamp(1, 4);
+    let mut out = BytesMut::with_capacity(body.len() + 16);
+    let mut i = 0;
+    while i + n <= body.len() {
+        let len = body[i..i + n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+        i += n;
+        if len == 0 || i + len > body.len() {
+            return Err(len);
+        }
+        let nal = &body[i..i + len];
+        let dropped = if hevc {
+            matches!(crate::hevc::nal_type(nal[0]), 32..=35 | 38)
+        } else {
+            matches!(
+                nal[0] & 0x1f,
+                crate::h264::NAL_SPS | crate::h264::NAL_PPS | crate::h264::NAL_AUD | crate::h264::NAL_FILLER
+            )
+        };
+        if !dropped {
+            out.put_u32(len as u32);
+            out.put_slice(nal);
+        }
+        i += len;
+    }
+    Ok(out.freeze())
 }

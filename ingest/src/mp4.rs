@@ -18,7 +18,7 @@
 //! 90 kHz (rounded down, computed from the running total so rounding never drifts). Edit
 //! lists are not applied: tracks start at their first sample.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use mp4_atom::{Codec, Decode, Moov, StszSamples, Trak};
 
 use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind, TIMESCALE_90K};
@@ -219,7 +219,7 @@ impl SourceIndex {
         let data = match (s.track, self.video) {
             (VIDEO_TRACK, Some((length_size, id))) => {
                 let hevc = self.tracks.iter().any(|t| matches!(t.codec, CodecConfig::Hevc(_)));
-                to_sample(data, length_size, hevc).map_err(|len| Mp4Error::BadNal {
+                crate::media::to_sample(data, length_size, hevc).map_err(|len| Mp4Error::BadNal {
                     track: id,
                     sample: index,
                     offset: s.offset,
@@ -352,34 +352,6 @@ fn sample_table(trak: &Trak, ours: u16, file_len: u64) -> Result<Vec<SampleRef>,
         }
     }
     Ok(out)
-}
-
-/// Rewrites length-prefixed NAL units (any length size) as 4-byte length-prefixed ones,
-/// dropping parameter sets, AUDs and filler (they belong to the configuration). Err
-/// carries the offending length.
-fn to_sample(body: &[u8], length_size: usize, hevc: bool) -> Result<Bytes, usize> {
-    let n = length_size.clamp(1, 4);
-    let mut out = BytesMut::with_capacity(body.len() + 16);
-    let mut i = 0;
-    while i + n <= body.len() {
-        let len = body[i..i + n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
-        i += n;
-        if len == 0 || i + len > body.len() {
-            return Err(len);
-        }
-        let nal = &body[i..i + len];
-        let dropped = if hevc {
-            matches!(hevc::nal_type(nal[0]), 32..=35 | 38)
-        } else {
-            matches!(nal[0] & 0x1f, h264::NAL_SPS | h264::NAL_PPS | h264::NAL_AUD | h264::NAL_FILLER)
-        };
-        if !dropped {
-            out.put_u32(len as u32);
-            out.put_slice(nal);
-        }
-        i += len;
-    }
-    Ok(out.freeze())
 }
 
 #[cfg(test)]

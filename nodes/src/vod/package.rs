@@ -23,16 +23,27 @@ use super::source::SourceError;
 /// Target segment duration of VOD renditions, 90 kHz ticks.
 pub const SEGMENT_TARGET: i64 = 4 * 90_000;
 
-/// A source's frames, in decode order.
+/// A source's frames, in decode order; damaged MPEG-TS packets come as
+/// [`SourceError::Ts`] items, for the reader to count or skip.
 pub type Frames = Box<dyn Iterator<Item = Result<Frame, SourceError>> + Send>;
 
-/// Opens a source: its tracks (video first) and its frames.
-pub fn open(path: &Path) -> Result<(Vec<TrackInfo>, Frames), SourceError> {
+/// An opened source.
+pub struct Opened {
+    /// `mp4` or `mpegts`.
+    pub container: &'static str,
+    /// Video first.
+    pub tracks: Vec<TrackInfo>,
+    pub frames: Frames,
+}
+
+/// Opens a source (MPEG-TS by its sync bytes, else MP4 or QuickTime).
+pub fn open(path: &Path) -> Result<Opened, SourceError> {
     let mut file = File::open(path)?;
     let mut head = [0u8; 189];
     let n = read_at(&mut file, 0, &mut head)?;
     if n > 188 && head[0] == 0x47 && head[188] == 0x47 {
-        return open_ts(file);
+        let (tracks, frames) = open_ts(file)?;
+        return Ok(Opened { container: "mpegts", tracks, frames });
     }
     let len = file.metadata()?.len();
     let mut top = TopLevel::new(len);
@@ -55,13 +66,26 @@ pub fn open(path: &Path) -> Result<(Vec<TrackInfo>, Frames), SourceError> {
     let frames = (0..index.samples.len()).map(move |i| {
         let s = index.samples[i];
         buf.resize(s.size as usize, 0);
-        read_at(&mut file, s.offset, &mut buf)?;
+        if read_at(&mut file, s.offset, &mut buf)? < buf.len() {
+            return Err(SourceError::Mp4(tessera_ingest::mp4::Mp4Error::SampleOutside {
+                track: s.track as u32,
+                sample: i,
+                offset: s.offset,
+                size: s.size,
+                file_len: len,
+            }));
+        }
         Ok(index.frame(i, &buf)?)
     });
-    Ok((tracks, Box::new(frames)))
+    Ok(Opened { container: "mp4", tracks, frames: Box::new(frames) })
 }
 
-fn read_at(file: &mut File, at: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Frames with damaged MPEG-TS packets left out, as the live ingest leaves them out.
+fn undamaged(frames: Frames) -> impl Iterator<Item = Result<Frame, SourceError>> {
+    frames.filter(|f| !matches!(f, Err(SourceError::Ts(_))))
+}
+
+pub(super) fn read_at(file: &mut File, at: u64, buf: &mut [u8]) -> std::io::Result<usize> {
     file.seek(SeekFrom::Start(at))?;
     let mut got = 0;
     while got < buf.len() {
@@ -78,9 +102,13 @@ fn read_at(file: &mut File, at: u64, buf: &mut [u8]) -> std::io::Result<usize> {
 fn open_ts(mut file: File) -> Result<(Vec<TrackInfo>, Frames), SourceError> {
     let mut tracks: Vec<TrackInfo> = Vec::new();
     for e in TsFrames::new(file.try_clone()?).events() {
-        if let DemuxEvent::Track(t) = e? {
-            tracks.retain(|x| x.id != t.id);
-            tracks.push(t);
+        match e {
+            Ok(DemuxEvent::Track(t)) => {
+                tracks.retain(|x| x.id != t.id);
+                tracks.push(t);
+            }
+            Err(SourceError::Io(e)) => return Err(e.into()),
+            _ => {}
         }
     }
     tracks.sort_by_key(|t| t.kind() != TrackKind::Video);
@@ -96,7 +124,7 @@ fn open_ts(mut file: File) -> Result<(Vec<TrackInfo>, Frames), SourceError> {
 struct TsFrames {
     file: File,
     demux: TsDemuxer,
-    pending: VecDeque<DemuxEvent>,
+    pending: VecDeque<Result<DemuxEvent, SourceError>>,
     done: bool,
 }
 
@@ -105,12 +133,12 @@ impl TsFrames {
         TsFrames { file, demux: TsDemuxer::new(), pending: VecDeque::new(), done: false }
     }
 
-    /// Demux events; damaged packets are skipped as the live ingest skips them.
+    /// Demux events, and errors for damaged packets.
     fn events(mut self) -> impl Iterator<Item = Result<DemuxEvent, SourceError>> {
         let mut buf = vec![0u8; 1 << 20];
         std::iter::from_fn(move || loop {
             if let Some(e) = self.pending.pop_front() {
-                return Some(Ok(e));
+                return Some(e);
             }
             if self.done {
                 return None;
@@ -125,7 +153,7 @@ impl TsFrames {
             } else {
                 self.demux.push(&buf[..n])
             };
-            self.pending.extend(events.into_iter().flatten());
+            self.pending.extend(events.into_iter().map(|e| e.map_err(|e| SourceError::Ts(e.to_string()))));
         })
     }
 }
@@ -141,9 +169,9 @@ pub struct SourcePlan {
 
 /// Reads a source through for its keyframes and plans its segments.
 pub fn plan(path: &Path) -> Result<SourcePlan, SourceError> {
-    let (tracks, frames) = open(path)?;
+    let Opened { tracks, frames, .. } = open(path)?;
     let (mut keys, mut end, mut last_duration, mut last_dts) = (Vec::new(), i64::MIN, 3000, None::<i64>);
-    for f in frames {
+    for f in undamaged(frames) {
         let f = f?;
         if f.kind != TrackKind::Video {
             continue;
@@ -191,7 +219,7 @@ pub fn package_source(
     mut segment_done: impl FnMut(u32) -> bool,
 ) -> Result<RenditionManifest, SourceError> {
     std::fs::create_dir_all(out)?;
-    let (tracks, frames) = open(path)?;
+    let Opened { tracks, frames, .. } = open(path)?;
     let video = tracks.iter().find(|t| t.kind() == TrackKind::Video).ok_or(SourceError::NoVideo)?;
     let audio = tracks.iter().find(|t| t.kind() == TrackKind::Audio).map_or(0, |t| t.id);
     let mut muxer = CmafMuxer::default();
@@ -207,7 +235,7 @@ pub fn package_source(
         sizes[seg.index as usize] = (packaged.data.len() as u64, packaged.iframe_len);
         Ok(segment_done(seg.index))
     };
-    for f in frames {
+    for f in undamaged(frames) {
         if let Some(seg) = assembler.push(f?) {
             if !handle(seg, &mut muxer)? {
                 return Err(SourceError::Stopped);

@@ -5,13 +5,12 @@
 //!
 //! Blocking file I/O: run it off the async threads.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use tessera_ingest::mp4::{Mp4Error, SourceIndex, TopLevel, TopStep};
-use tessera_ingest::ts::TsDemuxer;
-use tessera_ingest::{CodecConfig, DemuxEvent, TrackInfo, TrackKind};
+use tessera_ingest::mp4::Mp4Error;
+use tessera_ingest::{CodecConfig, TrackInfo, TrackKind};
+
+use super::package::Opened;
 
 /// A source file, as checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,115 +77,50 @@ impl SourceError {
     }
 }
 
-/// Checks the file at `path`.
-pub fn probe(path: &Path) -> Result<SourceSummary, SourceError> {
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut head = [0u8; 189];
-    let n = read_at(&mut file, 0, &mut head)?;
-    let summary =
-        if n > 188 && head[0] == 0x47 && head[188] == 0x47 { probe_ts(&mut file)? } else { probe_mp4(&mut file, len)? };
-    if summary.video().is_none() {
-        return Err(SourceError::NoVideo);
-    }
-    Ok(summary)
-}
-
-fn read_at(file: &mut File, at: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-    file.seek(SeekFrom::Start(at))?;
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read(&mut buf[got..])? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    Ok(got)
-}
-
-fn probe_mp4(file: &mut File, len: u64) -> Result<SourceSummary, SourceError> {
-    let mut top = TopLevel::new(len);
-    let mut step = top.start();
-    let moov = loop {
-        match step {
-            TopStep::ReadHeader(at) => {
-                let mut header = [0u8; 16];
-                let n = read_at(file, at, &mut header)?;
-                step = top.header(&header[..n])?;
-            }
-            TopStep::Done(moov) => break moov,
-        }
-    };
-    if moov.size > 256 << 20 {
-        return Err(SourceError::Mp4(Mp4Error::Moov(format!("a {}-byte moov is past any real file's", moov.size))));
-    }
-    let mut bytes = vec![0u8; moov.size as usize];
-    read_at(file, moov.offset, &mut bytes)?;
-    let index = SourceIndex::parse(&bytes, len)?;
-    let mut video_frames = 0;
-    let mut data = Vec::new();
-    for (i, s) in index.samples.iter().enumerate() {
-        data.resize(s.size as usize, 0);
-        if read_at(file, s.offset, &mut data)? < data.len() {
-            return Err(SourceError::Mp4(Mp4Error::SampleOutside {
-                track: s.track as u32,
-                sample: i,
-                offset: s.offset,
-                size: s.size,
-                file_len: len,
-            }));
-        }
-        let frame = index.frame(i, &data)?;
-        video_frames += (frame.kind == TrackKind::Video) as u64;
-    }
-    Ok(SourceSummary {
-        container: "mp4",
-        duration_ms: (index.duration_s * 1000.0).round() as u64,
-        tracks: index.tracks,
-        video_frames,
-    })
-}
-
 /// Errors past which an MPEG-TS file is taken as damaged rather than merely imperfect.
 const TS_ERRORS_TOLERATED: usize = 16;
 
-fn probe_ts(file: &mut File) -> Result<SourceSummary, SourceError> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut demux = TsDemuxer::new();
-    let mut tracks: Vec<TrackInfo> = Vec::new();
-    let (mut first, mut last, mut video_frames, mut errors) = (None::<i64>, 0i64, 0u64, Vec::new());
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        let events = if n == 0 { demux.flush() } else { demux.push(&buf[..n]) };
-        for e in events {
-            match e {
-                Ok(DemuxEvent::Track(t)) => {
-                    tracks.retain(|x| x.id != t.id);
-                    tracks.push(t);
+/// Checks the file at `path`: every frame is read.
+pub fn probe(path: &Path) -> Result<SourceSummary, SourceError> {
+    let Opened { container, tracks, frames } = super::package::open(path)?;
+    let (mut first, mut end, mut last_duration, mut last_dts) = (None::<i64>, i64::MIN, 0i64, None::<i64>);
+    let (mut video_frames, mut damaged) = (0u64, Vec::new());
+    for f in frames {
+        let f = match f {
+            Ok(f) => f,
+            Err(SourceError::Ts(e)) => {
+                damaged.push(e);
+                if damaged.len() > TS_ERRORS_TOLERATED {
+                    return Err(SourceError::Ts(format!(
+                        "{} damaged packets, the first: {}",
+                        damaged.len(),
+                        damaged[0]
+                    )));
                 }
-                Ok(DemuxEvent::Frame(f)) if f.kind == TrackKind::Video => {
-                    video_frames += 1;
-                    first = Some(first.map_or(f.dts, |d| d.min(f.dts)));
-                    last = last.max(f.pts);
-                }
-                Ok(DemuxEvent::Frame(_)) => {}
-                Err(e) => errors.push(e.to_string()),
+                continue;
             }
+            Err(e) => return Err(e),
+        };
+        if f.kind != TrackKind::Video {
+            continue;
         }
-        if errors.len() > TS_ERRORS_TOLERATED {
-            return Err(SourceError::Ts(format!("{} errors, the first: {}", errors.len(), errors[0])));
+        video_frames += 1;
+        if let Some(d) = last_dts {
+            last_duration = (f.dts - d).max(0);
         }
-        if n == 0 {
-            break;
-        }
+        last_dts = Some(f.dts);
+        first = Some(first.map_or(f.pts, |p| p.min(f.pts)));
+        end = end.max(f.pts);
     }
     if tracks.is_empty() {
         return Err(SourceError::NotMedia("MPEG-TS packets but no program with H.264, HEVC or AAC".into()));
     }
-    let duration_ms = first.map_or(0, |f| ((last - f).max(0) / 90) as u64);
-    tracks.sort_by_key(|t| t.kind() != TrackKind::Video);
-    Ok(SourceSummary { container: "mpegts", duration_ms, tracks, video_frames })
+    let duration_ms = first.map_or(0, |f| ((end + last_duration - f).max(0) / 90) as u64);
+    let summary = SourceSummary { container, duration_ms, tracks, video_frames };
+    if summary.video().is_none() || video_frames == 0 {
+        return Err(SourceError::NoVideo);
+    }
+    Ok(summary)
 }
 
 #[cfg(test)]
@@ -227,7 +161,8 @@ mod tests {
         // A NAL length in a video sample that claims more than the sample holds.
         let (moov_at, moov_len) = (mp4.len() - 5680, 5680); // the sample ends with its moov
         assert_eq!(&mp4[moov_at + 4..moov_at + 8], b"moov");
-        let index = SourceIndex::parse(&mp4[moov_at..moov_at + moov_len], mp4.len() as u64).unwrap();
+        let index =
+            tessera_ingest::mp4::SourceIndex::parse(&mp4[moov_at..moov_at + moov_len], mp4.len() as u64).unwrap();
         let video = index.samples.iter().find(|s| s.track == tessera_ingest::mp4::VIDEO_TRACK).unwrap();
         let mut lying = mp4.clone();
         let at = video.offset as usize;
