@@ -25,6 +25,7 @@
 
 pub mod cluster;
 pub mod history;
+pub mod jobs;
 pub mod linearizability;
 pub mod media;
 pub mod release;

@@ -2,6 +2,8 @@
 //! `TESSERA_CHAOS_SECONDS=60 cargo test -p tessera-chaos` runs them longer, and
 //! `TESSERA_CHAOS_SEED=N` replays one.
 
+mod jobs_worker_killed;
+mod jobs_worker_partitioned;
 mod leader_killed;
 mod majority_partitioned;
 mod media_links_cut;

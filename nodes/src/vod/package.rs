@@ -208,14 +208,15 @@ fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-/// Repackages the source into `out` from segment `from` on; `segment_done` hears of every
-/// segment written and may stop the work by answering `false`. The manifest is written
-/// last, once every segment is there.
+/// Repackages the source into `out` from segment `from` on, segment `k` in the file
+/// `file_of(k)`; `segment_done` hears of every segment written and may stop the work by
+/// answering `false`. The manifest is written last, once every segment is there.
 pub fn package_source(
     path: &Path,
     plan: &SourcePlan,
     out: &Path,
     from: u32,
+    file_of: impl Fn(u32) -> String,
     mut segment_done: impl FnMut(u32) -> bool,
 ) -> Result<RenditionManifest, SourceError> {
     std::fs::create_dir_all(out)?;
@@ -231,7 +232,7 @@ pub fn package_source(
             return Ok(true);
         }
         let packaged = package_segment(muxer, &seg, plan.origin, video.id, audio);
-        write_whole(&out.join(format!("seg-{}.m4s", seg.index)), &packaged.data)?;
+        write_whole(&out.join(file_of(seg.index)), &packaged.data)?;
         sizes[seg.index as usize] = (packaged.data.len() as u64, packaged.iframe_len);
         Ok(segment_done(seg.index))
     };
@@ -249,7 +250,7 @@ pub fn package_source(
     }
     // Sizes of segments an earlier run wrote.
     for (i, s) in sizes.iter_mut().enumerate().take(from as usize) {
-        let data = std::fs::read(out.join(format!("seg-{i}.m4s")))?;
+        let data = std::fs::read(out.join(file_of(i as u32)))?;
         *s = (data.len() as u64, first_fragment_len(&data));
     }
     let seconds: Vec<f64> = plan.segments.iter().map(|s| s.seconds()).collect();

@@ -16,7 +16,7 @@ use tessera_packager::vod::{iframe_playlist, media_playlist, IFrame, VodSegment}
 use tessera_raft::{JobState, Visibility};
 
 use super::package::RenditionManifest;
-use super::worker::rendition_dir;
+use super::worker::{rendition_dir, segment_file};
 use crate::http::HttpState;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -116,13 +116,18 @@ pub async fn rendition_file(
         };
         return ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, PLAYLIST_CACHE)], body).into_response();
     }
-    let media = file == "init.mp4"
-        || file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).is_some_and(|n| n.parse::<u32>().is_ok());
-    if !media {
-        return not_found();
-    }
+    let stored = if file == "init.mp4" {
+        Some(file.clone())
+    } else {
+        let k = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse::<u32>().ok());
+        let key = tessera_raft::job_key(&asset, &rendition);
+        let epoch =
+            k.and_then(|k| state.cluster.catalog.read_local(|c| c.jobs.get(&key).and_then(|j| j.epoch_of(k))).value);
+        k.zip(epoch).map(|(k, e)| segment_file(k, e))
+    };
+    let Some(stored) = stored else { return not_found() };
     let kind = if file == "init.mp4" { "video/mp4" } else { "video/iso.segment" };
-    match tokio::fs::read(rendition_dir(&state.uploads.output, &asset, &rendition).join(&file)).await {
+    match tokio::fs::read(rendition_dir(&state.uploads.output, &asset, &rendition).join(&stored)).await {
         Ok(data) => ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, IMMUTABLE)], data).into_response(),
         Err(_) => not_found(),
     }

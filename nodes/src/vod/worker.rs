@@ -34,6 +34,12 @@ pub struct VodWorker {
     pub slots: usize,
 }
 
+/// The file of segment `k` as the holder of `epoch` writes it: a worker fenced off after
+/// writing it never has it read (readers take [`tessera_raft::JobRecord::epoch_of`]'s).
+pub fn segment_file(k: u32, epoch: u64) -> String {
+    format!("seg-{k}.e{epoch}.m4s")
+}
+
 /// Where a rendition's files go.
 pub fn rendition_dir(output: &std::path::Path, asset: &str, rendition: &str) -> PathBuf {
     output.join(asset).join(rendition)
@@ -125,10 +131,14 @@ impl VodWorker {
         let source = source_path(&self.sources, &asset);
         let out = rendition_dir(&self.output, &asset, &rendition);
         let from = job.segments_done;
+        // Segments before `from` are an earlier claim's; this one's are named by its epoch.
+        let mut made = job.clone();
+        made.epochs.push((from, lease.epoch));
         let (done2, held2) = (done.clone(), held.clone());
         let result = tokio::task::spawn_blocking(move || {
             let plan = plan(&source)?;
-            package_source(&source, &plan, &out, from, |i| {
+            let file_of = |k: u32| segment_file(k, made.epoch_of(k).unwrap_or(lease.epoch));
+            package_source(&source, &plan, &out, from, file_of, |i| {
                 done2.store(i + 1, Ordering::SeqCst);
                 held2.load(Ordering::SeqCst)
             })

@@ -58,6 +58,11 @@ pub struct JobRecord {
     /// The node holding the finished output.
     pub output_node: Option<NodeId>,
     pub updated_ms: i64,
+    /// Which epoch made which segments: `(first segment, epoch)` for every claim, in order.
+    /// A worker writes segment `k` under its epoch's name; readers take the one
+    /// [`JobRecord::epoch_of`] names, so a fenced worker's late output is never read.
+    #[serde(default)]
+    pub epochs: Vec<(u32, u64)>,
 }
 
 /// A job's key in [`Catalog::jobs`]: `ASSET/RENDITION`.
@@ -82,6 +87,11 @@ impl JobRecord {
             self.state = JobState::Pending;
             self.not_before_ms = now + backoff_ms(self.attempts);
         }
+    }
+
+    /// The epoch whose output segment `k` is: the last claim that started at or before it.
+    pub fn epoch_of(&self, segment: u32) -> Option<u64> {
+        self.epochs.iter().rev().find(|(from, _)| *from <= segment).map(|(_, e)| *e)
     }
 
     /// Whether `node` may claim it at `now`.
@@ -152,6 +162,7 @@ impl Catalog {
                         segments_total: *segments_total,
                         output_node: None,
                         updated_ms: now,
+                        epochs: Vec::new(),
                     });
                 }
                 self.settle_asset(asset);
@@ -179,6 +190,7 @@ impl Catalog {
                 job.lease = Some(lease);
                 job.state = JobState::Leased;
                 job.updated_ms = now;
+                job.epochs.push((job.segments_done, lease.epoch));
                 self.settle_asset(asset);
                 Ok(Outcome::JobLease(lease))
             }

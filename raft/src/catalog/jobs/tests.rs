@@ -75,6 +75,8 @@ fn a_lease_lapses_to_another_worker_which_resumes_at_the_checkpoint_and_the_firs
     assert_eq!(at(&mut c, 19_001, claim(2)), Outcome::JobLease(JobLease { node: 2, epoch: 2, until_ms: 29_001 }));
     let j = job(&c);
     assert_eq!((j.attempts, j.segments_done), (1, 12), "a lapsed lease is an attempt; the checkpoint stays");
+    assert_eq!(j.epochs, vec![(0, 1), (12, 2)]);
+    assert_eq!((j.epoch_of(11), j.epoch_of(12), j.epoch_of(29)), (Some(1), Some(2), Some(2)), "who made which segment");
     assert!(j.last_error.as_deref().unwrap().contains("lapsed"));
     // Node 1 comes back: everything it says is refused.
     let fenced = |o: Outcome| matches!(o, Outcome::Rejected(Rejection::StaleJobLease { node: 1, epoch: 1, .. }));
