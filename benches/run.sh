@@ -6,7 +6,7 @@
 #   BENCH_QUICK=1 benches/run.sh   # shorter windows, for a smoke run
 #   BENCH_ONLY=catalog benches/run.sh   # the catalog beside etcd alone (or relay: the
 #                                       # cluster's media path; release: premieres; license:
-#                                       # content protection); the
+#                                       # content protection; vod: uploads); the
 #                                       # rest of the page keeps the last full run's figures
 #
 # Peers: nginx with libnginx-mod-rtmp (RTMP in, HLS out), ffmpeg's own HLS muxer (fMP4),
@@ -56,8 +56,14 @@ license() {
     python3 benches/license.py "$OUT" "$BIN/tessera" "$BIN/multi_publish" "$([ "$QUICK" = 1 ] && echo 8 || echo 20)" \
         2> >(tee -a "$OUT/logs/license.log" >&2) || echo "bench: license benchmark failed" >&2
 }
+vod() {
+    echo "bench: VOD uploads beside copying the file" >&2
+    mkdir -p "$OUT/logs"
+    python3 benches/vod.py "$OUT" "$BIN/tessera" "$([ "$QUICK" = 1 ] && echo 128 || echo 512)" \
+        2> >(tee -a "$OUT/logs/vod.log" >&2) || echo "bench: vod benchmark failed" >&2
+}
 case "${BENCH_ONLY:-}" in
-    catalog | relay | release | license)
+    catalog | relay | release | license | vod)
         "$BENCH_ONLY"
         python3 benches/report.py "$OUT" >docs/benchmarks.md
         exit 0
@@ -253,6 +259,9 @@ release
 
 # --- 9. Content protection ------------------------------------------------------------------
 license
+
+# --- 10. VOD uploads ------------------------------------------------------------------------
+vod
 
 # --- Report -----------------------------------------------------------------------------
 python3 benches/report.py "$OUT" >docs/benchmarks.md
