@@ -11,7 +11,7 @@ use tessera_raft::catalog::TITLE_MAX;
 use tessera_raft::{AssetRecord, AssetState, CatalogError, Command, Outcome, SourceRecord};
 
 use super::source::{probe, SourceSummary};
-use super::uploads::{completed, refusal, save_meta, upload_paths, UploadMeta as Meta};
+use super::uploads::{completed, paths, refuse, save_meta, UploadMeta as Meta};
 use crate::cluster::ClusterError;
 use crate::http::HttpState;
 
@@ -39,7 +39,7 @@ pub fn source_path(sources: &Path, id: &str) -> std::path::PathBuf {
 /// Completes upload `id`.
 pub(super) async fn finish(state: &Arc<HttpState>, id: &str, mut meta: Meta) -> Response {
     let cfg = &state.uploads;
-    let (bin, json) = upload_paths(cfg, id);
+    let (bin, json) = paths(cfg, id);
     let source = source_path(&cfg.sources, id);
     // A completion retried after its catalog write failed finds its source moved already.
     let stored = tokio::fs::metadata(&source).await.is_ok();
@@ -57,7 +57,7 @@ pub(super) async fn finish(state: &Arc<HttpState>, id: &str, mut meta: Meta) -> 
     let refuse_and_forget = |status: StatusCode, code: &str, message: String| {
         tracing::warn!(upload = %id, code, "upload refused: {message}");
         metrics::counter!("tessera_upload_refusals_total", "reason" => code.to_string()).increment(1);
-        refusal(status, code, message)
+        refuse(status, code, message)
     };
     let (sha256, summary, segments) = match checked {
         Ok(c) => c,
@@ -112,7 +112,7 @@ pub(super) async fn finish(state: &Arc<HttpState>, id: &str, mut meta: Meta) -> 
             // The source stays where it is: an empty PATCH at the last offset tries again.
             tracing::warn!(upload = %id, error = %e, "the asset could not be recorded yet");
             let message = format!("the asset could not be recorded yet ({e}); PATCH again at the last offset");
-            return refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
         }
     };
     if let Some(r) = rejected {
@@ -128,7 +128,7 @@ pub(super) async fn finish(state: &Arc<HttpState>, id: &str, mut meta: Meta) -> 
     if let Err(e) = state.cluster.propose(jobs).await {
         tracing::warn!(upload = %id, error = %e, "the asset's jobs could not be recorded yet");
         let message = format!("the asset's jobs could not be recorded yet ({e}); PATCH again at the last offset");
-        return refusal(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
     }
     meta.asset = Some(id.to_string());
     if let Err(e) = save_meta(&json, &meta).await {

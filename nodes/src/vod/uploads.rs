@@ -55,6 +55,11 @@ impl UploadLocks {
     fn of(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.0.lock().expect("upload locks").entry(id.to_string()).or_default().clone()
     }
+
+    /// Forgets a finished or dropped upload's lock.
+    fn forget(&self, id: &str) {
+        self.0.lock().expect("upload locks").remove(id);
+    }
 }
 
 /// An upload's record beside its bytes.
@@ -74,7 +79,7 @@ fn tus(status: StatusCode) -> Response {
     (status, [("tus-resumable", TUS), ("cache-control", "no-store")]).into_response()
 }
 
-fn refuse(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+pub(super) fn refuse(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
     let body = serde_json::json!({ "error": code, "message": message.to_string() }).to_string();
     (status, [("tus-resumable", TUS), ("content-type", "application/json")], body).into_response()
 }
@@ -99,7 +104,8 @@ fn valid_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn paths(cfg: &UploadConfig, id: &str) -> (PathBuf, PathBuf) {
+/// An upload's bytes and its record.
+pub(super) fn paths(cfg: &UploadConfig, id: &str) -> (PathBuf, PathBuf) {
     (cfg.uploads.join(format!("{id}.bin")), cfg.uploads.join(format!("{id}.json")))
 }
 
@@ -242,6 +248,7 @@ pub async fn terminate(
     let _held = lock.lock().await;
     let _ = tokio::fs::remove_file(&bin).await;
     let _ = tokio::fs::remove_file(&json).await;
+    state.upload_locks.forget(&id);
     tus(StatusCode::NO_CONTENT)
 }
 
@@ -319,7 +326,9 @@ pub async fn patch(
         r.headers_mut().insert("upload-offset", offset.into());
         return r;
     }
-    super::complete::finish(&state, &id, meta).await
+    let answer = super::complete::finish(&state, &id, meta).await;
+    state.upload_locks.forget(&id);
+    answer
 }
 
 /// The answer to a completed upload.
@@ -330,14 +339,6 @@ pub(super) fn completed(length: u64, asset: Option<&str>) -> Response {
         r.headers_mut().insert("tessera-asset", a);
     }
     r
-}
-
-pub(super) fn refusal(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    refuse(status, code, message)
-}
-
-pub(super) fn upload_paths(cfg: &UploadConfig, id: &str) -> (PathBuf, PathBuf) {
-    paths(cfg, id)
 }
 
 pub(super) async fn save_meta(path: &Path, meta: &UploadMeta) -> std::io::Result<()> {
