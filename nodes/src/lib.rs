@@ -206,11 +206,10 @@ impl Node {
             },
             upload_locks: vod::UploadLocks::default(),
         });
-        tasks.spawn(vod::sweep(member.clone(), state.uploads.sources.clone(), rx.clone()));
+        tasks.spawn(vod::sweep(member.clone(), state.uploads.clone(), rx.clone()));
         let worker = vod::worker::VodWorker {
             cluster: member.clone(),
-            sources: state.uploads.sources.clone(),
-            output: state.uploads.output.clone(),
+            uploads: state.uploads.clone(),
             slots: config.vod_workers,
         };
         tasks.spawn(worker.run(rx.clone()));

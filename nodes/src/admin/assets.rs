@@ -24,8 +24,8 @@ pub(super) async fn get(State(state): State<Arc<HttpState>>, Path(id): Path<Stri
     }
 }
 
-/// Deletes the asset; its source goes with it on the node that holds it (at once here,
-/// by that node's own sweep elsewhere).
+/// Deletes the asset; its source and renditions go with it (at once on this node, by each
+/// node's own sweep elsewhere).
 pub(super) async fn delete(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
     let holder = state.cluster.catalog.read_local(|c| c.assets.get(&id).map(|a| a.source.node)).value;
     match state.cluster.propose(Command::DeleteAsset { id: id.clone() }).await {
@@ -33,6 +33,7 @@ pub(super) async fn delete(State(state): State<Arc<HttpState>>, Path(id): Path<S
             if holder == Some(state.cluster.identity.id) {
                 crate::vod::remove_source(&state.uploads.sources, &id).await;
             }
+            crate::vod::reconcile(&state.cluster, &state.uploads).await;
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => cluster_err(e),

@@ -31,31 +31,58 @@ pub async fn remove_source(sources: &Path, id: &str) {
 }
 
 /// A source stored this long without an asset in the catalog is an upload whose
-/// completion failed for good (or a deleted asset's): it is removed.
+/// completion failed for good: it is removed.
 const ORPHAN_AFTER: Duration = Duration::from_secs(3600);
 
-/// Every ten minutes, removes stored sources the catalog no longer names.
-pub async fn sweep(cluster: ClusterService, sources: std::path::PathBuf, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(Duration::from_secs(600));
+/// How often [`sweep`] looks.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Every minute, applies the catalog to this node's VOD files: a deleted asset's
+/// renditions go, a source goes once its asset is ready if the asset does not keep it, and
+/// a source no asset names goes after an hour.
+pub async fn sweep(cluster: ClusterService, uploads: UploadConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
         tokio::select! {
             _ = every.tick() => {}
             _ = stop.changed() => return,
         }
-        let Ok(mut dir) = tokio::fs::read_dir(&sources).await else { continue };
+        reconcile(&cluster, &uploads).await;
+    }
+}
+
+/// One pass of [`sweep`]; a worker runs one when a job finishes.
+pub async fn reconcile(cluster: &ClusterService, uploads: &UploadConfig) {
+    if let Ok(mut dir) = tokio::fs::read_dir(&uploads.output).await {
         while let Ok(Some(entry)) = dir.next_entry().await {
             let id = entry.file_name().to_string_lossy().into_owned();
-            let known = cluster.catalog.read_local(|c| c.assets.contains_key(&id)).value;
-            let old = entry
-                .metadata()
-                .await
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > ORPHAN_AFTER);
-            if !known && old {
-                remove_source(&sources, &id).await;
+            if !cluster.catalog.read_local(|c| c.assets.contains_key(&id)).value {
+                match tokio::fs::remove_dir_all(entry.path()).await {
+                    Ok(()) => tracing::info!(asset = %id, "renditions of a deleted asset removed"),
+                    Err(e) => tracing::warn!(asset = %id, error = %e, "renditions could not be removed"),
+                }
             }
+        }
+    }
+    let Ok(mut dir) = tokio::fs::read_dir(&uploads.sources).await else { return };
+    while let Ok(Some(entry)) = dir.next_entry().await {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        let (known, done_with) = cluster
+            .catalog
+            .read_local(|c| {
+                let a = c.assets.get(&id);
+                (a.is_some(), a.is_some_and(|a| a.state == tessera_raft::AssetState::Ready && !a.keep_source))
+            })
+            .value;
+        let old = entry
+            .metadata()
+            .await
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ORPHAN_AFTER);
+        if done_with || (!known && old) {
+            remove_source(&uploads.sources, &id).await;
         }
     }
 }

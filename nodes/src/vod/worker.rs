@@ -26,10 +26,8 @@ const LEASE_MS: i64 = 30_000;
 #[derive(Clone)]
 pub struct VodWorker {
     pub cluster: ClusterService,
-    /// `DATA_DIR/sources`.
-    pub sources: PathBuf,
-    /// `DATA_DIR/vod`: finished renditions.
-    pub output: PathBuf,
+    /// Where sources are and renditions go.
+    pub uploads: super::UploadConfig,
     /// Jobs run at once on this node.
     pub slots: usize,
 }
@@ -128,8 +126,8 @@ impl VodWorker {
                 }
             })
         };
-        let source = source_path(&self.sources, &asset);
-        let out = rendition_dir(&self.output, &asset, &rendition);
+        let source = source_path(&self.uploads.sources, &asset);
+        let out = rendition_dir(&self.uploads.output, &asset, &rendition);
         let from = job.segments_done;
         // Segments before `from` are an earlier claim's; this one's are named by its epoch.
         let mut made = job.clone();
@@ -160,6 +158,18 @@ impl VodWorker {
         if let Err(e) = self.cluster.propose(outcome).await {
             tracing::warn!(error = %e, "the job's outcome was not recorded; its lease will lapse and it runs again");
         }
+        // A source the asset does not keep goes once the asset is ready (as this node has
+        // applied the outcome).
+        let key = tessera_raft::job_key(&job.asset, &job.rendition);
+        for _ in 0..40 {
+            let applied =
+                self.cluster.catalog.read_local(|c| c.jobs.get(&key).is_none_or(|j| j.lease != Some(lease))).value;
+            if applied {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        super::reconcile(&self.cluster, &self.uploads).await;
         metrics::counter!("tessera_vod_jobs_total").increment(1);
     }
 }

@@ -208,10 +208,15 @@ fn ffprobe_frames(file: &std::path::Path) -> (u64, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_film_is_packaged_by_a_worker_and_played_back_as_vod_with_an_iframe_playlist() {
-    let node = node(|c| c.admin_tokens = vec![ADMIN.into()]).await;
+    let data = scratch_dir("vod-packaged");
+    let node = node(|c| {
+        c.data_dir = data.clone();
+        c.admin_tokens = vec![ADMIN.into()];
+    })
+    .await;
     let http = node.http_addr();
     let tus = Tus { addr: http, auth: format!("Bearer {ADMIN}") };
-    let url = location(&tus.create(MP4.len(), &[("title", "Packaged")]).await);
+    let url = location(&tus.create(MP4.len(), &[("title", "Packaged"), ("keep_source", "false")]).await);
     let done = tus.patch(&url, 0, MP4, None).await;
     assert_eq!(done.status, 204, "{}", done.text());
     let id = done.headers["tessera-asset"].to_str().unwrap().to_string();
@@ -222,6 +227,11 @@ async fn an_uploaded_film_is_packaged_by_a_worker_and_played_back_as_vod_with_an
     })
     .await;
     assert_eq!(asset["source"]["container"], "mp4");
+    let source = data.join("sources").join(&id);
+    crate::cluster::eventually(std::time::Duration::from_secs(5), "the source not kept", || async {
+        (!source.exists()).then_some(())
+    })
+    .await;
 
     let mv = get(http, &format!("/vod/{id}/index.m3u8")).await;
     assert_eq!(mv.status, 200);
@@ -272,5 +282,8 @@ async fn an_uploaded_film_is_packaged_by_a_worker_and_played_back_as_vod_with_an
 
     assert_eq!(get(http, "/vod/no-such-asset/index.m3u8").await.status, 404);
     assert_eq!(get(http, &format!("/vod/{id}/720p/index.m3u8")).await.status, 404, "no such rendition");
+    api.call(hyper::Method::DELETE, &format!("/api/v1/assets/{id}"), None).await.unwrap();
+    assert_eq!(get(http, &format!("/vod/{id}/index.m3u8")).await.status, 404, "a deleted asset is not served");
+    assert!(!data.join("vod").join(&id).exists(), "its renditions go with it");
     node.shutdown().await;
 }
