@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use ring::digest::{Context, SHA256};
 use tessera_raft::catalog::TITLE_MAX;
 use tessera_raft::{AssetRecord, AssetState, CatalogError, Command, Outcome, SourceRecord};
 
@@ -14,22 +13,6 @@ use super::source::{probe, SourceSummary};
 use super::uploads::{completed, paths, refuse, save_meta, UploadMeta as Meta};
 use crate::cluster::ClusterError;
 use crate::http::HttpState;
-
-/// The SHA-256 of a file, read in 1 MiB blocks.
-fn sha256_of(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut context = Context::new(&SHA256);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        context.update(&buf[..n]);
-    }
-    Ok(context.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect())
-}
 
 /// Where asset `id`'s source is stored.
 pub fn source_path(sources: &Path, id: &str) -> std::path::PathBuf {
@@ -46,10 +29,10 @@ pub(super) async fn finish(state: &Arc<HttpState>, id: &str, mut meta: Meta) -> 
     let from = if stored { source.clone() } else { bin.clone() };
     type Checked = (String, SourceSummary, u32);
     let checked = tokio::task::spawn_blocking(move || -> Result<Checked, (StatusCode, &'static str, String)> {
-        let sha256 = sha256_of(&from).map_err(|e| (StatusCode::INSUFFICIENT_STORAGE, "storage", e.to_string()))?;
-        let refused = |e: super::source::SourceError| (StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string());
-        let summary = probe(&from).map_err(refused)?;
-        let segments = super::package::plan(&from).map_err(refused)?.segments.len() as u32;
+        let sha256 =
+            super::sha256_file(&from).map_err(|e| (StatusCode::INSUFFICIENT_STORAGE, "storage", e.to_string()))?;
+        let summary = probe(&from).map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
+        let segments = summary.segment_plan().len() as u32;
         Ok((sha256, summary, segments))
     })
     .await

@@ -20,6 +20,22 @@ pub use uploads::{UploadConfig, UploadLocks};
 
 use crate::cluster::ClusterService;
 
+/// The SHA-256 of a file (hex), read in 1 MiB blocks.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        context.update(&buf[..n]);
+    }
+    Ok(context.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Removes asset `id`'s stored source.
 pub async fn remove_source(sources: &Path, id: &str) {
     let dir = sources.join(id);

@@ -16,7 +16,7 @@ use tessera_ingest::mp4::{SourceIndex, TopLevel, TopStep};
 use tessera_ingest::ts::TsDemuxer;
 use tessera_ingest::{DemuxEvent, Frame, TrackInfo, TrackKind};
 use tessera_packager::fmp4::CmafMuxer;
-use tessera_packager::vod::{package_segment, plan_segments, SegmentAssembler, SegmentPlan};
+use tessera_packager::vod::{package_segment, SegmentAssembler, SegmentPlan};
 
 use super::source::SourceError;
 
@@ -167,27 +167,12 @@ pub struct SourcePlan {
     pub origin: i64,
 }
 
-/// Reads a source through for its keyframes and plans its segments.
+/// Reads a source through ([`super::source::probe`]) and plans its segments.
 pub fn plan(path: &Path) -> Result<SourcePlan, SourceError> {
-    let Opened { tracks, frames, .. } = open(path)?;
-    let (mut keys, mut end, mut last_duration, mut last_dts) = (Vec::new(), i64::MIN, 3000, None::<i64>);
-    for f in undamaged(frames) {
-        let f = f?;
-        if f.kind != TrackKind::Video {
-            continue;
-        }
-        if let Some(d) = last_dts {
-            last_duration = (f.dts - d).max(1);
-        }
-        last_dts = Some(f.dts);
-        end = end.max(f.pts);
-        if f.keyframe {
-            keys.push(f.pts);
-        }
-    }
-    let segments = plan_segments(&keys, end.saturating_add(last_duration), SEGMENT_TARGET);
+    let summary = super::source::probe(path)?;
+    let segments = summary.segment_plan();
     let origin = segments.first().map(|s| s.start).ok_or(SourceError::NoVideo)?;
-    Ok(SourcePlan { tracks, segments, origin })
+    Ok(SourcePlan { tracks: summary.tracks, segments, origin })
 }
 
 /// What the serving side needs of a finished rendition.

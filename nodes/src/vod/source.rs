@@ -21,9 +21,17 @@ pub struct SourceSummary {
     pub tracks: Vec<TrackInfo>,
     /// Video samples (frames) read.
     pub video_frames: u64,
+    /// Presentation times of the video keyframes, and where the last picture ends.
+    pub keyframes: Vec<i64>,
+    pub end: i64,
 }
 
 impl SourceSummary {
+    /// Where its VOD segments begin ([`super::package::SEGMENT_TARGET`] apart at least).
+    pub fn segment_plan(&self) -> Vec<tessera_packager::vod::SegmentPlan> {
+        tessera_packager::vod::plan_segments(&self.keyframes, self.end, super::package::SEGMENT_TARGET)
+    }
+
     /// The video track, e.g. `h264 1920x1080`.
     pub fn video(&self) -> Option<String> {
         self.tracks.iter().find(|t| t.kind() == TrackKind::Video).map(|t| describe(&t.codec))
@@ -84,7 +92,7 @@ const TS_ERRORS_TOLERATED: usize = 16;
 pub fn probe(path: &Path) -> Result<SourceSummary, SourceError> {
     let Opened { container, tracks, frames } = super::package::open(path)?;
     let (mut first, mut end, mut last_duration, mut last_dts) = (None::<i64>, i64::MIN, 0i64, None::<i64>);
-    let (mut video_frames, mut damaged) = (0u64, Vec::new());
+    let (mut video_frames, mut damaged, mut keyframes) = (0u64, Vec::new(), Vec::new());
     for f in frames {
         let f = match f {
             Ok(f) => f,
@@ -111,12 +119,17 @@ pub fn probe(path: &Path) -> Result<SourceSummary, SourceError> {
         last_dts = Some(f.dts);
         first = Some(first.map_or(f.pts, |p| p.min(f.pts)));
         end = end.max(f.pts);
+        if f.keyframe {
+            keyframes.push(f.pts);
+        }
     }
     if tracks.is_empty() {
         return Err(SourceError::NotMedia("MPEG-TS packets but no program with H.264, HEVC or AAC".into()));
     }
     let duration_ms = first.map_or(0, |f| ((end + last_duration - f).max(0) / 90) as u64);
-    let summary = SourceSummary { container, duration_ms, tracks, video_frames };
+    // The last picture lasts as long as the one before it (a lone picture, 1/30 s).
+    let end = end.saturating_add(if last_duration > 0 { last_duration } else { 3000 });
+    let summary = SourceSummary { container, duration_ms, tracks, video_frames, keyframes, end };
     if summary.video().is_none() || video_frames == 0 {
         return Err(SourceError::NoVideo);
     }

@@ -3,7 +3,6 @@
 //! node), every chunk checked by its SHA-256, network errors and nodes that are not ready
 //! retried with backoff.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use ring::digest::{Context as Digest, SHA256};
+use ring::digest::SHA256;
 use serde_json::Value;
 
 /// Why an upload stopped.
@@ -135,7 +134,8 @@ impl TusClient {
     ) -> Result<String, UploadError> {
         let length = std::fs::metadata(file)?.len();
         let path = file.to_path_buf();
-        let sha256 = tokio::task::spawn_blocking(move || sha256_file(&path)).await.map_err(std::io::Error::other)??;
+        let sha256 =
+            tokio::task::spawn_blocking(move || super::sha256_file(&path)).await.map_err(std::io::Error::other)??;
         let remembered = opts.resume_dir.as_ref().map(|d| resume_file(d, &sha256, &self.base));
         let mut url = remembered.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).map(|s| s.trim().to_string());
         let mut offset = 0;
@@ -181,8 +181,7 @@ impl TusClient {
         let mut buf = vec![0u8; chunk];
         let mut failures = 0u32;
         loop {
-            f.seek(SeekFrom::Start(offset))?;
-            let n = read_full(&mut f, &mut buf[..chunk.min((length - offset) as usize)])?;
+            let n = super::package::read_at(&mut f, offset, &mut buf[..chunk.min((length - offset) as usize)])?;
             let body = Bytes::copy_from_slice(&buf[..n]);
             let sum = format!("sha256 {}", B64.encode(ring::digest::digest(&SHA256, &body)));
             let headers = [
@@ -239,33 +238,8 @@ impl TusClient {
     }
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut d = Digest::new(&SHA256);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        d.update(&buf[..n]);
-    }
-    Ok(d.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Where an upload of this content to this node is remembered.
 fn resume_file(dir: &Path, sha256: &str, base: &str) -> PathBuf {
     let node: String = base.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     dir.join(format!("{sha256}-{node}"))
-}
-
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match f.read(&mut buf[got..])? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    Ok(got)
 }
