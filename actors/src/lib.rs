@@ -30,6 +30,6 @@ pub mod pipeline;
 pub mod segmenter;
 pub mod sink;
 
-pub use encoder::{TranscodeSettings, WorkerCommand};
+pub use encoder::{source_format, SourceFormat, TranscodeSettings, WorkerCommand};
 pub use pipeline::{start_pipeline, PipelineConfig, PipelineHandle};
 pub use sink::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};

@@ -184,9 +184,21 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 64 << 30)]
     pub upload_max_bytes: u64,
 
-    /// VOD transcode jobs this node runs at once (0: none).
+    /// VOD transcode jobs this node runs at once (0: none). Each job is one rendition; a
+    /// transcoding job keeps about two cores busy.
     #[arg(long, default_value_t = 1)]
     pub vod_workers: usize,
+
+    /// The renditions an uploaded film gets, in the syntax of --ladder. The default gives a
+    /// 1080p film four H.264 rungs; add `source` to also keep the film as uploaded (not
+    /// re-encoded) as a rendition.
+    #[arg(long, default_value = "1080p:5000,720p:2800,480p:1400,360p:800")]
+    pub vod_ladder: LadderSpec,
+
+    /// libx264 preset of VOD rungs. VOD is not real time: a slower preset gives better
+    /// pictures for the bits, at the cost of transcode time.
+    #[arg(long, default_value = "veryfast")]
+    pub vod_encoder_preset: String,
 
     /// Publish tokens, `NAME=TOKEN` (repeatable; `*=TOKEN` for every other stream). SRT callers
     /// give it as `t=` (or `s=`) in the streamid, RTMP publishers as `NAME?token=TOKEN`.

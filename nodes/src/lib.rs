@@ -201,16 +201,32 @@ impl Node {
             uploads: vod::UploadConfig {
                 uploads: config.data_dir.join("uploads"),
                 sources: config.data_dir.join("sources"),
-                output: config.data_dir.join("vod"),
+                archive: vod::archive::VodArchive::new(&match tiers.cold() {
+                    Some(cold) => cold,
+                    None => tiers::cold::ColdStore::open(&config.data_dir.join("archive").display().to_string())?,
+                }),
+                scratch: config.data_dir.join("vod-scratch"),
+                fetches: Arc::default(),
                 max_bytes: config.upload_max_bytes,
+                ladder: config.vod_ladder.clone(),
             },
             upload_locks: vod::UploadLocks::default(),
         });
         tasks.spawn(vod::sweep(member.clone(), state.uploads.clone(), rx.clone()));
+        let transcode = transcode_settings(&config)?;
         let worker = vod::worker::VodWorker {
             cluster: member.clone(),
             uploads: state.uploads.clone(),
             slots: config.vod_workers,
+            encoding: vod::transcode::VodEncoding {
+                worker: transcode.worker.clone(),
+                tuning: tessera_transcode::wire::EncoderTuning {
+                    preset: config.vod_encoder_preset.clone(),
+                    tune: String::new(),
+                    threads: 0,
+                    params: String::new(),
+                },
+            },
         };
         tasks.spawn(worker.run(rx.clone()));
         tasks.spawn(release::clock::run(member.clone(), clock.clone(), rx.clone()));
@@ -241,7 +257,7 @@ impl Node {
             max_frame_bytes: config.max_frame_bytes,
             ladder: config.ladder.clone(),
             stream_ladders: config.stream_ladder_map()?,
-            transcode: transcode_settings(&config)?,
+            transcode,
             cluster: member.clone(),
         };
         let auth: Arc<dyn auth::PublishAuth> = Arc::new(auth::CatalogTokens {

@@ -190,22 +190,33 @@ pub fn package_segment(
     PackagedSegment { data: data.freeze(), iframe_len: first.len() as u64 }
 }
 
-/// One segment as a playlist lists it.
+/// One segment as a playlist lists it, with the init segment it needs (a rendition whose
+/// job was resumed on another node may have one per claim).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VodSegment {
     pub uri: String,
+    pub map: String,
     pub seconds: f64,
 }
 
+/// `EXT-X-MAP` before the first segment and wherever the init segment changes.
+fn write_map(s: &mut String, current: &mut Option<String>, map: &str) {
+    if current.as_deref() != Some(map) {
+        let _ = writeln!(s, "#EXT-X-MAP:URI=\"{map}\"");
+        *current = Some(map.to_string());
+    }
+}
+
 /// The media playlist of a finished rendition: every segment, `EXT-X-ENDLIST`.
-pub fn media_playlist(init_uri: &str, segments: &[VodSegment]) -> String {
+pub fn media_playlist(segments: &[VodSegment]) -> String {
     let target = segments.iter().map(|s| s.seconds).fold(0.0f64, f64::max).round().max(1.0) as u64;
     let mut s = String::with_capacity(64 + segments.len() * 32);
     s.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
     let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target}");
     s.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let _ = writeln!(s, "#EXT-X-MAP:URI=\"{init_uri}\"");
+    let mut map = None;
     for seg in segments {
+        write_map(&mut s, &mut map, &seg.map);
         let _ = writeln!(s, "#EXTINF:{:.5},\n{}", seg.seconds, seg.uri);
     }
     s.push_str("#EXT-X-ENDLIST\n");
@@ -217,19 +228,21 @@ pub fn media_playlist(init_uri: &str, segments: &[VodSegment]) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct IFrame {
     pub uri: String,
+    pub map: String,
     pub offset: u64,
     pub length: u64,
     pub seconds: f64,
 }
 
 /// The I-frame playlist of a rendition (trick play, thumbnails while seeking).
-pub fn iframe_playlist(init_uri: &str, frames: &[IFrame]) -> String {
+pub fn iframe_playlist(frames: &[IFrame]) -> String {
     let target = frames.iter().map(|f| f.seconds).fold(0.0f64, f64::max).round().max(1.0) as u64;
     let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:7\n");
     let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target}");
     s.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-I-FRAMES-ONLY\n");
-    let _ = writeln!(s, "#EXT-X-MAP:URI=\"{init_uri}\"");
+    let mut map = None;
     for f in frames {
+        write_map(&mut s, &mut map, &f.map);
         let _ = writeln!(s, "#EXTINF:{:.5},\n#EXT-X-BYTERANGE:{}@{}\n{}", f.seconds, f.length, f.offset, f.uri);
     }
     s.push_str("#EXT-X-ENDLIST\n");
@@ -324,14 +337,21 @@ mod tests {
         let segs: Vec<VodSegment> = [6.0, 9.0, 5.96]
             .iter()
             .enumerate()
-            .map(|(i, s)| VodSegment { uri: format!("seg-{i}.m4s"), seconds: *s })
+            .map(|(i, s)| VodSegment {
+                uri: format!("seg-{i}.m4s"),
+                map: if i < 2 { "init-1.mp4" } else { "init-2.mp4" }.into(),
+                seconds: *s,
+            })
             .collect();
-        let p = media_playlist("init.mp4", &segs);
+        let p = media_playlist(&segs);
         assert!(p.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:9\n#EXT-X-PLAYLIST-TYPE:VOD\n"), "{p}");
-        assert!(p.contains("#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:6.00000,\nseg-0.m4s\n"), "{p}");
+        assert!(p.contains("#EXT-X-MAP:URI=\"init-1.mp4\"\n#EXTINF:6.00000,\nseg-0.m4s\n"), "{p}");
+        assert!(p.contains("seg-1.m4s\n#EXT-X-MAP:URI=\"init-2.mp4\"\n#EXTINF:5.96000,\nseg-2.m4s\n"), "{p}");
+        assert_eq!(p.matches("#EXT-X-MAP").count(), 2, "a map only where it changes: {p}");
         assert!(p.ends_with("#EXTINF:5.96000,\nseg-2.m4s\n#EXT-X-ENDLIST\n"), "{p}");
-        let frames = [IFrame { uri: "seg-0.m4s".into(), offset: 0, length: 4000, seconds: 2.0 }];
-        let i = iframe_playlist("init.mp4", &frames);
+        let frames =
+            [IFrame { uri: "seg-0.m4s".into(), map: "init-1.mp4".into(), offset: 0, length: 4000, seconds: 2.0 }];
+        let i = iframe_playlist(&frames);
         assert!(i.contains("#EXT-X-I-FRAMES-ONLY\n"), "{i}");
         assert!(i.contains("#EXTINF:2.00000,\n#EXT-X-BYTERANGE:4000@0\nseg-0.m4s\n"), "{i}");
         assert!(i.ends_with("#EXT-X-ENDLIST\n"));

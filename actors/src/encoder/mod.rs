@@ -222,16 +222,17 @@ impl Actor for EncoderActor {
 }
 
 /// The worker's view of the source.
-struct SourceFormat {
-    codec: SourceCodec,
+pub struct SourceFormat {
+    pub codec: SourceCodec,
     /// `avcC` or `hvcC`.
-    extradata: Vec<u8>,
-    width: u32,
-    height: u32,
-    fps: Option<(u32, u32)>,
+    pub extradata: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub fps: Option<(u32, u32)>,
 }
 
-fn source_format(video: &TrackInfo) -> Option<SourceFormat> {
+/// What a codec worker is told of a video track; `None` for audio.
+pub fn source_format(video: &TrackInfo) -> Option<SourceFormat> {
     match &video.codec {
         CodecConfig::H264(c) => Some(SourceFormat {
             codec: SourceCodec::H264,

@@ -24,14 +24,20 @@ pub(super) async fn get(State(state): State<Arc<HttpState>>, Path(id): Path<Stri
     }
 }
 
-/// Deletes the asset; its source and renditions go with it (at once on this node, by each
-/// node's own sweep elsewhere).
+/// Deletes the asset; its source and renditions go with it: from the archive and this
+/// node at once, from the node holding the source by its own sweep. A worker still busy
+/// with one of its jobs stops at its next lease renewal; anything it writes meanwhile is
+/// swept from the archive an hour later.
 pub(super) async fn delete(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
     let holder = state.cluster.catalog.read_local(|c| c.assets.get(&id).map(|a| a.source.node)).value;
     match state.cluster.propose(Command::DeleteAsset { id: id.clone() }).await {
         Ok(_) => {
             if holder == Some(state.cluster.identity.id) {
                 crate::vod::remove_source(&state.uploads.sources, &id).await;
+            }
+            match state.uploads.archive.delete_asset(&id).await {
+                Ok(n) => tracing::info!(asset = %id, files = n, "deleted asset's archived files removed"),
+                Err(e) => tracing::warn!(asset = %id, error = %e, "archived files of a deleted asset left for the sweep"),
             }
             crate::vod::reconcile(&state.cluster, &state.uploads).await;
             StatusCode::NO_CONTENT.into_response()

@@ -20,12 +20,15 @@ use super::{sealed, FileKey, TierError};
 pub struct ColdStore {
     store: Arc<dyn ObjectStore>,
     label: String,
+    /// The folder, when the archive is one on this machine.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl ColdStore {
     /// The archive at `url`: `file:///PATH` or a plain path for a local folder, or
     /// `s3://BUCKET/PREFIX` (with the `s3` feature).
     pub fn open(url: &str) -> Result<ColdStore, TierError> {
+        let mut local_root = None;
         let store: Arc<dyn ObjectStore> = if let Some(rest) = url.strip_prefix("s3://") {
             s3(rest)?
         } else {
@@ -33,9 +36,25 @@ impl ColdStore {
             std::fs::create_dir_all(dir).map_err(|e| TierError::Open(format!("{dir}: {e}")))?;
             let local = object_store::local::LocalFileSystem::new_with_prefix(dir)
                 .map_err(|e| TierError::Open(format!("{dir}: {e}")))?;
+            local_root = Some(std::path::PathBuf::from(dir));
             Arc::new(local)
         };
-        Ok(ColdStore { store, label: url.to_string() })
+        Ok(ColdStore { store, label: url.to_string(), local_root })
+    }
+
+    /// The object store itself, for other users of the archive (VOD assets).
+    pub fn objects(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// Where the archive is, as configured.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The archive's folder, when it is one on this machine.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
     }
 
     pub async fn put(&self, key: &FileKey, payload: &[u8]) -> Result<(), TierError> {

@@ -259,6 +259,11 @@ impl Tiers {
         }
     }
 
+    /// The archive, if the node has one.
+    pub fn cold(&self) -> Option<cold::ColdStore> {
+        self.cold.clone()
+    }
+
     /// Bytes on this node's disk.
     pub fn warm_bytes(&self) -> u64 {
         self.warm.held()

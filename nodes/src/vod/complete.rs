@@ -102,10 +102,11 @@ pub(super) async fn finish(state: &Arc<HttpState>, id: &str, mut meta: Meta) -> 
         forget(&bin, &json, &source).await;
         return refuse_and_forget(StatusCode::UNPROCESSABLE_ENTITY, "rejected", r.to_string());
     }
-    // Its jobs: this version makes the source rendition (no re-encode).
+    // Its jobs: one per rendition of the ladder (never upscaled).
+    let dims = summary.tracks.iter().find_map(|t| t.codec.dimensions()).unwrap_or((0, 0));
     let jobs = Command::AddJobs {
         asset: id.to_string(),
-        jobs: vec![("src".into(), "source".into())],
+        jobs: super::worker::ladder_jobs(&cfg.ladder, dims),
         segments_total: segments,
     };
     if let Err(e) = state.cluster.propose(jobs).await {
@@ -113,6 +114,10 @@ pub(super) async fn finish(state: &Arc<HttpState>, id: &str, mut meta: Meta) -> 
         let message = format!("the asset's jobs could not be recorded yet ({e}); PATCH again at the last offset");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
     }
+    // Shared through the archive for workers on other nodes (retried every minute).
+    let uploads = cfg.clone();
+    let shared = id.to_string();
+    tokio::spawn(async move { super::share_source(&uploads, &shared).await });
     meta.asset = Some(id.to_string());
     if let Err(e) = save_meta(&json, &meta).await {
         tracing::warn!(upload = %id, error = %e, "the completed upload's record was not updated");

@@ -2,12 +2,17 @@
 //! becomes an asset ([`source`]), and the upkeep of stored sources.
 //!
 //! A source lives on the node that received it, `DATA_DIR/sources/ID/source`, written
-//! durably before the upload is acknowledged; the catalog says which node holds it.
+//! durably before the upload is acknowledged; the catalog says which node holds it. That
+//! node then puts it in the archive ([`archive`]), where workers on every node find it
+//! ([`worker`]: the `source` rendition repackaged, [`transcode`]: the ladder's rungs) and
+//! write the renditions that every node serves ([`serve`]).
 
+pub mod archive;
 mod complete;
 pub mod package;
 pub mod serve;
 pub mod source;
+pub mod transcode;
 pub mod tus_client;
 pub mod uploads;
 pub mod worker;
@@ -17,6 +22,8 @@ use std::time::Duration;
 
 pub use complete::source_path;
 pub use uploads::{UploadConfig, UploadLocks};
+
+use tessera_raft::{AssetState, JobState};
 
 use crate::cluster::ClusterService;
 
@@ -53,9 +60,10 @@ const ORPHAN_AFTER: Duration = Duration::from_secs(3600);
 /// How often [`sweep`] looks.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// Every minute, applies the catalog to this node's VOD files: a deleted asset's
-/// renditions go, a source goes once its asset is ready if the asset does not keep it, and
-/// a source no asset names goes after an hour.
+/// Every minute, applies the catalog to this node's VOD files: a source this node holds is
+/// shared through the archive, a source goes once its asset is ready if the asset does not
+/// keep it, a source no asset names goes after an hour, and so do a deleted asset's
+/// archived files.
 pub async fn sweep(cluster: ClusterService, uploads: UploadConfig, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
@@ -69,25 +77,51 @@ pub async fn sweep(cluster: ClusterService, uploads: UploadConfig, mut stop: tok
 
 /// One pass of [`sweep`]; a worker runs one when a job finishes.
 pub async fn reconcile(cluster: &ClusterService, uploads: &UploadConfig) {
-    if let Ok(mut dir) = tokio::fs::read_dir(&uploads.output).await {
+    let me = cluster.identity.id;
+    // Sources fetched for jobs: kept while the asset has work left.
+    if let Ok(mut dir) = tokio::fs::read_dir(&uploads.scratch).await {
         while let Ok(Some(entry)) = dir.next_entry().await {
             let id = entry.file_name().to_string_lossy().into_owned();
-            if !cluster.catalog.read_local(|c| c.assets.contains_key(&id)).value {
-                match tokio::fs::remove_dir_all(entry.path()).await {
-                    Ok(()) => tracing::info!(asset = %id, "renditions of a deleted asset removed"),
-                    Err(e) => tracing::warn!(asset = %id, error = %e, "renditions could not be removed"),
+            let working = cluster
+                .catalog
+                .read_local(|c| c.jobs_of(&id).any(|j| matches!(j.state, JobState::Pending | JobState::Leased)))
+                .value;
+            if !working {
+                let _ = tokio::fs::remove_dir_all(entry.path()).await;
+            }
+        }
+    }
+    // The archive: a deleted asset's files go (the node that deleted it removed them
+    // already; this catches a failure there), once nothing of it was written for an hour,
+    // so an asset this node has not heard of yet is never touched.
+    match uploads.archive.assets().await {
+        Ok(ids) => {
+            for id in ids {
+                if cluster.catalog.read_local(|c| c.assets.contains_key(&id)).value {
+                    continue;
+                }
+                if uploads.archive.age(&id).await.ok().flatten().is_some_and(|age| age > ORPHAN_AFTER) {
+                    match uploads.archive.delete_asset(&id).await {
+                        Ok(n) => tracing::info!(asset = %id, files = n, "archived files of a deleted asset removed"),
+                        Err(e) => tracing::warn!(asset = %id, error = %e, "archived files could not be removed"),
+                    }
                 }
             }
         }
+        Err(e) => tracing::warn!(error = %e, "the archive's assets could not be listed"),
     }
     let Ok(mut dir) = tokio::fs::read_dir(&uploads.sources).await else { return };
     while let Ok(Some(entry)) = dir.next_entry().await {
         let id = entry.file_name().to_string_lossy().into_owned();
-        let (known, done_with) = cluster
+        let (known, done_with, holder) = cluster
             .catalog
             .read_local(|c| {
                 let a = c.assets.get(&id);
-                (a.is_some(), a.is_some_and(|a| a.state == tessera_raft::AssetState::Ready && !a.keep_source))
+                (
+                    a.is_some(),
+                    a.is_some_and(|a| a.state == AssetState::Ready && !a.keep_source),
+                    a.is_some_and(|a| a.source.node == me),
+                )
             })
             .value;
         let old = entry
@@ -97,8 +131,27 @@ pub async fn reconcile(cluster: &ClusterService, uploads: &UploadConfig) {
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > ORPHAN_AFTER);
+        if done_with {
+            if let Err(e) = uploads.archive.delete_source(&id).await {
+                tracing::warn!(asset = %id, error = %e, "the archived source could not be removed");
+            }
+        }
         if done_with || (!known && old) {
             remove_source(&uploads.sources, &id).await;
+        } else if known && holder {
+            share_source(uploads, &id).await;
         }
+    }
+}
+
+/// Puts a source this node holds in the archive, so workers on other nodes can read it.
+pub async fn share_source(uploads: &UploadConfig, id: &str) {
+    if uploads.archive.has_source(id).await {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match uploads.archive.put_source(id, &source_path(&uploads.sources, id)).await {
+        Ok(()) => tracing::info!(asset = %id, ms = started.elapsed().as_millis() as u64, "source put in the archive"),
+        Err(e) => tracing::warn!(asset = %id, error = %e, "the source could not be put in the archive; retried in a minute"),
     }
 }

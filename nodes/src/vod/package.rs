@@ -1,9 +1,11 @@
-//! A source's frames in decode order, its segment plan, and the `source` rendition: the
-//! source repackaged as VOD CMAF (no re-encode), written to `DATA_DIR/vod/ASSET/src/`.
+//! A source's frames in decode order, its segment plan, and the writing of a rendition
+//! ([`RenditionWriter`]): the `source` rendition is the source repackaged as VOD CMAF (no
+//! re-encode, [`package_source`]); transcoded rungs are written the same way
+//! ([`super::transcode`]).
 //!
-//! Blocking file I/O: run it off the async threads. Every file is written under a
-//! temporary name and renamed, so a killed job leaves whole segments only; a job resumed
-//! at segment `from` writes the same bytes the first run would have (see
+//! Blocking I/O: run it off the async threads. Every file is stored whole (the archive
+//! never shows part of one), so a killed job leaves whole segments only; a job resumed at
+//! segment `from` writes segments that continue the earlier ones' timeline (see
 //! [`tessera_packager::vod::package_segment`]).
 
 use std::collections::VecDeque;
@@ -16,8 +18,9 @@ use tessera_ingest::mp4::{SourceIndex, TopLevel, TopStep};
 use tessera_ingest::ts::TsDemuxer;
 use tessera_ingest::{DemuxEvent, Frame, TrackInfo, TrackKind};
 use tessera_packager::fmp4::CmafMuxer;
-use tessera_packager::vod::{package_segment, SegmentAssembler, SegmentPlan};
+use tessera_packager::vod::{package_segment, SegmentAssembler, SegmentPlan, SegmentSamples};
 
+use super::archive::{ArchiveError, VodArchive};
 use super::source::SourceError;
 
 /// Target segment duration of VOD renditions, 90 kHz ticks.
@@ -186,72 +189,189 @@ pub struct RenditionManifest {
     pub resolution: Option<(u32, u32)>,
 }
 
-/// Writes `bytes` to `path` whole: a temporary name, then a rename.
-fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
+/// Why a job stopped short.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
+    #[error("codec worker: {0}")]
+    Codec(String),
+    #[error("the rendition {0:?} is not one this source can have")]
+    Rung(String),
+    #[error("stopped: the job is no longer this worker's")]
+    Stopped,
 }
 
-/// Repackages the source into `out` from segment `from` on, segment `k` in the file
-/// `file_of(k)`; `segment_done` hears of every segment written and may stop the work by
-/// answering `false`. The manifest is written last, once every segment is there.
+impl From<std::io::Error> for JobError {
+    fn from(e: std::io::Error) -> Self {
+        JobError::Source(SourceError::Io(e))
+    }
+}
+
+/// Where a job's files go: [`ArchiveFiles`], or anything that keeps named files.
+pub trait RenditionFiles {
+    fn write(&mut self, file: &str, data: &[u8]) -> Result<(), JobError>;
+    fn read(&mut self, file: &str) -> Result<Option<Vec<u8>>, JobError>;
+}
+
+/// A rendition's files in the archive, from a blocking thread.
+pub struct ArchiveFiles {
+    pub archive: VodArchive,
+    pub asset: String,
+    pub rendition: String,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl RenditionFiles for ArchiveFiles {
+    fn write(&mut self, file: &str, data: &[u8]) -> Result<(), JobError> {
+        Ok(self.runtime.block_on(self.archive.put(&self.asset, &self.rendition, file, data))?)
+    }
+
+    fn read(&mut self, file: &str) -> Result<Option<Vec<u8>>, JobError> {
+        Ok(self.runtime.block_on(self.archive.get(&self.asset, &self.rendition, file))?.map(|b| b.to_vec()))
+    }
+}
+
+/// The names a claim (`epoch`) writes: a claim that lost its lease and keeps writing never
+/// overwrites what the catalog points readers at.
+pub mod names {
+    pub fn init(epoch: u64) -> String {
+        format!("init.e{epoch}.mp4")
+    }
+
+    pub fn segment(k: u32, epoch: u64) -> String {
+        format!("seg-{k}.e{epoch}.m4s")
+    }
+
+    pub fn manifest(epoch: u64) -> String {
+        format!("manifest.e{epoch}.json")
+    }
+}
+
+/// Writes one rendition of a planned source: its init segment, its segments from `from`
+/// on (segment `k` from `epochs(k)`'s claim, this claim's from `from`), and at the end
+/// its manifest.
+pub struct RenditionWriter<'a> {
+    files: &'a mut dyn RenditionFiles,
+    plan: &'a SourcePlan,
+    from: u32,
+    epoch: u64,
+    /// Which claim wrote segment `k` (those before `from` are earlier claims').
+    epoch_of: Box<dyn Fn(u32) -> u64 + 'a>,
+    muxer: CmafMuxer,
+    tracks: Vec<TrackInfo>,
+    sizes: Vec<(u64, u64)>,
+}
+
+impl<'a> RenditionWriter<'a> {
+    pub fn new(
+        files: &'a mut dyn RenditionFiles,
+        plan: &'a SourcePlan,
+        from: u32,
+        epoch: u64,
+        epoch_of: impl Fn(u32) -> u64 + 'a,
+    ) -> Self {
+        RenditionWriter {
+            files,
+            plan,
+            from,
+            epoch,
+            epoch_of: Box::new(epoch_of),
+            muxer: CmafMuxer::default(),
+            tracks: Vec::new(),
+            sizes: vec![(0, 0); plan.segments.len()],
+        }
+    }
+
+    /// The rendition's tracks (video first): writes this claim's init segment.
+    pub fn init(&mut self, tracks: Vec<TrackInfo>) -> Result<(), JobError> {
+        let init = self.muxer.init(tracks.clone());
+        self.tracks = tracks;
+        self.files.write(&names::init(self.epoch), &init)
+    }
+
+    pub fn plan(&self) -> &SourcePlan {
+        self.plan
+    }
+
+    /// Packages and writes a segment (one before `from` is an earlier claim's: skipped).
+    pub fn segment(&mut self, seg: &SegmentSamples) -> Result<(), JobError> {
+        if seg.index < self.from || seg.index as usize >= self.sizes.len() {
+            return Ok(());
+        }
+        let id = |kind| self.tracks.iter().find(|t| t.kind() == kind).map_or(0, |t| t.id);
+        let (video, audio) = (id(TrackKind::Video), id(TrackKind::Audio));
+        let packaged = package_segment(&mut self.muxer, seg, self.plan.origin, video, audio);
+        self.files.write(&names::segment(seg.index, self.epoch), &packaged.data)?;
+        self.sizes[seg.index as usize] = (packaged.data.len() as u64, packaged.iframe_len);
+        Ok(())
+    }
+
+    /// Writes the manifest, once every segment is there.
+    pub fn finish(self) -> Result<RenditionManifest, JobError> {
+        let mut sizes = self.sizes;
+        for (i, s) in sizes.iter_mut().enumerate() {
+            if i < self.from as usize {
+                let file = names::segment(i as u32, (self.epoch_of)(i as u32));
+                let data = self.files.read(&file)?.ok_or_else(|| {
+                    JobError::Source(SourceError::Io(std::io::Error::other(format!("{file} is missing"))))
+                })?;
+                *s = (data.len() as u64, first_fragment_len(&data));
+            } else if s.0 == 0 {
+                let missing = format!("segment {i} was never made (the source ended early)");
+                return Err(JobError::Source(SourceError::Io(std::io::Error::other(missing))));
+            }
+        }
+        let seconds: Vec<f64> = self.plan.segments.iter().map(|s| s.seconds()).collect();
+        let peak =
+            sizes.iter().zip(&seconds).map(|((b, _), s)| (*b as f64 * 8.0 / s.max(0.001)) as u64).max().unwrap_or(0);
+        let total: u64 = sizes.iter().map(|(b, _)| b).sum();
+        let film: f64 = seconds.iter().sum();
+        let video = self.tracks.iter().find(|t| t.kind() == TrackKind::Video);
+        let manifest = RenditionManifest {
+            segments: seconds.into_iter().zip(sizes.iter().map(|(_, i)| *i)).collect(),
+            bandwidth: peak,
+            average_bandwidth: (total as f64 * 8.0 / film.max(0.001)) as u64,
+            codecs: self.tracks.iter().map(|t| t.codec.rfc6381()).collect::<Vec<_>>().join(","),
+            resolution: video.and_then(|v| v.codec.dimensions()),
+        };
+        self.files.write(&names::manifest(self.epoch), &serde_json::to_vec(&manifest).expect("a manifest serialises"))?;
+        Ok(manifest)
+    }
+}
+
+/// Repackages the source (no re-encode) from segment `from` on; `segment_done` hears of
+/// every segment written and may stop the work by answering `false`.
 pub fn package_source(
     path: &Path,
-    plan: &SourcePlan,
-    out: &Path,
-    from: u32,
-    file_of: impl Fn(u32) -> String,
+    mut out: RenditionWriter<'_>,
     mut segment_done: impl FnMut(u32) -> bool,
-) -> Result<RenditionManifest, SourceError> {
-    std::fs::create_dir_all(out)?;
+) -> Result<RenditionManifest, JobError> {
     let Opened { tracks, frames, .. } = open(path)?;
-    let video = tracks.iter().find(|t| t.kind() == TrackKind::Video).ok_or(SourceError::NoVideo)?;
-    let audio = tracks.iter().find(|t| t.kind() == TrackKind::Audio).map_or(0, |t| t.id);
-    let mut muxer = CmafMuxer::default();
-    write_whole(&out.join("init.mp4"), &muxer.init(tracks.clone()))?;
-    let mut assembler = SegmentAssembler::new(&plan.segments);
-    let mut sizes = vec![(0u64, 0u64); plan.segments.len()];
-    let mut handle = |seg: tessera_packager::vod::SegmentSamples, muxer: &mut CmafMuxer| -> Result<bool, SourceError> {
-        if seg.index < from {
-            return Ok(true);
-        }
-        let packaged = package_segment(muxer, &seg, plan.origin, video.id, audio);
-        write_whole(&out.join(file_of(seg.index)), &packaged.data)?;
-        sizes[seg.index as usize] = (packaged.data.len() as u64, packaged.iframe_len);
-        Ok(segment_done(seg.index))
-    };
+    if !tracks.iter().any(|t| t.kind() == TrackKind::Video) {
+        return Err(SourceError::NoVideo.into());
+    }
+    let audio = tracks.iter().find(|t| t.kind() == TrackKind::Audio).cloned();
+    let video = tracks.iter().find(|t| t.kind() == TrackKind::Video).cloned();
+    out.init(video.into_iter().chain(audio).collect())?;
+    let mut assembler = SegmentAssembler::new(&out.plan.segments);
     for f in undamaged(frames) {
         if let Some(seg) = assembler.push(f?) {
-            if !handle(seg, &mut muxer)? {
-                return Err(SourceError::Stopped);
+            out.segment(&seg)?;
+            if !segment_done(seg.index) {
+                return Err(JobError::Stopped);
             }
         }
     }
     if let Some(seg) = assembler.finish() {
-        if !handle(seg, &mut muxer)? {
-            return Err(SourceError::Stopped);
+        out.segment(&seg)?;
+        if !segment_done(seg.index) {
+            return Err(JobError::Stopped);
         }
     }
-    // Sizes of segments an earlier run wrote.
-    for (i, s) in sizes.iter_mut().enumerate().take(from as usize) {
-        let data = std::fs::read(out.join(file_of(i as u32)))?;
-        *s = (data.len() as u64, first_fragment_len(&data));
-    }
-    let seconds: Vec<f64> = plan.segments.iter().map(|s| s.seconds()).collect();
-    let peak = sizes.iter().zip(&seconds).map(|((b, _), s)| (*b as f64 * 8.0 / s.max(0.001)) as u64).max().unwrap_or(0);
-    let total: u64 = sizes.iter().map(|(b, _)| b).sum();
-    let film: f64 = seconds.iter().sum();
-    let codecs = tracks.iter().map(|t| t.codec.rfc6381()).collect::<Vec<_>>().join(",");
-    let manifest = RenditionManifest {
-        segments: seconds.into_iter().zip(sizes.iter().map(|(_, i)| *i)).collect(),
-        bandwidth: peak,
-        average_bandwidth: (total as f64 * 8.0 / film.max(0.001)) as u64,
-        codecs,
-        resolution: video.codec.dimensions(),
-    };
-    write_whole(&out.join("manifest.json"), &serde_json::to_vec(&manifest).expect("a manifest serialises"))?;
-    Ok(manifest)
+    out.finish()
 }
 
 /// The length of a segment's first `moof` + `mdat`.

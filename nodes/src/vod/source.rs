@@ -64,8 +64,6 @@ pub enum SourceError {
     Ts(String),
     #[error("no video track (an asset needs pictures to make a ladder of)")]
     NoVideo,
-    #[error("stopped: the job is no longer this worker's")]
-    Stopped,
 }
 
 impl SourceError {
@@ -80,7 +78,6 @@ impl SourceError {
             SourceError::Mp4(Mp4Error::NotMp4(_)) => "not_media",
             SourceError::Mp4(_) | SourceError::Ts(_) => "malformed",
             SourceError::NoVideo => "no_video",
-            SourceError::Stopped => "stopped",
         }
     }
 }

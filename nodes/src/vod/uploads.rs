@@ -42,9 +42,15 @@ pub struct UploadConfig {
     pub uploads: PathBuf,
     /// `DATA_DIR/sources`: stored sources, one folder per asset.
     pub sources: PathBuf,
-    /// `DATA_DIR/vod`: finished renditions, `ASSET/RENDITION/`.
-    pub output: PathBuf,
+    /// Where sources are shared and renditions go.
+    pub archive: super::archive::VodArchive,
+    /// `DATA_DIR/vod-scratch`: sources fetched from the archive for a job, one folder per asset.
+    pub scratch: PathBuf,
+    /// Fetches of sources from the archive, one at a time.
+    pub fetches: Arc<tokio::sync::Mutex<()>>,
     pub max_bytes: u64,
+    /// The renditions an uploaded film gets.
+    pub ladder: tessera_transcode::LadderSpec,
 }
 
 /// Uploads with a `PATCH` in progress (one at a time each).

@@ -167,7 +167,14 @@ async fn tessera_vod_upload_resumes_after_being_killed_and_the_stored_file_is_wh
     };
     // Paced at 16 KiB every 100 ms, the upload takes about two seconds: killed in the middle.
     let mut first = cli("100").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // Killed once it has remembered the upload and sent some of it (however slowly the
+    // machine starts it).
+    crate::cluster::eventually(std::time::Duration::from_secs(20), "the upload under way", || async {
+        let started = std::fs::read_dir(cache.join("tessera/uploads")).ok()?.next().is_some();
+        started.then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     first.kill().unwrap();
     first.wait().unwrap();
     let remembered = std::fs::read_dir(cache.join("tessera/uploads")).unwrap().next().unwrap().unwrap().path();
@@ -212,6 +219,7 @@ async fn an_uploaded_film_is_packaged_by_a_worker_and_played_back_as_vod_with_an
     let node = node(|c| {
         c.data_dir = data.clone();
         c.admin_tokens = vec![ADMIN.into()];
+        c.vod_ladder = "source,240p:300".parse().unwrap();
     })
     .await;
     let http = node.http_addr();
@@ -228,8 +236,10 @@ async fn an_uploaded_film_is_packaged_by_a_worker_and_played_back_as_vod_with_an
     .await;
     assert_eq!(asset["source"]["container"], "mp4");
     let source = data.join("sources").join(&id);
+    let archived = data.join("archive/vod").join(&id);
+    assert!(archived.join("240p").exists() && archived.join("src").exists(), "renditions are in the archive");
     crate::cluster::eventually(std::time::Duration::from_secs(5), "the source not kept", || async {
-        (!source.exists()).then_some(())
+        (!source.exists() && !archived.join("_source").exists()).then_some(())
     })
     .await;
 
@@ -242,6 +252,7 @@ async fn an_uploaded_film_is_packaged_by_a_worker_and_played_back_as_vod_with_an
     );
     assert!(mv.contains("#EXT-X-I-FRAME-STREAM-INF:") && mv.contains("URI=\"src/iframes.m3u8\""), "{mv}");
     let media = get(http, &format!("/vod/{id}/src/index.m3u8")).await.text();
+    assert!(media.contains("#EXT-X-MAP:URI=\"init-1.mp4\"\n"), "{media}");
     assert!(media.contains("#EXT-X-PLAYLIST-TYPE:VOD\n") && media.ends_with("#EXT-X-ENDLIST\n"), "{media}");
     let segments: Vec<&str> = media.lines().filter(|l| l.starts_with("seg-")).collect();
     assert!(segments.len() >= 2, "{media}");
@@ -252,23 +263,24 @@ async fn an_uploaded_film_is_packaged_by_a_worker_and_played_back_as_vod_with_an
         .sum();
     assert!((5.9..6.2).contains(&listed), "the segments add up to the film: {listed} s");
 
-    // Init and every segment, end to end, decode to every picture of the source.
-    let init = get(http, &format!("/vod/{id}/src/init.mp4")).await;
-    assert_eq!(init.headers["cache-control"], "public, max-age=31536000, immutable");
-    let mut film = init.body.to_vec();
-    for s in &segments {
-        let seg = get(http, &format!("/vod/{id}/src/{s}")).await;
-        assert_eq!(seg.status, 200, "{s}");
-        film.extend_from_slice(&seg.body);
-    }
+    // Init and every segment, end to end, decode to every picture of the source, in the
+    // source rendition and in the transcoded one, whose segments are the same.
     let dir = scratch_dir("vod-out");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("film.mp4"), &film).unwrap();
     std::fs::write(dir.join("source.mp4"), MP4).unwrap();
-    let (ours, complaints) = ffprobe_frames(&dir.join("film.mp4"));
     let (source, _) = ffprobe_frames(&dir.join("source.mp4"));
-    assert!(complaints.is_empty(), "{complaints}");
-    assert_eq!(ours, source, "every picture of the source");
+    let media = media.lines().filter(|l| !l.starts_with("#EXT-X-MAP")).collect::<Vec<_>>().join("\n");
+    for rendition in ["src", "240p"] {
+        let (film, listed) = vod_rendition(http, &id, rendition).await;
+        assert_eq!(listed, media, "{rendition}: the same segments as the source rendition");
+        std::fs::write(dir.join(format!("{rendition}.mp4")), &film).unwrap();
+        let (ours, complaints) = ffprobe_frames(&dir.join(format!("{rendition}.mp4")));
+        assert!(complaints.is_empty(), "{rendition}: {complaints}");
+        assert_eq!(ours, source, "{rendition}: every picture of the source");
+    }
+    let init = get(http, &format!("/vod/{id}/src/init-1.mp4")).await;
+    assert_eq!(init.headers["cache-control"], "public, max-age=31536000, immutable");
+    assert!(mv.contains("RESOLUTION=426x240") && mv.contains("240p/index.m3u8"), "{mv}");
 
     // The I-frame playlist's byte range of a segment is its keyframe, decodable alone.
     let iframes = get(http, &format!("/vod/{id}/src/iframes.m3u8")).await.text();
@@ -284,6 +296,27 @@ async fn an_uploaded_film_is_packaged_by_a_worker_and_played_back_as_vod_with_an
     assert_eq!(get(http, &format!("/vod/{id}/720p/index.m3u8")).await.status, 404, "no such rendition");
     api.call(hyper::Method::DELETE, &format!("/api/v1/assets/{id}"), None).await.unwrap();
     assert_eq!(get(http, &format!("/vod/{id}/index.m3u8")).await.status, 404, "a deleted asset is not served");
-    assert!(!data.join("vod").join(&id).exists(), "its renditions go with it");
+    assert!(!archived.exists(), "its renditions go with it");
     node.shutdown().await;
+}
+
+/// A VOD rendition's init segment and segments end to end, and its media playlist with
+/// the init segment's name (which names the claim that wrote it) taken out.
+pub async fn vod_rendition(http: std::net::SocketAddr, id: &str, rendition: &str) -> (Vec<u8>, String) {
+    let media = get(http, &format!("/vod/{id}/{rendition}/index.m3u8")).await;
+    assert_eq!(media.status, 200, "{rendition}");
+    let media = media.text();
+    let mut film = Vec::new();
+    for line in media.lines() {
+        let uri = match line.strip_prefix("#EXT-X-MAP:URI=\"") {
+            Some(map) => map.trim_end_matches('"'),
+            None if line.starts_with("seg-") => line,
+            None => continue,
+        };
+        let file = get(http, &format!("/vod/{id}/{rendition}/{uri}")).await;
+        assert_eq!(file.status, 200, "{rendition}/{uri}");
+        film.extend_from_slice(&file.body);
+    }
+    let without_maps = media.lines().filter(|l| !l.starts_with("#EXT-X-MAP")).collect::<Vec<_>>().join("\n");
+    (film, without_maps)
 }
