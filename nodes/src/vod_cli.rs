@@ -40,9 +40,18 @@ pub enum VodCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// One asset, as JSON.
+    /// One asset and the progress of its jobs (`--json` for everything the API says).
     Show {
         id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Try a failed or dead-lettered job again.
+    Retry {
+        id: String,
+        rendition: String,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -81,22 +90,32 @@ pub async fn run(command: VodCommand) -> anyhow::Result<()> {
         }
         VodCommand::List { api } => {
             let r = api.client().get("/api/v1/assets").await?;
-            println!("{:<34} {:<10} {:>9} {:<16} TITLE", "ID", "STATE", "DURATION", "VIDEO");
+            println!("{:<34} {:<12} {:>5} {:>9} {:<16} TITLE", "ID", "STATE", "DONE", "DURATION", "VIDEO");
             for a in r["data"].as_array().into_iter().flatten() {
                 let s = a["source"]["duration_ms"].as_u64().unwrap_or(0) / 1000;
                 println!(
-                    "{:<34} {:<10} {:>9} {:<16} {}",
+                    "{:<34} {:<12} {:>4.0}% {:>9} {:<16} {}",
                     a["id"].as_str().unwrap_or_default(),
                     a["state"].as_str().unwrap_or_default(),
+                    a["progress"].as_f64().unwrap_or(0.0) * 100.0,
                     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60),
                     a["source"]["video"].as_str().unwrap_or("-"),
                     a["title"].as_str().unwrap_or_default()
                 );
             }
         }
-        VodCommand::Show { id, api } => {
+        VodCommand::Show { id, json, api } => {
             let r = api.client().get(&format!("/api/v1/assets/{id}")).await?;
-            println!("{}", serde_json::to_string_pretty(&r)?);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print_asset(&r);
+            }
+        }
+        VodCommand::Retry { id, rendition, api } => {
+            let path = format!("/api/v1/assets/{id}/jobs/{rendition}/retry");
+            api.client().call(Method::POST, &path, None).await?;
+            println!("{id}/{rendition} will be tried again");
         }
         VodCommand::Delete { id, api } => {
             api.client().call(Method::DELETE, &format!("/api/v1/assets/{id}"), None).await?;
@@ -104,6 +123,33 @@ pub async fn run(command: VodCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// An asset and a line per job: state, segments made, the node working on it, the last error.
+fn print_asset(a: &serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    println!("{}  {}  ({})", text(&a["id"]), text(&a["title"]), text(&a["state"]));
+    println!(
+        "source: {} {} {}",
+        text(&a["source"]["container"]),
+        text(&a["source"]["video"]),
+        text(&a["source"]["audio"])
+    );
+    println!("progress: {:.0}%", a["progress"].as_f64().unwrap_or(0.0) * 100.0);
+    println!("{:<10} {:<18} {:<8} {:>9} {:>8} {:>5}  ERROR", "RENDITION", "SPEC", "STATE", "SEGMENTS", "NODE", "TRIES");
+    for j in a["jobs"].as_array().into_iter().flatten() {
+        let node = j["lease"]["node"].as_u64().or(j["output_node"].as_u64()).map_or("-".into(), |n| n.to_string());
+        println!(
+            "{:<10} {:<18} {:<8} {:>9} {:>8} {:>5}  {}",
+            text(&j["rendition"]),
+            text(&j["spec"]),
+            text(&j["state"]),
+            format!("{}/{}", j["segments_done"].as_u64().unwrap_or(0), j["segments_total"].as_u64().unwrap_or(0)),
+            node,
+            j["attempts"].as_u64().unwrap_or(0),
+            j["last_error"].as_str().unwrap_or("")
+        );
+    }
 }
 
 /// A progress line on stderr: done, total, rate, time left.

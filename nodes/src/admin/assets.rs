@@ -7,19 +7,58 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tessera_raft::Command;
+use tessera_raft::{AssetRecord, Catalog, Command, JobRecord, JobState, Outcome};
 
 use super::{cluster_err, err, read, ReadParams};
 use crate::http::HttpState;
 
+/// An asset with its jobs and how far they are.
+#[derive(serde::Serialize)]
+struct AssetView {
+    #[serde(flatten)]
+    asset: AssetRecord,
+    /// Segments made over segments to make, of every job.
+    progress: f64,
+    /// The renditions that can be played.
+    renditions: Vec<String>,
+    jobs: Vec<JobRecord>,
+}
+
+fn view(c: &Catalog, asset: &AssetRecord) -> AssetView {
+    let jobs: Vec<JobRecord> = c.jobs_of(&asset.id).cloned().collect();
+    let (done, total) = jobs.iter().fold((0u64, 0u64), |(d, t), j| {
+        let made = if j.state == JobState::Done { j.segments_total } else { j.segments_done.min(j.segments_total) };
+        (d + made as u64, t + j.segments_total as u64)
+    });
+    AssetView {
+        asset: asset.clone(),
+        progress: if total == 0 { 0.0 } else { done as f64 / total as f64 },
+        renditions: jobs.iter().filter(|j| j.state == JobState::Done).map(|j| j.rendition.clone()).collect(),
+        jobs,
+    }
+}
+
 pub(super) async fn list(State(state): State<Arc<HttpState>>, Query(p): Query<ReadParams>) -> Response {
-    read(&state, &p, |c| c.assets.values().cloned().collect::<Vec<_>>()).await
+    read(&state, &p, |c| c.assets.values().map(|a| view(c, a)).collect::<Vec<_>>()).await
 }
 
 pub(super) async fn get(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
-    match state.cluster.read(|c| c.assets.get(&id).cloned()).await {
+    match state.cluster.read(|c| c.assets.get(&id).map(|a| view(c, a))).await {
         Ok(Some(a)) => Json(a).into_response(),
         Ok(None) => err(StatusCode::NOT_FOUND, "not_found", format!("no asset {id:?}")),
+        Err(e) => cluster_err(e),
+    }
+}
+
+/// `POST /api/v1/assets/{id}/jobs/{rendition}/retry`: a dead-lettered (or failed) job is
+/// tried again, its attempts counted afresh.
+pub(super) async fn retry(
+    State(state): State<Arc<HttpState>>,
+    Path((id, rendition)): Path<(String, String)>,
+) -> Response {
+    match state.cluster.propose(Command::RetryJob { asset: id, rendition }).await {
+        Ok(Outcome::Rejected(r)) => err(StatusCode::CONFLICT, "rejected", r.to_string()),
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => cluster_err(e),
     }
 }
@@ -37,7 +76,9 @@ pub(super) async fn delete(State(state): State<Arc<HttpState>>, Path(id): Path<S
             }
             match state.uploads.archive.delete_asset(&id).await {
                 Ok(n) => tracing::info!(asset = %id, files = n, "deleted asset's archived files removed"),
-                Err(e) => tracing::warn!(asset = %id, error = %e, "archived files of a deleted asset left for the sweep"),
+                Err(e) => {
+                    tracing::warn!(asset = %id, error = %e, "archived files of a deleted asset left for the sweep")
+                }
             }
             crate::vod::reconcile(&state.cluster, &state.uploads).await;
             StatusCode::NO_CONTENT.into_response()

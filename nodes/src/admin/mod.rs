@@ -42,6 +42,7 @@ pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
         .route("/api/v1/regions", axum::routing::put(protection::regions))
         .route("/api/v1/assets", get(assets::list))
         .route("/api/v1/assets/{id}", get(assets::get).delete(assets::delete))
+        .route("/api/v1/assets/{id}/jobs/{rendition}/retry", post(assets::retry))
         .route("/api/v1/uploads", post(crate::vod::uploads::create))
         .route(
             "/api/v1/uploads/{id}",

@@ -152,6 +152,8 @@ pub async fn share_source(uploads: &UploadConfig, id: &str) {
     let started = std::time::Instant::now();
     match uploads.archive.put_source(id, &source_path(&uploads.sources, id)).await {
         Ok(()) => tracing::info!(asset = %id, ms = started.elapsed().as_millis() as u64, "source put in the archive"),
-        Err(e) => tracing::warn!(asset = %id, error = %e, "the source could not be put in the archive; retried in a minute"),
+        Err(e) => {
+            tracing::warn!(asset = %id, error = %e, "the source could not be put in the archive; retried in a minute")
+        }
     }
 }

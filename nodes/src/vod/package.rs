@@ -337,7 +337,8 @@ impl<'a> RenditionWriter<'a> {
             codecs: self.tracks.iter().map(|t| t.codec.rfc6381()).collect::<Vec<_>>().join(","),
             resolution: video.and_then(|v| v.codec.dimensions()),
         };
-        self.files.write(&names::manifest(self.epoch), &serde_json::to_vec(&manifest).expect("a manifest serialises"))?;
+        self.files
+            .write(&names::manifest(self.epoch), &serde_json::to_vec(&manifest).expect("a manifest serialises"))?;
         Ok(manifest)
     }
 }

@@ -39,7 +39,12 @@ pub struct VodEncoding {
 /// What the feeder and the reader hand the packaging thread, in order.
 enum Event {
     Audio(Frame),
-    Packet { pts: i64, dts: i64, keyframe: bool, body: Bytes },
+    Packet {
+        pts: i64,
+        dts: i64,
+        keyframe: bool,
+        body: Bytes,
+    },
     SourceFailed(SourceError),
     WorkerFailed(String),
     /// The worker's output ended.

@@ -1,5 +1,5 @@
 //! The transcode worker on every node: claims the jobs it can do (with a lease), does them
-//! off the async threads, renews the lease with its checkpoint while it works, and records
+//! off the async threads, renews the lease with its checkpoint (every two seconds while segments finish), and records
 //! the outcome. A job whose lease was taken over is stopped at its next segment: its late
 //! writes would never be read anyway (fenced by epoch).
 //!
@@ -32,6 +32,8 @@ use crate::cluster::ClusterService;
 
 /// A lease lasts this long; it is renewed at a third of it.
 const LEASE_MS: i64 = 30_000;
+/// Finished segments are recorded (the checkpoint) at most this often.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 /// How long a full node leaves a waiting job to others (see the module's doc).
 const CLAIM_PATIENCE: Duration = Duration::from_secs(4);
 
@@ -167,7 +169,8 @@ impl VodWorker {
         let node = self.cluster.identity.id;
         let outcome = match result {
             Ok(manifest) => {
-                let seconds: f64 = manifest.segments.iter().map(|s| s.0).sum();
+                // Of the segments this claim made.
+                let seconds: f64 = manifest.segments.iter().skip(job.segments_done as usize).map(|s| s.0).sum();
                 let wall = started.elapsed().as_secs_f64();
                 tracing::info!(
                     segments = manifest.segments.len(),
@@ -227,9 +230,8 @@ impl VodWorker {
             rendition: job.rendition.clone(),
             runtime,
         };
-        let out = RenditionWriter::new(&mut files, &plan, from, lease.epoch, |k| {
-            made.epoch_of(k).unwrap_or(lease.epoch)
-        });
+        let out =
+            RenditionWriter::new(&mut files, &plan, from, lease.epoch, |k| made.epoch_of(k).unwrap_or(lease.epoch));
         let segment_done = |i: u32| {
             done.fetch_max(i + 1, Ordering::SeqCst);
             held.load(Ordering::SeqCst)
@@ -245,27 +247,36 @@ impl VodWorker {
     }
 }
 
-/// Renews a job's lease with its checkpoint every third of the lease, until aborted or
-/// the lease is lost (then `held` turns false and the job stops at its next segment).
+/// Renews a job's lease until aborted or the lease is lost (then `held` turns false and
+/// the job stops at its next segment): with its checkpoint at most every
+/// [`CHECKPOINT_EVERY`] while segments are being finished, and at least every third of
+/// the lease.
 async fn renew(cluster: ClusterService, job: JobRecord, lease: JobLease, done: Arc<AtomicU32>, held: Arc<AtomicBool>) {
+    let (mut recorded, mut renewed) = (job.segments_done, Instant::now());
     loop {
-        tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)).await;
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        let now_done = done.load(Ordering::SeqCst);
+        if now_done == recorded && renewed.elapsed() < Duration::from_millis(LEASE_MS as u64 / 3) {
+            continue;
+        }
         let renew = Command::RenewJob {
             asset: job.asset.clone(),
             rendition: job.rendition.clone(),
             node: lease.node,
             epoch: lease.epoch,
             lease_ms: LEASE_MS,
-            segments_done: done.load(Ordering::SeqCst),
+            segments_done: now_done,
         };
         match cluster.propose(renew).await {
-            Ok(Outcome::JobLease(_)) => {}
+            Ok(Outcome::JobLease(_)) => (recorded, renewed) = (now_done, Instant::now()),
             Ok(Outcome::Rejected(r)) => {
                 tracing::warn!(asset = %job.asset, rendition = %job.rendition, "lease lost: {r}");
                 held.store(false, Ordering::SeqCst);
                 return;
             }
-            other => tracing::debug!(asset = %job.asset, rendition = %job.rendition, ?other, "lease not renewed this time"),
+            other => {
+                tracing::debug!(asset = %job.asset, rendition = %job.rendition, ?other, "lease not renewed this time")
+            }
         }
     }
 }

@@ -15,3 +15,4 @@ mod release;
 mod rtmp;
 mod tiers;
 mod vod;
+mod vod_ladder;
