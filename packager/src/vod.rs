@@ -197,6 +197,8 @@ pub struct VodSegment {
     pub uri: String,
     pub map: String,
     pub seconds: f64,
+    /// Its timeline does not follow the segment before it.
+    pub discontinuity: bool,
 }
 
 /// `EXT-X-MAP` before the first segment and wherever the init segment changes.
@@ -216,6 +218,9 @@ pub fn media_playlist(segments: &[VodSegment]) -> String {
     s.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     let mut map = None;
     for seg in segments {
+        if seg.discontinuity {
+            s.push_str("#EXT-X-DISCONTINUITY\n");
+        }
         write_map(&mut s, &mut map, &seg.map);
         let _ = writeln!(s, "#EXTINF:{:.5},\n{}", seg.seconds, seg.uri);
     }
@@ -341,12 +346,16 @@ mod tests {
                 uri: format!("seg-{i}.m4s"),
                 map: if i < 2 { "init-1.mp4" } else { "init-2.mp4" }.into(),
                 seconds: *s,
+                discontinuity: i == 2,
             })
             .collect();
         let p = media_playlist(&segs);
         assert!(p.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:9\n#EXT-X-PLAYLIST-TYPE:VOD\n"), "{p}");
         assert!(p.contains("#EXT-X-MAP:URI=\"init-1.mp4\"\n#EXTINF:6.00000,\nseg-0.m4s\n"), "{p}");
-        assert!(p.contains("seg-1.m4s\n#EXT-X-MAP:URI=\"init-2.mp4\"\n#EXTINF:5.96000,\nseg-2.m4s\n"), "{p}");
+        assert!(
+            p.contains("seg-1.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-2.mp4\"\n#EXTINF:5.96000,\nseg-2.m4s\n"),
+            "{p}"
+        );
         assert_eq!(p.matches("#EXT-X-MAP").count(), 2, "a map only where it changes: {p}");
         assert!(p.ends_with("#EXTINF:5.96000,\nseg-2.m4s\n#EXT-X-ENDLIST\n"), "{p}");
         let frames =

@@ -29,7 +29,8 @@ pub mod node;
 pub use catalog::{
     job_key, valid_content, ArchiveExtent, AssetRecord, AssetState, CaRecord, Catalog, Command, Gate, JobLease,
     JobRecord, JobState, KeyRecord, NodeId, NodeRecord, Outcome, Proposal, Protection, ProtectionRecord, Readiness,
-    Rejection, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, SourceRecord, TokenKind, Visibility,
+    RecordedRendition, Rejection, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, SourceRecord, TokenKind,
+    Visibility, RECORDING_SPEC,
 };
 pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};
 pub mod store;

@@ -239,6 +239,8 @@ struct StreamBody {
     encryption: Option<tessera_raft::Protection>,
     regions: Option<Vec<String>>,
     signed_urls: Option<bool>,
+    /// Record each publish as a VOD asset.
+    record: Option<bool>,
 }
 
 /// The protection commands a stream body asks for, or why it cannot have them.
@@ -297,8 +299,8 @@ async fn put_stream(
         Ok(p) => p,
         Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
     };
-    // A body of encryption or regions alone leaves the ladder and token as they are.
-    let replaces = body.ladder.is_some() || body.token.is_some() || protection.is_empty();
+    // A body of encryption, regions or recording alone leaves the ladder and token as they are.
+    let replaces = body.ladder.is_some() || body.token.is_some() || (protection.is_empty() && body.record.is_none());
     let cmd = match stream_command(name.clone(), &body, false) {
         Ok(c) => c,
         Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
@@ -308,17 +310,30 @@ async fn put_stream(
             return cluster_err(e);
         }
     }
-    if !replaces {
-        let record = state.cluster.catalog.peek(|c| {
-            json!({ "name": name, "protection": c.protection.get(&format!("live/{name}")).map(|p| json!({ "mode": p.mode, "regions": p.regions, "keys": p.keys.len(), "signed_urls": p.signed_urls })) })
-        });
-        return Json(record).into_response();
+    if replaces {
+        match state.cluster.propose(cmd).await {
+            Ok(Outcome::Stream(s)) if body.record.is_none() => return Json(s).into_response(),
+            Ok(Outcome::Stream(_)) => {}
+            Ok(o) => return Json(json!({ "outcome": format!("{o:?}") })).into_response(),
+            Err(e) => return cluster_err(e),
+        }
     }
-    match state.cluster.propose(cmd).await {
-        Ok(Outcome::Stream(s)) => Json(s).into_response(),
-        Ok(o) => Json(json!({ "outcome": format!("{o:?}") })).into_response(),
-        Err(e) => cluster_err(e),
+    if let Some(record) = body.record {
+        match state.cluster.propose(Command::SetRecording { stream: name.clone(), record }).await {
+            Ok(Outcome::Stream(s)) if replaces => return Json(s).into_response(),
+            Ok(Outcome::Rejected(r)) => return err(StatusCode::CONFLICT, "rejected", r.to_string()),
+            Ok(_) => {}
+            Err(e) => return cluster_err(e),
+        }
     }
+    let record = state.cluster.catalog.peek(|c| {
+        json!({
+            "name": name,
+            "record": c.streams.get(&name).is_some_and(|s| s.record),
+            "protection": c.protection.get(&format!("live/{name}")).map(|p| json!({ "mode": p.mode, "regions": p.regions, "keys": p.keys.len(), "signed_urls": p.signed_urls })),
+        })
+    });
+    Json(record).into_response()
 }
 
 async fn delete_stream(State(state): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 pub use mirrored::{Held, Numbering};
 use rendition::RenditionState;
+pub use rendition::{FinishedFile, FinishedKind};
 pub use status::{RenditionStatus, StreamStatus, TranscoderView};
 use tessera_actors::{SessionEnd, TranscoderStatus};
 use tessera_packager::playlist::{render_multivariant, RenditionReport, Variant};
@@ -195,6 +196,8 @@ pub struct SegmentStore {
     next_session: std::sync::atomic::AtomicU64,
     /// Where finished files go after the live window (see [`crate::tiers`]).
     tiers: std::sync::OnceLock<Arc<crate::tiers::Tiers>>,
+    /// Hears of what this node finishes as origin, for recordings ([`crate::vod::recording`]).
+    recorder: std::sync::OnceLock<Arc<dyn Recorder>>,
 }
 
 /// A publisher's hold on a stream name. Dropping it ends the session if the pipeline did
@@ -226,6 +229,14 @@ impl Drop for PublishClaim {
     }
 }
 
+/// Told of the files a stream's renditions finish on its origin, and of the stream's end
+/// (its publisher gone for longer than the reconnect grace). Must not block: the store's
+/// locks are held.
+pub trait Recorder: Send + Sync {
+    fn finished(&self, stream: &str, rendition: &str, file: &FinishedFile);
+    fn ended(&self, stream: &str);
+}
+
 /// What a released blocking request waited for, for the latency metric.
 pub struct Released {
     pub body: Bytes,
@@ -240,6 +251,7 @@ impl SegmentStore {
             streams: Mutex::new(HashMap::new()),
             next_session: 1.into(),
             tiers: std::sync::OnceLock::new(),
+            recorder: std::sync::OnceLock::new(),
         })
     }
 
@@ -349,6 +361,9 @@ impl SegmentStore {
                     st.ended_since = Some(now);
                     st.changes += 1;
                     tracing::info!(stream = %name, "stream ended");
+                    if let Some(rec) = self.recorder.get().filter(|_| !st.mirrored) {
+                        rec.ended(&name);
+                    }
                     drop(st);
                     entry.bump();
                     continue;

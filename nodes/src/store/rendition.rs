@@ -17,6 +17,30 @@ pub(crate) struct PartRecord {
     pub completed_at: Instant,
 }
 
+/// A file a rendition finished, for the storage tiers and a recording.
+#[derive(Debug, Clone)]
+pub struct FinishedFile {
+    /// `init-N.mp4` or `seg-MSN.m4s`.
+    pub file: String,
+    pub data: Bytes,
+    pub kind: FinishedKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum FinishedKind {
+    Init {
+        id: u32,
+        tracks: Vec<TrackInfo>,
+    },
+    /// `discontinuity`: its timeline does not follow the segment before it (a new publish).
+    Segment {
+        msn: u64,
+        seconds: f64,
+        init: u32,
+        discontinuity: bool,
+    },
+}
+
 pub(crate) struct RenditionState {
     pub name: String,
     pub playlist: PlaylistState,
@@ -39,7 +63,7 @@ pub(crate) struct RenditionState {
     /// Why it was dropped for the rest of the session.
     pub dropped: Option<String>,
     /// Files finished since the store last handed them to the storage tiers.
-    pub finished: Vec<(String, Bytes)>,
+    pub finished: Vec<FinishedFile>,
 }
 
 impl RenditionState {
@@ -77,7 +101,8 @@ impl RenditionState {
         self.settle();
         let id = self.next_init;
         self.next_init += 1;
-        self.finished.push((format!("init-{id}.mp4"), data.clone()));
+        let kind = FinishedKind::Init { id, tracks: tracks.clone() };
+        self.finished.push(FinishedFile { file: format!("init-{id}.mp4"), data: data.clone(), kind });
         self.inits.insert(id, data);
         self.tracks = tracks;
         id
@@ -145,7 +170,8 @@ impl RenditionState {
         }
         self.building_msn = None;
         let data = std::mem::take(&mut self.building).freeze();
-        let duration = self.playlist.segments().find(|s| s.msn == msn).map_or(0.0, |s| s.duration);
+        let entry = self.playlist.segments().find(|s| s.msn == msn);
+        let (duration, init, discontinuity) = entry.map_or((0.0, 0, false), |s| (s.duration, s.init, s.discontinuity));
         if data.is_empty() {
             return;
         }
@@ -153,7 +179,8 @@ impl RenditionState {
         if self.recent.len() > 10 {
             self.recent.pop_front();
         }
-        self.finished.push((format!("seg-{msn}.m4s"), data.clone()));
+        let kind = FinishedKind::Segment { msn, seconds: duration, init, discontinuity };
+        self.finished.push(FinishedFile { file: format!("seg-{msn}.m4s"), data: data.clone(), kind });
         self.segments.insert(msn, data);
         let oldest = self.playlist.oldest_retained_msn();
         self.segments.retain(|m, _| *m >= oldest);

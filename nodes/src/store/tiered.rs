@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{SegmentStore, StreamState};
+use super::{Recorder, SegmentStore, StreamState};
 use crate::tiers::{FileKey, Tiers};
 
 impl SegmentStore {
@@ -18,13 +18,23 @@ impl SegmentStore {
     /// when this node is the stream's origin (a follower's copy is its own disk's only).
     pub(super) fn hand_over(&self, name: &str, st: &mut StreamState) {
         let archive = !st.mirrored;
+        let recorder = self.recorder.get().filter(|_| archive);
         for r in st.renditions.values_mut() {
-            for (file, data) in r.finished.drain(..) {
-                if let (Some(tiers), Some(key)) = (self.tiers.get(), FileKey::new(name, &r.name, &file)) {
-                    tiers.keep(key, data, archive);
+            for f in r.finished.drain(..) {
+                if let Some(rec) = recorder {
+                    rec.finished(name, &r.name, &f);
+                }
+                if let (Some(tiers), Some(key)) = (self.tiers.get(), FileKey::new(name, &r.name, &f.file)) {
+                    tiers.keep(key, f.data, archive);
                 }
             }
         }
+    }
+
+    /// Makes `recorder` hear of every file this node finishes as a stream's origin, and of
+    /// every stream's end.
+    pub fn attach_recorder(&self, recorder: Arc<dyn Recorder>) {
+        let _ = self.recorder.set(recorder);
     }
 
     /// A finished file (`seg-MSN.m4s`, `init-N.mp4`) the store no longer holds, from this

@@ -10,6 +10,7 @@
 pub mod archive;
 mod complete;
 pub mod package;
+pub mod recording;
 pub mod serve;
 pub mod source;
 pub mod transcode;

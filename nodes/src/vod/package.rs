@@ -187,6 +187,10 @@ pub struct RenditionManifest {
     pub average_bandwidth: u64,
     pub codecs: String,
     pub resolution: Option<(u32, u32)>,
+    /// Segments whose timeline does not follow the one before (a recording across a
+    /// reconnect of its publisher).
+    #[serde(default)]
+    pub discontinuities: Vec<u32>,
 }
 
 /// Why a job stopped short.
@@ -336,6 +340,7 @@ impl<'a> RenditionWriter<'a> {
             average_bandwidth: (total as f64 * 8.0 / film.max(0.001)) as u64,
             codecs: self.tracks.iter().map(|t| t.codec.rfc6381()).collect::<Vec<_>>().join(","),
             resolution: video.and_then(|v| v.codec.dimensions()),
+            discontinuities: Vec::new(),
         };
         self.files
             .write(&names::manifest(self.epoch), &serde_json::to_vec(&manifest).expect("a manifest serialises"))?;

@@ -68,7 +68,11 @@ pub async fn multivariant(State(state): State<Arc<HttpState>>, Path(asset): Path
             resolution: m.resolution,
             frame_rate: None,
         });
-        // Keyframes alone: about one picture per segment.
+        // Keyframes alone: about one picture per segment (a recording has no byte ranges
+        // of its keyframes).
+        if m.segments.iter().any(|(_, len)| *len == 0) {
+            continue;
+        }
         let video_codec = m.codecs.split(',').next().unwrap_or_default();
         let iframe_bw = m.segments.iter().map(|(s, len)| (*len as f64 * 8.0 / s.max(0.001)) as u64).max().unwrap_or(0);
         let mut line = format!("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={iframe_bw},CODECS=\"{video_codec}\"");
@@ -96,13 +100,21 @@ pub async fn rendition_file(
     let Some(job) = jobs.into_iter().find(|j| j.rendition == rendition) else { return not_found() };
     if file == "index.m3u8" || file == "iframes.m3u8" {
         let Some(m) = manifest(&state, &job).await else { return not_found() };
+        if file == "iframes.m3u8" && m.segments.iter().any(|(_, len)| *len == 0) {
+            return not_found();
+        }
         let map = |k: usize| format!("init-{}.mp4", job.epoch_of(k as u32).unwrap_or(0));
         let body = if file == "index.m3u8" {
             let segments: Vec<VodSegment> = m
                 .segments
                 .iter()
                 .enumerate()
-                .map(|(i, (seconds, _))| VodSegment { uri: format!("seg-{i}.m4s"), map: map(i), seconds: *seconds })
+                .map(|(i, (seconds, _))| VodSegment {
+                    uri: format!("seg-{i}.m4s"),
+                    map: map(i),
+                    seconds: *seconds,
+                    discontinuity: m.discontinuities.contains(&(i as u32)),
+                })
                 .collect();
             media_playlist(&segments)
         } else {

@@ -34,6 +34,8 @@ pub enum AssetState {
     Transcoding,
     Ready,
     Failed,
+    /// A live stream being recorded (container `live`); ready when the stream ends.
+    Recording,
 }
 
 /// One asset.
@@ -65,8 +67,8 @@ impl Catalog {
                 if !valid_hash(&asset.source.sha256) {
                     return Err(invalid("the source's SHA-256 is not 64 hex digits"));
                 }
-                if !matches!(asset.source.container.as_str(), "mp4" | "mpegts") {
-                    return Err(invalid("the source's container is mp4 or mpegts"));
+                if !matches!(asset.source.container.as_str(), "mp4" | "mpegts" | "live") {
+                    return Err(invalid("the source's container is mp4, mpegts or live (a recording)"));
                 }
                 if !self.nodes.contains_key(&asset.source.node) {
                     return Err(Rejection::NoSuchNode(asset.source.node));
@@ -77,7 +79,8 @@ impl Catalog {
                     Some(_) => return Err(Rejection::AssetExists(asset.id.clone())),
                     None => {}
                 }
-                let record = AssetRecord { state: AssetState::Uploaded, created_ms: now, ..asset.clone() };
+                let state = if asset.source.container == "live" { AssetState::Recording } else { AssetState::Uploaded };
+                let record = AssetRecord { state, created_ms: now, ..asset.clone() };
                 self.assets.insert(asset.id.clone(), record);
                 Ok(Outcome::Done)
             }

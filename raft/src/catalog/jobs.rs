@@ -65,6 +65,18 @@ pub struct JobRecord {
     pub epochs: Vec<(u32, u64)>,
 }
 
+/// The spec of a recording's renditions (made by the live pipeline, never claimed).
+pub const RECORDING_SPEC: &str = "recording";
+
+/// One rendition of a finished recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedRendition {
+    pub rendition: String,
+    /// `(first segment, init segment number)` wherever the init segment changes.
+    pub epochs: Vec<(u32, u64)>,
+    pub segments: u32,
+}
+
 /// A job's key in [`Catalog::jobs`]: `ASSET/RENDITION`.
 pub fn job_key(asset: &str, rendition: &str) -> String {
     format!("{asset}/{rendition}")
@@ -115,6 +127,9 @@ impl Catalog {
     fn settle_asset(&mut self, asset: &str) {
         let jobs: Vec<JobState> = self.jobs_of(asset).map(|j| j.state).collect();
         let Some(a) = self.assets.get_mut(asset) else { return };
+        if a.state == AssetState::Recording && jobs.is_empty() {
+            return;
+        }
         a.state = if jobs.contains(&JobState::Dead) {
             AssetState::Failed
         } else if !jobs.is_empty() && jobs.iter().all(|s| *s == JobState::Done) {
@@ -138,6 +153,45 @@ impl Catalog {
 
     pub(super) fn apply_job(&mut self, now: i64, command: &Command) -> Result<Outcome, Rejection> {
         match command {
+            Command::FinishRecording { asset, duration_ms, renditions } => {
+                let a = self.assets.get_mut(asset).ok_or_else(|| Rejection::NoSuchAsset(asset.clone()))?;
+                if a.state != AssetState::Recording {
+                    return Err(Rejection::InvalidAsset(format!("{asset} is not being recorded")));
+                }
+                if renditions.iter().any(|r| !super::valid_name(&r.rendition) || r.epochs.is_empty()) {
+                    return Err(Rejection::InvalidAsset(format!("a rendition of recording {asset}")));
+                }
+                a.source.duration_ms = *duration_ms;
+                let node = a.source.node;
+                for r in renditions {
+                    let job = JobRecord {
+                        asset: asset.clone(),
+                        rendition: r.rendition.clone(),
+                        spec: RECORDING_SPEC.to_string(),
+                        state: JobState::Done,
+                        lease: None,
+                        last_epoch: r.epochs.iter().map(|(_, e)| *e).max().unwrap_or(0),
+                        attempts: 0,
+                        not_before_ms: 0,
+                        last_error: None,
+                        segments_done: r.segments,
+                        segments_total: r.segments,
+                        output_node: Some(node),
+                        updated_ms: now,
+                        epochs: r.epochs.clone(),
+                    };
+                    self.jobs.insert(job_key(asset, &r.rendition), job);
+                }
+                if renditions.is_empty() {
+                    // Nothing was recorded: the asset has nothing to play.
+                    if let Some(a) = self.assets.get_mut(asset) {
+                        a.state = AssetState::Failed;
+                    }
+                } else {
+                    self.settle_asset(asset);
+                }
+                Ok(Outcome::Done)
+            }
             Command::AddJobs { asset, jobs, segments_total } => {
                 if !self.assets.contains_key(asset) {
                     return Err(Rejection::NoSuchAsset(asset.clone()));

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use assets::{AssetRecord, AssetState, SourceRecord, TITLE_MAX};
-pub use jobs::{job_key, JobLease, JobRecord, JobState, MAX_ATTEMPTS};
+pub use jobs::{job_key, JobLease, JobRecord, JobState, RecordedRendition, MAX_ATTEMPTS, RECORDING_SPEC};
 pub use protection::{KeyRecord, Protection, ProtectionRecord, KEYS_KEPT};
 pub use release::{valid_content, Gate, Readiness, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, Visibility};
 
@@ -39,6 +39,10 @@ pub struct StreamRecord {
     /// What the archive (the cold storage tier) holds of the stream.
     #[serde(default)]
     pub archive: Option<ArchiveExtent>,
+    /// Each publish of the stream is recorded, from its first segment until the stream
+    /// ends, into a VOD asset.
+    #[serde(default)]
+    pub record: bool,
 }
 
 /// What the archive holds of a stream, as the node that archives it last counted: the
@@ -235,6 +239,19 @@ pub enum Command {
     },
     DeleteAsset {
         id: String,
+    },
+    /// Whether the stream's publishes are recorded as VOD assets.
+    SetRecording {
+        stream: String,
+        record: bool,
+    },
+    /// A recording (an asset of container `live`) is complete: its renditions, each with
+    /// its segments and which init segment (`epochs`, as a job's) each uses, made by the
+    /// recording node.
+    FinishRecording {
+        asset: String,
+        duration_ms: u64,
+        renditions: Vec<RecordedRendition>,
     },
     /// The transcode jobs of an asset (rendition, what to make), each over its segments.
     AddJobs {
@@ -479,6 +496,7 @@ impl Catalog {
                             origin: None,
                             last_epoch: 0,
                             archive: None,
+                            record: false,
                         };
                         self.streams.insert(name.clone(), s.clone());
                         Ok(Outcome::Stream(s))
@@ -538,7 +556,14 @@ impl Catalog {
             | Command::SetRegionTable { .. }
             | Command::RevokeSubject { .. } => self.apply_protection(now, &p.command),
             Command::AddAsset { .. } | Command::DeleteAsset { .. } => self.apply_asset(now, &p.command),
+            Command::SetRecording { stream, record } => {
+                let s = self.streams.get_mut(stream).ok_or_else(|| Rejection::NoSuchStream(stream.clone()))?;
+                s.record = *record;
+                s.updated_ms = now;
+                Ok(Outcome::Stream(s.clone()))
+            }
             Command::AddJobs { .. }
+            | Command::FinishRecording { .. }
             | Command::ClaimJob { .. }
             | Command::RenewJob { .. }
             | Command::FinishJob { .. }

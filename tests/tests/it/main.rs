@@ -10,6 +10,7 @@ mod link;
 mod live_slice;
 mod protection;
 mod reconnect;
+mod recording;
 mod relay;
 mod release;
 mod rtmp;

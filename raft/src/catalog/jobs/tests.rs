@@ -1,5 +1,6 @@
 use super::*;
 use crate::catalog::{AssetRecord, NodeRecord, Proposal, SourceRecord};
+use crate::RecordedRendition;
 
 fn catalog() -> Catalog {
     let mut c = Catalog::default();
@@ -131,4 +132,35 @@ fn jobs_are_added_once_for_a_known_asset_and_claimed_only_by_members() {
     let bad = Command::AddJobs { asset: "film".into(), jobs: vec![("a/b".into(), "x".into())], segments_total: 1 };
     assert!(matches!(at(&mut c, 5, bad), Outcome::Rejected(Rejection::InvalidAsset(_))));
     assert_eq!(at(&mut c, 5, claim(9)), Outcome::Rejected(Rejection::NoSuchNode(9)));
+}
+
+#[test]
+fn a_recording_is_ready_when_finished_with_its_renditions_done_and_never_claimable() {
+    let mut c = catalog();
+    let asset = AssetRecord {
+        id: "show-1".into(),
+        title: "Show".into(),
+        source: SourceRecord { container: "live".into(), duration_ms: 0, ..c.assets["film"].source.clone() },
+        state: AssetState::Uploaded,
+        keep_source: false,
+        created_ms: 0,
+    };
+    at(&mut c, 5, Command::AddAsset { asset });
+    assert_eq!(c.assets["show-1"].state, AssetState::Recording);
+    let recorded =
+        |rendition: &str| RecordedRendition { rendition: rendition.into(), epochs: vec![(0, 0), (7, 1)], segments: 12 };
+    let finish = Command::FinishRecording {
+        asset: "show-1".into(),
+        duration_ms: 24_000,
+        renditions: vec![recorded("src"), recorded("360p")],
+    };
+    assert_eq!(at(&mut c, 9, finish.clone()), Outcome::Done);
+    let a = &c.assets["show-1"];
+    assert_eq!((a.state, a.source.duration_ms), (AssetState::Ready, 24_000));
+    let j = &c.jobs[&job_key("show-1", "360p")];
+    assert_eq!((j.state, j.segments_done, j.epoch_of(6), j.epoch_of(7)), (JobState::Done, 12, Some(0), Some(1)));
+    assert!(!j.claimable(1_000_000));
+    assert!(matches!(at(&mut c, 10, finish), Outcome::Rejected(Rejection::InvalidAsset(_))), "finished once");
+    let other = Command::FinishRecording { asset: "film".into(), duration_ms: 1, renditions: vec![recorded("src")] };
+    assert!(matches!(at(&mut c, 11, other), Outcome::Rejected(_)), "an upload is no recording");
 }

@@ -1,0 +1,245 @@
+//! Live to VOD: a stream set to `record` becomes an asset. From the first segment its
+//! origin finishes, every rendition's init segments and segments are copied as they finish
+//! into the asset's place in the archive (the bytes the live viewers got: no re-encode),
+//! and when the stream ends (its publisher gone past the reconnect grace) the manifests
+//! are written and the catalog told (`FinishRecording`): the asset is ready, with a VOD
+//! playlist of the whole broadcast. A reconnect within the grace continues the same
+//! recording, after an `EXT-X-DISCONTINUITY`.
+//!
+//! The store tells the recorder of files without waiting ([`crate::store::Recorder`]); a
+//! task of its own writes them. Its queue is bounded: if the archive cannot keep up, files
+//! are dropped and counted (`tessera_recording_dropped_total`), and a recording that lost
+//! a segment skips it (the playlist has a discontinuity there) rather than stopping.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use tessera_ingest::{TrackInfo, TrackKind};
+use tessera_raft::{AssetRecord, AssetState, Command, RecordedRendition, SourceRecord};
+use tokio::sync::mpsc;
+
+use super::archive::VodArchive;
+use super::package::{names, RenditionManifest};
+use crate::cluster::ClusterService;
+use crate::store::{FinishedFile, FinishedKind, Recorder};
+
+/// Files waiting to be written, at most.
+const QUEUE: usize = 4096;
+/// Init segments kept per rendition for a recording that starts later.
+const INITS_KEPT: usize = 4;
+
+enum Event {
+    File { stream: String, rendition: String, file: FinishedFile },
+    Ended { stream: String },
+}
+
+/// The store's side: queues what the store hands over.
+pub struct LiveRecorder {
+    queue: mpsc::Sender<Event>,
+}
+
+impl Recorder for LiveRecorder {
+    fn finished(&self, stream: &str, rendition: &str, file: &FinishedFile) {
+        let event = Event::File { stream: stream.into(), rendition: rendition.into(), file: file.clone() };
+        if self.queue.try_send(event).is_err() {
+            metrics::counter!("tessera_recording_dropped_total").increment(1);
+            tracing::warn!(stream, rendition, file = %file.file, "recording queue full: file not recorded");
+        }
+    }
+
+    fn ended(&self, stream: &str) {
+        if self.queue.try_send(Event::Ended { stream: stream.into() }).is_err() {
+            tracing::warn!(stream, "recording queue full: the stream's end was not heard");
+        }
+    }
+}
+
+/// Starts the recording task.
+pub fn start(cluster: ClusterService, archive: VodArchive) -> std::sync::Arc<LiveRecorder> {
+    let (queue, events) = mpsc::channel(QUEUE);
+    tokio::spawn(RecordingTask { cluster, archive, inits: HashMap::new(), open: HashMap::new() }.run(events));
+    std::sync::Arc::new(LiveRecorder { queue })
+}
+
+/// One rendition of a recording.
+#[derive(Default)]
+struct Track {
+    /// Seconds of each segment recorded.
+    segments: Vec<f64>,
+    bytes: u64,
+    peak_bps: u64,
+    epochs: Vec<(u32, u64)>,
+    discontinuities: Vec<u32>,
+    tracks: Vec<TrackInfo>,
+}
+
+struct Recording {
+    asset: String,
+    renditions: BTreeMap<String, Track>,
+}
+
+struct RecordingTask {
+    cluster: ClusterService,
+    archive: VodArchive,
+    /// The latest init segments of every rendition this node is origin of.
+    inits: HashMap<(String, String), BTreeMap<u32, (Bytes, Vec<TrackInfo>)>>,
+    open: HashMap<String, Recording>,
+}
+
+impl RecordingTask {
+    async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+        while let Some(e) = events.recv().await {
+            match e {
+                Event::File { stream, rendition, file } => self.file(stream, rendition, file).await,
+                Event::Ended { stream } => self.ended(&stream).await,
+            }
+        }
+    }
+
+    fn wants_recording(&self, stream: &str) -> bool {
+        self.cluster.catalog.read_local(|c| c.streams.get(stream).is_some_and(|s| s.record)).value
+    }
+
+    async fn file(&mut self, stream: String, rendition: String, file: FinishedFile) {
+        let (seconds, init, discontinuity) = match file.kind {
+            FinishedKind::Init { id, tracks } => {
+                let kept = self.inits.entry((stream, rendition)).or_default();
+                kept.insert(id, (file.data, tracks));
+                while kept.len() > INITS_KEPT {
+                    kept.pop_first();
+                }
+                return;
+            }
+            FinishedKind::Segment { seconds, init, discontinuity, .. } => (seconds, init, discontinuity),
+        };
+        if !self.open.contains_key(&stream) {
+            if !self.wants_recording(&stream) {
+                return;
+            }
+            match self.begin(&stream).await {
+                Some(r) => self.open.insert(stream.clone(), r),
+                None => return, // tried again at the next segment
+            };
+        }
+        let Some(rec) = self.open.get_mut(&stream) else { return };
+        let asset = rec.asset.clone();
+        let track = rec.renditions.entry(rendition.clone()).or_default();
+        let k = track.segments.len() as u32;
+        if track.epochs.last().map(|(_, e)| *e) != Some(init as u64) {
+            let Some((bytes, tracks)) = self.inits.get(&(stream.clone(), rendition.clone())).and_then(|m| m.get(&init))
+            else {
+                tracing::warn!(%stream, %rendition, init, "a segment without its init segment: not recorded");
+                return;
+            };
+            if let Err(e) = self.archive.put(&asset, &rendition, &names::init(init as u64), bytes).await {
+                tracing::warn!(%stream, %rendition, error = %e, "an init segment could not be recorded");
+                return;
+            }
+            track.tracks = tracks.clone();
+            if k > 0 {
+                track.discontinuities.push(k);
+            }
+            track.epochs.push((k, init as u64));
+        } else if discontinuity && k > 0 {
+            track.discontinuities.push(k);
+        }
+        match self.archive.put(&asset, &rendition, &names::segment(k, init as u64), &file.data).await {
+            Ok(()) => {
+                track.segments.push(seconds);
+                track.bytes += file.data.len() as u64;
+                track.peak_bps = track.peak_bps.max((file.data.len() as f64 * 8.0 / seconds.max(0.001)) as u64);
+                metrics::counter!("tessera_recorded_segments_total").increment(1);
+            }
+            Err(e) => {
+                metrics::counter!("tessera_recording_dropped_total").increment(1);
+                tracing::warn!(%stream, %rendition, error = %e, "a segment could not be recorded");
+                // What follows does not continue what was recorded before.
+                track.discontinuities.push(k);
+            }
+        }
+    }
+
+    /// Records the asset of a new recording.
+    async fn begin(&self, stream: &str) -> Option<Recording> {
+        let now: chrono::DateTime<chrono::Utc> = std::time::SystemTime::now().into();
+        let stamp = now.format("%Y%m%d-%H%M%S").to_string();
+        let id = format!("{}-{stamp}", &stream[..stream.len().min(48)]);
+        let asset = AssetRecord {
+            id: id.clone(),
+            title: format!("{stream} (recorded {stamp} UTC)"),
+            source: SourceRecord {
+                node: self.cluster.identity.id,
+                size: 0,
+                sha256: "0".repeat(64),
+                container: "live".into(),
+                duration_ms: 0,
+                video: None,
+                audio: None,
+            },
+            state: AssetState::Recording,
+            keep_source: false,
+            created_ms: 0,
+        };
+        match self.cluster.propose(Command::AddAsset { asset }).await {
+            Ok(tessera_raft::Outcome::Rejected(r)) => {
+                tracing::warn!(stream, asset = %id, "the recording's asset was refused: {r}");
+                None
+            }
+            Ok(_) => {
+                tracing::info!(stream, asset = %id, "recording started");
+                Some(Recording { asset: id, renditions: BTreeMap::new() })
+            }
+            Err(e) => {
+                tracing::warn!(stream, asset = %id, error = %e, "the recording's asset could not be recorded yet");
+                None
+            }
+        }
+    }
+
+    /// Writes the manifests and tells the catalog the recording is complete.
+    async fn ended(&mut self, stream: &str) {
+        let Some(rec) = self.open.remove(stream) else { return };
+        let mut renditions = Vec::new();
+        let mut duration = 0.0f64;
+        for (name, t) in &rec.renditions {
+            let Some((_, last)) = t.epochs.last() else { continue };
+            let film: f64 = t.segments.iter().sum();
+            duration = duration.max(film);
+            let video = t.tracks.iter().find(|t| t.kind() == TrackKind::Video);
+            let manifest = RenditionManifest {
+                // No I-frame byte ranges: a live segment's first fragment holds more than
+                // its keyframe.
+                segments: t.segments.iter().map(|s| (*s, 0)).collect(),
+                bandwidth: t.peak_bps,
+                average_bandwidth: (t.bytes as f64 * 8.0 / film.max(0.001)) as u64,
+                codecs: t.tracks.iter().map(|t| t.codec.rfc6381()).collect::<Vec<_>>().join(","),
+                resolution: video.and_then(|v| v.codec.dimensions()),
+                discontinuities: t.discontinuities.clone(),
+            };
+            let json = serde_json::to_vec(&manifest).expect("a manifest serialises");
+            if let Err(e) = self.archive.put(&rec.asset, name, &names::manifest(*last), &json).await {
+                tracing::warn!(stream, asset = %rec.asset, rendition = %name, error = %e, "a manifest could not be written");
+                continue;
+            }
+            renditions.push(RecordedRendition {
+                rendition: name.clone(),
+                epochs: t.epochs.clone(),
+                segments: t.segments.len() as u32,
+            });
+        }
+        let finish =
+            Command::FinishRecording { asset: rec.asset.clone(), duration_ms: (duration * 1000.0) as u64, renditions };
+        for attempt in 0..10u32 {
+            match self.cluster.propose(finish.clone()).await {
+                Ok(_) => {
+                    tracing::info!(stream, asset = %rec.asset, seconds = duration, "recording finished");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(stream, asset = %rec.asset, attempt, error = %e, "the recording's end not recorded yet");
+                    tokio::time::sleep(std::time::Duration::from_secs(1 << attempt.min(5))).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Live to VOD: a stream set to record is published twice within the reconnect grace;
+//! when it ends, the whole broadcast plays back as a VOD asset (the segments the live
+//! viewers got, a discontinuity at the reconnect), decoding to every picture published.
+
+use std::time::Duration;
+
+use hyper::Method;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const ADMIN: &str = "recording-admin";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_live_stream_plays_back_as_vod_once_it_ends() {
+    let node = node(|c| {
+        c.admin_tokens = vec![ADMIN.into()];
+        c.reconnect_grace_ms = 3000;
+        c.ladder = "source".parse().unwrap();
+    })
+    .await;
+    let http = node.http_addr();
+    let api = tessera_node::admin::client::AdminClient::new(&http.to_string(), ADMIN);
+    api.call(Method::PUT, "/api/v1/streams/show", Some(&json!({ "ladder": "source" }))).await.unwrap();
+    let set = api.call(Method::PUT, "/api/v1/streams/show", Some(&json!({ "record": true }))).await.unwrap();
+    assert_eq!(set["record"], true, "{set}");
+    api.call(Method::PUT, "/api/v1/streams/other", Some(&json!({ "ladder": "source" }))).await.unwrap();
+
+    // Two publishes, the second within the grace, and a stream not recorded beside them.
+    let other = publish_sample(&node, "other", 1);
+    publish_sample(&node, "show", 1).await.unwrap();
+    let live = get(http, "/live/show/src/index.m3u8").await;
+    assert_eq!(live.status, 200, "the broadcast was live");
+    publish_sample(&node, "show", 1).await.unwrap();
+    other.await.unwrap();
+
+    let asset: Value = crate::cluster::eventually(Duration::from_secs(30), "the recording ready", || async {
+        let list: Value = api.get("/api/v1/assets").await.ok()?;
+        let a = list["data"]
+            .as_array()?
+            .iter()
+            .find(|a| a["id"].as_str().is_some_and(|id| id.starts_with("show-")))?
+            .clone();
+        (a["state"] == "ready").then_some(a)
+    })
+    .await;
+    let list: Value = api.get("/api/v1/assets").await.unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "only the recorded stream became an asset: {list}");
+    assert_eq!(asset["source"]["container"], "live", "{asset}");
+    let id = asset["id"].as_str().unwrap();
+    let seconds = asset["source"]["duration_ms"].as_u64().unwrap() as f64 / 1000.0;
+    assert!((10.5..13.0).contains(&seconds), "two publishes of the 6 s sample: {seconds} s");
+
+    let mv = get(http, &format!("/vod/{id}/index.m3u8")).await;
+    assert_eq!(mv.status, 200);
+    assert!(mv.text().contains("src/index.m3u8"), "{}", mv.text());
+    let media = get(http, &format!("/vod/{id}/src/index.m3u8")).await.text();
+    assert!(media.contains("#EXT-X-PLAYLIST-TYPE:VOD") && media.ends_with("#EXT-X-ENDLIST\n"), "{media}");
+    assert_eq!(media.matches("#EXT-X-DISCONTINUITY").count(), 1, "at the reconnect: {media}");
+    let listed: f64 = media
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|l| l.trim_end_matches(',').parse::<f64>().unwrap())
+        .sum();
+    assert!((listed - seconds).abs() < 0.1, "the playlist lists the whole broadcast: {listed} s against {seconds} s");
+
+    // Every picture of both publishes, from the recorded segments.
+    let dir = scratch_dir("recording");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sample.ts"), SAMPLE).unwrap();
+    let frames = |file: &std::path::Path| {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+            .arg(file)
+            .output()
+            .expect("ffprobe must be installed (.ci/run installs it)");
+        String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().unwrap_or(0)
+    };
+    let m3u8 = dir.join("recorded.m3u8");
+    let mut local = String::new();
+    for line in media.lines() {
+        if let Some(uri) = line.strip_prefix("#EXT-X-MAP:URI=\"").map(|u| u.trim_end_matches('"')) {
+            let data = get(http, &format!("/vod/{id}/src/{uri}")).await.body;
+            std::fs::write(dir.join(uri), &data).unwrap();
+            local.push_str(&format!("{line}\n"));
+        } else if line.starts_with("seg-") {
+            let data = get(http, &format!("/vod/{id}/src/{line}")).await.body;
+            std::fs::write(dir.join(line), &data).unwrap();
+            local.push_str(&format!("{line}\n"));
+        } else {
+            local.push_str(&format!("{line}\n"));
+        }
+    }
+    std::fs::write(&m3u8, local).unwrap();
+    let published = 2 * frames(&dir.join("sample.ts"));
+    let recorded = frames(&m3u8);
+    // The live segmenter starts at the first keyframe of each publish.
+    assert!(recorded + 2 * 15 >= published && recorded <= published, "{recorded} of {published} pictures");
+    node.shutdown().await;
+}
