@@ -78,11 +78,14 @@ struct Recording {
     renditions: BTreeMap<String, Track>,
 }
 
+/// A rendition's latest init segments by number, with their tracks.
+type KeptInits = BTreeMap<u32, (Bytes, Vec<TrackInfo>)>;
+
 struct RecordingTask {
     cluster: ClusterService,
     archive: VodArchive,
-    /// The latest init segments of every rendition this node is origin of.
-    inits: HashMap<(String, String), BTreeMap<u32, (Bytes, Vec<TrackInfo>)>>,
+    /// The latest init segments of every rendition (stream, rendition) this node is origin of.
+    inits: HashMap<(String, String), KeptInits>,
     open: HashMap<String, Recording>,
 }
 
