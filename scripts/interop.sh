@@ -195,8 +195,11 @@ check "metrics exported" metrics
 # over QUIC.
 # The trio's HTTP and SRT ports and its admin token, for the cases after it.
 TRIO_HTTP=() TRIO_SRT=() TRIO_ADMIN=
-start_trio() {
-    local d=$WORK/trio quic=() i tokens
+TRIO_PIDS=()
+start_trio() { # [folder name, then extra node flags]
+    local d=$WORK/${1:-trio} quic=() i tokens
+    shift || true
+    TRIO_HTTP=() TRIO_SRT=() TRIO_PIDS=()
     for i in 0 1 2; do TRIO_HTTP+=("$(free_port)"); TRIO_SRT+=("$(free_udp_port)"); quic+=("$(free_udp_port)"); done
     tokens=$($BIN cluster init --data-dir "$d/0" --cluster "127.0.0.1:${quic[0]}" --http "127.0.0.1:${TRIO_HTTP[0]}" 2>>"$RESULTS/trio-init.log") || return 1
     local join
@@ -206,8 +209,10 @@ start_trio() {
         local extra=()
         [ "$i" = 0 ] || extra=(--join "127.0.0.1:${quic[0]}" --token "$join")
         $BIN node --data-dir "$d/$i" --cluster "127.0.0.1:${quic[$i]}" --http "127.0.0.1:${TRIO_HTTP[$i]}" \
-            --srt "127.0.0.1:${TRIO_SRT[$i]}" --rtmp "127.0.0.1:$(free_port)" --log warn "${extra[@]}" >"$RESULTS/trio-$i.log" 2>&1 &
+            --srt "127.0.0.1:${TRIO_SRT[$i]}" --rtmp "127.0.0.1:$(free_port)" --log warn "${extra[@]}" "$@" \
+            >"$RESULTS/$(basename "$d")-$i.log" 2>&1 &
         pids+=($!)
+        TRIO_PIDS+=($!)
         for _ in $(seq 50); do curl -sf "http://127.0.0.1:${TRIO_HTTP[$i]}/healthz" >/dev/null && break; sleep 0.2; done
     done
 }
@@ -380,32 +385,47 @@ cbcs() {
 }
 check "a cbcs stream plays in hls.js through EME ClearKey in Chromium with a token, not with an expired one" cbcs
 
-# 8e. VOD: `tessera vod upload` sends the bundled film over tus to a fresh node, a worker
-# packages it, and hls.js plays it from the start, seeks to 4 s and plays to the end.
+# 8e. VOD: a 24 s 1080p film with B-frames, sent with `tessera vod upload` to node 1 of a
+# fresh three-node cluster sharing an archive, becomes a four-rung ladder made on several
+# nodes; a node is killed in the middle of a job, which another node resumes; hls.js, on a
+# node that survived, plays the ladder from the start, seeks to 8 s, is forced onto every
+# rung in turn and plays to the end.
 vod() {
-    local port admin=interop-admin-token
-    port=$(free_port)
-    $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$(free_udp_port) --rtmp-listen 127.0.0.1:$(free_port) \
-        --log warn --data-dir "$WORK/vod-node" --cluster 127.0.0.1:0 --admin-token $admin >"$RESULTS/vod-node.log" 2>&1 &
-    pids+=($!)
-    local base=http://127.0.0.1:$port id
-    for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done
-    id=$(XDG_CACHE_HOME=$WORK/vod-cache $BIN vod upload samples/sample.mp4 --title Interop --node "$base" \
-        --admin-token $admin 2>"$RESULTS/vod-upload.log" | sed -n 's/^asset: //p')
+    ffmpeg -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+        -t 24 -c:v libx264 -preset veryfast -bf 2 -g 50 -pix_fmt yuv420p -c:a aac -b:a 96k "$WORK/film.mp4" || return 1
+    start_trio vod --cold-url "$WORK/vod-archive" --vod-workers 1 || return 1
+    local admin=$TRIO_ADMIN base=http://127.0.0.1:${TRIO_HTTP[0]} id i victim=
+    id=$(XDG_CACHE_HOME=$WORK/vod-cache $BIN vod upload "$WORK/film.mp4" --title Interop --node "$base" \
+        --admin-token "$admin" 2>"$RESULTS/vod-upload.log" | sed -n 's/^asset: //p')
     [ -n "$id" ] || { echo "interop: vod: upload failed: $(tail -2 "$RESULTS/vod-upload.log")"; return 1; }
-    for _ in $(seq 100); do
-        curl -sf -H "Authorization: Bearer $admin" "$base/api/v1/assets/$id" | grep -q '"state":"ready"' && break
+    local asset="curl -sf -H 'Authorization: Bearer $admin' $base/api/v1/assets/$id"
+    for _ in $(seq 300); do
+        victim=$(eval "$asset" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const a=JSON.parse(s);
+            const j=a.jobs.find(j=>j.state==="leased"&&j.lease&&j.lease.node!==1&&j.segments_done>=1&&j.segments_done<j.segments_total);
+            process.stdout.write(j?`${j.lease.node} ${j.rendition}`:"")})')
+        [ -n "$victim" ] && break
         sleep 0.2
     done
-    node interop/player.mjs --url "$base/vod/$id/index.m3u8" --seconds 20 --until-ended \
-        --config '{"seekTo": 4}' --out "$RESULTS/vod.json" >/dev/null || return 1
-    local s=$PWD/$RESULTS/vod.json
-    echo "interop: vod: asset $id; hls.js played $(json "$s" 's.playedSeconds.toFixed(1)') s, seeked to" \
+    [ -n "$victim" ] || { echo "interop: vod: no job checkpointed on node 2 or 3"; return 1; }
+    local pid=${TRIO_PIDS[$((${victim%% *} - 1))]}
+    { kill -9 "$pid" && wait "$pid"; } 2>/dev/null || true
+    echo "interop: vod: killed node ${victim%% *} in the middle of ${victim#* }"
+    for _ in $(seq 900); do eval "$asset" | grep -q '"state":"ready"' && break; sleep 0.2; done
+    eval "$asset" > "$RESULTS/vod-asset.json"
+    local s=$PWD/$RESULTS/vod-asset.json
+    echo "interop: vod: asset $(json "$s" 's.state'), renditions $(json "$s" 'JSON.stringify(s.jobs.map(j=>[j.rendition, j.output_node, j.epochs.map(e=>e[0])]))')"
+    [ "$(json "$s" 's.state === "ready" && new Set(s.jobs.map(j=>j.output_node)).size >= 2 && s.jobs.some(j=>j.epochs.length > 1 && j.epochs[j.epochs.length-1][0] >= 1)')" = true ] || return 1
+    local reader=1
+    [ "${victim%% *}" != 2 ] || reader=2
+    node interop/player.mjs --url "http://127.0.0.1:${TRIO_HTTP[$reader]}/vod/$id/index.m3u8" --seconds 40 --until-ended \
+        --cycle-levels 4 --config '{"seekTo": 8}' --out "$RESULTS/vod.json" >/dev/null || return 1
+    s=$PWD/$RESULTS/vod.json
+    echo "interop: vod: hls.js on node $((reader + 1)) played $(json "$s" 's.playedSeconds.toFixed(1)') s, seeked to" \
         "$(json "$s" 's.seekedAt') s, ended $(json "$s" 's.ended || s.reachedEnd'), stalls $(json "$s" 's.stalls')," \
-        "$(json "$s" 's.framesByHeight[360] || 0') frames at 360p"
-    [ "$(json "$s" 's.started && s.fatal.length === 0 && s.seeks >= 1 && s.seekedAt >= 3.5 && s.seekedAt <= 4.5 && (s.ended || s.reachedEnd) && (s.framesByHeight[360] || 0) > 30')" = true ]
+        "levels $(json "$s" 'JSON.stringify(s.levels.map(l=>l.height))'), frames by height $(json "$s" 'JSON.stringify(s.framesByHeight)')"
+    [ "$(json "$s" 's.started && s.fatal.length === 0 && s.seeks >= 1 && s.seekedAt >= 7.5 && s.seekedAt <= 8.5 && (s.ended || s.reachedEnd) && s.levels.length === 4 && Object.keys(s.framesByHeight).filter(h => s.framesByHeight[h] > 10).length >= 3')" = true ]
 }
-check "a film uploaded with tessera vod upload is packaged and plays in hls.js with a seek to the end" vod
+check "a 1080p upload becomes a 4-rung ladder across three nodes, survives a node kill, and plays in hls.js with a seek" vod
 
 # 9. The ladder: a 1080p feed with B-frames (x264 defaults, as OBS sends) becomes four
 # renditions; hls.js plays them, forced onto each rung in turn, without a stall.
