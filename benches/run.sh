@@ -62,8 +62,14 @@ vod() {
     python3 benches/vod.py "$OUT" "$BIN/tessera" "$([ "$QUICK" = 1 ] && echo 128 || echo 512)" \
         2> >(tee -a "$OUT/logs/vod.log" >&2) || echo "bench: vod benchmark failed" >&2
 }
+transcode() {
+    echo "bench: VOD transcoding on one, two and three nodes beside one ffmpeg" >&2
+    mkdir -p "$OUT/logs"
+    python3 benches/transcode.py "$OUT" "$BIN/tessera" "$([ "$QUICK" = 1 ] && echo 8 || echo 20)" \
+        2> >(tee -a "$OUT/logs/transcode.log" >&2) || echo "bench: transcode benchmark failed" >&2
+}
 case "${BENCH_ONLY:-}" in
-    catalog | relay | release | license | vod)
+    catalog | relay | release | license | vod | transcode)
         "$BENCH_ONLY"
         python3 benches/report.py "$OUT" >docs/benchmarks.md
         exit 0
@@ -262,6 +268,7 @@ license
 
 # --- 10. VOD uploads ------------------------------------------------------------------------
 vod
+transcode
 
 # --- Report -----------------------------------------------------------------------------
 python3 benches/report.py "$OUT" >docs/benchmarks.md
