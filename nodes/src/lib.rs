@@ -213,7 +213,7 @@ impl Node {
             upload_locks: vod::UploadLocks::default(),
         });
         tasks.spawn(vod::sweep(member.clone(), state.uploads.clone(), rx.clone()));
-        store.attach_recorder(vod::recording::start(member.clone(), state.uploads.archive.clone()));
+        store.attach_recorder(vod::recording::start(member.clone(), state.uploads.archive.clone(), rx.clone()));
         let transcode = transcode_settings(&config)?;
         let worker = vod::worker::VodWorker {
             cluster: member.clone(),

@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use tessera_ingest::{Frame, TrackKind};
 
 use crate::fmp4::CmafMuxer;
+use crate::playlist::SegmentKey;
 use crate::segmenter::{PartOut, Sample};
 
 /// One planned segment.
@@ -209,19 +210,53 @@ fn write_map(s: &mut String, current: &mut Option<String>, map: &str) {
     }
 }
 
-/// The media playlist of a finished rendition: every segment, `EXT-X-ENDLIST`.
-pub fn media_playlist(segments: &[VodSegment]) -> String {
+/// The media playlist of a finished rendition: every segment, `EXT-X-ENDLIST`; under
+/// `keys` (each from its segment number on) the `EXT-X-KEY` in force, as live playlists
+/// write it: AES-128 with clear init segments, or `SAMPLE-AES` (cbcs) before an init
+/// segment per key, `init-E-KID.mp4` for `init-E.mp4`.
+pub fn media_playlist(segments: &[VodSegment], keys: &[SegmentKey]) -> String {
     let target = segments.iter().map(|s| s.seconds).fold(0.0f64, f64::max).round().max(1.0) as u64;
     let mut s = String::with_capacity(64 + segments.len() * 32);
     s.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
     let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target}");
     s.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let mut map = None;
-    for seg in segments {
+    let (mut map, mut key_in_force): (Option<String>, Option<&str>) = (None, None);
+    for (k, seg) in segments.iter().enumerate() {
         if seg.discontinuity {
             s.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        write_map(&mut s, &mut map, &seg.map);
+        let key = keys.iter().rev().find(|key| key.from_msn <= k as u64);
+        match key.and_then(|key| key.sample_aes.as_deref().map(|kid| (key, kid))) {
+            Some((key, kid)) => {
+                if key_in_force != Some(key.uri.as_str()) {
+                    let _ = writeln!(
+                        s,
+                        "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"{}\",KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\",KEYID=0x{kid}",
+                        key.uri
+                    );
+                    key_in_force = Some(key.uri.as_str());
+                }
+                let protected =
+                    seg.map.strip_suffix(".mp4").map_or_else(|| seg.map.clone(), |m| format!("{m}-{kid}.mp4"));
+                write_map(&mut s, &mut map, &protected);
+            }
+            None => {
+                if map.as_deref() != Some(seg.map.as_str()) && key_in_force.take().is_some() {
+                    s.push_str("#EXT-X-KEY:METHOD=NONE\n"); // init segments stay clear
+                }
+                write_map(&mut s, &mut map, &seg.map);
+                let uri = key.map(|key| key.uri.as_str());
+                if uri != key_in_force {
+                    match uri {
+                        Some(uri) => {
+                            let _ = writeln!(s, "#EXT-X-KEY:METHOD=AES-128,URI=\"{uri}\",KEYFORMAT=\"identity\"");
+                        }
+                        None => s.push_str("#EXT-X-KEY:METHOD=NONE\n"),
+                    }
+                    key_in_force = uri;
+                }
+            }
+        }
         let _ = writeln!(s, "#EXTINF:{:.5},\n{}", seg.seconds, seg.uri);
     }
     s.push_str("#EXT-X-ENDLIST\n");
@@ -349,7 +384,7 @@ mod tests {
                 discontinuity: i == 2,
             })
             .collect();
-        let p = media_playlist(&segs);
+        let p = media_playlist(&segs, &[]);
         assert!(p.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:9\n#EXT-X-PLAYLIST-TYPE:VOD\n"), "{p}");
         assert!(p.contains("#EXT-X-MAP:URI=\"init-1.mp4\"\n#EXTINF:6.00000,\nseg-0.m4s\n"), "{p}");
         assert!(
@@ -358,6 +393,23 @@ mod tests {
         );
         assert_eq!(p.matches("#EXT-X-MAP").count(), 2, "a map only where it changes: {p}");
         assert!(p.ends_with("#EXTINF:5.96000,\nseg-2.m4s\n#EXT-X-ENDLIST\n"), "{p}");
+        let aes = [SegmentKey { from_msn: 0, uri: "/license/vod/f/k1".into(), sample_aes: None }];
+        let p = media_playlist(&segs, &aes);
+        assert!(
+            p.contains("#EXT-X-MAP:URI=\"init-1.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"/license/vod/f/k1\""),
+            "{p}"
+        );
+        assert!(
+            p.contains("#EXT-X-KEY:METHOD=NONE\n#EXT-X-MAP:URI=\"init-2.mp4\"\n#EXT-X-KEY:METHOD=AES-128"),
+            "init segments stay clear: {p}"
+        );
+        let kid = "0123456789abcdef0123456789abcdef";
+        let cbcs = [SegmentKey { from_msn: 0, uri: "/license/clearkey/vod/f/k1".into(), sample_aes: Some(kid.into()) }];
+        let p = media_playlist(&segs, &cbcs);
+        assert_eq!(p.matches("#EXT-X-KEY:METHOD=SAMPLE-AES").count(), 1, "{p}");
+        assert!(p.contains(&format!("KEYID=0x{kid}\n#EXT-X-MAP:URI=\"init-1-{kid}.mp4\"")), "{p}");
+        assert!(p.contains(&format!("#EXT-X-MAP:URI=\"init-2-{kid}.mp4\"")), "{p}");
+        assert!(!p.contains("METHOD=NONE"), "{p}");
         let frames =
             [IFrame { uri: "seg-0.m4s".into(), map: "init-1.mp4".into(), offset: 0, length: 4000, seconds: 2.0 }];
         let i = iframe_playlist(&frames);

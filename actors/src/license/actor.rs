@@ -286,6 +286,19 @@ impl LicenseState {
                 .map(|(content, p)| (content.clone(), p.keys.last().cloned()))
                 .collect()
         });
+        for content in self.unkeyed_assets() {
+            let made = match keys::generate(&self.rng) {
+                Ok(key) => self.add_key(&content, &key, 0).await.map(|_| key),
+                Err(e) => Err(e.to_string()),
+            };
+            match made {
+                Ok(key) => {
+                    metrics::counter!("tessera_license_keys_made_total").increment(1);
+                    tracing::info!(%content, kid = %hex(&key.kid), "asset key made");
+                }
+                Err(e) => tracing::warn!(%content, error = %e, "an asset key was not made; trying again"),
+            }
+        }
         for (content, newest) in encrypted {
             let Some(edge) = self.cfg.node.origin_edge(&content["live/".len()..]) else { continue };
             let period = self.cfg.rotation.as_millis() as i64;
@@ -310,6 +323,25 @@ impl LicenseState {
             metrics::counter!("tessera_license_keys_made_total").increment(1);
             tracing::info!(%content, kid = %hex(&key.kid), from_msn, "content key made");
         }
+    }
+
+    /// Encrypted VOD assets without a key that this node is to make one for: the node that
+    /// took the upload (or recorded it), or the lowest-numbered node when that one has left.
+    /// An asset has one key for all its segments: a film is not a stream that goes on.
+    fn unkeyed_assets(&self) -> Vec<String> {
+        let me = self.cfg.node.node_id();
+        self.catalog(|c| {
+            let keeper = |asset: &str| {
+                let holder = c.assets.get(asset).map(|a| a.source.node)?;
+                Some(if c.nodes.contains_key(&holder) { holder } else { *c.nodes.keys().next()? })
+            };
+            c.protection
+                .iter()
+                .filter(|(_, p)| p.mode != Protection::None && p.keys.is_empty())
+                .filter(|(content, _)| content.strip_prefix("vod/").and_then(keeper) == Some(me))
+                .map(|(content, _)| content.clone())
+                .collect()
+        })
     }
 
     async fn add_key(&mut self, content: &str, key: &ContentKey, from_msn: u64) -> Result<(), String> {

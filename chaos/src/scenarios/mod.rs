@@ -17,3 +17,4 @@ mod release_moved_and_cancelled;
 mod release_skewed_clocks;
 mod release_takedown;
 mod restart_from_disk;
+mod uploads_interrupted;

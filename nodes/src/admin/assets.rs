@@ -50,6 +50,47 @@ pub(super) async fn get(State(state): State<Arc<HttpState>>, Path(id): Path<Stri
     }
 }
 
+/// `PUT /api/v1/assets/{id}` with `{"encryption": "aes-128" | "cbcs" | "none", "regions":
+/// [...]}`: how the asset is protected (its key is made by the node that took the upload).
+pub(super) async fn put(
+    State(state): State<Arc<HttpState>>,
+    Path(id): Path<String>,
+    Json(body): Json<super::StreamBody>,
+) -> Response {
+    if body.name.is_some() || body.ladder.is_some() || body.token.is_some() || body.record.is_some() {
+        return err(StatusCode::BAD_REQUEST, "invalid", "an asset takes encryption and regions");
+    }
+    if body.signed_urls.is_some() {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "signed URLs are for live streams; an asset's keys need a token",
+        );
+    }
+    if !state.cluster.catalog.read_local(|c| c.assets.contains_key(&id)).value {
+        return err(StatusCode::NOT_FOUND, "not_found", format!("no asset {id:?}"));
+    }
+    let content = format!("vod/{id}");
+    let commands = match super::protection_commands(&content, &body) {
+        Ok(c) => c,
+        Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
+    };
+    for c in commands {
+        match state.cluster.propose(c).await {
+            Ok(Outcome::Rejected(r)) => return err(StatusCode::CONFLICT, "rejected", r.to_string()),
+            Ok(_) => {}
+            Err(e) => return cluster_err(e),
+        }
+    }
+    let view = state.cluster.catalog.peek(|c| {
+        serde_json::json!({
+            "id": id,
+            "protection": c.protection.get(&content).map(|p| serde_json::json!({ "mode": p.mode, "regions": p.regions, "keys": p.keys.len() })),
+        })
+    });
+    Json(view).into_response()
+}
+
 /// `POST /api/v1/assets/{id}/jobs/{rendition}/retry`: a dead-lettered (or failed) job is
 /// tried again, its attempts counted afresh.
 pub(super) async fn retry(

@@ -41,7 +41,7 @@ pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
         .route("/api/v1/revocations/{subject}", axum::routing::delete(protection::restore))
         .route("/api/v1/regions", axum::routing::put(protection::regions))
         .route("/api/v1/assets", get(assets::list))
-        .route("/api/v1/assets/{id}", get(assets::get).delete(assets::delete))
+        .route("/api/v1/assets/{id}", get(assets::get).put(assets::put).delete(assets::delete))
         .route("/api/v1/assets/{id}/jobs/{rendition}/retry", post(assets::retry))
         .route("/api/v1/uploads", post(crate::vod::uploads::create))
         .route(
@@ -232,7 +232,7 @@ async fn where_nodes_stand(state: &HttpState, name: &str, origin: Option<u64>) -
 /// A stream as the admin API takes it: the token in clear (only its hash is stored), and
 /// optionally its encryption and the viewer regions its rights allow.
 #[derive(Deserialize)]
-struct StreamBody {
+pub(super) struct StreamBody {
     name: Option<String>,
     ladder: Option<String>,
     token: Option<String>,
@@ -243,9 +243,10 @@ struct StreamBody {
     record: Option<bool>,
 }
 
-/// The protection commands a stream body asks for, or why it cannot have them.
-fn protection_commands(name: &str, body: &StreamBody) -> Result<Vec<Command>, String> {
-    let content = format!("live/{name}");
+/// The protection commands a body asks for `content` (`live/NAME`, `vod/ASSET`), or why
+/// it cannot have them.
+fn protection_commands(content: &str, body: &StreamBody) -> Result<Vec<Command>, String> {
+    let content = content.to_string();
     let mut out = Vec::new();
     if let Some(mode) = body.encryption {
         out.push(Command::SetProtection { content: content.clone(), mode });
@@ -295,7 +296,7 @@ async fn put_stream(
     Path(name): Path<String>,
     Json(body): Json<StreamBody>,
 ) -> Response {
-    let protection = match protection_commands(&name, &body) {
+    let protection = match protection_commands(&format!("live/{name}"), &body) {
         Ok(p) => p,
         Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
     };

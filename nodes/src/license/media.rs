@@ -35,11 +35,17 @@ impl IntoResponse for Unavailable {
 
 /// The keys a live stream's playlists name: none for a clear stream.
 pub fn playlist_keys(state: &HttpState, name: &str) -> Result<Vec<SegmentKey>, Unavailable> {
-    let content = format!("live/{name}");
+    content_keys(state, &format!("live/{name}"))
+}
+
+/// The keys the playlists of `content` (`live/NAME` or `vod/ASSET`) name, each from its
+/// segment number on: none for clear content. Key URIs are `/license/CONTENT/KID` (AES-128)
+/// and `/license/clearkey/CONTENT/KID` (cbcs, EME ClearKey).
+pub fn content_keys(state: &HttpState, content: &str) -> Result<Vec<SegmentKey>, Unavailable> {
     let (mode, keys) = state
         .cluster
         .catalog
-        .peek(|c| (c.protection_of(&content), c.protection.get(&content).map(|p| p.keys.clone()).unwrap_or_default()));
+        .peek(|c| (c.protection_of(content), c.protection.get(content).map(|p| p.keys.clone()).unwrap_or_default()));
     if mode == Protection::None {
         return Ok(Vec::new());
     }
@@ -47,17 +53,17 @@ pub fn playlist_keys(state: &HttpState, name: &str) -> Result<Vec<SegmentKey>, U
         return Err(Unavailable("the stream is encrypted and this node has no key-encryption key"));
     }
     if keys.is_empty() {
-        return Err(Unavailable("the stream's first key is not made yet"));
+        return Err(Unavailable("the content's first key is not made yet"));
     }
     Ok(keys
         .iter()
         .map(|k| match mode {
             Protection::Cbcs => SegmentKey {
                 from_msn: k.from_msn,
-                uri: format!("/license/clearkey/live/{name}/{}", k.kid),
+                uri: format!("/license/clearkey/{content}/{}", k.kid),
                 sample_aes: Some(k.kid.to_ascii_lowercase()),
             },
-            _ => SegmentKey { from_msn: k.from_msn, uri: format!("/license/live/{name}/{}", k.kid), sample_aes: None },
+            _ => SegmentKey { from_msn: k.from_msn, uri: format!("/license/{content}/{}", k.kid), sample_aes: None },
         })
         .collect())
 }
@@ -69,7 +75,7 @@ pub struct EncryptedCache {
     entries: std::sync::Mutex<(HashMap<CacheKey, Bytes>, VecDeque<CacheKey>)>,
 }
 
-/// Stream, rendition, file, key id and clear length: a stream that starts its numbering
+/// Content, rendition, file, key id and clear length: a stream that starts its numbering
 /// again (deleted and made anew) does not get another's bytes.
 type CacheKey = (String, String, String, String, usize);
 
@@ -105,24 +111,24 @@ async fn media_key(state: &HttpState, content: &str, kid: &str) -> Option<[u8; 1
     }
 }
 
-/// A file of live stream `name` (`rendition`, `file`) as served: `encrypt` runs once per
-/// file and key, its result cached.
+/// A file of `content` (`rendition`, `file`) as served: `encrypt` runs once per file and
+/// key, its result cached.
 async fn encrypted(
     state: &HttpState,
-    (name, rendition, file): (&str, &str, &str),
+    content: &str,
+    (rendition, file): (&str, &str),
     kid: &str,
     data: &Bytes,
     encrypt: impl FnOnce([u8; 16]) -> Result<Bytes, String>,
 ) -> Result<Bytes, Unavailable> {
-    let cached = (name.to_string(), rendition.to_string(), file.to_string(), kid.to_string(), data.len());
+    let cached = (content.to_string(), rendition.to_string(), file.to_string(), kid.to_string(), data.len());
     if let Some(d) = state.encrypted.get(&cached) {
         return Ok(d);
     }
-    let key = media_key(state, &format!("live/{name}"), kid)
-        .await
-        .ok_or(Unavailable("the segment's key is not available on this node"))?;
+    let key =
+        media_key(state, content, kid).await.ok_or(Unavailable("the segment's key is not available on this node"))?;
     let out = encrypt(key).map_err(|e| {
-        tracing::error!(stream = name, rendition, file, error = %e, "media could not be encrypted");
+        tracing::error!(content, rendition, file, error = %e, "media could not be encrypted");
         metrics::counter!("tessera_media_encryption_failures_total").increment(1);
         Unavailable("the media could not be encrypted")
     })?;
@@ -144,21 +150,30 @@ pub async fn protect(
     msn: u64,
     data: Bytes,
 ) -> Result<Bytes, Unavailable> {
-    let content = format!("live/{name}");
+    let clear_init = || state.store.init_of(name, rendition, msn).ok().map(|(_, init)| init);
+    protect_content(state, &format!("live/{name}"), (rendition, file), msn, data, clear_init).await
+}
+
+/// `data`, segment `msn` (or a part of it) of `content`, as this node serves it; under
+/// cbcs `clear_init` gives the segment's clear init segment.
+pub async fn protect_content(
+    state: &HttpState,
+    content: &str,
+    at: (&str, &str),
+    msn: u64,
+    data: Bytes,
+    clear_init: impl FnOnce() -> Option<Bytes>,
+) -> Result<Bytes, Unavailable> {
     let (mode, kid) =
-        state.cluster.catalog.peek(|c| (c.protection_of(&content), c.key_for(&content, msn).map(|k| k.kid.clone())));
+        state.cluster.catalog.peek(|c| (c.protection_of(content), c.key_for(content, msn).map(|k| k.kid.clone())));
     if mode == Protection::None {
         return Ok(data);
     }
     let kid = kid.ok_or(Unavailable("no key for this segment on this node"))?;
-    let at = (name, rendition, file);
     match mode {
         Protection::Cbcs => {
-            let (_, init) = state
-                .store
-                .init_of(name, rendition, msn)
-                .map_err(|_| Unavailable("the segment's init segment is not known on this node"))?;
-            encrypted(state, at, &kid, &data, |key| {
+            let init = clear_init().ok_or(Unavailable("the segment's init segment is not known on this node"))?;
+            encrypted(state, content, at, &kid, &data, |key| {
                 let key = cbcs_key(&kid, key)?;
                 let (_, tracks) = cmaf::protect_init(&init, &key).map_err(|e| format!("init segment: {e}"))?;
                 cmaf::protect_fragments(&data, &tracks, &key).map_err(|e| e.to_string())
@@ -166,7 +181,7 @@ pub async fn protect(
             .await
         }
         _ => {
-            encrypted(state, at, &kid, &data, |key| {
+            encrypted(state, content, at, &kid, &data, |key| {
                 Ok(Bytes::from(aes128::encrypt(&key, &aes128::segment_iv(msn), &data)))
             })
             .await
@@ -182,14 +197,24 @@ pub async fn protect_init(
     kid: &str,
     init: Bytes,
 ) -> Result<Option<Bytes>, Unavailable> {
-    let content = format!("live/{name}");
-    let (mode, known) =
-        state.cluster.catalog.peek(|c| (c.protection_of(&content), c.key_by_id(&content, kid).is_some()));
+    protect_init_content(state, &format!("live/{name}"), (rendition, file), kid, init).await
+}
+
+/// Init segment `init` of `content`, protected for its cbcs key `kid`: `None` if the
+/// content is not cbcs or the key not one of its.
+pub async fn protect_init_content(
+    state: &HttpState,
+    content: &str,
+    at: (&str, &str),
+    kid: &str,
+    init: Bytes,
+) -> Result<Option<Bytes>, Unavailable> {
+    let (mode, known) = state.cluster.catalog.peek(|c| (c.protection_of(content), c.key_by_id(content, kid).is_some()));
     if mode != Protection::Cbcs || !known {
         return Ok(None);
     }
     let kid = kid.to_ascii_lowercase();
-    let protected = encrypted(state, (name, rendition, file), &kid, &init, |key| {
+    let protected = encrypted(state, content, at, &kid, &init, |key| {
         let key = cbcs_key(&kid, key)?;
         cmaf::protect_init(&init, &key).map(|(init, _)| init).map_err(|e| e.to_string())
     })

@@ -14,7 +14,10 @@
 
 mod media;
 
-pub use media::{playlist_keys, protect, protect_init, EncryptedCache, Unavailable};
+pub use media::{
+    content_keys, playlist_keys, protect, protect_content, protect_init, protect_init_content, EncryptedCache,
+    Unavailable,
+};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -118,10 +121,23 @@ pub(crate) fn refusal(status: u16, code: &str, message: impl std::fmt::Display) 
     (status, headers, Json(json!({ "error": code, "message": message.to_string() }))).into_response()
 }
 
-/// Asks the license actor for key `kid` of live stream `name` on behalf of a viewer.
+/// Live stream `name` or VOD asset `asset`: its content id and whether its release lets
+/// this node serve it.
+fn content_of(state: &HttpState, path: &[(String, String)]) -> Option<(String, bool)> {
+    let find = |k: &str| path.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if let Some(name) = find("name") {
+        let released = matches!(state.gate.live(&name), Visibility::Public);
+        return Some((format!("live/{name}"), released));
+    }
+    let content = format!("vod/{}", find("asset")?);
+    let released = matches!(state.gate.content(&content), Visibility::Public);
+    Some((content, released))
+}
+
+/// Asks the license actor for key `kid` of `content` on behalf of a viewer.
 async fn viewer_key(
     state: &HttpState,
-    name: &str,
+    (content, released): (String, bool),
     kid: String,
     token: Option<String>,
     client: SocketAddr,
@@ -129,26 +145,30 @@ async fn viewer_key(
     let Some(license) = &state.license else {
         return Err(refusal(503, "no_license", "this node has no key-encryption key and hands out no keys"));
     };
-    let released = matches!(state.gate.live(name), Visibility::Public);
-    let query = KeyQuery { content: format!("live/{name}"), kid, token, client: client.ip(), released };
+    let query = KeyQuery { content: content.clone(), kid, token, client: client.ip(), released };
     match ractor::call_t!(license, LicenseMsg::Key, 5_000, query) {
         Ok(Ok(key)) => Ok(key),
         Ok(Err(denial)) => Err(refusal(denial.status(), denial.code(), &denial)),
         Err(e) => {
-            tracing::warn!(stream = %name, error = %e, "the license actor did not answer");
+            tracing::warn!(%content, error = %e, "the license actor did not answer");
             Err(refusal(503, "unavailable", "the license service did not answer"))
         }
     }
 }
 
-/// `GET /license/live/{name}/{kid}`.
-pub async fn live_key(
+/// `GET /license/live/{name}/{kid}` and `GET /license/vod/{asset}/{kid}`.
+pub async fn content_key(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    Path((name, kid)): Path<(String, String)>,
+    Path(path): Path<Vec<(String, String)>>,
     Query(p): Query<KeyParams>,
 ) -> Response {
-    match viewer_key(&state, &name, kid, p.token, remote).await {
+    let (Some(content), Some(kid)) =
+        (content_of(&state, &path), path.iter().find(|(k, _)| k == "kid").map(|(_, v)| v.clone()))
+    else {
+        return refusal(404, "no_such_content", "no stream or asset named");
+    };
+    match viewer_key(&state, content, kid, p.token, remote).await {
         Ok(key) => (
             [(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store, private")],
             key.to_vec(),
@@ -158,8 +178,9 @@ pub async fn live_key(
     }
 }
 
-/// `POST /license/clearkey/live/{name}` (and `.../{name}/{kid}`, the key URI a `cbcs`
-/// playlist names): every key id the request names, or the first refusal.
+/// `POST /license/clearkey/live/{name}` and `/license/clearkey/vod/{asset}` (and with
+/// `/{kid}`, the key URI a `cbcs` playlist names): every key id the request names, or the
+/// first refusal.
 pub async fn clearkey_license(
     State(state): State<Arc<HttpState>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
@@ -167,13 +188,13 @@ pub async fn clearkey_license(
     Query(p): Query<KeyParams>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(name) = path.iter().find(|(k, _)| k == "name").map(|(_, v)| v.clone()) else {
-        return refusal(404, "no_such_stream", "no stream named");
+    let Some(content) = content_of(&state, &path) else {
+        return refusal(404, "no_such_content", "no stream or asset named");
     };
     let kids = match clearkey::requested_kids(&body) {
         Ok(kids) => kids,
         Err(e) => {
-            tracing::info!(stream = %name, client = %remote, error = %e, "malformed ClearKey license request");
+            tracing::info!(content = %content.0, client = %remote, error = %e, "malformed ClearKey license request");
             metrics::counter!("tessera_license_requests_total", "outcome" => "malformed").increment(1);
             return refusal(400, "malformed", e);
         }
@@ -181,7 +202,7 @@ pub async fn clearkey_license(
     let mut keys = Vec::with_capacity(kids.len());
     for kid in kids {
         let id = parse_kid(&kid).expect("requested_kids answers 32 hex digits");
-        match viewer_key(&state, &name, kid, p.token.clone(), remote).await {
+        match viewer_key(&state, content.clone(), kid, p.token.clone(), remote).await {
             Ok(key) => keys.push((id, key)),
             Err(refused) => return refused,
         }

@@ -54,10 +54,15 @@ impl Recorder for LiveRecorder {
     }
 }
 
-/// Starts the recording task.
-pub fn start(cluster: ClusterService, archive: VodArchive) -> std::sync::Arc<LiveRecorder> {
+/// Starts the recording task, which ends with `stop`.
+pub fn start(
+    cluster: ClusterService,
+    archive: VodArchive,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::sync::Arc<LiveRecorder> {
     let (queue, events) = mpsc::channel(QUEUE);
-    tokio::spawn(RecordingTask { cluster, archive, inits: HashMap::new(), open: HashMap::new() }.run(events));
+    let task = RecordingTask { cluster, archive, inits: HashMap::new(), open: HashMap::new() };
+    tokio::spawn(task.run(events, stop));
     std::sync::Arc::new(LiveRecorder { queue })
 }
 
@@ -90,11 +95,18 @@ struct RecordingTask {
 }
 
 impl RecordingTask {
-    async fn run(mut self, mut events: mpsc::Receiver<Event>) {
-        while let Some(e) = events.recv().await {
+    async fn run(mut self, mut events: mpsc::Receiver<Event>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let e = tokio::select! {
+                e = events.recv() => e,
+                _ = stop.changed() => None,
+            };
             match e {
-                Event::File { stream, rendition, file } => self.file(stream, rendition, file).await,
-                Event::Ended { stream } => self.ended(&stream).await,
+                Some(Event::File { stream, rendition, file }) => self.file(stream, rendition, file).await,
+                Some(Event::Ended { stream }) => self.ended(&stream).await,
+                // A recording still open when the node stops stays `recording`; its files
+                // so far are in the archive.
+                None => return,
             }
         }
     }

@@ -6,13 +6,16 @@
 //! each rendition once its job is done; otherwise the answer is the one an unknown asset
 //! gets. Playlists of a finished rendition never change, so they are cacheable like media.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use tessera_packager::playlist::{render_multivariant, Variant};
 use tessera_packager::vod::{iframe_playlist, media_playlist, IFrame, VodSegment};
+use tessera_packager::SegmentKey;
 use tessera_raft::{JobRecord, JobState, Visibility};
 
 use super::package::{names, RenditionManifest};
@@ -52,9 +55,28 @@ async fn manifest(state: &HttpState, job: &JobRecord) -> Option<RenditionManifes
     }
 }
 
-/// `GET /vod/{asset}/index.m3u8`.
-pub async fn multivariant(State(state): State<Arc<HttpState>>, Path(asset): Path<String>) -> Response {
+/// The keys of an asset's playlists (none when it is clear).
+fn keys(state: &HttpState, asset: &str) -> Result<Vec<SegmentKey>, crate::license::Unavailable> {
+    crate::license::content_keys(state, &format!("vod/{asset}"))
+}
+
+fn playlist(body: String, token: Option<&String>) -> Response {
+    let body = crate::license::with_token(body, token.map(String::as_str));
+    ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, PLAYLIST_CACHE)], body).into_response()
+}
+
+/// `GET /vod/{asset}/index.m3u8`; an encrypted asset's viewer passes `?token=`, which the
+/// playlists carry on to the key URIs.
+pub async fn multivariant(
+    State(state): State<Arc<HttpState>>,
+    Path(asset): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let Some(jobs) = renditions(&state, &asset) else { return not_found() };
+    let encrypted = match keys(&state, &asset) {
+        Ok(k) => !k.is_empty(),
+        Err(r) => return r.into_response(),
+    };
     let mut variants = Vec::new();
     let mut iframes = Vec::new();
     for job in &jobs {
@@ -69,8 +91,8 @@ pub async fn multivariant(State(state): State<Arc<HttpState>>, Path(asset): Path
             frame_rate: None,
         });
         // Keyframes alone: about one picture per segment (a recording has no byte ranges
-        // of its keyframes).
-        if m.segments.iter().any(|(_, len)| *len == 0) {
+        // of its keyframes, and an encrypted asset's byte ranges move as it is encrypted).
+        if encrypted || m.segments.iter().any(|(_, len)| *len == 0) {
             continue;
         }
         let video_codec = m.codecs.split(',').next().unwrap_or_default();
@@ -88,19 +110,24 @@ pub async fn multivariant(State(state): State<Arc<HttpState>>, Path(asset): Path
     variants.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
     iframes.sort_by_key(|(bw, _)| std::cmp::Reverse(*bw));
     let body = render_multivariant(&variants, &[]) + &iframes.into_iter().map(|(_, l)| l).collect::<String>();
-    ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, PLAYLIST_CACHE)], body).into_response()
+    playlist(body, q.get("token"))
 }
 
 /// `GET /vod/{asset}/{rendition}/{file}`: the playlists, `init-EPOCH.mp4` and `seg-N.m4s`.
 pub async fn rendition_file(
     State(state): State<Arc<HttpState>>,
     Path((asset, rendition, file)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(jobs) = renditions(&state, &asset) else { return not_found() };
     let Some(job) = jobs.into_iter().find(|j| j.rendition == rendition) else { return not_found() };
+    let keys = match keys(&state, &asset) {
+        Ok(k) => k,
+        Err(r) => return r.into_response(),
+    };
     if file == "index.m3u8" || file == "iframes.m3u8" {
         let Some(m) = manifest(&state, &job).await else { return not_found() };
-        if file == "iframes.m3u8" && m.segments.iter().any(|(_, len)| *len == 0) {
+        if file == "iframes.m3u8" && (!keys.is_empty() || m.segments.iter().any(|(_, len)| *len == 0)) {
             return not_found();
         }
         let map = |k: usize| format!("init-{}.mp4", job.epoch_of(k as u32).unwrap_or(0));
@@ -116,7 +143,7 @@ pub async fn rendition_file(
                     discontinuity: m.discontinuities.contains(&(i as u32)),
                 })
                 .collect();
-            media_playlist(&segments)
+            media_playlist(&segments, &keys)
         } else {
             let frames: Vec<IFrame> = m
                 .segments
@@ -132,26 +159,58 @@ pub async fn rendition_file(
                 .collect();
             iframe_playlist(&frames)
         };
-        return ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, PLAYLIST_CACHE)], body).into_response();
+        return playlist(body, q.get("token"));
     }
-    let number = |prefix: &str, suffix: &str| file.strip_prefix(prefix)?.strip_suffix(suffix)?.parse::<u64>().ok();
-    let (stored, kind) = if let Some(epoch) = number("init-", ".mp4") {
-        // Only the init segment of a claim that made some of this rendition.
-        if !job.epochs.iter().any(|(_, e)| *e == epoch) {
-            return not_found();
+    let content = format!("vod/{asset}");
+    let read = |name: String| {
+        let (state, asset, rendition) = (state.clone(), asset.clone(), rendition.clone());
+        async move {
+            match state.uploads.archive.get(&asset, &rendition, &name).await {
+                Ok(Some(data)) => Ok(data),
+                Ok(None) => Err(not_found()),
+                Err(e) => {
+                    tracing::warn!(%asset, %rendition, file = %name, error = %e, "a VOD file could not be read");
+                    Err((StatusCode::SERVICE_UNAVAILABLE, [(header::CACHE_CONTROL, "no-store")], "unavailable\n")
+                        .into_response())
+                }
+            }
         }
-        (names::init(epoch), "video/mp4")
-    } else if let Some((seg, _)) = number("seg-", ".m4s").and_then(|k| stored_names(&job, u32::try_from(k).ok()?)) {
-        (seg, "video/iso.segment")
-    } else {
-        return not_found();
     };
-    match state.uploads.archive.get(&asset, &rendition, &stored).await {
-        Ok(Some(data)) => ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, IMMUTABLE)], data).into_response(),
-        Ok(None) => not_found(),
-        Err(e) => {
-            tracing::warn!(%asset, %rendition, file = %stored, error = %e, "a VOD file could not be read");
-            (StatusCode::SERVICE_UNAVAILABLE, [(header::CACHE_CONTROL, "no-store")], "unavailable\n").into_response()
-        }
+    let media = |data: Bytes, kind: &'static str| {
+        ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, IMMUTABLE)], data).into_response()
+    };
+    let at = (rendition.as_str(), file.as_str());
+    if let Some(init) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")) {
+        // `init-EPOCH.mp4`, or `init-EPOCH-KID.mp4` protected for a cbcs key; only of a
+        // claim that made some of this rendition.
+        let (epoch, kid) = init.split_once('-').map_or((init, None), |(e, k)| (e, Some(k)));
+        let Some(epoch) = epoch.parse::<u64>().ok().filter(|e| job.epochs.iter().any(|(_, made)| made == e)) else {
+            return not_found();
+        };
+        let clear = match read(names::init(epoch)).await {
+            Ok(d) => d,
+            Err(r) => return r,
+        };
+        return match kid {
+            None => media(clear, "video/mp4"),
+            Some(kid) => match crate::license::protect_init_content(&state, &content, at, kid, clear).await {
+                Ok(Some(d)) => media(d, "video/mp4"),
+                Ok(None) => not_found(),
+                Err(r) => r.into_response(),
+            },
+        };
+    }
+    let k = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse::<u32>().ok());
+    let Some((k, (stored, init))) = k.and_then(|k| Some((k, stored_names(&job, k)?))) else { return not_found() };
+    let data = match read(stored).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    // Under cbcs the segment's clear init segment says how its samples are laid out.
+    let cbcs = keys.last().is_some_and(|k| k.sample_aes.is_some());
+    let clear_init = if cbcs { read(init).await.ok() } else { None };
+    match crate::license::protect_content(&state, &content, at, k as u64, data, || clear_init).await {
+        Ok(d) => media(d, "video/iso.segment"),
+        Err(r) => r.into_response(),
     }
 }

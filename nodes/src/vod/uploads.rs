@@ -62,6 +62,14 @@ impl UploadLocks {
         self.0.lock().expect("upload locks").entry(id.to_string()).or_default().clone()
     }
 
+    /// Waits (at most `patience`) for a PATCH of `id` in progress to finish.
+    async fn settled(&self, id: &str, patience: std::time::Duration) {
+        let held = self.0.lock().expect("upload locks").get(id).cloned();
+        if let Some(lock) = held {
+            let _ = tokio::time::timeout(patience, lock.lock()).await;
+        }
+    }
+
     /// Forgets a finished or dropped upload's lock.
     fn forget(&self, id: &str) {
         self.0.lock().expect("upload locks").remove(id);
@@ -225,6 +233,9 @@ pub async fn head(State(state): State<Arc<HttpState>>, UrlPath(id): UrlPath<Stri
     let Some(meta) = valid_id(&id).then(|| read_meta(&json)).flatten() else {
         return tus(StatusCode::NOT_FOUND);
     };
+    // The offset once a PATCH in progress has settled (a client whose connection broke
+    // asks at once, while the node may still be storing what arrived).
+    state.upload_locks.settled(&id, std::time::Duration::from_secs(5)).await;
     // A completed upload's bytes have moved to its source.
     let offset = if meta.asset.is_some() { meta.length } else { offset_of(&bin).await.unwrap_or(0) };
     let mut r = tus(StatusCode::OK);

@@ -375,3 +375,57 @@ async fn a_stream_limit_holds_across_the_cluster_whichever_node_a_viewer_asks() 
     assert_eq!(refused, 2, "each refusal counted once, on the node that answered it");
     publisher.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_asset_is_served_encrypted_and_its_key_only_to_a_valid_token() {
+    let (node, api) = protected_node(|c| c.vod_ladder = "source".parse().unwrap()).await;
+    let http = node.http_addr();
+    let tus = crate::vod::Tus { addr: http, auth: format!("Bearer {ADMIN}") };
+    let url = crate::vod::location(&tus.create(crate::vod::MP4.len(), &[("title", "Locked")]).await);
+    let done = tus.patch(&url, 0, crate::vod::MP4, None).await;
+    let id = done.headers["tessera-asset"].to_str().unwrap().to_string();
+    crate::cluster::eventually(Duration::from_secs(30), "the asset ready", || async {
+        let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
+        (a["state"] == "ready").then_some(())
+    })
+    .await;
+    let clear0 = get(http, &format!("/vod/{id}/src/seg-0.m4s")).await.body;
+    assert_eq!(&clear0[4..8], b"moof");
+    assert_eq!(get(http, &format!("/vod/{id}/src/iframes.m3u8")).await.status, 200);
+
+    let set = api.call(Method::PUT, &format!("/api/v1/assets/{id}"), Some(&json!({ "encryption": "aes-128" }))).await;
+    assert_eq!(set.unwrap()["protection"]["mode"], "aes-128");
+    let refused = api.call(Method::PUT, &format!("/api/v1/assets/{id}"), Some(&json!({ "ladder": "source" }))).await;
+    assert!(refused.is_err(), "an asset takes no ladder");
+    let valid = token(&api, &format!("vod/{id}"), now_ms() + 600_000, json!({})).await;
+    let playlist = crate::cluster::eventually(Duration::from_secs(10), "the asset's key", || async {
+        let r = get(http, &format!("/vod/{id}/src/index.m3u8?token={valid}")).await;
+        (r.status == 200).then(|| r.text())
+    })
+    .await;
+    let key_line = playlist.lines().find(|l| l.starts_with("#EXT-X-KEY:METHOD=AES-128")).expect(&playlist);
+    assert!(key_line.contains(&format!("URI=\"/license/vod/{id}/")), "{key_line}");
+    assert!(key_line.contains(&format!("?token={valid}\"")), "the key URI carries the token: {key_line}");
+    assert!(playlist.find("#EXT-X-MAP").unwrap() < playlist.find("#EXT-X-KEY").unwrap(), "clear init:\n{playlist}");
+    let mv = get(http, &format!("/vod/{id}/index.m3u8?token={valid}")).await.text();
+    assert!(mv.contains(&format!("src/index.m3u8?token={valid}")), "{mv}");
+    assert!(!mv.contains("I-FRAME"), "no I-frame byte ranges into encrypted segments: {mv}");
+    assert_eq!(get(http, &format!("/vod/{id}/src/iframes.m3u8")).await.status, 404);
+
+    let key_uri = key_line.split('"').nth(1).unwrap().to_string();
+    let k = get(http, &key_uri).await;
+    assert_eq!(k.status, 200, "{}", k.text());
+    let key: [u8; 16] = k.body.as_ref().try_into().expect("16 bytes");
+    let seg = get(http, &format!("/vod/{id}/src/seg-0.m4s")).await.body;
+    assert_ne!(seg, clear0, "served encrypted");
+    let clear = aes128::decrypt(&key, &aes128::segment_iv(0), &seg).expect("the segment decrypts");
+    assert_eq!(clear, clear0.to_vec(), "to the clear segment");
+
+    let key_path = key_uri.split('?').next().unwrap();
+    let refusal = |r: Response| (r.status, serde_json::from_slice::<Value>(&r.body).unwrap()["error"].to_string());
+    assert_eq!(refusal(get(http, key_path).await), (401, "\"token_missing\"".into()));
+    let foreign = token(&api, "live/other", now_ms() + 600_000, json!({})).await;
+    let refused = refusal(get(http, &format!("{key_path}?token={foreign}")).await);
+    assert_eq!(refused, (401, "\"token_wrong_content\"".into()), "another content's token");
+    node.shutdown().await;
+}

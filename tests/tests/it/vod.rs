@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::common::*;
 
 const ADMIN: &str = "vod-admin-token";
-const MP4: &[u8] = include_bytes!("../../../samples/sample.mp4");
+pub(crate) const MP4: &[u8] = include_bytes!("../../../samples/sample.mp4");
 
 fn sha256_hex(data: &[u8]) -> String {
     sha256(data).iter().map(|b| format!("{b:02x}")).collect()
@@ -32,9 +32,9 @@ fn sha256(data: &[u8]) -> Vec<u8> {
     (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect()
 }
 
-struct Tus {
-    addr: std::net::SocketAddr,
-    auth: String,
+pub(crate) struct Tus {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) auth: String,
 }
 
 impl Tus {
@@ -45,14 +45,14 @@ impl Tus {
     }
 
     /// Creates an upload: its URL.
-    async fn create(&self, length: usize, metadata: &[(&str, &str)]) -> Response {
+    pub(crate) async fn create(&self, length: usize, metadata: &[(&str, &str)]) -> Response {
         let meta: Vec<String> = metadata.iter().map(|(k, v)| format!("{k} {}", B64.encode(v))).collect();
         let length = length.to_string();
         let headers = [("upload-length", length.as_str()), ("upload-metadata", &meta.join(","))];
         self.call(Method::POST, "/api/v1/uploads", &headers, Bytes::new()).await
     }
 
-    async fn patch(&self, url: &str, offset: usize, chunk: &[u8], checksum: Option<&[u8]>) -> Response {
+    pub(crate) async fn patch(&self, url: &str, offset: usize, chunk: &[u8], checksum: Option<&[u8]>) -> Response {
         let offset = offset.to_string();
         let sum = checksum.map(|c| format!("sha256 {}", B64.encode(sha256(c))));
         let mut headers = vec![("upload-offset", offset.as_str()), ("content-type", "application/offset+octet-stream")];
@@ -68,7 +68,7 @@ impl Tus {
     }
 }
 
-fn location(r: &Response) -> String {
+pub(crate) fn location(r: &Response) -> String {
     assert_eq!(r.status, 201, "{}", r.text());
     r.headers.get("location").expect("a Location").to_str().unwrap().to_string()
 }
