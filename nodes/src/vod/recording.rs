@@ -213,6 +213,7 @@ impl RecordingTask {
 
     /// Writes the manifests and tells the catalog the recording is complete.
     async fn ended(&mut self, stream: &str) {
+        self.inits.retain(|(s, _), _| s != stream);
         let Some(rec) = self.open.remove(stream) else { return };
         let mut renditions = Vec::new();
         let mut duration = 0.0f64;
