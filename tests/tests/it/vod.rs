@@ -320,3 +320,51 @@ pub async fn vod_rendition(http: std::net::SocketAddr, id: &str, rendition: &str
     let without_maps = media.lines().filter(|l| !l.starts_with("#EXT-X-MAP")).collect::<Vec<_>>().join("\n");
     (film, without_maps)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hevc_film_keeps_its_hevc_rendition_and_gets_h264_rungs_decoded_from_it() {
+    let dir = scratch_dir("vod-hevc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let film = dir.join("film.mp4");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "9"])
+        .args(["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=50:min-keyint=50:log-level=error"])
+        .args(["-tag:v", "hvc1", "-c:a", "aac", "-b:a", "64k"])
+        .arg(&film)
+        .output()
+        .expect("ffmpeg must be installed (.ci/run installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&film).unwrap();
+    let node = node(|c| {
+        c.admin_tokens = vec![ADMIN.into()];
+        c.vod_ladder = "source,240p:300".parse().unwrap();
+    })
+    .await;
+    let http = node.http_addr();
+    let tus = Tus { addr: http, auth: format!("Bearer {ADMIN}") };
+    let url = location(&tus.create(bytes.len(), &[("title", "HEVC")]).await);
+    let done = tus.patch(&url, 0, &bytes, None).await;
+    assert_eq!(done.status, 204, "{}", done.text());
+    let id = done.headers["tessera-asset"].to_str().unwrap().to_string();
+    let api = tessera_node::admin::client::AdminClient::new(&http.to_string(), ADMIN);
+    let asset = crate::cluster::eventually(std::time::Duration::from_secs(60), "the asset ready", || async {
+        let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
+        (a["state"] != "transcoding" && a["state"] != "uploaded").then_some(a)
+    })
+    .await;
+    assert_eq!(asset["state"], "ready", "{asset}");
+    assert!(asset["source"]["video"].as_str().unwrap().starts_with("hevc 640x360"), "{asset}");
+    let mv = get(http, &format!("/vod/{id}/index.m3u8")).await.text();
+    assert!(mv.contains("CODECS=\"hvc1.") && mv.contains("CODECS=\"avc1."), "HEVC kept, H.264 made: {mv}");
+    let (source, _) = ffprobe_frames(&film);
+    for rendition in ["src", "240p"] {
+        let (data, _) = vod_rendition(http, &id, rendition).await;
+        let file = dir.join(format!("{rendition}.mp4"));
+        std::fs::write(&file, data).unwrap();
+        let (frames, complaints) = ffprobe_frames(&file);
+        assert!(complaints.is_empty(), "{rendition}: {complaints}");
+        assert_eq!(frames, source, "{rendition}: every picture of the film");
+    }
+    node.shutdown().await;
+}
