@@ -195,6 +195,11 @@ pub struct NodeConfig {
     #[arg(long, default_value = "1080p:5000,720p:2800,480p:1400,360p:800")]
     pub vod_ladder: LadderSpec,
 
+    /// Bytes of VOD files read from a remote archive (S3) kept on this node's disk, the
+    /// least popular evicted first. Not used when the archive is a folder on this machine.
+    #[arg(long, default_value_t = 4 << 30)]
+    pub vod_cache_bytes: u64,
+
     /// libx264 preset of VOD rungs. VOD is not real time: a slower preset gives better
     /// pictures for the bits, at the cost of transcode time.
     #[arg(long, default_value = "veryfast")]

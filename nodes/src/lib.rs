@@ -201,10 +201,14 @@ impl Node {
             uploads: vod::UploadConfig {
                 uploads: config.data_dir.join("uploads"),
                 sources: config.data_dir.join("sources"),
-                archive: vod::archive::VodArchive::new(&match tiers.cold() {
-                    Some(cold) => cold,
-                    None => tiers::cold::ColdStore::open(&config.data_dir.join("archive").display().to_string())?,
-                }),
+                archive: vod::archive::open(
+                    match tiers.cold() {
+                        Some(cold) => cold,
+                        None => tiers::cold::ColdStore::open(&config.data_dir.join("archive").display().to_string())?,
+                    },
+                    &config.data_dir.join("vod-cache"),
+                    config.vod_cache_bytes,
+                )?,
                 scratch: config.data_dir.join("vod-scratch"),
                 fetches: Arc::default(),
                 max_bytes: config.upload_max_bytes,

@@ -132,7 +132,7 @@ pub type ArchiveReport = Box<dyn Fn(HashMap<String, tessera_raft::ArchiveExtent>
 impl Tiers {
     /// Opens the tiers and starts their writer and retention tasks.
     pub fn start(config: TierConfig) -> Result<Arc<Tiers>, TierError> {
-        let warm = warm::WarmStore::open(&config.warm_dir, config.warm_bytes, config.half_life)
+        let warm = warm::WarmStore::open(&config.warm_dir, config.warm_bytes, config.half_life, "live")
             .map_err(|e| TierError::Open(format!("{}: {e}", config.warm_dir.display())))?;
         let cold = config.cold_url.as_deref().map(cold::ColdStore::open).transpose()?;
         let (queue, mut files) = mpsc::channel(QUEUE);

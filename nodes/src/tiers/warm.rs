@@ -18,6 +18,9 @@ use super::{sealed, FileKey};
 pub struct WarmStore {
     root: PathBuf,
     index: Mutex<Index>,
+    /// What it holds, as its metrics say: `live` (streams' segments) or `vod` (assets'
+    /// files read from the archive).
+    content: &'static str,
 }
 
 struct Index {
@@ -28,7 +31,7 @@ struct Index {
 
 impl WarmStore {
     /// Opens the tier in `root` (made if missing) and indexes what an earlier run left there.
-    pub fn open(root: &Path, budget: u64, half_life: Duration) -> std::io::Result<WarmStore> {
+    pub fn open(root: &Path, budget: u64, half_life: Duration, content: &'static str) -> std::io::Result<WarmStore> {
         std::fs::create_dir_all(root)?;
         let mut index = Index { popularity: Popularity::new(budget, half_life), written: HashMap::new() };
         let now = Instant::now();
@@ -57,7 +60,7 @@ impl WarmStore {
             }
         }
         tracing::info!(root = %root.display(), files = found, bytes = index.popularity.held(), "warm tier opened");
-        let store = WarmStore { root: root.to_path_buf(), index: Mutex::new(index) };
+        let store = WarmStore { root: root.to_path_buf(), index: Mutex::new(index), content };
         store.report();
         Ok(store)
     }
@@ -82,8 +85,8 @@ impl WarmStore {
         for gone in &evicted {
             let _ = std::fs::remove_file(gone.path_in(&self.root));
         }
-        metrics::counter!("tessera_warm_evictions_total").increment(evicted.len() as u64);
-        metrics::counter!("tessera_warm_writes_total").increment(1);
+        metrics::counter!("tessera_warm_evictions_total", "content" => self.content).increment(evicted.len() as u64);
+        metrics::counter!("tessera_warm_writes_total", "content" => self.content).increment(1);
         self.report();
         Ok(())
     }
@@ -98,7 +101,7 @@ impl WarmStore {
         let read = std::fs::read(&path).map(Bytes::from);
         match read.map_err(|e| e.to_string()).and_then(|b| sealed::open(b).map_err(|e| e.to_string())) {
             Ok(payload) => {
-                metrics::counter!("tessera_warm_hits_total").increment(1);
+                metrics::counter!("tessera_warm_hits_total", "content" => self.content).increment(1);
                 Some(payload)
             }
             Err(e) => {
@@ -129,6 +132,18 @@ impl WarmStore {
         expired.len()
     }
 
+    /// Deletes every file of `stream` (an asset, for the VOD cache).
+    pub fn forget(&self, stream: &str) {
+        let keys: Vec<FileKey> = {
+            let index = self.index.lock().expect("warm index");
+            index.written.keys().filter(|k| k.stream == stream).cloned().collect()
+        };
+        for key in &keys {
+            self.remove(key);
+        }
+        let _ = std::fs::remove_dir_all(self.root.join(stream));
+    }
+
     fn remove(&self, key: &FileKey) {
         {
             let mut index = self.index.lock().expect("warm index");
@@ -145,7 +160,7 @@ impl WarmStore {
     }
 
     fn report(&self) {
-        metrics::gauge!("tessera_warm_bytes").set(self.held() as f64);
+        metrics::gauge!("tessera_warm_bytes", "content" => self.content).set(self.held() as f64);
     }
 }
 

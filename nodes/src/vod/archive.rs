@@ -12,6 +12,11 @@
 //! jobs then run on the node holding the source, and its renditions are served there. A
 //! shared archive (S3, or one folder every node mounts) spreads jobs and playback over
 //! the cluster.
+//!
+//! Reads go through two caches on the serving node: memory (64 MiB of recently read
+//! files) and, when the archive is not a folder on this machine, the node's disk
+//! (`--vod-cache-bytes`, a [`WarmStore`]: the least popular evicted first). So the assets
+//! viewers watch are served from the nodes, and the rest only from the archive.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +29,24 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::tiers::cold::ColdStore;
-use crate::tiers::sealed;
+use crate::tiers::warm::WarmStore;
+use crate::tiers::{sealed, FileKey};
+
+/// The VOD part of the archive `cold`, with a cache of `cache_bytes` in `cache_dir` on this
+/// node's disk unless the archive is a folder on this machine already (or the size is 0).
+pub fn open(cold: ColdStore, cache_dir: &Path, cache_bytes: u64) -> Result<VodArchive, crate::tiers::TierError> {
+    let disk = if cold.local_root().is_some() || cache_bytes == 0 {
+        None
+    } else {
+        let disk = WarmStore::open(cache_dir, cache_bytes, CACHE_HALF_LIFE, "vod")
+            .map_err(|e| crate::tiers::TierError::Open(format!("{}: {e}", cache_dir.display())))?;
+        Some(Arc::new(disk))
+    };
+    Ok(VodArchive::new(&cold, disk))
+}
+
+/// How fast a cached file's popularity fades without reads.
+const CACHE_HALF_LIFE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The folder a source goes under, beside the renditions.
 const SOURCE_DIR: &str = "_source";
@@ -51,6 +73,8 @@ pub struct VodArchive {
     label: String,
     local_root: Option<PathBuf>,
     cache: Arc<Mutex<FileCache>>,
+    /// Files read from a remote archive, on this node's disk.
+    disk: Option<Arc<WarmStore>>,
 }
 
 impl std::fmt::Debug for VodArchive {
@@ -60,13 +84,20 @@ impl std::fmt::Debug for VodArchive {
 }
 
 impl VodArchive {
-    pub fn new(cold: &ColdStore) -> VodArchive {
+    /// The VOD part of `cold`; `disk` caches what is read on this node's disk.
+    pub fn new(cold: &ColdStore, disk: Option<Arc<WarmStore>>) -> VodArchive {
         VodArchive {
             store: cold.objects(),
             label: cold.label().to_string(),
             local_root: cold.local_root().map(Path::to_path_buf),
             cache: Arc::default(),
+            disk,
         }
+    }
+
+    /// Whether the archive is a folder on this machine (a disk cache would copy it).
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
     }
 
     fn key(asset: &str, rendition: &str, file: &str) -> ObjectPath {
@@ -93,6 +124,13 @@ impl VodArchive {
         if let Some(b) = self.cache.lock().expect("cache lock").get(key.as_ref()) {
             return Ok(Some(b));
         }
+        let disk_key = self.disk.clone().zip(FileKey::new(asset, rendition, file));
+        if let Some((disk, k)) = disk_key.clone() {
+            if let Ok(Some(b)) = tokio::task::spawn_blocking(move || disk.get(&k)).await {
+                self.cache.lock().expect("cache lock").insert(key.to_string(), b.clone());
+                return Ok(Some(b));
+            }
+        }
         let body = match self.store.get(&key).await {
             Ok(r) => r.bytes().await.map_err(|e| self.failed(&key, e))?,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -103,6 +141,14 @@ impl VodArchive {
             ArchiveError::Damaged { archive: self.label.clone(), key: key.to_string(), detail: e.to_string() }
         })?;
         self.cache.lock().expect("cache lock").insert(key.to_string(), payload.clone());
+        if let Some((disk, k)) = disk_key {
+            let copy = payload.clone();
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = disk.put(&k, &copy) {
+                    tracing::warn!(file = ?k, error = %e, "a VOD file could not be cached on disk");
+                }
+            });
+        }
         Ok(Some(payload))
     }
 
@@ -201,6 +247,10 @@ impl VodArchive {
             }
         }
         self.cache.lock().expect("cache lock").forget_prefix(&format!("{prefix}/"));
+        if let Some(disk) = self.disk.clone() {
+            let asset = asset.to_string();
+            let _ = tokio::task::spawn_blocking(move || disk.forget(&asset)).await;
+        }
         if let Some(root) = &self.local_root {
             // A folder archive keeps the emptied folders.
             let _ = tokio::fs::remove_dir_all(root.join("vod").join(asset)).await;
@@ -286,7 +336,7 @@ mod tests {
     }
 
     fn archive(dir: &Path) -> VodArchive {
-        VodArchive::new(&ColdStore::open(&dir.display().to_string()).unwrap())
+        VodArchive::new(&ColdStore::open(&dir.display().to_string()).unwrap(), None)
     }
 
     #[tokio::test]
@@ -306,6 +356,30 @@ mod tests {
         assert_eq!(a.delete_asset("film").await.unwrap(), 2);
         assert_eq!(a.get("film", "720p", "seg-0.e1.m4s").await.unwrap(), None, "not served from memory either");
         assert!(a.assets().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn files_read_once_are_served_from_the_node_disk_until_the_asset_goes() {
+        let dir = scratch("disk");
+        let disk = WarmStore::open(&dir.join("cache"), 1 << 20, std::time::Duration::from_secs(600), "vod").unwrap();
+        let cold = ColdStore::open(&dir.join("archive").display().to_string()).unwrap();
+        let a = VodArchive::new(&cold, Some(Arc::new(disk)));
+        a.put("film", "720p", "seg-0.e1.m4s", b"moof").await.unwrap();
+        assert_eq!(a.get("film", "720p", "seg-0.e1.m4s").await.unwrap().unwrap(), Bytes::from_static(b"moof"));
+        let cached = dir.join("cache/film/720p/seg-0.e1.m4s");
+        for _ in 0..50 {
+            if cached.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(cached.exists(), "the read is kept on the node's disk");
+        // The archive loses its copy and the memory forgets: the node's disk still has it.
+        std::fs::remove_file(dir.join("archive/vod/film/720p/seg-0.e1.m4s")).unwrap();
+        let fresh = VodArchive { cache: Arc::default(), ..a.clone() };
+        assert_eq!(fresh.get("film", "720p", "seg-0.e1.m4s").await.unwrap().unwrap(), Bytes::from_static(b"moof"));
+        fresh.delete_asset("film").await.unwrap();
+        assert!(!cached.exists(), "a deleted asset leaves the node's disk");
     }
 
     #[tokio::test]
