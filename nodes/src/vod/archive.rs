@@ -270,6 +270,20 @@ impl VodArchive {
         Ok(newest.map(|t| std::time::SystemTime::from(t).elapsed().unwrap_or_default()))
     }
 
+    /// The names of the folders under `vod/ASSET[/RENDITION]`, or of the files there.
+    pub async fn list(&self, asset: &str, rendition: Option<&str>) -> Result<Vec<String>, ArchiveError> {
+        let prefix = match rendition {
+            Some(r) => ObjectPath::from_iter(["vod", asset, r]),
+            None => ObjectPath::from_iter(["vod", asset]),
+        };
+        let listing = self.store.list_with_delimiter(Some(&prefix)).await.map_err(|e| self.failed(&prefix, e))?;
+        let names = match rendition {
+            Some(_) => listing.objects.iter().filter_map(|o| o.location.filename().map(str::to_string)).collect(),
+            None => listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect(),
+        };
+        Ok(names)
+    }
+
     /// The assets the archive has anything of.
     pub async fn assets(&self) -> Result<Vec<String>, ArchiveError> {
         let prefix = ObjectPath::from("vod");

@@ -191,6 +191,10 @@ pub struct RenditionManifest {
     /// reconnect of its publisher).
     #[serde(default)]
     pub discontinuities: Vec<u32>,
+    /// A recording's `(first segment, init segment)` wherever its init segment changes (a
+    /// job's come from the catalog).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub epochs: Vec<(u32, u64)>,
 }
 
 /// Why a job stopped short.
@@ -341,6 +345,7 @@ impl<'a> RenditionWriter<'a> {
             codecs: self.tracks.iter().map(|t| t.codec.rfc6381()).collect::<Vec<_>>().join(","),
             resolution: video.and_then(|v| v.codec.dimensions()),
             discontinuities: Vec::new(),
+            epochs: Vec::new(),
         };
         self.files
             .write(&names::manifest(self.epoch), &serde_json::to_vec(&manifest).expect("a manifest serialises"))?;

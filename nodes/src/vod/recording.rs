@@ -6,6 +6,10 @@
 //! playlist of the whole broadcast. A reconnect within the grace continues the same
 //! recording, after an `EXT-X-DISCONTINUITY`.
 //!
+//! A rendition's manifest is rewritten in the archive after every segment, so a recording
+//! whose node stops in the middle is finished, with what it recorded, when that node
+//! starts again.
+//!
 //! The store tells the recorder of files without waiting ([`crate::store::Recorder`]); a
 //! task of its own writes them. Its queue is bounded: if the archive cannot keep up, files
 //! are dropped and counted (`tessera_recording_dropped_total`), and a recording that lost
@@ -25,6 +29,8 @@ use crate::store::{FinishedFile, FinishedKind, Recorder};
 
 /// Files waiting to be written, at most.
 const QUEUE: usize = 4096;
+/// A restarted node finishes the recordings it was making this long after it starts.
+const RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 /// Init segments kept per rendition for a recording that starts later.
 const INITS_KEPT: usize = 4;
 
@@ -78,6 +84,46 @@ struct Track {
     tracks: Vec<TrackInfo>,
 }
 
+impl Track {
+    /// What a player needs of the rendition so far (`None` before its first segment).
+    fn manifest(&self) -> Option<RenditionManifest> {
+        self.epochs.last()?;
+        let film: f64 = self.segments.iter().sum();
+        let video = self.tracks.iter().find(|t| t.kind() == TrackKind::Video);
+        Some(RenditionManifest {
+            // No I-frame byte ranges: a live segment's first fragment holds more than its
+            // keyframe.
+            segments: self.segments.iter().map(|s| (*s, 0)).collect(),
+            bandwidth: self.peak_bps,
+            average_bandwidth: (self.bytes as f64 * 8.0 / film.max(0.001)) as u64,
+            codecs: self.tracks.iter().map(|t| t.codec.rfc6381()).collect::<Vec<_>>().join(","),
+            resolution: video.and_then(|v| v.codec.dimensions()),
+            discontinuities: self.discontinuities.clone(),
+            epochs: self.epochs.clone(),
+        })
+    }
+}
+
+/// Writes a rendition's manifest as it stands (under its last init segment's name, the one
+/// the finished asset is read with): after every segment, so a recording whose node
+/// stops can be finished from the archive.
+async fn write_manifest(archive: &VodArchive, asset: &str, rendition: &str, m: &RenditionManifest) -> bool {
+    let Some((_, last)) = m.epochs.last() else { return false };
+    let json = serde_json::to_vec(m).expect("a manifest serialises");
+    match archive.put(asset, rendition, &names::manifest(*last), &json).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(%asset, %rendition, error = %e, "a recording's manifest could not be written");
+            false
+        }
+    }
+}
+
+/// A finished recording's rendition, from its manifest.
+fn recorded(rendition: &str, m: &RenditionManifest) -> RecordedRendition {
+    RecordedRendition { rendition: rendition.to_string(), epochs: m.epochs.clone(), segments: m.segments.len() as u32 }
+}
+
 struct Recording {
     asset: String,
     renditions: BTreeMap<String, Track>,
@@ -96,6 +142,11 @@ struct RecordingTask {
 
 impl RecordingTask {
     async fn run(mut self, mut events: mpsc::Receiver<Event>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        // Once this node has caught up with the catalog.
+        tokio::select! {
+            _ = tokio::time::sleep(RECOVER_AFTER) => self.recover().await,
+            _ = stop.changed() => return,
+        }
         loop {
             let e = tokio::select! {
                 e = events.recv() => e,
@@ -104,8 +155,9 @@ impl RecordingTask {
             match e {
                 Some(Event::File { stream, rendition, file }) => self.file(stream, rendition, file).await,
                 Some(Event::Ended { stream }) => self.ended(&stream).await,
-                // A recording still open when the node stops stays `recording`; its files
-                // so far are in the archive.
+                // A recording still open when the node stops stays `recording`, its files
+                // and manifests so far in the archive: the node finishes it when it starts
+                // again ([`RecordingTask::recover`]).
                 None => return,
             }
         }
@@ -164,6 +216,9 @@ impl RecordingTask {
                 track.bytes += file.data.len() as u64;
                 track.peak_bps = track.peak_bps.max((file.data.len() as f64 * 8.0 / seconds.max(0.001)) as u64);
                 metrics::counter!("tessera_recorded_segments_total").increment(1);
+                if let Some(m) = track.manifest() {
+                    write_manifest(&self.archive, &asset, &rendition, &m).await;
+                }
             }
             Err(e) => {
                 metrics::counter!("tessera_recording_dropped_total").increment(1);
@@ -218,44 +273,69 @@ impl RecordingTask {
         let mut renditions = Vec::new();
         let mut duration = 0.0f64;
         for (name, t) in &rec.renditions {
-            let Some((_, last)) = t.epochs.last() else { continue };
-            let film: f64 = t.segments.iter().sum();
-            duration = duration.max(film);
-            let video = t.tracks.iter().find(|t| t.kind() == TrackKind::Video);
-            let manifest = RenditionManifest {
-                // No I-frame byte ranges: a live segment's first fragment holds more than
-                // its keyframe.
-                segments: t.segments.iter().map(|s| (*s, 0)).collect(),
-                bandwidth: t.peak_bps,
-                average_bandwidth: (t.bytes as f64 * 8.0 / film.max(0.001)) as u64,
-                codecs: t.tracks.iter().map(|t| t.codec.rfc6381()).collect::<Vec<_>>().join(","),
-                resolution: video.and_then(|v| v.codec.dimensions()),
-                discontinuities: t.discontinuities.clone(),
-            };
-            let json = serde_json::to_vec(&manifest).expect("a manifest serialises");
-            if let Err(e) = self.archive.put(&rec.asset, name, &names::manifest(*last), &json).await {
-                tracing::warn!(stream, asset = %rec.asset, rendition = %name, error = %e, "a manifest could not be written");
-                continue;
+            let Some(m) = t.manifest() else { continue };
+            if write_manifest(&self.archive, &rec.asset, name, &m).await {
+                duration = duration.max(m.segments.iter().map(|s| s.0).sum());
+                renditions.push(recorded(name, &m));
             }
-            renditions.push(RecordedRendition {
-                rendition: name.clone(),
-                epochs: t.epochs.clone(),
-                segments: t.segments.len() as u32,
-            });
         }
+        self.finish(&rec.asset, duration, renditions).await;
+    }
+
+    async fn finish(&self, asset: &str, duration: f64, renditions: Vec<RecordedRendition>) {
         let finish =
-            Command::FinishRecording { asset: rec.asset.clone(), duration_ms: (duration * 1000.0) as u64, renditions };
+            Command::FinishRecording { asset: asset.to_string(), duration_ms: (duration * 1000.0) as u64, renditions };
         for attempt in 0..10u32 {
             match self.cluster.propose(finish.clone()).await {
                 Ok(_) => {
-                    tracing::info!(stream, asset = %rec.asset, seconds = duration, "recording finished");
+                    tracing::info!(%asset, seconds = duration, "recording finished");
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(stream, asset = %rec.asset, attempt, error = %e, "the recording's end not recorded yet");
+                    tracing::warn!(%asset, attempt, error = %e, "the recording's end not recorded yet");
                     tokio::time::sleep(std::time::Duration::from_secs(1 << attempt.min(5))).await;
                 }
             }
+        }
+    }
+
+    /// Recordings this node was making when it stopped: finished with what the archive
+    /// holds of them (every segment recorded before the stop, with its manifest).
+    async fn recover(&self) {
+        let me = self.cluster.identity.id;
+        let orphans: Vec<String> = self
+            .cluster
+            .catalog
+            .read_local(|c| {
+                c.assets
+                    .values()
+                    .filter(|a| a.state == AssetState::Recording && a.source.node == me)
+                    .map(|a| a.id.clone())
+                    .collect()
+            })
+            .value;
+        for asset in orphans.into_iter().filter(|a| !self.open.values().any(|r| r.asset == *a)) {
+            let mut renditions = Vec::new();
+            let mut duration = 0.0f64;
+            for rendition in self.archive.list(&asset, None).await.unwrap_or_default() {
+                let files = self.archive.list(&asset, Some(&rendition)).await.unwrap_or_default();
+                let last = files
+                    .iter()
+                    .filter_map(|f| f.strip_prefix("manifest.e")?.strip_suffix(".json")?.parse::<u64>().ok())
+                    .max();
+                let Some(last) = last else { continue };
+                let Ok(Some(json)) = self.archive.get(&asset, &rendition, &names::manifest(last)).await else {
+                    continue;
+                };
+                let Ok(m) = serde_json::from_slice::<RenditionManifest>(&json) else { continue };
+                if m.epochs.is_empty() {
+                    continue;
+                }
+                duration = duration.max(m.segments.iter().map(|s| s.0).sum());
+                renditions.push(recorded(&rendition, &m));
+            }
+            tracing::warn!(%asset, renditions = renditions.len(), "a recording this node stopped in the middle of is finished with what it recorded");
+            self.finish(&asset, duration, renditions).await;
         }
     }
 }

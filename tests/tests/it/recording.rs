@@ -99,3 +99,45 @@ async fn a_recorded_live_stream_plays_back_as_vod_once_it_ends() {
     assert!(recorded + 2 * 15 >= published && recorded <= published, "{recorded} of {published} pictures");
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_whose_node_was_killed_is_finished_with_what_it_recorded_when_it_returns() {
+    let flags = ["--ladder", "source"];
+    let (mut nodes, _join, admin) = crate::cluster::form_each(1, |_| flags.map(String::from).to_vec()).await;
+    let api = nodes[0].api(&admin);
+    api.call(Method::PUT, "/api/v1/streams/crash", Some(&json!({ "ladder": "source" }))).await.unwrap();
+    api.call(Method::PUT, "/api/v1/streams/crash", Some(&json!({ "record": true }))).await.unwrap();
+    let publisher = publish_sample_to(nodes[0].srt, "crash", 5);
+    let archive = nodes[0].dir().join("archive/vod");
+    let recorded = |id: &str| {
+        let dir = archive.join(id).join("src");
+        std::fs::read_dir(dir)
+            .map_or(0, |d| d.flatten().filter(|f| f.file_name().to_string_lossy().starts_with("seg-")).count())
+    };
+    let id = crate::cluster::eventually(Duration::from_secs(30), "three segments recorded", || async {
+        let list: Value = api.get("/api/v1/assets").await.ok()?;
+        let a = list["data"].as_array()?.first()?.clone();
+        let id = a["id"].as_str()?.to_string();
+        (a["state"] == "recording" && recorded(&id) >= 3).then_some(id)
+    })
+    .await;
+    publisher.abort();
+    nodes[0].kill();
+    let kept = recorded(&id);
+    nodes[0].start(&flags);
+    let asset = crate::cluster::eventually(Duration::from_secs(30), "the recording finished", || async {
+        let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
+        (a["state"] == "ready").then_some(a)
+    })
+    .await;
+    let seconds = asset["source"]["duration_ms"].as_u64().unwrap() as f64 / 1000.0;
+    assert!(seconds >= 3.0, "what was recorded before the kill: {seconds} s ({asset})");
+    let media = get(nodes[0].http, &format!("/vod/{id}/src/index.m3u8")).await.text();
+    let listed = media.lines().filter(|l| l.starts_with("seg-")).count();
+    assert!(listed >= 3 && listed <= kept, "{listed} segments listed of {kept} recorded:\n{media}");
+    assert!(media.ends_with("#EXT-X-ENDLIST\n"), "{media}");
+    for uri in media.lines().filter(|l| l.starts_with("seg-") || l.starts_with("#EXT-X-MAP")) {
+        let uri = uri.strip_prefix("#EXT-X-MAP:URI=\"").map_or(uri, |u| u.trim_end_matches('"'));
+        assert_eq!(get(nodes[0].http, &format!("/vod/{id}/src/{uri}")).await.status, 200, "{uri}");
+    }
+}
