@@ -75,8 +75,9 @@ pub struct EncryptedCache {
     entries: std::sync::Mutex<(HashMap<CacheKey, Bytes>, VecDeque<CacheKey>)>,
 }
 
-/// Content, rendition, file, key id and clear length: a stream that starts its numbering
-/// again (deleted and made anew) does not get another's bytes.
+/// Content, rendition, file, protection and key id, and clear length: a stream that starts
+/// its numbering again (deleted and made anew), or whose protection changed, does not get
+/// other bytes.
 type CacheKey = (String, String, String, String, usize);
 
 /// Files kept encrypted: a few segments' parts of a few hundred renditions.
@@ -117,11 +118,11 @@ async fn encrypted(
     state: &HttpState,
     content: &str,
     (rendition, file): (&str, &str),
-    kid: &str,
+    (mode, kid): (Protection, &str),
     data: &Bytes,
     encrypt: impl FnOnce([u8; 16]) -> Result<Bytes, String>,
 ) -> Result<Bytes, Unavailable> {
-    let cached = (content.to_string(), rendition.to_string(), file.to_string(), kid.to_string(), data.len());
+    let cached = (content.to_string(), rendition.to_string(), file.to_string(), format!("{mode:?}/{kid}"), data.len());
     if let Some(d) = state.encrypted.get(&cached) {
         return Ok(d);
     }
@@ -173,7 +174,7 @@ pub async fn protect_content(
     match mode {
         Protection::Cbcs => {
             let init = clear_init().ok_or(Unavailable("the segment's init segment is not known on this node"))?;
-            encrypted(state, content, at, &kid, &data, |key| {
+            encrypted(state, content, at, (mode, &kid), &data, |key| {
                 let key = cbcs_key(&kid, key)?;
                 let (_, tracks) = cmaf::protect_init(&init, &key).map_err(|e| format!("init segment: {e}"))?;
                 cmaf::protect_fragments(&data, &tracks, &key).map_err(|e| e.to_string())
@@ -181,7 +182,7 @@ pub async fn protect_content(
             .await
         }
         _ => {
-            encrypted(state, content, at, &kid, &data, |key| {
+            encrypted(state, content, at, (mode, &kid), &data, |key| {
                 Ok(Bytes::from(aes128::encrypt(&key, &aes128::segment_iv(msn), &data)))
             })
             .await
@@ -214,7 +215,7 @@ pub async fn protect_init_content(
         return Ok(None);
     }
     let kid = kid.to_ascii_lowercase();
-    let protected = encrypted(state, content, at, &kid, &init, |key| {
+    let protected = encrypted(state, content, at, (mode, &kid), &init, |key| {
         let key = cbcs_key(&kid, key)?;
         cmaf::protect_init(&init, &key).map(|(init, _)| init).map_err(|e| e.to_string())
     })

@@ -56,6 +56,7 @@ impl VodWorker {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let busy = Arc::new(AtomicU32::new(0));
         let mut seen: HashMap<String, Instant> = HashMap::new();
+        let mut readable: HashMap<String, Instant> = HashMap::new();
         let mut every = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -64,6 +65,7 @@ impl VodWorker {
             }
             let waiting = self.claimable();
             seen.retain(|k, _| waiting.iter().any(|j| tessera_raft::job_key(&j.asset, &j.rendition) == *k));
+            readable.retain(|a, _| waiting.iter().any(|j| j.asset == *a));
             for job in waiting {
                 let running = busy.load(Ordering::SeqCst) as usize;
                 if running >= self.slots {
@@ -72,7 +74,7 @@ impl VodWorker {
                 let key = tessera_raft::job_key(&job.asset, &job.rendition);
                 let first_seen = *seen.entry(key).or_insert_with(Instant::now);
                 let patience = CLAIM_PATIENCE.mul_f64(running as f64 / self.slots.max(1) as f64);
-                if first_seen.elapsed() < patience || !self.can_read_source(&job.asset).await {
+                if first_seen.elapsed() < patience || !self.can_read_source(&job.asset, &mut readable).await {
                     continue;
                 }
                 let claim = Command::ClaimJob {
@@ -119,9 +121,18 @@ impl VodWorker {
         jobs.into_iter().map(|(j, _)| j).collect()
     }
 
-    async fn can_read_source(&self, asset: &str) -> bool {
-        tokio::fs::metadata(source_path(&self.uploads.sources, asset)).await.is_ok()
-            || self.uploads.archive.has_source(asset).await
+    /// Whether this node can read `asset`'s source: its own copy, or the archive's (a yes is
+    /// remembered for a minute, so a waiting job does not ask the archive every second).
+    async fn can_read_source(&self, asset: &str, readable: &mut HashMap<String, Instant>) -> bool {
+        if readable.get(asset).is_some_and(|at| at.elapsed() < Duration::from_secs(60)) {
+            return true;
+        }
+        let yes = tokio::fs::metadata(source_path(&self.uploads.sources, asset)).await.is_ok()
+            || self.uploads.archive.has_source(asset).await;
+        if yes {
+            readable.insert(asset.to_string(), Instant::now());
+        }
+        yes
     }
 
     /// The source's path on this node: its own copy, else one fetched from the archive.

@@ -421,6 +421,32 @@ async fn an_encrypted_asset_is_served_encrypted_and_its_key_only_to_a_valid_toke
     let clear = aes128::decrypt(&key, &aes128::segment_iv(0), &seg).expect("the segment decrypts");
     assert_eq!(clear, clear0.to_vec(), "to the clear segment");
 
+    // The same asset under cbcs: the ClearKey key, an init segment per key, samples
+    // encrypted in place.
+    api.call(Method::PUT, &format!("/api/v1/assets/{id}"), Some(&json!({ "encryption": "cbcs" }))).await.unwrap();
+    let playlist = get(http, &format!("/vod/{id}/src/index.m3u8?token={valid}")).await.text();
+    let key_line = playlist.lines().find(|l| l.starts_with("#EXT-X-KEY:METHOD=SAMPLE-AES")).expect(&playlist);
+    assert!(key_line.contains("KEYFORMAT=\"org.w3.clearkey\"") && key_line.contains("KEYID=0x"), "{key_line}");
+    let kid = key_line.rsplit("KEYID=0x").next().unwrap().to_string();
+    assert!(playlist.contains(&format!("#EXT-X-MAP:URI=\"init-1-{kid}.mp4\"")), "{playlist}");
+    let init = get(http, &format!("/vod/{id}/src/init-1-{kid}.mp4")).await;
+    assert_eq!(init.status, 200);
+    for b in [&b"encv"[..], b"tenc", b"pssh"] {
+        assert!(init.body.windows(4).any(|w| w == b), "the init segment has {}", String::from_utf8_lossy(b));
+    }
+    assert_eq!(get(http, &format!("/vod/{id}/src/init-1-{}.mp4", "0".repeat(32))).await.status, 404, "a foreign key");
+    let seg = get(http, &format!("/vod/{id}/src/seg-0.m4s")).await.body;
+    assert!(seg != clear0 && seg.windows(4).any(|w| w == b"senc"), "samples encrypted in place");
+    let license = format!("/license/clearkey/vod/{id}/{kid}?token={valid}");
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+    use base64::Engine;
+    let kid_b64 = B64URL.encode(hex_bytes(&kid));
+    let body = json!({ "kids": [kid_b64], "type": "temporary" }).to_string();
+    let r = post(http, &license, body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let jwk: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(B64URL.decode(jwk["keys"][0]["k"].as_str().unwrap()).unwrap(), key.to_vec(), "the asset's one key");
+
     let key_path = key_uri.split('?').next().unwrap();
     let refusal = |r: Response| (r.status, serde_json::from_slice::<Value>(&r.body).unwrap()["error"].to_string());
     assert_eq!(refusal(get(http, key_path).await), (401, "\"token_missing\"".into()));
