@@ -8,7 +8,7 @@
 //!
 //! A rendition's manifest is rewritten in the archive after every segment, so a recording
 //! whose node stops in the middle is finished, with what it recorded, when that node
-//! starts again.
+//! starts again, or by another node once the stopped one is removed from the cluster.
 //!
 //! The store tells the recorder of files without waiting ([`crate::store::Recorder`]); a
 //! task of its own writes them. Its queue is bounded: if the archive cannot keep up, files
@@ -29,8 +29,10 @@ use crate::store::{FinishedFile, FinishedKind, Recorder};
 
 /// Files waiting to be written, at most.
 const QUEUE: usize = 4096;
-/// A restarted node finishes the recordings it was making this long after it starts.
+/// A restarted node finishes the recordings it was making this long after it starts, and
+/// looks for orphaned recordings this often.
 const RECOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+const RECOVER_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 /// Init segments kept per rendition for a recording that starts later.
 const INITS_KEPT: usize = 4;
 
@@ -142,14 +144,15 @@ struct RecordingTask {
 
 impl RecordingTask {
     async fn run(mut self, mut events: mpsc::Receiver<Event>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        // Once this node has caught up with the catalog.
-        tokio::select! {
-            _ = tokio::time::sleep(RECOVER_AFTER) => self.recover().await,
-            _ = stop.changed() => return,
-        }
+        // The first look once this node has caught up with the catalog.
+        let mut orphans = tokio::time::interval_at(tokio::time::Instant::now() + RECOVER_AFTER, RECOVER_EVERY);
         loop {
             let e = tokio::select! {
                 e = events.recv() => e,
+                _ = orphans.tick() => {
+                    self.recover().await;
+                    continue;
+                }
                 _ = stop.changed() => None,
             };
             match e {
@@ -299,17 +302,21 @@ impl RecordingTask {
         }
     }
 
-    /// Recordings this node was making when it stopped: finished with what the archive
-    /// holds of them (every segment recorded before the stop, with its manifest).
+    /// Recordings nobody is making: this node's from before it stopped, and those of a
+    /// node removed from the cluster (finished by the lowest-numbered node). Each is
+    /// finished with what the archive holds of it (every segment recorded, with its
+    /// manifest; nothing, and so failed, if that node's archive was its own).
     async fn recover(&self) {
         let me = self.cluster.identity.id;
         let orphans: Vec<String> = self
             .cluster
             .catalog
             .read_local(|c| {
+                let first = c.nodes.keys().next().copied();
                 c.assets
                     .values()
-                    .filter(|a| a.state == AssetState::Recording && a.source.node == me)
+                    .filter(|a| a.state == AssetState::Recording)
+                    .filter(|a| a.source.node == me || (!c.nodes.contains_key(&a.source.node) && first == Some(me)))
                     .map(|a| a.id.clone())
                     .collect()
             })

@@ -141,3 +141,40 @@ async fn a_recording_whose_node_was_killed_is_finished_with_what_it_recorded_whe
         assert_eq!(get(nodes[0].http, &format!("/vod/{id}/src/{uri}")).await.status, 200, "{uri}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_whose_node_is_removed_from_the_cluster_is_finished_by_another() {
+    let shared = scratch_dir("recording-archive").display().to_string();
+    let flags = ["--ladder", "source", "--cold-url", &shared];
+    let (mut nodes, _join, admin) = crate::cluster::form_each(3, |_| flags.map(String::from).to_vec()).await;
+    let api = nodes[0].api(&admin);
+    api.call(Method::PUT, "/api/v1/streams/lost", Some(&json!({ "ladder": "source" }))).await.unwrap();
+    api.call(Method::PUT, "/api/v1/streams/lost", Some(&json!({ "record": true }))).await.unwrap();
+    let publisher = publish_sample_to(nodes[1].srt, "lost", 5);
+    let archive = std::path::PathBuf::from(&shared).join("vod");
+    let recorded = |id: &str| {
+        let dir = archive.join(id).join("src");
+        std::fs::read_dir(dir)
+            .map_or(0, |d| d.flatten().filter(|f| f.file_name().to_string_lossy().starts_with("seg-")).count())
+    };
+    let id = crate::cluster::eventually(Duration::from_secs(30), "three segments recorded", || async {
+        let list: Value = api.get("/api/v1/assets").await.ok()?;
+        let a = list["data"].as_array()?.first()?.clone();
+        let id = a["id"].as_str()?.to_string();
+        (a["state"] == "recording" && a["source"]["node"] == 2 && recorded(&id) >= 3).then_some(id)
+    })
+    .await;
+    publisher.abort();
+    nodes[1].kill();
+    // Node 2 is not coming back: the admin removes it, and node 1 finishes its recording.
+    api.call(Method::DELETE, "/api/v1/nodes/2", None).await.expect("node 2 removed");
+    let asset = crate::cluster::eventually(Duration::from_secs(60), "the recording finished", || async {
+        let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
+        (a["state"] == "ready").then_some(a)
+    })
+    .await;
+    assert!(asset["source"]["duration_ms"].as_u64().unwrap() >= 3000, "{asset}");
+    let media = get(nodes[2].http, &format!("/vod/{id}/src/index.m3u8")).await.text();
+    assert!(media.lines().filter(|l| l.starts_with("seg-")).count() >= 3, "{media}");
+    assert!(media.ends_with("#EXT-X-ENDLIST\n"), "{media}");
+}
