@@ -109,18 +109,8 @@ async fn a_recording_whose_node_was_killed_is_finished_with_what_it_recorded_whe
     api.call(Method::PUT, "/api/v1/streams/crash", Some(&json!({ "record": true }))).await.unwrap();
     let publisher = publish_sample_to(nodes[0].srt, "crash", 5);
     let archive = nodes[0].dir().join("archive/vod");
-    let recorded = |id: &str| {
-        let dir = archive.join(id).join("src");
-        std::fs::read_dir(dir)
-            .map_or(0, |d| d.flatten().filter(|f| f.file_name().to_string_lossy().starts_with("seg-")).count())
-    };
-    let id = crate::cluster::eventually(Duration::from_secs(30), "three segments recorded", || async {
-        let list: Value = api.get("/api/v1/assets").await.ok()?;
-        let a = list["data"].as_array()?.first()?.clone();
-        let id = a["id"].as_str()?.to_string();
-        (a["state"] == "recording" && recorded(&id) >= 3).then_some(id)
-    })
-    .await;
+    let recorded = |id: &str| recorded_segments(&archive, id);
+    let id = recording_under_way(&api, &archive, 1).await;
     publisher.abort();
     nodes[0].kill();
     let kept = recorded(&id);
@@ -152,18 +142,7 @@ async fn a_recording_whose_node_is_removed_from_the_cluster_is_finished_by_anoth
     api.call(Method::PUT, "/api/v1/streams/lost", Some(&json!({ "record": true }))).await.unwrap();
     let publisher = publish_sample_to(nodes[1].srt, "lost", 5);
     let archive = std::path::PathBuf::from(&shared).join("vod");
-    let recorded = |id: &str| {
-        let dir = archive.join(id).join("src");
-        std::fs::read_dir(dir)
-            .map_or(0, |d| d.flatten().filter(|f| f.file_name().to_string_lossy().starts_with("seg-")).count())
-    };
-    let id = crate::cluster::eventually(Duration::from_secs(30), "three segments recorded", || async {
-        let list: Value = api.get("/api/v1/assets").await.ok()?;
-        let a = list["data"].as_array()?.first()?.clone();
-        let id = a["id"].as_str()?.to_string();
-        (a["state"] == "recording" && a["source"]["node"] == 2 && recorded(&id) >= 3).then_some(id)
-    })
-    .await;
+    let id = recording_under_way(&api, &archive, 2).await;
     publisher.abort();
     nodes[1].kill();
     // Node 2 is not coming back: the admin removes it, and node 1 finishes its recording.
@@ -177,4 +156,27 @@ async fn a_recording_whose_node_is_removed_from_the_cluster_is_finished_by_anoth
     let media = get(nodes[2].http, &format!("/vod/{id}/src/index.m3u8")).await.text();
     assert!(media.lines().filter(|l| l.starts_with("seg-")).count() >= 3, "{media}");
     assert!(media.ends_with("#EXT-X-ENDLIST\n"), "{media}");
+}
+
+/// Segments recorded so far of asset `id`'s `src` rendition, in the archive folder `archive`.
+fn recorded_segments(archive: &std::path::Path, id: &str) -> usize {
+    let dir = archive.join(id).join("src");
+    std::fs::read_dir(dir)
+        .map_or(0, |d| d.flatten().filter(|f| f.file_name().to_string_lossy().starts_with("seg-")).count())
+}
+
+/// The recording node `node` is making, once it has three segments in the archive.
+async fn recording_under_way(
+    api: &tessera_node::admin::client::AdminClient,
+    archive: &std::path::Path,
+    node: u64,
+) -> String {
+    crate::cluster::eventually(Duration::from_secs(30), "three segments recorded", || async {
+        let list: Value = api.get("/api/v1/assets").await.ok()?;
+        let a = list["data"].as_array()?.first()?.clone();
+        let id = a["id"].as_str()?.to_string();
+        let ours = a["state"] == "recording" && a["source"]["node"] == node;
+        (ours && recorded_segments(archive, &id) >= 3).then_some(id)
+    })
+    .await
 }
