@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -30,7 +31,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::tiers::cold::ColdStore;
 use crate::tiers::warm::WarmStore;
-use crate::tiers::{sealed, FileKey};
+use crate::tiers::{sealed, FileKey, Popularity};
 
 /// The VOD part of the archive `cold`, with a cache of `cache_bytes` in `cache_dir` on this
 /// node's disk unless the archive is a folder on this machine already (or the size is 0).
@@ -292,49 +293,41 @@ impl VodArchive {
     }
 }
 
-/// Recently read rendition files, least recently used dropped first.
-#[derive(Default)]
+/// Recently read rendition files in memory, the least popular dropped first (the storage
+/// tiers' [`Popularity`]).
 struct FileCache {
-    files: HashMap<String, (Bytes, u64)>,
-    bytes: u64,
-    tick: u64,
+    files: HashMap<String, Bytes>,
+    index: Popularity<String>,
+}
+
+impl Default for FileCache {
+    fn default() -> Self {
+        FileCache { files: HashMap::new(), index: Popularity::new(CACHE_BYTES, CACHE_HALF_LIFE) }
+    }
 }
 
 impl FileCache {
     fn get(&mut self, key: &str) -> Option<Bytes> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.files.get_mut(key).map(|(b, used)| {
-            *used = tick;
-            b.clone()
-        })
+        let data = self.files.get(key)?.clone();
+        self.index.touch(&key.to_string(), Instant::now());
+        Some(data)
     }
 
     fn insert(&mut self, key: String, data: Bytes) {
         if data.len() as u64 > CACHE_BYTES / 4 {
             return;
         }
-        self.tick += 1;
-        self.bytes += data.len() as u64;
-        if let Some((old, _)) = self.files.insert(key, (data, self.tick)) {
-            self.bytes -= old.len() as u64;
+        for gone in self.index.insert(key.clone(), data.len() as u64, 1.0, Instant::now()) {
+            self.files.remove(&gone);
         }
-        while self.bytes > CACHE_BYTES {
-            let Some(oldest) = self.files.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone()) else {
-                break;
-            };
-            if let Some((b, _)) = self.files.remove(&oldest) {
-                self.bytes -= b.len() as u64;
-            }
-        }
+        self.files.insert(key, data);
     }
 
     fn forget_prefix(&mut self, prefix: &str) {
         let gone: Vec<String> = self.files.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
         for k in gone {
-            if let Some((b, _)) = self.files.remove(&k) {
-                self.bytes -= b.len() as u64;
-            }
+            self.files.remove(&k);
+            self.index.remove(&k);
         }
     }
 }
