@@ -5,7 +5,7 @@
 //!   children: [`ingest_session::IngestSession`] (TS or FLV bytes to frames), the source's
 //!   [`segmenter::SegmenterActor`] (frames to parts; the *leader*, which decides segment
 //!   boundaries), its [`packager::PackagerActor`] (parts to fMP4 bytes, handed to a
-//!   [`sink::MediaSink`]) when the ladder has a passthrough, and the
+//!   [`MediaSink`](tessera_packager::MediaSink)) when the ladder has a passthrough, and the
 //!   [`encoder::EncoderActor`] when it transcodes.
 //! - The encoder supervises a codec worker *process* and one follower segmenter and
 //!   packager per transcoded rung. A worker crash is restarted and shows as gaps in the
@@ -16,20 +16,14 @@
 //! - Media mailboxes are bounded ([`mailbox::BoundedRef`]): when a consumer lags, the
 //!   producer drops the newest-but-undecodable data (video until the next keyframe, parts
 //!   until the next segment) rather than queueing without limit, and counts what it drops.
-//! - The [`license`] actor, one per node, answers key requests by the sans-IO license
-//!   decision, issues playback tokens, and makes and rotates the content keys of the
-//!   encrypted streams its node is origin of; keys reach the catalog only wrapped.
 //! - Handlers never block: all I/O stays in the node's drivers.
 
 pub mod encoder;
 pub mod ingest_session;
-pub mod license;
 pub mod mailbox;
 pub mod packager;
 pub mod pipeline;
 pub mod segmenter;
-pub mod sink;
 
 pub use encoder::{source_format, SourceFormat, TranscodeSettings, WorkerCommand};
 pub use pipeline::{start_pipeline, PipelineConfig, PipelineHandle};
-pub use sink::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};

@@ -8,7 +8,7 @@ use tessera_packager::fmp4::CmafMuxer;
 use tessera_packager::segmenter::{PartOut, SegmenterEvent};
 
 use crate::mailbox::Inflight;
-use crate::sink::{MediaSink, Published};
+use tessera_packager::sink::{MediaSink, Published};
 
 pub struct PackagerActor;
 

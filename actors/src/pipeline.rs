@@ -15,7 +15,7 @@ use crate::ingest_session::{IngestMsg, IngestSession, IngestSessionConfig};
 use crate::mailbox::{BoundedRef, Inflight};
 use crate::packager::{PackagerActor, PackagerActorConfig, PackagerMsg};
 use crate::segmenter::{SegmenterActor, SegmenterActorConfig, SegmenterMsg};
-use crate::sink::{MediaSink, SessionEnd};
+use tessera_packager::sink::{MediaSink, SessionEnd};
 
 /// Settings for one publisher session.
 #[derive(Clone)]

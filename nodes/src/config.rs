@@ -354,7 +354,7 @@ impl NodeConfig {
     }
 
     /// The key-encryption key from `--kek-file` or `TESSERA_KEK`, if either is given.
-    pub fn kek(&self) -> Result<Option<tessera_actors::license::keys::Kek>, NodeError> {
+    pub fn kek(&self) -> Result<Option<tessera_license::keys::Kek>, NodeError> {
         let text = match &self.kek_file {
             Some(path) => std::fs::read_to_string(path)
                 .map_err(|e| NodeError::Config(format!("kek_file {}: {e}", path.display())))?,
@@ -363,7 +363,7 @@ impl NodeConfig {
                 Err(_) => return Ok(None),
             },
         };
-        tessera_actors::license::keys::Kek::parse(&text).map(Some).map_err(|e| NodeError::Config(e.to_string()))
+        tessera_license::keys::Kek::parse(&text).map(Some).map_err(|e| NodeError::Config(e.to_string()))
     }
 
     /// The storage tiers' settings.

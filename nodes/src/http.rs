@@ -39,7 +39,7 @@ pub struct HttpState {
     /// What a scheduled release lets this node serve.
     pub gate: crate::release::ReleaseGate,
     /// The license actor, when the node has a key-encryption key.
-    pub license: Option<ractor::ActorRef<tessera_actors::license::actor::LicenseMsg>>,
+    pub license: Option<ractor::ActorRef<tessera_license::actor::LicenseMsg>>,
     /// Media encrypted for serving, shared by every viewer.
     pub encrypted: crate::license::EncryptedCache,
     /// Where VOD uploads and sources go.

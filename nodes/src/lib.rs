@@ -114,7 +114,7 @@ pub struct Node {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     cluster: cluster::ClusterService,
-    license: Option<ractor::ActorRef<tessera_actors::license::actor::LicenseMsg>>,
+    license: Option<ractor::ActorRef<tessera_license::actor::LicenseMsg>>,
 }
 
 impl Node {

@@ -14,8 +14,10 @@ pub mod encrypt;
 pub mod fmp4;
 pub mod playlist;
 pub mod segmenter;
+pub mod sink;
 pub mod vod;
 
 pub use playlist::{BlockRequest, BlockState, PlaylistConfig, PlaylistState, SegmentKey};
 pub use segmenter::{PartOut, Segmenter, SegmenterConfig, SegmenterEvent};
+pub use sink::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
 pub mod check;

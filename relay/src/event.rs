@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tessera_actors::{PlannedRendition, Published, SessionEnd, TranscoderStatus};
+use tessera_packager::{PlannedRendition, Published, SessionEnd, TranscoderStatus};
 use tessera_ingest::media::TrackInfo;
 
 /// One event of a live stream, as its origin published it.

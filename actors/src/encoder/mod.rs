@@ -31,7 +31,7 @@ use tessera_transcode::{plan, GapLedger, GovernorConfig, LadderSpec, LoadGoverno
 
 use crate::mailbox::Inflight;
 use crate::segmenter::SegmenterMsg;
-use crate::sink::{MediaSink, PlannedRendition, TranscoderStatus};
+use tessera_packager::sink::{MediaSink, PlannedRendition, TranscoderStatus};
 use process::{QueueError, WorkerProcess};
 pub use process::{WorkerCommand, WorkerEvent};
 use rungs::Rung;

@@ -164,7 +164,7 @@ impl EncoderState {
                     &self.cfg.stream,
                     self.cfg.session,
                     &r.name,
-                    crate::sink::Published::Gap { segment: g.segment, duration: g.duration },
+                    tessera_packager::Published::Gap { segment: g.segment, duration: g.duration },
                 );
             } else {
                 let _ = r.segmenter.send(SegmenterMsg::Gap { segment: g.segment, duration: g.duration });

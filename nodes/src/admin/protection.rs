@@ -12,9 +12,9 @@ use axum::Json;
 use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::json;
-use tessera_actors::license::actor::LicenseMsg;
-use tessera_actors::license::regions::Range;
-use tessera_actors::license::token::Claims;
+use tessera_license::actor::LicenseMsg;
+use tessera_license::regions::Range;
+use tessera_license::token::Claims;
 use tessera_raft::{valid_content, Command};
 
 use super::{cluster_err, err};

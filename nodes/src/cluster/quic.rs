@@ -19,7 +19,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use tessera_actors::license::decision::StreamClaim;
+use tessera_license::decision::StreamClaim;
 use tessera_raft::network::{RaftReply, RaftRpc, Transport, TransportError};
 use tessera_raft::{Command, NodeId, Outcome};
 use tokio::sync::mpsc;

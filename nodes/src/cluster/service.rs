@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tessera_actors::license::decision::{Sessions, StreamClaim};
+use tessera_license::decision::{Sessions, StreamClaim};
 
 use tessera_raft::network::{dispatch, RaftReply, RaftRpc};
 use tessera_raft::{

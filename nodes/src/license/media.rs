@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use tessera_actors::license::actor::LicenseMsg;
-use tessera_actors::license::keys::parse_kid;
+use tessera_license::actor::LicenseMsg;
+use tessera_license::keys::parse_kid;
 use tessera_packager::encrypt::aes128;
 use tessera_packager::encrypt::cmaf::{self, CbcsKey};
 use tessera_packager::SegmentKey;

@@ -31,12 +31,12 @@ use axum::Json;
 use ractor::{Actor, ActorRef};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_actors::license::actor::{
+use tessera_license::actor::{
     KeyQuery, LicenseActor, LicenseConfig, LicenseMsg, LicenseNode, Proposal, RemoteCount,
 };
-use tessera_actors::license::clearkey;
-use tessera_actors::license::decision::StreamClaim;
-use tessera_actors::license::keys::{parse_kid, Kek};
+use tessera_license::clearkey;
+use tessera_license::decision::StreamClaim;
+use tessera_license::keys::{parse_kid, Kek};
 use tessera_raft::{Catalog, Command, NodeId, Visibility};
 
 use crate::cluster::ClusterService;
@@ -106,7 +106,7 @@ pub async fn start(
         rotation_lead_segments: 3,
     };
     let (actor, _) = Actor::spawn(None, LicenseActor, config).await.map_err(|e| format!("license actor: {e}"))?;
-    tessera_actors::license::actor::tick(actor.clone(), Duration::from_secs(1));
+    tessera_license::actor::tick(actor.clone(), Duration::from_secs(1));
     Ok(Some(actor))
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
-use tessera_actors::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
+use tessera_packager::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
 use tessera_relay::{FeedEvent, FeedItem, Journal};
 use tokio::sync::{mpsc, watch};
 

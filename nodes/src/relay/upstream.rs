@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use tessera_actors::{MediaSink, SessionEnd};
+use tessera_packager::{MediaSink, SessionEnd};
 use tessera_raft::NodeId;
 use tessera_relay::{FeedEvent, Mirror, MirrorStep};
 use tokio::sync::watch;

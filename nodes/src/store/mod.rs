@@ -26,7 +26,7 @@ pub use mirrored::{Held, Numbering};
 use rendition::RenditionState;
 pub use rendition::{FinishedFile, FinishedKind};
 pub use status::{RenditionStatus, StreamStatus, TranscoderView};
-use tessera_actors::{SessionEnd, TranscoderStatus};
+use tessera_packager::{SessionEnd, TranscoderStatus};
 use tessera_packager::playlist::{render_multivariant, RenditionReport, Variant};
 use tessera_packager::{BlockRequest, BlockState, PlaylistConfig};
 use thiserror::Error;

@@ -1,6 +1,6 @@
 //! The store as the sink of a node's pipelines and of the streams it mirrors.
 
-use tessera_actors::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
+use tessera_packager::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
 
 use super::SegmentStore;
 

@@ -186,7 +186,7 @@ fn a_short_window_keeps_only_its_last_segments() {
 
 #[test]
 fn a_part_crosses_with_the_number_its_origin_gave_it() {
-    let published = tessera_actors::Published::Part {
+    let published = tessera_packager::Published::Part {
         segment: 2,
         data: Bytes::from_static(b"part"),
         duration: 0.2,

@@ -1,4 +1,5 @@
-//! Where packaged media goes: the node's segment store implements [`MediaSink`].
+//! Where packaged media goes, and the vocabulary of what is published: a packager hands
+//! [`Published`] events to a [`MediaSink`] (the node's segment store and relay journal).
 
 use std::time::Instant;
 

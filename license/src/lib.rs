@@ -1,0 +1,21 @@
+//! Who gets a content key, and the actor that answers.
+//!
+//! The core is sans-IO: playback tokens ([`token`]), the viewer's region ([`regions`]),
+//! content keys wrapped under the cluster's key-encryption key ([`keys`]), who gets a key
+//! ([`decision`]), and the ClearKey license exchange of EME players ([`clearkey`]). Nothing
+//! there reads a clock (time comes in as an argument) or logs a key.
+//!
+//! # Contract
+//! - The [`actor`], one per node, drives the core: it answers key and signed-URL requests
+//!   by the decision, issues playback tokens, and makes and rotates the content keys of the
+//!   encrypted streams its node is origin of. It reads the catalog as its node has applied
+//!   it and never blocks on the network: a count at another node runs in a task of its own.
+//! - Keys reach the catalog only wrapped (AES-256-GCM under the KEK, content and key id as
+//!   associated data); neither keys nor tokens are logged.
+
+pub mod actor;
+pub mod clearkey;
+pub mod decision;
+pub mod keys;
+pub mod regions;
+pub mod token;
