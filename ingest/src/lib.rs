@@ -1,8 +1,9 @@
-//! Live ingest for Tessera.
+//! Tessera's media vocabulary and parsers.
 //!
 //! This crate owns the shared media vocabulary ([`Frame`], [`TrackInfo`], [`CodecConfig`],
-//! timestamps), the sans-IO parsers that turn bytes into frames (MPEG-TS from SRT, FLV tags
-//! from RTMP), and the thin SRT and RTMP drivers that feed them.
+//! timestamps) and the sans-IO parsers that turn bytes into frames (MPEG-TS from SRT, FLV
+//! tags from RTMP, MP4 and MPEG-TS files). The sockets that bring those bytes are
+//! `tessera-listen`'s.
 //!
 //! # Contract
 //! - The parsers ([`ts::TsDemuxer`], [`flv::FlvDemuxer`], [`h264`], [`hevc`], [`aac`]) never
@@ -15,8 +16,6 @@
 //! - Video frame payloads are length-prefixed (4-byte, big-endian) NAL units with parameter
 //!   sets, access unit delimiters and filler removed; parameter sets travel in the track's
 //!   [`CodecConfig`]. Audio frame payloads are raw AAC access units (no ADTS header).
-//! - The drivers ([`srt`], [`rtmp`]) own sockets only: they ask the caller for admission (at
-//!   the SRT handshake, at RTMP `publish`) and hand each admitted publisher to the caller.
 
 pub mod aac;
 pub mod bits;
@@ -25,8 +24,6 @@ pub mod h264;
 pub mod hevc;
 pub mod media;
 pub mod mp4;
-pub mod rtmp;
-pub mod srt;
 pub mod streamid;
 pub mod timestamp;
 pub mod ts;

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tessera_actors::{TranscodeSettings, WorkerCommand};
-use tessera_ingest::srt::SrtListenerConfig;
+use tessera_listen::srt::SrtListenerConfig;
 use tessera_packager::{PlaylistConfig, SegmenterConfig};
 use tessera_transcode::wire::EncoderTuning;
 use tessera_transcode::GovernorConfig;
@@ -144,14 +144,14 @@ impl Node {
         })?;
         let http_addr =
             http.local_addr().map_err(|source| NodeError::Bind { what: "HTTP", addr: config.http_listen, source })?;
-        let srt = tessera_ingest::srt::bind(SrtListenerConfig {
+        let srt = tessera_listen::srt::bind(SrtListenerConfig {
             bind: config.srt_listen,
             latency: Duration::from_millis(config.srt_latency_ms),
         })
         .await
         .map_err(|source| NodeError::Bind { what: "SRT", addr: config.srt_listen, source })?;
         let srt_addr = srt.local_addr;
-        let rtmp = tessera_ingest::rtmp::bind(tessera_ingest::rtmp::RtmpListenerConfig {
+        let rtmp = tessera_listen::rtmp::bind(tessera_listen::rtmp::RtmpListenerConfig {
             bind: config.rtmp_listen,
             max_connections: config.max_publishers * 2,
             idle_timeout: Duration::from_millis(config.ingest_idle_timeout_ms),

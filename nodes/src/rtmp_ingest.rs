@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tessera_actors::ingest_session::IngestMsg;
-use tessera_ingest::rtmp::{BoundRtmpListener, RtmpMedia, RtmpPublisher, RtmpRefusal};
+use tessera_listen::rtmp::{BoundRtmpListener, RtmpMedia, RtmpPublisher, RtmpRefusal};
 use tracing::Instrument;
 
 use crate::auth::{check_logged, AuthDecision, PublishAuth};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tessera_actors::ingest_session::IngestMsg;
-use tessera_ingest::srt::{Admission, BoundSrtListener, Caller, ServerRejectReason, SrtPublisher};
+use tessera_listen::srt::{Admission, BoundSrtListener, Caller, ServerRejectReason, SrtPublisher};
 use tracing::Instrument;
 
 use crate::auth::{check_logged, AuthDecision, PublishAuth};

@@ -1,7 +1,7 @@
 //! The RTMP listener driver: TCP accept, the RTMP handshake and chunk/command session
 //! (`rml_rtmp`, sans-IO), admission at `publish`, and hand-off of each admitted publisher's
 //! FLV audio and video tags through a bounded channel. It owns sockets only; the tags are
-//! parsed by [`crate::flv`] wherever the caller runs its pipeline.
+//! parsed by `tessera_ingest::flv` wherever the caller runs its pipeline.
 //!
 //! URL form: `rtmp://host/live/NAME` (the stream key is NAME, optionally `NAME?token=...`).
 //! Refusals: a `connect` to another application gets `NetConnection.Connect.Rejected`; a
@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::streamid::{valid_name, Mode, StreamRequest};
+use tessera_ingest::streamid::{valid_name, Mode, StreamRequest};
 
 /// Where to listen.
 #[derive(Debug, Clone)]

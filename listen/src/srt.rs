@@ -12,7 +12,7 @@ use srt_protocol::settings::KeySettings;
 pub use srt_tokio::access::{RejectReason, ServerRejectReason};
 use srt_tokio::{SrtIncoming, SrtListener, SrtSocket};
 
-use crate::streamid::{self, Mode, StreamIdError, StreamRequest};
+use tessera_ingest::streamid::{self, Mode, StreamIdError, StreamRequest};
 
 /// Where and how to listen.
 #[derive(Debug, Clone)]
