@@ -15,6 +15,7 @@
 
 pub mod actor;
 pub mod clearkey;
+pub mod counting;
 pub mod decision;
 pub mod keys;
 pub mod regions;

@@ -85,7 +85,7 @@ impl PublishAuth for CatalogTokens {
         let Some(expected) = hash else { return self.fallback.check(request) };
         match &request.token {
             None => AuthDecision::MissingToken,
-            Some(t) if same(&crate::cluster::identity::secret_hash(t), &expected) => AuthDecision::Allowed,
+            Some(t) if same(&tessera_cluster::identity::secret_hash(t), &expected) => AuthDecision::Allowed,
             Some(_) => AuthDecision::WrongToken,
         }
     }

@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::Value;
+use tessera_cluster::{ClusterAddrs, ClusterService};
 use tessera_node::admin::client::AdminClient;
-use tessera_node::cluster::{ClusterAddrs, ClusterService};
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {

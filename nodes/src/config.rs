@@ -284,15 +284,6 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
-    /// The address other nodes use for this one.
-    pub fn cluster_advertise(&self, bound: SocketAddr) -> String {
-        match &self.cluster_advertise {
-            Some(a) => a.clone(),
-            None if bound.ip().is_unspecified() => format!("127.0.0.1:{}", bound.port()),
-            None => bound.to_string(),
-        }
-    }
-
     pub fn segment_target(&self) -> Duration {
         Duration::from_millis(self.segment_target_ms)
     }
@@ -319,7 +310,7 @@ impl NodeConfig {
         self.stream_ladder_map()?;
         self.tiers()?;
         if let Some(t) = &self.token {
-            crate::cluster::identity::JoinToken::parse(t).map_err(|e| NodeError::Config(e.to_string()))?;
+            tessera_cluster::identity::JoinToken::parse(t).map_err(|e| NodeError::Config(e.to_string()))?;
         }
         if self.transcode_max_delay_ms < 200 {
             return Err(NodeError::Config("transcode_max_delay_ms must be at least 200".into()));
@@ -366,26 +357,44 @@ impl NodeConfig {
         tessera_license::keys::Kek::parse(&text).map(Some).map_err(|e| NodeError::Config(e.to_string()))
     }
 
+    /// How this node's catalog member starts, with the HTTP address others reach it at.
+    pub fn member(&self, http: SocketAddr) -> tessera_cluster::MemberConfig {
+        tessera_cluster::MemberConfig {
+            data_dir: self.data_dir.clone(),
+            addrs: tessera_cluster::ClusterAddrs {
+                bind: self.cluster,
+                advertise: self.cluster_advertise.clone(),
+                http: http.to_string(),
+            },
+            join: self.join.clone(),
+            token: self.token.clone(),
+            learner: self.learner,
+            heartbeat_ms: self.raft_heartbeat_ms,
+            election_ms: self.raft_election_ms,
+            snapshot_every: self.catalog_snapshot_every,
+        }
+    }
+
     /// The storage tiers' settings.
-    pub fn tiers(&self) -> Result<crate::tiers::TierConfig, NodeError> {
+    pub fn tiers(&self) -> Result<tessera_storage::TierConfig, NodeError> {
         use std::time::Duration;
         let stream_retention =
             by_stream(&self.stream_retentions, "stream retention", "NAME=DVR_S:ARCHIVE_S", |_, v| {
                 let (dvr, archive) = v.split_once(':').ok_or("retention is DVR_S:ARCHIVE_S")?;
                 let secs = |x: &str| x.parse::<u64>().map(Duration::from_secs).map_err(|e| format!("{x:?}: {e}"));
-                Ok(crate::tiers::Retention { dvr: secs(dvr)?, archive: secs(archive)? })
+                Ok(tessera_storage::Retention { dvr: secs(dvr)?, archive: secs(archive)? })
             })?;
         let cold = if self.cold_url.is_empty() {
             self.data_dir.join("archive").display().to_string()
         } else {
             self.cold_url.clone()
         };
-        Ok(crate::tiers::TierConfig {
+        Ok(tessera_storage::TierConfig {
             warm_dir: self.data_dir.join("warm"),
             warm_bytes: self.warm_bytes,
             half_life: Duration::from_secs(600),
             cold_url: Some(cold),
-            retention: crate::tiers::Retention {
+            retention: tessera_storage::Retention {
                 dvr: Duration::from_secs(self.dvr_window_s),
                 archive: Duration::from_secs(self.archive_s),
             },

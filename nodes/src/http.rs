@@ -31,7 +31,7 @@ pub struct HttpState {
     pub metrics: PrometheusHandle,
     pub node_id: String,
     /// The node's catalog member (admin API).
-    pub cluster: crate::cluster::ClusterService,
+    pub cluster: tessera_cluster::ClusterService,
     /// Streams whose origin is another node, followed while they have viewers here.
     pub followers: Arc<crate::relay::Followers>,
     /// SHA-256 of admin tokens from the configuration (the catalog has its own).

@@ -13,7 +13,8 @@
 pub mod admin;
 pub mod auth;
 pub mod check_hls;
-pub mod cluster;
+
+pub mod archive_report;
 pub mod config;
 pub mod http;
 pub mod license;
@@ -25,7 +26,6 @@ pub mod server;
 pub mod session;
 pub mod srt_ingest;
 pub mod store;
-pub mod tiers;
 pub mod vod;
 
 use std::net::SocketAddr;
@@ -54,9 +54,11 @@ pub enum NodeError {
     #[error("TLS: {0}")]
     Tls(String),
     #[error("cluster: {0}")]
-    Cluster(#[from] cluster::ClusterError),
+    Cluster(#[from] tessera_cluster::ClusterError),
+    #[error("license actor: {0}")]
+    License(#[from] ractor::SpawnErr),
     #[error("storage: {0}")]
-    Tiers(#[from] tiers::TierError),
+    Tiers(#[from] tessera_storage::TierError),
 }
 
 /// The process-wide Prometheus recorder (installed once; shared by every node in a process).
@@ -113,7 +115,7 @@ pub struct Node {
     store: Arc<SegmentStore>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
-    cluster: cluster::ClusterService,
+    cluster: tessera_cluster::ClusterService,
     license: Option<ractor::ActorRef<tessera_license::actor::LicenseMsg>>,
 }
 
@@ -131,7 +133,7 @@ impl Node {
             ended_retention: Duration::from_millis(config.ended_retention_ms),
             max_publishers: config.max_publishers,
         });
-        let tiers = tiers::Tiers::start(config.tiers()?)?;
+        let tiers = tessera_storage::Tiers::start(config.tiers()?)?;
         store.attach_tiers(tiers.clone());
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(c), Some(k)) => Some(server::tls_acceptor(c, k)?),
@@ -162,10 +164,11 @@ impl Node {
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
 
-        let member = cluster::start_member(&config, http_addr).await?;
-        member.feeds.attach(store.clone());
-        member.feeds.set_window(config.relay_window_segments);
-        tiers.on_archive(tiers::report::to_catalog(member.clone()));
+        let member = tessera_cluster::start_member(&config.member(http_addr)).await?;
+        let feeds = relay::FeedRegistry::new(config.relay_window_segments.max(1));
+        feeds.attach(store.clone());
+        relay::serve(&member, feeds.clone());
+        tiers.on_archive(archive_report::to_catalog(member.clone()));
         // The node's own record: its addresses, for the admin API and other nodes.
         let me = tessera_raft::NodeRecord {
             id: member.identity.id,
@@ -186,15 +189,15 @@ impl Node {
             clock.clone(),
         )
         .await
-        .map_err(NodeError::Config)?;
-        let followers = relay::Followers::new(store.clone(), member.clone(), config.relay_fanout);
+        .map_err(NodeError::License)?;
+        let followers = relay::Followers::new(store.clone(), member.clone(), feeds.clone(), config.relay_fanout);
         let state = Arc::new(http::HttpState {
             store: store.clone(),
             metrics,
             node_id: http_addr.to_string(),
             cluster: member.clone(),
             followers: followers.clone(),
-            admin_tokens: config.admin_tokens.iter().map(|t| cluster::identity::secret_hash(t)).collect(),
+            admin_tokens: config.admin_tokens.iter().map(|t| tessera_cluster::identity::secret_hash(t)).collect(),
             gate: release::ReleaseGate::new(member.catalog.clone(), config.region.clone(), clock.clone()),
             license: license.clone(),
             encrypted: license::EncryptedCache::default(),
@@ -204,7 +207,9 @@ impl Node {
                 archive: vod::archive::open(
                     match tiers.cold() {
                         Some(cold) => cold,
-                        None => tiers::cold::ColdStore::open(&config.data_dir.join("archive").display().to_string())?,
+                        None => tessera_storage::cold::ColdStore::open(
+                            &config.data_dir.join("archive").display().to_string(),
+                        )?,
                     },
                     &config.data_dir.join("vod-cache"),
                     config.vod_cache_bytes,
@@ -264,6 +269,7 @@ impl Node {
             stream_ladders: config.stream_ladder_map()?,
             transcode,
             cluster: member.clone(),
+            feeds: feeds.clone(),
         };
         let auth: Arc<dyn auth::PublishAuth> = Arc::new(auth::CatalogTokens {
             catalog: member.catalog.clone(),
@@ -279,7 +285,6 @@ impl Node {
         }));
 
         let tick_store = store.clone();
-        let feeds = member.feeds.clone();
         let mut tick_rx = rx.clone();
         tasks.spawn(async move {
             let mut every = tokio::time::interval(Duration::from_millis(250));
@@ -314,7 +319,7 @@ impl Node {
     }
 
     /// This node's catalog member.
-    pub fn cluster(&self) -> &cluster::ClusterService {
+    pub fn cluster(&self) -> &tessera_cluster::ClusterService {
         &self.cluster
     }
 

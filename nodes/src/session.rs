@@ -30,7 +30,9 @@ pub struct IngestSettings {
     pub stream_ladders: std::collections::HashMap<String, LadderSpec>,
     pub transcode: TranscodeSettings,
     /// The catalog member: a publisher's node becomes the stream's origin through it.
-    pub cluster: crate::cluster::ClusterService,
+    pub cluster: tessera_cluster::ClusterService,
+    /// The journals other nodes follow this node's streams from.
+    pub feeds: Arc<crate::relay::FeedRegistry>,
 }
 
 /// Measures a publisher's ingest rate over fixed windows.
@@ -86,7 +88,7 @@ impl PublisherSession {
         };
         // Numbering carries on from wherever the cluster got to (another origin before this
         // one, followed by other nodes).
-        if let Some(next) = settings.cluster.stream_position(&ticket.stream, POSITION_PATIENCE).await {
+        if let Some(next) = crate::relay::numbering(&settings.cluster, &ticket.stream, POSITION_PATIENCE).await {
             store.carry_on_from(&ticket.stream, ticket.session, next);
         }
         let fence = LeaseFence::watch(settings.cluster.clone(), lease.clone());
@@ -106,7 +108,7 @@ impl PublisherSession {
             transcode: Some(settings.transcode.clone()),
             sink: Arc::new(RelaySink {
                 store: store.clone(),
-                feeds: settings.cluster.feeds.clone(),
+                feeds: settings.feeds.clone(),
                 fenced: fence.fenced.clone(),
             }),
         })
@@ -196,7 +198,7 @@ pub(crate) struct LeaseFence {
 }
 
 impl LeaseFence {
-    fn watch(cluster: crate::cluster::ClusterService, (stream, node, epoch): (String, u64, u64)) -> LeaseFence {
+    fn watch(cluster: tessera_cluster::ClusterService, (stream, node, epoch): (String, u64, u64)) -> LeaseFence {
         let fenced = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (tell, why) = watch::channel(None);
         let flag = fenced.clone();
@@ -260,12 +262,21 @@ fn stream_ladder(settings: &IngestSettings, stream: &str) -> LadderSpec {
     settings.stream_ladders.get(stream).unwrap_or(&settings.ladder).clone()
 }
 
+/// Why this node could not become a stream's origin.
+#[derive(Debug, thiserror::Error)]
+enum LeaseError {
+    #[error("{0}")]
+    Cluster(#[from] tessera_cluster::ClusterError),
+    #[error("the catalog answered {0:?} instead of a lease")]
+    NoLease(tessera_raft::Outcome),
+}
+
 /// Makes this node the origin of `stream` in the catalog (registering the stream if it is
 /// not there yet); returns (stream, node, epoch).
 async fn acquire_origin(
-    cluster: &crate::cluster::ClusterService,
+    cluster: &tessera_cluster::ClusterService,
     stream: &str,
-) -> Result<(String, u64, u64), crate::cluster::ClusterError> {
+) -> Result<(String, u64, u64), LeaseError> {
     use tessera_raft::{Command, Outcome};
     let node = cluster.identity.id;
     let exists = cluster.catalog.read_local(|c| c.streams.contains_key(stream)).value;
@@ -280,6 +291,6 @@ async fn acquire_origin(
             tracing::info!(node, epoch = l.epoch, "this node is the stream's origin");
             Ok((stream.to_string(), node, l.epoch))
         }
-        other => Err(crate::cluster::ClusterError::Remote(format!("unexpected answer {other:?}"))),
+        other => Err(LeaseError::NoLease(other)),
     }
 }

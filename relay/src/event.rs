@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tessera_packager::{PlannedRendition, Published, SessionEnd, TranscoderStatus};
 use tessera_ingest::media::TrackInfo;
+use tessera_packager::{PlannedRendition, Published, SessionEnd, TranscoderStatus};
 
 /// One event of a live stream, as its origin published it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,18 +18,21 @@
 //! that relays the journal without starting over.
 //!
 //! # Contract
-//! - Nothing here does I/O or reads a clock; the node's driver moves [`FeedItem`]s over QUIC
-//!   and applies what [`Mirror::accept`] returns to its segment store.
+//! - Nothing here does I/O or reads a clock; the node's driver moves [`FeedFrame`]s over QUIC
+//!   (laid out by [`frame::encode`]: media as it is, after a header) and applies what
+//!   [`Mirror::accept`] returns to its segment store.
 //! - Segment numbers are the origin's session-relative ones, as its pipelines publish them;
 //!   the [`FeedEvent::Session`] event carries the base the origin adds, so both nodes number
 //!   and date every segment alike and serve the same bytes under the same names.
 
 pub mod event;
+pub mod frame;
 pub mod journal;
 pub mod mirror;
 pub mod tree;
 
 pub use event::{FeedEvent, FeedItem};
+pub use frame::FeedFrame;
 pub use journal::Journal;
 pub use mirror::{Mirror, MirrorStep};
 pub use tree::upstreams;

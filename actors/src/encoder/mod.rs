@@ -31,10 +31,10 @@ use tessera_transcode::{plan, GapLedger, GovernorConfig, LadderSpec, LoadGoverno
 
 use crate::mailbox::Inflight;
 use crate::segmenter::SegmenterMsg;
-use tessera_packager::sink::{MediaSink, PlannedRendition, TranscoderStatus};
 use process::{QueueError, WorkerProcess};
 pub use process::{WorkerCommand, WorkerEvent};
 use rungs::Rung;
+use tessera_packager::sink::{MediaSink, PlannedRendition, TranscoderStatus};
 
 /// Transcoding settings shared by every session of a node.
 #[derive(Debug, Clone)]

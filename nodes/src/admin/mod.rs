@@ -22,9 +22,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tessera_raft::{Catalog, CatalogError, Command, Outcome, Rejection, TokenKind};
 
-use crate::cluster::identity::secret_hash;
-use crate::cluster::ClusterError;
 use crate::http::HttpState;
+use tessera_cluster::identity::secret_hash;
+use tessera_cluster::ClusterError;
 
 const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
@@ -199,8 +199,8 @@ async fn get_stream(
 /// the origin (segments, then parts within the same segment).
 async fn where_nodes_stand(state: &HttpState, name: &str, origin: Option<u64>) -> serde_json::Value {
     let me = state.cluster.identity.id;
-    let mut held = state.cluster.stream_positions(name, std::time::Duration::from_millis(500)).await;
-    held.push((me, state.cluster.feeds.held(name)));
+    let mut held = crate::relay::positions(&state.cluster, name, std::time::Duration::from_millis(500)).await;
+    held.push((me, state.followers.held(name)));
     held.sort_by_key(|(id, _)| *id);
     let at_origin = origin.and_then(|o| held.iter().find(|(id, _)| *id == o).and_then(|(_, h)| *h));
     let rows: Vec<serde_json::Value> = held

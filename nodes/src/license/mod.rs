@@ -31,17 +31,15 @@ use axum::Json;
 use ractor::{Actor, ActorRef};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_license::actor::{
-    KeyQuery, LicenseActor, LicenseConfig, LicenseMsg, LicenseNode, Proposal, RemoteCount,
-};
+use tessera_license::actor::{KeyQuery, LicenseActor, LicenseConfig, LicenseMsg, LicenseNode, Proposal, RemoteCount};
 use tessera_license::clearkey;
 use tessera_license::decision::StreamClaim;
 use tessera_license::keys::{parse_kid, Kek};
 use tessera_raft::{Catalog, Command, NodeId, Visibility};
 
-use crate::cluster::ClusterService;
 use crate::http::HttpState;
 use crate::store::SegmentStore;
+use tessera_cluster::ClusterService;
 
 /// The license actor's view of this node.
 struct NodeView {
@@ -77,21 +75,24 @@ impl LicenseNode for NodeView {
 
     fn count_at(&self, node: NodeId, claim: StreamClaim) -> RemoteCount {
         let cluster = self.cluster.clone();
-        Box::pin(async move { cluster.count_stream_at(node, claim, COUNTING_PATIENCE).await })
+        Box::pin(async move { tessera_license::counting::count_at(&cluster, node, claim, COUNTING_PATIENCE).await })
     }
 }
 
 /// How long another node has to count a viewer's stream before the next is asked.
 const COUNTING_PATIENCE: Duration = Duration::from_millis(750);
 
-/// Starts the license actor when the node has a key-encryption key.
+/// Counts the viewers' streams this node counts for the cluster, and starts the license
+/// actor when the node has a key-encryption key.
 pub async fn start(
     kek: Option<Kek>,
     rotation: Duration,
     cluster: ClusterService,
     store: Arc<SegmentStore>,
     clock: crate::release::Clock,
-) -> Result<Option<ActorRef<LicenseMsg>>, String> {
+) -> Result<Option<ActorRef<LicenseMsg>>, ractor::SpawnErr> {
+    let streams = Arc::default();
+    tessera_license::counting::serve(&cluster, Arc::clone(&streams));
     let Some(kek) = kek else {
         tracing::info!(
             "no key-encryption key (--kek-file, TESSERA_KEK): this node makes and hands out no content keys"
@@ -99,13 +100,13 @@ pub async fn start(
         return Ok(None);
     };
     let config = LicenseConfig {
-        streams: cluster.viewer_streams.clone(),
+        streams,
         node: Arc::new(NodeView { cluster, store, clock }),
         kek: Arc::new(kek),
         rotation,
         rotation_lead_segments: 3,
     };
-    let (actor, _) = Actor::spawn(None, LicenseActor, config).await.map_err(|e| format!("license actor: {e}"))?;
+    let (actor, _) = Actor::spawn(None, LicenseActor, config).await?;
     tessera_license::actor::tick(actor.clone(), Duration::from_secs(1));
     Ok(Some(actor))
 }

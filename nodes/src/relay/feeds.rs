@@ -7,9 +7,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use serde::{Deserialize, Serialize};
 use tessera_packager::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
-use tessera_relay::{FeedEvent, FeedItem, Journal};
+use tessera_relay::{FeedEvent, FeedFrame, FeedItem, Journal};
 use tokio::sync::{mpsc, watch};
 
 use crate::store::SegmentStore;
@@ -19,17 +18,6 @@ use crate::store::SegmentStore;
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(500);
 /// At most this many bytes of media in one frame to a subscriber.
 const FRAME_BYTES: usize = 1 << 20;
-
-/// What an origin sends a subscriber, in order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FeedFrame {
-    /// The journal the items' sequence numbers belong to.
-    pub journal: u64,
-    pub items: Vec<FeedItem>,
-    /// The journal's newest sequence number when the frame was cut: a subscriber that has
-    /// applied up to it has caught up with the origin's live edge.
-    pub head: u64,
-}
 
 /// One stream's journal and the sequence number of its newest item.
 struct StreamFeed {
@@ -55,7 +43,7 @@ pub type RelayWanted = Box<dyn Fn(&str) + Send + Sync>;
 /// Every journal of this node, and what its store holds, for other nodes to ask.
 pub struct FeedRegistry {
     feeds: Mutex<HashMap<String, Arc<StreamFeed>>>,
-    keep_segments: AtomicUsize,
+    keep_segments: usize,
     store: OnceLock<Arc<SegmentStore>>,
     relay_wanted: OnceLock<RelayWanted>,
     /// Per stream this node follows, the node it receives it from.
@@ -67,16 +55,11 @@ impl FeedRegistry {
     pub fn new(keep_segments: usize) -> Arc<FeedRegistry> {
         Arc::new(FeedRegistry {
             feeds: Mutex::default(),
-            keep_segments: keep_segments.into(),
+            keep_segments,
             store: OnceLock::new(),
             relay_wanted: OnceLock::new(),
             upstreams: Mutex::default(),
         })
-    }
-
-    /// Journals made from now on keep `segments` segments.
-    pub fn set_window(&self, segments: usize) {
-        self.keep_segments.store(segments.max(1), Ordering::Relaxed);
     }
 
     /// The node's segment store, once there is one.
@@ -144,7 +127,7 @@ impl FeedRegistry {
     fn new_journal(&self, stream: &str) -> Journal {
         // A number no earlier journal of this stream had (another process, or before a restart).
         let id = RandomState::new().hash_one(stream) | 1;
-        Journal::new(id, self.keep_segments.load(Ordering::Relaxed))
+        Journal::new(id, self.keep_segments)
     }
 
     /// Copies what this node received of `stream` from the node it follows (journal

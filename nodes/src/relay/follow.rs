@@ -9,9 +9,10 @@ use tessera_raft::NodeId;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use super::feeds::FeedRegistry;
 use super::pull::{MediaFile, PullThrough};
-use crate::cluster::ClusterService;
 use crate::store::SegmentStore;
+use tessera_cluster::ClusterService;
 
 /// A stream nobody here asked for in this long (and no node follows through this one) is
 /// no longer followed.
@@ -26,6 +27,8 @@ const PULL_CACHE_BYTES: usize = 64 << 20;
 pub struct Followers {
     pub(super) store: Arc<SegmentStore>,
     pub(super) cluster: ClusterService,
+    /// This node's journals, which it relays to the nodes that follow it.
+    pub(super) feeds: Arc<FeedRegistry>,
     pull: PullThrough,
     /// Nodes each node feeds (see [`tessera_relay::tree`]).
     fanout: usize,
@@ -43,10 +46,15 @@ struct Followed {
 }
 
 impl Followers {
-    pub fn new(store: Arc<SegmentStore>, cluster: ClusterService, fanout: usize) -> Arc<Followers> {
+    pub fn new(
+        store: Arc<SegmentStore>,
+        cluster: ClusterService,
+        feeds: Arc<FeedRegistry>,
+        fanout: usize,
+    ) -> Arc<Followers> {
         let pull = PullThrough::new(cluster.clone(), PULL_CACHE_BYTES);
-        let feeds = cluster.feeds.clone();
-        let followers = Arc::new(Followers { store, cluster, pull, fanout, following: Mutex::default() });
+        let followers =
+            Arc::new(Followers { store, cluster, feeds: feeds.clone(), pull, fanout, following: Mutex::default() });
         // A node that follows through this one keeps this one following.
         let weak = Arc::downgrade(&followers);
         feeds.on_relay_wanted(Box::new(move |stream| {
@@ -135,6 +143,11 @@ impl Followers {
         self.start(stream).is_some()
     }
 
+    /// Where this node stands in `stream`, with the node it receives it from.
+    pub fn held(&self, stream: &str) -> Option<crate::store::Held> {
+        self.feeds.held(stream)
+    }
+
     /// Whether this node follows `stream` and has caught up with its origin's live edge.
     pub fn caught_up(&self, stream: &str) -> bool {
         self.following.lock().expect("following").get(stream).is_some_and(|f| *f.live.borrow())
@@ -144,7 +157,7 @@ impl Followers {
     pub(super) fn idle(&self, stream: &str) -> bool {
         let asked_lately =
             self.following.lock().expect("following").get(stream).is_some_and(|f| f.asked.elapsed() <= IDLE);
-        !asked_lately && self.cluster.feeds.subscribers(stream) == 0
+        !asked_lately && self.feeds.subscribers(stream) == 0
     }
 
     /// Forgets a stream no longer followed.

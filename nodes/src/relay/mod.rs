@@ -22,11 +22,13 @@
 
 mod feeds;
 mod follow;
+mod protocols;
 mod pull;
 mod upstream;
 
-pub use feeds::{FeedFrame, FeedRegistry, RelaySink};
+pub use feeds::{FeedRegistry, RelaySink};
 pub use follow::Followers;
+pub(crate) use protocols::{numbering, positions, serve};
 pub use pull::MediaFile;
 
 /// Microseconds since the Unix epoch: parts carry the origin's, followers compare.

@@ -11,7 +11,9 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use serde::{Deserialize, Serialize};
 use tessera_raft::NodeId;
 
-use crate::cluster::ClusterService;
+use tessera_cluster::ClusterService;
+
+use super::protocols::{fetch as fetch_from, FetchRequest};
 
 /// How long one node gets to answer a fetch before the next is asked.
 const ASK_PATIENCE: Duration = Duration::from_millis(800);
@@ -122,14 +124,8 @@ async fn fetch(cluster: &ClusterService, (stream, rendition, file): &Key) -> Opt
         .value;
     nodes.sort_by_key(|(_, _, origin)| !origin);
     for (id, addr, _) in nodes {
-        let req = crate::cluster::quic::PeerRequest::Fetch {
-            stream: stream.clone(),
-            rendition: rendition.clone(),
-            file: *file,
-        };
-        if let Ok(Ok(crate::cluster::quic::PeerResponse::Fetched(Some(data)))) =
-            tokio::time::timeout(ASK_PATIENCE, cluster.transport.request(Some(id), &addr, &req)).await
-        {
+        let request = FetchRequest { stream: stream.clone(), rendition: rendition.clone(), file: *file };
+        if let Ok(Some(data)) = tokio::time::timeout(ASK_PATIENCE, fetch_from(cluster, id, &addr, request)).await {
             tracing::debug!(stream, rendition, ?file, from = id, "pulled through");
             return Some(data);
         }

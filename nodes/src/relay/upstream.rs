@@ -15,7 +15,7 @@ use tessera_relay::{FeedEvent, Mirror, MirrorStep};
 use tokio::sync::watch;
 
 use super::follow::Followers;
-use crate::cluster::quic::FeedReader;
+use super::protocols::{self, FeedAcks, FeedFrames};
 use crate::store::SegmentStore;
 
 /// How often a follower checks the catalog for a new origin while it waits for media.
@@ -60,7 +60,7 @@ impl Followers {
                 (origin_followed, rise) = (Some(origin), 0);
             }
             let (upstream, addr) = chain[rise.min(chain.len() - 1)].clone();
-            match self.cluster.transport.subscribe(upstream, &addr, stream, mirror.position()).await {
+            match protocols::subscribe(&self.cluster, upstream, &addr, stream, mirror.position()).await {
                 Ok(reader) => {
                     metrics::counter!("tessera_relay_subscriptions_total").increment(1);
                     tracing::info!(origin, upstream, position = ?mirror.position(), "following the stream");
@@ -68,9 +68,9 @@ impl Followers {
                     let back = (rise > 0).then(|| Instant::now() + BACK_TO_PARENT);
                     let parent = (rise > 0).then(|| chain[0].clone());
                     let from = Upstream { origin, node: upstream, parent, back_to_parent: back };
-                    self.cluster.feeds.set_upstream(stream, Some(upstream));
+                    self.feeds.set_upstream(stream, Some(upstream));
                     let stop = self.read(stream, from, reader, &mut mirror, &mut replay, &caught_up).await;
-                    self.cluster.feeds.set_upstream(stream, None);
+                    self.feeds.set_upstream(stream, None);
                     match stop {
                         Stop::Idle => break,
                         Stop::OriginMoved | Stop::BackToParent => rise = 0,
@@ -103,12 +103,11 @@ impl Followers {
         &self,
         stream: &str,
         from: Upstream,
-        reader: FeedReader,
+        (mut frames, mut acks): (FeedFrames, FeedAcks),
         mirror: &mut Mirror,
         replay: &mut Replay<'_>,
         caught_up: &watch::Sender<bool>,
     ) -> Stop {
-        let (mut acks, mut frames) = (reader.acks, reader.frames);
         // Frames are read by a task of their own (a read must not be cancelled half way),
         // which ends when this loop drops its receiver.
         let (tx, mut incoming) = tokio::sync::mpsc::channel(4);
@@ -155,7 +154,7 @@ impl Followers {
                             let (cluster, name) = (self.cluster.clone(), stream.to_string());
                             let (node, addr) = from.parent.clone().expect("moved up from a parent");
                             probe = Some(tokio::spawn(async move {
-                                let held = cluster.stream_position_of(node, &addr, &name).await;
+                                let held = protocols::position_of(&cluster, node, &addr, &name).await;
                                 held.is_some_and(|h| h.live && h.following)
                             }));
                             back_to_parent = None;
@@ -174,7 +173,7 @@ impl Followers {
                 }
             };
             last_frame = Instant::now();
-            self.cluster.feeds.relay(stream, frame.journal, &frame.items);
+            self.feeds.relay(stream, frame.journal, &frame.items);
             for item in frame.items {
                 match mirror.accept(frame.journal, item) {
                     MirrorStep::Apply(event) => replay.apply(event),

@@ -11,7 +11,7 @@ use tessera_raft::{CatalogError, Command, ReleasePhase};
 use tokio::sync::watch;
 
 use super::Clock;
-use crate::cluster::{ClusterError, ClusterService};
+use tessera_cluster::{ClusterError, ClusterService};
 
 /// How often the catalog is looked at for new or moved releases between moments.
 const POLL: Duration = Duration::from_millis(100);

@@ -14,9 +14,9 @@ use tessera_raft::{Command, ReleaseRecord, ReleaseState};
 use tokio::sync::watch;
 
 use super::Clock;
-use crate::cluster::ClusterService;
 use crate::relay::Followers;
 use crate::store::SegmentStore;
+use tessera_cluster::ClusterService;
 
 /// How often readiness is looked at.
 const EVERY: Duration = Duration::from_millis(500);

@@ -26,9 +26,9 @@ pub use mirrored::{Held, Numbering};
 use rendition::RenditionState;
 pub use rendition::{FinishedFile, FinishedKind};
 pub use status::{RenditionStatus, StreamStatus, TranscoderView};
-use tessera_packager::{SessionEnd, TranscoderStatus};
 use tessera_packager::playlist::{render_multivariant, RenditionReport, Variant};
 use tessera_packager::{BlockRequest, BlockState, PlaylistConfig};
+use tessera_packager::{SessionEnd, TranscoderStatus};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -194,8 +194,8 @@ pub struct SegmentStore {
     config: StoreConfig,
     streams: Mutex<HashMap<String, Arc<StreamEntry>>>,
     next_session: std::sync::atomic::AtomicU64,
-    /// Where finished files go after the live window (see [`crate::tiers`]).
-    tiers: std::sync::OnceLock<Arc<crate::tiers::Tiers>>,
+    /// Where finished files go after the live window (see [`tessera_storage`]).
+    tiers: std::sync::OnceLock<Arc<tessera_storage::Tiers>>,
     /// Hears of what this node finishes as origin, for recordings ([`crate::vod::recording`]).
     recorder: std::sync::OnceLock<Arc<dyn Recorder>>,
 }

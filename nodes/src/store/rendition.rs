@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tessera_packager::PlannedRendition;
 use tessera_ingest::{CodecConfig, TrackInfo};
 use tessera_packager::playlist::{RenditionReport, Variant};
+use tessera_packager::PlannedRendition;
 use tessera_packager::SegmentKey;
 use tessera_packager::{PlaylistConfig, PlaylistState};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Recorder, SegmentStore, StreamState};
-use crate::tiers::{FileKey, Tiers};
+use tessera_storage::{FileKey, Tiers};
 
 impl SegmentStore {
     /// Makes the node's storage tiers keep what the store finishes from now on.

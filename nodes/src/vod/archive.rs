@@ -29,18 +29,18 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::tiers::cold::ColdStore;
-use crate::tiers::warm::WarmStore;
-use crate::tiers::{sealed, FileKey, Popularity};
+use tessera_storage::cold::ColdStore;
+use tessera_storage::warm::WarmStore;
+use tessera_storage::{sealed, FileKey, Popularity};
 
 /// The VOD part of the archive `cold`, with a cache of `cache_bytes` in `cache_dir` on this
 /// node's disk unless the archive is a folder on this machine already (or the size is 0).
-pub fn open(cold: ColdStore, cache_dir: &Path, cache_bytes: u64) -> Result<VodArchive, crate::tiers::TierError> {
+pub fn open(cold: ColdStore, cache_dir: &Path, cache_bytes: u64) -> Result<VodArchive, tessera_storage::TierError> {
     let disk = if cold.local_root().is_some() || cache_bytes == 0 {
         None
     } else {
         let disk = WarmStore::open(cache_dir, cache_bytes, CACHE_HALF_LIFE, "vod")
-            .map_err(|e| crate::tiers::TierError::Open(format!("{}: {e}", cache_dir.display())))?;
+            .map_err(|e| tessera_storage::TierError::Open { path: cache_dir.to_path_buf(), source: e })?;
         Some(Arc::new(disk))
     };
     Ok(VodArchive::new(&cold, disk))

@@ -11,8 +11,8 @@ use tessera_raft::{AssetRecord, AssetState, CatalogError, Command, Outcome, Sour
 
 use super::source::{probe, SourceSummary};
 use super::uploads::{completed, paths, refuse, save_meta, UploadMeta as Meta};
-use crate::cluster::ClusterError;
 use crate::http::HttpState;
+use tessera_cluster::ClusterError;
 
 /// Where asset `id`'s source is stored.
 pub fn source_path(sources: &Path, id: &str) -> std::path::PathBuf {

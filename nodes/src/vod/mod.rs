@@ -26,7 +26,7 @@ pub use uploads::{UploadConfig, UploadLocks};
 
 use tessera_raft::{AssetState, JobState};
 
-use crate::cluster::ClusterService;
+use tessera_cluster::ClusterService;
 
 /// The SHA-256 of a file (hex), read in 1 MiB blocks.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {

@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 
 use super::archive::VodArchive;
 use super::package::{names, RenditionManifest};
-use crate::cluster::ClusterService;
 use crate::store::{FinishedFile, FinishedKind, Recorder};
+use tessera_cluster::ClusterService;
 
 /// Files waiting to be written, at most.
 const QUEUE: usize = 4096;

@@ -28,7 +28,7 @@ use tracing::Instrument;
 use super::package::{names, package_source, plan, ArchiveFiles, JobError, RenditionManifest, RenditionWriter};
 use super::source_path;
 use super::transcode::{transcode_rung, VodEncoding};
-use crate::cluster::ClusterService;
+use tessera_cluster::ClusterService;
 
 /// A lease lasts this long; it is renewed at a third of it.
 const LEASE_MS: i64 = 30_000;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use tessera_raft::{ArchiveExtent, Command};
 
-use super::ArchiveReport;
-use crate::cluster::ClusterService;
+use tessera_cluster::ClusterService;
+use tessera_storage::ArchiveReport;
 
 /// A report that proposes each change: for a stream this node is origin of (it archives
 /// it), whatever the archive holds, nothing included; for a stream without an origin, what

@@ -5,12 +5,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tessera_raft::network::{RaftRpc, TransportError};
+use tessera_raft::network::RaftRpc;
 use tessera_raft::{Command, RaftTimeouts};
 
-use super::identity::{ClusterCa, JoinToken};
-use super::quic::{PeerRequest, QuicTransport};
+use super::protocols::Raft;
 use super::*;
+use crate::identity::{ClusterCa, JoinToken};
+use crate::transport::{Failure, QuicTransport};
 
 fn timeouts() -> RaftTimeouts {
     RaftTimeouts {
@@ -94,8 +95,8 @@ async fn a_cluster_forms_over_quic_with_tokens_and_survives_its_leader() {
     let stranger = ClusterCa::create().unwrap().issue(1).unwrap();
     let t2 = QuicTransport::bind("127.0.0.1:0".parse().unwrap(), &stranger).unwrap();
     let vote = openraft::raft::VoteRequest { vote: openraft::Vote::new(99, 1), last_log_id: None };
-    let r = t2.request(Some(1), &a.advertise, &PeerRequest::Raft(RaftRpc::Vote(vote))).await;
-    assert!(matches!(r, Err(TransportError::Unreachable(..))), "{r:?}");
+    let r = t2.call::<Raft>(Some(1), &a.advertise, &RaftRpc::Vote(vote)).await;
+    assert!(matches!(r, Err(CallError { failure: Failure::Unreachable(_), .. })), "{r:?}");
     t2.close();
 
     // The leader goes away; the others go on.

@@ -15,7 +15,7 @@
 //!
 //! The catalog keeps in step: after each retention pass, what the archive holds of each
 //! stream (oldest and newest segment, files, bytes) is recorded in the stream's catalog
-//! record by the node that archives it ([`report`]). Every file
+//! record by the node that archives it (through [`Tiers::on_archive`]). Every file
 //! on disk or in the archive carries a checksum verified on each read ([`sealed`]); a
 //! corrupt copy is deleted, counted and never served. A background task enforces the
 //! retention every minute.
@@ -25,7 +25,6 @@
 
 pub mod cold;
 mod popularity;
-pub mod report;
 pub mod sealed;
 pub mod warm;
 
@@ -47,10 +46,12 @@ pub const HOT_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, Error)]
 pub enum TierError {
-    #[error("cannot open a storage tier: {0}")]
-    Open(String),
-    #[error("archive: {0}")]
-    Archive(String),
+    #[error("cannot open the storage folder {path}: {source}")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error("archive {location}: {source}")]
+    Archive { location: String, source: object_store::Error },
+    #[error("s3://{0}: this build has no S3 support (build with --features s3)")]
+    NoS3(String),
 }
 
 /// A finished file of a stream: `seg-MSN.m4s` or `init-N.mp4` of one rendition.
@@ -133,7 +134,7 @@ impl Tiers {
     /// Opens the tiers and starts their writer and retention tasks.
     pub fn start(config: TierConfig) -> Result<Arc<Tiers>, TierError> {
         let warm = warm::WarmStore::open(&config.warm_dir, config.warm_bytes, config.half_life, "live")
-            .map_err(|e| TierError::Open(format!("{}: {e}", config.warm_dir.display())))?;
+            .map_err(|source| TierError::Open { path: config.warm_dir.clone(), source })?;
         let cold = config.cold_url.as_deref().map(cold::ColdStore::open).transpose()?;
         let (queue, mut files) = mpsc::channel(QUEUE);
         let hot = Mutex::new(HotFiles { index: Popularity::new(HOT_BYTES, config.half_life), files: HashMap::new() });
@@ -159,7 +160,7 @@ impl Tiers {
         Ok(tiers)
     }
 
-    /// What to tell after each retention pass (see [`report::to_catalog`]).
+    /// What to tell after each retention pass (the node records it in the catalog).
     pub fn on_archive(&self, report: ArchiveReport) {
         let _ = self.on_archive.set(report);
     }

@@ -33,9 +33,9 @@ impl ColdStore {
             s3(rest)?
         } else {
             let dir = url.strip_prefix("file://").unwrap_or(url);
-            std::fs::create_dir_all(dir).map_err(|e| TierError::Open(format!("{dir}: {e}")))?;
+            std::fs::create_dir_all(dir).map_err(|source| TierError::Open { path: dir.into(), source })?;
             let local = object_store::local::LocalFileSystem::new_with_prefix(dir)
-                .map_err(|e| TierError::Open(format!("{dir}: {e}")))?;
+                .map_err(|source| TierError::Archive { location: dir.to_string(), source })?;
             local_root = Some(std::path::PathBuf::from(dir));
             Arc::new(local)
         };
@@ -93,7 +93,7 @@ impl ColdStore {
         let mut listing = self.store.list(None);
         let (mut expired, mut kept) = (Vec::new(), HashMap::<String, ArchiveExtent>::new());
         while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| TierError::Archive(format!("{}: listing: {e}", self.label)))?;
+            let meta = meta.map_err(|source| TierError::Archive { location: self.label.clone(), source })?;
             let parts: Vec<String> = meta.location.parts().map(|p| p.as_ref().to_string()).collect();
             let [stream, _rendition, file] = parts.as_slice() else { continue };
             let age = (now - meta.last_modified.timestamp()).max(0) as u64;
@@ -116,7 +116,10 @@ impl ColdStore {
             }
         }
         for path in &expired {
-            self.store.delete(path).await.map_err(|e| TierError::Archive(format!("{path}: {e}")))?;
+            self.store
+                .delete(path)
+                .await
+                .map_err(|source| TierError::Archive { location: path.to_string(), source })?;
         }
         kept.retain(|_, e| e.first_msn != u64::MAX);
         Ok((expired.len(), kept))
@@ -124,7 +127,7 @@ impl ColdStore {
 
     fn failed(&self, key: &FileKey, e: object_store::Error) -> TierError {
         metrics::counter!("tessera_cold_errors_total").increment(1);
-        TierError::Archive(format!("{}: {}: {e}", self.label, key.object_path()))
+        TierError::Archive { location: format!("{}: {}", self.label, key.object_path()), source: e }
     }
 }
 
@@ -136,7 +139,7 @@ fn s3(bucket_and_prefix: &str) -> Result<Arc<dyn ObjectStore>, TierError> {
     let store = object_store::aws::AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .build()
-        .map_err(|e| TierError::Open(format!("s3://{bucket_and_prefix}: {e}")))?;
+        .map_err(|source| TierError::Archive { location: format!("s3://{bucket_and_prefix}"), source })?;
     Ok(if prefix.is_empty() {
         Arc::new(store)
     } else {
@@ -146,5 +149,5 @@ fn s3(bucket_and_prefix: &str) -> Result<Arc<dyn ObjectStore>, TierError> {
 
 #[cfg(not(feature = "s3"))]
 fn s3(bucket_and_prefix: &str) -> Result<Arc<dyn ObjectStore>, TierError> {
-    Err(TierError::Open(format!("s3://{bucket_and_prefix}: this build has no S3 support (build with --features s3)")))
+    Err(TierError::NoS3(bucket_and_prefix.to_string()))
 }
