@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ring::rand::SystemRandom;
+use tessera_cluster::ClusterError;
 use tessera_raft::{Catalog, Command, KeyRecord, NodeId, Protection};
 
 use super::decision::{counting_nodes, decide, Denial, LicenseRequest, Sessions, StreamClaim};
@@ -24,7 +25,18 @@ use super::regions::Range;
 use super::token::{Claims, TokenKey};
 
 /// A catalog write's future.
-pub type Proposal = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+pub type Proposal = Pin<Box<dyn Future<Output = Result<(), ClusterError>> + Send>>;
+
+/// Why a key (or the cluster's token secret) could not be made and recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyingError {
+    #[error("{0}")]
+    Key(#[from] keys::KeyError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] ClusterError),
+    #[error("the token secret is not in the catalog yet")]
+    NoTokenSecret,
+}
 
 /// Another node's count of a stream: `Some(Err(limit))` if the subject is at its limit,
 /// `None` if the node did not answer.
@@ -78,7 +90,7 @@ pub enum LicenseMsg {
     /// The content key a viewer asks for, or why not.
     Key(KeyQuery, RpcReplyPort<Result<[u8; 16], Denial>>),
     /// A playback token for these claims.
-    Issue(Claims, RpcReplyPort<Result<String, String>>),
+    Issue(Claims, RpcReplyPort<Result<String, KeyingError>>),
     /// For content with signed URLs: checks a viewer's token (genuine, unexpired, for this
     /// content, not revoked) and answers the media URL signature of the current window.
     Viewer { content: String, token: Option<String>, reply: RpcReplyPort<Result<String, Denial>> },
@@ -182,7 +194,7 @@ impl LicenseState {
     }
 
     /// The token key, made (and recorded in the catalog) if the cluster has none yet.
-    async fn token_key(&mut self) -> Result<&TokenKey, String> {
+    async fn token_key(&mut self) -> Result<&TokenKey, KeyingError> {
         // Every key request comes here: the cached key stands while the catalog's secret is
         // the one it was made from (compared in place, nothing cloned).
         let cached = self.tokens.as_ref().map(|(w, _)| w.as_str());
@@ -192,15 +204,15 @@ impl LicenseState {
         let mut wrapped = self.catalog(|c| c.token_secret.clone());
         if wrapped.is_none() {
             // 128 random bits, wrapped like a content key under a key id of zeros.
-            let secret = ContentKey { kid: [0; 16], ..keys::generate(&self.rng).map_err(|e| e.to_string())? };
-            let w = self.cfg.kek.wrap(TOKEN_SECRET, &secret).map_err(|e| e.to_string())?;
+            let secret = ContentKey { kid: [0; 16], ..keys::generate(&self.rng)? };
+            let w = self.cfg.kek.wrap(TOKEN_SECRET, &secret)?;
             self.cfg.node.propose(Command::SetTokenSecret { wrapped: w }).await?;
             // The first proposed stays: read back the one in force.
             wrapped = self.catalog(|c| c.token_secret.clone());
         }
-        let wrapped = wrapped.ok_or("the token secret is not in the catalog yet")?;
+        let wrapped = wrapped.ok_or(KeyingError::NoTokenSecret)?;
         if self.tokens.as_ref().is_none_or(|(w, _)| *w != wrapped) {
-            let secret = self.cfg.kek.unwrap(TOKEN_SECRET, [0; 16], &wrapped).map_err(|e| e.to_string())?;
+            let secret = self.cfg.kek.unwrap(TOKEN_SECRET, [0; 16], &wrapped)?;
             self.tokens = Some((wrapped, TokenKey::new(&secret.key)));
         }
         Ok(&self.tokens.as_ref().expect("just set").1)
@@ -289,7 +301,7 @@ impl LicenseState {
         for content in self.unkeyed_assets() {
             let made = match keys::generate(&self.rng) {
                 Ok(key) => self.add_key(&content, &key, 0).await.map(|_| key),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             };
             match made {
                 Ok(key) => {
@@ -344,8 +356,8 @@ impl LicenseState {
         })
     }
 
-    async fn add_key(&mut self, content: &str, key: &ContentKey, from_msn: u64) -> Result<(), String> {
-        let wrapped = self.cfg.kek.wrap(content, key).map_err(|e| e.to_string())?;
+    async fn add_key(&mut self, content: &str, key: &ContentKey, from_msn: u64) -> Result<(), KeyingError> {
+        let wrapped = self.cfg.kek.wrap(content, key)?;
         let record = KeyRecord { kid: hex(&key.kid), wrapped, from_msn, created_ms: 0 };
         self.cfg.node.propose(Command::AddKey { content: content.to_string(), key: record }).await?;
         self.keys.insert((content.to_string(), hex(&key.kid)), key.key);

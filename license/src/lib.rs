@@ -10,6 +10,9 @@
 //!   by the decision, issues playback tokens, and makes and rotates the content keys of the
 //!   encrypted streams its node is origin of. It reads the catalog as its node has applied
 //!   it and never blocks on the network: a count at another node runs in a task of its own.
+//! - On every node, [`serving`] encrypts protected media on its way out (never in clear),
+//!   [`http`] answers key requests, [`urls`] carries a viewer's token and the URL
+//!   signature onto playlists, and [`gate`] says whether content is released here.
 //! - Keys reach the catalog only wrapped (AES-256-GCM under the KEK, content and key id as
 //!   associated data); neither keys nor tokens are logged.
 
@@ -17,6 +20,10 @@ pub mod actor;
 pub mod clearkey;
 pub mod counting;
 pub mod decision;
+pub mod gate;
+pub mod http;
 pub mod keys;
 pub mod regions;
+pub mod serving;
 pub mod token;
+pub mod urls;

@@ -15,12 +15,15 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tessera_packager::BlockRequest;
 use tower_http::cors::{Any, CorsLayer};
+
+use tessera_license::serving::MediaProtection;
+use tessera_license::urls::{viewer_token, with_signature, with_token};
 
 use crate::relay::MediaFile;
 use crate::store::{SegmentStore, StoreError};
@@ -37,11 +40,9 @@ pub struct HttpState {
     /// SHA-256 of admin tokens from the configuration (the catalog has its own).
     pub admin_tokens: Vec<String>,
     /// What a scheduled release lets this node serve.
-    pub gate: crate::release::ReleaseGate,
-    /// The license actor, when the node has a key-encryption key.
-    pub license: Option<ractor::ActorRef<tessera_license::actor::LicenseMsg>>,
-    /// Media encrypted for serving, shared by every viewer.
-    pub encrypted: crate::license::EncryptedCache,
+    pub gate: tessera_license::gate::ReleaseGate,
+    /// Protected content as this node serves it (keys, encryption, signed URLs).
+    pub protection: Arc<MediaProtection>,
     /// Where VOD uploads and sources go.
     pub uploads: crate::vod::UploadConfig,
     pub upload_locks: crate::vod::UploadLocks,
@@ -50,7 +51,9 @@ pub struct HttpState {
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-pub fn router(state: Arc<HttpState>) -> Router {
+/// The node's public routes (with `license`, the license endpoints' own) under CORS, and
+/// the admin API.
+pub fn router(state: Arc<HttpState>, license: Router) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
@@ -62,18 +65,13 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/live/{name}/{rendition}/{file}", get(rendition_file))
         .route("/vod/{asset}/index.m3u8", get(crate::vod::serve::multivariant))
         .route("/vod/{asset}/{rendition}/{file}", get(crate::vod::serve::rendition_file))
-        .route("/license/live/{name}/{kid}", get(crate::license::content_key))
-        .route("/license/vod/{asset}/{kid}", get(crate::license::content_key))
-        .route("/license/clearkey/live/{name}", post(crate::license::clearkey_license))
-        .route("/license/clearkey/live/{name}/{kid}", post(crate::license::clearkey_license))
-        .route("/license/clearkey/vod/{asset}", post(crate::license::clearkey_license))
-        .route("/license/clearkey/vod/{asset}/{kid}", post(crate::license::clearkey_license))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/streams", get(streams))
+        .with_state(state.clone())
+        .merge(license)
         .layer(cors)
-        .merge(crate::admin::router(state.clone()))
-        .with_state(state)
+        .merge(crate::admin::router(state.clone()).with_state(state))
 }
 
 fn error(e: StoreError) -> Response {
@@ -137,14 +135,14 @@ async fn multivariant_naming(
     if gated(state, name) {
         return error(StoreError::NotFound);
     }
-    if let Err(refused) = crate::license::playlist_access(state, name, crate::license::viewer_token(q, headers)).await {
-        return refused;
+    if let Err(refused) = state.protection.playlist_access(&live(name), viewer_token(q, headers)).await {
+        return refused.into_response();
     }
     let token = q.get("token");
     state.followers.ensure(name).await;
     match state.store.multivariant(name, playlist, block_timeout(state, name)).await {
         Ok(body) => {
-            let body = crate::license::with_token(body, token.map(String::as_str));
+            let body = with_token(body, token.map(String::as_str));
             ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response()
         }
         Err(e) => error(e),
@@ -171,13 +169,13 @@ async fn rendition_file(
     let playlist = file == "index.m3u8" || file == "dvr.m3u8";
     // With signed URLs: a playlist needs the viewer's token, and gives the media signature.
     let sig = if playlist {
-        match crate::license::playlist_access(&state, &name, crate::license::viewer_token(&q, &headers)).await {
+        match state.protection.playlist_access(&live(&name), viewer_token(&q, &headers)).await {
             Ok(sig) => sig,
-            Err(refused) => return refused,
+            Err(refused) => return refused.into_response(),
         }
     } else {
-        if let Err(refused) = crate::license::media_access(&state, &name, q.get("sig")).await {
-            return refused;
+        if let Err(refused) = state.protection.media_access(&live(&name), q.get("sig")).await {
+            return refused.into_response();
         }
         None
     };
@@ -186,17 +184,17 @@ async fn rendition_file(
     }
     if file == "dvr.m3u8" {
         metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr", "blocking" => "no").increment(1);
-        let keys = match crate::license::playlist_keys(&state, &name) {
+        let keys = match state.protection.content_keys(&live(&name)) {
             Ok(k) => k,
             Err(r) => return r.into_response(),
         };
         return match state.store.dvr_playlist(&name, rendition, state.gate.live_released_at(&name), &keys) {
             Ok(body) => {
                 let body = match &sig {
-                    Some(sig) => crate::license::with_signature(body, sig),
+                    Some(sig) => with_signature(body, sig),
                     None => body,
                 };
-                let body = crate::license::with_token(body, q.get("token").map(String::as_str));
+                let body = with_token(body, q.get("token").map(String::as_str));
                 ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response()
             }
             Err(e) => error(e),
@@ -222,7 +220,7 @@ async fn rendition_file(
         return match (found, kid) {
             (Ok(d), None) => media(d, "video/mp4"),
             // `init-N-KID.mp4`: protected for one of a cbcs stream's keys.
-            (Ok(d), Some(kid)) => match crate::license::protect_init(&state, (&name, rendition, &file), kid, d).await {
+            (Ok(d), Some(kid)) => match state.protection.protect_init(&live(&name), (rendition, &file), kid, d).await {
                 Ok(Some(d)) => media(d, "video/mp4"),
                 Ok(None) => error(StoreError::NotFound),
                 Err(r) => r.into_response(),
@@ -234,7 +232,7 @@ async fn rendition_file(
         return match state.store.part(&name, rendition, seq, block_timeout(&state, &name)).await {
             // Taken down while the request waited.
             Ok(_) if gated(&state, &name) => error(StoreError::NotFound),
-            Ok((d, msn, waited)) => match crate::license::protect(&state, (&name, rendition, &file), msn, d).await {
+            Ok((d, msn, waited)) => match protect(&state, &name, (rendition, &file), msn, d).await {
                 Ok(d) => {
                     record_release(waited, "part");
                     media(d, "video/iso.segment")
@@ -253,7 +251,7 @@ async fn rendition_file(
             Err(e) => Err(e),
         };
         return match found {
-            Ok(d) => match crate::license::protect(&state, (&name, rendition, &file), msn, d).await {
+            Ok(d) => match protect(&state, &name, (rendition, &file), msn, d).await {
                 Ok(d) => media(d, "video/iso.segment"),
                 Err(r) => r.into_response(),
             },
@@ -261,6 +259,24 @@ async fn rendition_file(
         };
     }
     error(StoreError::NotFound)
+}
+
+/// The content id of live stream `name`.
+fn live(name: &str) -> String {
+    format!("live/{name}")
+}
+
+/// Part or segment `msn` of live stream `name` as this node serves it (encrypted when the
+/// stream is).
+async fn protect(
+    state: &HttpState,
+    name: &str,
+    at: (&str, &str),
+    msn: u64,
+    data: Bytes,
+) -> Result<Bytes, tessera_license::serving::Refusal> {
+    let clear_init = || state.store.init_of(name, at.0, msn).ok().map(|(_, init)| init);
+    state.protection.protect(&live(name), at, msn, data, clear_init).await
 }
 
 /// `N` or `N-KID` (an init segment's number, and the key it is protected for).
@@ -316,7 +332,7 @@ async fn media_playlist(
     };
     let block = msn.map(|msn| BlockRequest { msn, part });
     metrics::counter!("tessera_playlist_requests_total", "kind" => "media", "blocking" => if block.is_some() { "yes" } else { "no" }).increment(1);
-    let keys = match crate::license::playlist_keys(state, name) {
+    let keys = match state.protection.content_keys(&live(name)) {
         Ok(k) => k,
         Err(r) => return r.into_response(),
     };
@@ -329,9 +345,9 @@ async fn media_playlist(
             let body = if sig.is_some() || (!keys.is_empty() && q.contains_key("token")) {
                 let mut text = String::from_utf8_lossy(&r.body).into_owned();
                 if let Some(sig) = sig {
-                    text = crate::license::with_signature(text, sig);
+                    text = with_signature(text, sig);
                 }
-                Bytes::from(crate::license::with_token(text, q.get("token").map(String::as_str)))
+                Bytes::from(with_token(text, q.get("token").map(String::as_str)))
             } else {
                 r.body
             };

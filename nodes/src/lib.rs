@@ -34,6 +34,9 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tessera_actors::{TranscodeSettings, WorkerCommand};
+use tessera_license::gate::ReleaseGate;
+use tessera_license::http::LicenseEndpoints;
+use tessera_license::serving::MediaProtection;
 use tessera_listen::srt::SrtListenerConfig;
 use tessera_packager::{PlaylistConfig, SegmenterConfig};
 use tessera_transcode::wire::EncoderTuning;
@@ -180,7 +183,7 @@ impl Node {
         if let Err(e) = member.propose(tessera_raft::Command::PutNode { node: me }).await {
             tracing::warn!(error = %e, "could not record this node's addresses in the catalog");
         }
-        let clock = release::clock_with_skew(config.clock_skew_ms);
+        let clock = tessera_license::gate::clock_with_skew(config.clock_skew_ms);
         let license = license::start(
             config.kek()?,
             Duration::from_secs(config.key_rotation_s),
@@ -190,6 +193,7 @@ impl Node {
         )
         .await
         .map_err(NodeError::License)?;
+        let gate = ReleaseGate::new(member.catalog.clone(), config.region.clone(), clock.clone());
         let followers = relay::Followers::new(store.clone(), member.clone(), feeds.clone(), config.relay_fanout);
         let state = Arc::new(http::HttpState {
             store: store.clone(),
@@ -198,9 +202,8 @@ impl Node {
             cluster: member.clone(),
             followers: followers.clone(),
             admin_tokens: config.admin_tokens.iter().map(|t| tessera_cluster::identity::secret_hash(t)).collect(),
-            gate: release::ReleaseGate::new(member.catalog.clone(), config.region.clone(), clock.clone()),
-            license: license.clone(),
-            encrypted: license::EncryptedCache::default(),
+            gate: gate.clone(),
+            protection: Arc::new(MediaProtection::new(member.catalog.clone(), license.clone())),
             uploads: vod::UploadConfig {
                 uploads: config.data_dir.join("uploads"),
                 sources: config.data_dir.join("sources"),
@@ -249,7 +252,8 @@ impl Node {
             clock,
         };
         tasks.spawn(preposition.run(rx.clone()));
-        let app = http::router(state);
+        let license_endpoints = Arc::new(LicenseEndpoints { license: license.clone(), gate });
+        let app = http::router(state, tessera_license::http::router(license_endpoints));
         tasks.spawn(server::serve(http, app, tls.clone(), config.max_http_connections, rx.clone()));
 
         let settings = session::IngestSettings {

@@ -31,7 +31,7 @@ pub(super) struct TokenBody {
 }
 
 pub(super) async fn issue(State(state): State<Arc<HttpState>>, Json(body): Json<TokenBody>) -> Response {
-    let Some(license) = &state.license else {
+    let Some(license) = state.protection.license() else {
         return err(StatusCode::SERVICE_UNAVAILABLE, "no_license", "this node has no key-encryption key");
     };
     if body.subject.is_empty() || body.subject.len() > 256 {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use tessera_raft::{CatalogError, Command, ReleasePhase};
 use tokio::sync::watch;
 
-use super::Clock;
 use tessera_cluster::{ClusterError, ClusterService};
+use tessera_license::gate::Clock;
 
 /// How often the catalog is looked at for new or moved releases between moments.
 const POLL: Duration = Duration::from_millis(100);

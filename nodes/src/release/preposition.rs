@@ -13,10 +13,10 @@ use std::time::Duration;
 use tessera_raft::{Command, ReleaseRecord, ReleaseState};
 use tokio::sync::watch;
 
-use super::Clock;
 use crate::relay::Followers;
 use crate::store::SegmentStore;
 use tessera_cluster::ClusterService;
+use tessera_license::gate::Clock;
 
 /// How often readiness is looked at.
 const EVERY: Duration = Duration::from_millis(500);

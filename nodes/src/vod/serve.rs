@@ -20,6 +20,9 @@ use tessera_raft::{JobRecord, JobState, Visibility};
 
 use super::package::{names, RenditionManifest};
 use super::worker::{manifest_name, stored_names};
+use tessera_license::serving::Refusal;
+use tessera_license::urls::with_token;
+
 use crate::http::HttpState;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -56,12 +59,12 @@ async fn manifest(state: &HttpState, job: &JobRecord) -> Option<RenditionManifes
 }
 
 /// The keys of an asset's playlists (none when it is clear).
-fn keys(state: &HttpState, asset: &str) -> Result<Vec<SegmentKey>, crate::license::Unavailable> {
-    crate::license::content_keys(state, &format!("vod/{asset}"))
+fn keys(state: &HttpState, asset: &str) -> Result<Vec<SegmentKey>, Refusal> {
+    state.protection.content_keys(&format!("vod/{asset}"))
 }
 
 fn playlist(body: String, token: Option<&String>) -> Response {
-    let body = crate::license::with_token(body, token.map(String::as_str));
+    let body = with_token(body, token.map(String::as_str));
     ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, PLAYLIST_CACHE)], body).into_response()
 }
 
@@ -193,7 +196,7 @@ pub async fn rendition_file(
         };
         return match kid {
             None => media(clear, "video/mp4"),
-            Some(kid) => match crate::license::protect_init_content(&state, &content, at, kid, clear).await {
+            Some(kid) => match state.protection.protect_init(&content, at, kid, clear).await {
                 Ok(Some(d)) => media(d, "video/mp4"),
                 Ok(None) => not_found(),
                 Err(r) => r.into_response(),
@@ -209,7 +212,7 @@ pub async fn rendition_file(
     // Under cbcs the segment's clear init segment says how its samples are laid out.
     let cbcs = keys.last().is_some_and(|k| k.sample_aes.is_some());
     let clear_init = if cbcs { read(init).await.ok() } else { None };
-    match crate::license::protect_content(&state, &content, at, k as u64, data, || clear_init).await {
+    match state.protection.protect(&content, at, k as u64, data, || clear_init).await {
         Ok(d) => media(d, "video/iso.segment"),
         Err(r) => r.into_response(),
     }
