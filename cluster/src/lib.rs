@@ -8,6 +8,7 @@
 //!   imports none of them. [`wire`] is the one framing they all share.
 //! - [`membership`]: the catalog's members (Raft over the transport, writes forwarded to
 //!   the leader, linearizable reads from any member, init, join, leave).
+//! - [`api`]: what every part of the admin API shares: admin tokens, errors, reads.
 //!
 //! # Contract
 //! - A call waits at most [`transport::CALL_TIMEOUT`] for its answer; it fails with a
@@ -22,6 +23,7 @@
 //!   (`tessera_cluster_refused_requests_total`) and logged with the caller.
 //! - Media in a message's body crosses as it is, never re-encoded.
 
+pub mod api;
 pub mod identity;
 pub mod membership;
 pub mod protocol;

@@ -1,10 +1,30 @@
-//! MPEG-TS timestamps.
+//! Time as Tessera counts it: media timestamps in 90 kHz ticks, and the wall clock.
+//!
+//! Media time is ticks of a 90 kHz clock ([`TICKS_PER_SECOND`]) throughout: frames, parts,
+//! segment targets, fMP4 video tracks. Wall-clock time (a part's program date, a catalog
+//! entry's time) is milliseconds since the Unix epoch, read in one place ([`unix_ms`]);
+//! the sans-IO cores never read it, they are given it.
 //!
 //! PTS and DTS are 33-bit counters of a 90 kHz clock; they wrap every 2^33 ticks (about
 //! 26.5 hours). PCR is a 33-bit 90 kHz base plus a 9-bit 27 MHz extension. Tessera unwraps
 //! every timestamp into an `i64` of 90 kHz ticks that never goes backwards across a wrap:
 //! each new value is placed in the 2^33 period closest to the previous unwrapped value, so
 //! a step of less than 2^32 ticks (13.25 hours) in either direction is read as such.
+
+/// Ticks of the media clock per second.
+pub const TICKS_PER_SECOND: i64 = 90_000;
+/// Ticks of the media clock per millisecond.
+pub const TICKS_PER_MS: i64 = TICKS_PER_SECOND / 1000;
+
+/// Milliseconds since the Unix epoch on this machine's clock.
+pub fn unix_ms() -> i64 {
+    unix_us() / 1000
+}
+
+/// Microseconds since the Unix epoch on this machine's clock.
+pub fn unix_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}
 
 /// One period of the 33-bit clock.
 pub const WRAP: i64 = 1 << 33;

@@ -17,6 +17,7 @@
 //!   associated data); neither keys nor tokens are logged.
 
 pub mod actor;
+pub mod admin;
 pub mod clearkey;
 pub mod counting;
 pub mod decision;

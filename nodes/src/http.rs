@@ -37,23 +37,21 @@ pub struct HttpState {
     pub cluster: tessera_cluster::ClusterService,
     /// Streams whose origin is another node, followed while they have viewers here.
     pub followers: Arc<crate::relay::Followers>,
-    /// SHA-256 of admin tokens from the configuration (the catalog has its own).
-    pub admin_tokens: Vec<String>,
+    /// Who may call the admin API.
+    pub admin: Arc<tessera_cluster::api::AdminAuth>,
     /// What a scheduled release lets this node serve.
     pub gate: tessera_license::gate::ReleaseGate,
     /// Protected content as this node serves it (keys, encryption, signed URLs).
     pub protection: Arc<MediaProtection>,
-    /// Where VOD uploads and sources go.
-    pub uploads: crate::vod::UploadConfig,
-    pub upload_locks: crate::vod::UploadLocks,
 }
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// The node's public routes (with `license`, the license endpoints' own) under CORS, and
-/// the admin API.
-pub fn router(state: Arc<HttpState>, license: Router) -> Router {
+/// The node's public routes and the `public` ones of other parts (VOD playback, license
+/// endpoints) under CORS; the admin API, with the `admin` routes of other parts behind the
+/// admin token check and their `preflight` ones before it.
+pub fn router(state: Arc<HttpState>, public: Router, admin: Router, preflight: Router) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
@@ -63,15 +61,13 @@ pub fn router(state: Arc<HttpState>, license: Router) -> Router {
         .route("/live/{name}/index.m3u8", get(multivariant))
         .route("/live/{name}/dvr.m3u8", get(dvr_multivariant))
         .route("/live/{name}/{rendition}/{file}", get(rendition_file))
-        .route("/vod/{asset}/index.m3u8", get(crate::vod::serve::multivariant))
-        .route("/vod/{asset}/{rendition}/{file}", get(crate::vod::serve::rendition_file))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/streams", get(streams))
         .with_state(state.clone())
-        .merge(license)
+        .merge(public)
         .layer(cors)
-        .merge(crate::admin::router(state.clone()).with_state(state))
+        .merge(crate::admin::router(state.clone(), state.admin.clone(), admin, preflight))
 }
 
 fn error(e: StoreError) -> Response {

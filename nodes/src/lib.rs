@@ -26,7 +26,6 @@ pub mod server;
 pub mod session;
 pub mod srt_ingest;
 pub mod store;
-pub mod vod;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -34,6 +33,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tessera_actors::{TranscodeSettings, WorkerCommand};
+use tessera_license::admin::ProtectionAdmin;
 use tessera_license::gate::ReleaseGate;
 use tessera_license::http::LicenseEndpoints;
 use tessera_license::serving::MediaProtection;
@@ -201,37 +201,46 @@ impl Node {
             node_id: http_addr.to_string(),
             cluster: member.clone(),
             followers: followers.clone(),
-            admin_tokens: config.admin_tokens.iter().map(|t| tessera_cluster::identity::secret_hash(t)).collect(),
+            admin: Arc::new(tessera_cluster::api::AdminAuth {
+                catalog: member.catalog.clone(),
+                configured: config.admin_tokens.iter().map(|t| tessera_cluster::identity::secret_hash(t)).collect(),
+            }),
             gate: gate.clone(),
             protection: Arc::new(MediaProtection::new(member.catalog.clone(), license.clone())),
-            uploads: vod::UploadConfig {
-                uploads: config.data_dir.join("uploads"),
-                sources: config.data_dir.join("sources"),
-                archive: vod::archive::open(
-                    match tiers.cold() {
-                        Some(cold) => cold,
-                        None => tessera_storage::cold::ColdStore::open(
-                            &config.data_dir.join("archive").display().to_string(),
-                        )?,
-                    },
-                    &config.data_dir.join("vod-cache"),
-                    config.vod_cache_bytes,
-                )?,
-                scratch: config.data_dir.join("vod-scratch"),
-                fetches: Arc::default(),
-                max_bytes: config.upload_max_bytes,
-                ladder: config.vod_ladder.clone(),
-            },
-            upload_locks: vod::UploadLocks::default(),
         });
-        tasks.spawn(vod::sweep(member.clone(), state.uploads.clone(), rx.clone()));
-        store.attach_recorder(vod::recording::start(member.clone(), state.uploads.archive.clone(), rx.clone()));
-        let transcode = transcode_settings(&config)?;
-        let worker = vod::worker::VodWorker {
+        let uploads = tessera_vod::UploadConfig {
+            uploads: config.data_dir.join("uploads"),
+            sources: config.data_dir.join("sources"),
+            archive: tessera_vod::archive::open(
+                match tiers.cold() {
+                    Some(cold) => cold,
+                    None => {
+                        tessera_storage::cold::ColdStore::open(&config.data_dir.join("archive").display().to_string())?
+                    }
+                },
+                &config.data_dir.join("vod-cache"),
+                config.vod_cache_bytes,
+            )?,
+            scratch: config.data_dir.join("vod-scratch"),
+            fetches: Arc::default(),
+            max_bytes: config.upload_max_bytes,
+            ladder: config.vod_ladder.clone(),
+        };
+        let vod = Arc::new(tessera_vod::VodState {
             cluster: member.clone(),
-            uploads: state.uploads.clone(),
+            uploads,
+            upload_locks: tessera_vod::UploadLocks::default(),
+            gate: gate.clone(),
+            protection: state.protection.clone(),
+        });
+        tasks.spawn(tessera_vod::sweep(member.clone(), vod.uploads.clone(), rx.clone()));
+        store.attach_recorder(tessera_vod::recording::start(member.clone(), vod.uploads.archive.clone(), rx.clone()));
+        let transcode = transcode_settings(&config)?;
+        let worker = tessera_vod::worker::VodWorker {
+            cluster: member.clone(),
+            uploads: vod.uploads.clone(),
             slots: config.vod_workers,
-            encoding: vod::transcode::VodEncoding {
+            encoding: tessera_vod::transcode::VodEncoding {
                 worker: transcode.worker.clone(),
                 tuning: tessera_transcode::wire::EncoderTuning {
                     preset: config.vod_encoder_preset.clone(),
@@ -249,11 +258,16 @@ impl Node {
             followers,
             region: config.region.clone(),
             prewarm: Duration::from_secs(config.release_prewarm_s),
-            clock,
+            clock: clock.clone(),
         };
         tasks.spawn(preposition.run(rx.clone()));
         let license_endpoints = Arc::new(LicenseEndpoints { license: license.clone(), gate });
-        let app = http::router(state, tessera_license::http::router(license_endpoints));
+        let protection_admin =
+            Arc::new(ProtectionAdmin { cluster: member.clone(), license: license.clone(), clock: clock.clone() });
+        let vod_routes = tessera_vod::routes(vod);
+        let public = vod_routes.playback.merge(tessera_license::http::router(license_endpoints));
+        let admin = vod_routes.admin.merge(tessera_license::admin::router(protection_admin));
+        let app = http::router(state, public, admin, vod_routes.preflight);
         tasks.spawn(server::serve(http, app, tls.clone(), config.max_http_connections, rx.clone()));
 
         let settings = session::IngestSettings {

@@ -3,7 +3,7 @@
 //!
 //! An upload remembers where it went (`$XDG_CACHE_HOME/tessera/uploads`, by the file's
 //! content and the node), so running the same command again after an interruption resumes
-//! it from the offset the node reports ([`tessera_node::vod::tus_client`]).
+//! it from the offset the node reports ([`tessera_vod::tus_client`]).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use hyper::Method;
-use tessera_node::vod::tus_client::{TusClient, UploadOptions, UploadProgress};
+use tessera_vod::tus_client::{TusClient, UploadOptions, UploadProgress};
 
 use crate::cluster_cli::ApiArgs;
 

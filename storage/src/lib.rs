@@ -24,6 +24,7 @@
 //! and disk reads run on blocking threads.
 
 pub mod cold;
+pub mod finished;
 mod popularity;
 pub mod sealed;
 pub mod warm;

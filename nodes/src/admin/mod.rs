@@ -5,30 +5,34 @@
 //! says how far it has got (`applied`, `leader`). `/api/v1/openapi.json` describes it;
 //! [`client::AdminClient`] speaks it.
 
-mod assets;
 pub mod client;
-mod protection;
 mod releases;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tessera_raft::{Catalog, CatalogError, Command, Outcome, Rejection, TokenKind};
+use tessera_raft::{Catalog, Command, Outcome};
 
 use crate::http::HttpState;
 use tessera_cluster::identity::secret_hash;
-use tessera_cluster::ClusterError;
+use tessera_license::admin::ProtectionBody;
 
 const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
-pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
+/// The admin API: this module's routes and the `tenants`' (VOD, content protection) behind
+/// the admin token check, and what needs no token (`openapi.json`, `public`).
+pub fn router(
+    state: Arc<HttpState>,
+    auth: Arc<tessera_cluster::api::AdminAuth>,
+    tenants: Router,
+    public: Router,
+) -> Router {
     let protected = Router::new()
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/cluster/leave", post(leave))
@@ -36,114 +40,22 @@ pub fn router(state: Arc<HttpState>) -> Router<Arc<HttpState>> {
         .route("/api/v1/streams/{name}", get(get_stream).put(put_stream).delete(delete_stream))
         .route("/api/v1/releases", get(releases::list).post(releases::schedule))
         .route("/api/v1/releases/{id}", get(releases::get).put(releases::move_release).delete(releases::cancel))
-        .route("/api/v1/tokens", post(protection::issue))
-        .route("/api/v1/revocations", post(protection::revoke))
-        .route("/api/v1/revocations/{subject}", axum::routing::delete(protection::restore))
-        .route("/api/v1/regions", axum::routing::put(protection::regions))
-        .route("/api/v1/assets", get(assets::list))
-        .route("/api/v1/assets/{id}", get(assets::get).put(assets::put).delete(assets::delete))
-        .route("/api/v1/assets/{id}/jobs/{rendition}/retry", post(assets::retry))
-        .route("/api/v1/uploads", post(crate::vod::uploads::create))
-        .route(
-            "/api/v1/uploads/{id}",
-            axum::routing::head(crate::vod::uploads::head)
-                .patch(crate::vod::uploads::patch)
-                .delete(crate::vod::uploads::terminate),
-        )
         .route("/api/v1/nodes", get(nodes))
         .route("/api/v1/nodes/{id}", axum::routing::delete(remove_node))
-        .layer(axum::middleware::from_fn_with_state(state, authorize));
+        .with_state(state)
+        .merge(tenants)
+        .layer(axum::middleware::from_fn_with_state(auth, tessera_cluster::api::authorize));
     Router::new()
         .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
-        .route("/api/v1/uploads", axum::routing::options(crate::vod::uploads::options))
+        .merge(public)
         .merge(protected)
 }
 
-/// An error answer.
-fn err(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({ "error": code, "message": message.to_string() }))).into_response()
-}
-
-fn catalog_err(e: CatalogError) -> Response {
-    match e {
-        CatalogError::Rejected(r) => rejection(r),
-        CatalogError::NotLeader(_) | CatalogError::Unavailable(_) => {
-            err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e)
-        }
-        CatalogError::Fatal(_) => err(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
-    }
-}
-
-fn rejection(r: Rejection) -> Response {
-    let (status, code) = match &r {
-        Rejection::NoSuchStream(_)
-        | Rejection::NoSuchNode(_)
-        | Rejection::NoSuchRelease(_)
-        | Rejection::NoSuchAsset(_) => (StatusCode::NOT_FOUND, "not_found"),
-        Rejection::ReleasePending { .. } | Rejection::ReleaseOpen(_) | Rejection::ReleaseOver(_) => {
-            (StatusCode::CONFLICT, "release_state")
-        }
-        Rejection::StaleRelease { .. } => (StatusCode::CONFLICT, "stale_release"),
-        Rejection::InvalidProtection(_) => (StatusCode::BAD_REQUEST, "invalid"),
-        Rejection::StreamExists(_) | Rejection::AssetExists(_) => (StatusCode::CONFLICT, "exists"),
-        Rejection::StreamLive(_) => (StatusCode::CONFLICT, "live"),
-        Rejection::StaleEpoch { .. } | Rejection::StaleJobLease { .. } => (StatusCode::CONFLICT, "stale_epoch"),
-        Rejection::JobNotClaimable { .. } => (StatusCode::CONFLICT, "job_state"),
-        _ => (StatusCode::BAD_REQUEST, "invalid"),
-    };
-    err(status, code, r)
-}
-
-fn cluster_err(e: ClusterError) -> Response {
-    match e {
-        ClusterError::Catalog(c) => catalog_err(c),
-        other => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", other),
-    }
-}
-
-async fn authorize(State(state): State<Arc<HttpState>>, req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = token else {
-        metrics::counter!("tessera_admin_unauthorized_total").increment(1);
-        return err(StatusCode::UNAUTHORIZED, "unauthorized", "an admin token is required (Authorization: Bearer ...)");
-    };
-    let hash = secret_hash(token);
-    let (accepted, initialized) =
-        state.cluster.catalog.read_local(|c| (c.accepts(TokenKind::Admin, &hash), c.ca.is_some())).value;
-    let known = accepted || state.admin_tokens.contains(&hash);
-    if !known && !initialized {
-        // A node that has just joined may not hold the catalog (and its tokens) yet.
-        return err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this node has not caught up with the catalog yet");
-    }
-    if !known {
-        metrics::counter!("tessera_admin_unauthorized_total").increment(1);
-        tracing::warn!("admin API call with an unknown token refused");
-        return err(StatusCode::FORBIDDEN, "forbidden", "unknown admin token");
-    }
-    next.run(req).await
-}
-
-#[derive(Deserialize, Default)]
-struct ReadParams {
-    consistency: Option<String>,
-}
+use tessera_cluster::api::{cluster_error as cluster_err, error as err, ReadParams};
 
 /// Reads the catalog, linearizably or (when asked) from this node's copy.
 async fn read<T: serde::Serialize>(state: &HttpState, p: &ReadParams, f: impl Fn(&Catalog) -> T) -> Response {
-    if p.consistency.as_deref() == Some("local") {
-        let r = state.cluster.catalog.read_local(&f);
-        return Json(json!({ "consistency": "local", "applied": r.applied, "leader": r.leader, "data": r.value }))
-            .into_response();
-    }
-    match state.cluster.read(&f).await {
-        Ok(v) => Json(json!({ "consistency": "linearizable", "data": v })).into_response(),
-        Err(e) => cluster_err(e),
-    }
+    tessera_cluster::api::read(&state.cluster, p, f).await
 }
 
 async fn cluster(State(state): State<Arc<HttpState>>) -> Response {
@@ -177,7 +89,7 @@ async fn get_stream(
     Path(name): Path<String>,
     Query(p): Query<ReadParams>,
 ) -> Response {
-    let local = p.consistency.as_deref() == Some("local");
+    let local = p.local();
     let found = if local {
         Ok(state.cluster.catalog.read_local(|c| c.streams.get(&name).cloned()).value)
     } else {
@@ -230,34 +142,16 @@ async fn where_nodes_stand(state: &HttpState, name: &str, origin: Option<u64>) -
 }
 
 /// A stream as the admin API takes it: the token in clear (only its hash is stored), and
-/// optionally its encryption and the viewer regions its rights allow.
+/// optionally its protection (encryption, the viewer regions its rights allow, signed URLs).
 #[derive(Deserialize)]
-pub(super) struct StreamBody {
+struct StreamBody {
     name: Option<String>,
     ladder: Option<String>,
     token: Option<String>,
-    encryption: Option<tessera_raft::Protection>,
-    regions: Option<Vec<String>>,
-    signed_urls: Option<bool>,
+    #[serde(flatten)]
+    protection: ProtectionBody,
     /// Record each publish as a VOD asset.
     record: Option<bool>,
-}
-
-/// The protection commands a body asks for `content` (`live/NAME`, `vod/ASSET`), or why
-/// it cannot have them.
-fn protection_commands(content: &str, body: &StreamBody) -> Result<Vec<Command>, String> {
-    let content = content.to_string();
-    let mut out = Vec::new();
-    if let Some(mode) = body.encryption {
-        out.push(Command::SetProtection { content: content.clone(), mode });
-    }
-    if let Some(regions) = &body.regions {
-        out.push(Command::SetRights { content: content.clone(), regions: regions.clone() });
-    }
-    if let Some(required) = body.signed_urls {
-        out.push(Command::SetSignedUrls { content, required });
-    }
-    Ok(out)
 }
 
 /// The command for a stream body, or why the body is invalid.
@@ -296,10 +190,7 @@ async fn put_stream(
     Path(name): Path<String>,
     Json(body): Json<StreamBody>,
 ) -> Response {
-    let protection = match protection_commands(&format!("live/{name}"), &body) {
-        Ok(p) => p,
-        Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
-    };
+    let protection = body.protection.commands(&format!("live/{name}"));
     // A body of encryption, regions or recording alone leaves the ladder and token as they are.
     let replaces = body.ladder.is_some() || body.token.is_some() || (protection.is_empty() && body.record.is_none());
     let cmd = match stream_command(name.clone(), &body, false) {

@@ -148,7 +148,7 @@ pub(super) async fn get(
     Path(id): Path<u64>,
     Query(p): Query<ReadParams>,
 ) -> Response {
-    let local = p.consistency.as_deref() == Some("local");
+    let local = p.local();
     let f = |c: &Catalog| c.releases.get(&id).map(|r| view(r, c));
     let found = if local { Ok(state.cluster.catalog.peek(f)) } else { state.cluster.read(f).await };
     match found {

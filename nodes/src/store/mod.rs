@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 pub use mirrored::{Held, Numbering};
 use rendition::RenditionState;
-pub use rendition::{FinishedFile, FinishedKind};
 pub use status::{RenditionStatus, StreamStatus, TranscoderView};
 use tessera_packager::playlist::{render_multivariant, RenditionReport, Variant};
 use tessera_packager::{BlockRequest, BlockState, PlaylistConfig};
 use tessera_packager::{SessionEnd, TranscoderStatus};
+pub use tessera_storage::finished::{FinishedFile, FinishedKind, Recorder};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -227,14 +227,6 @@ impl Drop for PublishClaim {
     fn drop(&mut self) {
         self.store.session_end(&self.stream, self.session, &SessionEnd::Closed);
     }
-}
-
-/// Told of the files a stream's renditions finish on its origin, and of the stream's end
-/// (its publisher gone for longer than the reconnect grace). Must not block: the store's
-/// locks are held.
-pub trait Recorder: Send + Sync {
-    fn finished(&self, stream: &str, rendition: &str, file: &FinishedFile);
-    fn ended(&self, stream: &str);
 }
 
 /// What a released blocking request waited for, for the latency metric.

@@ -10,35 +10,12 @@ use tessera_packager::playlist::{RenditionReport, Variant};
 use tessera_packager::PlannedRendition;
 use tessera_packager::SegmentKey;
 use tessera_packager::{PlaylistConfig, PlaylistState};
+use tessera_storage::finished::{FinishedFile, FinishedKind};
 
 pub(crate) struct PartRecord {
     pub data: Bytes,
     pub msn: u64,
     pub completed_at: Instant,
-}
-
-/// A file a rendition finished, for the storage tiers and a recording.
-#[derive(Debug, Clone)]
-pub struct FinishedFile {
-    /// `init-N.mp4` or `seg-MSN.m4s`.
-    pub file: String,
-    pub data: Bytes,
-    pub kind: FinishedKind,
-}
-
-#[derive(Debug, Clone)]
-pub enum FinishedKind {
-    Init {
-        id: u32,
-        tracks: Vec<TrackInfo>,
-    },
-    /// `discontinuity`: its timeline does not follow the segment before it (a new publish).
-    Segment {
-        msn: u64,
-        seconds: f64,
-        init: u32,
-        discontinuity: bool,
-    },
 }
 
 pub(crate) struct RenditionState {

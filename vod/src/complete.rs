@@ -11,7 +11,7 @@ use tessera_raft::{AssetRecord, AssetState, CatalogError, Command, Outcome, Sour
 
 use super::source::{probe, SourceSummary};
 use super::uploads::{completed, paths, refuse, save_meta, UploadMeta as Meta};
-use crate::http::HttpState;
+use crate::VodState;
 use tessera_cluster::ClusterError;
 
 /// Where asset `id`'s source is stored.
@@ -20,7 +20,7 @@ pub fn source_path(sources: &Path, id: &str) -> std::path::PathBuf {
 }
 
 /// Completes upload `id`.
-pub(super) async fn finish(state: &Arc<HttpState>, id: &str, mut meta: Meta) -> Response {
+pub(super) async fn finish(state: &Arc<VodState>, id: &str, mut meta: Meta) -> Response {
     let cfg = &state.uploads;
     let (bin, json) = paths(cfg, id);
     let source = source_path(&cfg.sources, id);

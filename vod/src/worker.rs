@@ -100,7 +100,7 @@ impl VodWorker {
     /// Jobs that can be claimed now, in the order to take them: `source` jobs of sources
     /// held here first, then by bitrate, largest first.
     fn claimable(&self) -> Vec<JobRecord> {
-        let (me, now) = (self.cluster.identity.id, crate::store::now_ms());
+        let (me, now) = (self.cluster.identity.id, tessera_ingest::timestamp::unix_ms());
         let mut jobs = self
             .cluster
             .catalog

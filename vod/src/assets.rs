@@ -1,5 +1,5 @@
 //! `GET /api/v1/assets`, `GET/DELETE /api/v1/assets/{id}`: VOD assets as the catalog has
-//! them. Uploads are `/api/v1/uploads` ([`crate::vod::uploads`]).
+//! them. Uploads are `/api/v1/uploads` ([`crate::uploads`]).
 
 use std::sync::Arc;
 
@@ -7,10 +7,23 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use tessera_license::admin::ProtectionBody;
 use tessera_raft::{AssetRecord, Catalog, Command, JobRecord, JobState, Outcome};
 
-use super::{cluster_err, err, read, ReadParams};
-use crate::http::HttpState;
+use crate::VodState;
+use tessera_cluster::api::{cluster_error as cluster_err, error as err, read, ReadParams};
+
+/// What `PUT /api/v1/assets/{id}` takes: its protection. A stream's other fields are
+/// named only to be refused.
+#[derive(serde::Deserialize)]
+pub(crate) struct AssetBody {
+    #[serde(flatten)]
+    protection: ProtectionBody,
+    name: Option<serde_json::Value>,
+    ladder: Option<serde_json::Value>,
+    token: Option<serde_json::Value>,
+    record: Option<serde_json::Value>,
+}
 
 /// An asset with its jobs and how far they are.
 #[derive(serde::Serialize)]
@@ -38,11 +51,11 @@ fn view(c: &Catalog, asset: &AssetRecord) -> AssetView {
     }
 }
 
-pub(super) async fn list(State(state): State<Arc<HttpState>>, Query(p): Query<ReadParams>) -> Response {
-    read(&state, &p, |c| c.assets.values().map(|a| view(c, a)).collect::<Vec<_>>()).await
+pub(crate) async fn list(State(state): State<Arc<VodState>>, Query(p): Query<ReadParams>) -> Response {
+    read(&state.cluster, &p, |c| c.assets.values().map(|a| view(c, a)).collect::<Vec<_>>()).await
 }
 
-pub(super) async fn get(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
+pub(crate) async fn get(State(state): State<Arc<VodState>>, Path(id): Path<String>) -> Response {
     match state.cluster.read(|c| c.assets.get(&id).map(|a| view(c, a))).await {
         Ok(Some(a)) => Json(a).into_response(),
         Ok(None) => err(StatusCode::NOT_FOUND, "not_found", format!("no asset {id:?}")),
@@ -52,14 +65,15 @@ pub(super) async fn get(State(state): State<Arc<HttpState>>, Path(id): Path<Stri
 
 /// `PUT /api/v1/assets/{id}` with `{"encryption": "aes-128" | "cbcs" | "none", "regions":
 /// [...]}`: how the asset is protected (its key is made by the node that took the upload).
-pub(super) async fn put(
-    State(state): State<Arc<HttpState>>,
+pub(crate) async fn put(
+    State(state): State<Arc<VodState>>,
     Path(id): Path<String>,
-    Json(body): Json<super::StreamBody>,
+    Json(body): Json<AssetBody>,
 ) -> Response {
     if body.name.is_some() || body.ladder.is_some() || body.token.is_some() || body.record.is_some() {
         return err(StatusCode::BAD_REQUEST, "invalid", "an asset takes encryption and regions");
     }
+    let body = body.protection;
     if body.signed_urls.is_some() {
         return err(
             StatusCode::BAD_REQUEST,
@@ -71,11 +85,7 @@ pub(super) async fn put(
         return err(StatusCode::NOT_FOUND, "not_found", format!("no asset {id:?}"));
     }
     let content = format!("vod/{id}");
-    let commands = match super::protection_commands(&content, &body) {
-        Ok(c) => c,
-        Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
-    };
-    for c in commands {
+    for c in body.commands(&content) {
         match state.cluster.propose(c).await {
             Ok(Outcome::Rejected(r)) => return err(StatusCode::CONFLICT, "rejected", r.to_string()),
             Ok(_) => {}
@@ -93,8 +103,8 @@ pub(super) async fn put(
 
 /// `POST /api/v1/assets/{id}/jobs/{rendition}/retry`: a dead-lettered (or failed) job is
 /// tried again, its attempts counted afresh.
-pub(super) async fn retry(
-    State(state): State<Arc<HttpState>>,
+pub(crate) async fn retry(
+    State(state): State<Arc<VodState>>,
     Path((id, rendition)): Path<(String, String)>,
 ) -> Response {
     match state.cluster.propose(Command::RetryJob { asset: id, rendition }).await {
@@ -108,12 +118,12 @@ pub(super) async fn retry(
 /// node at once, from the node holding the source by its own sweep. A worker still busy
 /// with one of its jobs stops at its next lease renewal; anything it writes meanwhile is
 /// swept from the archive an hour later.
-pub(super) async fn delete(State(state): State<Arc<HttpState>>, Path(id): Path<String>) -> Response {
+pub(crate) async fn delete(State(state): State<Arc<VodState>>, Path(id): Path<String>) -> Response {
     let holder = state.cluster.catalog.read_local(|c| c.assets.get(&id).map(|a| a.source.node)).value;
     match state.cluster.propose(Command::DeleteAsset { id: id.clone() }).await {
         Ok(_) => {
             if holder == Some(state.cluster.identity.id) {
-                crate::vod::remove_source(&state.uploads.sources, &id).await;
+                crate::remove_source(&state.uploads.sources, &id).await;
             }
             match state.uploads.archive.delete_asset(&id).await {
                 Ok(n) => tracing::info!(asset = %id, files = n, "deleted asset's archived files removed"),
@@ -121,7 +131,7 @@ pub(super) async fn delete(State(state): State<Arc<HttpState>>, Path(id): Path<S
                     tracing::warn!(asset = %id, error = %e, "archived files of a deleted asset left for the sweep")
                 }
             }
-            crate::vod::reconcile(&state.cluster, &state.uploads).await;
+            crate::reconcile(&state.cluster, &state.uploads).await;
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => cluster_err(e),

@@ -396,7 +396,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let local = dir.join("source");
         std::fs::write(&local, vec![7u8; 3 << 20]).unwrap();
-        let sha = crate::vod::sha256_file(&local).unwrap();
+        let sha = crate::sha256_file(&local).unwrap();
         assert!(!a.has_source("film").await);
         a.put_source("film", &local).await.unwrap();
         assert!(a.has_source("film").await);

@@ -1,16 +1,26 @@
-//! Video on demand: uploads ([`uploads`], tus 1.0), the checks a source passes before it
-//! becomes an asset ([`source`]), and the upkeep of stored sources.
+//! Video on demand: uploads ([`uploads`], tus 1.0, and [`tus_client`], the command line's
+//! side of it), the checks a source passes before it becomes an asset ([`source`]), the
+//! ladder as jobs any node takes ([`worker`], [`transcode`]), packaging ([`package`]),
+//! recordings of live streams ([`recording`]), playback ([`serve`]), and the upkeep of
+//! stored files.
 //!
-//! A source lives on the node that received it, `DATA_DIR/sources/ID/source`, written
-//! durably before the upload is acknowledged; the catalog says which node holds it. That
-//! node then puts it in the archive ([`archive`]), where workers on every node find it
-//! ([`worker`]: the `source` rendition repackaged, [`transcode`]: the ladder's rungs) and
-//! write the renditions that every node serves ([`serve`]).
+//! # Contract
+//! - A source lives on the node that received it, `DATA_DIR/sources/ID/source`, written
+//!   durably (each chunk `fsync`ed) before the upload is acknowledged; the catalog says
+//!   which node holds it. That node then puts it in the archive ([`archive`]), where workers
+//!   on every node find it and write the renditions that every node serves.
+//! - Every write a job makes is fenced by its lease's epoch: a worker that lost its lease
+//!   is never read. Jobs run on blocking threads and in the codec worker process; handlers
+//!   and the live path never wait for them.
+//! - The recorder hears of a live stream's finished files without blocking the store
+//!   (a bounded queue); a full queue drops a file, logged and counted.
 
 pub mod archive;
+mod assets;
 mod complete;
 pub mod package;
 pub mod recording;
+mod routes;
 pub mod serve;
 pub mod source;
 pub mod transcode;
@@ -22,6 +32,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use complete::source_path;
+pub use routes::{routes, VodRoutes, VodState};
 pub use uploads::{UploadConfig, UploadLocks};
 
 use tessera_raft::{AssetState, JobState};

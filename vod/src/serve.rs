@@ -23,7 +23,7 @@ use super::worker::{manifest_name, stored_names};
 use tessera_license::serving::Refusal;
 use tessera_license::urls::with_token;
 
-use crate::http::HttpState;
+use crate::VodState;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -34,7 +34,7 @@ fn not_found() -> Response {
 }
 
 /// The asset's finished renditions, once its release allows them here.
-fn renditions(state: &HttpState, asset: &str) -> Option<Vec<JobRecord>> {
+fn renditions(state: &VodState, asset: &str) -> Option<Vec<JobRecord>> {
     if !matches!(state.gate.content(&format!("vod/{asset}")), Visibility::Public) {
         return None;
     }
@@ -46,7 +46,7 @@ fn renditions(state: &HttpState, asset: &str) -> Option<Vec<JobRecord>> {
     found.value.filter(|r| !r.is_empty())
 }
 
-async fn manifest(state: &HttpState, job: &JobRecord) -> Option<RenditionManifest> {
+async fn manifest(state: &VodState, job: &JobRecord) -> Option<RenditionManifest> {
     let name = manifest_name(job)?;
     match state.uploads.archive.get(&job.asset, &job.rendition, &name).await {
         Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
@@ -59,7 +59,7 @@ async fn manifest(state: &HttpState, job: &JobRecord) -> Option<RenditionManifes
 }
 
 /// The keys of an asset's playlists (none when it is clear).
-fn keys(state: &HttpState, asset: &str) -> Result<Vec<SegmentKey>, Refusal> {
+fn keys(state: &VodState, asset: &str) -> Result<Vec<SegmentKey>, Refusal> {
     state.protection.content_keys(&format!("vod/{asset}"))
 }
 
@@ -71,7 +71,7 @@ fn playlist(body: String, token: Option<&String>) -> Response {
 /// `GET /vod/{asset}/index.m3u8`; an encrypted asset's viewer passes `?token=`, which the
 /// playlists carry on to the key URIs.
 pub async fn multivariant(
-    State(state): State<Arc<HttpState>>,
+    State(state): State<Arc<VodState>>,
     Path(asset): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -118,7 +118,7 @@ pub async fn multivariant(
 
 /// `GET /vod/{asset}/{rendition}/{file}`: the playlists, `init-EPOCH.mp4` and `seg-N.m4s`.
 pub async fn rendition_file(
-    State(state): State<Arc<HttpState>>,
+    State(state): State<Arc<VodState>>,
     Path((asset, rendition, file)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {

@@ -10,7 +10,7 @@
 //! whose node stops in the middle is finished, with what it recorded, when that node
 //! starts again, or by another node once the stopped one is removed from the cluster.
 //!
-//! The store tells the recorder of files without waiting ([`crate::store::Recorder`]); a
+//! The store tells the recorder of files without waiting ([`Recorder`]); a
 //! task of its own writes them. Its queue is bounded: if the archive cannot keep up, files
 //! are dropped and counted (`tessera_recording_dropped_total`), and a recording that lost
 //! a segment skips it (the playlist has a discontinuity there) rather than stopping.
@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 
 use super::archive::VodArchive;
 use super::package::{names, RenditionManifest};
-use crate::store::{FinishedFile, FinishedKind, Recorder};
 use tessera_cluster::ClusterService;
+use tessera_storage::finished::{FinishedFile, FinishedKind, Recorder};
 
 /// Files waiting to be written, at most.
 const QUEUE: usize = 4096;

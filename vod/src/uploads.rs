@@ -33,7 +33,7 @@ use ring::digest::{Context, SHA1_FOR_LEGACY_USE_ONLY, SHA256};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use crate::http::HttpState;
+use crate::VodState;
 
 /// Where uploads and sources live, and how big an upload may be.
 #[derive(Debug, Clone)]
@@ -147,7 +147,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// `OPTIONS /api/v1/uploads`.
-pub async fn options(State(state): State<Arc<HttpState>>) -> Response {
+pub async fn options(State(state): State<Arc<VodState>>) -> Response {
     let mut r = tus(StatusCode::NO_CONTENT);
     let h = r.headers_mut();
     h.insert("tus-version", HeaderValue::from_static(TUS));
@@ -175,7 +175,7 @@ fn parse_metadata(raw: Option<&str>) -> Result<BTreeMap<String, String>, String>
 }
 
 /// `POST /api/v1/uploads`.
-pub async fn create(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+pub async fn create(State(state): State<Arc<VodState>>, headers: HeaderMap) -> Response {
     if let Err(r) = check_version(&headers) {
         return *r;
     }
@@ -200,7 +200,7 @@ pub async fn create(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> 
     }
     let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     let (bin, json) = paths(cfg, &id);
-    let meta = UploadMeta { length, metadata, created_ms: crate::store::now_ms(), asset: None };
+    let meta = UploadMeta { length, metadata, created_ms: tessera_ingest::timestamp::unix_ms(), asset: None };
     let made = async {
         tokio::fs::create_dir_all(&cfg.uploads).await?;
         tokio::fs::File::create(&bin).await?.sync_all().await?;
@@ -225,7 +225,7 @@ async fn offset_of(bin: &Path) -> Option<u64> {
 }
 
 /// `HEAD /api/v1/uploads/{id}`.
-pub async fn head(State(state): State<Arc<HttpState>>, UrlPath(id): UrlPath<String>, headers: HeaderMap) -> Response {
+pub async fn head(State(state): State<Arc<VodState>>, UrlPath(id): UrlPath<String>, headers: HeaderMap) -> Response {
     if let Err(r) = check_version(&headers) {
         return *r;
     }
@@ -250,7 +250,7 @@ pub async fn head(State(state): State<Arc<HttpState>>, UrlPath(id): UrlPath<Stri
 
 /// `DELETE /api/v1/uploads/{id}`.
 pub async fn terminate(
-    State(state): State<Arc<HttpState>>,
+    State(state): State<Arc<VodState>>,
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -289,7 +289,7 @@ fn checksum(h: &HeaderMap) -> Result<Option<(Context, Vec<u8>)>, Box<Response>> 
 
 /// `PATCH /api/v1/uploads/{id}`.
 pub async fn patch(
-    State(state): State<Arc<HttpState>>,
+    State(state): State<Arc<VodState>>,
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
     body: Body,

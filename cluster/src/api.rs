@@ -1,0 +1,135 @@
+//! What every part of the admin API (`/api/v1/...`) shares: who may call it (a bearer admin
+//! token from the catalog or the node's configuration), errors as
+//! `{"error": CODE, "message": ...}` with the status a catalog error deserves, and reads
+//! that are linearizable unless `?consistency=local` asks for this node's copy.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use tessera_raft::{Catalog, CatalogError, CatalogNode, Rejection, TokenKind};
+
+use crate::identity::secret_hash;
+use crate::{ClusterError, ClusterService};
+
+/// An error answer.
+pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({ "error": code, "message": message.to_string() }))).into_response()
+}
+
+pub fn catalog_error(e: CatalogError) -> Response {
+    match e {
+        CatalogError::Rejected(r) => rejection(r),
+        CatalogError::NotLeader(_) | CatalogError::Unavailable(_) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e)
+        }
+        CatalogError::Fatal(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    }
+}
+
+/// A command the catalog refused: not found, a conflict with the state, or invalid.
+pub fn rejection(r: Rejection) -> Response {
+    let (status, code) = match &r {
+        Rejection::NoSuchStream(_)
+        | Rejection::NoSuchNode(_)
+        | Rejection::NoSuchRelease(_)
+        | Rejection::NoSuchAsset(_) => (StatusCode::NOT_FOUND, "not_found"),
+        Rejection::ReleasePending { .. } | Rejection::ReleaseOpen(_) | Rejection::ReleaseOver(_) => {
+            (StatusCode::CONFLICT, "release_state")
+        }
+        Rejection::StaleRelease { .. } => (StatusCode::CONFLICT, "stale_release"),
+        Rejection::InvalidProtection(_) => (StatusCode::BAD_REQUEST, "invalid"),
+        Rejection::StreamExists(_) | Rejection::AssetExists(_) => (StatusCode::CONFLICT, "exists"),
+        Rejection::StreamLive(_) => (StatusCode::CONFLICT, "live"),
+        Rejection::StaleEpoch { .. } | Rejection::StaleJobLease { .. } => (StatusCode::CONFLICT, "stale_epoch"),
+        Rejection::JobNotClaimable { .. } => (StatusCode::CONFLICT, "job_state"),
+        _ => (StatusCode::BAD_REQUEST, "invalid"),
+    };
+    error(status, code, r)
+}
+
+pub fn cluster_error(e: ClusterError) -> Response {
+    match e {
+        ClusterError::Catalog(c) => catalog_error(c),
+        other => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", other),
+    }
+}
+
+/// Who may call the admin API.
+pub struct AdminAuth {
+    pub catalog: CatalogNode,
+    /// SHA-256 of the admin tokens of the node's configuration (the catalog has its own).
+    pub configured: Vec<String>,
+}
+
+/// Admits a request with a known admin token (`Authorization: Bearer ...`).
+pub async fn authorize(State(auth): State<Arc<AdminAuth>>, req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        metrics::counter!("tessera_admin_unauthorized_total").increment(1);
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "an admin token is required (Authorization: Bearer ...)",
+        );
+    };
+    let hash = secret_hash(token);
+    let (accepted, initialized) =
+        auth.catalog.read_local(|c| (c.accepts(TokenKind::Admin, &hash), c.ca.is_some())).value;
+    let known = accepted || auth.configured.contains(&hash);
+    if !known && !initialized {
+        // A node that has just joined may not hold the catalog (and its tokens) yet.
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this node has not caught up with the catalog yet",
+        );
+    }
+    if !known {
+        metrics::counter!("tessera_admin_unauthorized_total").increment(1);
+        tracing::warn!("admin API call with an unknown token refused");
+        return error(StatusCode::FORBIDDEN, "forbidden", "unknown admin token");
+    }
+    next.run(req).await
+}
+
+/// `?consistency=local` for a read from this node's copy.
+#[derive(Deserialize, Default)]
+pub struct ReadParams {
+    consistency: Option<String>,
+}
+
+impl ReadParams {
+    /// Whether the caller asked for this node's copy.
+    pub fn local(&self) -> bool {
+        self.consistency.as_deref() == Some("local")
+    }
+}
+
+/// Reads the catalog, linearizably or (when asked) from this node's copy, which the answer
+/// says how far it has got (`applied`, `leader`).
+pub async fn read<T: serde::Serialize>(
+    cluster: &ClusterService,
+    p: &ReadParams,
+    f: impl Fn(&Catalog) -> T,
+) -> Response {
+    if p.local() {
+        let r = cluster.catalog.read_local(&f);
+        return Json(json!({ "consistency": "local", "applied": r.applied, "leader": r.leader, "data": r.value }))
+            .into_response();
+    }
+    match cluster.read(&f).await {
+        Ok(v) => Json(json!({ "consistency": "linearizable", "data": v })).into_response(),
+        Err(e) => cluster_error(e),
+    }
+}
