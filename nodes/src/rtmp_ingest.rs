@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use crate::auth::{check_logged, AuthDecision, PublishAuth};
 use crate::session::{IngestSettings, PublisherSession};
-use crate::store::{PublishClaim, SegmentStore};
+use tessera_live::store::{PublishClaim, SegmentStore};
 
 pub async fn run(
     listener: BoundRtmpListener,

@@ -12,8 +12,8 @@ use tessera_packager::SegmenterConfig;
 use tessera_transcode::LadderSpec;
 use tokio::sync::watch;
 
-use crate::relay::RelaySink;
-use crate::store::{PublishClaim, SegmentStore};
+use tessera_live::relay::RelaySink;
+use tessera_live::store::{PublishClaim, SegmentStore};
 
 /// What every publisher session is started with.
 #[derive(Clone)]
@@ -32,7 +32,7 @@ pub struct IngestSettings {
     /// The catalog member: a publisher's node becomes the stream's origin through it.
     pub cluster: tessera_cluster::ClusterService,
     /// The journals other nodes follow this node's streams from.
-    pub feeds: Arc<crate::relay::FeedRegistry>,
+    pub feeds: Arc<tessera_live::relay::FeedRegistry>,
 }
 
 /// Measures a publisher's ingest rate over fixed windows.
@@ -88,7 +88,7 @@ impl PublisherSession {
         };
         // Numbering carries on from wherever the cluster got to (another origin before this
         // one, followed by other nodes).
-        if let Some(next) = crate::relay::numbering(&settings.cluster, &ticket.stream, POSITION_PATIENCE).await {
+        if let Some(next) = tessera_live::relay::numbering(&settings.cluster, &ticket.stream, POSITION_PATIENCE).await {
             store.carry_on_from(&ticket.stream, ticket.session, next);
         }
         let fence = LeaseFence::watch(settings.cluster.clone(), lease.clone());

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::auth::{check_logged, AuthDecision, PublishAuth};
 use crate::session::{IngestSettings, PublisherSession};
-use crate::store::{ClaimError, PublishClaim, SegmentStore};
+use tessera_live::store::{ClaimError, PublishClaim, SegmentStore};
 
 pub async fn run(
     listener: BoundSrtListener,

@@ -111,7 +111,7 @@ async fn get_stream(
 /// the origin (segments, then parts within the same segment).
 async fn where_nodes_stand(state: &HttpState, name: &str, origin: Option<u64>) -> serde_json::Value {
     let me = state.cluster.identity.id;
-    let mut held = crate::relay::positions(&state.cluster, name, std::time::Duration::from_millis(500)).await;
+    let mut held = tessera_live::relay::positions(&state.cluster, name, std::time::Duration::from_millis(500)).await;
     held.push((me, state.followers.held(name)));
     held.sort_by_key(|(id, _)| *id);
     let at_origin = origin.and_then(|o| held.iter().find(|(id, _)| *id == o).and_then(|(_, h)| *h));

@@ -11,7 +11,7 @@ use tessera_license::decision::StreamClaim;
 use tessera_license::keys::Kek;
 use tessera_raft::{Catalog, Command, NodeId};
 
-use crate::store::SegmentStore;
+use tessera_live::store::SegmentStore;
 
 /// The license actor's view of this node.
 struct NodeView {

@@ -13,10 +13,10 @@ use std::time::Duration;
 use tessera_raft::{Command, ReleaseRecord, ReleaseState};
 use tokio::sync::watch;
 
-use crate::relay::Followers;
-use crate::store::SegmentStore;
 use tessera_cluster::ClusterService;
 use tessera_license::gate::Clock;
+use tessera_live::relay::Followers;
+use tessera_live::store::SegmentStore;
 
 /// How often readiness is looked at.
 const EVERY: Duration = Duration::from_millis(500);

@@ -196,7 +196,7 @@ pub struct SegmentStore {
     next_session: std::sync::atomic::AtomicU64,
     /// Where finished files go after the live window (see [`tessera_storage`]).
     tiers: std::sync::OnceLock<Arc<tessera_storage::Tiers>>,
-    /// Hears of what this node finishes as origin, for recordings ([`crate::vod::recording`]).
+    /// Hears of what this node finishes as origin, for recordings.
     recorder: std::sync::OnceLock<Arc<dyn Recorder>>,
 }
 

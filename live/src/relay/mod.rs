@@ -28,7 +28,7 @@ mod upstream;
 
 pub use feeds::{FeedRegistry, RelaySink};
 pub use follow::Followers;
-pub(crate) use protocols::{numbering, positions, serve};
+pub use protocols::{numbering, positions, serve};
 pub use pull::MediaFile;
 
 /// Microseconds since the Unix epoch: parts carry the origin's, followers compare.

@@ -64,7 +64,7 @@ pub(super) struct FetchRequest {
 }
 
 /// Serves this node's journals and files to the other nodes.
-pub(crate) fn serve(cluster: &ClusterService, feeds: Arc<FeedRegistry>) {
+pub fn serve(cluster: &ClusterService, feeds: Arc<FeedRegistry>) {
     let registry = feeds.clone();
     cluster.transport.serve_streams::<Subscribe, _, _>(move |peer, request, opening| {
         let feeds = registry.clone();
@@ -195,7 +195,7 @@ pub(super) async fn fetch(cluster: &ClusterService, id: NodeId, addr: &str, requ
 }
 
 /// Where every other node stands in `stream` (those that answer within `within`).
-pub(crate) async fn positions(cluster: &ClusterService, stream: &str, within: Duration) -> Vec<(NodeId, Option<Held>)> {
+pub async fn positions(cluster: &ClusterService, stream: &str, within: Duration) -> Vec<(NodeId, Option<Held>)> {
     let asks = cluster.peers().into_iter().map(|(id, addr)| async move {
         (id, tokio::time::timeout(within, position_of(cluster, id, &addr, stream)).await.ok().flatten())
     });
@@ -203,7 +203,7 @@ pub(crate) async fn positions(cluster: &ClusterService, stream: &str, within: Du
 }
 
 /// The numbers that carry on from every other node's holding of `stream`.
-pub(crate) async fn numbering(cluster: &ClusterService, stream: &str, within: Duration) -> Option<Numbering> {
+pub async fn numbering(cluster: &ClusterService, stream: &str, within: Duration) -> Option<Numbering> {
     let held = positions(cluster, stream, within).await.into_iter().filter_map(|(_, h)| h.map(|h| h.next));
     held.reduce(Numbering::max)
 }

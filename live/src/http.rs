@@ -1,0 +1,338 @@
+//! The live origin's HTTP side: LL-HLS playlists, init segments, parts and segments of
+//! every live stream, whether published here or followed from another node.
+//!
+//! URLs, under `/live/NAME/`:
+//! - `index.m3u8`: multivariant playlist (every rendition of the ladder); `dvr.m3u8`, the
+//!   same naming each rendition's DVR playlist
+//! - `RENDITION/index.m3u8`: media playlist (`_HLS_msn`, `_HLS_part`, `_HLS_skip`), where
+//!   RENDITION is `src` (the passthrough) or a transcoded rung (`720p`, ...);
+//!   `RENDITION/dvr.m3u8`, its DVR window
+//! - `RENDITION/init-N.mp4`, `RENDITION/part-N.m4s`, `RENDITION/seg-N.m4s`: media
+//!
+//! Every request asks the release gate first (gated content answers as unknown content
+//! does), then the stream's protection (signed URLs, keys); media of an encrypted stream is
+//! encrypted on its way out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use tessera_license::gate::ReleaseGate;
+use tessera_license::serving::MediaProtection;
+use tessera_license::urls::{viewer_token, with_signature, with_token};
+use tessera_packager::BlockRequest;
+
+use crate::relay::{Followers, MediaFile};
+use crate::store::{SegmentStore, StoreError};
+
+/// What the live handlers share.
+pub struct LiveState {
+    pub store: Arc<SegmentStore>,
+    /// Streams whose origin is another node, followed while they have viewers here.
+    pub followers: Arc<Followers>,
+    /// What a scheduled release lets this node serve.
+    pub gate: ReleaseGate,
+    /// Protected content as this node serves it (keys, encryption, signed URLs).
+    pub protection: Arc<MediaProtection>,
+}
+
+const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The live routes.
+pub fn router(state: Arc<LiveState>) -> Router {
+    Router::new()
+        .route("/live/{name}/index.m3u8", get(multivariant))
+        .route("/live/{name}/dvr.m3u8", get(dvr_multivariant))
+        .route("/live/{name}/{rendition}/{file}", get(rendition_file))
+        .with_state(state)
+}
+
+fn error(e: StoreError) -> Response {
+    let status = match e {
+        StoreError::NotFound => StatusCode::NOT_FOUND,
+        StoreError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        StoreError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], format!("{e}\n")).into_response()
+}
+
+fn bad_request(msg: &'static str) -> Response {
+    error(StoreError::BadRequest(msg))
+}
+
+fn block_timeout(state: &LiveState, name: &str) -> Duration {
+    Duration::from_secs(3 * state.store.target_duration(name).unwrap_or(2))
+}
+
+fn record_release(waited_for: Option<Instant>, what: &'static str) {
+    if let Some(at) = waited_for {
+        metrics::histogram!("tessera_part_publish_to_response_seconds", "what" => what)
+            .record(at.elapsed().as_secs_f64());
+    }
+}
+
+async fn multivariant(
+    State(state): State<Arc<LiveState>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    metrics::counter!("tessera_playlist_requests_total", "kind" => "multivariant", "blocking" => "no").increment(1);
+    multivariant_naming(&state, &name, "index.m3u8", &q, &headers).await
+}
+
+/// The multivariant playlist of the stream's DVR window: the same renditions, each naming
+/// its DVR playlist.
+async fn dvr_multivariant(
+    State(state): State<Arc<LiveState>>,
+    Path(name): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr-multivariant", "blocking" => "no").increment(1);
+    multivariant_naming(&state, &name, "dvr.m3u8", &q, &headers).await
+}
+
+/// Gated content answers as unknown content does.
+fn gated(state: &LiveState, name: &str) -> bool {
+    matches!(state.gate.live(name), tessera_raft::Visibility::Gated(_))
+}
+
+async fn multivariant_naming(
+    state: &LiveState,
+    name: &str,
+    playlist: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Response {
+    if gated(state, name) {
+        return error(StoreError::NotFound);
+    }
+    if let Err(refused) = state.protection.playlist_access(&live(name), viewer_token(q, headers)).await {
+        return refused.into_response();
+    }
+    let token = q.get("token");
+    state.followers.ensure(name).await;
+    match state.store.multivariant(name, playlist, block_timeout(state, name)).await {
+        Ok(body) => {
+            let body = with_token(body, token.map(String::as_str));
+            ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+        }
+        Err(e) => error(e),
+    }
+}
+
+async fn rendition_file(
+    State(state): State<Arc<LiveState>>,
+    Path((name, rendition, file)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if rendition.is_empty()
+        || rendition.len() > 32
+        || !rendition.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return error(StoreError::NotFound);
+    }
+    if gated(&state, &name) {
+        return error(StoreError::NotFound);
+    }
+    state.followers.ensure(&name).await;
+    let rendition = rendition.as_str();
+    let playlist = file == "index.m3u8" || file == "dvr.m3u8";
+    // With signed URLs: a playlist needs the viewer's token, and gives the media signature.
+    let sig = if playlist {
+        match state.protection.playlist_access(&live(&name), viewer_token(&q, &headers)).await {
+            Ok(sig) => sig,
+            Err(refused) => return refused.into_response(),
+        }
+    } else {
+        if let Err(refused) = state.protection.media_access(&live(&name), q.get("sig")).await {
+            return refused.into_response();
+        }
+        None
+    };
+    if file == "index.m3u8" {
+        return media_playlist(&state, &name, rendition, &q, sig.as_deref()).await;
+    }
+    if file == "dvr.m3u8" {
+        metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr", "blocking" => "no").increment(1);
+        let keys = match state.protection.content_keys(&live(&name)) {
+            Ok(k) => k,
+            Err(r) => return r.into_response(),
+        };
+        return match state.store.dvr_playlist(&name, rendition, state.gate.live_released_at(&name), &keys) {
+            Ok(body) => {
+                let body = match &sig {
+                    Some(sig) => with_signature(body, sig),
+                    None => body,
+                };
+                let body = with_token(body, q.get("token").map(String::as_str));
+                ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+            }
+            Err(e) => error(e),
+        };
+    }
+    let media = |data: Bytes, kind: &'static str| {
+        (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+                (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+            ],
+            data,
+        )
+            .into_response()
+    };
+    if let Some((id, kid)) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).and_then(init_name) {
+        let found = match state.store.init(&name, rendition, id) {
+            Err(StoreError::NotFound) => {
+                past_file(&state, &name, rendition, MediaFile::Init(id)).await.ok_or(StoreError::NotFound)
+            }
+            found => found,
+        };
+        return match (found, kid) {
+            (Ok(d), None) => media(d, "video/mp4"),
+            // `init-N-KID.mp4`: protected for one of a cbcs stream's keys.
+            (Ok(d), Some(kid)) => match state.protection.protect_init(&live(&name), (rendition, &file), kid, d).await {
+                Ok(Some(d)) => media(d, "video/mp4"),
+                Ok(None) => error(StoreError::NotFound),
+                Err(r) => r.into_response(),
+            },
+            (Err(e), _) => error(e),
+        };
+    }
+    if let Some(seq) = file.strip_prefix("part-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
+        return match state.store.part(&name, rendition, seq, block_timeout(&state, &name)).await {
+            // Taken down while the request waited.
+            Ok(_) if gated(&state, &name) => error(StoreError::NotFound),
+            Ok((d, msn, waited)) => match protect(&state, &name, (rendition, &file), msn, d).await {
+                Ok(d) => {
+                    record_release(waited, "part");
+                    media(d, "video/iso.segment")
+                }
+                Err(r) => r.into_response(),
+            },
+            Err(e) => error(e),
+        };
+    }
+    if let Some(msn) = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
+        let found = match state.store.segment(&name, rendition, msn) {
+            Ok(d) => Ok(d),
+            Err(StoreError::NotFound) => {
+                past_file(&state, &name, rendition, MediaFile::Segment(msn)).await.ok_or(StoreError::NotFound)
+            }
+            Err(e) => Err(e),
+        };
+        return match found {
+            Ok(d) => match protect(&state, &name, (rendition, &file), msn, d).await {
+                Ok(d) => media(d, "video/iso.segment"),
+                Err(r) => r.into_response(),
+            },
+            Err(e) => error(e),
+        };
+    }
+    error(StoreError::NotFound)
+}
+
+/// The content id of live stream `name`.
+fn live(name: &str) -> String {
+    format!("live/{name}")
+}
+
+/// Part or segment `msn` of live stream `name` as this node serves it (encrypted when the
+/// stream is).
+async fn protect(
+    state: &LiveState,
+    name: &str,
+    at: (&str, &str),
+    msn: u64,
+    data: Bytes,
+) -> Result<Bytes, tessera_license::serving::Refusal> {
+    let clear_init = || state.store.init_of(name, at.0, msn).ok().map(|(_, init)| init);
+    state.protection.protect(&live(name), at, msn, data, clear_init).await
+}
+
+/// `N` or `N-KID` (an init segment's number, and the key it is protected for).
+fn init_name(name: &str) -> Option<(u32, Option<&str>)> {
+    match name.split_once('-') {
+        None => Some((name.parse().ok()?, None)),
+        Some((n, kid)) if kid.len() == 32 && kid.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some((n.parse().ok()?, Some(kid)))
+        }
+        Some(_) => None,
+    }
+}
+
+/// A file the store does not hold (any more): from this node's disk or the archive, else
+/// from another node.
+async fn past_file(state: &LiveState, name: &str, rendition: &str, file: MediaFile) -> Option<Bytes> {
+    // A segment not made yet is looked for nowhere: not on disk, not around the cluster.
+    if let (MediaFile::Segment(msn), Some(held)) = (file, state.store.held(name)) {
+        if msn >= held.last_msn {
+            return None;
+        }
+    }
+    if let Some(data) = state.store.past_file(name, rendition, &file.file_name()).await {
+        return Some(data);
+    }
+    state.followers.pull(name, rendition, file).await
+}
+
+async fn media_playlist(
+    state: &LiveState,
+    name: &str,
+    rendition: &str,
+    q: &HashMap<String, String>,
+    sig: Option<&str>,
+) -> Response {
+    let msn = match q.get("_HLS_msn").map(|v| v.parse::<u64>()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return bad_request("_HLS_msn is not a number"),
+    };
+    let part = match q.get("_HLS_part").map(|v| v.parse::<u64>()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return bad_request("_HLS_part is not a number"),
+    };
+    if part.is_some() && msn.is_none() {
+        return bad_request("_HLS_part without _HLS_msn");
+    }
+    let skip = match q.get("_HLS_skip").map(String::as_str) {
+        None => false,
+        Some("YES") | Some("v2") => true,
+        Some(_) => return bad_request("_HLS_skip must be YES or v2"),
+    };
+    let block = msn.map(|msn| BlockRequest { msn, part });
+    metrics::counter!("tessera_playlist_requests_total", "kind" => "media", "blocking" => if block.is_some() { "yes" } else { "no" }).increment(1);
+    let keys = match state.protection.content_keys(&live(name)) {
+        Ok(k) => k,
+        Err(r) => return r.into_response(),
+    };
+    match state.store.media_playlist(name, rendition, block, skip, block_timeout(state, name), &keys).await {
+        Ok(_) if block.is_some() && gated(state, name) => error(StoreError::NotFound),
+        Ok(r) => {
+            record_release(r.waited_for, "playlist");
+            let cache = if block.is_some() { "public, max-age=60" } else { "no-cache" };
+            // Shared playlists are rewritten only for what this viewer carries on.
+            let body = if sig.is_some() || (!keys.is_empty() && q.contains_key("token")) {
+                let mut text = String::from_utf8_lossy(&r.body).into_owned();
+                if let Some(sig) = sig {
+                    text = with_signature(text, sig);
+                }
+                Bytes::from(with_token(text, q.get("token").map(String::as_str)))
+            } else {
+                r.body
+            };
+            ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, cache)], body).into_response()
+        }
+        Err(e) => error(e),
+    }
+}
