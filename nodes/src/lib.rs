@@ -16,11 +16,9 @@
 pub mod admin;
 pub mod archive_report;
 pub mod auth;
-pub mod check_hls;
 pub mod config;
 pub mod http;
 pub mod license;
-pub mod publish;
 pub mod release;
 pub mod rtmp_ingest;
 pub mod server;

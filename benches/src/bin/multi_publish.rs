@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use tessera_node::publish::{connect, publish, publish_stream_id, TsFile};
+use tessera_cli::publish::{connect, publish, publish_stream_id, TsFile};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

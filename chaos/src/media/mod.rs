@@ -4,7 +4,7 @@
 //! slowed and healed, relay nodes killed and restarted with empty memory. Every fault comes
 //! from one seed, so a failure replays exactly.
 //!
-//! The driver here does what a node's does (`tessera_node::relay`): each follower
+//! The driver here does what a node's does (`tessera_live::relay`): each follower
 //! subscribes to its parent in the tree with the position it holds; a relay that falls
 //! silent is passed over for the next node up; after a while a follower tries its parent
 //! again if the parent relays the stream. Time is ticks; a part is published every tick.

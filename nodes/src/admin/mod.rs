@@ -3,9 +3,8 @@
 //! `{"error": CODE, "message": ...}`. Writes go to the catalog's leader from any node; reads
 //! are linearizable unless `?consistency=local` asks for this node's copy, which the answer
 //! says how far it has got (`applied`, `leader`). `/api/v1/openapi.json` describes it;
-//! [`client::AdminClient`] speaks it.
+//! `tessera_cli::admin::AdminClient` speaks it.
 
-pub mod client;
 mod releases;
 
 use std::sync::Arc;

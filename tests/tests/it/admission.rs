@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tessera_node::publish::{connect, publish_stream_id};
+use tessera_cli::publish::{connect, publish_stream_id};
 
 use crate::common::*;
 
@@ -58,9 +58,9 @@ async fn a_second_publisher_takes_over_when_configured() {
     wait_ok(node.http_addr(), "/live/cam/index.m3u8", Duration::from_secs(10)).await;
     // The second publisher is accepted; the first is disconnected by the node.
     let mut second = connect(node.srt_addr(), &publish_stream_id("cam")).await.expect("takeover accepted");
-    let file = tessera_node::publish::TsFile::new(SAMPLE).unwrap();
+    let file = tessera_cli::publish::TsFile::new(SAMPLE).unwrap();
     let feeding = tokio::spawn(async move {
-        tessera_node::publish::publish(&mut second, &file, Some(1)).await.ok();
+        tessera_cli::publish::publish(&mut second, &file, Some(1)).await.ok();
         second.next().await;
     });
     let first_result = tokio::time::timeout(Duration::from_secs(15), first).await.expect("first publisher stopped");
@@ -92,8 +92,8 @@ async fn srt_passphrase_per_stream() {
         other => panic!("right passphrase accepted: {:?}", other.map(|r| r.err())),
     };
     // And the encrypted feed is packaged.
-    let file = tessera_node::publish::TsFile::new(SAMPLE).unwrap();
-    let feed = tokio::spawn(async move { tessera_node::publish::publish(&mut socket, &file, Some(1)).await });
+    let file = tessera_cli::publish::TsFile::new(SAMPLE).unwrap();
+    let feed = tokio::spawn(async move { tessera_cli::publish::publish(&mut socket, &file, Some(1)).await });
     let mv = wait_ok(node.http_addr(), "/live/vault/index.m3u8", Duration::from_secs(10)).await;
     assert_eq!(mv.status, 200);
     feed.await.unwrap().unwrap();

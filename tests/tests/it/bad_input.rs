@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use srt_tokio::SrtSocket;
-use tessera_node::publish::{connect, publish_stream_id};
+use tessera_cli::publish::{connect, publish_stream_id};
 
 use crate::common::*;
 
@@ -147,9 +147,9 @@ async fn publishers_over_a_limit_are_cut() {
     ] {
         let node = node(|c| tweak(c)).await;
         let mut socket = connect(node.srt_addr(), &publish_stream_id(name)).await.unwrap();
-        let file = tessera_node::publish::TsFile::new(SAMPLE).unwrap();
+        let file = tessera_cli::publish::TsFile::new(SAMPLE).unwrap();
         let publishing =
-            tokio::time::timeout(Duration::from_secs(8), tessera_node::publish::publish(&mut socket, &file, Some(1)))
+            tokio::time::timeout(Duration::from_secs(8), tessera_cli::publish::publish(&mut socket, &file, Some(1)))
                 .await;
         assert!(
             closed_by_node(&mut socket, Duration::from_secs(6)).await || matches!(publishing, Ok(Err(_))),

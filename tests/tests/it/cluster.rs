@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hyper::Method;
 use serde_json::{json, Value};
-use tessera_node::admin::client::{AdminClient, AdminClientError};
+use tessera_cli::admin::{AdminClient, AdminClientError};
 
 use crate::common::scratch_dir;
 

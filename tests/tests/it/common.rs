@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tessera_node::publish::{connect, publish, publish_stream_id, TsFile};
+use tessera_cli::publish::{connect, publish, publish_stream_id, TsFile};
 use tessera_node::{Node, NodeConfig};
 use tessera_packager::check::attr;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hyper::Method;
 use serde_json::{json, Value};
-use tessera_node::admin::client::AdminClient;
+use tessera_cli::admin::AdminClient;
 use tessera_packager::encrypt::aes128;
 
 use crate::common::*;

@@ -20,7 +20,7 @@ async fn a_recorded_live_stream_plays_back_as_vod_once_it_ends() {
     })
     .await;
     let http = node.http_addr();
-    let api = tessera_node::admin::client::AdminClient::new(&http.to_string(), ADMIN);
+    let api = tessera_cli::admin::AdminClient::new(&http.to_string(), ADMIN);
     api.call(Method::PUT, "/api/v1/streams/show", Some(&json!({ "ladder": "source" }))).await.unwrap();
     let set = api.call(Method::PUT, "/api/v1/streams/show", Some(&json!({ "record": true }))).await.unwrap();
     assert_eq!(set["record"], true, "{set}");
@@ -166,11 +166,7 @@ fn recorded_segments(archive: &std::path::Path, id: &str) -> usize {
 }
 
 /// The recording node `node` is making, once it has three segments in the archive.
-async fn recording_under_way(
-    api: &tessera_node::admin::client::AdminClient,
-    archive: &std::path::Path,
-    node: u64,
-) -> String {
+async fn recording_under_way(api: &tessera_cli::admin::AdminClient, archive: &std::path::Path, node: u64) -> String {
     crate::cluster::eventually(Duration::from_secs(30), "three segments recorded", || async {
         let list: Value = api.get("/api/v1/assets").await.ok()?;
         let a = list["data"].as_array()?.first()?.clone();

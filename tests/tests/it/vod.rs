@@ -112,7 +112,7 @@ async fn a_film_uploaded_over_tus_in_chunks_and_resumed_becomes_an_asset_and_bad
     let id = last.headers["tessera-asset"].to_str().unwrap().to_string();
     assert_eq!(tus.offset(&url).await, Some(MP4.len() as u64), "a finished upload says so when resumed");
 
-    let api = tessera_node::admin::client::AdminClient::new(&node.http_addr().to_string(), ADMIN);
+    let api = tessera_cli::admin::AdminClient::new(&node.http_addr().to_string(), ADMIN);
     let asset: Value = api.get(&format!("/api/v1/assets/{id}")).await.unwrap();
     assert_eq!(asset["title"], "The Sample");
     assert!(asset["state"] == "transcoding" || asset["state"] == "ready", "its jobs are recorded: {asset}");
@@ -192,7 +192,7 @@ async fn tessera_vod_upload_resumes_after_being_killed_and_the_stored_file_is_wh
         "a progress bar: {stderr}"
     );
     let id = stdout.trim().strip_prefix("asset: ").expect("the asset's id").to_string();
-    let api = tessera_node::admin::client::AdminClient::new(&node.http_addr().to_string(), ADMIN);
+    let api = tessera_cli::admin::AdminClient::new(&node.http_addr().to_string(), ADMIN);
     let asset: Value = api.get(&format!("/api/v1/assets/{id}")).await.unwrap();
     assert_eq!(
         (asset["title"].as_str(), asset["source"]["sha256"].as_str()),
@@ -228,7 +228,7 @@ async fn an_uploaded_film_is_packaged_by_a_worker_and_played_back_as_vod_with_an
     let done = tus.patch(&url, 0, MP4, None).await;
     assert_eq!(done.status, 204, "{}", done.text());
     let id = done.headers["tessera-asset"].to_str().unwrap().to_string();
-    let api = tessera_node::admin::client::AdminClient::new(&http.to_string(), ADMIN);
+    let api = tessera_cli::admin::AdminClient::new(&http.to_string(), ADMIN);
     let asset = crate::cluster::eventually(std::time::Duration::from_secs(30), "the asset ready", || async {
         let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
         (a["state"] == "ready").then_some(a)
@@ -347,7 +347,7 @@ async fn an_hevc_film_keeps_its_hevc_rendition_and_gets_h264_rungs_decoded_from_
     let done = tus.patch(&url, 0, &bytes, None).await;
     assert_eq!(done.status, 204, "{}", done.text());
     let id = done.headers["tessera-asset"].to_str().unwrap().to_string();
-    let api = tessera_node::admin::client::AdminClient::new(&http.to_string(), ADMIN);
+    let api = tessera_cli::admin::AdminClient::new(&http.to_string(), ADMIN);
     let asset = crate::cluster::eventually(std::time::Duration::from_secs(60), "the asset ready", || async {
         let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
         (a["state"] != "transcoding" && a["state"] != "uploaded").then_some(a)

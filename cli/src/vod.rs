@@ -13,7 +13,7 @@ use clap::Subcommand;
 use hyper::Method;
 use tessera_vod::tus_client::{TusClient, UploadOptions, UploadProgress};
 
-use crate::cluster_cli::ApiArgs;
+use crate::cluster::ApiArgs;
 
 #[derive(Subcommand, Debug)]
 pub enum VodCommand {

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::cluster_cli::ApiArgs;
+use crate::cluster::ApiArgs;
 
 #[derive(Subcommand, Debug)]
 pub enum ReleaseCommand {

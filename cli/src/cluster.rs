@@ -4,12 +4,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::admin::AdminClient;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::Value;
 use tessera_cluster::{ClusterAddrs, ClusterService};
-use tessera_node::admin::client::AdminClient;
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
