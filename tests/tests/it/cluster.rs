@@ -16,12 +16,19 @@ use crate::common::scratch_dir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera-cli");
 
-fn udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// A port free now for both TCP and UDP, below the kernel's ephemeral range (32768 and up
+/// by default): a node binds it later, and in between an ephemeral socket of another test
+/// (a publisher, a client, a joiner) could take a port from that range, never from this one.
+fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919);
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + (start.wrapping_add(n) % 12_000) as u16;
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One node's folder and addresses; the process comes and goes.
@@ -37,9 +44,9 @@ impl Proc {
     pub(crate) fn new(name: &str) -> Self {
         Proc {
             dir: scratch_dir(name),
-            cluster: SocketAddr::from(([127, 0, 0, 1], udp_port())),
-            http: SocketAddr::from(([127, 0, 0, 1], tcp_port())),
-            srt: SocketAddr::from(([127, 0, 0, 1], udp_port())),
+            cluster: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            http: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            srt: SocketAddr::from(([127, 0, 0, 1], free_port())),
             child: None,
         }
     }
@@ -52,7 +59,7 @@ impl Proc {
             .args(["node", "--data-dir"])
             .arg(&self.dir)
             .args(["--cluster", &self.cluster.to_string(), "--http", &self.http.to_string()])
-            .args(["--srt", &self.srt.to_string(), "--rtmp", &format!("127.0.0.1:{}", tcp_port())])
+            .args(["--srt", &self.srt.to_string(), "--rtmp", &format!("127.0.0.1:{}", free_port())])
             .args(["--catalog-snapshot-every", "100", "--log", "info,openraft=warn"])
             .args(extra)
             .stdout(log.try_clone().unwrap())
