@@ -75,11 +75,12 @@ pub struct QuicTransport {
     client: quinn::ClientConfig,
     connections: Arc<Mutex<HashMap<NodeId, quinn::Connection>>>,
     registry: Arc<Registry>,
+    started: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl QuicTransport {
-    /// Binds `addr` with the node's identity and starts serving (protocols registered later
-    /// are served from then on; before, a caller is told the protocol is unknown).
+    /// Binds `addr` with the node's identity. Nothing is served until [`start`](Self::start):
+    /// callers' connections wait in the endpoint's queue meanwhile.
     pub fn bind(addr: SocketAddr, identity: &NodeIdentity) -> Result<Self, BindError> {
         let endpoint =
             quinn::Endpoint::server(tls::server_config(identity)?, addr).map_err(|e| BindError::Socket(addr, e))?;
@@ -88,9 +89,17 @@ impl QuicTransport {
             client: tls::member_client_config(identity)?,
             connections: Arc::default(),
             registry: Arc::default(),
+            started: Arc::default(),
         };
-        tokio::spawn(accept(transport.endpoint.clone(), transport.registry.clone()));
         Ok(transport)
+    }
+
+    /// Starts serving the protocols registered so far, and those registered later from
+    /// then on (before, a caller of one is told it is unknown). Once only.
+    pub fn start(&self) {
+        if !self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tokio::spawn(accept(self.endpoint.clone(), self.registry.clone()));
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {

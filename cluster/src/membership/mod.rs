@@ -118,7 +118,8 @@ impl ClusterService {
         Ok(service)
     }
 
-    /// Registers the members' protocols, and tells the transport who is a member.
+    /// Registers the members' protocols, tells the transport who is a member, and starts
+    /// serving: a joiner or a peer that called early has waited until now.
     fn serve(&self) {
         let catalog = self.catalog.clone();
         self.transport.set_members(Arc::new(move |id| catalog.read_local(|c| c.nodes.contains_key(&id)).value));
@@ -148,6 +149,7 @@ impl ClusterService {
             let this = this.clone();
             async move { this.admit(request).await }
         });
+        self.transport.start();
     }
 
     /// Starts a member from its data folder.
