@@ -7,6 +7,8 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tessera_packager::fmp4::CmafMuxer;
 use tessera_packager::segmenter::{PartOut, SegmenterEvent};
 
+use tessera_ingest::timestamp::TICKS_PER_SECOND;
+
 use crate::mailbox::Inflight;
 use tessera_packager::sink::{MediaSink, Published};
 
@@ -86,7 +88,7 @@ impl Actor for PackagerActor {
                     Published::Part {
                         segment: p.segment,
                         data,
-                        duration: p.duration as f64 / 90_000.0,
+                        duration: p.duration as f64 / TICKS_PER_SECOND as f64,
                         independent: p.independent,
                         program_time_ms: p.program_time_ms,
                         part_target,

@@ -6,9 +6,10 @@
 //! at the boundaries it is given ([`Cuts::Boundaries`]).
 
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tessera_ingest::timestamp::{unix_ms, TICKS_PER_SECOND};
 use tessera_ingest::{Frame, TrackInfo};
 use tessera_packager::segmenter::{Boundary, Segmenter, SegmenterConfig, SegmenterEvent};
 
@@ -59,10 +60,6 @@ pub struct SegmenterState {
     arrivals: HashMap<u16, Instant>,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Actor for SegmenterActor {
     type Msg = SegmenterMsg;
     type State = SegmenterState;
@@ -91,7 +88,7 @@ impl Actor for SegmenterActor {
                 last_arrival = st.arrivals.insert(f.track, arrived);
                 let (breaks, dups) = (st.core.timeline_breaks, st.core.duplicates);
                 let (track, dts) = (f.track, f.dts);
-                let events = st.core.frame_at(f, now_ms(), boundary);
+                let events = st.core.frame_at(f, unix_ms(), boundary);
                 if st.core.timeline_breaks > breaks {
                     metrics::counter!("tessera_timeline_breaks_total").increment(1);
                     tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, rendition = %st.cfg.rendition, track, dts, "timestamps jumped: starting a discontinuity at the next keyframe");
@@ -133,7 +130,8 @@ fn forward(
     events: Vec<SegmenterEvent>,
     last_arrival: Option<Instant>,
 ) -> Result<(), ActorProcessingErr> {
-    let part_target = st.core.effective_part_target().unwrap_or(st.cfg.segmenter.part_target) as f64 / 90_000.0;
+    let part_target =
+        st.core.effective_part_target().unwrap_or(st.cfg.segmenter.part_target) as f64 / TICKS_PER_SECOND as f64;
     for e in events {
         tap(st, &e);
         let Some(next) = &st.cfg.next else { continue };

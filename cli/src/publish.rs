@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::SinkExt;
 use srt_tokio::SrtSocket;
+use tessera_ingest::timestamp::TICKS_PER_MS;
 use tessera_ingest::ts::mux::{packet_pcr, TsRetimer};
 use tessera_ingest::ts::{TsDemuxer, PACKET_SIZE};
 use tessera_ingest::{DemuxEvent, TrackKind};
@@ -74,7 +75,7 @@ impl TsFile {
 
     /// Duration of one loop.
     pub fn duration(&self) -> Duration {
-        Duration::from_micros((self.loop_ticks as u64) * 1000 / 90)
+        Duration::from_micros((self.loop_ticks as u64) * 1000 / TICKS_PER_MS as u64)
     }
 }
 
@@ -136,10 +137,7 @@ pub async fn publish_pattern(
                 if let Some(wait) = Duration::from_micros(at).checked_sub(start.elapsed()) {
                     std::thread::sleep(wait);
                 }
-                let wall = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                let ts = pattern.next(wall).map_err(PublishError::from);
+                let ts = pattern.next(tessera_ingest::timestamp::unix_ms()).map_err(PublishError::from);
                 let failed = ts.is_err();
                 if tx.blocking_send(ts).is_err() || failed {
                     return;

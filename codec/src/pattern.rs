@@ -16,6 +16,7 @@
 
 use tessera_ingest::aac;
 use tessera_ingest::media::AacConfig;
+use tessera_ingest::timestamp::TICKS_PER_SECOND;
 use tessera_ingest::ts::mux::{PesSpec, TsWriter};
 use tessera_ingest::ts::psi::StreamType;
 
@@ -131,7 +132,7 @@ impl TestPattern {
 
     /// Duration of one frame, 90 kHz ticks (fractional rates are rounded per frame).
     fn pts(&self, frame: u64) -> i64 {
-        (frame as i128 * 90_000 * self.config.fps.1 as i128 / self.config.fps.0.max(1) as i128) as i64
+        (frame as i128 * TICKS_PER_SECOND as i128 * self.config.fps.1 as i128 / self.config.fps.0.max(1) as i128) as i64
     }
 
     /// Microseconds from the first frame to frame `n`, for pacing.
@@ -160,7 +161,7 @@ impl TestPattern {
         }
         self.video.send(Some(&self.picture.as_picture()), keyframe)?;
         // TS timestamps start one second in, so the first audio and video are positive.
-        const OFFSET: i64 = 90_000;
+        const OFFSET: i64 = TICKS_PER_SECOND;
         while let Some(p) = self.video.receive()? {
             out.extend(self.ts.pes(&PesSpec {
                 pid: VIDEO_PID,
@@ -174,7 +175,7 @@ impl TestPattern {
             }));
         }
         // Sound up to the end of this frame.
-        let until = (self.pts(n + 1) as i128 * SAMPLE_RATE as i128 / 90_000) as u64;
+        let until = (self.pts(n + 1) as i128 * SAMPLE_RATE as i128 / TICKS_PER_SECOND as i128) as u64;
         let fs = self.audio.frame_size() as u64;
         while self.audio_samples + fs <= until {
             let plane = beep(self.audio_samples, fs as usize);
@@ -183,7 +184,7 @@ impl TestPattern {
             while let Some(p) = self.audio.receive()? {
                 let mut adts = aac::adts_header(&self.asc, p.data.len()).to_vec();
                 adts.extend_from_slice(p.data);
-                let apts = p.pts * 90_000 / SAMPLE_RATE as i64 + OFFSET;
+                let apts = p.pts * TICKS_PER_SECOND / SAMPLE_RATE as i64 + OFFSET;
                 out.extend(self.ts.pes(&PesSpec {
                     pid: AUDIO_PID,
                     stream_id: 0xc0,

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use tessera_transcode::wire::{self, FrameReader, FromWorker, RungJob, StartJob, ToWorker, WorkerStats};
 
+use tessera_ingest::timestamp::{TICKS_PER_MS, TICKS_PER_SECOND};
+
 use crate::video::{CodecError, Decoder, Encoder, EncoderSettings, Frame, Scaler, SourceCodec};
 
 /// Why the worker stopped.
@@ -43,7 +45,7 @@ pub enum WorkerError {
 
 /// A frame rate from one frame's duration in 90 kHz ticks, snapped to the usual rates.
 pub fn frame_rate(ticks: i64) -> (u32, u32) {
-    let f = 90_000.0 / ticks.max(1) as f64;
+    let f = TICKS_PER_SECOND as f64 / ticks.max(1) as f64;
     const RATES: [u32; 7] = [24, 25, 30, 48, 50, 60, 120];
     // 59.94 fps alternates 1501 and 1502 ticks: within 0.06 % is the NTSC rate.
     if let Some(n) = RATES.iter().find(|n| (f / (**n as f64 * 1000.0 / 1001.0) - 1.0).abs() < 0.0006) {
@@ -345,8 +347,8 @@ impl Job {
             self.boundaries.insert(pts, b);
         }
         if let Some(prev) = self.last_dts.replace(dts) {
-            if dts > prev && dts - prev < 90_000 {
-                self.stats.media_us += ((dts - prev) as u64) * 1000 / 90;
+            if dts > prev && dts - prev < TICKS_PER_SECOND {
+                self.stats.media_us += ((dts - prev) as u64) * 1000 / TICKS_PER_MS as u64;
             }
         }
         self.stats.frames += 1;

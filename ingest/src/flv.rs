@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::aac;
 use crate::h264;
 use crate::media::{AacConfig, CodecConfig, DemuxEvent, Frame, TrackInfo, TrackKind};
-use crate::timestamp::Unwrapper;
+use crate::timestamp::{Unwrapper, TICKS_PER_MS};
 
 /// Track ids used for FLV sources (there is one video and one audio track).
 pub const VIDEO_TRACK: u16 = 1;
@@ -48,7 +48,7 @@ pub struct FlvDemuxer {
 }
 
 fn ms_to_90k(ms: i64) -> i64 {
-    ms * 90
+    ms * TICKS_PER_MS
 }
 
 impl Default for FlvDemuxer {

@@ -2,9 +2,6 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// Ticks per second of every [`Frame`] timestamp.
-pub const TIMESCALE_90K: u32 = 90_000;
-
 /// Whether a track carries pictures or sound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum TrackKind {

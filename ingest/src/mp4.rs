@@ -21,7 +21,8 @@
 use bytes::Bytes;
 use mp4_atom::{Codec, Decode, Moov, StszSamples, Trak};
 
-use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind, TIMESCALE_90K};
+use crate::media::{CodecConfig, Frame, TrackInfo, TrackKind};
+use crate::timestamp::TICKS_PER_SECOND;
 use crate::{aac, h264, hevc};
 
 /// The video track's id in [`SourceIndex`] frames.
@@ -334,7 +335,7 @@ fn sample_table(trak: &Trak, ours: u16, file_len: u64) -> Result<Vec<SampleRef>,
         }
     }
     let sync: Option<std::collections::HashSet<u32>> = stbl.stss.as_ref().map(|s| s.entries.iter().copied().collect());
-    let to_90k = |t: i128| (t * TIMESCALE_90K as i128).div_euclid(timescale as i128) as i64;
+    let to_90k = |t: i128| (t * TICKS_PER_SECOND as i128).div_euclid(timescale as i128) as i64;
     let mut out = Vec::with_capacity(count);
     let mut dts: i128 = 0;
     let mut n = 0usize;

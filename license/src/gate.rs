@@ -8,7 +8,7 @@
 //!   off from the quorum keeps serving what it had applied as open, and opens nothing new.
 //! - Gated content answers exactly as unknown content does (`404`, `no-store`): its
 //!   existence does not leak. Each refusal is counted (`tessera_release_gated_requests_total`).
-//! - Time enters at one place, the node's [`Clock`] ([`wall_clock_ms`], or a skewed one in
+//! - Time enters at one place, the node's [`Clock`] (the wall clock, or a skewed one in
 //!   tests): read by the node's release clock task (for votes) and by the gate (a
 //!   takedown's end, where early is the safe side). The catalog reads no clock.
 
@@ -16,17 +16,12 @@ use std::sync::Arc;
 
 use tessera_raft::{CatalogNode, Gate, Visibility};
 
-/// Milliseconds since the Unix epoch on this node's clock.
-pub fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 /// A node's clock: the wall clock, or (for tests of skewed clocks) an offset from it.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// The wall clock shifted by `skew_ms` (0: the wall clock itself).
 pub fn clock_with_skew(skew_ms: i64) -> Clock {
-    Arc::new(move || wall_clock_ms() + skew_ms)
+    Arc::new(move || tessera_ingest::timestamp::unix_ms() + skew_ms)
 }
 
 /// Decides whether this node may serve a piece of content now.

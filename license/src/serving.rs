@@ -121,6 +121,11 @@ impl MediaProtection {
         self.license.as_ref()
     }
 
+    /// Whether `content` is encrypted as it is served.
+    pub fn protects(&self, content: &str) -> bool {
+        self.catalog.peek(|c| c.protection_of(content)) != Protection::None
+    }
+
     /// The keys the playlists of `content` name, each from its segment number on: none for
     /// clear content. Key URIs are `/license/CONTENT/KID` (AES-128) and
     /// `/license/clearkey/CONTENT/KID` (cbcs, EME ClearKey).

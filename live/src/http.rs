@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,7 +30,7 @@ use tessera_license::urls::{viewer_token, with_signature, with_token};
 use tessera_packager::BlockRequest;
 
 use crate::relay::{Followers, MediaFile};
-use crate::store::{SegmentStore, StoreError};
+use crate::store::{ChainedBytes, SegmentStore, StoreError};
 
 /// What the live handlers share.
 pub struct LiveState {
@@ -180,65 +181,115 @@ async fn rendition_file(
             Err(e) => error(e),
         };
     }
-    let media = |data: Bytes, kind: &'static str| {
-        (
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
-                (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
-            ],
-            data,
-        )
-            .into_response()
-    };
-    if let Some((id, kid)) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).and_then(init_name) {
-        let found = match state.store.init(&name, rendition, id) {
-            Err(StoreError::NotFound) => {
-                past_file(&state, &name, rendition, MediaFile::Init(id)).await.ok_or(StoreError::NotFound)
-            }
-            found => found,
-        };
-        return match (found, kid) {
-            (Ok(d), None) => media(d, "video/mp4"),
-            // `init-N-KID.mp4`: protected for one of a cbcs stream's keys.
-            (Ok(d), Some(kid)) => match state.protection.protect_init(&live(&name), (rendition, &file), kid, d).await {
-                Ok(Some(d)) => media(d, "video/mp4"),
-                Ok(None) => error(StoreError::NotFound),
-                Err(r) => r.into_response(),
-            },
-            (Err(e), _) => error(e),
-        };
-    }
-    if let Some(seq) = file.strip_prefix("part-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
-        return match state.store.part(&name, rendition, seq, block_timeout(&state, &name)).await {
-            // Taken down while the request waited.
-            Ok(_) if gated(&state, &name) => error(StoreError::NotFound),
-            Ok((d, msn, waited)) => match protect(&state, &name, (rendition, &file), msn, d).await {
-                Ok(d) => {
-                    record_release(waited, "part");
-                    media(d, "video/iso.segment")
+    media_file(&state, &name, rendition, &file).await
+}
+
+/// An init segment, part or segment of a rendition, as this node serves it: from the store,
+/// else (finished files) from this node's disk, the archive or another node; encrypted
+/// when the stream is.
+async fn media_file(state: &LiveState, name: &str, rendition: &str, file: &str) -> Response {
+    let Some(requested) = MediaFile::parse(file) else { return error(StoreError::NotFound) };
+    match (requested.file, requested.kid) {
+        (MediaFile::Init(id), kid) => {
+            let Ok(id) = u32::try_from(id) else { return error(StoreError::NotFound) };
+            let found = match state.store.init(name, rendition, id) {
+                Err(StoreError::NotFound) => {
+                    past_file(state, name, rendition, requested.file).await.ok_or(StoreError::NotFound)
                 }
-                Err(r) => r.into_response(),
-            },
-            Err(e) => error(e),
-        };
-    }
-    if let Some(msn) = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok()) {
-        let found = match state.store.segment(&name, rendition, msn) {
-            Ok(d) => Ok(d),
-            Err(StoreError::NotFound) => {
-                past_file(&state, &name, rendition, MediaFile::Segment(msn)).await.ok_or(StoreError::NotFound)
+                found => found,
+            };
+            match (found, kid) {
+                (Ok(d), None) => media(d.into(), "video/mp4"),
+                // `init-N-KID.mp4`: protected for one of a cbcs stream's keys.
+                (Ok(d), Some(kid)) => match state.protection.protect_init(&live(name), (rendition, file), kid, d).await
+                {
+                    Ok(Some(d)) => media(d.into(), "video/mp4"),
+                    Ok(None) => error(StoreError::NotFound),
+                    Err(r) => r.into_response(),
+                },
+                (Err(e), _) => error(e),
             }
-            Err(e) => Err(e),
-        };
-        return match found {
-            Ok(d) => match protect(&state, &name, (rendition, &file), msn, d).await {
-                Ok(d) => media(d, "video/iso.segment"),
-                Err(r) => r.into_response(),
-            },
-            Err(e) => error(e),
-        };
+        }
+        (MediaFile::Part(seq), None) => {
+            match state.store.part(name, rendition, seq, block_timeout(state, name)).await {
+                // Taken down while the request waited.
+                Ok(_) if gated(state, name) => error(StoreError::NotFound),
+                Ok((d, msn, waited)) => match protect(state, name, (rendition, file), msn, d).await {
+                    Ok(d) => {
+                        record_release(waited, "part");
+                        media(d.into(), "video/iso.segment")
+                    }
+                    Err(r) => r.into_response(),
+                },
+                Err(e) => error(e),
+            }
+        }
+        (MediaFile::Segment(msn), None) => {
+            let found = match state.store.segment(name, rendition, msn) {
+                Err(StoreError::NotFound) => past_file(state, name, rendition, requested.file)
+                    .await
+                    .map(ChainedBytes::from)
+                    .ok_or(StoreError::NotFound),
+                found => found,
+            };
+            match found {
+                // A clear segment goes out as its parts, chained: never copied into one buffer.
+                Ok(d) if !state.protection.protects(&live(name)) => media(d, "video/iso.segment"),
+                Ok(d) => match protect(state, name, (rendition, file), msn, d.to_bytes()).await {
+                    Ok(d) => media(d.into(), "video/iso.segment"),
+                    Err(r) => r.into_response(),
+                },
+                Err(e) => error(e),
+            }
+        }
+        _ => error(StoreError::NotFound),
     }
-    error(StoreError::NotFound)
+}
+
+/// A media file's answer: its bytes as they are held, immutable for caches.
+fn media(data: ChainedBytes, kind: &'static str) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+        (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+    ];
+    (headers, Body::new(ChainedBody::from(data))).into_response()
+}
+
+/// A response body made of chunks, sent one after another, its length known up front.
+struct ChainedBody {
+    chunks: std::collections::VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl From<ChainedBytes> for ChainedBody {
+    fn from(data: ChainedBytes) -> Self {
+        ChainedBody { remaining: data.len() as u64, chunks: data.chunks().iter().cloned().collect() }
+    }
+}
+
+impl http_body::Body for ChainedBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let next = this.chunks.pop_front().map(|chunk| {
+            this.remaining -= chunk.len() as u64;
+            Ok(http_body::Frame::data(chunk))
+        });
+        std::task::Poll::Ready(next)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
 }
 
 /// The content id of live stream `name`.
@@ -259,17 +310,6 @@ async fn protect(
     state.protection.protect(&live(name), at, msn, data, clear_init).await
 }
 
-/// `N` or `N-KID` (an init segment's number, and the key it is protected for).
-fn init_name(name: &str) -> Option<(u32, Option<&str>)> {
-    match name.split_once('-') {
-        None => Some((name.parse().ok()?, None)),
-        Some((n, kid)) if kid.len() == 32 && kid.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            Some((n.parse().ok()?, Some(kid)))
-        }
-        Some(_) => None,
-    }
-}
-
 /// A file the store does not hold (any more): from this node's disk or the archive, else
 /// from another node.
 async fn past_file(state: &LiveState, name: &str, rendition: &str, file: MediaFile) -> Option<Bytes> {
@@ -279,7 +319,7 @@ async fn past_file(state: &LiveState, name: &str, rendition: &str, file: MediaFi
             return None;
         }
     }
-    if let Some(data) = state.store.past_file(name, rendition, &file.file_name()).await {
+    if let Some(data) = state.store.past_file(name, rendition, &file.to_string()).await {
         return Some(data);
     }
     state.followers.pull(name, rendition, file).await

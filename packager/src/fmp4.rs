@@ -5,7 +5,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tessera_ingest::aac::SAMPLES_PER_FRAME;
-use tessera_ingest::media::{CodecConfig, TrackInfo, TrackKind, TIMESCALE_90K};
+use tessera_ingest::media::{CodecConfig, TrackInfo, TrackKind};
+use tessera_ingest::timestamp::TICKS_PER_SECOND;
 use tessera_ingest::{h264, hevc};
 
 use crate::segmenter::{PartOut, Sample};
@@ -85,7 +86,7 @@ const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_000
 pub fn timescale(t: &TrackInfo) -> u32 {
     match &t.codec {
         CodecConfig::Aac(a) => a.sample_rate,
-        _ => TIMESCALE_90K,
+        _ => TICKS_PER_SECOND as u32,
     }
 }
 
@@ -210,10 +211,10 @@ const FLAGS_SYNC: u32 = 0x0200_0000;
 const FLAGS_NON_SYNC: u32 = 0x0101_0000;
 
 fn rescale(ticks: i64, timescale: u32) -> i64 {
-    if timescale == TIMESCALE_90K {
+    if i64::from(timescale) == TICKS_PER_SECOND {
         ticks
     } else {
-        (ticks * timescale as i64 + 45_000) / 90_000
+        (ticks * timescale as i64 + TICKS_PER_SECOND / 2) / TICKS_PER_SECOND
     }
 }
 
@@ -261,7 +262,7 @@ pub fn fragment(seq: u32, runs: &[TrackRun]) -> Bytes {
 
 /// Decode time 0 lies this far (90 kHz ticks) before the first presented frame, so that
 /// nothing before it (B-frame decode times, audio starting a little earlier) goes negative.
-pub const ORIGIN_MARGIN: i64 = 10 * 90_000;
+pub const ORIGIN_MARGIN: i64 = 10 * TICKS_PER_SECOND;
 
 /// Keeps each track's decode time continuous across fragments.
 ///

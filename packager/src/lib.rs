@@ -12,11 +12,13 @@
 
 pub mod encrypt;
 pub mod fmp4;
+pub mod names;
 pub mod playlist;
 pub mod segmenter;
 pub mod sink;
 pub mod vod;
 
+pub use names::MediaFile;
 pub use playlist::{BlockRequest, BlockState, PlaylistConfig, PlaylistState, SegmentKey};
 pub use segmenter::{PartOut, Segmenter, SegmenterConfig, SegmenterEvent};
 pub use sink::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};

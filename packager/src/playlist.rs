@@ -21,6 +21,8 @@
 use std::collections::VecDeque;
 use std::fmt::Write;
 
+use crate::names::{protected_init, MediaFile};
+
 /// Playlist settings.
 #[derive(Debug, Clone)]
 pub struct PlaylistConfig {
@@ -104,7 +106,7 @@ impl SegmentEntry {
                     head.key = uri;
                 }
                 if head.init != Some((self.init, Some(kid))) {
-                    let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}-{kid}.mp4\"", self.init);
+                    let _ = writeln!(s, "#EXT-X-MAP:URI=\"{}\"", protected_init(u64::from(self.init), kid));
                     head.init = Some((self.init, Some(kid)));
                 }
             }
@@ -113,7 +115,7 @@ impl SegmentEntry {
                     if head.key.take().is_some() {
                         s.push_str("#EXT-X-KEY:METHOD=NONE\n");
                     }
-                    let _ = writeln!(s, "#EXT-X-MAP:URI=\"init-{}.mp4\"", self.init);
+                    let _ = writeln!(s, "#EXT-X-MAP:URI=\"{}\"", MediaFile::Init(u64::from(self.init)));
                     head.init = Some((self.init, None));
                 }
                 if uri != head.key {
@@ -432,7 +434,7 @@ impl PlaylistState {
             if seg.gap {
                 s.push_str("#EXT-X-GAP\n");
             }
-            let _ = writeln!(s, "#EXTINF:{:.5},\nseg-{}.m4s", seg.duration, seg.msn);
+            let _ = writeln!(s, "#EXTINF:{:.5},\n{}", seg.duration, MediaFile::Segment(seg.msn));
         }
         if self.ended {
             s.push_str("#EXT-X-ENDLIST\n");
@@ -556,7 +558,7 @@ impl PlaylistState {
                 s.push_str("#EXT-X-GAP\n");
             } else if i >= parts_from || !seg.complete {
                 for p in &seg.parts {
-                    let _ = write!(s, "#EXT-X-PART:DURATION={:.5},URI=\"part-{}.m4s\"", p.duration, p.seq);
+                    let _ = write!(s, "#EXT-X-PART:DURATION={:.5},URI=\"{}\"", p.duration, MediaFile::Part(p.seq));
                     if p.independent {
                         s.push_str(",INDEPENDENT=YES");
                     }
@@ -564,13 +566,13 @@ impl PlaylistState {
                 }
             }
             if seg.complete {
-                let _ = writeln!(s, "#EXTINF:{:.5},\nseg-{}.m4s", seg.duration, seg.msn);
+                let _ = writeln!(s, "#EXTINF:{:.5},\n{}", seg.duration, MediaFile::Segment(seg.msn));
             }
         }
         if self.ended {
             s.push_str("#EXT-X-ENDLIST\n");
         } else if !self.segments.is_empty() {
-            let _ = writeln!(s, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part-{}.m4s\"", self.next_part_seq);
+            let _ = writeln!(s, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", MediaFile::Part(self.next_part_seq));
         }
         for r in reports {
             let _ = write!(s, "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={}", r.uri, r.last_msn);

@@ -31,6 +31,7 @@
 use std::collections::BTreeMap;
 
 use tessera_ingest::media::{Frame, TrackInfo, TrackKind};
+use tessera_ingest::timestamp::{TICKS_PER_MS, TICKS_PER_SECOND};
 
 /// Longest a secondary frame waits for the primary track to reach it, 90 kHz ticks.
 const MAX_WAIT: i64 = 270_000;
@@ -74,8 +75,8 @@ impl Default for SegmenterConfig {
         SegmenterConfig {
             segment_target: 180_000,
             part_target: 18_000,
-            start_wait: 90_000,
-            max_jump: 90_000,
+            start_wait: TICKS_PER_SECOND,
+            max_jump: TICKS_PER_SECOND,
             cuts: Cuts::Keyframes,
             forward_frames: false,
         }
@@ -287,7 +288,7 @@ impl Segmenter {
             self.held.iter().filter(|(f, _)| f.track == primary).map(|(f, _)| f.dts).max().unwrap_or(first_key.dts)
                 - first_key.dts;
         let waited = now_ms - self.held_since_ms.unwrap_or(now_ms);
-        complete || span >= self.config.start_wait || waited * 90 >= self.config.start_wait * 2
+        complete || span >= self.config.start_wait || waited * TICKS_PER_MS >= self.config.start_wait * 2
     }
 
     fn start(&mut self, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
@@ -311,7 +312,7 @@ impl Segmenter {
                     .filter(|(f, _)| f.track == primary)
                     .map(|(f, _)| f.dts)
                     .max()
-                    .map_or(0, |d| (d - start) / 90),
+                    .map_or(0, |d| (d - start) / TICKS_PER_MS),
         ));
         let held = std::mem::take(&mut self.held);
         for (f, b) in held {
@@ -323,7 +324,7 @@ impl Segmenter {
 
     fn program_time(&self, dts: i64) -> i64 {
         let (a_dts, a_ms) = self.anchor.unwrap_or((dts, 0));
-        a_ms + (dts - a_dts) / 90
+        a_ms + (dts - a_dts) / TICKS_PER_MS
     }
 
     fn primary_end(&self, open: &Open) -> Option<i64> {
@@ -370,7 +371,7 @@ impl Segmenter {
         let prev_dts = self.part.as_ref().and_then(|o| o.tracks.get(&primary)).and_then(|v| v.last()).map(|f| f.dts);
         if let Some(prev) = prev_dts {
             let d = frame.dts - prev;
-            if d > 0 && d < 90_000 {
+            if d > 0 && d < TICKS_PER_SECOND {
                 self.last_primary_duration = d;
                 if self.part_target.is_none() {
                     let frames = ((self.config.part_target as f64 / d as f64) - 0.01).ceil().max(1.0) as i64;

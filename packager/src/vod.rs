@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use bytes::{Bytes, BytesMut};
+use tessera_ingest::timestamp::TICKS_PER_SECOND;
 use tessera_ingest::{Frame, TrackKind};
 
 use crate::fmp4::CmafMuxer;
@@ -33,7 +34,7 @@ impl SegmentPlan {
     }
 
     pub fn seconds(&self) -> f64 {
-        self.duration as f64 / 90_000.0
+        self.duration as f64 / TICKS_PER_SECOND as f64
     }
 }
 

@@ -155,7 +155,7 @@ impl CatalogNode {
 
     /// Proposes a command; answers once it is committed and applied here.
     pub async fn propose(&self, command: Command) -> Result<Outcome, CatalogError> {
-        let p = Proposal { at_ms: crate::now_ms(), command };
+        let p = Proposal { at_ms: tessera_ingest::timestamp::unix_ms(), command };
         let started = std::time::Instant::now();
         let r = self.raft.client_write(p).await.map_err(write_error)?;
         tracing::trace!(index = r.log_id.index, elapsed_us = started.elapsed().as_micros() as u64, "committed");

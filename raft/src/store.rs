@@ -255,8 +255,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
         let data = serde_json::to_vec(&self.state.catalog).map_err(write_err)?;
         let id = match self.state.last_applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, super::now_ms()),
-            None => format!("0-0-{}", super::now_ms()),
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, tessera_ingest::timestamp::unix_ms()),
+            None => format!("0-0-{}", tessera_ingest::timestamp::unix_ms()),
         };
         let meta = SnapshotMeta {
             last_log_id: self.state.last_applied,

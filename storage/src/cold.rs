@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use tessera_packager::MediaFile;
 use tessera_raft::ArchiveExtent;
 
 use super::{sealed, FileKey, TierError};
@@ -89,7 +90,7 @@ impl ColdStore {
         &self,
         keep: impl Fn(&str) -> Duration,
     ) -> Result<(usize, HashMap<String, ArchiveExtent>), TierError> {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        let now = tessera_ingest::timestamp::unix_ms() / 1000;
         let mut listing = self.store.list(None);
         let (mut expired, mut kept) = (Vec::new(), HashMap::<String, ArchiveExtent>::new());
         while let Some(meta) = listing.next().await {
@@ -101,7 +102,10 @@ impl ColdStore {
                 expired.push(meta.location);
                 continue;
             }
-            let msn = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse().ok());
+            let msn = match MediaFile::parse(file).map(|r| r.file) {
+                Some(MediaFile::Segment(msn)) => Some(msn),
+                _ => None,
+            };
             let e = kept.entry(stream.clone()).or_insert(ArchiveExtent {
                 first_msn: u64::MAX,
                 last_msn: 0,

@@ -124,7 +124,7 @@ pub struct Tiers {
     warm: Arc<warm::WarmStore>,
     cold: Option<cold::ColdStore>,
     config: TierConfig,
-    queue: mpsc::Sender<(FileKey, Bytes, bool)>,
+    queue: mpsc::Sender<(FileKey, finished::ChainedBytes, bool)>,
     on_archive: std::sync::OnceLock<ArchiveReport>,
 }
 
@@ -144,7 +144,8 @@ impl Tiers {
         let writer = tiers.clone();
         tokio::spawn(async move {
             while let Some((key, data, archive)) = files.recv().await {
-                writer.write(key, data, archive).await;
+                // The one copy of a segment into one buffer, off the live path, gone once written.
+                writer.write(key, data.to_bytes(), archive).await;
             }
         });
         let enforcer = Arc::downgrade(&tiers);
@@ -173,7 +174,7 @@ impl Tiers {
 
     /// Hands over a finished file; `archive` when this node is the stream's origin (the
     /// archive gets one copy, not one per node). Never blocks.
-    pub fn keep(&self, key: FileKey, data: Bytes, archive: bool) {
+    pub fn keep(&self, key: FileKey, data: finished::ChainedBytes, archive: bool) {
         let r = self.retention(&key.stream);
         if r.dvr.is_zero() && (r.archive.is_zero() || !archive) {
             return;

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tessera_ingest::mp4::{SourceIndex, TopLevel, TopStep};
+use tessera_ingest::timestamp::TICKS_PER_SECOND;
 use tessera_ingest::ts::TsDemuxer;
 use tessera_ingest::{DemuxEvent, Frame, TrackInfo, TrackKind};
 use tessera_packager::fmp4::CmafMuxer;
@@ -24,7 +25,7 @@ use super::archive::{ArchiveError, VodArchive};
 use super::source::SourceError;
 
 /// Target segment duration of VOD renditions, 90 kHz ticks.
-pub const SEGMENT_TARGET: i64 = 4 * 90_000;
+pub const SEGMENT_TARGET: i64 = 4 * TICKS_PER_SECOND;
 
 /// A source's frames, in decode order; damaged MPEG-TS packets come as
 /// [`SourceError::Ts`] items, for the reader to count or skip.

@@ -174,7 +174,7 @@ impl RecordingTask {
         let (seconds, init, discontinuity) = match file.kind {
             FinishedKind::Init { id, tracks } => {
                 let kept = self.inits.entry((stream, rendition)).or_default();
-                kept.insert(id, (file.data, tracks));
+                kept.insert(id, (file.data.to_bytes(), tracks));
                 while kept.len() > INITS_KEPT {
                     kept.pop_first();
                 }
@@ -213,7 +213,7 @@ impl RecordingTask {
         } else if discontinuity && k > 0 {
             track.discontinuities.push(k);
         }
-        match self.archive.put(&asset, &rendition, &names::segment(k, init as u64), &file.data).await {
+        match self.archive.put(&asset, &rendition, &names::segment(k, init as u64), &file.data.to_bytes()).await {
             Ok(()) => {
                 track.segments.push(seconds);
                 track.bytes += file.data.len() as u64;

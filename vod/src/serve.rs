@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tessera_packager::playlist::{render_multivariant, Variant};
 use tessera_packager::vod::{iframe_playlist, media_playlist, IFrame, VodSegment};
-use tessera_packager::SegmentKey;
+use tessera_packager::{MediaFile, SegmentKey};
 use tessera_raft::{JobRecord, JobState, Visibility};
 
 use super::package::{names, RenditionManifest};
@@ -133,14 +133,14 @@ pub async fn rendition_file(
         if file == "iframes.m3u8" && (!keys.is_empty() || m.segments.iter().any(|(_, len)| *len == 0)) {
             return not_found();
         }
-        let map = |k: usize| format!("init-{}.mp4", job.epoch_of(k as u32).unwrap_or(0));
+        let map = |k: usize| MediaFile::Init(job.epoch_of(k as u32).unwrap_or(0)).to_string();
         let body = if file == "index.m3u8" {
             let segments: Vec<VodSegment> = m
                 .segments
                 .iter()
                 .enumerate()
                 .map(|(i, (seconds, _))| VodSegment {
-                    uri: format!("seg-{i}.m4s"),
+                    uri: MediaFile::Segment(i as u64).to_string(),
                     map: map(i),
                     seconds: *seconds,
                     discontinuity: m.discontinuities.contains(&(i as u32)),
@@ -153,7 +153,7 @@ pub async fn rendition_file(
                 .iter()
                 .enumerate()
                 .map(|(i, (seconds, len))| IFrame {
-                    uri: format!("seg-{i}.m4s"),
+                    uri: MediaFile::Segment(i as u64).to_string(),
                     map: map(i),
                     offset: 0,
                     length: *len,
@@ -183,13 +183,14 @@ pub async fn rendition_file(
         ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, IMMUTABLE)], data).into_response()
     };
     let at = (rendition.as_str(), file.as_str());
-    if let Some(init) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")) {
+    let Some(requested) = MediaFile::parse(&file) else { return not_found() };
+    if let MediaFile::Init(epoch) = requested.file {
         // `init-EPOCH.mp4`, or `init-EPOCH-KID.mp4` protected for a cbcs key; only of a
         // claim that made some of this rendition.
-        let (epoch, kid) = init.split_once('-').map_or((init, None), |(e, k)| (e, Some(k)));
-        let Some(epoch) = epoch.parse::<u64>().ok().filter(|e| job.epochs.iter().any(|(_, made)| made == e)) else {
+        let kid = requested.kid;
+        if !job.epochs.iter().any(|(_, made)| *made == epoch) {
             return not_found();
-        };
+        }
         let clear = match read(names::init(epoch)).await {
             Ok(d) => d,
             Err(r) => return r,
@@ -203,7 +204,10 @@ pub async fn rendition_file(
             },
         };
     }
-    let k = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".m4s")).and_then(|n| n.parse::<u32>().ok());
+    let k = match requested.file {
+        MediaFile::Segment(k) => u32::try_from(k).ok(),
+        _ => None,
+    };
     let Some((k, (stored, init))) = k.and_then(|k| Some((k, stored_names(&job, k)?))) else { return not_found() };
     let data = match read(stored).await {
         Ok(d) => d,

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use tessera_ingest::mp4::Mp4Error;
+use tessera_ingest::timestamp::TICKS_PER_MS;
 use tessera_ingest::{CodecConfig, TrackInfo, TrackKind};
 
 use super::package::Opened;
@@ -123,7 +124,7 @@ pub fn probe(path: &Path) -> Result<SourceSummary, SourceError> {
     if tracks.is_empty() {
         return Err(SourceError::NotMedia("MPEG-TS packets but no program with H.264, HEVC or AAC".into()));
     }
-    let duration_ms = first.map_or(0, |f| ((end + last_duration - f).max(0) / 90) as u64);
+    let duration_ms = first.map_or(0, |f| ((end + last_duration - f).max(0) / TICKS_PER_MS) as u64);
     // The last picture lasts as long as the one before it (a lone picture, 1/30 s).
     let end = end.saturating_add(if last_duration > 0 { last_duration } else { 3000 });
     let summary = SourceSummary { container, duration_ms, tracks, video_frames, keyframes, end };

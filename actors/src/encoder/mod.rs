@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tessera_ingest::timestamp::TICKS_PER_SECOND;
 use tessera_ingest::{h264, hevc, CodecConfig, Frame, TrackInfo, TrackKind};
 use tessera_packager::segmenter::{Boundary, SegmenterConfig};
 use tessera_transcode::wire::{EncoderTuning, FromWorker, RungJob, SourceCodec, StartJob, ToWorker};
@@ -154,7 +155,7 @@ impl Actor for EncoderActor {
             EncoderMsg::Init(tracks) => st.init(tracks).await?,
             EncoderMsg::Frame(frame, boundary) => st.frame(frame, boundary),
             EncoderMsg::SegmentEnd { segment, duration } => {
-                let gaps = st.ledger.leader_completed(segment, duration as f64 / 90_000.0);
+                let gaps = st.ledger.leader_completed(segment, duration as f64 / TICKS_PER_SECOND as f64);
                 st.send_gaps(gaps);
                 while st.boundaries.len() > 32 {
                     st.boundaries.pop_first();

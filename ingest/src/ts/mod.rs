@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
 use crate::media::{CodecConfig, DemuxEvent, Frame, TrackInfo, TrackKind};
-use crate::timestamp::Unwrapper;
+use crate::timestamp::{Unwrapper, TICKS_PER_SECOND};
 use crate::{aac, h264, hevc};
 use pes::parse_pes_header;
 use psi::{parse_section, pat_pmt_pid, pmt_entries, StreamType};
@@ -551,7 +551,7 @@ impl TsDemuxer {
                 keyframe: true,
                 data: f.payload,
             })));
-            t += (aac::SAMPLES_PER_FRAME as i64 * 90_000) / f.config.sample_rate as i64;
+            t += (aac::SAMPLES_PER_FRAME as i64 * TICKS_PER_SECOND) / f.config.sample_rate as i64;
         }
         es.next_audio_pts = Some(t);
     }

@@ -7,8 +7,10 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use tessera_packager::MediaFile;
 use tessera_packager::{MediaSink, PlannedRendition, Published, SessionEnd, TranscoderStatus};
 use tessera_relay::{FeedEvent, FeedFrame, FeedItem, Journal};
+use tessera_storage::finished::ChainedBytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::store::SegmentStore;
@@ -73,12 +75,13 @@ impl FeedRegistry {
         self.feeds.lock().expect("feeds").retain(|name, _| store.has_stream(name));
     }
 
-    /// A file of a stream this node's store holds.
-    pub fn file(&self, stream: &str, rendition: &str, file: super::MediaFile) -> Option<bytes::Bytes> {
+    /// A finished file (an init segment or a segment) of a stream this node's store holds.
+    pub fn file(&self, stream: &str, rendition: &str, file: MediaFile) -> Option<ChainedBytes> {
         let store = self.store.get()?;
         match file {
-            super::MediaFile::Init(id) => store.init(stream, rendition, id).ok(),
-            super::MediaFile::Segment(msn) => store.segment(stream, rendition, msn).ok(),
+            MediaFile::Init(id) => store.init(stream, rendition, u32::try_from(id).ok()?).ok().map(ChainedBytes::from),
+            MediaFile::Segment(msn) => store.segment(stream, rendition, msn).ok(),
+            MediaFile::Part(_) => None,
         }
     }
 
@@ -261,7 +264,7 @@ impl MediaSink for RelaySink {
             return;
         }
         let number = self.store.publish_numbered(stream, session, rendition, event.clone(), None);
-        if let Some(feed_event) = FeedEvent::published(rendition, event, number, super::now_us()) {
+        if let Some(feed_event) = FeedEvent::published(rendition, event, number, tessera_ingest::timestamp::unix_us()) {
             self.feeds.record(stream, session, &self.store, feed_event);
         }
     }

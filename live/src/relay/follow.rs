@@ -10,7 +10,8 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::feeds::FeedRegistry;
-use super::pull::{MediaFile, PullThrough};
+use super::pull::PullThrough;
+use super::MediaFile;
 use crate::store::SegmentStore;
 use tessera_cluster::ClusterService;
 

@@ -29,9 +29,7 @@ mod upstream;
 pub use feeds::{FeedRegistry, RelaySink};
 pub use follow::Followers;
 pub use protocols::{numbering, positions, serve};
-pub use pull::MediaFile;
+pub use tessera_packager::MediaFile;
 
-/// Microseconds since the Unix epoch: parts carry the origin's, followers compare.
-fn now_us() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
-}
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@ use tessera_relay::frame::{self, FeedFrame, FrameError};
 use tokio::sync::mpsc;
 
 use super::feeds::FeedRegistry;
-use super::pull::MediaFile;
+use super::MediaFile;
 use crate::store::{Held, Numbering};
 
 /// Follows a live stream from a position held (journal, newest sequence number): answered
@@ -87,7 +87,7 @@ pub fn serve(cluster: &ClusterService, feeds: Arc<FeedRegistry>) {
         async move {
             let Some(data) = found else { return opening.refuse(&false).await };
             if let Ok(mut duplex) = opening.accept(&true).await {
-                if duplex.send.send(&[], &[data]).await.is_ok() && duplex.send.finish().is_ok() {
+                if duplex.send.send(&[], data.chunks()).await.is_ok() && duplex.send.finish().is_ok() {
                     // The far side reads the file, then goes away.
                     let _ = duplex.recv.next().await;
                 }

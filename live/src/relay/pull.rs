@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
-use serde::{Deserialize, Serialize};
+use tessera_packager::MediaFile;
 use tessera_raft::NodeId;
 
 use tessera_cluster::ClusterService;
@@ -17,23 +17,6 @@ use super::protocols::{fetch as fetch_from, FetchRequest};
 
 /// How long one node gets to answer a fetch before the next is asked.
 const ASK_PATIENCE: Duration = Duration::from_millis(800);
-
-/// A file of a rendition another node may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum MediaFile {
-    Init(u32),
-    Segment(u64),
-}
-
-impl MediaFile {
-    /// Its name in a rendition's folder.
-    pub fn file_name(self) -> String {
-        match self {
-            MediaFile::Init(id) => format!("init-{id}.mp4"),
-            MediaFile::Segment(msn) => format!("seg-{msn}.m4s"),
-        }
-    }
-}
 
 type Key = (String, String, MediaFile);
 

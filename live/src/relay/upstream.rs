@@ -225,7 +225,7 @@ impl Replay<'_> {
                     if *starts_segment {
                         self.store.mirror_start(stream, session, rendition, *segment);
                     }
-                    let delay = (super::now_us() - published_us).max(0) as f64 / 1e6;
+                    let delay = (tessera_ingest::timestamp::unix_us() - published_us).max(0) as f64 / 1e6;
                     metrics::histogram!("tessera_relay_part_delay_seconds").record(delay);
                 }
                 match event.into_published(Instant::now()) {

@@ -17,6 +17,9 @@ mod sink;
 mod status;
 mod tiered;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,7 +31,7 @@ pub use status::{RenditionStatus, StreamStatus, TranscoderView};
 use tessera_packager::playlist::{render_multivariant, RenditionReport, Variant};
 use tessera_packager::{BlockRequest, BlockState, PlaylistConfig};
 use tessera_packager::{SessionEnd, TranscoderStatus};
-pub use tessera_storage::finished::{FinishedFile, FinishedKind, Recorder};
+pub use tessera_storage::finished::{ChainedBytes, FinishedFile, FinishedKind, Recorder};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -60,10 +63,6 @@ pub struct StoreConfig {
     pub reconnect_grace: Duration,
     pub ended_retention: Duration,
     pub max_publishers: usize,
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 struct StreamState {
@@ -513,7 +512,8 @@ impl SegmentStore {
         })
     }
 
-    pub fn segment(&self, name: &str, rendition: &str, msn: u64) -> Result<Bytes, StoreError> {
+    /// Segment `msn`: its parts, chained.
+    pub fn segment(&self, name: &str, rendition: &str, msn: u64) -> Result<ChainedBytes, StoreError> {
         self.with_rendition(name, rendition, |r| r.segments.get(&msn).cloned())
     }
 

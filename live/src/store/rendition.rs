@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tessera_ingest::{CodecConfig, TrackInfo};
 use tessera_packager::playlist::{RenditionReport, Variant};
-use tessera_packager::PlannedRendition;
 use tessera_packager::SegmentKey;
+use tessera_packager::{MediaFile, PlannedRendition};
 use tessera_packager::{PlaylistConfig, PlaylistState};
-use tessera_storage::finished::{FinishedFile, FinishedKind};
+use tessera_storage::finished::{ChainedBytes, FinishedFile, FinishedKind};
 
 pub(crate) struct PartRecord {
     pub data: Bytes,
@@ -25,9 +25,10 @@ pub(crate) struct RenditionState {
     pub inits: BTreeMap<u32, Bytes>,
     pub tracks: Vec<TrackInfo>,
     pub parts: BTreeMap<u64, PartRecord>,
-    pub segments: BTreeMap<u64, Bytes>,
-    /// Bytes of the segment being built, and its number.
-    building: BytesMut,
+    /// Each complete segment as its parts, chained: the bytes are the parts' own.
+    pub segments: BTreeMap<u64, ChainedBytes>,
+    /// The parts of the segment being built, and its number.
+    building: ChainedBytes,
     building_msn: Option<u64>,
     /// (bytes, seconds) of recent segments, for BANDWIDTH.
     recent: VecDeque<(usize, f64)>,
@@ -53,7 +54,7 @@ impl RenditionState {
             tracks: Vec::new(),
             parts: BTreeMap::new(),
             segments: BTreeMap::new(),
-            building: BytesMut::new(),
+            building: ChainedBytes::default(),
             building_msn: None,
             recent: VecDeque::new(),
             last_part_at: None,
@@ -79,7 +80,11 @@ impl RenditionState {
         let id = self.next_init;
         self.next_init += 1;
         let kind = FinishedKind::Init { id, tracks: tracks.clone() };
-        self.finished.push(FinishedFile { file: format!("init-{id}.mp4"), data: data.clone(), kind });
+        self.finished.push(FinishedFile {
+            file: MediaFile::Init(u64::from(id)).to_string(),
+            data: data.clone().into(),
+            kind,
+        });
         self.inits.insert(id, data);
         self.tracks = tracks;
         id
@@ -101,10 +106,10 @@ impl RenditionState {
         let seq = self.playlist.push_part(msn, duration, independent, program_time_ms, gap)?;
         self.settle();
         if self.building_msn != Some(msn) {
-            self.building.clear();
+            self.building = ChainedBytes::default();
             self.building_msn = Some(msn);
         }
-        self.building.extend_from_slice(&data);
+        self.building.push(data.clone());
         self.parts.insert(seq, PartRecord { data, msn, completed_at });
         self.last_part_at = Some(completed_at);
         Some(seq)
@@ -125,7 +130,7 @@ impl RenditionState {
             .filter(|s| s.msn < msn)
             .last()
             .map(|s| s.program_time_ms + (s.duration * 1000.0).round() as i64 * (msn - s.msn) as i64)
-            .unwrap_or_else(crate::store::now_ms);
+            .unwrap_or_else(tessera_ingest::timestamp::unix_ms);
         self.playlist.push_gap(msn, duration, start);
         self.settle();
     }
@@ -146,7 +151,7 @@ impl RenditionState {
             return;
         }
         self.building_msn = None;
-        let data = std::mem::take(&mut self.building).freeze();
+        let data = std::mem::take(&mut self.building);
         let entry = self.playlist.segments().find(|s| s.msn == msn);
         let (duration, init, discontinuity) = entry.map_or((0.0, 0, false), |s| (s.duration, s.init, s.discontinuity));
         if data.is_empty() {
@@ -157,7 +162,7 @@ impl RenditionState {
             self.recent.pop_front();
         }
         let kind = FinishedKind::Segment { msn, seconds: duration, init, discontinuity };
-        self.finished.push(FinishedFile { file: format!("seg-{msn}.m4s"), data: data.clone(), kind });
+        self.finished.push(FinishedFile { file: MediaFile::Segment(msn).to_string(), data: data.clone(), kind });
         self.segments.insert(msn, data);
         let oldest = self.playlist.oldest_retained_msn();
         self.segments.retain(|m, _| *m >= oldest);
