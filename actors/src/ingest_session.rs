@@ -4,6 +4,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tessera_ingest::flv::FlvDemuxer;
 use tessera_ingest::ts::TsDemuxer;
 use tessera_ingest::{DemuxEvent, TrackKind};
+use tracing::Instrument;
 
 use crate::mailbox::{BoundedRef, Inflight, SendError};
 use crate::segmenter::SegmenterMsg;
@@ -30,6 +31,8 @@ pub enum IngestMsg {
 
 pub struct IngestState {
     cfg: IngestSessionConfig,
+    /// The span every message is handled in: the stream, session and rendition.
+    span: tracing::Span,
     demuxer: TsDemuxer,
     flv: FlvDemuxer,
     /// Video is being dropped until the next keyframe because the segmenter lagged.
@@ -46,7 +49,8 @@ impl Actor for IngestSession {
         _myself: ActorRef<IngestMsg>,
         cfg: IngestSessionConfig,
     ) -> Result<IngestState, ActorProcessingErr> {
-        Ok(IngestState { cfg, demuxer: TsDemuxer::new(), flv: FlvDemuxer::new(), dropping_video: false })
+        let span = crate::stream_span(&cfg.stream, cfg.session, None);
+        Ok(IngestState { cfg, span, demuxer: TsDemuxer::new(), flv: FlvDemuxer::new(), dropping_video: false })
     }
 
     async fn handle(
@@ -55,29 +59,34 @@ impl Actor for IngestSession {
         msg: IngestMsg,
         st: &mut IngestState,
     ) -> Result<(), ActorProcessingErr> {
-        st.cfg.inflight.done();
-        match msg {
-            IngestMsg::Data(bytes, arrived) => {
-                metrics::counter!("tessera_ingest_bytes_total").increment(bytes.len() as u64);
-                let out = st.demuxer.push(&bytes);
-                forward(st, out, arrived)?;
+        let span = st.span.clone();
+        async move {
+            st.cfg.inflight.done();
+            match msg {
+                IngestMsg::Data(bytes, arrived) => {
+                    metrics::counter!("tessera_ingest_bytes_total").increment(bytes.len() as u64);
+                    let out = st.demuxer.push(&bytes);
+                    forward(st, out, arrived)?;
+                }
+                IngestMsg::Flv { video, timestamp_ms, data, arrived } => {
+                    metrics::counter!("tessera_ingest_bytes_total").increment(data.len() as u64);
+                    let out = if video { st.flv.video(timestamp_ms, &data) } else { st.flv.audio(timestamp_ms, &data) };
+                    forward(st, out, arrived)?;
+                }
+                IngestMsg::Closed(reason) => {
+                    let out = st.demuxer.flush();
+                    forward(st, out, std::time::Instant::now())?;
+                    let s = st.demuxer.stats();
+                    tracing::info!(%reason, bytes = s.bytes, frames = s.frames,
+                        continuity_errors = s.continuity_errors, dropped_frames = s.dropped_frames, "publisher session closed");
+                    let _ = st.cfg.next.send(SegmenterMsg::End);
+                    myself.stop(Some(reason));
+                }
             }
-            IngestMsg::Flv { video, timestamp_ms, data, arrived } => {
-                metrics::counter!("tessera_ingest_bytes_total").increment(data.len() as u64);
-                let out = if video { st.flv.video(timestamp_ms, &data) } else { st.flv.audio(timestamp_ms, &data) };
-                forward(st, out, arrived)?;
-            }
-            IngestMsg::Closed(reason) => {
-                let out = st.demuxer.flush();
-                forward(st, out, std::time::Instant::now())?;
-                let s = st.demuxer.stats();
-                tracing::info!(stream = %st.cfg.stream, session = st.cfg.session, %reason, bytes = s.bytes, frames = s.frames,
-                    continuity_errors = s.continuity_errors, dropped_frames = s.dropped_frames, "publisher session closed");
-                let _ = st.cfg.next.send(SegmenterMsg::End);
-                myself.stop(Some(reason));
-            }
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 }
 
@@ -122,12 +131,16 @@ fn forward<E: InputError>(
     for r in out {
         match r {
             Ok(DemuxEvent::Track(t)) => {
-                tracing::info!(stream = %st.cfg.stream, session = st.cfg.session, track = t.id, codec = %t.codec.rfc6381(), dimensions = ?t.codec.dimensions(), "track");
+                tracing::info!(track = t.id, codec = %t.codec.rfc6381(), dimensions = ?t.codec.dimensions(), "track");
                 let _ = st.cfg.next.send(SegmenterMsg::Track(t));
             }
             Ok(DemuxEvent::Frame(f)) if f.data.len() > st.cfg.max_frame_bytes => {
                 metrics::counter!("tessera_ingest_limit_cuts_total", "limit" => "frame_size").increment(1);
-                tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, bytes = f.data.len(), limit = st.cfg.max_frame_bytes, "closing publisher: frame larger than the limit");
+                tracing::error!(
+                    bytes = f.data.len(),
+                    limit = st.cfg.max_frame_bytes,
+                    "closing publisher: frame larger than the limit"
+                );
                 return Err(
                     format!("frame of {} bytes exceeds the limit of {}", f.data.len(), st.cfg.max_frame_bytes).into()
                 );
@@ -146,7 +159,7 @@ fn forward<E: InputError>(
                     Err(SendError::Full) => {
                         st.dropping_video = true;
                         metrics::counter!("tessera_ingest_frames_dropped_total", "reason" => "lagging").increment(1);
-                        tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, "segmenter lagging: dropping video until the next keyframe");
+                        tracing::warn!("segmenter lagging: dropping video until the next keyframe");
                     }
                     Err(SendError::Closed) => return Err("segmenter is gone".into()),
                 }
@@ -154,10 +167,10 @@ fn forward<E: InputError>(
             Err(e) => {
                 metrics::counter!("tessera_ingest_errors_total", "kind" => e.kind()).increment(1);
                 if e.is_fatal() {
-                    tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, error = %e, "closing publisher: input is unusable");
+                    tracing::error!(error = %e, "closing publisher: input is unusable");
                     return Err(e.to_string().into());
                 }
-                tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, error = %e, "bad input");
+                tracing::warn!(error = %e, "bad input");
             }
         }
     }

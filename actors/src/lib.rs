@@ -27,3 +27,12 @@ pub mod segmenter;
 
 pub use encoder::{source_format, SourceFormat, TranscodeSettings, WorkerCommand};
 pub use pipeline::{start_pipeline, PipelineConfig, PipelineHandle};
+
+/// The span an actor of a stream's pipeline handles its messages in: the stream, the
+/// publisher session, and for the actors of one rendition, the rendition.
+pub(crate) fn stream_span(stream: &str, session: u64, rendition: Option<&str>) -> tracing::Span {
+    match rendition {
+        Some(rendition) => tracing::info_span!("stream", stream, session, rendition),
+        None => tracing::info_span!("stream", stream, session),
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Instant;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tessera_packager::fmp4::CmafMuxer;
 use tessera_packager::segmenter::{PartOut, SegmenterEvent};
+use tracing::Instrument;
 
 use tessera_ingest::timestamp::TICKS_PER_SECOND;
 
@@ -38,6 +39,8 @@ pub enum PackagerMsg {
 
 pub struct PackagerState {
     cfg: PackagerActorConfig,
+    /// The span every message is handled in: the stream, session and rendition.
+    span: tracing::Span,
     muxer: CmafMuxer,
 }
 
@@ -51,7 +54,8 @@ impl Actor for PackagerActor {
         _myself: ActorRef<PackagerMsg>,
         cfg: PackagerActorConfig,
     ) -> Result<PackagerState, ActorProcessingErr> {
-        Ok(PackagerState { cfg, muxer: CmafMuxer::default() })
+        let span = crate::stream_span(&cfg.stream, cfg.session, Some(&cfg.rendition));
+        Ok(PackagerState { cfg, span, muxer: CmafMuxer::default() })
     }
 
     async fn handle(
@@ -60,46 +64,51 @@ impl Actor for PackagerActor {
         msg: PackagerMsg,
         st: &mut PackagerState,
     ) -> Result<(), ActorProcessingErr> {
-        st.cfg.inflight.done();
-        let (stream, session, rendition) = (st.cfg.stream.clone(), st.cfg.session, st.cfg.rendition.clone());
-        let (stream, rendition) = (stream.as_str(), rendition.as_str());
-        match msg {
-            PackagerMsg::Event(SegmenterEvent::Init(tracks)) => {
-                let data = st.muxer.init(tracks.clone());
-                st.cfg.sink.publish(stream, session, rendition, Published::Init { tracks, data });
+        let span = st.span.clone();
+        async move {
+            st.cfg.inflight.done();
+            let (stream, session, rendition) = (st.cfg.stream.clone(), st.cfg.session, st.cfg.rendition.clone());
+            let (stream, rendition) = (stream.as_str(), rendition.as_str());
+            match msg {
+                PackagerMsg::Event(SegmenterEvent::Init(tracks)) => {
+                    let data = st.muxer.init(tracks.clone());
+                    st.cfg.sink.publish(stream, session, rendition, Published::Init { tracks, data });
+                }
+                PackagerMsg::Event(SegmenterEvent::SegmentEnd { segment, .. }) => {
+                    st.cfg.sink.publish(stream, session, rendition, Published::SegmentEnd { segment })
+                }
+                PackagerMsg::Gap { segment, duration } => {
+                    st.cfg.sink.publish(stream, session, rendition, Published::Gap { segment, duration })
+                }
+                PackagerMsg::Event(SegmenterEvent::Part(p)) | PackagerMsg::Part(p, _, _)
+                    if st.muxer.tracks().is_empty() =>
+                {
+                    tracing::warn!(index = p.index, "part before any init segment dropped");
+                }
+                PackagerMsg::Part(p, part_target, last_frame_arrived) => {
+                    let data = st.muxer.part(&p);
+                    st.cfg.sink.publish(
+                        stream,
+                        session,
+                        rendition,
+                        Published::Part {
+                            segment: p.segment,
+                            data,
+                            duration: p.duration as f64 / TICKS_PER_SECOND as f64,
+                            independent: p.independent,
+                            program_time_ms: p.program_time_ms,
+                            part_target,
+                            completed_at: Instant::now(),
+                            last_frame_arrived,
+                        },
+                    );
+                }
+                PackagerMsg::Event(SegmenterEvent::Part(_) | SegmenterEvent::Frame { .. }) => {}
+                PackagerMsg::End => myself.stop(None),
             }
-            PackagerMsg::Event(SegmenterEvent::SegmentEnd { segment, .. }) => {
-                st.cfg.sink.publish(stream, session, rendition, Published::SegmentEnd { segment })
-            }
-            PackagerMsg::Gap { segment, duration } => {
-                st.cfg.sink.publish(stream, session, rendition, Published::Gap { segment, duration })
-            }
-            PackagerMsg::Event(SegmenterEvent::Part(p)) | PackagerMsg::Part(p, _, _)
-                if st.muxer.tracks().is_empty() =>
-            {
-                tracing::warn!(%stream, session, %rendition, index = p.index, "part before any init segment dropped");
-            }
-            PackagerMsg::Part(p, part_target, last_frame_arrived) => {
-                let data = st.muxer.part(&p);
-                st.cfg.sink.publish(
-                    stream,
-                    session,
-                    rendition,
-                    Published::Part {
-                        segment: p.segment,
-                        data,
-                        duration: p.duration as f64 / TICKS_PER_SECOND as f64,
-                        independent: p.independent,
-                        program_time_ms: p.program_time_ms,
-                        part_target,
-                        completed_at: Instant::now(),
-                        last_frame_arrived,
-                    },
-                );
-            }
-            PackagerMsg::Event(SegmenterEvent::Part(_) | SegmenterEvent::Frame { .. }) => {}
-            PackagerMsg::End => myself.stop(None),
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tessera_packager::segmenter::SegmenterConfig;
+use tracing::Instrument;
 
 use tessera_transcode::{LadderSpec, SOURCE};
 
@@ -45,6 +46,8 @@ pub enum PipelineMsg {
 
 pub struct PipelineState {
     cfg: PipelineConfig,
+    /// The span every message is handled in: the stream, session and rendition.
+    span: tracing::Span,
     ingest: BoundedRef<IngestMsg>,
     failed: bool,
 }
@@ -151,16 +154,22 @@ impl Actor for StreamPipeline {
         .await?;
         let ingest = BoundedRef::new(ingest, ingest_inflight, cfg.ingest_capacity);
         metrics::gauge!("tessera_pipelines").increment(1.0);
-        Ok(PipelineState { cfg, ingest, failed: false })
+        let span = crate::stream_span(&cfg.stream, cfg.session, None);
+        Ok(PipelineState { cfg, span, ingest, failed: false })
     }
 
     async fn post_stop(
         &self,
         _myself: ActorRef<PipelineMsg>,
-        _st: &mut PipelineState,
+        st: &mut PipelineState,
     ) -> Result<(), ActorProcessingErr> {
-        metrics::gauge!("tessera_pipelines").decrement(1.0);
-        Ok(())
+        let span = st.span.clone();
+        async move {
+            metrics::gauge!("tessera_pipelines").decrement(1.0);
+            Ok(())
+        }
+        .instrument(span)
+        .await
     }
 
     async fn handle(
@@ -169,12 +178,17 @@ impl Actor for StreamPipeline {
         msg: PipelineMsg,
         st: &mut PipelineState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            PipelineMsg::IngestRef(reply) => {
-                let _ = reply.send(st.ingest.clone());
+        let span = st.span.clone();
+        async move {
+            match msg {
+                PipelineMsg::IngestRef(reply) => {
+                    let _ = reply.send(st.ingest.clone());
+                }
             }
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 
     async fn handle_supervisor_evt(
@@ -183,25 +197,30 @@ impl Actor for StreamPipeline {
         evt: SupervisionEvent,
         st: &mut PipelineState,
     ) -> Result<(), ActorProcessingErr> {
-        match evt {
-            SupervisionEvent::ActorFailed(cell, err) => {
-                if !st.failed {
-                    st.failed = true;
-                    tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, actor = %cell.get_id(), error = %err, "pipeline failed; ending this session only");
-                    metrics::counter!("tessera_pipeline_failures_total").increment(1);
-                    st.cfg.sink.end(&st.cfg.stream, st.cfg.session, SessionEnd::Failed(err.to_string()));
+        let span = st.span.clone();
+        async move {
+            match evt {
+                SupervisionEvent::ActorFailed(cell, err) => {
+                    if !st.failed {
+                        st.failed = true;
+                        tracing::error!(actor = %cell.get_id(), error = %err, "pipeline failed; ending this session only");
+                        metrics::counter!("tessera_pipeline_failures_total").increment(1);
+                        st.cfg.sink.end(&st.cfg.stream, st.cfg.session, SessionEnd::Failed(err.to_string()));
+                    }
+                    myself.stop_children(Some("sibling failed".into()));
+                    myself.stop(Some("failed".into()));
                 }
-                myself.stop_children(Some("sibling failed".into()));
-                myself.stop(Some("failed".into()));
-            }
-            SupervisionEvent::ActorTerminated(..) if myself.get_children().is_empty() => {
-                if !st.failed {
-                    st.cfg.sink.end(&st.cfg.stream, st.cfg.session, SessionEnd::Closed);
+                SupervisionEvent::ActorTerminated(..) if myself.get_children().is_empty() => {
+                    if !st.failed {
+                        st.cfg.sink.end(&st.cfg.stream, st.cfg.session, SessionEnd::Closed);
+                    }
+                    myself.stop(None);
                 }
-                myself.stop(None);
+                _ => {}
             }
-            _ => {}
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 }

@@ -12,6 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tessera_ingest::timestamp::{unix_ms, TICKS_PER_SECOND};
 use tessera_ingest::{Frame, TrackInfo};
 use tessera_packager::segmenter::{Boundary, Segmenter, SegmenterConfig, SegmenterEvent};
+use tracing::Instrument;
 
 use crate::encoder::EncoderMsg;
 use crate::mailbox::{BoundedRef, Inflight, SendError};
@@ -50,6 +51,8 @@ pub enum SegmenterMsg {
 
 pub struct SegmenterState {
     cfg: SegmenterActorConfig,
+    /// The span every message is handled in: the stream, session and rendition.
+    span: tracing::Span,
     core: Segmenter,
     /// Parts are being dropped until the next segment because the packager lagged.
     dropping: bool,
@@ -71,7 +74,8 @@ impl Actor for SegmenterActor {
         cfg: SegmenterActorConfig,
     ) -> Result<SegmenterState, ActorProcessingErr> {
         let core = Segmenter::new(cfg.segmenter.clone());
-        Ok(SegmenterState { cfg, core, dropping: false, encoder_dropping: false, arrivals: HashMap::new() })
+        let span = crate::stream_span(&cfg.stream, cfg.session, Some(&cfg.rendition));
+        Ok(SegmenterState { cfg, span, core, dropping: false, encoder_dropping: false, arrivals: HashMap::new() })
     }
 
     async fn handle(
@@ -80,48 +84,53 @@ impl Actor for SegmenterActor {
         msg: SegmenterMsg,
         st: &mut SegmenterState,
     ) -> Result<(), ActorProcessingErr> {
-        st.cfg.inflight.done();
-        let mut last_arrival = None;
-        let events = match msg {
-            SegmenterMsg::Track(t) => st.core.track(t),
-            SegmenterMsg::Frame(f, arrived, boundary) => {
-                last_arrival = st.arrivals.insert(f.track, arrived);
-                let (breaks, dups) = (st.core.timeline_breaks, st.core.duplicates);
-                let (track, dts) = (f.track, f.dts);
-                let events = st.core.frame_at(f, unix_ms(), boundary);
-                if st.core.timeline_breaks > breaks {
-                    metrics::counter!("tessera_timeline_breaks_total").increment(1);
-                    tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, rendition = %st.cfg.rendition, track, dts, "timestamps jumped: starting a discontinuity at the next keyframe");
+        let span = st.span.clone();
+        async move {
+            st.cfg.inflight.done();
+            let mut last_arrival = None;
+            let events = match msg {
+                SegmenterMsg::Track(t) => st.core.track(t),
+                SegmenterMsg::Frame(f, arrived, boundary) => {
+                    last_arrival = st.arrivals.insert(f.track, arrived);
+                    let (breaks, dups) = (st.core.timeline_breaks, st.core.duplicates);
+                    let (track, dts) = (f.track, f.dts);
+                    let events = st.core.frame_at(f, unix_ms(), boundary);
+                    if st.core.timeline_breaks > breaks {
+                        metrics::counter!("tessera_timeline_breaks_total").increment(1);
+                        tracing::warn!(track, dts, "timestamps jumped: starting a discontinuity at the next keyframe");
+                    }
+                    if st.core.duplicates > dups {
+                        metrics::counter!("tessera_ingest_frames_dropped_total", "reason" => "duplicate").increment(1);
+                    }
+                    events
                 }
-                if st.core.duplicates > dups {
-                    metrics::counter!("tessera_ingest_frames_dropped_total", "reason" => "duplicate").increment(1);
+                SegmenterMsg::Abandon => {
+                    st.core.abandon();
+                    Vec::new()
                 }
-                events
-            }
-            SegmenterMsg::Abandon => {
-                st.core.abandon();
-                Vec::new()
-            }
-            SegmenterMsg::Gap { segment, duration } => {
-                if let Some(next) = &st.cfg.next {
-                    let _ = next.send(PackagerMsg::Gap { segment, duration });
+                SegmenterMsg::Gap { segment, duration } => {
+                    if let Some(next) = &st.cfg.next {
+                        let _ = next.send(PackagerMsg::Gap { segment, duration });
+                    }
+                    Vec::new()
                 }
-                Vec::new()
-            }
-            SegmenterMsg::End => {
-                let events = st.core.flush();
-                forward(st, events, None)?;
-                if let Some(next) = &st.cfg.next {
-                    let _ = next.send(PackagerMsg::End);
+                SegmenterMsg::End => {
+                    let events = st.core.flush();
+                    forward(st, events, None)?;
+                    if let Some(next) = &st.cfg.next {
+                        let _ = next.send(PackagerMsg::End);
+                    }
+                    if let Some(encoder) = &st.cfg.encoder {
+                        let _ = encoder.send(EncoderMsg::End);
+                    }
+                    myself.stop(None);
+                    return Ok(());
                 }
-                if let Some(encoder) = &st.cfg.encoder {
-                    let _ = encoder.send(EncoderMsg::End);
-                }
-                myself.stop(None);
-                return Ok(());
-            }
-        };
-        forward(st, events, last_arrival)
+            };
+            forward(st, events, last_arrival)
+        }
+        .instrument(span)
+        .await
     }
 }
 
@@ -152,7 +161,7 @@ fn forward(
             Err(SendError::Full) => {
                 st.dropping = true;
                 metrics::counter!("tessera_parts_dropped_total").increment(1);
-                tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, rendition = %st.cfg.rendition, "packager lagging: dropping parts until the next segment");
+                tracing::warn!("packager lagging: dropping parts until the next segment");
             }
             Err(SendError::Closed) => return Err("packager is gone".into()),
         }
@@ -177,7 +186,7 @@ fn tap(st: &mut SegmenterState, e: &SegmenterEvent) {
             if r == Err(SendError::Full) {
                 st.encoder_dropping = true;
                 metrics::counter!("tessera_transcode_input_dropped_total").increment(1);
-                tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, "encoder lagging: skipping to the next boundary");
+                tracing::warn!("encoder lagging: skipping to the next boundary");
             }
             r
         }
@@ -185,7 +194,7 @@ fn tap(st: &mut SegmenterState, e: &SegmenterEvent) {
     };
     if r == Err(SendError::Closed) {
         // Nothing to transcode for this source (or the encoder ended): stop handing frames over.
-        tracing::debug!(stream = %st.cfg.stream, session = st.cfg.session, "encoder gone");
+        tracing::debug!("encoder gone");
         st.cfg.encoder = None;
     }
 }

@@ -1,6 +1,9 @@
 //! `tessera cluster ...`: create a cluster, and look at or shrink a running one through a
 //! node's admin API.
 
+// A command prints its results for the person who ran it.
+#![allow(clippy::print_stdout)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -1,6 +1,9 @@
 //! The client commands of `tessera` as clap subcommands, and running one: `publish`,
 //! `cluster`, `release`, `vod`, `check-hls`.
 
+// A command prints its results for the person who ran it.
+#![allow(clippy::print_stdout)]
+
 use std::path::PathBuf;
 
 use anyhow::Context;

@@ -1,6 +1,9 @@
 //! `tessera release ...`: schedule, list, show, move and cancel premieres through a node's
 //! admin API (`/api/v1/releases`).
 
+// A command prints its results for the person who ran it.
+#![allow(clippy::print_stdout)]
+
 use clap::Subcommand;
 use hyper::Method;
 use serde_json::{json, Value};

@@ -5,6 +5,9 @@
 //! content and the node), so running the same command again after an interruption resumes
 //! it from the offset the node reports ([`tessera_vod::tus_client`]).
 
+// A command prints its results for the person who ran it.
+#![allow(clippy::print_stdout)]
+
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

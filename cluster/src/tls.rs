@@ -13,7 +13,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use crate::identity::{fingerprint_der, NodeIdentity, CLUSTER_NAME};
 use crate::NodeId;
 
-pub const ALPN: &[u8] = b"tessera-cluster/2";
+pub(crate) const ALPN: &[u8] = b"tessera-cluster/2";
 
 /// Why the node's TLS could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -3,37 +3,37 @@
 
 use std::os::raw::{c_char, c_int};
 
-pub const AGAIN: c_int = 1;
-pub const EOF: c_int = 2;
-pub const H264: c_int = 0;
-pub const HEVC: c_int = 1;
+pub(crate) const AGAIN: c_int = 1;
+pub(crate) const EOF: c_int = 2;
+pub(crate) const H264: c_int = 0;
+pub(crate) const HEVC: c_int = 1;
 /// `AV_PIX_FMT_YUV420P`.
-pub const PIX_FMT_YUV420P: c_int = 0;
+pub(crate) const PIX_FMT_YUV420P: c_int = 0;
 
 #[repr(C)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     _private: [u8; 0],
 }
 #[repr(C)]
-pub struct Scaler {
+pub(crate) struct Scaler {
     _private: [u8; 0],
 }
 #[repr(C)]
-pub struct Encoder {
+pub(crate) struct Encoder {
     _private: [u8; 0],
 }
 #[repr(C)]
-pub struct Aac {
+pub(crate) struct Aac {
     _private: [u8; 0],
 }
 #[repr(C)]
-pub struct Frame {
+pub(crate) struct Frame {
     _private: [u8; 0],
 }
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct Picture {
+pub(crate) struct Picture {
     pub plane: [*const u8; 4],
     pub stride: [c_int; 4],
     pub width: c_int,
@@ -50,7 +50,7 @@ impl Default for Picture {
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct Packet {
+pub(crate) struct Packet {
     pub data: *const u8,
     pub size: c_int,
     pub pts: i64,
@@ -65,7 +65,7 @@ impl Default for Packet {
 }
 
 #[repr(C)]
-pub struct EncoderConfig {
+pub(crate) struct EncoderConfig {
     pub width: c_int,
     pub height: c_int,
     pub fps_num: c_int,
@@ -82,10 +82,10 @@ pub struct EncoderConfig {
 }
 
 unsafe extern "C" {
-    pub fn tsr_version() -> *const c_char;
-    pub fn tsr_quiet();
+    pub(crate) fn tsr_version() -> *const c_char;
+    pub(crate) fn tsr_quiet();
 
-    pub fn tsr_decoder_open(
+    pub(crate) fn tsr_decoder_open(
         codec: c_int,
         extradata: *const u8,
         extradata_size: c_int,
@@ -94,7 +94,7 @@ unsafe extern "C" {
         err: *mut c_char,
         errlen: c_int,
     ) -> c_int;
-    pub fn tsr_decoder_send(
+    pub(crate) fn tsr_decoder_send(
         d: *mut Decoder,
         data: *const u8,
         size: c_int,
@@ -104,10 +104,10 @@ unsafe extern "C" {
         err: *mut c_char,
         errlen: c_int,
     ) -> c_int;
-    pub fn tsr_decoder_receive(d: *mut Decoder, out: *mut *mut Frame, err: *mut c_char, errlen: c_int) -> c_int;
-    pub fn tsr_decoder_close(d: *mut Decoder);
+    pub(crate) fn tsr_decoder_receive(d: *mut Decoder, out: *mut *mut Frame, err: *mut c_char, errlen: c_int) -> c_int;
+    pub(crate) fn tsr_decoder_close(d: *mut Decoder);
 
-    pub fn tsr_scaler_open(
+    pub(crate) fn tsr_scaler_open(
         width: c_int,
         height: c_int,
         bicubic: c_int,
@@ -115,34 +115,39 @@ unsafe extern "C" {
         err: *mut c_char,
         errlen: c_int,
     ) -> c_int;
-    pub fn tsr_scale(
+    pub(crate) fn tsr_scale(
         s: *mut Scaler,
         input: *const Picture,
         out: *mut *mut Frame,
         err: *mut c_char,
         errlen: c_int,
     ) -> c_int;
-    pub fn tsr_scaler_close(s: *mut Scaler);
+    pub(crate) fn tsr_scaler_close(s: *mut Scaler);
 
-    pub fn tsr_encoder_open(c: *const EncoderConfig, out: *mut *mut Encoder, err: *mut c_char, errlen: c_int) -> c_int;
-    pub fn tsr_encoder_send(
+    pub(crate) fn tsr_encoder_open(
+        c: *const EncoderConfig,
+        out: *mut *mut Encoder,
+        err: *mut c_char,
+        errlen: c_int,
+    ) -> c_int;
+    pub(crate) fn tsr_encoder_send(
         e: *mut Encoder,
         pic: *const Picture,
         force_idr: c_int,
         err: *mut c_char,
         errlen: c_int,
     ) -> c_int;
-    pub fn tsr_encoder_send_frame(
+    pub(crate) fn tsr_encoder_send_frame(
         e: *mut Encoder,
         frame: *const Frame,
         force_idr: c_int,
         err: *mut c_char,
         errlen: c_int,
     ) -> c_int;
-    pub fn tsr_encoder_receive(e: *mut Encoder, pkt: *mut Packet, err: *mut c_char, errlen: c_int) -> c_int;
-    pub fn tsr_encoder_close(e: *mut Encoder);
+    pub(crate) fn tsr_encoder_receive(e: *mut Encoder, pkt: *mut Packet, err: *mut c_char, errlen: c_int) -> c_int;
+    pub(crate) fn tsr_encoder_close(e: *mut Encoder);
 
-    pub fn tsr_aac_open(
+    pub(crate) fn tsr_aac_open(
         sample_rate: c_int,
         channels: c_int,
         bitrate: i64,
@@ -150,9 +155,9 @@ unsafe extern "C" {
         err: *mut c_char,
         errlen: c_int,
     ) -> c_int;
-    pub fn tsr_aac_frame_size(a: *const Aac) -> c_int;
-    pub fn tsr_aac_config(a: *const Aac, data: *mut *const u8, size: *mut c_int) -> c_int;
-    pub fn tsr_aac_send(
+    pub(crate) fn tsr_aac_frame_size(a: *const Aac) -> c_int;
+    pub(crate) fn tsr_aac_config(a: *const Aac, data: *mut *const u8, size: *mut c_int) -> c_int;
+    pub(crate) fn tsr_aac_send(
         a: *mut Aac,
         planes: *const *const f32,
         channels: c_int,
@@ -160,9 +165,9 @@ unsafe extern "C" {
         err: *mut c_char,
         errlen: c_int,
     ) -> c_int;
-    pub fn tsr_aac_receive(a: *mut Aac, pkt: *mut Packet, err: *mut c_char, errlen: c_int) -> c_int;
-    pub fn tsr_aac_close(a: *mut Aac);
+    pub(crate) fn tsr_aac_receive(a: *mut Aac, pkt: *mut Packet, err: *mut c_char, errlen: c_int) -> c_int;
+    pub(crate) fn tsr_aac_close(a: *mut Aac);
 
-    pub fn tsr_frame_picture(f: *const Frame, pic: *mut Picture);
-    pub fn tsr_frame_free(f: *mut Frame);
+    pub(crate) fn tsr_frame_picture(f: *const Frame, pic: *mut Picture);
+    pub(crate) fn tsr_frame_free(f: *mut Frame);
 }

@@ -106,7 +106,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// An ADTS header for AAC-LC, 48 kHz, stereo, around `payload_len` bytes.
-    pub fn adts_header(payload_len: usize) -> [u8; 7] {
+    pub(crate) fn adts_header(payload_len: usize) -> [u8; 7] {
         let config = parse_asc(&audio_specific_config(2, 3, 2)).expect("valid");
         super::adts_header(&config, payload_len)
     }

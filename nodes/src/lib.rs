@@ -46,11 +46,23 @@ pub enum NodeError {
     #[error("TLS: {0}")]
     Tls(String),
     #[error("cluster: {0}")]
-    Cluster(#[from] tessera_cluster::ClusterError),
+    Cluster(Box<tessera_cluster::ClusterError>),
     #[error("license actor: {0}")]
     License(#[from] ractor::SpawnErr),
     #[error("storage: {0}")]
-    Tiers(#[from] tessera_storage::TierError),
+    Tiers(Box<tessera_storage::TierError>),
+}
+
+impl From<tessera_cluster::ClusterError> for NodeError {
+    fn from(e: tessera_cluster::ClusterError) -> Self {
+        NodeError::Cluster(Box::new(e))
+    }
+}
+
+impl From<tessera_storage::TierError> for NodeError {
+    fn from(e: tessera_storage::TierError) -> Self {
+        NodeError::Tiers(Box::new(e))
+    }
 }
 
 /// The process-wide Prometheus recorder (installed once; shared by every node in a process).

@@ -1,6 +1,9 @@
 //! `tessera`: run a node, or a demo that runs one and publishes to it; the client commands
 //! (`publish`, `cluster`, `release`, `vod`, `check-hls`) are `tessera-cli`'s.
 
+// A command prints its results for the person who ran it.
+#![allow(clippy::print_stdout)]
+
 use std::path::PathBuf;
 
 use anyhow::Context;

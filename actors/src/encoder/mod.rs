@@ -29,6 +29,7 @@ use tessera_ingest::{h264, hevc, CodecConfig, Frame, TrackInfo, TrackKind};
 use tessera_packager::segmenter::{Boundary, SegmenterConfig};
 use tessera_transcode::wire::{EncoderTuning, FromWorker, RungJob, SourceCodec, StartJob, ToWorker};
 use tessera_transcode::{plan, GapLedger, GovernorConfig, LadderSpec, LoadGovernor, Rendition, SOURCE};
+use tracing::Instrument;
 
 use crate::mailbox::Inflight;
 use crate::segmenter::SegmenterMsg;
@@ -85,6 +86,8 @@ impl EncoderMsg {
 
 pub struct EncoderState {
     cfg: EncoderActorConfig,
+    /// The span every message is handled in: the stream and session (a rung's log lines add their rendition).
+    span: tracing::Span,
     myself: ActorRef<EncoderMsg>,
     rungs: Vec<Rung>,
     planned: bool,
@@ -115,7 +118,9 @@ impl Actor for EncoderActor {
         cfg: EncoderActorConfig,
     ) -> Result<EncoderState, ActorProcessingErr> {
         let governor = LoadGovernor::new(cfg.settings.governor.clone(), 0);
+        let span = crate::stream_span(&cfg.stream, cfg.session, None);
         Ok(EncoderState {
+            span,
             cfg,
             myself,
             rungs: Vec::new(),
@@ -136,10 +141,15 @@ impl Actor for EncoderActor {
     }
 
     async fn post_stop(&self, _myself: ActorRef<EncoderMsg>, st: &mut EncoderState) -> Result<(), ActorProcessingErr> {
-        if st.worker.take().is_some() {
-            metrics::gauge!("tessera_codec_workers").decrement(1.0);
+        let span = st.span.clone();
+        async move {
+            if st.worker.take().is_some() {
+                metrics::gauge!("tessera_codec_workers").decrement(1.0);
+            }
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 
     async fn handle(
@@ -148,51 +158,56 @@ impl Actor for EncoderActor {
         msg: EncoderMsg,
         st: &mut EncoderState,
     ) -> Result<(), ActorProcessingErr> {
-        if msg.counted() {
-            st.cfg.inflight.done();
-        }
-        match msg {
-            EncoderMsg::Init(tracks) => st.init(tracks).await?,
-            EncoderMsg::Frame(frame, boundary) => st.frame(frame, boundary),
-            EncoderMsg::SegmentEnd { segment, duration } => {
-                let gaps = st.ledger.leader_completed(segment, duration as f64 / TICKS_PER_SECOND as f64);
-                st.send_gaps(gaps);
-                while st.boundaries.len() > 32 {
-                    st.boundaries.pop_first();
-                }
+        let span = st.span.clone();
+        async move {
+            if msg.counted() {
+                st.cfg.inflight.done();
             }
-            EncoderMsg::End => {
-                st.ending = true;
-                match &st.worker {
-                    Some(w) if w.send(&ToWorker::Stop, &[]).is_ok() => {
-                        myself.send_after(Duration::from_secs(5), || EncoderMsg::EndTimeout);
-                    }
-                    _ => st.finish(&myself),
-                }
-            }
-            EncoderMsg::Worker { generation, event } if generation == st.generation => match event {
-                WorkerEvent::Message(msg, body) => st.worker_message(msg, body),
-                WorkerEvent::Garbled(e) => {
-                    tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, error = %e, "codec worker output unreadable; killing it");
-                    if let Some(w) = st.worker.as_mut() {
-                        w.kill();
+            match msg {
+                EncoderMsg::Init(tracks) => st.init(tracks).await?,
+                EncoderMsg::Frame(frame, boundary) => st.frame(frame, boundary),
+                EncoderMsg::SegmentEnd { segment, duration } => {
+                    let gaps = st.ledger.leader_completed(segment, duration as f64 / TICKS_PER_SECOND as f64);
+                    st.send_gaps(gaps);
+                    while st.boundaries.len() > 32 {
+                        st.boundaries.pop_first();
                     }
                 }
-                WorkerEvent::Exited(how) => st.worker_exited(how),
-            },
-            EncoderMsg::Worker { .. } => {}
-            EncoderMsg::Restart { generation } if generation == st.generation && !st.ending => st.start_worker(),
-            EncoderMsg::Restart { .. } => {}
-            EncoderMsg::EndTimeout => {
-                if st.worker.is_some() {
-                    tracing::warn!(stream = %st.cfg.stream, session = st.cfg.session, "codec worker did not finish in 5 s; killing it");
-                    st.worker = None;
-                    metrics::gauge!("tessera_codec_workers").decrement(1.0);
+                EncoderMsg::End => {
+                    st.ending = true;
+                    match &st.worker {
+                        Some(w) if w.send(&ToWorker::Stop, &[]).is_ok() => {
+                            myself.send_after(Duration::from_secs(5), || EncoderMsg::EndTimeout);
+                        }
+                        _ => st.finish(&myself),
+                    }
                 }
-                st.finish(&myself);
+                EncoderMsg::Worker { generation, event } if generation == st.generation => match event {
+                    WorkerEvent::Message(msg, body) => st.worker_message(msg, body),
+                    WorkerEvent::Garbled(e) => {
+                        tracing::error!(error = %e, "codec worker output unreadable; killing it");
+                        if let Some(w) = st.worker.as_mut() {
+                            w.kill();
+                        }
+                    }
+                    WorkerEvent::Exited(how) => st.worker_exited(how),
+                },
+                EncoderMsg::Worker { .. } => {}
+                EncoderMsg::Restart { generation } if generation == st.generation && !st.ending => st.start_worker(),
+                EncoderMsg::Restart { .. } => {}
+                EncoderMsg::EndTimeout => {
+                    if st.worker.is_some() {
+                        tracing::warn!("codec worker did not finish in 5 s; killing it");
+                        st.worker = None;
+                        metrics::gauge!("tessera_codec_workers").decrement(1.0);
+                    }
+                    st.finish(&myself);
+                }
             }
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 
     async fn handle_supervisor_evt(
@@ -201,24 +216,30 @@ impl Actor for EncoderActor {
         evt: SupervisionEvent,
         st: &mut EncoderState,
     ) -> Result<(), ActorProcessingErr> {
-        match evt {
-            SupervisionEvent::ActorFailed(cell, err) => {
-                let Some(i) = st.rungs.iter().position(|r| r.actors.iter().any(|a| a.get_id() == cell.get_id())) else {
-                    return Ok(());
-                };
-                tracing::error!(stream = %st.cfg.stream, session = st.cfg.session, rendition = %st.rungs[i].name, error = %err, "rendition failed; dropping it");
-                for a in &st.rungs[i].actors {
-                    a.stop(Some("sibling failed".into()));
+        let span = st.span.clone();
+        async move {
+            match evt {
+                SupervisionEvent::ActorFailed(cell, err) => {
+                    let Some(i) = st.rungs.iter().position(|r| r.actors.iter().any(|a| a.get_id() == cell.get_id()))
+                    else {
+                        return Ok(());
+                    };
+                    tracing::error!(rendition = %st.rungs[i].name, error = %err, "rendition failed; dropping it");
+                    for a in &st.rungs[i].actors {
+                        a.stop(Some("sibling failed".into()));
+                    }
+                    st.rungs[i].dead = true;
+                    st.drop_rung(i, "failed");
                 }
-                st.rungs[i].dead = true;
-                st.drop_rung(i, "failed");
+                SupervisionEvent::ActorTerminated(..) if st.ending && myself.get_children().is_empty() => {
+                    myself.stop(None);
+                }
+                _ => {}
             }
-            SupervisionEvent::ActorTerminated(..) if st.ending && myself.get_children().is_empty() => {
-                myself.stop(None);
-            }
-            _ => {}
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 }
 
@@ -260,7 +281,7 @@ impl EncoderState {
         if !self.planned {
             self.planned = true;
             let Some(v) = video.clone() else {
-                tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, "no video: nothing to transcode");
+                tracing::info!("no video: nothing to transcode");
                 self.publish_plan(&[], None);
                 self.myself.stop(Some("nothing to transcode".into()));
                 return Ok(());
@@ -271,7 +292,7 @@ impl EncoderState {
             let rungs: Vec<Rendition> = renditions.into_iter().filter(|r| r.encode.is_some()).collect();
             if rungs.is_empty() {
                 // The leader stops handing frames over once this actor is gone.
-                tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, width = w, height = h, "source too small for any transcoded rung");
+                tracing::info!(width = w, height = h, "source too small for any transcoded rung");
                 self.myself.stop(Some("nothing to transcode".into()));
                 return Ok(());
             }
@@ -343,7 +364,7 @@ impl EncoderState {
         if planned.is_empty() && self.cfg.ladder.has_source() {
             planned.push(PlannedRendition { name: SOURCE.into(), bitrate: None, resolution: size });
         }
-        tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, renditions = %planned.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(","), "ladder planned");
+        tracing::info!(renditions = %planned.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(","), "ladder planned");
         self.cfg.sink.plan(&self.cfg.stream, self.cfg.session, planned);
     }
 
@@ -356,16 +377,16 @@ impl EncoderState {
                 for (i, _) in self.rungs.iter().enumerate().filter(|(_, r)| r.dropped) {
                     ok &= w.send(&ToWorker::DropRung(i as u32), &[]).is_ok();
                 }
-                tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, pid = ?w.pid, generation = self.generation, rungs = self.rungs.len(), "codec worker started");
+                tracing::info!(pid = ?w.pid, generation = self.generation, rungs = self.rungs.len(), "codec worker started");
                 self.status.worker_pid = w.pid;
                 self.worker = Some(w);
                 metrics::gauge!("tessera_codec_workers").increment(1.0);
                 if !ok {
-                    tracing::error!(stream = %self.cfg.stream, "codec worker refused its job");
+                    tracing::error!("codec worker refused its job");
                 }
             }
             Err(e) => {
-                tracing::error!(stream = %self.cfg.stream, session = self.cfg.session, program = %self.cfg.settings.worker.program.display(), error = %e, "cannot start the codec worker");
+                tracing::error!(program = %self.cfg.settings.worker.program.display(), error = %e, "cannot start the codec worker");
                 self.schedule_restart();
             }
         }
@@ -383,7 +404,7 @@ impl EncoderState {
             return;
         }
         metrics::counter!("tessera_codec_worker_exits_total").increment(1);
-        tracing::error!(stream = %self.cfg.stream, session = self.cfg.session, generation = self.generation, %how, "codec worker died; the transcoded renditions have a gap until it is back");
+        tracing::error!(generation = self.generation, %how, "codec worker died; the transcoded renditions have a gap until it is back");
         self.feeding = false;
         self.governor.worker_restarted();
         let gaps = self.ledger.interrupt();
@@ -457,7 +478,10 @@ impl EncoderState {
         self.feeding = false;
         self.governor.skipped_for_delay(now);
         metrics::counter!("tessera_transcode_skips_total").increment(1);
-        tracing::warn!(stream = %self.cfg.stream, session = self.cfg.session, delay_ms = self.governor.delay(now).as_millis() as u64, "codec worker behind: skipping to the next boundary");
+        tracing::warn!(
+            delay_ms = self.governor.delay(now).as_millis() as u64,
+            "codec worker behind: skipping to the next boundary"
+        );
         let gaps = self.ledger.interrupt();
         self.send_gaps(gaps);
     }
@@ -465,7 +489,7 @@ impl EncoderState {
     fn worker_message(&mut self, msg: FromWorker, body: Bytes) {
         match msg {
             FromWorker::Ready { ffmpeg } => {
-                tracing::info!(stream = %self.cfg.stream, session = self.cfg.session, %ffmpeg, "codec worker ready")
+                tracing::info!(%ffmpeg, "codec worker ready")
             }
             FromWorker::Packet { rung, pts, dts, keyframe, boundary } => {
                 self.rung_packet(rung as usize, pts, dts, keyframe, boundary, body)
@@ -479,7 +503,7 @@ impl EncoderState {
                 metrics::histogram!("tessera_transcode_load_ratio").record(stats.load());
                 self.status.load = stats.load();
                 if let Some((rung, reason)) = self.governor.report(&stats, Instant::now()) {
-                    tracing::warn!(stream = %self.cfg.stream, session = self.cfg.session, rendition = %self.rungs[rung].name, load = stats.load(), reason = reason.as_str(), "node cannot transcode this ladder in real time; dropping its most expensive rung");
+                    tracing::warn!(rendition = %self.rungs[rung].name, load = stats.load(), reason = reason.as_str(), "node cannot transcode this ladder in real time; dropping its most expensive rung");
                     self.drop_rung(rung, reason.as_str());
                 } else {
                     self.publish_status();
@@ -487,10 +511,10 @@ impl EncoderState {
             }
             FromWorker::Skipped { dts, error } => {
                 metrics::counter!("tessera_transcode_decode_errors_total").increment(1);
-                tracing::warn!(stream = %self.cfg.stream, session = self.cfg.session, dts, %error, "codec worker could not decode a source frame");
+                tracing::warn!(dts, %error, "codec worker could not decode a source frame");
             }
             FromWorker::Failed { error } => {
-                tracing::error!(stream = %self.cfg.stream, session = self.cfg.session, %error, "codec worker failed")
+                tracing::error!(%error, "codec worker failed")
             }
         }
     }

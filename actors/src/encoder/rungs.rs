@@ -107,7 +107,7 @@ impl EncoderState {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(stream = %self.cfg.stream, rendition = %rung.name, error = %e, "encoder wrote an unreadable SPS")
+                    tracing::warn!(rendition = %rung.name, error = %e, "encoder wrote an unreadable SPS")
                 }
             }
         }
@@ -127,7 +127,7 @@ impl EncoderState {
             Ok(()) => rung.lagging = false,
             Err(SendError::Full) => {
                 if !rung.lagging {
-                    tracing::warn!(stream = %self.cfg.stream, rendition = %rung.name, "segmenter lagging: dropping output until the next boundary");
+                    tracing::warn!(rendition = %rung.name, "segmenter lagging: dropping output until the next boundary");
                 }
                 rung.lagging = true;
                 let _ = rung.segmenter.send(SegmenterMsg::Abandon);

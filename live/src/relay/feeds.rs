@@ -40,7 +40,7 @@ impl Drop for Reading {
 
 /// Called with a stream's name when another node subscribes to a stream this node does not
 /// publish: the node must follow it to relay it.
-pub type RelayWanted = Box<dyn Fn(&str) + Send + Sync>;
+pub(super) type RelayWanted = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Every journal of this node, and what its store holds, for other nodes to ask.
 pub struct FeedRegistry {

@@ -45,7 +45,7 @@ pub(crate) struct RenditionState {
 }
 
 impl RenditionState {
-    pub fn new(name: &str, config: PlaylistConfig) -> Self {
+    pub(super) fn new(name: &str, config: PlaylistConfig) -> Self {
         RenditionState {
             name: name.to_string(),
             playlist: PlaylistState::new(config),
@@ -66,15 +66,15 @@ impl RenditionState {
     }
 
     /// Listed in the multivariant playlist: planned for this session and not dropped.
-    pub fn offered(&self) -> bool {
+    pub(super) fn offered(&self) -> bool {
         self.planned.is_some() && self.dropped.is_none()
     }
 
-    pub fn has_complete_segment(&self) -> bool {
+    pub(super) fn has_complete_segment(&self) -> bool {
         self.playlist.segments().any(|s| s.complete && !s.gap)
     }
 
-    pub fn init(&mut self, tracks: Vec<TrackInfo>, data: Bytes) -> u32 {
+    pub(super) fn init(&mut self, tracks: Vec<TrackInfo>, data: Bytes) -> u32 {
         self.playlist.set_init(self.next_init);
         self.settle();
         let id = self.next_init;
@@ -92,7 +92,7 @@ impl RenditionState {
 
     /// Adds a part of segment `msn` and returns its number; `None` if that segment is
     /// already closed.
-    pub fn part(
+    pub(super) fn part(
         &mut self,
         msn: u64,
         data: Bytes,
@@ -115,14 +115,14 @@ impl RenditionState {
         Some(seq)
     }
 
-    pub fn segment_end(&mut self, msn: u64) {
+    pub(super) fn segment_end(&mut self, msn: u64) {
         if self.playlist.segments().last().is_some_and(|s| s.msn == msn && !s.complete) {
             self.playlist.close_segment();
         }
         self.settle();
     }
 
-    pub fn gap(&mut self, msn: u64, duration: f64) {
+    pub(super) fn gap(&mut self, msn: u64, duration: f64) {
         // A gap starts where the segment before it ended.
         let start = self
             .playlist
@@ -136,7 +136,7 @@ impl RenditionState {
     }
 
     /// Closes the open segment (its publisher left or was replaced).
-    pub fn close(&mut self) {
+    pub(super) fn close(&mut self) {
         if let Some(msn) = self.playlist.segments().last().filter(|s| !s.complete).map(|s| s.msn) {
             self.segment_end(msn);
         }
@@ -173,7 +173,13 @@ impl RenditionState {
     }
 
     /// The media playlist, rendered once per change of the stream (or of its keys).
-    pub fn render(&mut self, skip: bool, changes: u64, reports: &[RenditionReport], keys: &[SegmentKey]) -> Bytes {
+    pub(super) fn render(
+        &mut self,
+        skip: bool,
+        changes: u64,
+        reports: &[RenditionReport],
+        keys: &[SegmentKey],
+    ) -> Bytes {
         let slot = skip as usize;
         let keyed = keys.last().map_or(0, |k| (keys.len() as u64) << 48 ^ k.from_msn);
         match &self.rendered[slot] {
@@ -189,7 +195,7 @@ impl RenditionState {
     /// The multivariant entry naming the rendition's `playlist` (`index.m3u8`, `dvr.m3u8`):
     /// codecs and size from its tracks, bandwidth measured (and, for a transcoded rendition,
     /// at least what it was configured for).
-    pub fn variant(&self, playlist: &str) -> Variant {
+    pub(super) fn variant(&self, playlist: &str) -> Variant {
         let mut codecs: Vec<String> = self.tracks.iter().map(|t| t.codec.rfc6381()).collect();
         codecs.dedup();
         let resolution =

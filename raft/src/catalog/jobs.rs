@@ -16,7 +16,7 @@ use super::{AssetState, Catalog, Command, NodeId, Outcome, Rejection};
 /// Attempts (failures and lapsed leases) before a job is dead.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// Longest pause before a failed job is tried again.
-pub const MAX_BACKOFF_MS: i64 = 300_000;
+pub(super) const MAX_BACKOFF_MS: i64 = 300_000;
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,7 +55,7 @@ pub struct ProtectionRecord {
 /// Keys kept per content: enough for any DVR window at a rotation period of minutes.
 pub const KEYS_KEPT: usize = 64;
 /// Lines of the address-to-region table at most.
-pub const REGION_LINES_MAX: usize = 100_000;
+pub(super) const REGION_LINES_MAX: usize = 100_000;
 
 fn valid_kid(kid: &str) -> bool {
     kid.len() == 32 && kid.bytes().all(|b| b.is_ascii_hexdigit())
