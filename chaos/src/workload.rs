@@ -10,6 +10,7 @@ use tessera_raft::{CatalogError, CatalogNode, Command, NodeId, Outcome, Rejectio
 
 use crate::cluster::{Nodes, Rng};
 use crate::history::{History, Op, Ret};
+use tessera_raft::StreamRejection;
 
 /// How long a client waits for an answer before calling the outcome unknown.
 const PATIENCE: Duration = Duration::from_millis(1500);
@@ -71,13 +72,13 @@ pub async fn one(
             let cmd = Command::PutStream { name: key.into(), ladder: None, token_sha256: None, create_only: true };
             tokio::time::timeout(PATIENCE, node.propose(cmd))
                 .await
-                .map(|r| write_ret(r, Rejection::StreamExists(key.into())))
+                .map(|r| write_ret(r, Rejection::Stream(StreamRejection::StreamExists(key.into()))))
         }
         Op::Delete => {
             let cmd = Command::DeleteStream { name: key.into() };
             tokio::time::timeout(PATIENCE, node.propose(cmd))
                 .await
-                .map(|r| write_ret(r, Rejection::NoSuchStream(key.into())))
+                .map(|r| write_ret(r, Rejection::Stream(StreamRejection::NoSuchStream(key.into()))))
         }
     };
     match result {

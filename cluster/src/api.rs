@@ -16,6 +16,9 @@ use tessera_raft::{Catalog, CatalogError, CatalogNode, Rejection, TokenKind};
 
 use crate::identity::secret_hash;
 use crate::{ClusterError, ClusterService};
+use tessera_raft::{
+    AssetRejection, JobRejection, NodeRejection, ProtectionRejection, ReleaseRejection, StreamRejection,
+};
 
 /// An error answer.
 pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
@@ -35,19 +38,23 @@ pub fn catalog_error(e: CatalogError) -> Response {
 /// A command the catalog refused: not found, a conflict with the state, or invalid.
 pub fn rejection(r: Rejection) -> Response {
     let (status, code) = match &r {
-        Rejection::NoSuchStream(_)
-        | Rejection::NoSuchNode(_)
-        | Rejection::NoSuchRelease(_)
-        | Rejection::NoSuchAsset(_) => (StatusCode::NOT_FOUND, "not_found"),
-        Rejection::ReleasePending { .. } | Rejection::ReleaseOpen(_) | Rejection::ReleaseOver(_) => {
-            (StatusCode::CONFLICT, "release_state")
+        Rejection::Stream(StreamRejection::NoSuchStream(_))
+        | Rejection::Node(NodeRejection::NoSuchNode(_))
+        | Rejection::Release(ReleaseRejection::NoSuchRelease(_))
+        | Rejection::Asset(AssetRejection::NoSuchAsset(_)) => (StatusCode::NOT_FOUND, "not_found"),
+        Rejection::Release(ReleaseRejection::ReleasePending { .. })
+        | Rejection::Release(ReleaseRejection::ReleaseOpen(_))
+        | Rejection::Release(ReleaseRejection::ReleaseOver(_)) => (StatusCode::CONFLICT, "release_state"),
+        Rejection::Release(ReleaseRejection::StaleRelease { .. }) => (StatusCode::CONFLICT, "stale_release"),
+        Rejection::Protection(ProtectionRejection::InvalidProtection(_)) => (StatusCode::BAD_REQUEST, "invalid"),
+        Rejection::Stream(StreamRejection::StreamExists(_)) | Rejection::Asset(AssetRejection::AssetExists(_)) => {
+            (StatusCode::CONFLICT, "exists")
         }
-        Rejection::StaleRelease { .. } => (StatusCode::CONFLICT, "stale_release"),
-        Rejection::InvalidProtection(_) => (StatusCode::BAD_REQUEST, "invalid"),
-        Rejection::StreamExists(_) | Rejection::AssetExists(_) => (StatusCode::CONFLICT, "exists"),
-        Rejection::StreamLive(_) => (StatusCode::CONFLICT, "live"),
-        Rejection::StaleEpoch { .. } | Rejection::StaleJobLease { .. } => (StatusCode::CONFLICT, "stale_epoch"),
-        Rejection::JobNotClaimable { .. } => (StatusCode::CONFLICT, "job_state"),
+        Rejection::Stream(StreamRejection::StreamLive(_)) => (StatusCode::CONFLICT, "live"),
+        Rejection::Stream(StreamRejection::StaleEpoch { .. }) | Rejection::Job(JobRejection::StaleJobLease { .. }) => {
+            (StatusCode::CONFLICT, "stale_epoch")
+        }
+        Rejection::Job(JobRejection::JobNotClaimable { .. }) => (StatusCode::CONFLICT, "job_state"),
         _ => (StatusCode::BAD_REQUEST, "invalid"),
     };
     error(status, code, r)

@@ -27,10 +27,11 @@ pub mod network;
 pub mod node;
 
 pub use catalog::{
-    job_key, valid_content, ArchiveExtent, AssetRecord, AssetState, CaRecord, Catalog, Command, Gate, JobLease,
-    JobRecord, JobState, KeyRecord, NodeId, NodeRecord, Outcome, Proposal, Protection, ProtectionRecord, Readiness,
-    RecordedRendition, Rejection, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, SourceRecord, TokenKind,
-    Visibility, RECORDING_SPEC,
+    job_key, valid_content, ArchiveExtent, AssetRecord, AssetRejection, AssetState, CaRecord, Catalog, Command, Gate,
+    JobLease, JobRecord, JobRejection, JobState, KeyRecord, NodeId, NodeRecord, NodeRejection, Outcome, Proposal,
+    Protection, ProtectionRecord, ProtectionRejection, Readiness, RecordedRendition, Rejection, ReleaseId,
+    ReleasePhase, ReleaseRecord, ReleaseRejection, ReleaseState, SourceRecord, StreamRejection, TokenKind, Visibility,
+    RECORDING_SPEC,
 };
 pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};
 pub mod store;

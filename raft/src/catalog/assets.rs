@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{valid_hash, valid_name, Catalog, Command, NodeId, Outcome, Rejection};
+use crate::catalog::{AssetRejection, NodeRejection};
 
 /// What the source file holds and where it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,9 +58,9 @@ impl Catalog {
     pub(super) fn apply_asset(&mut self, now: i64, command: &Command) -> Result<Outcome, Rejection> {
         match command {
             Command::AddAsset { asset } => {
-                let invalid = |why: &str| Rejection::InvalidAsset(why.to_string());
+                let invalid = |why: &str| Rejection::Asset(AssetRejection::InvalidAsset(why.to_string()));
                 if !valid_name(&asset.id) {
-                    return Err(Rejection::InvalidName(asset.id.clone()));
+                    return Err(Rejection::Asset(AssetRejection::InvalidId(asset.id.clone())));
                 }
                 if asset.title.len() > TITLE_MAX || asset.title.chars().any(char::is_control) {
                     return Err(invalid("a title is at most 256 bytes, without control characters"));
@@ -71,12 +72,12 @@ impl Catalog {
                     return Err(invalid("the source's container is mp4, mpegts or live (a recording)"));
                 }
                 if !self.nodes.contains_key(&asset.source.node) {
-                    return Err(Rejection::NoSuchNode(asset.source.node));
+                    return Err(Rejection::Node(NodeRejection::NoSuchNode(asset.source.node)));
                 }
                 match self.assets.get(&asset.id) {
                     // A completion proposed again (a retried request) changes nothing.
                     Some(a) if a.source == asset.source && a.title == asset.title => return Ok(Outcome::Done),
-                    Some(_) => return Err(Rejection::AssetExists(asset.id.clone())),
+                    Some(_) => return Err(Rejection::Asset(AssetRejection::AssetExists(asset.id.clone()))),
                     None => {}
                 }
                 let state = if asset.source.container == "live" { AssetState::Recording } else { AssetState::Uploaded };
@@ -85,7 +86,7 @@ impl Catalog {
                 Ok(Outcome::Done)
             }
             Command::DeleteAsset { id } => {
-                self.assets.remove(id).ok_or_else(|| Rejection::NoSuchAsset(id.clone()))?;
+                self.assets.remove(id).ok_or_else(|| Rejection::Asset(AssetRejection::NoSuchAsset(id.clone())))?;
                 let prefix = format!("{id}/");
                 self.jobs.retain(|k, _| !k.starts_with(&prefix));
                 Ok(Outcome::Done)
@@ -137,16 +138,19 @@ mod tests {
         assert_eq!((stored.state, stored.created_ms), (AssetState::Uploaded, 7), "state and time are the catalog's");
         assert_eq!(add(&mut c, asset("film")), Outcome::Done, "the same completion again changes nothing");
         let other = AssetRecord { title: "Another".into(), ..asset("film") };
-        assert_eq!(add(&mut c, other), Outcome::Rejected(Rejection::AssetExists("film".into())));
+        assert_eq!(add(&mut c, other), Outcome::Rejected(Rejection::Asset(AssetRejection::AssetExists("film".into()))));
         let bad_hash = AssetRecord { source: SourceRecord { sha256: "x".into(), ..asset("a").source }, ..asset("a") };
-        assert!(matches!(add(&mut c, bad_hash), Outcome::Rejected(Rejection::InvalidAsset(_))));
+        assert!(matches!(add(&mut c, bad_hash), Outcome::Rejected(Rejection::Asset(AssetRejection::InvalidAsset(_)))));
         let elsewhere = AssetRecord { source: SourceRecord { node: 9, ..asset("b").source }, ..asset("b") };
-        assert_eq!(add(&mut c, elsewhere), Outcome::Rejected(Rejection::NoSuchNode(9)));
-        assert!(matches!(add(&mut c, asset("no/slash")), Outcome::Rejected(Rejection::InvalidName(_))));
+        assert_eq!(add(&mut c, elsewhere), Outcome::Rejected(Rejection::Node(NodeRejection::NoSuchNode(9))));
+        assert!(matches!(
+            add(&mut c, asset("no/slash")),
+            Outcome::Rejected(Rejection::Asset(AssetRejection::InvalidId(_)))
+        ));
         assert_eq!(c.assets.len(), 1, "nothing half-registered");
         let delete =
             |c: &mut Catalog| c.apply(&Proposal { at_ms: 8, command: Command::DeleteAsset { id: "film".into() } });
         assert_eq!(delete(&mut c), Outcome::Done);
-        assert_eq!(delete(&mut c), Outcome::Rejected(Rejection::NoSuchAsset("film".into())));
+        assert_eq!(delete(&mut c), Outcome::Rejected(Rejection::Asset(AssetRejection::NoSuchAsset("film".into()))));
     }
 }

@@ -12,6 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{AssetState, Catalog, Command, NodeId, Outcome, Rejection};
+use crate::catalog::{AssetRejection, JobRejection, NodeRejection};
 
 /// Attempts (failures and lapsed leases) before a job is dead.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -144,22 +145,29 @@ impl Catalog {
     /// The job a worker names, if it holds `epoch` of it.
     fn held(&mut self, asset: &str, rendition: &str, node: NodeId, epoch: u64) -> Result<&mut JobRecord, Rejection> {
         let key = job_key(asset, rendition);
-        let job = self.jobs.get_mut(&key).ok_or_else(|| Rejection::NoSuchJob(key.clone()))?;
+        let job = self.jobs.get_mut(&key).ok_or_else(|| Rejection::Job(JobRejection::NoSuchJob(key.clone())))?;
         match job.lease {
             Some(l) if l.node == node && l.epoch == epoch && job.state == JobState::Leased => Ok(job),
-            _ => Err(Rejection::StaleJobLease { job: key, node, epoch }),
+            _ => Err(Rejection::Job(JobRejection::StaleJobLease { job: key, node, epoch })),
         }
     }
 
     pub(super) fn apply_job(&mut self, now: i64, command: &Command) -> Result<Outcome, Rejection> {
         match command {
             Command::FinishRecording { asset, duration_ms, renditions } => {
-                let a = self.assets.get_mut(asset).ok_or_else(|| Rejection::NoSuchAsset(asset.clone()))?;
+                let a = self
+                    .assets
+                    .get_mut(asset)
+                    .ok_or_else(|| Rejection::Asset(AssetRejection::NoSuchAsset(asset.clone())))?;
                 if a.state != AssetState::Recording {
-                    return Err(Rejection::InvalidAsset(format!("{asset} is not being recorded")));
+                    return Err(Rejection::Asset(AssetRejection::InvalidAsset(format!(
+                        "{asset} is not being recorded"
+                    ))));
                 }
                 if renditions.iter().any(|r| !super::valid_name(&r.rendition) || r.epochs.is_empty()) {
-                    return Err(Rejection::InvalidAsset(format!("a rendition of recording {asset}")));
+                    return Err(Rejection::Asset(AssetRejection::InvalidAsset(format!(
+                        "a rendition of recording {asset}"
+                    ))));
                 }
                 a.source.duration_ms = *duration_ms;
                 let node = a.source.node;
@@ -194,11 +202,13 @@ impl Catalog {
             }
             Command::AddJobs { asset, jobs, segments_total } => {
                 if !self.assets.contains_key(asset) {
-                    return Err(Rejection::NoSuchAsset(asset.clone()));
+                    return Err(Rejection::Asset(AssetRejection::NoSuchAsset(asset.clone())));
                 }
                 for (rendition, spec) in jobs {
                     if !super::valid_name(rendition) || spec.is_empty() || spec.len() > 128 {
-                        return Err(Rejection::InvalidAsset(format!("job {rendition:?} ({spec:?})")));
+                        return Err(Rejection::Asset(AssetRejection::InvalidAsset(format!(
+                            "job {rendition:?} ({spec:?})"
+                        ))));
                     }
                 }
                 for (rendition, spec) in jobs {
@@ -224,10 +234,11 @@ impl Catalog {
             }
             Command::ClaimJob { asset, rendition, node, lease_ms } => {
                 if !self.nodes.contains_key(node) {
-                    return Err(Rejection::NoSuchNode(*node));
+                    return Err(Rejection::Node(NodeRejection::NoSuchNode(*node)));
                 }
                 let key = job_key(asset, rendition);
-                let job = self.jobs.get_mut(&key).ok_or_else(|| Rejection::NoSuchJob(key.clone()))?;
+                let job =
+                    self.jobs.get_mut(&key).ok_or_else(|| Rejection::Job(JobRejection::NoSuchJob(key.clone())))?;
                 // A lease that lapsed is a failed attempt of its holder.
                 if job.state == JobState::Leased && job.lease.is_some_and(|l| now > l.until_ms) {
                     let holder = job.lease.map(|l| l.node).unwrap_or_default();
@@ -235,7 +246,7 @@ impl Catalog {
                     job.not_before_ms = now; // taken over at once
                 }
                 if !job.claimable(now) {
-                    let out = Err(Rejection::JobNotClaimable { job: key, state: job.state });
+                    let out = Err(Rejection::Job(JobRejection::JobNotClaimable { job: key, state: job.state }));
                     self.settle_asset(asset);
                     return out;
                 }
@@ -274,9 +285,10 @@ impl Catalog {
             }
             Command::RetryJob { asset, rendition } => {
                 let key = job_key(asset, rendition);
-                let job = self.jobs.get_mut(&key).ok_or_else(|| Rejection::NoSuchJob(key.clone()))?;
+                let job =
+                    self.jobs.get_mut(&key).ok_or_else(|| Rejection::Job(JobRejection::NoSuchJob(key.clone())))?;
                 if job.state != JobState::Dead {
-                    return Err(Rejection::JobNotClaimable { job: key, state: job.state });
+                    return Err(Rejection::Job(JobRejection::JobNotClaimable { job: key, state: job.state }));
                 }
                 job.state = JobState::Pending;
                 job.attempts = 0;

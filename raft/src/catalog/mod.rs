@@ -302,9 +302,26 @@ pub struct Proposal {
     pub command: Command,
 }
 
-/// Why a command was rejected. The same on every node.
+/// Why a command was rejected, by the concern it touches. The same on every node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Rejection {
+    #[error(transparent)]
+    Stream(#[from] StreamRejection),
+    #[error(transparent)]
+    Node(#[from] NodeRejection),
+    #[error(transparent)]
+    Release(#[from] ReleaseRejection),
+    #[error(transparent)]
+    Protection(#[from] ProtectionRejection),
+    #[error(transparent)]
+    Asset(#[from] AssetRejection),
+    #[error(transparent)]
+    Job(#[from] JobRejection),
+}
+
+/// A stream and its origin lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum StreamRejection {
     #[error("no such stream {0:?}")]
     NoSuchStream(String),
     #[error("stream {0:?} already exists")]
@@ -317,14 +334,24 @@ pub enum Rejection {
     InvalidLadder(String),
     #[error("stream {stream:?}: node {node} does not hold epoch {epoch}")]
     StaleEpoch { stream: String, node: NodeId, epoch: u64 },
-    #[error("no such node {0}")]
-    NoSuchNode(NodeId),
     #[error("stream {0:?} has a live origin; release it first")]
     StreamLive(String),
+}
+
+/// The cluster and its nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum NodeRejection {
+    #[error("no such node {0}")]
+    NoSuchNode(NodeId),
     #[error("the cluster is already initialized")]
     AlreadyInitialized,
     #[error("the cluster is not initialized")]
     NotInitialized,
+}
+
+/// A scheduled release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ReleaseRejection {
     #[error("invalid content {0:?}: live/NAME or vod/ASSET")]
     InvalidContent(String),
     #[error("invalid release: {0}")]
@@ -339,14 +366,33 @@ pub enum Rejection {
     ReleaseOver(ReleaseId),
     #[error("release {id} has moved (now revision {revision})")]
     StaleRelease { id: ReleaseId, revision: u64 },
+}
+
+/// Content protection: encryption, rights, keys, tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ProtectionRejection {
+    #[error("invalid content {0:?}: live/NAME or vod/ASSET")]
+    InvalidContent(String),
     #[error("invalid protection: {0}")]
     InvalidProtection(String),
+}
+
+/// A VOD asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AssetRejection {
+    #[error("invalid asset id {0:?}: 1 to 64 of a-z, A-Z, 0-9, '-', '_', '.'")]
+    InvalidId(String),
     #[error("invalid asset: {0}")]
     InvalidAsset(String),
     #[error("asset {0:?} already exists")]
     AssetExists(String),
     #[error("no such asset {0:?}")]
     NoSuchAsset(String),
+}
+
+/// A VOD job and its lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum JobRejection {
     #[error("no such job {0:?}")]
     NoSuchJob(String),
     #[error("job {job:?} is {state:?}: not to be claimed now")]
@@ -430,10 +476,10 @@ impl Catalog {
         match &p.command {
             Command::InitCluster { ca, first, join_sha256, admin_sha256 } => {
                 if self.ca.is_some() {
-                    return Err(Rejection::AlreadyInitialized);
+                    return Err(Rejection::Node(NodeRejection::AlreadyInitialized));
                 }
                 if !valid_hash(join_sha256) || !valid_hash(admin_sha256) {
-                    return Err(Rejection::InvalidTokenHash);
+                    return Err(Rejection::Stream(StreamRejection::InvalidTokenHash));
                 }
                 self.ca = Some(ca.clone());
                 self.nodes.insert(first.id, NodeRecord { joined_ms: now, ..first.clone() });
@@ -443,7 +489,7 @@ impl Catalog {
             }
             Command::AddToken { kind, sha256 } => {
                 if !valid_hash(sha256) {
-                    return Err(Rejection::InvalidTokenHash);
+                    return Err(Rejection::Stream(StreamRejection::InvalidTokenHash));
                 }
                 self.access.set(*kind).insert(sha256.to_ascii_lowercase());
                 Ok(Outcome::Done)
@@ -454,7 +500,7 @@ impl Catalog {
             }
             Command::AdmitNode { cluster_addr, http_addr } => {
                 if self.ca.is_none() {
-                    return Err(Rejection::NotInitialized);
+                    return Err(Rejection::Node(NodeRejection::NotInitialized));
                 }
                 let id = self.nodes.keys().next_back().map_or(1, |m| m + 1);
                 let node = NodeRecord {
@@ -469,17 +515,17 @@ impl Catalog {
             }
             Command::PutStream { name, ladder, token_sha256, create_only } => {
                 if !valid_name(name) {
-                    return Err(Rejection::InvalidName(name.clone()));
+                    return Err(Rejection::Stream(StreamRejection::InvalidName(name.clone())));
                 }
                 if token_sha256.as_deref().is_some_and(|h| !valid_hash(h)) {
-                    return Err(Rejection::InvalidTokenHash);
+                    return Err(Rejection::Stream(StreamRejection::InvalidTokenHash));
                 }
                 if let Some(l) = ladder.as_deref().filter(|l| !valid_ladder(l)) {
-                    return Err(Rejection::InvalidLadder(l.to_string()));
+                    return Err(Rejection::Stream(StreamRejection::InvalidLadder(l.to_string())));
                 }
                 let token_sha256 = token_sha256.as_ref().map(|h| h.to_ascii_lowercase());
                 match self.streams.get_mut(name) {
-                    Some(_) if *create_only => Err(Rejection::StreamExists(name.clone())),
+                    Some(_) if *create_only => Err(Rejection::Stream(StreamRejection::StreamExists(name.clone()))),
                     Some(s) => {
                         s.ladder = ladder.clone();
                         s.token_sha256 = token_sha256;
@@ -504,18 +550,24 @@ impl Catalog {
                 }
             }
             Command::DeleteStream { name } => {
-                let s = self.streams.get(name).ok_or_else(|| Rejection::NoSuchStream(name.clone()))?;
+                let s = self
+                    .streams
+                    .get(name)
+                    .ok_or_else(|| Rejection::Stream(StreamRejection::NoSuchStream(name.clone())))?;
                 if s.origin.is_some() {
-                    return Err(Rejection::StreamLive(name.clone()));
+                    return Err(Rejection::Stream(StreamRejection::StreamLive(name.clone())));
                 }
                 self.streams.remove(name);
                 Ok(Outcome::Done)
             }
             Command::AcquireOrigin { stream, node } => {
                 if !self.nodes.contains_key(node) {
-                    return Err(Rejection::NoSuchNode(*node));
+                    return Err(Rejection::Node(NodeRejection::NoSuchNode(*node)));
                 }
-                let s = self.streams.get_mut(stream).ok_or_else(|| Rejection::NoSuchStream(stream.clone()))?;
+                let s = self
+                    .streams
+                    .get_mut(stream)
+                    .ok_or_else(|| Rejection::Stream(StreamRejection::NoSuchStream(stream.clone())))?;
                 s.last_epoch += 1;
                 let lease = OriginLease { node: *node, epoch: s.last_epoch, since_ms: now };
                 s.origin = Some(lease);
@@ -523,18 +575,28 @@ impl Catalog {
                 Ok(Outcome::Origin(lease))
             }
             Command::ReleaseOrigin { stream, node, epoch } => {
-                let s = self.streams.get_mut(stream).ok_or_else(|| Rejection::NoSuchStream(stream.clone()))?;
+                let s = self
+                    .streams
+                    .get_mut(stream)
+                    .ok_or_else(|| Rejection::Stream(StreamRejection::NoSuchStream(stream.clone())))?;
                 match s.origin {
                     Some(l) if l.node == *node && l.epoch == *epoch => {
                         s.origin = None;
                         s.updated_ms = now;
                         Ok(Outcome::Done)
                     }
-                    _ => Err(Rejection::StaleEpoch { stream: stream.clone(), node: *node, epoch: *epoch }),
+                    _ => Err(Rejection::Stream(StreamRejection::StaleEpoch {
+                        stream: stream.clone(),
+                        node: *node,
+                        epoch: *epoch,
+                    })),
                 }
             }
             Command::SetArchive { stream, archive } => {
-                let s = self.streams.get_mut(stream).ok_or_else(|| Rejection::NoSuchStream(stream.clone()))?;
+                let s = self
+                    .streams
+                    .get_mut(stream)
+                    .ok_or_else(|| Rejection::Stream(StreamRejection::NoSuchStream(stream.clone())))?;
                 s.archive = *archive;
                 Ok(Outcome::Done)
             }
@@ -557,7 +619,10 @@ impl Catalog {
             | Command::RevokeSubject { .. } => self.apply_protection(now, &p.command),
             Command::AddAsset { .. } | Command::DeleteAsset { .. } => self.apply_asset(now, &p.command),
             Command::SetRecording { stream, record } => {
-                let s = self.streams.get_mut(stream).ok_or_else(|| Rejection::NoSuchStream(stream.clone()))?;
+                let s = self
+                    .streams
+                    .get_mut(stream)
+                    .ok_or_else(|| Rejection::Stream(StreamRejection::NoSuchStream(stream.clone())))?;
                 s.record = *record;
                 s.updated_ms = now;
                 Ok(Outcome::Stream(s.clone()))
@@ -570,7 +635,7 @@ impl Catalog {
             | Command::FailJob { .. }
             | Command::RetryJob { .. } => self.apply_job(now, &p.command),
             Command::RemoveNode { id } => {
-                self.nodes.remove(id).ok_or(Rejection::NoSuchNode(*id))?;
+                self.nodes.remove(id).ok_or(Rejection::Node(NodeRejection::NoSuchNode(*id)))?;
                 // Its origin leases lapse with it.
                 for s in self.streams.values_mut() {
                     if s.origin.is_some_and(|l| l.node == *id) {

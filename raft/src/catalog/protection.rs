@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{valid_content, valid_name, Catalog, Command, Outcome, Rejection};
+use crate::catalog::ProtectionRejection;
 
 /// How media is encrypted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,11 +88,11 @@ impl Catalog {
     }
 
     pub(super) fn apply_protection(&mut self, now: i64, command: &Command) -> Result<Outcome, Rejection> {
-        let invalid = |why: &str| Rejection::InvalidProtection(why.to_string());
+        let invalid = |why: &str| Rejection::Protection(ProtectionRejection::InvalidProtection(why.to_string()));
         match command {
             Command::SetProtection { content, mode } => {
                 if !valid_content(content) {
-                    return Err(Rejection::InvalidContent(content.clone()));
+                    return Err(Rejection::Protection(ProtectionRejection::InvalidContent(content.clone())));
                 }
                 let p = self.protection.entry(content.clone()).or_default();
                 p.mode = *mode;
@@ -119,7 +120,7 @@ impl Catalog {
             }
             Command::SetRights { content, regions } => {
                 if !valid_content(content) {
-                    return Err(Rejection::InvalidContent(content.clone()));
+                    return Err(Rejection::Protection(ProtectionRejection::InvalidContent(content.clone())));
                 }
                 if regions.len() > 64 || regions.iter().any(|r| !valid_name(r)) {
                     return Err(invalid("regions: up to 64 names"));
@@ -131,7 +132,7 @@ impl Catalog {
             }
             Command::SetSignedUrls { content, required } => {
                 if !valid_content(content) {
-                    return Err(Rejection::InvalidContent(content.clone()));
+                    return Err(Rejection::Protection(ProtectionRejection::InvalidContent(content.clone())));
                 }
                 let p = self.protection.entry(content.clone()).or_default();
                 p.signed_urls = *required;
@@ -188,7 +189,10 @@ mod tests {
     fn keys_rotate_by_segment_number_and_only_for_encrypted_content() {
         let mut c = Catalog::default();
         let add = |k| Command::AddKey { content: "live/cam".into(), key: k };
-        assert!(matches!(apply(&mut c, add(key(1, 0))), Outcome::Rejected(Rejection::InvalidProtection(_))));
+        assert!(matches!(
+            apply(&mut c, add(key(1, 0))),
+            Outcome::Rejected(Rejection::Protection(ProtectionRejection::InvalidProtection(_)))
+        ));
         apply(&mut c, Command::SetProtection { content: "live/cam".into(), mode: Protection::Aes128 });
         assert_eq!(c.protection_of("live/cam"), Protection::Aes128);
         assert_eq!(c.protection_of("live/other"), Protection::None);

@@ -15,7 +15,7 @@
 //!
 //! Duplicate votes (a node retrying, a new leader re-proposing) are idempotent. Votes name
 //! the release's `revision`: moving a release starts a new count, and a vote cast for the
-//! old time is refused ([`Rejection::StaleRelease`]).
+//! old time is refused ([`Rejection::Release(ReleaseRejection::StaleRelease)`]).
 //!
 //! A takedown (`end_ms`) closes by the same quorum vote, and in addition each node stops
 //! serving at its own clock's `end_ms`: for a takedown, early is the safe side.
@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{valid_name, Catalog, Command, NodeId, Outcome, Rejection};
+use crate::catalog::{NodeRejection, ReleaseRejection};
 
 /// Identifies a release.
 pub type ReleaseId = u64;
@@ -119,14 +120,18 @@ pub fn valid_content(content: &str) -> bool {
 
 fn check_times(at_ms: i64, end_ms: Option<i64>) -> Result<(), Rejection> {
     match end_ms {
-        Some(end) if end <= at_ms => Err(Rejection::InvalidRelease("the end must come after the release time".into())),
+        Some(end) if end <= at_ms => {
+            Err(Rejection::Release(ReleaseRejection::InvalidRelease("the end must come after the release time".into())))
+        }
         _ => Ok(()),
     }
 }
 
 fn check_regions(regions: &[String]) -> Result<(), Rejection> {
     if regions.len() > 64 || regions.iter().any(|r| !valid_name(r)) {
-        return Err(Rejection::InvalidRelease("regions: up to 64 names of a-z, A-Z, 0-9, '-', '_', '.'".into()));
+        return Err(Rejection::Release(ReleaseRejection::InvalidRelease(
+            "regions: up to 64 names of a-z, A-Z, 0-9, '-', '_', '.'".into(),
+        )));
     }
     Ok(())
 }
@@ -194,12 +199,15 @@ impl Catalog {
         match command {
             Command::ScheduleRelease { content, at_ms, end_ms, regions } => {
                 if !valid_content(content) {
-                    return Err(Rejection::InvalidContent(content.clone()));
+                    return Err(Rejection::Release(ReleaseRejection::InvalidContent(content.clone())));
                 }
                 check_times(*at_ms, *end_ms)?;
                 check_regions(regions)?;
                 if let Some(r) = self.release_of(content).filter(|r| r.is_pending()) {
-                    return Err(Rejection::ReleasePending { content: content.clone(), id: r.id });
+                    return Err(Rejection::Release(ReleaseRejection::ReleasePending {
+                        content: content.clone(),
+                        id: r.id,
+                    }));
                 }
                 let id = self.releases.keys().next_back().map_or(1, |m| m + 1);
                 let r = ReleaseRecord {
@@ -223,12 +231,12 @@ impl Catalog {
                 Ok(Outcome::Release(r))
             }
             Command::MoveRelease { id, at_ms, end_ms, regions } => {
-                let r = self.releases.get_mut(id).ok_or(Rejection::NoSuchRelease(*id))?;
+                let r = self.releases.get_mut(id).ok_or(Rejection::Release(ReleaseRejection::NoSuchRelease(*id)))?;
                 if !r.is_pending() {
-                    return Err(Rejection::ReleaseOver(*id));
+                    return Err(Rejection::Release(ReleaseRejection::ReleaseOver(*id)));
                 }
                 if at_ms.is_some_and(|at| at != r.at_ms) && r.state != ReleaseState::Scheduled {
-                    return Err(Rejection::ReleaseOpen(*id));
+                    return Err(Rejection::Release(ReleaseRejection::ReleaseOpen(*id)));
                 }
                 let new_at = at_ms.unwrap_or(r.at_ms);
                 let new_end = end_ms.unwrap_or(r.end_ms);
@@ -249,7 +257,7 @@ impl Catalog {
                 Ok(Outcome::Release(r.clone()))
             }
             Command::CancelRelease { id } => {
-                let r = self.releases.get_mut(id).ok_or(Rejection::NoSuchRelease(*id))?;
+                let r = self.releases.get_mut(id).ok_or(Rejection::Release(ReleaseRejection::NoSuchRelease(*id)))?;
                 match r.state {
                     ReleaseState::Scheduled => {
                         r.state = ReleaseState::Cancelled;
@@ -258,17 +266,17 @@ impl Catalog {
                         Ok(Outcome::Release(r.clone()))
                     }
                     ReleaseState::Cancelled => Ok(Outcome::Release(r.clone())),
-                    ReleaseState::Open => Err(Rejection::ReleaseOpen(*id)),
-                    ReleaseState::Ended => Err(Rejection::ReleaseOver(*id)),
+                    ReleaseState::Open => Err(Rejection::Release(ReleaseRejection::ReleaseOpen(*id))),
+                    ReleaseState::Ended => Err(Rejection::Release(ReleaseRejection::ReleaseOver(*id))),
                 }
             }
             Command::ReleaseClock { id, node, revision, phase, clock_ms } => {
                 if !self.nodes.contains_key(node) {
-                    return Err(Rejection::NoSuchNode(*node));
+                    return Err(Rejection::Node(NodeRejection::NoSuchNode(*node)));
                 }
                 let quorum = self.nodes.len() / 2 + 1;
                 let members = &self.nodes;
-                let r = self.releases.get_mut(id).ok_or(Rejection::NoSuchRelease(*id))?;
+                let r = self.releases.get_mut(id).ok_or(Rejection::Release(ReleaseRejection::NoSuchRelease(*id)))?;
                 let (votes, moment, from, to) = match phase {
                     ReleasePhase::Open => {
                         (&mut r.open_votes, Some(r.at_ms), ReleaseState::Scheduled, ReleaseState::Open)
@@ -280,10 +288,12 @@ impl Catalog {
                     return Ok(Outcome::Release(r.clone()));
                 }
                 if *revision != r.revision {
-                    return Err(Rejection::StaleRelease { id: *id, revision: r.revision });
+                    return Err(Rejection::Release(ReleaseRejection::StaleRelease { id: *id, revision: r.revision }));
                 }
                 if moment.is_none_or(|m| *clock_ms < m) {
-                    return Err(Rejection::InvalidRelease(format!("node {node}'s clock has not reached the moment")));
+                    return Err(Rejection::Release(ReleaseRejection::InvalidRelease(format!(
+                        "node {node}'s clock has not reached the moment"
+                    ))));
                 }
                 votes.insert(*node, *clock_ms);
                 if votes.keys().filter(|n| members.contains_key(n)).count() >= quorum {
@@ -298,9 +308,9 @@ impl Catalog {
             }
             Command::ReleaseReady { id, node, ready, detail } => {
                 if !self.nodes.contains_key(node) {
-                    return Err(Rejection::NoSuchNode(*node));
+                    return Err(Rejection::Node(NodeRejection::NoSuchNode(*node)));
                 }
-                let r = self.releases.get_mut(id).ok_or(Rejection::NoSuchRelease(*id))?;
+                let r = self.releases.get_mut(id).ok_or(Rejection::Release(ReleaseRejection::NoSuchRelease(*id)))?;
                 let since_ms = match r.ready.get(node) {
                     Some(old) if old.ready == *ready => old.since_ms,
                     _ => now,

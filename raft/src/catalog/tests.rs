@@ -1,4 +1,5 @@
 use super::*;
+use crate::catalog::{NodeRejection, StreamRejection};
 
 fn p(at_ms: i64, command: Command) -> Proposal {
     Proposal { at_ms, command }
@@ -24,7 +25,10 @@ fn node(id: NodeId) -> Command {
 fn streams_are_created_updated_and_deleted_with_validation() {
     let mut c = Catalog::default();
     assert!(matches!(c.apply(&p(1, put("cam-1"))), Outcome::Stream(s) if s.created_ms == 1));
-    assert_eq!(c.apply(&p(2, put("cam-1"))), Outcome::Rejected(Rejection::StreamExists("cam-1".into())));
+    assert_eq!(
+        c.apply(&p(2, put("cam-1"))),
+        Outcome::Rejected(Rejection::Stream(StreamRejection::StreamExists("cam-1".into())))
+    );
     let update = Command::PutStream {
         name: "cam-1".into(),
         ladder: Some("source,360p:600".into()),
@@ -35,16 +39,19 @@ fn streams_are_created_updated_and_deleted_with_validation() {
     assert_eq!((s.created_ms, s.updated_ms), (1, 3));
     assert_eq!(s.token_sha256.as_deref(), Some("ab".repeat(32).as_str()), "hashes are stored lowercase");
     for bad in ["", "has space", "slash/name", &"x".repeat(65)] {
-        assert_eq!(c.apply(&p(4, put(bad))), Outcome::Rejected(Rejection::InvalidName(bad.into())));
+        assert_eq!(
+            c.apply(&p(4, put(bad))),
+            Outcome::Rejected(Rejection::Stream(StreamRejection::InvalidName(bad.into())))
+        );
     }
     let bad_hash =
         Command::PutStream { name: "x".into(), ladder: None, token_sha256: Some("zz".into()), create_only: true };
-    assert_eq!(c.apply(&p(4, bad_hash)), Outcome::Rejected(Rejection::InvalidTokenHash));
+    assert_eq!(c.apply(&p(4, bad_hash)), Outcome::Rejected(Rejection::Stream(StreamRejection::InvalidTokenHash)));
     assert_eq!(c.streams.len(), 1, "rejections change nothing");
     assert_eq!(c.apply(&p(5, Command::DeleteStream { name: "cam-1".into() })), Outcome::Done);
     assert_eq!(
         c.apply(&p(6, Command::DeleteStream { name: "cam-1".into() })),
-        Outcome::Rejected(Rejection::NoSuchStream("cam-1".into()))
+        Outcome::Rejected(Rejection::Stream(StreamRejection::NoSuchStream("cam-1".into())))
     );
 }
 
@@ -59,7 +66,10 @@ fn the_archive_extent_is_recorded_and_a_record_without_one_still_reads() {
     assert_eq!(c.apply(&p(3, set(None))), Outcome::Done);
     assert_eq!(c.streams["cam-1"].archive, None);
     let unknown = Command::SetArchive { stream: "nope".into(), archive: None };
-    assert_eq!(c.apply(&p(4, unknown)), Outcome::Rejected(Rejection::NoSuchStream("nope".into())));
+    assert_eq!(
+        c.apply(&p(4, unknown)),
+        Outcome::Rejected(Rejection::Stream(StreamRejection::NoSuchStream("nope".into())))
+    );
     // A record written before archives were recorded reads as having none.
     let old =
         r#"{"name":"x","ladder":null,"token_sha256":null,"created_ms":1,"updated_ms":1,"origin":null,"last_epoch":0}"#;
@@ -80,22 +90,25 @@ fn origin_epochs_only_grow_and_fence_the_old_holder() {
     assert!(!c.may_publish("s", 1, 1));
     assert!(c.may_publish("s", 2, 2));
     let release_old = Command::ReleaseOrigin { stream: "s".into(), node: 1, epoch: 1 };
-    assert!(matches!(c.apply(&p(3, release_old)), Outcome::Rejected(Rejection::StaleEpoch { .. })));
+    assert!(matches!(
+        c.apply(&p(3, release_old)),
+        Outcome::Rejected(Rejection::Stream(StreamRejection::StaleEpoch { .. }))
+    ));
     assert_eq!(
         c.apply(&p(3, Command::DeleteStream { name: "s".into() })),
-        Outcome::Rejected(Rejection::StreamLive("s".into()))
+        Outcome::Rejected(Rejection::Stream(StreamRejection::StreamLive("s".into())))
     );
     assert_eq!(c.apply(&p(4, Command::ReleaseOrigin { stream: "s".into(), node: 2, epoch: 2 })), Outcome::Done);
     // A new lease never reuses an epoch.
     assert_eq!(c.apply(&p(5, acquire(1))), Outcome::Origin(OriginLease { node: 1, epoch: 3, since_ms: 5 }));
-    assert_eq!(c.apply(&p(6, acquire(9))), Outcome::Rejected(Rejection::NoSuchNode(9)));
+    assert_eq!(c.apply(&p(6, acquire(9))), Outcome::Rejected(Rejection::Node(NodeRejection::NoSuchNode(9))));
 }
 
 #[test]
 fn a_cluster_is_initialized_once_and_admits_nodes_with_fresh_ids() {
     let mut c = Catalog::default();
     let admit = Command::AdmitNode { cluster_addr: "a:7000".into(), http_addr: "a:8080".into() };
-    assert_eq!(c.apply(&p(0, admit.clone())), Outcome::Rejected(Rejection::NotInitialized));
+    assert_eq!(c.apply(&p(0, admit.clone())), Outcome::Rejected(Rejection::Node(NodeRejection::NotInitialized)));
     let first =
         NodeRecord { id: 1, cluster_addr: "n1:7000".into(), http_addr: "n1:8080".into(), joined_ms: 0, region: None };
     let init = Command::InitCluster {
@@ -105,7 +118,7 @@ fn a_cluster_is_initialized_once_and_admits_nodes_with_fresh_ids() {
         admin_sha256: "BB".repeat(32),
     };
     assert_eq!(c.apply(&p(1, init.clone())), Outcome::Done);
-    assert_eq!(c.apply(&p(2, init)), Outcome::Rejected(Rejection::AlreadyInitialized));
+    assert_eq!(c.apply(&p(2, init)), Outcome::Rejected(Rejection::Node(NodeRejection::AlreadyInitialized)));
     assert!(c.accepts(TokenKind::Join, &"aa".repeat(32)));
     assert!(c.accepts(TokenKind::Admin, &"bb".repeat(32)), "hashes compare lowercase");
     assert!(!c.accepts(TokenKind::Admin, &"aa".repeat(32)));
@@ -125,7 +138,10 @@ fn removing_a_node_lapses_its_leases() {
     assert_eq!(c.apply(&p(2, Command::RemoveNode { id: 1 })), Outcome::Done);
     assert_eq!(c.streams["s"].origin, None);
     assert_eq!(c.streams["s"].last_epoch, 1);
-    assert_eq!(c.apply(&p(3, Command::RemoveNode { id: 1 })), Outcome::Rejected(Rejection::NoSuchNode(1)));
+    assert_eq!(
+        c.apply(&p(3, Command::RemoveNode { id: 1 })),
+        Outcome::Rejected(Rejection::Node(NodeRejection::NoSuchNode(1)))
+    );
 }
 
 #[test]

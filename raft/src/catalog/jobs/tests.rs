@@ -1,5 +1,6 @@
 use super::*;
 use crate::catalog::{AssetRecord, NodeRecord, Proposal, SourceRecord};
+use crate::catalog::{AssetRejection, JobRejection, NodeRejection};
 use crate::RecordedRendition;
 
 fn catalog() -> Catalog {
@@ -68,7 +69,10 @@ fn a_lease_lapses_to_another_worker_which_resumes_at_the_checkpoint_and_the_firs
     assert_eq!(c.jobs_of("film").count(), 2);
     let first = at(&mut c, 1_000, claim(1));
     assert_eq!(first, Outcome::JobLease(JobLease { node: 1, epoch: 1, until_ms: 11_000 }));
-    assert!(matches!(at(&mut c, 2_000, claim(2)), Outcome::Rejected(Rejection::JobNotClaimable { .. })), "held");
+    assert!(
+        matches!(at(&mut c, 2_000, claim(2)), Outcome::Rejected(Rejection::Job(JobRejection::JobNotClaimable { .. }))),
+        "held"
+    );
     assert_eq!(at(&mut c, 9_000, renew(1, 1, 12)), Outcome::JobLease(JobLease { node: 1, epoch: 1, until_ms: 19_000 }));
     assert_eq!(job(&c).segments_done, 12, "the checkpoint");
     // Node 1 goes quiet; its lease lapses and node 2 takes over from the checkpoint.
@@ -80,7 +84,9 @@ fn a_lease_lapses_to_another_worker_which_resumes_at_the_checkpoint_and_the_firs
     assert_eq!((j.epoch_of(11), j.epoch_of(12), j.epoch_of(29)), (Some(1), Some(2), Some(2)), "who made which segment");
     assert!(j.last_error.as_deref().unwrap().contains("lapsed"));
     // Node 1 comes back: everything it says is refused.
-    let fenced = |o: Outcome| matches!(o, Outcome::Rejected(Rejection::StaleJobLease { node: 1, epoch: 1, .. }));
+    let fenced = |o: Outcome| {
+        matches!(o, Outcome::Rejected(Rejection::Job(JobRejection::StaleJobLease { node: 1, epoch: 1, .. })))
+    };
     assert!(fenced(at(&mut c, 20_000, renew(1, 1, 20))));
     assert!(fenced(at(&mut c, 20_000, finish(1, 1, "720p"))));
     assert!(fenced(at(&mut c, 20_000, fail(1, 1))));
@@ -111,7 +117,10 @@ fn failures_back_off_then_land_in_the_dead_letter_state_and_can_be_retried() {
     }
     assert_eq!(job(&c).state, JobState::Dead);
     assert_eq!(c.assets["film"].state, AssetState::Failed, "visible on the asset");
-    assert!(matches!(at(&mut c, now + 1_000_000, claim(2)), Outcome::Rejected(Rejection::JobNotClaimable { .. })));
+    assert!(matches!(
+        at(&mut c, now + 1_000_000, claim(2)),
+        Outcome::Rejected(Rejection::Job(JobRejection::JobNotClaimable { .. }))
+    ));
     let retry = Command::RetryJob { asset: "film".into(), rendition: "720p".into() };
     assert_eq!(at(&mut c, now, retry), Outcome::Done);
     assert_eq!((job(&c).state, job(&c).attempts), (JobState::Pending, 0));
@@ -128,10 +137,10 @@ fn jobs_are_added_once_for_a_known_asset_and_claimed_only_by_members() {
     assert_eq!(at(&mut c, 5, again), Outcome::Done);
     assert_eq!(job(&c).spec, "720p:2500", "adding again changes nothing");
     let unknown = Command::AddJobs { asset: "none".into(), jobs: vec![], segments_total: 1 };
-    assert_eq!(at(&mut c, 5, unknown), Outcome::Rejected(Rejection::NoSuchAsset("none".into())));
+    assert_eq!(at(&mut c, 5, unknown), Outcome::Rejected(Rejection::Asset(AssetRejection::NoSuchAsset("none".into()))));
     let bad = Command::AddJobs { asset: "film".into(), jobs: vec![("a/b".into(), "x".into())], segments_total: 1 };
-    assert!(matches!(at(&mut c, 5, bad), Outcome::Rejected(Rejection::InvalidAsset(_))));
-    assert_eq!(at(&mut c, 5, claim(9)), Outcome::Rejected(Rejection::NoSuchNode(9)));
+    assert!(matches!(at(&mut c, 5, bad), Outcome::Rejected(Rejection::Asset(AssetRejection::InvalidAsset(_)))));
+    assert_eq!(at(&mut c, 5, claim(9)), Outcome::Rejected(Rejection::Node(NodeRejection::NoSuchNode(9))));
 }
 
 #[test]
@@ -160,7 +169,10 @@ fn a_recording_is_ready_when_finished_with_its_renditions_done_and_never_claimab
     let j = &c.jobs[&job_key("show-1", "360p")];
     assert_eq!((j.state, j.segments_done, j.epoch_of(6), j.epoch_of(7)), (JobState::Done, 12, Some(0), Some(1)));
     assert!(!j.claimable(1_000_000));
-    assert!(matches!(at(&mut c, 10, finish), Outcome::Rejected(Rejection::InvalidAsset(_))), "finished once");
+    assert!(
+        matches!(at(&mut c, 10, finish), Outcome::Rejected(Rejection::Asset(AssetRejection::InvalidAsset(_)))),
+        "finished once"
+    );
     let other = Command::FinishRecording { asset: "film".into(), duration_ms: 1, renditions: vec![recorded("src")] };
     assert!(matches!(at(&mut c, 11, other), Outcome::Rejected(_)), "an upload is no recording");
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::catalog::{NodeRecord, Proposal};
+use crate::catalog::{NodeRejection, ReleaseRejection};
 
 fn cluster(nodes: u64) -> Catalog {
     let mut c = Catalog::default();
@@ -42,7 +43,10 @@ fn a_release_opens_when_a_majority_of_clocks_have_passed_it_and_not_before() {
     assert_eq!(c.visibility("live/other", None, 0), Visibility::Public, "ungoverned content is public");
     // Node 1's clock runs fast: it votes early, alone, and opens nothing.
     let early = Command::ReleaseClock { id: r.id, node: 1, revision: 1, phase: ReleasePhase::Open, clock_ms: 999 };
-    assert!(matches!(apply(&mut c, 999, early), Outcome::Rejected(Rejection::InvalidRelease(_))));
+    assert!(matches!(
+        apply(&mut c, 999, early),
+        Outcome::Rejected(Rejection::Release(ReleaseRejection::InvalidRelease(_)))
+    ));
     vote(&mut c, r.id, 1, ReleasePhase::Open, 1_000);
     assert_eq!(c.releases[&r.id].state, ReleaseState::Scheduled);
     assert_eq!(c.visibility("live/premiere", None, 5_000), Visibility::Gated(Gate::NotReleased));
@@ -101,7 +105,10 @@ fn moving_a_release_starts_a_new_count_and_refuses_votes_for_the_old_time() {
     assert_eq!((m.at_ms, m.revision, m.open_votes.len()), (2_000, 2, 0));
     // A vote cast under the old revision (in flight during the move) is refused.
     let stale = Command::ReleaseClock { id: r.id, node: 2, revision: 1, phase: ReleasePhase::Open, clock_ms: 1_002 };
-    assert_eq!(apply(&mut c, 1_002, stale), Outcome::Rejected(Rejection::StaleRelease { id: r.id, revision: 2 }));
+    assert_eq!(
+        apply(&mut c, 1_002, stale),
+        Outcome::Rejected(Rejection::Release(ReleaseRejection::StaleRelease { id: r.id, revision: 2 }))
+    );
     assert!(c.due_clock_votes(2, 1_500).is_empty());
     assert_eq!(c.next_release_moment(1_500), Some(2_000));
     vote(&mut c, r.id, 2, ReleasePhase::Open, 2_000);
@@ -109,12 +116,12 @@ fn moving_a_release_starts_a_new_count_and_refuses_votes_for_the_old_time() {
     assert_eq!(c.releases[&r.id].state, ReleaseState::Open);
     // Open: its time is history, its end can still be set (a takedown), it cannot be cancelled.
     let back = Command::MoveRelease { id: r.id, at_ms: Some(500), end_ms: None, regions: None };
-    assert_eq!(apply(&mut c, 2_100, back), Outcome::Rejected(Rejection::ReleaseOpen(r.id)));
+    assert_eq!(apply(&mut c, 2_100, back), Outcome::Rejected(Rejection::Release(ReleaseRejection::ReleaseOpen(r.id))));
     let takedown = Command::MoveRelease { id: r.id, at_ms: None, end_ms: Some(Some(3_000)), regions: None };
     assert!(matches!(apply(&mut c, 2_100, takedown), Outcome::Release(r) if r.end_ms == Some(3_000)));
     assert_eq!(
         apply(&mut c, 2_200, Command::CancelRelease { id: r.id }),
-        Outcome::Rejected(Rejection::ReleaseOpen(r.id))
+        Outcome::Rejected(Rejection::Release(ReleaseRejection::ReleaseOpen(r.id)))
     );
 }
 
@@ -125,7 +132,10 @@ fn a_cancelled_release_stays_gated_and_only_one_release_per_content_is_pending()
     let twice = Command::ScheduleRelease { content: "live/show".into(), at_ms: 2_000, end_ms: None, regions: vec![] };
     assert_eq!(
         apply(&mut c, 20, twice.clone()),
-        Outcome::Rejected(Rejection::ReleasePending { content: "live/show".into(), id: r.id })
+        Outcome::Rejected(Rejection::Release(ReleaseRejection::ReleasePending {
+            content: "live/show".into(),
+            id: r.id
+        }))
     );
     assert!(
         matches!(apply(&mut c, 30, Command::CancelRelease { id: r.id }), Outcome::Release(r) if r.state == ReleaseState::Cancelled)
@@ -154,23 +164,23 @@ fn bad_releases_are_refused_and_change_nothing() {
     for content in ["show", "live/", "tv/show", "live/a b", "live/x/y"] {
         assert_eq!(
             apply(&mut c, 1, bad(content, 5, None, vec![])),
-            Outcome::Rejected(Rejection::InvalidContent(content.into()))
+            Outcome::Rejected(Rejection::Release(ReleaseRejection::InvalidContent(content.into())))
         );
     }
     assert!(matches!(
         apply(&mut c, 1, bad("live/x", 5, Some(5), vec![])),
-        Outcome::Rejected(Rejection::InvalidRelease(_))
+        Outcome::Rejected(Rejection::Release(ReleaseRejection::InvalidRelease(_)))
     ));
     assert!(matches!(
         apply(&mut c, 1, bad("live/x", 5, None, vec!["e u".into()])),
-        Outcome::Rejected(Rejection::InvalidRelease(_))
+        Outcome::Rejected(Rejection::Release(ReleaseRejection::InvalidRelease(_)))
     ));
     let no_such = Command::MoveRelease { id: 9, at_ms: Some(1), end_ms: None, regions: None };
-    assert_eq!(apply(&mut c, 1, no_such), Outcome::Rejected(Rejection::NoSuchRelease(9)));
+    assert_eq!(apply(&mut c, 1, no_such), Outcome::Rejected(Rejection::Release(ReleaseRejection::NoSuchRelease(9))));
     assert!(c.releases.is_empty() && c.release_by_content.is_empty());
     let r = schedule(&mut c, "live/x", 100, None, &[]);
     let stranger = Command::ReleaseClock { id: r.id, node: 7, revision: 1, phase: ReleasePhase::Open, clock_ms: 100 };
-    assert_eq!(apply(&mut c, 100, stranger), Outcome::Rejected(Rejection::NoSuchNode(7)));
+    assert_eq!(apply(&mut c, 100, stranger), Outcome::Rejected(Rejection::Node(NodeRejection::NoSuchNode(7))));
 }
 
 #[test]
