@@ -158,7 +158,17 @@ async fn a_cluster_restarts_from_disk() {
     let l = wait_leader(&nodes, None).await;
     let origin = nodes[l].read(|c| c.streams["s3"].origin).await.unwrap();
     assert_eq!(origin.map(|o| (o.node, o.epoch)), Some((1, 1)), "the catalog came back from disk");
-    assert!(nodes[l].propose(put("again")).await.is_ok());
+    // The restarted cluster may still be settling its leader: ask whoever leads now.
+    let mut written = false;
+    for _ in 0..50 {
+        let l = wait_leader(&nodes, None).await;
+        if nodes[l].propose(put("again")).await.is_ok() {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(written);
     converged(&nodes, 6).await;
     for n in &nodes {
         n.shutdown().await;
