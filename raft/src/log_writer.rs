@@ -28,12 +28,17 @@ pub(crate) enum LogWrite {
     /// Serialized entries by index; `flushed` fires once they are durable.
     Append { entries: Vec<(LogId<NodeId>, Vec<u8>)>, flushed: LogFlushed<TypeConfig> },
     /// Removes the entries from this index on.
-    Truncate { from: u64, done: oneshot::Sender<Result<(), String>> },
+    Truncate { from: u64, done: oneshot::Sender<Result<(), LogWriteError>> },
     /// Removes the entries up to and including `upto`, recording it as purged.
-    Purge { upto: u64, record: Vec<u8>, done: oneshot::Sender<Result<(), String>> },
+    Purge { upto: u64, record: Vec<u8>, done: oneshot::Sender<Result<(), LogWriteError>> },
     /// Sets a key of the meta table; `done` (when given) fires once it is durable.
-    Meta { key: &'static str, value: Vec<u8>, done: Option<oneshot::Sender<Result<(), String>>> },
+    Meta { key: &'static str, value: Vec<u8>, done: Option<oneshot::Sender<Result<(), LogWriteError>>> },
 }
+
+/// A commit of the log's tables that failed; every write of its batch is told.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the catalog log commit failed: {0}")]
+pub(crate) struct LogWriteError(Arc<redb::Error>);
 
 /// Entries handed to the writer and not yet committed, readable meanwhile.
 #[derive(Clone, Default)]
@@ -88,7 +93,7 @@ fn run(db: &Database, pending: &PendingLog, rx: &mpsc::Receiver<LogWrite>) {
                 Err(_) => break,
             }
         }
-        let result = commit(db, &batch).map_err(|e| e.to_string());
+        let result = commit(db, &batch).map_err(|e| LogWriteError(Arc::new(e)));
         if let Err(e) = &result {
             tracing::error!(error = %e, writes = batch.len(), "catalog log write failed");
         }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::catalog::{Catalog, NodeId, Outcome};
-use crate::log_writer::{self, LogWrite, PendingLog};
+use crate::log_writer::{self, LogWrite, LogWriteError, PendingLog};
 use crate::TypeConfig;
 
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -97,7 +97,10 @@ impl LogStore {
     }
 
     /// Queues a write and waits until it (and everything queued before it) is durable.
-    async fn write_and_wait(&self, w: impl FnOnce(oneshot::Sender<Result<(), String>>) -> LogWrite) -> StoreResult<()> {
+    async fn write_and_wait(
+        &self,
+        w: impl FnOnce(oneshot::Sender<Result<(), LogWriteError>>) -> LogWrite,
+    ) -> StoreResult<()> {
         let (done, wait) = oneshot::channel();
         self.send(w(done))?;
         match wait.await {
