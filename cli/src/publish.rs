@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::SinkExt;
+use srt_protocol::options::ByteCount;
 use srt_tokio::SrtSocket;
 use tessera_ingest::timestamp::TICKS_PER_MS;
 use tessera_ingest::ts::mux::{packet_pcr, TsRetimer};
@@ -84,9 +85,22 @@ pub fn publish_stream_id(name: &str) -> String {
     format!("#!::r=live/{name},m=publish")
 }
 
+/// The sender's buffer, bytes: libsrt's default (`SRTO_SNDBUF`, 8192 packets of 1500
+/// bytes). srt-tokio's own default is libsrt's *minimum*, 46592 bytes (about 32 packets):
+/// a keyframe handed over faster than the sender paces it (it sends at most one packet a
+/// millisecond until it has measured the input rate) overflows that, and srt-protocol 0.4
+/// then drops unsent packets from the front of its buffer, leaving its next sequence number
+/// behind the buffer; it never sends again, and the listener cuts the silent publisher.
+const SEND_BUFFER_BYTES: u64 = 8192 * 1500;
+
 /// Connects to an SRT listener as a caller with the given streamid.
 pub async fn connect(addr: SocketAddr, stream_id: &str) -> Result<SrtSocket, PublishError> {
-    Ok(SrtSocket::builder().latency(Duration::from_millis(120)).call(addr, Some(stream_id)).await?)
+    let socket = SrtSocket::builder()
+        .latency(Duration::from_millis(120))
+        .set(|options| options.sender.buffer_size = ByteCount(SEND_BUFFER_BYTES))
+        .call(addr, Some(stream_id))
+        .await?;
+    Ok(socket)
 }
 
 /// Publishes `file` `loops` times (forever with `None`) in real time.
@@ -146,8 +160,8 @@ pub async fn publish_pattern(
         })
         .map_err(PublishError::Srt)?;
     while let Some(ts) = rx.recv().await {
-        // Spread each frame's packets over most of its interval, as an encoder's muxer does:
-        // srt-tokio's sender stalls on a keyframe handed over in one burst.
+        // Spread each frame's packets over most of its interval, as an encoder's muxer does,
+        // rather than handing a keyframe over in one burst.
         let ts = ts?;
         let chunks: Vec<&[u8]> = ts.chunks(PACKETS_PER_MESSAGE * PACKET_SIZE).collect();
         let start = tokio::time::Instant::now();

@@ -1,16 +1,26 @@
 //! The SRT listener driver: binds, decides admission from the streamid at the handshake
-//! (refusals carry an SRT rejection code), and hands each accepted publisher to the caller.
-//! It owns no media: reading the socket is the caller's job.
+//! (refusals carry an SRT rejection code), and hands each accepted publisher to the caller
+//! with its input ([`SrtInput`]).
+//!
+//! A connection is read from the moment it is accepted, whatever its caller is doing:
+//! srt-tokio hands received data over through a short queue and, while that queue is full,
+//! stops serving the connection altogether (no acknowledgements, no retransmission
+//! requests). A publisher whose first seconds were not read (its node writing to the
+//! catalog, starting the pipeline) then stalls for good and is cut as silent. The driver
+//! drains the socket into a queue of its own ([`INPUT_BACKLOG`] messages, several seconds
+//! at broadcast bitrates); what overflows it is dropped and counted, never the connection.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
 use srt_protocol::options::{KeySize, Passphrase};
 use srt_protocol::settings::KeySettings;
 pub use srt_tokio::access::{RejectReason, ServerRejectReason};
 use srt_tokio::{SrtIncoming, SrtListener, SrtSocket};
+use tokio::sync::{mpsc, oneshot};
 
 use tessera_ingest::streamid::{self, Mode, StreamIdError, StreamRequest};
 
@@ -22,11 +32,14 @@ pub struct SrtListenerConfig {
     pub latency: Duration,
 }
 
+/// Messages read from a publisher and not yet taken by its session.
+pub const INPUT_BACKLOG: usize = 8192;
+
 /// An accepted publisher.
 pub struct SrtPublisher<T> {
     pub request: StreamRequest,
     pub remote: SocketAddr,
-    pub socket: SrtSocket,
+    pub input: SrtInput,
     /// What the admission callback returned (for example a claim on the stream name).
     pub ticket: T,
 }
@@ -137,7 +150,10 @@ impl BoundSrtListener {
                     };
                     tokio::spawn(async move {
                         match tokio::time::timeout(Duration::from_secs(10), request.accept(keys)).await {
-                            Ok(Ok(socket)) => on_publisher(SrtPublisher { request: req, remote, socket, ticket }),
+                            Ok(Ok(socket)) => {
+                                let input = SrtInput::drain(socket, remote);
+                                on_publisher(SrtPublisher { request: req, remote, input, ticket })
+                            }
                             Ok(Err(e)) => {
                                 tracing::warn!(%remote, stream = %req.name, error = %e, "SRT handshake failed")
                             }
@@ -149,5 +165,64 @@ impl BoundSrtListener {
         }
         self.listener.close().await;
         tracing::info!(addr = %self.local_addr, "SRT listener closed");
+    }
+}
+
+/// A publisher's input: what its connection delivered, in order, with when it arrived.
+pub struct SrtInput {
+    messages: mpsc::Receiver<std::io::Result<(Instant, Bytes)>>,
+    stop: Option<oneshot::Sender<()>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl SrtInput {
+    /// Starts reading `socket` at once, into a queue of [`INPUT_BACKLOG`] messages.
+    fn drain(mut socket: SrtSocket, remote: SocketAddr) -> SrtInput {
+        let (tx, messages) = mpsc::channel(INPUT_BACKLOG);
+        let (stop, mut stopped) = oneshot::channel();
+        let reader = tokio::spawn(async move {
+            let mut overflowing = false;
+            loop {
+                let next = tokio::select! {
+                    _ = &mut stopped => break,
+                    next = socket.next() => next,
+                };
+                match next {
+                    Some(Ok(message)) => match tx.try_send(Ok(message)) {
+                        Ok(()) => overflowing = false,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            metrics::counter!("tessera_srt_input_dropped_total").increment(1);
+                            if !std::mem::replace(&mut overflowing, true) {
+                                tracing::warn!(%remote, backlog = INPUT_BACKLOG, "publisher's input not taken in time: dropping it");
+                            }
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => break,
+                    },
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(e)).await;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if tokio::time::timeout(Duration::from_secs(5), socket.close()).await.is_err() {
+                tracing::debug!(%remote, "SRT close timed out");
+            }
+        });
+        SrtInput { messages, stop: Some(stop), reader }
+    }
+
+    /// The next message and when it arrived; `None` once the publisher went away.
+    /// Cancel-safe.
+    pub async fn next(&mut self) -> Option<std::io::Result<(Instant, Bytes)>> {
+        self.messages.recv().await
+    }
+
+    /// Closes the connection and waits (at most 5 s) for the publisher to hear it.
+    pub async fn close(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.reader).await;
     }
 }

@@ -2,9 +2,7 @@
 //! store; each accepted publisher gets its own pipeline and a reader task that feeds it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use tessera_actors::ingest_session::IngestMsg;
 use tessera_listen::srt::{Admission, BoundSrtListener, Caller, ServerRejectReason, SrtPublisher};
 use tracing::Instrument;
@@ -57,11 +55,11 @@ pub async fn run(
 }
 
 async fn publisher(p: SrtPublisher<PublishClaim>, store: Arc<SegmentStore>, settings: IngestSettings) {
-    let SrtPublisher { request, remote, mut socket, ticket } = p;
+    let SrtPublisher { request, remote, mut input, ticket } = p;
     tracing::info!(%remote, user = request.user.as_deref().unwrap_or(""), "publisher connected over SRT");
     let Some(mut session) = PublisherSession::start("srt", &ticket, &store, &settings).await else { return };
     let reason = loop {
-        match session.next(socket.next()).await {
+        match session.next(input.next()).await {
             Ok(Ok((_, bytes))) => {
                 if let Err(reason) = session.feed(bytes.len(), IngestMsg::Data(bytes, std::time::Instant::now())) {
                     break reason;
@@ -71,9 +69,7 @@ async fn publisher(p: SrtPublisher<PublishClaim>, store: Arc<SegmentStore>, sett
             Err(reason) => break reason,
         }
     };
-    if tokio::time::timeout(Duration::from_secs(5), socket.close()).await.is_err() {
-        tracing::debug!("SRT close timed out");
-    }
+    input.close().await;
     session.finish(reason).await;
     drop(ticket);
 }
