@@ -14,12 +14,12 @@ use tessera_cli::admin::{AdminClient, AdminClientError};
 
 use crate::common::scratch_dir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tessera-cli");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_tessera-cli");
 
 /// A port free now for both TCP and UDP, below the kernel's ephemeral range (32768 and up
 /// by default): a node binds it later, and in between an ephemeral socket of another test
 /// (a publisher, a client, a joiner) could take a port from that range, never from this one.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let start = std::process::id().wrapping_mul(7919);
     loop {

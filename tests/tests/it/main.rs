@@ -4,6 +4,7 @@ mod admission;
 mod bad_input;
 mod cluster;
 mod common;
+mod demo;
 mod ffmpeg;
 mod ladder;
 mod link;
