@@ -252,7 +252,12 @@ fn media(data: ChainedBytes, kind: &'static str) -> Response {
         (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
         (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
     ];
-    (headers, Body::new(ChainedBody::from(data))).into_response()
+    let body = match data.chunks() {
+        // One buffer (a part, an init segment, a file from disk): as it is.
+        [one] => Body::from(one.clone()),
+        _ => Body::new(ChainedBody::from(data)),
+    };
+    (headers, body).into_response()
 }
 
 /// A response body made of chunks, sent one after another, its length known up front.

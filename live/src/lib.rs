@@ -22,3 +22,23 @@
 pub mod http;
 pub mod relay;
 pub mod store;
+
+/// What the tests of the store and the relay share.
+#[cfg(test)]
+mod testing {
+    use bytes::Bytes;
+    use tessera_ingest::media::{AacConfig, CodecConfig, TrackInfo};
+
+    /// An AAC track: what an init segment in these tests describes.
+    pub(crate) fn aac_track() -> TrackInfo {
+        TrackInfo {
+            id: 257,
+            codec: CodecConfig::Aac(AacConfig {
+                object_type: 2,
+                sample_rate: 48_000,
+                channels: 2,
+                asc: Bytes::from_static(&[0x11, 0x90]),
+            }),
+        }
+    }
+}

@@ -49,14 +49,21 @@ pub struct LiveRecorder {
 impl Recorder for LiveRecorder {
     fn finished(&self, stream: &str, rendition: &str, file: &FinishedFile) {
         let event = Event::File { stream: stream.into(), rendition: rendition.into(), file: file.clone() };
-        if self.queue.try_send(event).is_err() {
-            metrics::counter!("tessera_recording_dropped_total").increment(1);
-            tracing::warn!(stream, rendition, file = %file.file, "recording queue full: file not recorded");
+        match self.queue.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("tessera_recording_dropped_total").increment(1);
+                tracing::warn!(stream, rendition, file = %file.file, "recording queue full: file not recorded");
+            }
+            // The node is stopping: the pipelines' last files come after the recorder's end.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::debug!(stream, rendition, file = %file.file, "recorder stopped: file not recorded")
+            }
         }
     }
 
     fn ended(&self, stream: &str) {
-        if self.queue.try_send(Event::Ended { stream: stream.into() }).is_err() {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(Event::Ended { stream: stream.into() }) {
             tracing::warn!(stream, "recording queue full: the stream's end was not heard");
         }
     }

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tessera_cluster::identity::JoinToken;
 use tessera_cluster::{ClusterAddrs, ClusterService};
-use tessera_ingest::media::{AacConfig, CodecConfig, TrackInfo};
 use tessera_packager::{MediaSink, PlaylistConfig, Published};
 use tessera_raft::{Command, RaftTimeouts};
 
 use super::{FeedRegistry, Followers, MediaFile, RelaySink};
 use crate::store::{SegmentStore, StoreConfig, SOURCE_RENDITION as SRC};
+use crate::testing::aac_track;
 
 struct Scratch(std::path::PathBuf);
 
@@ -126,16 +126,7 @@ async fn a_follower_catches_up_goes_on_live_and_pulls_through_what_it_missed() {
         fenced: Arc::new(AtomicBool::new(false)),
     };
     let init = Bytes::from_static(b"the init segment");
-    let track = TrackInfo {
-        id: 257,
-        codec: CodecConfig::Aac(AacConfig {
-            object_type: 2,
-            sample_rate: 48_000,
-            channels: 2,
-            asc: Bytes::from_static(&[0x11, 0x90]),
-        }),
-    };
-    sink.publish("cam", claim.session, SRC, Published::Init { tracks: vec![track], data: init.clone() });
+    sink.publish("cam", claim.session, SRC, Published::Init { tracks: vec![aac_track()], data: init.clone() });
     let mut parts = Vec::new();
     for segment in 0..3 {
         for index in 0..4 {

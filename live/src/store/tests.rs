@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tessera_ingest::media::{AacConfig, CodecConfig, TrackInfo};
 use tessera_packager::{BlockRequest, MediaSink, PlaylistConfig, Published, SessionEnd};
 
 use super::{SegmentStore, StoreConfig, StoreError, SOURCE_RENDITION as SRC};
+use crate::testing::aac_track;
 
 const PART_S: f64 = 0.5;
 const PARTS_PER_SEGMENT: u64 = 4;
@@ -22,18 +22,6 @@ fn store() -> Arc<SegmentStore> {
         ended_retention: Duration::from_secs(60),
         max_publishers: 4,
     })
-}
-
-fn track() -> TrackInfo {
-    TrackInfo {
-        id: 257,
-        codec: CodecConfig::Aac(AacConfig {
-            object_type: 2,
-            sample_rate: 48_000,
-            channels: 2,
-            asc: Bytes::from_static(&[0x11, 0x90]),
-        }),
-    }
 }
 
 /// A publisher session, numbering its segments from 0 as pipelines do.
@@ -57,7 +45,7 @@ impl Publisher {
             stream,
             session,
             SRC,
-            Published::Init { tracks: vec![track()], data: Bytes::from_static(b"init") },
+            Published::Init { tracks: vec![aac_track()], data: Bytes::from_static(b"init") },
         );
         Publisher { store: store.clone(), stream, session, segment: 0, part: 0, published: Vec::new() }
     }
