@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use rustls::pki_types::CertificateDer;
 
 use crate::identity::{server_name, NodeIdentity, CLUSTER_NAME};
@@ -259,7 +260,12 @@ async fn accept(endpoint: quinn::Endpoint, registry: Arc<Registry>) {
             while let Ok((send, mut recv)) = conn.accept_bi().await {
                 let registry = registry.clone();
                 tokio::spawn(async move {
-                    let first = match tokio::time::timeout(REQUEST_TIMEOUT, wire::read(&mut recv)).await {
+                    // A caller without a certificate gets a few kilobytes to say what it wants.
+                    let read = match peer.node {
+                        Some(_) => wire::read(&mut recv).boxed(),
+                        None => wire::read_at_most(&mut recv, wire::MAX_STRANGER_REQUEST, 0).boxed(),
+                    };
+                    let first = match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
                         Ok(Ok(Some(m))) => m,
                         Ok(Ok(None)) | Err(_) => return,
                         Ok(Err(e)) => {

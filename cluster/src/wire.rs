@@ -100,8 +100,21 @@ pub fn write_value<'a, T: Serialize + ?Sized>(
     async move { write(send, &header?, &[]).await }
 }
 
+/// Largest request from a caller without a certificate (a joiner's): its first message is
+/// read before anything is known of it.
+pub const MAX_STRANGER_REQUEST: usize = 64 * 1024;
+
 /// Reads one message; `None` if the stream ended cleanly before it.
 pub async fn read(recv: &mut quinn::RecvStream) -> Result<Option<Message>, LinkError> {
+    read_at_most(recv, MAX_HEADER, MAX_BODY).await
+}
+
+/// [`read`], refusing a header over `max_header` bytes or a body over `max_body`.
+pub async fn read_at_most(
+    recv: &mut quinn::RecvStream,
+    max_header: usize,
+    max_body: usize,
+) -> Result<Option<Message>, LinkError> {
     let mut lens = [0u8; 8];
     match recv.read_exact(&mut lens).await {
         Ok(()) => {}
@@ -110,11 +123,11 @@ pub async fn read(recv: &mut quinn::RecvStream) -> Result<Option<Message>, LinkE
     }
     let header_len = u32::from_be_bytes(lens[..4].try_into().expect("four bytes")) as usize;
     let body_len = u32::from_be_bytes(lens[4..].try_into().expect("four bytes")) as usize;
-    if header_len > MAX_HEADER {
-        return Err(LinkError::TooLarge { what: "header", len: header_len, max: MAX_HEADER });
+    if header_len > max_header {
+        return Err(LinkError::TooLarge { what: "header", len: header_len, max: max_header });
     }
-    if body_len > MAX_BODY {
-        return Err(LinkError::TooLarge { what: "body", len: body_len, max: MAX_BODY });
+    if body_len > max_body {
+        return Err(LinkError::TooLarge { what: "body", len: body_len, max: max_body });
     }
     let mut header = vec![0u8; header_len];
     recv.read_exact(&mut header).await?;

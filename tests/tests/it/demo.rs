@@ -82,14 +82,14 @@ async fn the_demo_plays_within_five_seconds_of_printing_its_url() {
     // It goes on playing, from the publisher's first session.
     let media = "/live/demo/src/index.m3u8";
     let first = newest_segment(http, media).await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(newest_segment(http, media).await >= first + 2, "the stream goes on:\n{}", node_log());
     let sessions = node_log().matches("publisher connected").count();
     assert_eq!(sessions, 1, "the built-in publisher was never cut:\n{}", node_log());
 }
 
-/// The test pattern at 1080p and 8 Mbit/s: its keyframes are hundreds of packets, handed
-/// to the SRT sender faster than it paces them at first.
+/// The test pattern at 8 Mbit/s: its keyframes are hundreds of packets, handed to the SRT
+/// sender faster than it paces them at first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_built_in_publisher_keeps_publishing_at_a_broadcast_bitrate() {
     let mut node = Proc::new("big-pattern");
@@ -99,7 +99,7 @@ async fn the_built_in_publisher_keeps_publishing_at_a_broadcast_bitrate() {
     let _publisher = Killed(
         Command::new(BIN)
             .args(["publish", "--test-pattern", "big", "--to", &node.srt.to_string()])
-            .args(["--size", "1920x1080", "--video-kbps", "8000", "--seconds", "30"])
+            .args(["--size", "1280x720", "--video-kbps", "8000", "--seconds", "40"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -107,9 +107,10 @@ async fn the_built_in_publisher_keeps_publishing_at_a_broadcast_bitrate() {
     );
     let took = until_served(node.http, "/live/big/index.m3u8", Duration::from_secs(5)).await;
     assert!(took.is_some(), "the stream did not play within 5 s:\n{}", node.log());
+    // Segments of about 2 s: two more within 10 s, whatever else the machine is doing.
     let media = "/live/big/src/index.m3u8";
     let first = newest_segment(node.http, media).await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(newest_segment(node.http, media).await >= first + 2, "the stream goes on:\n{}", node.log());
     assert_eq!(node.log().matches("publisher connected").count(), 1, "one session, never cut:\n{}", node.log());
 }
