@@ -35,6 +35,27 @@ pub struct IngestSettings {
     pub feeds: Arc<tessera_live::relay::FeedRegistry>,
 }
 
+/// Why a publisher session ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EndReason {
+    #[error("taken over by a new publisher")]
+    TakenOver,
+    #[error("session ended")]
+    Ended,
+    #[error("publisher disconnected")]
+    Disconnected,
+    #[error("no data for {} ms", .0.as_millis())]
+    Idle(Duration),
+    #[error("ingest rate {kbps} kbit/s exceeds the limit of {limit} kbit/s")]
+    OverRate { kbps: u64, limit: u64 },
+    #[error("pipeline ended")]
+    PipelineEnded,
+    #[error("{0}")]
+    LeaseLost(String),
+    #[error("socket error: {0}")]
+    Socket(std::io::Error),
+}
+
 /// Measures a publisher's ingest rate over fixed windows.
 struct RateMeter {
     window_start: Instant,
@@ -127,28 +148,28 @@ impl PublisherSession {
 
     /// Waits for the publisher's next input. Err says why the session should end: taken over,
     /// idle for too long, or the publisher gone.
-    pub(crate) async fn next<T>(&mut self, input: impl Future<Output = Option<T>>) -> Result<T, String> {
+    pub(crate) async fn next<T>(&mut self, input: impl Future<Output = Option<T>>) -> Result<T, EndReason> {
         tokio::select! {
-            why = self.fence.lost() => Err(why),
-            r = self.taken_over.changed() => Err(if r.is_ok() { "taken over by a new publisher" } else { "session ended" }.to_string()),
+            why = self.fence.lost() => Err(EndReason::LeaseLost(why)),
+            r = self.taken_over.changed() => Err(if r.is_ok() { EndReason::TakenOver } else { EndReason::Ended }),
             r = tokio::time::timeout(self.settings.idle_timeout, input) => match r {
                 Ok(Some(v)) => Ok(v),
-                Ok(None) => Err("publisher disconnected".to_string()),
+                Ok(None) => Err(EndReason::Disconnected),
                 Err(_) => {
                     metrics::counter!("tessera_ingest_idle_timeouts_total").increment(1);
-                    Err(format!("no data for {} ms", self.settings.idle_timeout.as_millis()))
+                    Err(EndReason::Idle(self.settings.idle_timeout))
                 }
             },
         }
     }
 
     /// Hands `size` bytes of input to the pipeline, unless the publisher is over its rate.
-    pub(crate) fn feed(&mut self, size: usize, msg: IngestMsg) -> Result<(), String> {
+    pub(crate) fn feed(&mut self, size: usize, msg: IngestMsg) -> Result<(), EndReason> {
         if let Some(kbps) = self.rate.add(size, Instant::now()).filter(|k| *k > self.settings.max_ingest_kbps) {
             let limit = self.settings.max_ingest_kbps;
             metrics::counter!("tessera_ingest_limit_cuts_total", "limit" => "bitrate").increment(1);
             tracing::warn!(kbps, limit, "cutting publisher: ingest rate over the limit");
-            return Err(format!("ingest rate {kbps} kbit/s exceeds the limit of {limit} kbit/s"));
+            return Err(EndReason::OverRate { kbps, limit });
         }
         match self.pipeline.ingest.try_send(msg) {
             Ok(()) => Ok(()),
@@ -157,13 +178,13 @@ impl PublisherSession {
                 tracing::warn!("ingest lagging: dropping input");
                 Ok(())
             }
-            Err(SendError::Closed) => Err("pipeline ended".to_string()),
+            Err(SendError::Closed) => Err(EndReason::PipelineEnded),
         }
     }
 
     /// Ends the session: the pipeline flushes what it has and stops.
-    pub(crate) async fn finish(self, reason: String) {
-        let _ = self.pipeline.ingest.send(IngestMsg::Closed(reason.clone()));
+    pub(crate) async fn finish(self, reason: EndReason) {
+        let _ = self.pipeline.ingest.send(IngestMsg::Closed(reason.to_string()));
         if tokio::time::timeout(Duration::from_secs(5), self.pipeline.join).await.is_err() {
             tracing::warn!("pipeline did not stop within 5 s");
             self.pipeline.supervisor.kill();

@@ -8,7 +8,7 @@ use tessera_listen::srt::{Admission, BoundSrtListener, Caller, ServerRejectReaso
 use tracing::Instrument;
 
 use crate::auth::{check_logged, AuthDecision, PublishAuth};
-use crate::session::{IngestSettings, PublisherSession};
+use crate::session::{EndReason, IngestSettings, PublisherSession};
 use tessera_live::store::{ClaimError, PublishClaim, SegmentStore};
 
 pub async fn run(
@@ -65,7 +65,7 @@ async fn publisher(p: SrtPublisher<PublishClaim>, store: Arc<SegmentStore>, sett
                     break reason;
                 }
             }
-            Ok(Err(e)) => break format!("socket error: {e}"),
+            Ok(Err(e)) => break EndReason::Socket(e),
             Err(reason) => break reason,
         }
     };
