@@ -117,11 +117,30 @@ impl BoundRtmpListener {
     }
 }
 
-async fn read_some(stream: &mut TcpStream, buf: &mut [u8], idle: Duration) -> Result<usize, String> {
+/// Why an RTMP connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionEnd {
+    #[error("no data for {} ms", .0.as_millis())]
+    Idle(Duration),
+    #[error("peer closed the connection")]
+    PeerClosed,
+    #[error("closed by the server")]
+    ClosedHere,
+    #[error("read: {0}")]
+    Read(std::io::Error),
+    #[error("write: {0}")]
+    Write(std::io::Error),
+    #[error("handshake: {0:?}")]
+    Handshake(rml_rtmp::handshake::HandshakeError),
+    #[error("RTMP: {0:?}")]
+    Session(rml_rtmp::sessions::ServerSessionError),
+}
+
+async fn read_some(stream: &mut TcpStream, buf: &mut [u8], idle: Duration) -> Result<usize, ConnectionEnd> {
     match tokio::time::timeout(idle, stream.read(buf)).await {
-        Err(_) => Err(format!("no data for {} ms", idle.as_millis())),
-        Ok(Err(e)) => Err(format!("read: {e}")),
-        Ok(Ok(0)) => Err("peer closed the connection".into()),
+        Err(_) => Err(ConnectionEnd::Idle(idle)),
+        Ok(Err(e)) => Err(ConnectionEnd::Read(e)),
+        Ok(Ok(0)) => Err(ConnectionEnd::PeerClosed),
         Ok(Ok(n)) => Ok(n),
     }
 }
@@ -132,7 +151,7 @@ async fn connection<T, A, P>(
     admit: A,
     on_publisher: P,
     idle: Duration,
-) -> Result<(), String>
+) -> Result<(), ConnectionEnd>
 where
     A: Fn(&StreamRequest, SocketAddr) -> Result<T, RtmpRefusal>,
     P: Fn(RtmpPublisher<T>),
@@ -141,28 +160,27 @@ where
     let mut handshake = Handshake::new(PeerType::Server);
     let remaining = loop {
         let n = read_some(&mut stream, &mut buf, idle).await?;
-        match handshake.process_bytes(&buf[..n]).map_err(|e| format!("handshake: {e:?}"))? {
+        match handshake.process_bytes(&buf[..n]).map_err(ConnectionEnd::Handshake)? {
             HandshakeProcessResult::InProgress { response_bytes } => {
-                stream.write_all(&response_bytes).await.map_err(|e| e.to_string())?
+                stream.write_all(&response_bytes).await.map_err(ConnectionEnd::Write)?
             }
             HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
-                stream.write_all(&response_bytes).await.map_err(|e| e.to_string())?;
+                stream.write_all(&response_bytes).await.map_err(ConnectionEnd::Write)?;
                 break remaining_bytes;
             }
         }
     };
-    let (mut session, initial) =
-        ServerSession::new(ServerSessionConfig::new()).map_err(|e| format!("session: {e:?}"))?;
+    let (mut session, initial) = ServerSession::new(ServerSessionConfig::new()).map_err(ConnectionEnd::Session)?;
     let mut state = Conn { remote, sender: None, name: None, close: false };
     let mut pending = initial;
-    pending.extend(session.handle_input(&remaining).map_err(|e| format!("RTMP: {e:?}"))?);
+    pending.extend(session.handle_input(&remaining).map_err(ConnectionEnd::Session)?);
     loop {
         while !pending.is_empty() {
             let results = std::mem::take(&mut pending);
             for r in results {
                 match r {
                     ServerSessionResult::OutboundResponse(p) => {
-                        stream.write_all(&p.bytes).await.map_err(|e| e.to_string())?
+                        stream.write_all(&p.bytes).await.map_err(ConnectionEnd::Write)?
                     }
                     ServerSessionResult::RaisedEvent(e) => {
                         pending.extend(state.event(&mut session, e, &admit, &on_publisher)?)
@@ -173,10 +191,10 @@ where
         }
         if state.close {
             stream.flush().await.ok();
-            return Err("closed by the server".into());
+            return Err(ConnectionEnd::ClosedHere);
         }
         let n = read_some(&mut stream, &mut buf, idle).await?;
-        pending = session.handle_input(&buf[..n]).map_err(|e| format!("RTMP: {e:?}"))?;
+        pending = session.handle_input(&buf[..n]).map_err(ConnectionEnd::Session)?;
     }
 }
 
@@ -194,13 +212,13 @@ impl Conn {
         e: ServerSessionEvent,
         admit: &A,
         on_publisher: &P,
-    ) -> Result<Vec<ServerSessionResult>, String>
+    ) -> Result<Vec<ServerSessionResult>, ConnectionEnd>
     where
         A: Fn(&StreamRequest, SocketAddr) -> Result<T, RtmpRefusal>,
         P: Fn(RtmpPublisher<T>),
     {
         let remote = self.remote;
-        let rtmp = |r: Result<Vec<ServerSessionResult>, _>| r.map_err(|e| format!("RTMP: {e:?}"));
+        let rtmp = |r: Result<Vec<ServerSessionResult>, _>| r.map_err(ConnectionEnd::Session);
         match e {
             ServerSessionEvent::ConnectionRequested { request_id, app_name } => {
                 if app_name == "live" {
