@@ -25,6 +25,7 @@ pub mod server;
 pub mod session;
 pub mod srt_ingest;
 mod start;
+mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};

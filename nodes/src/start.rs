@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::{auth, config, http, license, release, rtmp_ingest, server, session, srt_ingest};
+use crate::{auth, config, http, license, release, rtmp_ingest, server, session, srt_ingest, tasks};
 use crate::{metrics_handle, Node, NodeConfig, NodeError};
 
 /// The sockets a node listens on, bound before anything else starts.
@@ -164,7 +164,10 @@ fn start_vod(
         max_bytes: config.upload_max_bytes,
         ladder: config.vod_ladder.clone(),
     };
-    tasks.spawn(tessera_vod::sweep(member.clone(), uploads.clone(), stop.clone()));
+    let (cluster, files) = (member.clone(), uploads.clone());
+    tasks::spawn_restarting(tasks, "vod-sweep", stop, move |stop| {
+        tessera_vod::sweep(cluster.clone(), files.clone(), stop)
+    });
     store.attach_recorder(tessera_vod::recording::start(member.clone(), uploads.archive.clone(), stop.clone()));
     let worker = tessera_vod::worker::VodWorker {
         cluster: member.clone(),
@@ -180,7 +183,7 @@ fn start_vod(
             },
         },
     };
-    tasks.spawn(worker.run(stop.clone()));
+    tasks::spawn_restarting(tasks, "vod-worker", stop, move |stop| worker.clone().run(stop));
     Ok(Arc::new(VodState {
         cluster: member.clone(),
         uploads,
@@ -288,7 +291,10 @@ impl Node {
         let vod =
             start_vod(&config, (&member, &store, &tiers), &rights, transcode.worker.clone(), (&mut tasks, &stop))?;
 
-        tasks.spawn(release::clock::run(member.clone(), rights.clock.clone(), stop.clone()));
+        let (cluster, clock) = (member.clone(), rights.clock.clone());
+        tasks::spawn_restarting(&mut tasks, "release-clock", &stop, move |stop| {
+            release::clock::run(cluster.clone(), clock.clone(), stop)
+        });
         let preposition = release::preposition::Preposition {
             cluster: member.clone(),
             store: store.clone(),
@@ -297,10 +303,11 @@ impl Node {
             prewarm: Duration::from_secs(config.release_prewarm_s),
             clock: rights.clock.clone(),
         };
-        tasks.spawn(preposition.run(stop.clone()));
+        tasks::spawn_restarting(&mut tasks, "preposition", &stop, move |stop| preposition.clone().run(stop));
 
         let app = routes(&config, (&member, &store, &followers), &rights, vod, http_addr);
-        tasks.spawn(server::serve(http, app, tls.clone(), config.max_http_connections, stop.clone()));
+        let serve = server::serve(http, app, tls.clone(), config.max_http_connections, stop.clone());
+        tasks.spawn(tasks::once("http", stop.clone(), serve));
 
         let settings = ingest_settings(&config, &member, &feeds, transcode)?;
         let auth: Arc<dyn auth::PublishAuth> = Arc::new(auth::CatalogTokens {
@@ -308,14 +315,17 @@ impl Node {
             fallback: auth::StaticTokens::from_entries(&config.publish_tokens).map_err(NodeError::Config)?,
         });
         let mut srt_stop = stop.clone();
-        tasks.spawn(srt_ingest::run(srt, store.clone(), auth.clone(), settings.clone(), async move {
+        let srt = srt_ingest::run(srt, store.clone(), auth.clone(), settings.clone(), async move {
             server::until_true(&mut srt_stop).await;
-        }));
+        });
+        tasks.spawn(tasks::once("srt-listener", stop.clone(), srt));
         let mut rtmp_stop = stop.clone();
-        tasks.spawn(rtmp_ingest::run(rtmp, store.clone(), auth, settings, async move {
+        let rtmp = rtmp_ingest::run(rtmp, store.clone(), auth, settings, async move {
             server::until_true(&mut rtmp_stop).await;
-        }));
-        tasks.spawn(tick(store.clone(), feeds, stop));
+        });
+        tasks.spawn(tasks::once("rtmp-listener", stop.clone(), rtmp));
+        let ticked = store.clone();
+        tasks::spawn_restarting(&mut tasks, "store-tick", &stop, move |stop| tick(ticked.clone(), feeds.clone(), stop));
 
         tracing::info!(http = %http_addr, srt = %srt_addr, rtmp = %rtmp_addr, tls = tls.is_some(), "node started");
         Ok(Node { http_addr, srt_addr, rtmp_addr, store, shutdown, tasks, cluster: member, license: rights.license })

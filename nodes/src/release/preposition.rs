@@ -24,6 +24,7 @@ const EVERY: Duration = Duration::from_millis(500);
 const HOLD_AFTER_OPEN_MS: i64 = 30_000;
 
 /// What pre-positioning needs of the node.
+#[derive(Clone)]
 pub struct Preposition {
     pub cluster: ClusterService,
     pub store: Arc<SegmentStore>,
