@@ -63,6 +63,7 @@ pub trait LicenseNode: Send + Sync + 'static {
 
 pub struct LicenseActor;
 
+#[derive(Clone)]
 pub struct LicenseConfig {
     pub node: Arc<dyn LicenseNode>,
     pub kek: Arc<Kek>,
@@ -402,19 +403,6 @@ async fn count(
     }
     tracing::warn!(subject = %claim.subject, "no counting node answered: the stream is counted here alone");
     streams.lock().expect("stream counts").admit(&claim)
-}
-
-/// Ticks the actor every `every` until it stops.
-pub fn tick(actor: ActorRef<LicenseMsg>, every: Duration) {
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(every);
-        loop {
-            interval.tick().await;
-            if actor.cast(LicenseMsg::Tick).is_err() {
-                return;
-            }
-        }
-    });
 }
 
 #[cfg(test)]

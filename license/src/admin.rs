@@ -5,14 +5,15 @@
 //! routes behind its admin token check.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::supervisor::LicenseRef;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post, put};
 use axum::{Json, Router};
 use chrono::DateTime;
-use ractor::ActorRef;
 use serde::Deserialize;
 use serde_json::json;
 use tessera_cluster::api::{cluster_error as cluster_err, error as err};
@@ -55,7 +56,7 @@ impl ProtectionBody {
 pub struct ProtectionAdmin {
     pub cluster: ClusterService,
     /// The license actor, when the node has a key-encryption key (it signs tokens).
-    pub license: Option<ActorRef<LicenseMsg>>,
+    pub license: Option<LicenseRef>,
     pub clock: Clock,
 }
 
@@ -102,12 +103,12 @@ async fn issue(State(state): State<Arc<ProtectionAdmin>>, Json(body): Json<Token
         regions: body.regions,
         max_streams: body.max_streams,
     };
-    match ractor::call_t!(license, LicenseMsg::Issue, 10_000, claims) {
-        Ok(Ok(token)) => {
+    match license.call(|reply| LicenseMsg::Issue(claims, reply), Duration::from_secs(10)).await {
+        Some(Ok(token)) => {
             (StatusCode::CREATED, Json(json!({ "token": token, "expires": body.expires }))).into_response()
         }
-        Ok(Err(e)) => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
-        Err(e) => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
+        Some(Err(e)) => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
+        None => err(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the license service did not answer"),
     }
 }
 

@@ -14,12 +14,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::supervisor::LicenseRef;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use ractor::ActorRef;
 use serde::Deserialize;
 use tessera_raft::Visibility;
 
@@ -34,7 +34,7 @@ const KEY_PATIENCE: Duration = Duration::from_secs(5);
 
 /// What the license endpoints need: the actor, and whether content is released here.
 pub struct LicenseEndpoints {
-    pub license: Option<ActorRef<LicenseMsg>>,
+    pub license: Option<LicenseRef>,
     pub gate: ReleaseGate,
 }
 
@@ -79,11 +79,11 @@ async fn viewer_key(
         return Err(Refusal::new(503, "no_license", "this node has no key-encryption key and hands out no keys"));
     };
     let query = KeyQuery { content: content.clone(), kid, token, client: client.ip(), released };
-    match ractor::call_t!(license, LicenseMsg::Key, KEY_PATIENCE.as_millis() as u64, query) {
-        Ok(Ok(key)) => Ok(key),
-        Ok(Err(denial)) => Err(Refusal::new(denial.status(), denial.code(), &denial)),
-        Err(e) => {
-            tracing::warn!(%content, error = %e, "the license actor did not answer");
+    match license.call(|reply| LicenseMsg::Key(query, reply), KEY_PATIENCE).await {
+        Some(Ok(key)) => Ok(key),
+        Some(Err(denial)) => Err(Refusal::new(denial.status(), denial.code(), &denial)),
+        None => {
+            tracing::warn!(%content, "the license actor did not answer");
             Err(Refusal::new(503, "unavailable", "the license service did not answer"))
         }
     }

@@ -10,6 +10,8 @@
 //!   by the decision, issues playback tokens, and makes and rotates the content keys of the
 //!   encrypted streams its node is origin of. It reads the catalog as its node has applied
 //!   it and never blocks on the network: a count at another node runs in a task of its own.
+//! - The actor runs under a [`supervisor`], which starts it again if it fails; everyone
+//!   else holds a [`supervisor::LicenseRef`] to the running one.
 //! - On every node, [`serving`] encrypts protected media on its way out (never in clear),
 //!   [`http`] answers key requests, [`urls`] carries a viewer's token and the URL
 //!   signature onto playlists, and [`gate`] says whether content is released here.
@@ -26,5 +28,6 @@ pub mod http;
 pub mod keys;
 pub mod regions;
 pub mod serving;
+pub mod supervisor;
 pub mod token;
 pub mod urls;

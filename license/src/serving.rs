@@ -13,11 +13,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use crate::supervisor::LicenseRef;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use ractor::ActorRef;
 use tessera_packager::encrypt::aes128;
 use tessera_packager::encrypt::cmaf::{self, CbcsKey};
 use tessera_packager::SegmentKey;
@@ -107,17 +107,17 @@ enum EncryptError {
 pub struct MediaProtection {
     catalog: CatalogNode,
     /// The license actor, when the node has a key-encryption key.
-    license: Option<ActorRef<LicenseMsg>>,
+    license: Option<LicenseRef>,
     encrypted: EncryptedCache,
 }
 
 impl MediaProtection {
-    pub fn new(catalog: CatalogNode, license: Option<ActorRef<LicenseMsg>>) -> Self {
+    pub fn new(catalog: CatalogNode, license: Option<LicenseRef>) -> Self {
         MediaProtection { catalog, license, encrypted: EncryptedCache::default() }
     }
 
     /// The license actor, when the node has a key-encryption key.
-    pub fn license(&self) -> Option<&ActorRef<LicenseMsg>> {
+    pub fn license(&self) -> Option<&LicenseRef> {
         self.license.as_ref()
     }
 
@@ -161,10 +161,7 @@ impl MediaProtection {
     async fn media_key(&self, content: &str, kid: &str) -> Option<[u8; 16]> {
         let license = self.license.as_ref()?;
         let (content, kid) = (content.to_string(), kid.to_string());
-        match license.call(|reply| LicenseMsg::MediaKey { content, kid, reply }, Some(ACTOR_PATIENCE)).await {
-            Ok(ractor::rpc::CallResult::Success(key)) => key,
-            _ => None,
-        }
+        license.call(|reply| LicenseMsg::MediaKey { content, kid, reply }, ACTOR_PATIENCE).await.flatten()
     }
 
     /// A file of `content` (`rendition`, `file`) as served: `encrypt` runs once per file
@@ -270,10 +267,10 @@ impl MediaProtection {
             ));
         };
         let content = content.to_string();
-        match license.call(|reply| LicenseMsg::Viewer { content, token, reply }, Some(ACTOR_PATIENCE)).await {
-            Ok(ractor::rpc::CallResult::Success(Ok(sig))) => Ok(Some(sig)),
-            Ok(ractor::rpc::CallResult::Success(Err(d))) => Err(Refusal::new(d.status(), d.code(), &d)),
-            _ => Err(Refusal::new(503, "unavailable", "the license service did not answer")),
+        match license.call(|reply| LicenseMsg::Viewer { content, token, reply }, ACTOR_PATIENCE).await {
+            Some(Ok(sig)) => Ok(Some(sig)),
+            Some(Err(d)) => Err(Refusal::new(d.status(), d.code(), &d)),
+            None => Err(Refusal::new(503, "unavailable", "the license service did not answer")),
         }
     }
 
@@ -290,8 +287,8 @@ impl MediaProtection {
             ));
         };
         let (content, sig) = (content.to_string(), sig.clone());
-        match license.call(|reply| LicenseMsg::CheckUrl { content, sig, reply }, Some(ACTOR_PATIENCE)).await {
-            Ok(ractor::rpc::CallResult::Success(true)) => Ok(()),
+        match license.call(|reply| LicenseMsg::CheckUrl { content, sig, reply }, ACTOR_PATIENCE).await {
+            Some(true) => Ok(()),
             _ => Err(Refusal::new(403, "url_signature", "the URL's signature is not valid (or no longer)")),
         }
     }

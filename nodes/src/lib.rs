@@ -99,7 +99,8 @@ pub struct Node {
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     cluster: tessera_cluster::ClusterService,
-    license: Option<ractor::ActorRef<tessera_license::actor::LicenseMsg>>,
+    /// The license actor's supervisor.
+    license: Option<ractor::ActorRef<tessera_license::supervisor::SupervisorMsg>>,
 }
 
 impl Node {

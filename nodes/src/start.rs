@@ -9,11 +9,11 @@ use std::time::Duration;
 use tessera_actors::{TranscodeSettings, WorkerCommand};
 use tessera_cluster::ClusterService;
 use tessera_ingest::timestamp::{TICKS_PER_MS, TICKS_PER_SECOND};
-use tessera_license::actor::LicenseMsg;
 use tessera_license::admin::ProtectionAdmin;
 use tessera_license::gate::{Clock, ReleaseGate};
 use tessera_license::http::LicenseEndpoints;
 use tessera_license::serving::MediaProtection;
+use tessera_license::supervisor::{LicenseRef, SupervisorMsg};
 use tessera_listen::rtmp::{BoundRtmpListener, RtmpListenerConfig};
 use tessera_listen::srt::{BoundSrtListener, SrtListenerConfig};
 use tessera_live::http::LiveState;
@@ -104,7 +104,9 @@ async fn join_catalog(config: &NodeConfig, http_addr: SocketAddr) -> Result<Clus
 /// as media is served.
 struct Rights {
     clock: Clock,
-    license: Option<ractor::ActorRef<LicenseMsg>>,
+    license: Option<LicenseRef>,
+    /// The license actor's supervisor, stopped with the node.
+    supervisor: Option<ractor::ActorRef<SupervisorMsg>>,
     gate: ReleaseGate,
     protection: Arc<MediaProtection>,
 }
@@ -113,10 +115,11 @@ impl Rights {
     async fn start(config: &NodeConfig, member: &ClusterService, store: &Arc<SegmentStore>) -> Result<Self, NodeError> {
         let clock = tessera_license::gate::clock_with_skew(config.clock_skew_ms);
         let rotation = Duration::from_secs(config.key_rotation_s);
-        let license = license::start(config.kek()?, rotation, member.clone(), store.clone(), clock.clone()).await?;
+        let (license, supervisor) =
+            license::start(config.kek()?, rotation, member.clone(), store.clone(), clock.clone()).await?.unzip();
         let gate = ReleaseGate::new(member.catalog.clone(), config.region.clone(), clock.clone());
         let protection = Arc::new(MediaProtection::new(member.catalog.clone(), license.clone()));
-        Ok(Rights { clock, license, gate, protection })
+        Ok(Rights { clock, license, supervisor, gate, protection })
     }
 }
 
@@ -328,6 +331,6 @@ impl Node {
         tasks::spawn_restarting(&mut tasks, "store-tick", &stop, move |stop| tick(ticked.clone(), feeds.clone(), stop));
 
         tracing::info!(http = %http_addr, srt = %srt_addr, rtmp = %rtmp_addr, tls = tls.is_some(), "node started");
-        Ok(Node { http_addr, srt_addr, rtmp_addr, store, shutdown, tasks, cluster: member, license: rights.license })
+        Ok(Node { http_addr, srt_addr, rtmp_addr, store, shutdown, tasks, cluster: member, license: rights.supervisor })
     }
 }

@@ -168,3 +168,67 @@ async fn a_limited_stream_is_counted_by_its_subjects_counting_node_or_here_when_
         actor.stop(None);
     }
 }
+
+#[tokio::test]
+async fn a_license_actor_that_stops_is_started_again_and_hands_out_the_same_keys() {
+    let node = FakeNode::new(1_000_000, true);
+    node.propose(Command::SetProtection { content: "live/cam".into(), mode: Protection::Aes128 }).await.unwrap();
+    let cfg = LicenseConfig {
+        node: node.clone(),
+        kek: Arc::new(Kek::parse(KEK).unwrap()),
+        rotation: Duration::from_secs(600),
+        rotation_lead_segments: 3,
+        streams: Arc::default(),
+    };
+    // The supervisor ticks the actor: the origin's first key is made without anyone asking.
+    let (license, supervisor) = crate::supervisor::start(cfg, Duration::from_millis(20)).await.unwrap();
+    let patience = Duration::from_secs(1);
+    let claims = Claims {
+        sub: "v".into(),
+        content: "live/cam".into(),
+        exp: 2_000,
+        iat: 1_000,
+        regions: None,
+        max_streams: None,
+    };
+    let token = license.call(|r| LicenseMsg::Issue(claims, r), patience).await.unwrap().unwrap();
+    let kid = loop {
+        if let Some(k) = node.catalog.lock().unwrap().protection["live/cam"].keys.first() {
+            break k.kid.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let before = license.call(|r| LicenseMsg::Key(query(Some(token.clone()), &kid), r), patience).await;
+    let before = before.unwrap().unwrap();
+
+    for how in ["stop", "kill"] {
+        let first = license.get().expect("the actor runs");
+        if how == "stop" {
+            first.stop(Some("gone".into()));
+        } else {
+            first.kill();
+        }
+        let again = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match license.get() {
+                    Some(a) if a.get_id() != first.get_id() => break a,
+                    _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("after {how}, a new license actor within 5 s"));
+        assert_ne!(again.get_id(), first.get_id());
+        // The new actor reads its keys from the catalog: the viewer gets the same key.
+        let after = license.call(|r| LicenseMsg::Key(query(Some(token.clone()), &kid), r), patience).await;
+        assert_eq!(after.unwrap().unwrap(), before, "after {how}");
+    }
+    assert_eq!(node.catalog.lock().unwrap().protection["live/cam"].keys.len(), 1, "no key was made twice");
+
+    // Stopping the supervisor (the node stopping) stops the actor, which is not started again.
+    let last = license.get().expect("the actor runs");
+    supervisor.stop_and_wait(None, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(last.get_status(), ractor::ActorStatus::Stopped);
+    assert!(license.get().is_none());
+}

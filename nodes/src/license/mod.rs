@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorRef};
+use ractor::ActorRef;
 use tessera_cluster::ClusterService;
-use tessera_license::actor::{LicenseActor, LicenseConfig, LicenseMsg, LicenseNode, Proposal, RemoteCount};
+use tessera_license::actor::{LicenseConfig, LicenseNode, Proposal, RemoteCount};
 use tessera_license::decision::StreamClaim;
 use tessera_license::keys::Kek;
+use tessera_license::supervisor::{self, LicenseRef, SupervisorMsg};
 use tessera_raft::{Catalog, Command, NodeId};
 
 use tessera_live::store::SegmentStore;
@@ -55,14 +56,14 @@ impl LicenseNode for NodeView {
 const COUNTING_PATIENCE: Duration = Duration::from_millis(750);
 
 /// Counts the viewers' streams this node counts for the cluster, and starts the license
-/// actor when the node has a key-encryption key.
+/// actor (under its supervisor) when the node has a key-encryption key.
 pub async fn start(
     kek: Option<Kek>,
     rotation: Duration,
     cluster: ClusterService,
     store: Arc<SegmentStore>,
     clock: tessera_license::gate::Clock,
-) -> Result<Option<ActorRef<LicenseMsg>>, ractor::SpawnErr> {
+) -> Result<Option<(LicenseRef, ActorRef<SupervisorMsg>)>, ractor::SpawnErr> {
     let streams = Arc::default();
     tessera_license::counting::serve(&cluster, Arc::clone(&streams));
     let Some(kek) = kek else {
@@ -78,7 +79,5 @@ pub async fn start(
         rotation,
         rotation_lead_segments: 3,
     };
-    let (actor, _) = Actor::spawn(None, LicenseActor, config).await?;
-    tessera_license::actor::tick(actor.clone(), Duration::from_secs(1));
-    Ok(Some(actor))
+    Ok(Some(supervisor::start(config, Duration::from_secs(1)).await?))
 }
