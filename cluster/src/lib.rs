@@ -8,6 +8,8 @@
 //!   imports none of them. [`wire`] is the one framing they all share.
 //! - [`membership`]: the catalog's members (Raft over the transport, writes forwarded to
 //!   the leader, linearizable reads from any member, init, join, leave).
+//! - [`remote`]: actors on other nodes: a typed handle over the transport, bounded
+//!   mailboxes both ways, and the loss of the actor or its node reported to its owner.
 //! - [`api`]: what every part of the admin API shares: admin tokens, errors, reads.
 //!
 //! # Contract
@@ -27,6 +29,7 @@ pub mod api;
 pub mod identity;
 pub mod membership;
 pub mod protocol;
+pub mod remote;
 mod tls;
 pub mod transport;
 pub mod wire;
