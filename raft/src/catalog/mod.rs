@@ -7,6 +7,7 @@
 
 mod assets;
 mod jobs;
+mod placement;
 mod protection;
 mod release;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use assets::{AssetRecord, AssetState, SourceRecord, TITLE_MAX};
 pub use jobs::{job_key, JobLease, JobRecord, JobState, RecordedRendition, MAX_ATTEMPTS, RECORDING_SPEC};
+pub use placement::{LadderPlacement, PlacementRejection, PlacementRule};
 pub use protection::{KeyRecord, Protection, ProtectionRecord, KEYS_KEPT};
 pub use release::{valid_content, Gate, Readiness, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, Visibility};
 
@@ -43,6 +45,15 @@ pub struct StreamRecord {
     /// ends, into a VOD asset.
     #[serde(default)]
     pub record: bool,
+    /// Which node makes the stream's ladder now, under which epoch.
+    #[serde(default)]
+    pub placement: Option<LadderPlacement>,
+    /// The highest placement epoch ever granted.
+    #[serde(default)]
+    pub last_placement_epoch: u64,
+    /// Which nodes may make the ladder.
+    #[serde(default)]
+    pub placement_rule: PlacementRule,
 }
 
 /// What the archive holds of a stream, as the node that archives it last counted: the
@@ -293,6 +304,28 @@ pub enum Command {
         asset: String,
         rendition: String,
     },
+    /// The stream's origin (holding `origin_epoch`) has its ladder made on `node`, under a
+    /// new placement epoch.
+    PlaceLadder {
+        stream: String,
+        origin_epoch: u64,
+        node: NodeId,
+    },
+    /// The ladder placed under `epoch` is no longer made (the session ended).
+    ClearPlacement {
+        stream: String,
+        epoch: u64,
+    },
+    /// Which nodes may make the stream's ladder.
+    SetPlacementRule {
+        stream: String,
+        rule: PlacementRule,
+    },
+    /// A draining node takes no new publishers, ladders or VOD jobs.
+    SetDraining {
+        node: NodeId,
+        draining: bool,
+    },
 }
 
 /// A command and when it was proposed.
@@ -317,6 +350,8 @@ pub enum Rejection {
     Asset(#[from] AssetRejection),
     #[error(transparent)]
     Job(#[from] JobRejection),
+    #[error(transparent)]
+    Placement(#[from] PlacementRejection),
 }
 
 /// A stream and its origin lease.
@@ -410,6 +445,7 @@ pub enum Outcome {
     Admitted(NodeRecord),
     Release(ReleaseRecord),
     JobLease(JobLease),
+    Placement(LadderPlacement),
     Rejected(Rejection),
 }
 
@@ -446,6 +482,9 @@ pub struct Catalog {
     /// Transcode jobs by `ASSET/RENDITION` ([`job_key`]).
     #[serde(default)]
     pub jobs: BTreeMap<String, JobRecord>,
+    /// Nodes that take no new work.
+    #[serde(default)]
+    pub draining: std::collections::BTreeSet<NodeId>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -543,6 +582,9 @@ impl Catalog {
                             last_epoch: 0,
                             archive: None,
                             record: false,
+                            placement: None,
+                            last_placement_epoch: 0,
+                            placement_rule: PlacementRule::default(),
                         };
                         self.streams.insert(name.clone(), s.clone());
                         Ok(Outcome::Stream(s))
@@ -571,6 +613,8 @@ impl Catalog {
                 s.last_epoch += 1;
                 let lease = OriginLease { node: *node, epoch: s.last_epoch, since_ms: now };
                 s.origin = Some(lease);
+                // The old origin's ladder placement lapses with its lease.
+                s.placement = None;
                 s.updated_ms = now;
                 Ok(Outcome::Origin(lease))
             }
@@ -582,6 +626,7 @@ impl Catalog {
                 match s.origin {
                     Some(l) if l.node == *node && l.epoch == *epoch => {
                         s.origin = None;
+                        s.placement = None;
                         s.updated_ms = now;
                         Ok(Outcome::Done)
                     }
@@ -634,15 +679,23 @@ impl Catalog {
             | Command::FinishJob { .. }
             | Command::FailJob { .. }
             | Command::RetryJob { .. } => self.apply_job(now, &p.command),
+            Command::PlaceLadder { .. }
+            | Command::ClearPlacement { .. }
+            | Command::SetPlacementRule { .. }
+            | Command::SetDraining { .. } => self.apply_placement(now, &p.command),
             Command::RemoveNode { id } => {
                 self.nodes.remove(id).ok_or(Rejection::Node(NodeRejection::NoSuchNode(*id)))?;
-                // Its origin leases lapse with it.
+                // Its origin leases and ladder placements lapse with it.
                 for s in self.streams.values_mut() {
                     if s.origin.is_some_and(|l| l.node == *id) {
                         s.origin = None;
                         s.updated_ms = now;
                     }
+                    if s.placement.is_some_and(|p| p.node == *id) {
+                        s.placement = None;
+                    }
                 }
+                self.draining.remove(id);
                 Ok(Outcome::Done)
             }
         }
