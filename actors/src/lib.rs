@@ -25,7 +25,8 @@ pub mod packager;
 pub mod pipeline;
 pub mod segmenter;
 
-pub use encoder::{source_format, SourceFormat, TranscodeSettings, WorkerCommand};
+pub use encoder::launch::{LaunchError, LaunchRequest, Launching, WorkerEvents, WorkerLink, WorkerPlace};
+pub use encoder::{source_format, LocalWorkers, SourceFormat, TranscodeSettings, WorkerCommand, WorkerEvent, WorkerLauncher};
 pub use pipeline::{start_pipeline, PipelineConfig, PipelineHandle};
 
 /// The span an actor of a stream's pipeline handles its messages in: the stream, the

@@ -31,6 +31,25 @@ pub enum ClusterCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// A node takes no new publishers, ladders or VOD jobs, and the ladders it makes move
+    /// to other nodes; with --wait, until it holds nothing (then `leave` it).
+    Drain {
+        #[arg(value_name = "NODE")]
+        id: u64,
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Wait until the node holds no origin, ladder, worker or job (at most this many
+        /// seconds).
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
+    /// A drained node takes work again.
+    Undrain {
+        #[arg(value_name = "NODE")]
+        id: u64,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Remove a node (one that is gone for good) from the cluster.
     Remove {
         /// The node's id, as `cluster status` shows it.
@@ -110,15 +129,41 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
                     }
                 }
             }
+            let nodes = client.get("/api/v1/nodes").await.unwrap_or(Value::Null);
             if json {
+                status["nodes"] = nodes;
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
                 print!("{}", render_status(&status));
+                print!("{}", render_nodes(&nodes));
             }
         }
         ClusterCommand::Leave { api } => {
             let r = api.client().call(Method::POST, "/api/v1/cluster/leave", None).await?;
             println!("node {} left the cluster; stop it now", r["left"]);
+        }
+        ClusterCommand::Drain { id, api, wait } => {
+            let client = api.client();
+            let node = client.call(Method::POST, &format!("/api/v1/nodes/{id}/drain"), None).await?;
+            println!("node {id} is draining; it holds {}", describe_holds(&node["holds"]));
+            if let Some(secs) = wait {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+                loop {
+                    let node = client.get(&format!("/api/v1/nodes/{id}")).await?;
+                    if node["holds"]["nothing"] == true {
+                        println!("node {id} holds nothing: `tessera cluster leave --node {}` removes it", node["http_addr"].as_str().unwrap_or("ITS_HTTP_ADDRESS"));
+                        break;
+                    }
+                    if std::time::Instant::now() > until {
+                        anyhow::bail!("node {id} still holds {} after {secs} s", describe_holds(&node["holds"]));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
+        ClusterCommand::Undrain { id, api } => {
+            api.client().call(Method::DELETE, &format!("/api/v1/nodes/{id}/drain"), None).await?;
+            println!("node {id} takes work again");
         }
         ClusterCommand::Remove { id, api } => {
             api.client().call(Method::DELETE, &format!("/api/v1/nodes/{id}"), None).await?;
@@ -173,6 +218,56 @@ fn render_status(status: &Value) -> String {
             m["http_addr"].as_str().unwrap_or("-"),
             opt(&m["matched"]),
             lag
+        ));
+    }
+    out
+}
+
+fn describe_holds(holds: &Value) -> String {
+    if holds["nothing"] == true {
+        return "nothing".into();
+    }
+    let count = |k: &str| holds[k].as_array().map_or(0, |a| a.len());
+    format!(
+        "{} origin(s), {} placed ladder(s), {} running worker(s), {} VOD job(s)",
+        count("origins"),
+        count("ladders"),
+        holds["workers"].as_u64().unwrap_or(0),
+        count("jobs")
+    )
+}
+
+/// Each node's transcoding: capacity, promised and measured cores, the ladders it makes,
+/// and whether it drains.
+fn render_nodes(nodes: &Value) -> String {
+    let Some(nodes) = nodes.as_array() else { return String::new() };
+    let mut out = format!(
+        "\n{:>4}  {:<8} {:>8} {:>8} {:>8}  {:<10} {}\n",
+        "ID", "STATE", "CAPACITY", "RESERVED", "BUSY", "REGION", "LADDERS"
+    );
+    for n in nodes {
+        let t = &n["transcode"];
+        let cores = |v: &Value| v.as_f64().map_or_else(|| "-".into(), |c| format!("{c:.2}"));
+        let state = match (n["reachable"] == true, n["draining"] == true) {
+            (false, _) => "down",
+            (true, true) => "draining",
+            (true, false) => "up",
+        };
+        let ladders: Vec<String> = t["ladders"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| format!("{}@{}", l["stream"].as_str().unwrap_or("?"), l["epoch"]))
+            .collect();
+        out.push_str(&format!(
+            "{:>4}  {:<8} {:>8} {:>8} {:>8}  {:<10} {}\n",
+            opt(&n["id"]),
+            state,
+            cores(&t["capacity"]),
+            cores(&t["reserved"]),
+            cores(&t["busy"]),
+            n["region"].as_str().unwrap_or("-"),
+            if ladders.is_empty() { "-".into() } else { ladders.join(" ") }
         ));
     }
     out

@@ -261,6 +261,13 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 1500)]
     pub transcode_max_delay_ms: u64,
 
+    /// Cores this node gives to making live ladders, its own streams' and other nodes'
+    /// (default: its core count; 0: it makes none, and its streams' ladders are made
+    /// elsewhere). A ladder's cost is estimated from its rungs (a 1080p30 default ladder
+    /// about 0.76).
+    #[arg(long)]
+    pub transcode_capacity: Option<f64>,
+
     /// Program started as the codec worker, with the argument `codec-worker` (default:
     /// this `tessera` binary).
     #[arg(long)]
@@ -284,6 +291,12 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
+    /// Cores given to live ladders.
+    pub fn transcode_cores(&self) -> f64 {
+        self.transcode_capacity
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as f64)
+    }
+
     pub fn segment_target(&self) -> Duration {
         Duration::from_millis(self.segment_target_ms)
     }
@@ -311,6 +324,9 @@ impl NodeConfig {
         self.tiers()?;
         if let Some(t) = &self.token {
             tessera_cluster::identity::JoinToken::parse(t).map_err(|e| NodeError::Config(e.to_string()))?;
+        }
+        if self.transcode_capacity.is_some_and(|c| !(0.0..=4096.0).contains(&c)) {
+            return Err(NodeError::Config("transcode_capacity: 0 to 4096 cores".into()));
         }
         if self.transcode_max_delay_ms < 200 {
             return Err(NodeError::Config("transcode_max_delay_ms must be at least 200".into()));

@@ -28,6 +28,8 @@ pub struct HttpState {
     pub admin: Arc<tessera_cluster::api::AdminAuth>,
     /// What a scheduled release lets this node serve (`/streams` lists public streams only).
     pub gate: ReleaseGate,
+    /// The ladders this node makes (the admin API's nodes and drain).
+    pub ladders: Arc<crate::ladder::LadderHost>,
 }
 
 /// The node's routes and the `public` ones of its parts (live, VOD playback, license

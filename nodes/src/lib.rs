@@ -18,6 +18,7 @@ pub mod archive_report;
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod ladder;
 pub mod license;
 pub mod release;
 pub mod rtmp_ingest;

@@ -99,6 +99,12 @@ impl PublisherSession {
         settings: &IngestSettings,
     ) -> Option<Self> {
         metrics::counter!("tessera_ingest_sessions_total", "protocol" => protocol).increment(1);
+        let me = settings.cluster.identity.id;
+        if settings.cluster.catalog.peek(|c| c.is_draining(me)) {
+            metrics::counter!("tessera_ingest_refused_total", "reason" => "draining").increment(1);
+            tracing::warn!(node = me, "this node is draining: refusing the publisher (publish to another node)");
+            return None;
+        }
         let lease = match acquire_origin(&settings.cluster, &ticket.stream).await {
             Ok(l) => l,
             Err(e) => {

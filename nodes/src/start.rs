@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_actors::{TranscodeSettings, WorkerCommand};
+
+use crate::ladder::{LadderHost, PlacedWorkers};
 use tessera_cluster::ClusterService;
 use tessera_ingest::timestamp::{TICKS_PER_MS, TICKS_PER_SECOND};
 use tessera_license::admin::ProtectionAdmin;
@@ -123,14 +125,19 @@ impl Rights {
     }
 }
 
-/// How this node runs its codec workers.
-fn transcode_settings(config: &NodeConfig) -> Result<TranscodeSettings, NodeError> {
+/// How this node starts codec worker processes.
+fn worker_command(config: &NodeConfig) -> Result<WorkerCommand, NodeError> {
     let program = match &config.codec_worker {
         Some(p) => p.clone(),
         None => std::env::current_exe()
             .map_err(|e| NodeError::Config(format!("cannot find this binary to run codec workers: {e}")))?,
     };
-    Ok(TranscodeSettings {
+    Ok(WorkerCommand { program, args: vec!["codec-worker".into()] })
+}
+
+/// How this node's streams have their ladders made: wherever they are placed.
+fn transcode_settings(config: &NodeConfig, host: &Arc<LadderHost>, member: &ClusterService) -> TranscodeSettings {
+    TranscodeSettings {
         tuning: EncoderTuning {
             preset: config.encoder_preset.clone(),
             tune: config.encoder_tune.clone(),
@@ -141,8 +148,8 @@ fn transcode_settings(config: &NodeConfig) -> Result<TranscodeSettings, NodeErro
             max_delay: Duration::from_millis(config.transcode_max_delay_ms),
             ..GovernorConfig::default()
         },
-        worker: WorkerCommand { program, args: vec!["codec-worker".into()] },
-    })
+        launcher: Arc::new(PlacedWorkers::new(host.clone(), member.clone())),
+    }
 }
 
 /// VOD on this node: its uploads and archive, the sweep, the recorder of live streams, and
@@ -202,7 +209,7 @@ fn routes(
     (member, store, followers): (&ClusterService, &Arc<SegmentStore>, &Arc<Followers>),
     rights: &Rights,
     vod: Arc<VodState>,
-    http_addr: SocketAddr,
+    (http_addr, ladders): (SocketAddr, &Arc<LadderHost>),
 ) -> axum::Router {
     let live = tessera_live::http::router(Arc::new(LiveState {
         store: store.clone(),
@@ -225,6 +232,7 @@ fn routes(
             configured: config.admin_tokens.iter().map(|t| tessera_cluster::identity::secret_hash(t)).collect(),
         }),
         gate: rights.gate.clone(),
+        ladders: ladders.clone(),
     });
     let public = live.merge(vod.playback).merge(tessera_license::http::router(Arc::new(license_endpoints)));
     let admin = vod.admin.merge(tessera_license::admin::router(Arc::new(protection_admin)));
@@ -290,9 +298,13 @@ impl Node {
         tessera_live::relay::serve(&member, feeds.clone());
         let followers = Followers::new(store.clone(), member.clone(), feeds.clone(), config.relay_fanout);
         let rights = Rights::start(&config, &member, &store).await?;
-        let transcode = transcode_settings(&config)?;
-        let vod =
-            start_vod(&config, (&member, &store, &tiers), &rights, transcode.worker.clone(), (&mut tasks, &stop))?;
+        let worker = worker_command(&config)?;
+        let ladders = LadderHost::new(member.clone(), config.transcode_cores(), worker.clone());
+        ladders.serve();
+        let duty = ladders.clone();
+        tasks::spawn_restarting(&mut tasks, "ladder-host", &stop, move |stop| duty.clone().duty(stop));
+        let transcode = transcode_settings(&config, &ladders, &member);
+        let vod = start_vod(&config, (&member, &store, &tiers), &rights, worker, (&mut tasks, &stop))?;
 
         let (cluster, clock) = (member.clone(), rights.clock.clone());
         tasks::spawn_restarting(&mut tasks, "release-clock", &stop, move |stop| {
@@ -308,7 +320,7 @@ impl Node {
         };
         tasks::spawn_restarting(&mut tasks, "preposition", &stop, move |stop| preposition.clone().run(stop));
 
-        let app = routes(&config, (&member, &store, &followers), &rights, vod, http_addr);
+        let app = routes(&config, (&member, &store, &followers), &rights, vod, (http_addr, &ladders));
         let serve = server::serve(http, app, tls.clone(), config.max_http_connections, stop.clone());
         tasks.spawn(tasks::once("http", stop.clone(), serve));
 

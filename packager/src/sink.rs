@@ -59,6 +59,8 @@ pub struct PlannedRendition {
 pub struct TranscoderStatus {
     /// Process id of the running codec worker.
     pub worker_pid: Option<u32>,
+    /// The node the codec worker runs on, when not this one; with its placement epoch.
+    pub worker_node: Option<(u64, u64)>,
     pub worker_restarts: u64,
     /// Busy time over media time in the last report (1.0 = just real time).
     pub load: f64,

@@ -31,6 +31,7 @@ pub use catalog::{
     JobLease, JobRecord, JobRejection, JobState, KeyRecord, NodeId, NodeRecord, NodeRejection, Outcome, Proposal,
     Protection, ProtectionRecord, ProtectionRejection, Readiness, RecordedRendition, Rejection, ReleaseId,
     ReleasePhase, ReleaseRecord, ReleaseRejection, ReleaseState, SourceRecord, StreamRejection, TokenKind, Visibility,
+    LadderPlacement, PlacementRejection, PlacementRule,
     RECORDING_SPEC,
 };
 pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};

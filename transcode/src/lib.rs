@@ -9,6 +9,7 @@
 //! - Pure functions and state machines; time is passed in.
 //! - Timestamps are 90 kHz ticks; bitrates are bit/s unless a name says kbit/s.
 
+pub mod cost;
 pub mod governor;
 pub mod ladder;
 pub mod ledger;

@@ -105,6 +105,10 @@ impl VodWorker {
             .cluster
             .catalog
             .read_local(|c| {
+                // A draining node takes no new jobs; those it runs finish.
+                if c.is_draining(me) {
+                    return Vec::new();
+                }
                 c.jobs
                     .values()
                     .filter(|j| j.claimable(now))

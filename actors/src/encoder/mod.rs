@@ -15,6 +15,7 @@
 //! latency stays bounded) and drops the most expensive rung when the node cannot keep up.
 //! A rung whose actors fail is dropped alone.
 
+pub mod launch;
 pub mod process;
 mod rungs;
 
@@ -33,18 +34,29 @@ use tracing::Instrument;
 
 use crate::mailbox::Inflight;
 use crate::segmenter::SegmenterMsg;
-use process::{QueueError, WorkerProcess};
-pub use process::{WorkerCommand, WorkerEvent};
+use launch::{LaunchError, LaunchRequest, QueueError, WorkerLink, WorkerPlace};
+pub use launch::{LocalWorkers, WorkerEvent, WorkerLauncher};
+pub use process::WorkerCommand;
 use rungs::Rung;
 use tessera_packager::sink::{MediaSink, PlannedRendition, TranscoderStatus};
 
 /// Transcoding settings shared by every session of a node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TranscodeSettings {
     pub tuning: EncoderTuning,
     pub governor: GovernorConfig,
-    pub worker: WorkerCommand,
+    /// Where codec workers run.
+    pub launcher: Arc<dyn WorkerLauncher>,
 }
+
+impl std::fmt::Debug for TranscodeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TranscodeSettings").field("tuning", &self.tuning).field("governor", &self.governor).finish()
+    }
+}
+
+/// How long a node that lost a worker is passed over when the ladder is placed again.
+const AVOID_FOR: Duration = Duration::from_secs(30);
 
 pub struct EncoderActorConfig {
     pub stream: String,
@@ -69,8 +81,10 @@ pub enum EncoderMsg {
     SegmentEnd { segment: u64, duration: i64 },
     /// From the leader: the session is over.
     End,
-    /// From a worker's I/O tasks.
+    /// From a worker's link.
     Worker { generation: u64, event: WorkerEvent },
+    /// The launcher answered for worker `generation`.
+    Launched { generation: u64, result: Result<Box<dyn WorkerLink>, LaunchError> },
     /// Time to start a new worker after one died.
     Restart { generation: u64 },
     /// The worker did not finish in time at the end.
@@ -93,7 +107,11 @@ pub struct EncoderState {
     planned: bool,
     video: Option<TrackInfo>,
     job: Option<StartJob>,
-    worker: Option<WorkerProcess>,
+    worker: Option<Box<dyn WorkerLink>>,
+    /// A worker is being started.
+    launching: bool,
+    /// Nodes that lost this ladder's worker, and when.
+    avoid: Vec<(u64, Instant)>,
     generation: u64,
     restarts: u64,
     crashes: Vec<Instant>,
@@ -128,6 +146,8 @@ impl Actor for EncoderActor {
             video: None,
             job: None,
             worker: None,
+            launching: false,
+            avoid: Vec::new(),
             generation: 0,
             restarts: 0,
             crashes: Vec::new(),
@@ -146,6 +166,7 @@ impl Actor for EncoderActor {
             if st.worker.take().is_some() {
                 metrics::gauge!("tessera_codec_workers").decrement(1.0);
             }
+            st.cfg.settings.launcher.finished(&st.cfg.stream, st.cfg.session);
             Ok(())
         }
         .instrument(span)
@@ -176,7 +197,7 @@ impl Actor for EncoderActor {
                 EncoderMsg::End => {
                     st.ending = true;
                     match &st.worker {
-                        Some(w) if w.send(&ToWorker::Stop, &[]).is_ok() => {
+                        Some(w) if w.send(&ToWorker::Stop, Bytes::new()).is_ok() => {
                             myself.send_after(Duration::from_secs(5), || EncoderMsg::EndTimeout);
                         }
                         _ => st.finish(&myself),
@@ -190,15 +211,23 @@ impl Actor for EncoderActor {
                             w.kill();
                         }
                     }
-                    WorkerEvent::Exited(how) => st.worker_exited(how),
+                    WorkerEvent::Exited(how) => st.worker_exited(how, false),
+                    WorkerEvent::Lost(how) => st.worker_exited(how, true),
                 },
                 EncoderMsg::Worker { .. } => {}
+                EncoderMsg::Launched { generation, result } if generation == st.generation => st.launched(result),
+                EncoderMsg::Launched { result, .. } => {
+                    // A worker nobody waits for any more.
+                    if let Ok(mut w) = result {
+                        w.kill();
+                    }
+                }
                 EncoderMsg::Restart { generation } if generation == st.generation && !st.ending => st.start_worker(),
                 EncoderMsg::Restart { .. } => {}
                 EncoderMsg::EndTimeout => {
-                    if st.worker.is_some() {
+                    if let Some(mut w) = st.worker.take() {
                         tracing::warn!("codec worker did not finish in 5 s; killing it");
-                        st.worker = None;
+                        w.kill();
                         metrics::gauge!("tessera_codec_workers").decrement(1.0);
                     }
                     st.finish(&myself);
@@ -336,10 +365,10 @@ impl EncoderState {
             }
             self.video = Some(v);
             if let (Some(w), Some(job)) = (&self.worker, &self.job) {
-                let _ = w.send(&ToWorker::Start(job.clone()), &[]);
+                let _ = w.send(&ToWorker::Start(job.clone()), Bytes::new());
             }
         } else if let Some(w) = &self.worker {
-            let _ = w.send(&ToWorker::Reset, &[]);
+            let _ = w.send(&ToWorker::Reset, Bytes::new());
         }
         for r in self.rungs.iter().filter(|r| !r.dead) {
             for a in &audio {
@@ -368,43 +397,101 @@ impl EncoderState {
         self.cfg.sink.plan(&self.cfg.stream, self.cfg.session, planned);
     }
 
+    /// Asks the launcher for a worker; the answer comes back as [`EncoderMsg::Launched`].
     fn start_worker(&mut self) {
-        let Some(job) = self.job.clone() else { return };
+        let Some(job) = &self.job else { return };
+        if self.launching || self.ending {
+            return;
+        }
         self.generation += 1;
-        match WorkerProcess::spawn(&self.cfg.settings.worker, self.generation, &self.cfg.stream, self.myself.clone()) {
-            Ok(w) => {
-                let mut ok = w.send(&ToWorker::Start(job), &[]).is_ok();
-                for (i, _) in self.rungs.iter().enumerate().filter(|(_, r)| r.dropped) {
-                    ok &= w.send(&ToWorker::DropRung(i as u32), &[]).is_ok();
-                }
-                tracing::info!(pid = ?w.pid, generation = self.generation, rungs = self.rungs.len(), "codec worker started");
-                self.status.worker_pid = w.pid;
-                self.worker = Some(w);
-                metrics::gauge!("tessera_codec_workers").increment(1.0);
-                if !ok {
-                    tracing::error!("codec worker refused its job");
+        self.launching = true;
+        let generation = self.generation;
+        let now = Instant::now();
+        self.avoid.retain(|(_, at)| now.duration_since(*at) < AVOID_FOR);
+        let request = LaunchRequest {
+            stream: self.cfg.stream.clone(),
+            session: self.cfg.session,
+            generation,
+            cost: tessera_transcode::cost::ladder_cores(job),
+            avoid: self.avoid.iter().map(|(n, _)| *n).collect(),
+        };
+        let events_to = self.myself.clone();
+        let events: launch::WorkerEvents =
+            Arc::new(move |event| events_to.send_message(EncoderMsg::Worker { generation, event }).is_ok());
+        let launching = self.cfg.settings.launcher.launch(request, events);
+        let answer_to = self.myself.clone();
+        tokio::spawn(
+            async move {
+                let result = launching.await;
+                if let Err(ractor::MessagingErr::SendErr(EncoderMsg::Launched { result: Ok(mut w), .. })) =
+                    answer_to.send_message(EncoderMsg::Launched { generation, result })
+                {
+                    w.kill();
                 }
             }
+            .instrument(self.span.clone()),
+        );
+    }
+
+    /// A worker started (or could not be): give it its job, or try again later.
+    fn launched(&mut self, result: Result<Box<dyn WorkerLink>, LaunchError>) {
+        self.launching = false;
+        let w = match result {
+            Ok(w) => w,
             Err(e) => {
-                tracing::error!(program = %self.cfg.settings.worker.program.display(), error = %e, "cannot start the codec worker");
+                tracing::error!(error = %e, "cannot start the codec worker");
                 self.schedule_restart();
+                self.publish_status();
+                return;
             }
+        };
+        let Some(job) = self.job.clone() else { return };
+        let mut ok = w.send(&ToWorker::Start(job), Bytes::new()).is_ok();
+        for (i, _) in self.rungs.iter().enumerate().filter(|(_, r)| r.dropped) {
+            ok &= w.send(&ToWorker::DropRung(i as u32), Bytes::new()).is_ok();
+        }
+        let place = w.place();
+        match place {
+            WorkerPlace::Local { pid } => {
+                tracing::info!(?pid, generation = self.generation, rungs = self.rungs.len(), "codec worker started")
+            }
+            WorkerPlace::Node { node, epoch } => {
+                tracing::info!(node, epoch, generation = self.generation, rungs = self.rungs.len(), "codec worker started on another node")
+            }
+        }
+        (self.status.worker_pid, self.status.worker_node) = match place {
+            WorkerPlace::Local { pid } => (pid, None),
+            WorkerPlace::Node { node, epoch } => (None, Some((node, epoch))),
+        };
+        self.worker = Some(w);
+        metrics::gauge!("tessera_codec_workers").increment(1.0);
+        if !ok {
+            tracing::error!("codec worker refused its job");
+        }
+        if self.ending {
+            let myself = self.myself.clone();
+            self.finish(&myself);
         }
         self.publish_status();
     }
 
-    fn worker_exited(&mut self, how: String) {
+    fn worker_exited(&mut self, how: String, lost: bool) {
+        let place = self.worker.as_ref().map(|w| w.place());
         if self.worker.take().is_some() {
             metrics::gauge!("tessera_codec_workers").decrement(1.0);
         }
         self.status.worker_pid = None;
+        self.status.worker_node = None;
         if self.ending {
             let myself = self.myself.clone();
             self.finish(&myself);
             return;
         }
+        if let (true, Some(node)) = (lost, place.and_then(|p| p.node())) {
+            self.avoid.push((node, Instant::now()));
+        }
         metrics::counter!("tessera_codec_worker_exits_total").increment(1);
-        tracing::error!(generation = self.generation, %how, "codec worker died; the transcoded renditions have a gap until it is back");
+        tracing::error!(generation = self.generation, %how, lost, "codec worker gone; the transcoded renditions have a gap until it is back");
         self.feeding = false;
         self.governor.worker_restarted();
         let gaps = self.ledger.interrupt();
@@ -458,7 +545,7 @@ impl EncoderState {
                         keyframe: frame.keyframe,
                         boundary: boundary.map(|b| b.segment),
                     },
-                    &frame.data,
+                    frame.data.clone(),
                 ),
                 _ => Err(QueueError::Full),
             };
@@ -525,7 +612,10 @@ impl EncoderState {
 
     /// Ends the rungs; the actor stops when they have.
     fn finish(&mut self, myself: &ActorRef<EncoderMsg>) {
-        self.worker = None;
+        if let Some(mut w) = self.worker.take() {
+            w.kill();
+            metrics::gauge!("tessera_codec_workers").decrement(1.0);
+        }
         for r in self.rungs.iter().filter(|r| !r.dead) {
             let _ = r.segmenter.send(SegmenterMsg::End);
         }

@@ -4,18 +4,18 @@
 //! Four tasks per process, all ending with it: a writer draining a bounded queue into
 //! stdin, a reader turning stdout into [`WorkerEvent::Message`]s, a logger for stderr
 //! (FFmpeg's and the runtime's last words), and a waiter that reports the exit (or kills
-//! the process when asked, or when the handle is dropped).
+//! the process when asked, or when the handle is dropped). Events go to a
+//! [`WorkerEvents`] callback: the encoder beside it, or the link to an encoder on another
+//! node.
 
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use bytes::Bytes;
-use ractor::ActorRef;
 use tessera_transcode::wire::{self, FrameReader, FromWorker, ToWorker};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
-use super::EncoderMsg;
+use super::launch::{WorkerEvent, WorkerEvents};
 
 /// How to start a codec worker: the program and its arguments (`tessera codec-worker`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,26 +24,17 @@ pub struct WorkerCommand {
     pub args: Vec<String>,
 }
 
-/// What the I/O tasks report to the encoder actor.
-#[derive(Debug)]
-pub enum WorkerEvent {
-    Message(FromWorker, Bytes),
-    /// The output could not be read: the worker is killed.
-    Garbled(String),
-    /// The process ended.
-    Exited(String),
-}
-
 /// Why input was not queued.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
+    #[error("the worker's queue is full")]
     Full,
+    #[error("the worker is gone")]
     Closed,
 }
 
-/// A running worker.
+/// A running worker process.
 pub struct WorkerProcess {
-    pub generation: u64,
     pub pid: Option<u32>,
     input: mpsc::Sender<Vec<u8>>,
     kill: Option<oneshot::Sender<()>>,
@@ -53,12 +44,7 @@ pub struct WorkerProcess {
 const QUEUE: usize = 256;
 
 impl WorkerProcess {
-    pub fn spawn(
-        command: &WorkerCommand,
-        generation: u64,
-        stream: &str,
-        actor: ActorRef<EncoderMsg>,
-    ) -> std::io::Result<Self> {
+    pub fn spawn(command: &WorkerCommand, stream: &str, events: WorkerEvents) -> std::io::Result<Self> {
         let mut child = tokio::process::Command::new(&command.program)
             .args(&command.args)
             .stdin(Stdio::piped())
@@ -78,7 +64,7 @@ impl WorkerProcess {
                 }
             }
         });
-        let reader_actor = actor.clone();
+        let reader_events = events.clone();
         tokio::spawn(async move {
             let mut reader = FrameReader::new();
             let mut buf = vec![0u8; 256 * 1024];
@@ -95,7 +81,7 @@ impl WorkerProcess {
                         Err(e) => WorkerEvent::Garbled(e.to_string()),
                     };
                     let garbled = matches!(event, WorkerEvent::Garbled(_));
-                    if reader_actor.send_message(EncoderMsg::Worker { generation, event }).is_err() || garbled {
+                    if !reader_events(event) || garbled {
                         return;
                     }
                 }
@@ -121,9 +107,9 @@ impl WorkerProcess {
                 Ok(s) => describe(s),
                 Err(e) => format!("could not be waited for: {e}"),
             };
-            let _ = actor.send_message(EncoderMsg::Worker { generation, event: WorkerEvent::Exited(how) });
+            events(WorkerEvent::Exited(how));
         });
-        Ok(WorkerProcess { generation, pid, input, kill: Some(kill) })
+        Ok(WorkerProcess { pid, input, kill: Some(kill) })
     }
 
     /// Queues a message for the worker's stdin.

@@ -143,7 +143,7 @@ impl EncoderState {
         self.rungs[i].dropped = true;
         metrics::counter!("tessera_transcode_rungs_dropped_total", "reason" => reason.to_string()).increment(1);
         if let Some(w) = &self.worker {
-            let _ = w.send(&ToWorker::DropRung(i as u32), &[]);
+            let _ = w.send(&ToWorker::DropRung(i as u32), Bytes::new());
         }
         let r = &self.rungs[i];
         if !r.dead {

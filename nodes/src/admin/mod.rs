@@ -5,6 +5,7 @@
 //! says how far it has got (`applied`, `leader`). `/api/v1/openapi.json` describes it;
 //! `tessera_cli::admin::AdminClient` speaks it.
 
+mod nodes;
 mod releases;
 
 use std::sync::Arc;
@@ -39,8 +40,9 @@ pub fn router(
         .route("/api/v1/streams/{name}", get(get_stream).put(put_stream).delete(delete_stream))
         .route("/api/v1/releases", get(releases::list).post(releases::schedule))
         .route("/api/v1/releases/{id}", get(releases::get).put(releases::move_release).delete(releases::cancel))
-        .route("/api/v1/nodes", get(nodes))
-        .route("/api/v1/nodes/{id}", axum::routing::delete(remove_node))
+        .route("/api/v1/nodes", get(nodes::list))
+        .route("/api/v1/nodes/{id}", get(nodes::get).delete(nodes::remove))
+        .route("/api/v1/nodes/{id}/drain", post(nodes::drain).delete(nodes::undrain))
         .with_state(state)
         .merge(tenants)
         .layer(axum::middleware::from_fn_with_state(auth, tessera_cluster::api::authorize));
@@ -151,6 +153,8 @@ struct StreamBody {
     protection: ProtectionBody,
     /// Record each publish as a VOD asset.
     record: Option<bool>,
+    /// Which nodes may make the ladder (`pin`) or are tried first (`prefer`).
+    placement: Option<tessera_raft::PlacementRule>,
 }
 
 /// The command for a stream body, or why the body is invalid.
@@ -191,7 +195,9 @@ async fn put_stream(
 ) -> Response {
     let protection = body.protection.commands(&format!("live/{name}"));
     // A body of encryption, regions or recording alone leaves the ladder and token as they are.
-    let replaces = body.ladder.is_some() || body.token.is_some() || (protection.is_empty() && body.record.is_none());
+    let replaces = body.ladder.is_some()
+        || body.token.is_some()
+        || (protection.is_empty() && body.record.is_none() && body.placement.is_none());
     let cmd = match stream_command(name.clone(), &body, false) {
         Ok(c) => c,
         Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
@@ -199,6 +205,13 @@ async fn put_stream(
     for c in protection {
         if let Err(e) = state.cluster.propose(c).await {
             return cluster_err(e);
+        }
+    }
+    if let Some(rule) = body.placement.clone() {
+        match state.cluster.propose(Command::SetPlacementRule { stream: name.clone(), rule }).await {
+            Ok(Outcome::Stream(s)) if !replaces && body.record.is_none() => return Json(s).into_response(),
+            Ok(_) => {}
+            Err(e) => return cluster_err(e),
         }
     }
     if replaces {
@@ -230,21 +243,6 @@ async fn put_stream(
 async fn delete_stream(State(state): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {
     match state.cluster.propose(Command::DeleteStream { name }).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => cluster_err(e),
-    }
-}
-
-async fn nodes(State(state): State<Arc<HttpState>>, Query(p): Query<ReadParams>) -> Response {
-    read(&state, &p, |c| c.nodes.values().cloned().collect::<Vec<_>>()).await
-}
-
-async fn remove_node(State(state): State<Arc<HttpState>>, Path(id): Path<u64>) -> Response {
-    let known = state.cluster.catalog.status().members.iter().any(|m| m.id == id);
-    if !known {
-        return err(StatusCode::NOT_FOUND, "not_found", format!("node {id} is not a member"));
-    }
-    match state.cluster.remove(id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => cluster_err(e),
     }
 }

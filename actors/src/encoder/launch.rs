@@ -1,0 +1,125 @@
+//! Where a ladder's codec worker runs: a [`WorkerLauncher`] starts one for the encoder and
+//! hands back a [`WorkerLink`] to it, wherever it is.
+//!
+//! The encoder does not know the cluster. It asks its launcher for a worker (with the
+//! ladder's cost and the nodes that just failed it), feeds the link it gets, and takes
+//! what the worker sends as [`WorkerEvent`]s: the same events whether the worker is a
+//! process beside it ([`LocalWorkers`]) or on another node. A link whose worker is gone
+//! reports [`WorkerEvent::Exited`] (or [`WorkerEvent::Lost`] when its node is) exactly
+//! once, and nothing after it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tessera_transcode::wire::ToWorker;
+
+use super::process::{WorkerCommand, WorkerProcess};
+
+pub use super::process::QueueError;
+
+/// What a worker's link reports to its encoder.
+#[derive(Debug)]
+pub enum WorkerEvent {
+    Message(tessera_transcode::wire::FromWorker, Bytes),
+    /// The output could not be read: the worker is to be killed.
+    Garbled(String),
+    /// The worker ended.
+    Exited(String),
+    /// The worker's node is gone, or cut off: the worker is taken as dead there.
+    Lost(String),
+}
+
+/// Where events go: answers false once nobody listens.
+pub type WorkerEvents = Arc<dyn Fn(WorkerEvent) -> bool + Send + Sync>;
+
+/// Where a worker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerPlace {
+    /// A process of this node.
+    Local { pid: Option<u32> },
+    /// A worker hosted by node `node` under placement `epoch`.
+    Node { node: u64, epoch: u64 },
+}
+
+impl WorkerPlace {
+    pub fn node(&self) -> Option<u64> {
+        match self {
+            WorkerPlace::Local { .. } => None,
+            WorkerPlace::Node { node, .. } => Some(*node),
+        }
+    }
+}
+
+/// What the encoder asks its launcher for.
+#[derive(Debug, Clone)]
+pub struct LaunchRequest {
+    pub stream: String,
+    pub session: u64,
+    pub generation: u64,
+    /// What the ladder costs, in cores.
+    pub cost: f64,
+    /// Nodes that lost a worker of this ladder lately: placed elsewhere while others have room.
+    pub avoid: Vec<u64>,
+}
+
+/// A running worker, wherever it is.
+pub trait WorkerLink: Send {
+    /// Queues a message for the worker; never waits.
+    fn send(&self, msg: &ToWorker, body: Bytes) -> Result<(), QueueError>;
+    /// Stops the worker; its end is still reported.
+    fn kill(&mut self);
+    fn place(&self) -> WorkerPlace;
+}
+
+impl std::fmt::Debug for dyn WorkerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WorkerLink({:?})", self.place())
+    }
+}
+
+/// Why no worker could be started.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct LaunchError(pub String);
+
+pub type Launching = Pin<Box<dyn Future<Output = Result<Box<dyn WorkerLink>, LaunchError>> + Send>>;
+
+/// Starts codec workers for encoders.
+pub trait WorkerLauncher: Send + Sync + 'static {
+    fn launch(&self, request: LaunchRequest, events: WorkerEvents) -> Launching;
+    /// The encoder's session is over: whatever the launcher recorded for it goes.
+    fn finished(&self, _stream: &str, _session: u64) {}
+}
+
+/// Codec workers as processes of this node.
+#[derive(Debug, Clone)]
+pub struct LocalWorkers {
+    pub command: WorkerCommand,
+}
+
+impl WorkerLauncher for LocalWorkers {
+    fn launch(&self, request: LaunchRequest, events: WorkerEvents) -> Launching {
+        let spawned = WorkerProcess::spawn(&self.command, &request.stream, events);
+        let program = self.command.program.display().to_string();
+        Box::pin(async move {
+            let process = spawned.map_err(|e| LaunchError(format!("cannot start the codec worker {program}: {e}")))?;
+            Ok(Box::new(process) as Box<dyn WorkerLink>)
+        })
+    }
+}
+
+impl WorkerLink for WorkerProcess {
+    fn send(&self, msg: &ToWorker, body: Bytes) -> Result<(), QueueError> {
+        WorkerProcess::send(self, msg, &body)
+    }
+
+    fn kill(&mut self) {
+        WorkerProcess::kill(self)
+    }
+
+    fn place(&self) -> WorkerPlace {
+        WorkerPlace::Local { pid: self.pid }
+    }
+}

@@ -1,0 +1,283 @@
+//! This node's share of making ladders: its capacity, the ladders it makes (its own
+//! streams' and other nodes'), what it measures itself using, and the duty that keeps
+//! them honest (fenced placements and draining evict their workers).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tessera_actors::encoder::process::WorkerProcess;
+use tessera_actors::{WorkerCommand, WorkerEvent, WorkerEvents};
+use tessera_cluster::remote::{Hosted, Outbox, QueueError};
+use tessera_cluster::{ClusterService, Peer};
+use tessera_raft::NodeId;
+use tessera_transcode::wire::ToWorker;
+use tokio::sync::watch;
+
+use super::policy::{HostedLadder, NodeLoad};
+use super::protocols::{CodecWorker, LadderLoad, WorkerArgs};
+
+/// How often placements and draining are checked, and the load measured.
+const DUTY_EVERY: Duration = Duration::from_millis(500);
+/// A ladder placed moments ago may not be in this node's copy of the catalog yet.
+const FENCE_GRACE: Duration = Duration::from_secs(2);
+
+/// This node's ladders.
+pub struct LadderHost {
+    me: NodeId,
+    capacity: f64,
+    command: WorkerCommand,
+    cluster: ClusterService,
+    state: Mutex<HostState>,
+}
+
+struct HostState {
+    ladders: BTreeMap<u64, Ladder>,
+    next: u64,
+    cpu: super::cpu::CpuMeter,
+}
+
+/// A ladder this node makes, and how to stop it.
+struct Ladder {
+    stream: String,
+    epoch: u64,
+    owner: NodeId,
+    cost: f64,
+    started: Instant,
+    process: Arc<Mutex<WorkerProcess>>,
+    /// Tells the owner why, when the owner is on another node.
+    outbox: Option<Outbox<CodecWorker>>,
+}
+
+/// Gives the ladder's share back when the worker's handle goes.
+pub(crate) struct Reservation {
+    host: Arc<LadderHost>,
+    id: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut st = self.host.state.lock().expect("ladder host");
+        st.ladders.remove(&self.id);
+        self.host.publish(&st);
+    }
+}
+
+/// What a ladder is started with here.
+pub(crate) struct Start<'a> {
+    pub(crate) stream: &'a str,
+    pub(crate) epoch: u64,
+    pub(crate) owner: NodeId,
+    pub(crate) cost: f64,
+}
+
+impl LadderHost {
+    pub fn new(cluster: ClusterService, capacity: f64, command: WorkerCommand) -> Arc<Self> {
+        Arc::new(LadderHost {
+            me: cluster.identity.id,
+            capacity,
+            command,
+            cluster,
+            state: Mutex::new(HostState { ladders: BTreeMap::new(), next: 1, cpu: super::cpu::CpuMeter::new() }),
+        })
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn capacity(&self) -> f64 {
+        self.capacity
+    }
+
+    /// Serves the codec-worker kind and the load protocol on this node's transport.
+    pub fn serve(self: &Arc<Self>) {
+        let host = self.clone();
+        self.cluster.transport.serve::<LadderLoad, _, _>(move |_, ()| {
+            let host = host.clone();
+            async move { host.load() }
+        });
+        let host = self.clone();
+        tessera_cluster::remote::host::<CodecWorker, _, _>(
+            &self.cluster.transport,
+            super::link_config(),
+            move |peer, args, outbox| {
+                let host = host.clone();
+                async move { host.start_hosted(peer, args, outbox).await }
+            },
+        );
+    }
+
+    /// What this node says of its transcoding now.
+    pub fn load(&self) -> NodeLoad {
+        let st = self.state.lock().expect("ladder host");
+        NodeLoad {
+            node: self.me,
+            capacity: self.capacity,
+            reserved: st.ladders.values().map(|l| l.cost).sum(),
+            busy: st.cpu.busy(),
+            draining: self.draining(),
+            ladders: st
+                .ladders
+                .values()
+                .map(|l| HostedLadder { stream: l.stream.clone(), epoch: l.epoch, owner: l.owner, cost: l.cost })
+                .collect(),
+        }
+    }
+
+    fn draining(&self) -> bool {
+        self.cluster.catalog.peek(|c| c.is_draining(self.me))
+    }
+
+    /// Starts a codec worker process here for `start`, its events going to `events`.
+    pub(crate) fn start_worker(
+        self: &Arc<Self>,
+        start: Start<'_>,
+        events: WorkerEvents,
+        outbox: Option<Outbox<CodecWorker>>,
+    ) -> std::io::Result<(Arc<Mutex<WorkerProcess>>, Reservation)> {
+        let process = Arc::new(Mutex::new(WorkerProcess::spawn(&self.command, start.stream, events)?));
+        let mut st = self.state.lock().expect("ladder host");
+        let id = st.next;
+        st.next += 1;
+        st.ladders.insert(
+            id,
+            Ladder {
+                stream: start.stream.to_string(),
+                epoch: start.epoch,
+                owner: start.owner,
+                cost: start.cost,
+                started: Instant::now(),
+                process: process.clone(),
+                outbox,
+            },
+        );
+        self.publish(&st);
+        Ok((process, Reservation { host: self.clone(), id }))
+    }
+
+    async fn start_hosted(
+        self: Arc<Self>,
+        peer: Peer,
+        args: WorkerArgs,
+        outbox: Outbox<CodecWorker>,
+    ) -> Result<Box<dyn Hosted<CodecWorker>>, String> {
+        if self.capacity <= 0.0 {
+            return Err(format!("node {} makes no ladders (its transcoding capacity is 0)", self.me));
+        }
+        let (stream, epoch, me) = (args.stream.clone(), args.epoch, self.me);
+        let current = self
+            .cluster
+            .read(move |c| (c.may_encode(&stream, me, epoch), c.is_draining(me)))
+            .await
+            .map_err(|e| format!("cannot confirm the placement: {e}"))?;
+        match current {
+            (_, true) => return Err(format!("node {me} is draining")),
+            (false, _) => return Err(format!("placement {epoch} of {:?} is not this node's, or not current", args.stream)),
+            (true, false) => {}
+        }
+        let to_owner = outbox.clone();
+        let events: WorkerEvents = Arc::new(move |event| forward(&to_owner, event));
+        let start = Start { stream: &args.stream, epoch, owner: peer.id(), cost: args.cost };
+        let (process, reservation) = self
+            .start_worker(start, events, Some(outbox))
+            .map_err(|e| format!("cannot start a codec worker on node {me}: {e}"))?;
+        tracing::info!(stream = %args.stream, epoch, owner = peer.id(), cost = args.cost, "making a ladder for another node");
+        Ok(Box::new(HostedWorker { stream: args.stream, process, _reservation: reservation }))
+    }
+
+    fn publish(&self, st: &HostState) {
+        metrics::gauge!("tessera_ladders_made").set(st.ladders.len() as f64);
+        metrics::gauge!("tessera_transcode_reserved_cores").set(st.ladders.values().map(|l| l.cost).sum::<f64>());
+    }
+
+    /// Every half second until `stop`: measure, then evict the workers of placements that
+    /// moved and, while draining, every worker.
+    pub async fn duty(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(DUTY_EVERY);
+        loop {
+            tokio::select! {
+                _ = crate::server::until_true(&mut stop) => return,
+                _ = every.tick() => self.check(Instant::now()),
+            }
+        }
+    }
+
+    fn check(&self, now: Instant) {
+        let draining = self.draining();
+        let mut evict = Vec::new();
+        {
+            let mut st = self.state.lock().expect("ladder host");
+            let mut pids: Vec<u32> = vec![std::process::id()];
+            pids.extend(st.ladders.values().filter_map(|l| l.process.lock().expect("worker").pid));
+            let busy = st.cpu.sample(now, &pids);
+            metrics::gauge!("tessera_transcode_busy_cores").set(busy);
+            for (id, l) in &st.ladders {
+                let fenced = l.epoch > 0
+                    && now.duration_since(l.started) > FENCE_GRACE
+                    && !self.cluster.catalog.peek(|c| c.may_encode(&l.stream, self.me, l.epoch));
+                if draining {
+                    evict.push((*id, "node draining".to_string()));
+                } else if fenced {
+                    evict.push((*id, format!("placement {} moved", l.epoch)));
+                }
+            }
+            for (id, why) in &evict {
+                if let Some(l) = st.ladders.get(id) {
+                    tracing::info!(stream = %l.stream, epoch = l.epoch, owner = l.owner, reason = %why, "stopping a ladder's worker");
+                    metrics::counter!("tessera_ladder_evictions_total").increment(1);
+                    if let Some(o) = &l.outbox {
+                        o.stop(why);
+                    }
+                    l.process.lock().expect("worker").kill();
+                }
+            }
+        }
+    }
+}
+
+/// A worker's event, on its way to an owner on another node. A full queue means the owner
+/// cannot keep up: the worker stops, rather than lose packets in the middle of a segment.
+fn forward(outbox: &Outbox<CodecWorker>, event: WorkerEvent) -> bool {
+    match event {
+        WorkerEvent::Message(msg, body) => match outbox.try_send(msg, body) {
+            Ok(()) => true,
+            Err(QueueError::Full) => {
+                outbox.stop("the owner fell behind the worker's output");
+                false
+            }
+            Err(QueueError::Closed) => false,
+        },
+        WorkerEvent::Garbled(why) => {
+            outbox.stop(&format!("worker output unreadable: {why}"));
+            false
+        }
+        WorkerEvent::Exited(how) | WorkerEvent::Lost(how) => {
+            outbox.stop(&format!("worker {how}"));
+            false
+        }
+    }
+}
+
+/// A codec worker this node runs for another node's stream.
+struct HostedWorker {
+    stream: String,
+    process: Arc<Mutex<WorkerProcess>>,
+    _reservation: Reservation,
+}
+
+impl Hosted<CodecWorker> for HostedWorker {
+    fn deliver(&mut self, msg: ToWorker, body: Bytes) {
+        let mut process = self.process.lock().expect("worker");
+        if let Err(e) = process.send(&msg, &body) {
+            tracing::warn!(stream = %self.stream, error = %e, "codec worker not taking input; stopping it");
+            process.kill();
+        }
+    }
+
+    fn owner_gone(&mut self, why: &str) {
+        tracing::info!(stream = %self.stream, reason = why, "the owner of a ladder is gone; stopping its worker");
+        self.process.lock().expect("worker").kill();
+    }
+}

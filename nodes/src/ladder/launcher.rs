@@ -1,0 +1,219 @@
+//! Placing a stream's ladder: the origin's encoder asks for a codec worker, and gets one on
+//! the node the policy ranks first that takes it, under a placement the catalog committed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tessera_actors::encoder::process::WorkerProcess;
+use tessera_actors::encoder::launch::QueueError;
+use tessera_actors::{LaunchError, LaunchRequest, Launching, WorkerEvent, WorkerEvents, WorkerLauncher, WorkerLink, WorkerPlace};
+use tessera_cluster::remote::{self, Down, RemoteEvent, RemoteRef};
+use tessera_cluster::ClusterService;
+use tessera_raft::{CatalogError, Command, NodeId, Outcome, PlacementRejection, Rejection};
+use tessera_transcode::wire::ToWorker;
+
+use super::host::{LadderHost, Reservation, Start};
+use super::policy::{self, NodeLoad};
+use super::protocols::{CodecWorker, LadderLoad, WorkerArgs};
+
+/// How long a node has to say what its load is before it is left out.
+const LOAD_PATIENCE: Duration = Duration::from_millis(500);
+/// Nodes tried per launch, in the policy's order.
+const TRIES: usize = 3;
+
+/// Codec workers wherever the stream's ladder is placed.
+pub struct PlacedWorkers {
+    host: Arc<LadderHost>,
+    cluster: ClusterService,
+    /// The placement epoch of each running session's ladder.
+    placed: Arc<Mutex<HashMap<(String, u64), u64>>>,
+}
+
+impl PlacedWorkers {
+    pub fn new(host: Arc<LadderHost>, cluster: ClusterService) -> Self {
+        PlacedWorkers { host, cluster, placed: Arc::default() }
+    }
+}
+
+impl WorkerLauncher for PlacedWorkers {
+    fn launch(&self, request: LaunchRequest, events: WorkerEvents) -> Launching {
+        let (host, cluster, placed) = (self.host.clone(), self.cluster.clone(), self.placed.clone());
+        Box::pin(async move {
+            let link = place(&host, &cluster, &request, events).await?;
+            if let Some(epoch) = link.1 {
+                placed.lock().expect("placements").insert((request.stream.clone(), request.session), epoch);
+            }
+            Ok(link.0)
+        })
+    }
+
+    fn finished(&self, stream: &str, session: u64) {
+        let Some(epoch) = self.placed.lock().expect("placements").remove(&(stream.to_string(), session)) else {
+            return;
+        };
+        let (cluster, stream) = (self.cluster.clone(), stream.to_string());
+        tokio::spawn(async move {
+            match cluster.propose(Command::ClearPlacement { stream: stream.clone(), epoch }).await {
+                Ok(_) | Err(tessera_cluster::ClusterError::Catalog(CatalogError::Rejected(_))) => {}
+                Err(e) => tracing::warn!(%stream, epoch, error = %e, "could not clear the ladder's placement"),
+            }
+        });
+    }
+}
+
+/// What every candidate says of itself; those that do not answer in time are left out.
+pub(super) async fn loads(host: &LadderHost, cluster: &ClusterService) -> Vec<NodeLoad> {
+    let me = host.node();
+    let asks = cluster.peers().into_iter().map(|(id, addr)| {
+        let transport = cluster.transport.clone();
+        async move {
+            match tokio::time::timeout(LOAD_PATIENCE, transport.call::<LadderLoad>(Some(id), &addr, &())).await {
+                Ok(Ok(load)) => Some(load),
+                Ok(Err(e)) => {
+                    tracing::debug!(node = id, error = %e, "no load from a node");
+                    None
+                }
+                Err(_) => None,
+            }
+        }
+    });
+    let mut all: Vec<NodeLoad> = futures::future::join_all(asks).await.into_iter().flatten().collect();
+    all.push(host.load());
+    debug_assert!(all.iter().filter(|l| l.node == me).count() == 1);
+    all
+}
+
+/// Places the ladder and starts its worker: the link, and the placement epoch it holds.
+async fn place(
+    host: &Arc<LadderHost>,
+    cluster: &ClusterService,
+    request: &LaunchRequest,
+    events: WorkerEvents,
+) -> Result<(Box<dyn WorkerLink>, Option<u64>), LaunchError> {
+    let me = host.node();
+    let stream = request.stream.clone();
+    let (origin_epoch, rule) = cluster
+        .catalog
+        .peek(|c| {
+            let s = c.streams.get(&stream)?;
+            Some((s.origin.filter(|o| o.node == me)?.epoch, s.placement_rule.clone()))
+        })
+        .ok_or_else(|| LaunchError(format!("node {me} is not the origin of {stream:?}")))?;
+    let loads = loads(host, cluster).await;
+    let ranked = policy::rank(
+        &policy::Request { origin: me, cost: request.cost, rule: &rule, avoid: &request.avoid },
+        &loads,
+    );
+    if ranked.is_empty() {
+        return Err(LaunchError(format!(
+            "no node can make the ladder of {stream:?}: of {} that answered, none has transcoding capacity, is outside the draining set and the stream's pins",
+            loads.len()
+        )));
+    }
+    let mut last = String::new();
+    for node in ranked.into_iter().take(TRIES) {
+        let command = Command::PlaceLadder { stream: stream.clone(), origin_epoch, node };
+        let placement = match cluster.propose(command).await {
+            Ok(Outcome::Placement(p)) => p,
+            Ok(other) => return Err(LaunchError(format!("unexpected answer to a placement: {other:?}"))),
+            Err(tessera_cluster::ClusterError::Catalog(CatalogError::Rejected(Rejection::Placement(
+                r @ PlacementRejection::NotOrigin { .. },
+            )))) => return Err(LaunchError(r.to_string())),
+            Err(e) => {
+                last = format!("placing on node {node}: {e}");
+                tracing::warn!(node, error = %e, "could not place the ladder");
+                continue;
+            }
+        };
+        metrics::counter!("tessera_ladder_placements_total").increment(1);
+        if placement.moves > 0 {
+            metrics::counter!("tessera_ladder_moves_total").increment(1);
+        }
+        let epoch = placement.epoch;
+        let started = if node == me {
+            let start = Start { stream: &stream, epoch, owner: me, cost: request.cost };
+            host.start_worker(start, events.clone(), None)
+                .map(|(process, reservation)| Box::new(LocalLadder { process, _reservation: reservation }) as Box<dyn WorkerLink>)
+                .map_err(|e| format!("cannot start the codec worker: {e}"))
+        } else {
+            spawn_remote(cluster, node, &stream, epoch, request.cost, events.clone()).await
+        };
+        match started {
+            Ok(link) => {
+                tracing::info!(%stream, node, epoch, moves = placement.moves, cost = request.cost, "ladder placed");
+                return Ok((link, Some(epoch)));
+            }
+            Err(why) => {
+                tracing::warn!(%stream, node, epoch, reason = %why, "the chosen node did not start the ladder");
+                last = why;
+            }
+        }
+    }
+    Err(LaunchError(format!("no node started the ladder of {stream:?}; last: {last}")))
+}
+
+async fn spawn_remote(
+    cluster: &ClusterService,
+    node: NodeId,
+    stream: &str,
+    epoch: u64,
+    cost: f64,
+    events: WorkerEvents,
+) -> Result<Box<dyn WorkerLink>, String> {
+    let addr = cluster.addr_of(node).ok_or_else(|| format!("node {node} has no address"))?;
+    let args = WorkerArgs { stream: stream.to_string(), epoch, cost };
+    let deliver = move |event| match event {
+        RemoteEvent::Message(msg, body) => events(WorkerEvent::Message(msg, body)),
+        RemoteEvent::Down(Down::Stopped(why)) => events(WorkerEvent::Exited(format!("on node {node}: {why}"))),
+        RemoteEvent::Down(Down::Lost(why)) => events(WorkerEvent::Lost(why)),
+    };
+    let remote = remote::spawn::<CodecWorker>(&cluster.transport, node, &addr, &args, &super::link_config(), deliver)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Box::new(RemoteLadder { remote, epoch }))
+}
+
+/// A worker process of this node, under a placement.
+struct LocalLadder {
+    process: Arc<Mutex<WorkerProcess>>,
+    _reservation: Reservation,
+}
+
+impl WorkerLink for LocalLadder {
+    fn send(&self, msg: &ToWorker, body: Bytes) -> Result<(), QueueError> {
+        self.process.lock().expect("worker").send(msg, &body)
+    }
+
+    fn kill(&mut self) {
+        self.process.lock().expect("worker").kill()
+    }
+
+    fn place(&self) -> WorkerPlace {
+        WorkerPlace::Local { pid: self.process.lock().expect("worker").pid }
+    }
+}
+
+/// A worker on another node.
+struct RemoteLadder {
+    remote: RemoteRef<CodecWorker>,
+    epoch: u64,
+}
+
+impl WorkerLink for RemoteLadder {
+    fn send(&self, msg: &ToWorker, body: Bytes) -> Result<(), QueueError> {
+        self.remote.try_send(msg.clone(), body).map_err(|e| match e {
+            remote::QueueError::Full => QueueError::Full,
+            remote::QueueError::Closed => QueueError::Closed,
+        })
+    }
+
+    fn kill(&mut self) {
+        self.remote.stop("stopped by its encoder");
+    }
+
+    fn place(&self) -> WorkerPlace {
+        WorkerPlace::Node { node: self.remote.node(), epoch: self.epoch }
+    }
+}
