@@ -55,6 +55,9 @@ impl std::fmt::Debug for TranscodeSettings {
     }
 }
 
+/// Frames of the open segment kept for a worker that starts in its middle, at most.
+const OPEN_SEGMENT_FRAMES: usize = 1024;
+
 /// How long a node that lost a worker is passed over when the ladder is placed again.
 const AVOID_FOR: Duration = Duration::from_secs(30);
 
@@ -119,6 +122,9 @@ pub struct EncoderState {
     governor: LoadGovernor,
     ledger: GapLedger,
     boundaries: BTreeMap<u64, Boundary>,
+    /// The leader's open segment so far, from its boundary frame: what a worker that starts
+    /// in the middle of it is given first.
+    open_segment: Vec<(Frame, Option<Boundary>)>,
     ending: bool,
     status: TranscoderStatus,
 }
@@ -155,6 +161,7 @@ impl Actor for EncoderActor {
             governor,
             ledger: GapLedger::new(0),
             boundaries: BTreeMap::new(),
+            open_segment: Vec::new(),
             ending: false,
             status: TranscoderStatus::default(),
         })
@@ -468,6 +475,7 @@ impl EncoderState {
         if !ok {
             tracing::error!("codec worker refused its job");
         }
+        self.catch_up();
         if self.ending {
             let myself = self.myself.clone();
             self.finish(&myself);
@@ -499,7 +507,15 @@ impl EncoderState {
             let _ = r.segmenter.send(SegmenterMsg::Abandon);
         }
         self.send_gaps(gaps);
-        self.schedule_restart();
+        if lost {
+            // Its node is gone, not the worker's fault: place it again at once.
+            self.restarts += 1;
+            self.status.worker_restarts = self.restarts;
+            metrics::counter!("tessera_codec_worker_restarts_total").increment(1);
+            self.start_worker();
+        } else {
+            self.schedule_restart();
+        }
         self.publish_status();
     }
 
@@ -517,9 +533,34 @@ impl EncoderState {
         self.myself.send_after(delay, move || EncoderMsg::Restart { generation });
     }
 
+    /// A worker that arrived in the middle of a segment no rung has begun starts from that
+    /// segment's first frame: the ladder's first segment is not lost to the time it takes
+    /// to place the worker, nor a later one to a move between segments.
+    fn catch_up(&mut self) {
+        let Some(segment) = self.open_segment.first().and_then(|(_, b)| b.map(|b| b.segment)) else { return };
+        let now = Instant::now();
+        if self.feeding || self.ending || self.governor.behind(now) || !self.ledger.can_start(segment) {
+            return;
+        }
+        let frames = std::mem::take(&mut self.open_segment);
+        tracing::info!(segment, frames = frames.len(), "worker catches up from the open segment's start");
+        for (frame, boundary) in frames {
+            self.frame(frame, boundary);
+        }
+    }
+
     fn frame(&mut self, frame: Frame, boundary: Option<Boundary>) {
         if let Some(b) = boundary {
             self.boundaries.insert(b.segment, b);
+        }
+        // Kept while the segment is open (bounded: a segment too long to keep is not replayed).
+        if boundary.is_some() {
+            self.open_segment.clear();
+        }
+        if self.open_segment.len() < OPEN_SEGMENT_FRAMES && (boundary.is_some() || !self.open_segment.is_empty()) {
+            self.open_segment.push((frame.clone(), boundary));
+        } else if !self.open_segment.is_empty() {
+            self.open_segment.clear();
         }
         let Some(video) = &self.video else { return };
         if self.rungs.is_empty() {

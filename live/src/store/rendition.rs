@@ -122,14 +122,16 @@ impl RenditionState {
         self.settle();
     }
 
-    pub(super) fn gap(&mut self, msn: u64, duration: f64) {
-        // A gap starts where the segment before it ended.
+    /// Segment `msn` has no media here. It starts where the segment before it ended, or
+    /// when it has none, at `sibling_start` (where another rendition's segment `msn` starts).
+    pub(super) fn gap(&mut self, msn: u64, duration: f64, sibling_start: Option<i64>) {
         let start = self
             .playlist
             .segments()
             .filter(|s| s.msn < msn)
             .last()
             .map(|s| s.program_time_ms + (s.duration * 1000.0).round() as i64 * (msn - s.msn) as i64)
+            .or(sibling_start)
             .unwrap_or_else(tessera_ingest::timestamp::unix_ms);
         self.playlist.push_gap(msn, duration, start);
         self.settle();

@@ -21,6 +21,16 @@ impl SegmentStore {
         self.update(stream, session, rendition, |st, config| {
             let (base, part_floor) = (st.session_base, st.part_floor);
             let dvr = self.tiers.get().map_or(0.0, |t| t.retention(stream).dvr.as_secs_f64());
+            // A gap with nothing before it in its rendition starts when a sibling's segment
+            // of the same number does: the renditions share their timeline.
+            let sibling_start = match &event {
+                Published::Gap { segment, .. } => st
+                    .renditions
+                    .values()
+                    .filter(|o| o.name != rendition)
+                    .find_map(|o| o.playlist.segments().find(|s| s.msn == base + segment).map(|s| s.program_time_ms)),
+                _ => None,
+            };
             let r = st.rendition(rendition, config);
             r.playlist.set_dvr_seconds(dvr);
             match event {
@@ -57,7 +67,7 @@ impl SegmentStore {
                     None
                 }
                 Published::Gap { segment, duration } => {
-                    r.gap(base + segment, duration);
+                    r.gap(base + segment, duration, sibling_start);
                     None
                 }
             }

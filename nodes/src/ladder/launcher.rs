@@ -63,10 +63,12 @@ impl WorkerLauncher for PlacedWorkers {
     }
 }
 
-/// What every candidate says of itself; those that do not answer in time are left out.
-pub(super) async fn loads(host: &LadderHost, cluster: &ClusterService) -> Vec<NodeLoad> {
+/// What every candidate says of itself; those that do not answer in time, and those in
+/// `skip` (that just lost a worker: likely dead), are left out.
+pub(super) async fn loads(host: &LadderHost, cluster: &ClusterService, skip: &[NodeId]) -> Vec<NodeLoad> {
     let me = host.node();
-    let asks = cluster.peers().into_iter().map(|(id, addr)| {
+    let peers = cluster.peers().into_iter().filter(|(id, _)| !skip.contains(id));
+    let asks = peers.map(|(id, addr)| {
         let transport = cluster.transport.clone();
         async move {
             match tokio::time::timeout(LOAD_PATIENCE, transport.call::<LadderLoad>(Some(id), &addr, &())).await {
@@ -101,7 +103,11 @@ async fn place(
             Some((s.origin.filter(|o| o.node == me)?.epoch, s.placement_rule.clone()))
         })
         .ok_or_else(|| LaunchError(format!("node {me} is not the origin of {stream:?}")))?;
-    let loads = loads(host, cluster).await;
+    let mut loads = loads(host, cluster, &request.avoid).await;
+    if loads.iter().all(|l| l.capacity <= 0.0 || l.draining) && !request.avoid.is_empty() {
+        // Nobody else can: ask the nodes that lost it too.
+        loads = self::loads(host, cluster, &[]).await;
+    }
     let ranked = policy::rank(
         &policy::Request { origin: me, cost: request.cost, rule: &rule, avoid: &request.avoid },
         &loads,

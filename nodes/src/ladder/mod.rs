@@ -28,7 +28,7 @@ pub(crate) fn link_config() -> tessera_cluster::remote::LinkConfig {
 
 /// What every node says of its ladders now; a node that does not answer is missing.
 pub async fn cluster_loads(host: &LadderHost, cluster: &tessera_cluster::ClusterService) -> Vec<NodeLoad> {
-    let mut all = launcher::loads(host, cluster).await;
+    let mut all = launcher::loads(host, cluster, &[]).await;
     all.sort_by_key(|l| l.node);
     all
 }

@@ -14,7 +14,7 @@ use tokio::process::Command;
 use crate::common::*;
 
 /// ffmpeg publishing a live test source over SRT for `seconds`.
-fn ffmpeg_feed(
+pub(crate) fn ffmpeg_feed(
     srt: std::net::SocketAddr,
     name: &str,
     size: &str,
@@ -36,7 +36,7 @@ fn ffmpeg_feed(
         .expect("ffmpeg must be installed (.ci/run installs it)")
 }
 
-const H264_B_FRAMES: &[&str] = &[
+pub(crate) const H264_B_FRAMES: &[&str] = &[
     "-c:v",
     "libx264",
     "-preset",
@@ -102,7 +102,7 @@ fn video_start(init: &[u8], segment: &[u8]) -> (i64, bool, bool) {
     (pts, sync, b_frames)
 }
 
-async fn playlist(http: std::net::SocketAddr, stream: &str, rendition: &str) -> MediaPlaylist {
+pub(crate) async fn playlist(http: std::net::SocketAddr, stream: &str, rendition: &str) -> MediaPlaylist {
     let text = get(http, &format!("/live/{stream}/{rendition}/index.m3u8")).await.text();
     let p = parse_media(&text).unwrap_or_else(|e| panic!("{rendition}: {e:?}\n{text}"));
     assert_eq!(check::check_media(&p), vec![], "{rendition} breaks the LL-HLS rules:\n{text}");
@@ -110,7 +110,7 @@ async fn playlist(http: std::net::SocketAddr, stream: &str, rendition: &str) -> 
 }
 
 /// ffprobe reads the rendition's playlist: codec and size of what it decodes.
-async fn probe(http: std::net::SocketAddr, stream: &str, rendition: &str) -> String {
+pub(crate) async fn probe(http: std::net::SocketAddr, stream: &str, rendition: &str) -> String {
     let out = Command::new("ffprobe")
         .args(["-hide_banner", "-v", "error", "-select_streams", "v:0", "-count_frames", "-read_intervals", "%+4"])
         .args(["-show_entries", "stream=codec_name,width,height,nb_read_frames", "-of", "compact"])
@@ -128,7 +128,7 @@ async fn probe(http: std::net::SocketAddr, stream: &str, rendition: &str) -> Str
 /// Where each rendition's segment starts: (rendition, pts, program date-time).
 type Starts<'a> = Vec<(&'a str, i64, Option<String>)>;
 
-async fn assert_aligned(http: std::net::SocketAddr, stream: &str, renditions: &[&str]) -> usize {
+pub(crate) async fn assert_aligned(http: std::net::SocketAddr, stream: &str, renditions: &[&str]) -> usize {
     let mut by_msn: BTreeMap<u64, Starts> = BTreeMap::new();
     for r in renditions {
         let p = playlist(http, stream, r).await;

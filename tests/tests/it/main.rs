@@ -7,6 +7,7 @@ mod common;
 mod demo;
 mod ffmpeg;
 mod ladder;
+mod placement;
 mod link;
 mod live_slice;
 mod protection;
