@@ -6,7 +6,8 @@
 #   BENCH_QUICK=1 benches/run.sh   # shorter windows, for a smoke run
 #   BENCH_ONLY=catalog benches/run.sh   # the catalog beside etcd alone (or relay: the
 #                                       # cluster's media path; release: premieres; license:
-#                                       # content protection; vod: uploads); the
+#                                       # content protection; vod: uploads; placement:
+#                                       # ladders moving between nodes); the
 #                                       # rest of the page keeps the last full run's figures
 #
 # Peers: nginx with libnginx-mod-rtmp (RTMP in, HLS out), ffmpeg's own HLS muxer (fMP4),
@@ -68,8 +69,14 @@ transcode() {
     python3 benches/transcode.py "$OUT" "$BIN/tessera" "$([ "$QUICK" = 1 ] && echo 8 || echo 20)" \
         2> >(tee -a "$OUT/logs/transcode.log" >&2) || echo "bench: transcode benchmark failed" >&2
 }
+placement() {
+    echo "bench: a ladder's move after its node is killed, on three nodes" >&2
+    mkdir -p "$OUT/logs"
+    python3 benches/placement.py "$OUT" "$BIN/tessera" "$([ "$QUICK" = 1 ] && echo 4 || echo 12)" \
+        2> >(tee -a "$OUT/logs/placement.log" >&2) || echo "bench: placement benchmark failed" >&2
+}
 case "${BENCH_ONLY:-}" in
-    catalog | relay | release | license | vod | transcode)
+    catalog | relay | release | license | vod | transcode | placement)
         "$BENCH_ONLY"
         python3 benches/report.py "$OUT" >docs/benchmarks.md
         exit 0
@@ -269,6 +276,7 @@ license
 # --- 10. VOD uploads ------------------------------------------------------------------------
 vod
 transcode
+placement
 
 # --- Report -----------------------------------------------------------------------------
 python3 benches/report.py "$OUT" >docs/benchmarks.md

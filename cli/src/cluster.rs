@@ -135,7 +135,7 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
                 print!("{}", render_status(&status));
-                print!("{}", render_nodes(&nodes));
+                print!("{}", render_nodes(&nodes["data"]));
             }
         }
         ClusterCommand::Leave { api } => {

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use tessera_cluster::api::{cluster_error as cluster_err, error as err};
+use tessera_cluster::api::{cluster_error as cluster_err, error as err, ReadParams};
 use tessera_raft::{Catalog, Command, JobState, NodeId};
 
 use crate::http::HttpState;
@@ -64,8 +64,19 @@ async fn views(state: &HttpState) -> Vec<Value> {
     })
 }
 
-pub(super) async fn list(State(state): State<Arc<HttpState>>) -> Response {
-    Json(views(&state).await).into_response()
+/// In the admin API's read envelope: linearizable (this node catches up with the leader
+/// first) unless `?consistency=local`.
+pub(super) async fn list(State(state): State<Arc<HttpState>>, Query(p): Query<ReadParams>) -> Response {
+    if p.local() {
+        let r = state.cluster.catalog.read_local(|_| ());
+        let data = views(&state).await;
+        return Json(json!({ "consistency": "local", "applied": r.applied, "leader": r.leader, "data": data }))
+            .into_response();
+    }
+    if let Err(e) = state.cluster.read(|_| ()).await {
+        return cluster_err(e);
+    }
+    Json(json!({ "consistency": "linearizable", "data": views(&state).await })).into_response()
 }
 
 pub(super) async fn get(State(state): State<Arc<HttpState>>, Path(id): Path<NodeId>) -> Response {

@@ -27,9 +27,9 @@ pub struct LadderPlacement {
 /// `prefer` first, then the others.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlacementRule {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub pin: Vec<NodeId>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub prefer: Vec<NodeId>,
 }
 

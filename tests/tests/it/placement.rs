@@ -32,7 +32,7 @@ async fn placement(p: &Proc, admin: &str, stream: &str) -> Option<(u64, u64, u64
 /// What `GET /api/v1/nodes` says of node `id`.
 async fn node_view(p: &Proc, admin: &str, id: u64) -> Option<Value> {
     let nodes = p.api(admin).get("/api/v1/nodes").await.ok()?;
-    nodes.as_array()?.iter().find(|n| n["id"].as_u64() == Some(id)).cloned()
+    nodes["data"].as_array()?.iter().find(|n| n["id"].as_u64() == Some(id)).cloned()
 }
 
 /// The newest media segment (not a gap) a rung lists, and its newest part's segment.
