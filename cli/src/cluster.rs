@@ -151,7 +151,10 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
                 loop {
                     let node = client.get(&format!("/api/v1/nodes/{id}")).await?;
                     if node["holds"]["nothing"] == true {
-                        println!("node {id} holds nothing: `tessera cluster leave --node {}` removes it", node["http_addr"].as_str().unwrap_or("ITS_HTTP_ADDRESS"));
+                        println!(
+                            "node {id} holds nothing: `tessera cluster leave --node {}` removes it",
+                            node["http_addr"].as_str().unwrap_or("ITS_HTTP_ADDRESS")
+                        );
                         break;
                     }
                     if std::time::Instant::now() > until {

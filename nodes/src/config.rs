@@ -293,8 +293,7 @@ impl Default for NodeConfig {
 impl NodeConfig {
     /// Cores given to live ladders.
     pub fn transcode_cores(&self) -> f64 {
-        self.transcode_capacity
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as f64)
+        self.transcode_capacity.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()) as f64)
     }
 
     pub fn segment_target(&self) -> Duration {

@@ -28,11 +28,10 @@ pub mod node;
 
 pub use catalog::{
     job_key, valid_content, ArchiveExtent, AssetRecord, AssetRejection, AssetState, CaRecord, Catalog, Command, Gate,
-    JobLease, JobRecord, JobRejection, JobState, KeyRecord, NodeId, NodeRecord, NodeRejection, Outcome, Proposal,
-    Protection, ProtectionRecord, ProtectionRejection, Readiness, RecordedRendition, Rejection, ReleaseId,
-    ReleasePhase, ReleaseRecord, ReleaseRejection, ReleaseState, SourceRecord, StreamRejection, TokenKind, Visibility,
-    LadderPlacement, PlacementRejection, PlacementRule,
-    RECORDING_SPEC,
+    JobLease, JobRecord, JobRejection, JobState, KeyRecord, LadderPlacement, NodeId, NodeRecord, NodeRejection,
+    Outcome, PlacementRejection, PlacementRule, Proposal, Protection, ProtectionRecord, ProtectionRejection, Readiness,
+    RecordedRendition, Rejection, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseRejection, ReleaseState, SourceRecord,
+    StreamRejection, TokenKind, Visibility, RECORDING_SPEC,
 };
 pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};
 pub mod store;

@@ -59,7 +59,9 @@ impl GapLedger {
     /// Whether a worker may still make `segment` from its first frame: no rung has made
     /// (or given up) any of it or anything after it.
     pub fn can_start(&self, segment: u64) -> bool {
-        self.rungs.iter().all(|r| r.dropped || (r.next.is_none_or(|n| n <= segment) && r.interrupted.is_none_or(|i| i < segment)))
+        self.rungs
+            .iter()
+            .all(|r| r.dropped || (r.next.is_none_or(|n| n <= segment) && r.interrupted.is_none_or(|i| i < segment)))
     }
 
     /// The leader completed `segment`: returns the gaps that are now certain.

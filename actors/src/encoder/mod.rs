@@ -463,7 +463,13 @@ impl EncoderState {
                 tracing::info!(?pid, generation = self.generation, rungs = self.rungs.len(), "codec worker started")
             }
             WorkerPlace::Node { node, epoch } => {
-                tracing::info!(node, epoch, generation = self.generation, rungs = self.rungs.len(), "codec worker started on another node")
+                tracing::info!(
+                    node,
+                    epoch,
+                    generation = self.generation,
+                    rungs = self.rungs.len(),
+                    "codec worker started on another node"
+                )
             }
         }
         (self.status.worker_pid, self.status.worker_node) = match place {

@@ -174,7 +174,9 @@ impl LadderHost {
             .map_err(|e| format!("cannot confirm the placement: {e}"))?;
         match current {
             (_, true) => return Err(format!("node {me} is draining")),
-            (false, _) => return Err(format!("placement {epoch} of {:?} is not this node's, or not current", args.stream)),
+            (false, _) => {
+                return Err(format!("placement {epoch} of {:?} is not this node's, or not current", args.stream))
+            }
             (true, false) => {}
         }
         let to_owner = outbox.clone();

@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tessera_actors::encoder::process::WorkerProcess;
 use tessera_actors::encoder::launch::QueueError;
-use tessera_actors::{LaunchError, LaunchRequest, Launching, WorkerEvent, WorkerEvents, WorkerLauncher, WorkerLink, WorkerPlace};
+use tessera_actors::encoder::process::WorkerProcess;
+use tessera_actors::{
+    LaunchError, LaunchRequest, Launching, WorkerEvent, WorkerEvents, WorkerLauncher, WorkerLink, WorkerPlace,
+};
 use tessera_cluster::remote::{self, Down, RemoteEvent, RemoteRef};
 use tessera_cluster::ClusterService;
 use tessera_raft::{CatalogError, Command, NodeId, Outcome, PlacementRejection, Rejection};
@@ -108,10 +110,8 @@ async fn place(
         // Nobody else can: ask the nodes that lost it too.
         loads = self::loads(host, cluster, &[]).await;
     }
-    let ranked = policy::rank(
-        &policy::Request { origin: me, cost: request.cost, rule: &rule, avoid: &request.avoid },
-        &loads,
-    );
+    let ranked =
+        policy::rank(&policy::Request { origin: me, cost: request.cost, rule: &rule, avoid: &request.avoid }, &loads);
     if ranked.is_empty() {
         return Err(LaunchError(format!(
             "no node can make the ladder of {stream:?}: of {} that answered, none has transcoding capacity, is outside the draining set and the stream's pins",
@@ -141,7 +141,9 @@ async fn place(
         let started = if node == me {
             let start = Start { stream: &stream, epoch, owner: me, cost: request.cost };
             host.start_worker(start, events.clone(), None)
-                .map(|(process, reservation)| Box::new(LocalLadder { process, _reservation: reservation }) as Box<dyn WorkerLink>)
+                .map(|(process, reservation)| {
+                    Box::new(LocalLadder { process, _reservation: reservation }) as Box<dyn WorkerLink>
+                })
                 .map_err(|e| format!("cannot start the codec worker: {e}"))
         } else {
             spawn_remote(cluster, node, &stream, epoch, request.cost, events.clone()).await

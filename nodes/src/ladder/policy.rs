@@ -68,9 +68,8 @@ pub fn rank(request: &Request<'_>, loads: &[NodeLoad]) -> Vec<NodeId> {
         let preferred = request.rule.prefer.iter().position(|p| *p == n.node).unwrap_or(usize::MAX);
         (!room, avoided, preferred, n.node != request.origin)
     };
-    candidates.sort_by(|a, b| {
-        key(a).cmp(&key(b)).then(b.headroom().total_cmp(&a.headroom())).then(a.node.cmp(&b.node))
-    });
+    candidates
+        .sort_by(|a, b| key(a).cmp(&key(b)).then(b.headroom().total_cmp(&a.headroom())).then(a.node.cmp(&b.node)));
     candidates.into_iter().map(|n| n.node).collect()
 }
 
@@ -120,7 +119,11 @@ mod tests {
         assert_eq!(rank(&req(&pin, &[]), &loads), vec![3]);
         let prefer = PlacementRule { pin: vec![], prefer: vec![2] };
         assert_eq!(rank(&req(&prefer, &[]), &loads)[0], 2);
-        assert_eq!(rank(&req(&prefer, &[]), &[load(1, 2.0, 0.0), load(2, 2.0, 1.9)])[0], 1, "a preferred node without room waits");
+        assert_eq!(
+            rank(&req(&prefer, &[]), &[load(1, 2.0, 0.0), load(2, 2.0, 1.9)])[0],
+            1,
+            "a preferred node without room waits"
+        );
     }
 
     #[test]

@@ -42,7 +42,9 @@ impl PlacementRule {
 /// Why a placement command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum PlacementRejection {
-    #[error("stream {stream:?}: origin epoch {origin_epoch} is not current; only the current origin places its ladder")]
+    #[error(
+        "stream {stream:?}: origin epoch {origin_epoch} is not current; only the current origin places its ladder"
+    )]
     NotOrigin { stream: String, origin_epoch: u64 },
     #[error("node {0} is draining: it takes no new work")]
     Draining(NodeId),
@@ -64,7 +66,9 @@ impl Catalog {
                 }
                 let s = self.streams.get_mut(stream).ok_or_else(|| StreamRejection::NoSuchStream(stream.clone()))?;
                 if s.origin.is_none_or(|o| o.epoch != *origin_epoch) {
-                    return Err(PlacementRejection::NotOrigin { stream: stream.clone(), origin_epoch: *origin_epoch }.into());
+                    return Err(
+                        PlacementRejection::NotOrigin { stream: stream.clone(), origin_epoch: *origin_epoch }.into()
+                    );
                 }
                 if !s.placement_rule.pin.is_empty() && !s.placement_rule.pin.contains(node) {
                     return Err(PlacementRejection::NotPinned { stream: stream.clone(), node: *node }.into());
@@ -194,7 +198,10 @@ mod tests {
         // Clearing a stale placement changes nothing.
         let stale = apply(&mut c, 9, Command::ClearPlacement { stream: "cam".into(), epoch: second.epoch });
         assert!(matches!(stale, Outcome::Rejected(_)));
-        assert_eq!(apply(&mut c, 9, Command::ClearPlacement { stream: "cam".into(), epoch: third.epoch }), Outcome::Done);
+        assert_eq!(
+            apply(&mut c, 9, Command::ClearPlacement { stream: "cam".into(), epoch: third.epoch }),
+            Outcome::Done
+        );
         assert!(c.streams["cam"].placement.is_none());
     }
 
@@ -204,12 +211,18 @@ mod tests {
         let o = origin(&mut c, 1);
         assert_eq!(apply(&mut c, 2, Command::SetDraining { node: 2, draining: true }), Outcome::Done);
         assert!(c.is_draining(2));
-        assert!(matches!(place(&mut c, o, 2), Outcome::Rejected(Rejection::Placement(PlacementRejection::Draining(2)))));
+        assert!(matches!(
+            place(&mut c, o, 2),
+            Outcome::Rejected(Rejection::Placement(PlacementRejection::Draining(2)))
+        ));
         apply(&mut c, 3, Command::SetDraining { node: 2, draining: false });
         assert!(matches!(place(&mut c, o, 2), Outcome::Placement(_)));
 
         let rule = PlacementRule { pin: vec![3], prefer: vec![] };
-        assert!(matches!(apply(&mut c, 4, Command::SetPlacementRule { stream: "cam".into(), rule }), Outcome::Stream(_)));
+        assert!(matches!(
+            apply(&mut c, 4, Command::SetPlacementRule { stream: "cam".into(), rule }),
+            Outcome::Stream(_)
+        ));
         assert!(matches!(
             place(&mut c, o, 1),
             Outcome::Rejected(Rejection::Placement(PlacementRejection::NotPinned { node: 1, .. }))

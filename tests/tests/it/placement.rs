@@ -49,8 +49,8 @@ async fn rungs_resume(viewer: &Proc, stream: &str, after: u64, within: Duration)
         for r in RUNGS {
             let text = get(viewer.http, &format!("/live/{stream}/{r}/index.m3u8")).await.text();
             let p = tessera_packager::check::parse_media(&text).unwrap_or_default();
-            let media_after = p.parts.iter().any(|x| x.msn > after)
-                || p.segments.iter().any(|s| !s.gap && s.msn > after);
+            let media_after =
+                p.parts.iter().any(|x| x.msn > after) || p.segments.iter().any(|s| !s.gap && s.msn > after);
             all &= media_after;
         }
         if all {
@@ -72,7 +72,11 @@ async fn assert_one_ladder(viewer: &Proc, stream: &str, since: u64) {
         let first_media = rung.segments.iter().find(|s| !s.gap).map_or(u64::MAX, |s| s.msn);
         let gaps: Vec<u64> = rung.segments.iter().filter(|s| s.gap && s.msn > first_media).map(|s| s.msn).collect();
         assert!(gaps.iter().all(|g| *g >= since), "{r}: gaps only from the move on: {gaps:?}");
-        assert_eq!(rung.segments.iter().filter(|s| s.discontinuity).count(), 0, "{r} carries on without a discontinuity");
+        assert_eq!(
+            rung.segments.iter().filter(|s| s.discontinuity).count(),
+            0,
+            "{r} carries on without a discontinuity"
+        );
         let (s, l) = (src.segments.last().unwrap().msn, rung.segments.last().unwrap().msn);
         assert!(s <= l + 1, "{r} keeps up with the source: {l} vs {s}");
         let msns: Vec<u64> = rung.segments.iter().map(|s| s.msn).collect();
@@ -89,7 +93,10 @@ async fn a_ladder_is_made_where_there_is_room_and_moves_when_that_node_is_killed
     let (mut nodes, _join, admin) = form_each(3, capacities).await;
     let mut ffmpeg = ffmpeg_feed(nodes[0].srt, "far", "640x360", H264_B_FRAMES, 90);
     for r in RUNGS {
-        assert_eq!(wait_ok(nodes[2].http, &format!("/live/far/{r}/index.m3u8"), Duration::from_secs(30)).await.status, 200);
+        assert_eq!(
+            wait_ok(nodes[2].http, &format!("/live/far/{r}/index.m3u8"), Duration::from_secs(30)).await.status,
+            200
+        );
     }
     let (placed, epoch, moves) =
         eventually(Duration::from_secs(10), "a placement", || placement(&nodes[2], &admin, "far")).await;
@@ -130,7 +137,10 @@ async fn a_drained_node_hands_its_ladder_on_holds_nothing_and_leaves() {
     let (mut nodes, _join, admin) = form_each(3, capacities).await;
     let mut ffmpeg = ffmpeg_feed(nodes[0].srt, "drained", "640x360", H264_B_FRAMES, 90);
     for r in RUNGS {
-        assert_eq!(wait_ok(nodes[0].http, &format!("/live/drained/{r}/index.m3u8"), Duration::from_secs(30)).await.status, 200);
+        assert_eq!(
+            wait_ok(nodes[0].http, &format!("/live/drained/{r}/index.m3u8"), Duration::from_secs(30)).await.status,
+            200
+        );
     }
     let (placed, epoch, _) =
         eventually(Duration::from_secs(10), "a placement", || placement(&nodes[0], &admin, "drained")).await;
@@ -182,12 +192,16 @@ async fn an_encoder_node_cut_off_gets_nothing_into_the_stream_once_its_placement
     })
     .await;
     let rule = serde_json::json!({ "placement": { "prefer": [1] } });
-    let created = nodes[1].api(&admin).call(hyper::Method::POST, "/api/v1/streams", Some(&serde_json::json!({ "name": "cut" }))).await;
+    let created = nodes[1]
+        .api(&admin)
+        .call(hyper::Method::POST, "/api/v1/streams", Some(&serde_json::json!({ "name": "cut" })))
+        .await;
     assert!(created.is_ok() || format!("{created:?}").contains("409"), "create: {created:?}");
     nodes[1].api(&admin).call(hyper::Method::PUT, "/api/v1/streams/cut", Some(&rule)).await.expect("prefer node 1");
     let mut ffmpeg = ffmpeg_feed(nodes[1].srt, "cut", "640x360", H264_B_FRAMES, 90);
     assert_eq!(wait_ok(nodes[2].http, "/live/cut/240p/index.m3u8", Duration::from_secs(30)).await.status, 200);
-    let (placed, epoch, _) = eventually(Duration::from_secs(10), "a placement", || placement(&nodes[2], &admin, "cut")).await;
+    let (placed, epoch, _) =
+        eventually(Duration::from_secs(10), "a placement", || placement(&nodes[2], &admin, "cut")).await;
     assert_eq!(placed, 1, "the preferred node makes the ladder");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = newest_media(&playlist(nodes[2].http, "cut", "240p").await);
