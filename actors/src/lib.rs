@@ -26,9 +26,7 @@ pub mod pipeline;
 pub mod segmenter;
 
 pub use encoder::launch::{LaunchError, LaunchRequest, Launching, WorkerEvents, WorkerLink, WorkerPlace};
-pub use encoder::{
-    source_format, LocalWorkers, SourceFormat, TranscodeSettings, WorkerCommand, WorkerEvent, WorkerLauncher,
-};
+pub use encoder::{source_format, SourceFormat, TranscodeSettings, WorkerCommand, WorkerEvent, WorkerLauncher};
 pub use pipeline::{start_pipeline, PipelineConfig, PipelineHandle};
 
 /// The span an actor of a stream's pipeline handles its messages in: the stream, the

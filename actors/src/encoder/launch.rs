@@ -4,7 +4,7 @@
 //! The encoder does not know the cluster. It asks its launcher for a worker (with the
 //! ladder's cost and the nodes that just failed it), feeds the link it gets, and takes
 //! what the worker sends as [`WorkerEvent`]s: the same events whether the worker is a
-//! process beside it ([`LocalWorkers`]) or on another node. A link whose worker is gone
+//! process beside it ([`WorkerProcess`](super::process::WorkerProcess)) or on another node. A link whose worker is gone
 //! reports [`WorkerEvent::Exited`] (or [`WorkerEvent::Lost`] when its node is) exactly
 //! once, and nothing after it.
 
@@ -14,8 +14,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tessera_transcode::wire::ToWorker;
-
-use super::process::{WorkerCommand, WorkerProcess};
 
 pub use super::process::QueueError;
 
@@ -91,35 +89,4 @@ pub trait WorkerLauncher: Send + Sync + 'static {
     fn launch(&self, request: LaunchRequest, events: WorkerEvents) -> Launching;
     /// The encoder's session is over: whatever the launcher recorded for it goes.
     fn finished(&self, _stream: &str, _session: u64) {}
-}
-
-/// Codec workers as processes of this node.
-#[derive(Debug, Clone)]
-pub struct LocalWorkers {
-    pub command: WorkerCommand,
-}
-
-impl WorkerLauncher for LocalWorkers {
-    fn launch(&self, request: LaunchRequest, events: WorkerEvents) -> Launching {
-        let spawned = WorkerProcess::spawn(&self.command, &request.stream, events);
-        let program = self.command.program.display().to_string();
-        Box::pin(async move {
-            let process = spawned.map_err(|e| LaunchError(format!("cannot start the codec worker {program}: {e}")))?;
-            Ok(Box::new(process) as Box<dyn WorkerLink>)
-        })
-    }
-}
-
-impl WorkerLink for WorkerProcess {
-    fn send(&self, msg: &ToWorker, body: Bytes) -> Result<(), QueueError> {
-        WorkerProcess::send(self, msg, &body)
-    }
-
-    fn kill(&mut self) {
-        WorkerProcess::kill(self)
-    }
-
-    fn place(&self) -> WorkerPlace {
-        WorkerPlace::Local { pid: self.pid }
-    }
 }

@@ -35,7 +35,7 @@ use tracing::Instrument;
 use crate::mailbox::Inflight;
 use crate::segmenter::SegmenterMsg;
 use launch::{LaunchError, LaunchRequest, QueueError, WorkerLink, WorkerPlace};
-pub use launch::{LocalWorkers, WorkerEvent, WorkerLauncher};
+pub use launch::{WorkerEvent, WorkerLauncher};
 pub use process::WorkerCommand;
 use rungs::Rung;
 use tessera_packager::sink::{MediaSink, PlannedRendition, TranscoderStatus};
@@ -515,14 +515,18 @@ impl EncoderState {
         self.send_gaps(gaps);
         if lost {
             // Its node is gone, not the worker's fault: place it again at once.
-            self.restarts += 1;
-            self.status.worker_restarts = self.restarts;
-            metrics::counter!("tessera_codec_worker_restarts_total").increment(1);
+            self.count_restart();
             self.start_worker();
         } else {
             self.schedule_restart();
         }
         self.publish_status();
+    }
+
+    fn count_restart(&mut self) {
+        self.restarts += 1;
+        self.status.worker_restarts = self.restarts;
+        metrics::counter!("tessera_codec_worker_restarts_total").increment(1);
     }
 
     /// Backoff: 250 ms after a first crash, doubling with each crash in the last minute,
@@ -532,9 +536,7 @@ impl EncoderState {
         self.crashes.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
         self.crashes.push(now);
         let delay = Duration::from_millis(250 * (1u64 << (self.crashes.len() - 1).min(5))).min(Duration::from_secs(5));
-        self.restarts += 1;
-        self.status.worker_restarts = self.restarts;
-        metrics::counter!("tessera_codec_worker_restarts_total").increment(1);
+        self.count_restart();
         let generation = self.generation;
         self.myself.send_after(delay, move || EncoderMsg::Restart { generation });
     }

@@ -48,6 +48,8 @@ struct Ladder {
     process: Arc<Mutex<WorkerProcess>>,
     /// Tells the owner why, when the owner is on another node.
     outbox: Option<Outbox<CodecWorker>>,
+    /// Stopped already; its reservation goes with its handle.
+    evicted: bool,
 }
 
 /// Gives the ladder's share back when the worker's handle goes.
@@ -151,6 +153,7 @@ impl LadderHost {
                 started: Instant::now(),
                 process: process.clone(),
                 outbox,
+                evicted: false,
             },
         );
         self.publish(&st);
@@ -215,7 +218,7 @@ impl LadderHost {
             pids.extend(st.ladders.values().filter_map(|l| l.process.lock().expect("worker").pid));
             let busy = st.cpu.sample(now, &pids);
             metrics::gauge!("tessera_transcode_busy_cores").set(busy);
-            for (id, l) in &st.ladders {
+            for (id, l) in st.ladders.iter().filter(|(_, l)| !l.evicted) {
                 let fenced = l.epoch > 0
                     && now.duration_since(l.started) > FENCE_GRACE
                     && !self.cluster.catalog.peek(|c| c.may_encode(&l.stream, self.me, l.epoch));
@@ -226,7 +229,8 @@ impl LadderHost {
                 }
             }
             for (id, why) in &evict {
-                if let Some(l) = st.ladders.get(id) {
+                if let Some(l) = st.ladders.get_mut(id) {
+                    l.evicted = true;
                     tracing::info!(stream = %l.stream, epoch = l.epoch, owner = l.owner, reason = %why, "stopping a ladder's worker");
                     metrics::counter!("tessera_ladder_evictions_total").increment(1);
                     if let Some(o) = &l.outbox {
