@@ -210,6 +210,8 @@ impl PublisherSession {
 const POSITION_PATIENCE: Duration = Duration::from_millis(500);
 /// How often a publisher's node confirms it still holds the stream's origin lease.
 const LEASE_CHECK: Duration = Duration::from_secs(1);
+/// How soon a check that got no answer is tried again.
+const LEASE_RETRY: Duration = Duration::from_millis(200);
 /// How long without a confirmation before the node stops publishing: it may be cut off
 /// from the cluster while another node took the stream over.
 const LEASE_GRACE: Duration = Duration::from_secs(3);
@@ -231,12 +233,17 @@ impl LeaseFence {
         let flag = fenced.clone();
         let check = tokio::spawn(async move {
             let mut confirmed = Instant::now();
+            let mut pause = LEASE_CHECK;
             loop {
-                tokio::time::sleep(LEASE_CHECK).await;
+                tokio::time::sleep(pause).await;
+                // One attempt waits at most a check's length, so that a leader lost on the
+                // way costs one attempt, not the whole grace; a failed one is tried again soon.
+                pause = LEASE_RETRY;
                 let read = cluster.read(|c| c.may_publish(&stream, node, epoch));
-                let lost = match tokio::time::timeout(LEASE_GRACE, read).await {
+                let lost = match tokio::time::timeout(LEASE_CHECK, read).await {
                     Ok(Ok(true)) => {
                         confirmed = Instant::now();
+                        pause = LEASE_CHECK;
                         None
                     }
                     Ok(Ok(false)) => Some("the stream's origin lease moved to another node".to_string()),

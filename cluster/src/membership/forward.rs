@@ -156,7 +156,17 @@ impl ClusterService {
                 }
                 Err(e) => return Err(e.into()),
             };
-            match self.transport.call::<ReadIndex>(Some(leader.0), &leader.1, &()).await {
+            // As with a forwarded operation: an election that names another leader ends the
+            // wait for one that may be gone or cut off.
+            let request = self.transport.call::<ReadIndex>(Some(leader.0), &leader.1, &());
+            let answer = tokio::select! {
+                r = request => r,
+                () = self.leader_other_than(leader.0) => {
+                    tracing::debug!(attempt, asked = leader.0, "a new leader was elected while waiting; asking it");
+                    continue;
+                }
+            };
+            match answer {
                 Ok(Ok(index)) => return Ok(self.catalog.read_at(index, WITHIN, &f).await?),
                 Ok(Err(RemoteFailure::Refused(why))) => return Err(ClusterError::Refused(why)),
                 Ok(Err(f)) => tracing::debug!(attempt, failure = %f, "read index refused"),

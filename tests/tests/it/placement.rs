@@ -173,24 +173,32 @@ async fn a_drained_node_hands_its_ladder_on_holds_nothing_and_leaves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: after the encoder's node (the first, the catalog's leader) is cut off, the rungs do not resume within 20 s"]
 async fn an_encoder_node_cut_off_gets_nothing_into_the_stream_once_its_placement_moved() {
     let _one = transcoding().await;
-    // Node 1 (behind a link the test can cut) and node 3 make ladders; node 2, the origin,
-    // makes none and prefers node 1.
+    // Every node sits behind a link the test can cut, and advertises it: node 1 (the
+    // catalog's first leader) and node 3 make ladders; node 2, the origin, makes none and
+    // prefers node 1.
     let mut nodes: Vec<Proc> = (0..3).map(|i| Proc::new(&format!("cutladder{i}"))).collect();
-    let link = FaultyLink::start(nodes[0].cluster).await;
-    let proxy = link.addr.to_string();
-    let (join, admin) = crate::cluster::init_with(&nodes[0], &["--cluster-advertise", &proxy]);
-    nodes[0].start(&["--cluster-advertise", &proxy, "--transcode-capacity", "2", "--ladder", LADDER]);
-    let (first, rest) = nodes.split_at_mut(1);
-    rest[0].join(&first[0], &join, &["--transcode-capacity", "0", "--ladder", LADDER]);
-    rest[1].join(&first[0], &join, &["--transcode-capacity", "2", "--ladder", LADDER]);
-    eventually(Duration::from_secs(30), "three voters", || async {
-        let (_, voters, _) = crate::cluster::membership(&nodes[2], &admin).await?;
-        (voters.len() == 3).then_some(())
+    let mut links = Vec::new();
+    for n in &nodes {
+        links.push(FaultyLink::start(n.cluster).await);
+    }
+    let proxies: Vec<String> = links.iter().map(|l| l.addr.to_string()).collect();
+    let (join, admin) = crate::cluster::init_with(&nodes[0], &["--cluster-advertise", &proxies[0]]);
+    nodes[0].start(&["--cluster-advertise", &proxies[0], "--transcode-capacity", "2", "--ladder", LADDER]);
+    eventually(Duration::from_secs(30), "the first node to lead", || async {
+        crate::cluster::membership(&nodes[0], &admin).await.map(|_| ())
     })
     .await;
+    for (i, cores) in [(1, "0"), (2, "2")] {
+        let args = ["--join", &proxies[0], "--token", &join, "--cluster-advertise", &proxies[i]];
+        nodes[i].start(&[&args[..], &["--transcode-capacity", cores, "--ladder", LADDER]].concat());
+        eventually(Duration::from_secs(30), "the node to join as a voter", || async {
+            let (_, voters, _) = crate::cluster::membership(&nodes[i], &admin).await?;
+            (voters.len() == i + 1).then_some(())
+        })
+        .await;
+    }
     let rule = serde_json::json!({ "placement": { "prefer": [1] } });
     let created = nodes[1]
         .api(&admin)
@@ -206,9 +214,12 @@ async fn an_encoder_node_cut_off_gets_nothing_into_the_stream_once_its_placement
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = newest_media(&playlist(nodes[2].http, "cut", "240p").await);
 
-    // Node 1 is cut off from both others: the ladder moves to node 3.
-    link.cut(nodes[1].cluster.port());
-    link.cut(nodes[2].cluster.port());
+    // Node 1 is cut off from both others, both ways: the ladder moves to node 3.
+    let cut_off = nodes[0].cluster.port();
+    for i in [1, 2] {
+        links[0].cut(nodes[i].cluster.port());
+        links[i].cut(cut_off);
+    }
     rungs_resume(&nodes[2], "cut", before + 1, Duration::from_secs(20)).await;
     let (now, new_epoch, _) = placement(&nodes[2], &admin, "cut").await.expect("placed again");
     assert_eq!(now, 3);
@@ -217,7 +228,7 @@ async fn an_encoder_node_cut_off_gets_nothing_into_the_stream_once_its_placement
     // fenced, then stopped, and after the link heals every rung segment is the same on
     // every node and aligned with the passthrough.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    link.heal();
+    links.iter().for_each(FaultyLink::heal);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let view = eventually(Duration::from_secs(10), "node 1 to answer again", || node_view(&nodes[2], &admin, 1)).await;
     assert_eq!(view["transcode"]["ladders"].as_array().map(Vec::len), Some(0), "the fenced node makes nothing: {view}");
