@@ -6,7 +6,8 @@
 //! what the worker sends as [`WorkerEvent`]s: the same events whether the worker is a
 //! process beside it ([`WorkerProcess`](super::process::WorkerProcess)) or on another node. A link whose worker is gone
 //! reports [`WorkerEvent::Exited`] (or [`WorkerEvent::Lost`] when its node is) exactly
-//! once, and nothing after it.
+//! once, and nothing after it. A link may also ask for its worker to be moved
+//! ([`WorkerEvent::Displaced`]); the encoder then hands the ladder over without a gap.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +28,9 @@ pub enum WorkerEvent {
     Exited(String),
     /// The worker's node is gone, or cut off: the worker is taken as dead there.
     Lost(String),
+    /// The worker runs where it should no longer (its node is draining): the encoder moves
+    /// it, starting another that takes over at a boundary. Repeated while it holds.
+    Displaced(String),
 }
 
 /// Where events go: answers false once nobody listens.
@@ -60,6 +64,9 @@ pub struct LaunchRequest {
     pub cost: f64,
     /// Nodes that lost a worker of this ladder lately: placed elsewhere while others have room.
     pub avoid: Vec<u64>,
+    /// The worker takes over from the current one, which finishes its segments first: the
+    /// current placement stays valid until the current worker's link goes.
+    pub handover: bool,
 }
 
 /// A running worker, wherever it is.

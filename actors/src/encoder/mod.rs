@@ -15,6 +15,7 @@
 //! latency stays bounded) and drops the most expensive rung when the node cannot keep up.
 //! A rung whose actors fail is dropped alone.
 
+mod handover;
 pub mod launch;
 pub mod process;
 mod rungs;
@@ -92,6 +93,8 @@ pub enum EncoderMsg {
     Restart { generation: u64 },
     /// The worker did not finish in time at the end.
     EndTimeout,
+    /// The worker that handed over (generation `generation`) should have finished by now.
+    RetireTimeout { generation: u64 },
 }
 
 impl EncoderMsg {
@@ -115,7 +118,12 @@ pub struct EncoderState {
     launching: bool,
     /// Nodes that lost this ladder's worker, and when.
     avoid: Vec<(u64, Instant)>,
+    /// The current worker's generation (events of others are not its).
     generation: u64,
+    /// The newest generation handed out.
+    last_generation: u64,
+    handover: Option<handover::Handover>,
+    retiring: Option<handover::Retiring>,
     restarts: u64,
     crashes: Vec<Instant>,
     feeding: bool,
@@ -155,6 +163,9 @@ impl Actor for EncoderActor {
             launching: false,
             avoid: Vec::new(),
             generation: 0,
+            last_generation: 0,
+            handover: None,
+            retiring: None,
             restarts: 0,
             crashes: Vec::new(),
             feeding: false,
@@ -173,6 +184,7 @@ impl Actor for EncoderActor {
             if st.worker.take().is_some() {
                 metrics::gauge!("tessera_codec_workers").decrement(1.0);
             }
+            st.stop_movers();
             st.cfg.settings.launcher.finished(&st.cfg.stream, st.cfg.session);
             Ok(())
         }
@@ -211,7 +223,11 @@ impl Actor for EncoderActor {
                     }
                 }
                 EncoderMsg::Worker { generation, event } if generation == st.generation => match event {
-                    WorkerEvent::Message(msg, body) => st.worker_message(msg, body),
+                    WorkerEvent::Message(msg, body) => {
+                        if let Some((msg, body)) = st.hold(msg, body) {
+                            st.worker_message(msg, body)
+                        }
+                    }
                     WorkerEvent::Garbled(e) => {
                         tracing::error!(error = %e, "codec worker output unreadable; killing it");
                         if let Some(w) = st.worker.as_mut() {
@@ -220,9 +236,15 @@ impl Actor for EncoderActor {
                     }
                     WorkerEvent::Exited(how) => st.worker_exited(how, false),
                     WorkerEvent::Lost(how) => st.worker_exited(how, true),
+                    WorkerEvent::Displaced(why) => st.displaced(why),
                 },
-                EncoderMsg::Worker { .. } => {}
+                EncoderMsg::Worker { generation, event } => st.other_worker(generation, event),
                 EncoderMsg::Launched { generation, result } if generation == st.generation => st.launched(result),
+                EncoderMsg::Launched { generation, result }
+                    if st.handover.as_ref().is_some_and(|h| h.generation == generation) =>
+                {
+                    st.successor_launched(result)
+                }
                 EncoderMsg::Launched { result, .. } => {
                     // A worker nobody waits for any more.
                     if let Ok(mut w) = result {
@@ -231,6 +253,7 @@ impl Actor for EncoderActor {
                 }
                 EncoderMsg::Restart { generation } if generation == st.generation && !st.ending => st.start_worker(),
                 EncoderMsg::Restart { .. } => {}
+                EncoderMsg::RetireTimeout { generation } => st.retire_timeout(generation),
                 EncoderMsg::EndTimeout => {
                     if let Some(mut w) = st.worker.take() {
                         tracing::warn!("codec worker did not finish in 5 s; killing it");
@@ -404,23 +427,35 @@ impl EncoderState {
         self.cfg.sink.plan(&self.cfg.stream, self.cfg.session, planned);
     }
 
-    /// Asks the launcher for a worker; the answer comes back as [`EncoderMsg::Launched`].
+    /// Asks the launcher for the ladder's worker; the answer comes back as
+    /// [`EncoderMsg::Launched`].
     fn start_worker(&mut self) {
-        let Some(job) = &self.job else { return };
         if self.launching || self.ending {
             return;
         }
-        self.generation += 1;
-        self.launching = true;
-        let generation = self.generation;
+        if let Some(generation) = self.launch(&[], false) {
+            self.generation = generation;
+            self.launching = true;
+        }
+    }
+
+    /// Asks the launcher for a worker of a new generation, passing over `avoid` too; a
+    /// `handover` worker takes over from the current one.
+    fn launch(&mut self, avoid: &[u64], handover: bool) -> Option<u64> {
+        let job = self.job.as_ref()?;
+        self.last_generation += 1;
+        let generation = self.last_generation;
         let now = Instant::now();
         self.avoid.retain(|(_, at)| now.duration_since(*at) < AVOID_FOR);
+        let mut avoid = avoid.to_vec();
+        avoid.extend(self.avoid.iter().map(|(n, _)| *n));
         let request = LaunchRequest {
             stream: self.cfg.stream.clone(),
             session: self.cfg.session,
             generation,
             cost: tessera_transcode::cost::ladder_cores(job),
-            avoid: self.avoid.iter().map(|(n, _)| *n).collect(),
+            avoid,
+            handover,
         };
         let events_to = self.myself.clone();
         let events: launch::WorkerEvents =
@@ -438,6 +473,17 @@ impl EncoderState {
             }
             .instrument(self.span.clone()),
         );
+        Some(generation)
+    }
+
+    /// Gives a started worker its job (and the rungs dropped so far); false if it refused.
+    fn give_job(&self, w: &dyn WorkerLink) -> bool {
+        let Some(job) = self.job.clone() else { return false };
+        let mut ok = w.send(&ToWorker::Start(job), Bytes::new()).is_ok();
+        for (i, _) in self.rungs.iter().enumerate().filter(|(_, r)| r.dropped) {
+            ok &= w.send(&ToWorker::DropRung(i as u32), Bytes::new()).is_ok();
+        }
+        ok
     }
 
     /// A worker started (or could not be): give it its job, or try again later.
@@ -452,11 +498,10 @@ impl EncoderState {
                 return;
             }
         };
-        let Some(job) = self.job.clone() else { return };
-        let mut ok = w.send(&ToWorker::Start(job), Bytes::new()).is_ok();
-        for (i, _) in self.rungs.iter().enumerate().filter(|(_, r)| r.dropped) {
-            ok &= w.send(&ToWorker::DropRung(i as u32), Bytes::new()).is_ok();
+        if self.job.is_none() {
+            return;
         }
+        let ok = self.give_job(w.as_ref());
         let place = w.place();
         match place {
             WorkerPlace::Local { pid } => {
@@ -472,11 +517,8 @@ impl EncoderState {
                 )
             }
         }
-        (self.status.worker_pid, self.status.worker_node) = match place {
-            WorkerPlace::Local { pid } => (pid, None),
-            WorkerPlace::Node { node, epoch } => (None, Some((node, epoch))),
-        };
         self.worker = Some(w);
+        self.set_place();
         metrics::gauge!("tessera_codec_workers").increment(1.0);
         if !ok {
             tracing::error!("codec worker refused its job");
@@ -490,6 +532,7 @@ impl EncoderState {
     }
 
     fn worker_exited(&mut self, how: String, lost: bool) {
+        self.stop_movers();
         let place = self.worker.as_ref().map(|w| w.place());
         if self.worker.take().is_some() {
             metrics::gauge!("tessera_codec_workers").decrement(1.0);
@@ -577,6 +620,7 @@ impl EncoderState {
         let now = Instant::now();
         if frame.track == video.id {
             if let Some(b) = boundary {
+                self.take_over_at(b.segment);
                 if !self.feeding && self.worker.is_some() && !self.governor.behind(now) {
                     self.feeding = true;
                 }
@@ -665,6 +709,7 @@ impl EncoderState {
             w.kill();
             metrics::gauge!("tessera_codec_workers").decrement(1.0);
         }
+        self.stop_movers();
         for r in self.rungs.iter().filter(|r| !r.dead) {
             let _ = r.segmenter.send(SegmenterMsg::End);
         }

@@ -1,6 +1,7 @@
 //! This node's share of making ladders: its capacity, the ladders it makes (its own
 //! streams' and other nodes'), what it measures itself using, and the duty that keeps
-//! them honest (fenced placements and draining evict their workers).
+//! them honest (fenced placements evict their workers; so does a drain, once the owners
+//! have had time to move them without a gap).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,9 @@ use super::protocols::{CodecWorker, LadderLoad, WorkerArgs};
 const DUTY_EVERY: Duration = Duration::from_millis(500);
 /// A ladder placed moments ago may not be in this node's copy of the catalog yet.
 const FENCE_GRACE: Duration = Duration::from_secs(2);
+/// How long a draining node leaves its ladders' owners to move them (a successor takes
+/// over at a boundary) before it stops what is left.
+const DRAIN_GRACE: Duration = Duration::from_secs(15);
 
 /// This node's ladders.
 pub struct LadderHost {
@@ -35,6 +39,8 @@ pub struct LadderHost {
 struct HostState {
     ladders: BTreeMap<u64, Ladder>,
     next: u64,
+    /// Since when this node has been draining, as its duty saw it.
+    draining_since: Option<Instant>,
     cpu: super::cpu::CpuMeter,
 }
 
@@ -81,7 +87,12 @@ impl LadderHost {
             capacity,
             command,
             cluster,
-            state: Mutex::new(HostState { ladders: BTreeMap::new(), next: 1, cpu: super::cpu::CpuMeter::new() }),
+            state: Mutex::new(HostState {
+                ladders: BTreeMap::new(),
+                next: 1,
+                draining_since: None,
+                cpu: super::cpu::CpuMeter::new(),
+            }),
         })
     }
 
@@ -198,7 +209,7 @@ impl LadderHost {
     }
 
     /// Every half second until `stop`: measure, then evict the workers of placements that
-    /// moved and, while draining, every worker.
+    /// moved and, once a drain's grace is over, every worker.
     pub async fn duty(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut every = tokio::time::interval(DUTY_EVERY);
         loop {
@@ -210,10 +221,14 @@ impl LadderHost {
     }
 
     fn check(&self, now: Instant) {
-        let draining = self.draining();
         let mut evict = Vec::new();
         {
             let mut st = self.state.lock().expect("ladder host");
+            st.draining_since = match (self.draining(), st.draining_since) {
+                (false, _) => None,
+                (true, since) => Some(since.unwrap_or(now)),
+            };
+            let drained = st.draining_since.is_some_and(|since| now.duration_since(since) > DRAIN_GRACE);
             let mut pids: Vec<u32> = vec![std::process::id()];
             pids.extend(st.ladders.values().filter_map(|l| l.process.lock().expect("worker").pid));
             let busy = st.cpu.sample(now, &pids);
@@ -222,8 +237,8 @@ impl LadderHost {
                 let fenced = l.epoch > 0
                     && now.duration_since(l.started) > FENCE_GRACE
                     && !self.cluster.catalog.peek(|c| c.may_encode(&l.stream, self.me, l.epoch));
-                if draining {
-                    evict.push((*id, "node draining".to_string()));
+                if drained {
+                    evict.push((*id, format!("node draining for over {DRAIN_GRACE:?}, the ladder not moved")));
                 } else if fenced {
                     evict.push((*id, format!("placement {} moved", l.epoch)));
                 }
@@ -263,6 +278,8 @@ fn forward(outbox: &Outbox<CodecWorker>, event: WorkerEvent) -> bool {
             outbox.stop(&format!("worker {how}"));
             false
         }
+        // Said by the owner's side of a link, never by a process.
+        WorkerEvent::Displaced(_) => true,
     }
 }
 

@@ -24,6 +24,10 @@ use super::protocols::{CodecWorker, LadderLoad, WorkerArgs};
 const LOAD_PATIENCE: Duration = Duration::from_millis(500);
 /// Nodes tried per launch, in the policy's order.
 const TRIES: usize = 3;
+/// How often a link looks whether its worker's node drains.
+const DRAIN_LOOK: Duration = Duration::from_millis(250);
+/// How often the encoder is told again while its worker's node drains.
+const DISPLACED_AGAIN: Duration = Duration::from_secs(2);
 
 /// Codec workers wherever the stream's ladder is placed.
 pub struct PlacedWorkers {
@@ -43,7 +47,9 @@ impl WorkerLauncher for PlacedWorkers {
     fn launch(&self, request: LaunchRequest, events: WorkerEvents) -> Launching {
         let (host, cluster, placed) = (self.host.clone(), self.cluster.clone(), self.placed.clone());
         Box::pin(async move {
-            let link = place(&host, &cluster, &request, events).await?;
+            let current = placed.lock().expect("placements").get(&(request.stream.clone(), request.session)).copied();
+            let from_epoch = current.filter(|_| request.handover);
+            let link = place(&host, &cluster, &request, from_epoch, events).await?;
             if let Some(epoch) = link.1 {
                 placed.lock().expect("placements").insert((request.stream.clone(), request.session), epoch);
             }
@@ -88,10 +94,12 @@ pub(super) async fn loads(host: &LadderHost, cluster: &ClusterService, skip: &[N
 }
 
 /// Places the ladder and starts its worker: the link, and the placement epoch it holds.
+/// With `from_epoch`, the new placement takes over from that one.
 async fn place(
     host: &Arc<LadderHost>,
     cluster: &ClusterService,
     request: &LaunchRequest,
+    from_epoch: Option<u64>,
     events: WorkerEvents,
 ) -> Result<(Box<dyn WorkerLink>, Option<u64>), LaunchError> {
     let me = host.node();
@@ -118,7 +126,10 @@ async fn place(
     }
     let mut last = String::new();
     for node in ranked.into_iter().take(TRIES) {
-        let command = Command::PlaceLadder { stream: stream.clone(), origin_epoch, node };
+        let command = match from_epoch {
+            Some(from_epoch) => Command::HandOverLadder { stream: stream.clone(), origin_epoch, node, from_epoch },
+            None => Command::PlaceLadder { stream: stream.clone(), origin_epoch, node },
+        };
         let placement = match cluster.propose(command).await {
             Ok(Outcome::Placement(p)) => p,
             Ok(other) => return Err(LaunchError(format!("unexpected answer to a placement: {other:?}"))),
@@ -136,15 +147,18 @@ async fn place(
             metrics::counter!("tessera_ladder_moves_total").increment(1);
         }
         let epoch = placement.epoch;
+        let watch = PlacedLink::watch(cluster, &stream, node, epoch, events.clone());
         let started = if node == me {
             let start = Start { stream: &stream, epoch, owner: me, cost: request.cost };
             host.start_worker(start, events.clone(), None)
                 .map(|(process, reservation)| {
-                    Box::new(LocalLadder { process, _reservation: reservation }) as Box<dyn WorkerLink>
+                    Box::new(LocalLadder { process, _reservation: reservation, _placed: watch }) as Box<dyn WorkerLink>
                 })
                 .map_err(|e| format!("cannot start the codec worker: {e}"))
         } else {
-            spawn_remote(cluster, node, &stream, epoch, request.cost, events.clone()).await
+            spawn_remote(cluster, node, &stream, epoch, request.cost, events.clone())
+                .await
+                .map(|remote| Box::new(RemoteLadder { remote, epoch, _placed: watch }) as Box<dyn WorkerLink>)
         };
         match started {
             Ok(link) => {
@@ -167,7 +181,7 @@ async fn spawn_remote(
     epoch: u64,
     cost: f64,
     events: WorkerEvents,
-) -> Result<Box<dyn WorkerLink>, String> {
+) -> Result<RemoteRef<CodecWorker>, String> {
     let addr = cluster.addr_of(node).ok_or_else(|| format!("node {node} has no address"))?;
     let args = WorkerArgs { stream: stream.to_string(), epoch, cost };
     let deliver = move |event| match event {
@@ -175,16 +189,68 @@ async fn spawn_remote(
         RemoteEvent::Down(Down::Stopped(why)) => events(WorkerEvent::Exited(format!("on node {node}: {why}"))),
         RemoteEvent::Down(Down::Lost(why)) => events(WorkerEvent::Lost(why)),
     };
-    let remote = remote::spawn::<CodecWorker>(&cluster.transport, node, &addr, &args, &super::link_config(), deliver)
+    remote::spawn::<CodecWorker>(&cluster.transport, node, &addr, &args, &super::link_config(), deliver)
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(Box::new(RemoteLadder { remote, epoch }))
+        .map_err(|e| e.to_string())
+}
+
+/// What a link to a placed worker keeps while it lives: a watch that tells its encoder
+/// when the worker's node drains ([`WorkerEvent::Displaced`]), again every
+/// [`DISPLACED_AGAIN`] while it does; and, when the link goes, the end of a handover from
+/// its placement (its epoch is then fenced).
+struct PlacedLink {
+    _alive: Arc<()>,
+    cluster: ClusterService,
+    stream: String,
+    epoch: u64,
+}
+
+impl PlacedLink {
+    fn watch(cluster: &ClusterService, stream: &str, node: NodeId, epoch: u64, events: WorkerEvents) -> PlacedLink {
+        let token = Arc::new(());
+        let alive = Arc::downgrade(&token);
+        let catalog = cluster.catalog.clone();
+        tokio::spawn(async move {
+            while alive.strong_count() > 0 {
+                if !catalog.peek(|c| c.is_draining(node)) {
+                    tokio::time::sleep(DRAIN_LOOK).await;
+                    continue;
+                }
+                if !events(WorkerEvent::Displaced(format!("node {node} is draining"))) {
+                    return;
+                }
+                tokio::time::sleep(DISPLACED_AGAIN).await;
+            }
+        });
+        PlacedLink { _alive: token, cluster: cluster.clone(), stream: stream.to_string(), epoch }
+    }
+}
+
+impl Drop for PlacedLink {
+    fn drop(&mut self) {
+        let (stream, epoch) = (self.stream.clone(), self.epoch);
+        let handing_over = self.cluster.catalog.peek(|c| {
+            c.streams.get(&stream).and_then(|s| s.placement).is_some_and(|p| p.from.is_some_and(|(_, e)| e == epoch))
+        });
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if !handing_over {
+            return;
+        }
+        let cluster = self.cluster.clone();
+        runtime.spawn(async move {
+            match cluster.propose(Command::EndHandover { stream: stream.clone(), epoch }).await {
+                Ok(_) | Err(tessera_cluster::ClusterError::Catalog(CatalogError::Rejected(_))) => {}
+                Err(e) => tracing::warn!(%stream, epoch, error = %e, "could not end the ladder's handover"),
+            }
+        });
+    }
 }
 
 /// A worker process of this node, under a placement.
 struct LocalLadder {
     process: Arc<Mutex<WorkerProcess>>,
     _reservation: Reservation,
+    _placed: PlacedLink,
 }
 
 impl WorkerLink for LocalLadder {
@@ -205,6 +271,7 @@ impl WorkerLink for LocalLadder {
 struct RemoteLadder {
     remote: RemoteRef<CodecWorker>,
     epoch: u64,
+    _placed: PlacedLink,
 }
 
 impl WorkerLink for RemoteLadder {

@@ -326,6 +326,21 @@ pub enum Command {
         node: NodeId,
         draining: bool,
     },
+    /// The stream's origin moves its ladder to `node` without a gap: a new placement that
+    /// takes over from the current one (`from_epoch`), which stays valid until the handover
+    /// ends, so the old worker may finish the segments before the boundary where the new
+    /// one starts.
+    HandOverLadder {
+        stream: String,
+        origin_epoch: u64,
+        node: NodeId,
+        from_epoch: u64,
+    },
+    /// The worker of placement `epoch`, which handed over, is done: that epoch is fenced.
+    EndHandover {
+        stream: String,
+        epoch: u64,
+    },
 }
 
 /// A command and when it was proposed.
@@ -682,7 +697,9 @@ impl Catalog {
             Command::PlaceLadder { .. }
             | Command::ClearPlacement { .. }
             | Command::SetPlacementRule { .. }
-            | Command::SetDraining { .. } => self.apply_placement(now, &p.command),
+            | Command::SetDraining { .. }
+            | Command::HandOverLadder { .. }
+            | Command::EndHandover { .. } => self.apply_placement(now, &p.command),
             Command::RemoveNode { id } => {
                 self.nodes.remove(id).ok_or(Rejection::Node(NodeRejection::NoSuchNode(*id)))?;
                 // Its origin leases and ladder placements lapse with it.
@@ -690,6 +707,9 @@ impl Catalog {
                     if s.origin.is_some_and(|l| l.node == *id) {
                         s.origin = None;
                         s.updated_ms = now;
+                    }
+                    if let Some(p) = s.placement.as_mut().filter(|p| p.from.is_some_and(|(n, _)| n == *id)) {
+                        p.from = None;
                     }
                     if s.placement.is_some_and(|p| p.node == *id) {
                         s.placement = None;

@@ -21,6 +21,9 @@ pub struct LadderPlacement {
     pub since_ms: i64,
     /// How many times the ladder moved under this origin.
     pub moves: u32,
+    /// The placement this one takes over from, (node, epoch), while the handover lasts:
+    /// its worker finishes the segments before the boundary where this one starts.
+    pub from: Option<(NodeId, u64)>,
 }
 
 /// Which nodes may make a stream's ladder: only `pin` when it names any; otherwise
@@ -58,32 +61,20 @@ impl Catalog {
     pub(super) fn apply_placement(&mut self, now: i64, command: &Command) -> Result<Outcome, Rejection> {
         match command {
             Command::PlaceLadder { stream, origin_epoch, node } => {
-                if !self.nodes.contains_key(node) {
-                    return Err(NodeRejection::NoSuchNode(*node).into());
-                }
-                if self.draining.contains(node) {
-                    return Err(PlacementRejection::Draining(*node).into());
-                }
+                self.place_ladder(now, stream, *origin_epoch, *node, None)
+            }
+            Command::HandOverLadder { stream, origin_epoch, node, from_epoch } => {
+                self.place_ladder(now, stream, *origin_epoch, *node, Some(*from_epoch))
+            }
+            Command::EndHandover { stream, epoch } => {
                 let s = self.streams.get_mut(stream).ok_or_else(|| StreamRejection::NoSuchStream(stream.clone()))?;
-                if s.origin.is_none_or(|o| o.epoch != *origin_epoch) {
-                    return Err(
-                        PlacementRejection::NotOrigin { stream: stream.clone(), origin_epoch: *origin_epoch }.into()
-                    );
+                match s.placement.as_mut() {
+                    Some(p) if p.from.is_some_and(|(_, e)| e == *epoch) => {
+                        p.from = None;
+                        Ok(Outcome::Done)
+                    }
+                    _ => Err(PlacementRejection::StalePlacement { stream: stream.clone(), epoch: *epoch }.into()),
                 }
-                if !s.placement_rule.pin.is_empty() && !s.placement_rule.pin.contains(node) {
-                    return Err(PlacementRejection::NotPinned { stream: stream.clone(), node: *node }.into());
-                }
-                let moves = s.placement.filter(|p| p.origin_epoch == *origin_epoch).map_or(0, |p| p.moves + 1);
-                s.last_placement_epoch += 1;
-                let placement = LadderPlacement {
-                    node: *node,
-                    epoch: s.last_placement_epoch,
-                    origin_epoch: *origin_epoch,
-                    since_ms: now,
-                    moves,
-                };
-                s.placement = Some(placement);
-                Ok(Outcome::Placement(placement))
             }
             Command::ClearPlacement { stream, epoch } => {
                 let s = self.streams.get_mut(stream).ok_or_else(|| StreamRejection::NoSuchStream(stream.clone()))?;
@@ -121,10 +112,51 @@ impl Catalog {
         }
     }
 
+    /// A new placement of `stream`'s ladder on `node`, taking over from placement
+    /// `from_epoch` (which must be current) when given.
+    fn place_ladder(
+        &mut self,
+        now: i64,
+        stream: &str,
+        origin_epoch: u64,
+        node: NodeId,
+        from_epoch: Option<u64>,
+    ) -> Result<Outcome, Rejection> {
+        if !self.nodes.contains_key(&node) {
+            return Err(NodeRejection::NoSuchNode(node).into());
+        }
+        if self.draining.contains(&node) {
+            return Err(PlacementRejection::Draining(node).into());
+        }
+        let s = self.streams.get_mut(stream).ok_or_else(|| StreamRejection::NoSuchStream(stream.to_string()))?;
+        if s.origin.is_none_or(|o| o.epoch != origin_epoch) {
+            return Err(PlacementRejection::NotOrigin { stream: stream.to_string(), origin_epoch }.into());
+        }
+        if !s.placement_rule.pin.is_empty() && !s.placement_rule.pin.contains(&node) {
+            return Err(PlacementRejection::NotPinned { stream: stream.to_string(), node }.into());
+        }
+        let from = match from_epoch {
+            None => None,
+            Some(epoch) => match s.placement {
+                Some(p) if p.epoch == epoch => Some((p.node, p.epoch)),
+                _ => return Err(PlacementRejection::StalePlacement { stream: stream.to_string(), epoch }.into()),
+            },
+        };
+        let moves = s.placement.filter(|p| p.origin_epoch == origin_epoch).map_or(0, |p| p.moves + 1);
+        s.last_placement_epoch += 1;
+        let placement =
+            LadderPlacement { node, epoch: s.last_placement_epoch, origin_epoch, since_ms: now, moves, from };
+        s.placement = Some(placement);
+        Ok(Outcome::Placement(placement))
+    }
+
     /// Whether `node` may feed `stream`'s ladder under placement `epoch`: it holds the
-    /// current placement.
+    /// current placement, or the one the current placement is taking over from.
     pub fn may_encode(&self, stream: &str, node: NodeId, epoch: u64) -> bool {
-        self.streams.get(stream).and_then(|s| s.placement).is_some_and(|p| p.node == node && p.epoch == epoch)
+        self.streams
+            .get(stream)
+            .and_then(|s| s.placement)
+            .is_some_and(|p| (p.node == node && p.epoch == epoch) || p.from == Some((node, epoch)))
     }
 
     /// Whether `node` is draining.
@@ -233,6 +265,34 @@ mod tests {
             apply(&mut c, 4, Command::SetPlacementRule { stream: "cam".into(), rule: unknown }),
             Outcome::Rejected(Rejection::Node(NodeRejection::NoSuchNode(9)))
         ));
+    }
+
+    #[test]
+    fn a_handover_keeps_the_old_placement_valid_until_it_ends() {
+        let mut c = cluster();
+        let o = origin(&mut c, 1);
+        let Outcome::Placement(first) = place(&mut c, o, 2) else { panic!() };
+        let hand_over =
+            |from_epoch| Command::HandOverLadder { stream: "cam".into(), origin_epoch: o, node: 3, from_epoch };
+        assert!(matches!(
+            apply(&mut c, 6, hand_over(first.epoch + 7)),
+            Outcome::Rejected(Rejection::Placement(PlacementRejection::StalePlacement { .. }))
+        ));
+        let Outcome::Placement(second) = apply(&mut c, 6, hand_over(first.epoch)) else { panic!() };
+        assert_eq!((second.node, second.moves, second.from), (3, 1, Some((2, first.epoch))));
+        assert!(c.may_encode("cam", 3, second.epoch));
+        assert!(c.may_encode("cam", 2, first.epoch), "the old worker finishes its segments");
+        let end = |epoch| Command::EndHandover { stream: "cam".into(), epoch };
+        assert!(matches!(apply(&mut c, 7, end(second.epoch)), Outcome::Rejected(_)), "only the old epoch ends it");
+        assert_eq!(apply(&mut c, 7, end(first.epoch)), Outcome::Done);
+        assert!(!c.may_encode("cam", 2, first.epoch), "then it is fenced");
+        assert!(c.may_encode("cam", 3, second.epoch));
+
+        // A plain placement (after a failure) fences everything before it at once.
+        let Outcome::Placement(third) = apply(&mut c, 8, hand_over(second.epoch)) else { panic!() };
+        let Outcome::Placement(fourth) = place(&mut c, o, 2) else { panic!() };
+        assert!(!c.may_encode("cam", 3, third.epoch) && !c.may_encode("cam", 3, second.epoch));
+        assert!(c.may_encode("cam", 2, fourth.epoch));
     }
 
     #[test]

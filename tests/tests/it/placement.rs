@@ -35,30 +35,61 @@ async fn node_view(p: &Proc, admin: &str, id: u64) -> Option<Value> {
     nodes["data"].as_array()?.iter().find(|n| n["id"].as_u64() == Some(id)).cloned()
 }
 
-/// The newest media segment (not a gap) a rung lists, and its newest part's segment.
-fn newest_media(p: &MediaPlaylist) -> u64 {
-    let done = p.segments.iter().filter(|s| !s.gap).map(|s| s.msn).max().unwrap_or(0);
-    done.max(p.parts.iter().map(|x| x.msn).max().unwrap_or(0))
+/// The newest media a rung lists: its newest part, or its newest complete segment that is
+/// not a gap, as (segment, part) with a whole segment counting as its last part.
+fn newest_media(p: &MediaPlaylist) -> (u64, usize) {
+    let done = p.segments.iter().filter(|s| !s.gap).map(|s| (s.msn, usize::MAX)).max().unwrap_or((0, 0));
+    p.parts.iter().filter(|x| x.msn >= done.0).map(|x| (x.msn, x.index)).max().map_or(done, |part| part.max(done))
 }
 
-/// Waits until every rung on `viewer` has media in a segment after `after`; how long it took.
-async fn rungs_resume(viewer: &Proc, stream: &str, after: u64, within: Duration) -> Duration {
+/// Each rung's newest media on `viewer`, in the order of [`RUNGS`].
+async fn newest_of_rungs(viewer: &Proc, stream: &str) -> Vec<(u64, usize)> {
+    let mut newest = Vec::new();
+    for r in RUNGS {
+        newest.push(newest_media(&playlist(viewer.http, stream, r).await));
+    }
+    newest
+}
+
+/// Waits until every rung on `viewer` lists media newer than `after` (one entry per rung:
+/// see [`newest_media`]); how long it took.
+async fn rungs_resume(viewer: &Proc, stream: &str, after: &[(u64, usize)], within: Duration) -> Duration {
     let start = Instant::now();
     loop {
         let mut all = true;
-        for r in RUNGS {
+        for (r, after) in RUNGS.iter().zip(after) {
             let text = get(viewer.http, &format!("/live/{stream}/{r}/index.m3u8")).await.text();
             let p = tessera_packager::check::parse_media(&text).unwrap_or_default();
-            let media_after =
-                p.parts.iter().any(|x| x.msn > after) || p.segments.iter().any(|s| !s.gap && s.msn > after);
-            all &= media_after;
+            let newer = p.parts.iter().any(|x| (x.msn, x.index) > *after)
+                || p.segments.iter().any(|s| !s.gap && (s.msn, usize::MAX) > *after);
+            all &= newer;
         }
         if all {
             return start.elapsed();
         }
         assert!(start.elapsed() < within, "the rungs did not resume within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Watches every rung on `viewer` for `within`: the longest any of them went without new
+/// media.
+async fn longest_pause(viewer: std::net::SocketAddr, stream: String, within: Duration) -> Duration {
+    let start = Instant::now();
+    let mut seen = vec![((0, 0), Instant::now()); RUNGS.len()];
+    let mut longest = Duration::ZERO;
+    while start.elapsed() < within {
+        for (i, r) in RUNGS.iter().enumerate() {
+            let text = get(viewer, &format!("/live/{stream}/{r}/index.m3u8")).await.text();
+            let newest = newest_media(&tessera_packager::check::parse_media(&text).unwrap_or_default());
+            if newest > seen[i].0 {
+                seen[i] = (newest, Instant::now());
+            }
+            longest = longest.max(seen[i].1.elapsed());
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    longest
 }
 
 /// Every rung lists segments up to the passthrough's, numbered as it is, gaps only after
@@ -116,10 +147,15 @@ async fn a_ladder_is_made_where_there_is_room_and_moves_when_that_node_is_killed
 
     // kill -9 the node that makes the ladder.
     let viewer = if placed == 3 { 1 } else { 2 };
-    let before = newest_media(&playlist(nodes[viewer].http, "far", "240p").await);
     nodes[index_of(placed)].kill();
-    let took = rungs_resume(&nodes[viewer], "far", before + 1, Duration::from_secs(20)).await;
-    eprintln!("ladder resumed {} ms after its node was killed", took.as_millis());
+    let killed = Instant::now();
+    // Whatever the killed worker had sent is in by now; the newest media from here on is
+    // the new worker's.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let at_kill = newest_of_rungs(&nodes[viewer], "far").await;
+    let before = at_kill.iter().map(|m| m.0).min().unwrap();
+    rungs_resume(&nodes[viewer], "far", &at_kill, Duration::from_secs(20)).await;
+    eprintln!("ladder resumed {} ms after its node was killed", killed.elapsed().as_millis());
     let (now, new_epoch, moves) = placement(&nodes[viewer], &admin, "far").await.expect("placed again");
     assert!(now != placed && now != 1, "moved to the remaining node with capacity, not {now}");
     assert!(new_epoch > epoch && moves >= 1, "a new epoch: {epoch} then {new_epoch}, moves {moves}");
@@ -146,14 +182,21 @@ async fn a_drained_node_hands_its_ladder_on_holds_nothing_and_leaves() {
         eventually(Duration::from_secs(10), "a placement", || placement(&nodes[0], &admin, "drained")).await;
     let other = if placed == 2 { 3 } else { 2 };
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let before = newest_media(&playlist(nodes[0].http, "drained", "240p").await);
+    let before = newest_media(&playlist(nodes[0].http, "drained", "240p").await).0;
 
-    let out = tessera_cli("cluster", &["drain", &placed.to_string(), "--wait", "30"], &nodes[0], &admin);
+    // Viewers of the node that stays watch the rungs while the ladder moves.
+    let watching = tokio::spawn(longest_pause(nodes[index_of(other)].http, "drained".into(), Duration::from_secs(12)));
+    let drain = || tessera_cli("cluster", &["drain", &placed.to_string(), "--wait", "30"], &nodes[0], &admin);
+    let out = tokio::task::block_in_place(drain);
     assert!(out.contains("holds nothing"), "{out}");
+    let pause = watching.await.unwrap();
+    eprintln!("longest a rung went without new media while its ladder moved: {} ms", pause.as_millis());
     let (now, new_epoch, moves) = placement(&nodes[0], &admin, "drained").await.expect("placed again");
     assert_eq!(now, other, "the ladder moved to the node that is not draining");
     assert!(new_epoch > epoch && moves >= 1);
-    rungs_resume(&nodes[index_of(other)], "drained", before + 1, Duration::from_secs(20)).await;
+    rungs_resume(&nodes[index_of(other)], "drained", &[(before + 1, usize::MAX); 2], Duration::from_secs(20)).await;
+    // Made before broken: the successor took over at a boundary, so no rung misses anything.
+    assert_one_ladder(&nodes[index_of(other)], "drained", u64::MAX).await;
     let view = node_view(&nodes[0], &admin, placed).await.unwrap();
     assert_eq!(view["draining"], true);
     assert_eq!(view["holds"]["nothing"], true, "{view}");
@@ -212,7 +255,7 @@ async fn an_encoder_node_cut_off_gets_nothing_into_the_stream_once_its_placement
         eventually(Duration::from_secs(10), "a placement", || placement(&nodes[2], &admin, "cut")).await;
     assert_eq!(placed, 1, "the preferred node makes the ladder");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = newest_media(&playlist(nodes[2].http, "cut", "240p").await);
+    let before = newest_media(&playlist(nodes[2].http, "cut", "240p").await).0;
 
     // Node 1 is cut off from both others, both ways: the ladder moves to node 3.
     let cut_off = nodes[0].cluster.port();
@@ -220,7 +263,7 @@ async fn an_encoder_node_cut_off_gets_nothing_into_the_stream_once_its_placement
         links[0].cut(nodes[i].cluster.port());
         links[i].cut(cut_off);
     }
-    rungs_resume(&nodes[2], "cut", before + 1, Duration::from_secs(20)).await;
+    rungs_resume(&nodes[2], "cut", &[(before + 1, usize::MAX); 2], Duration::from_secs(20)).await;
     let (now, new_epoch, _) = placement(&nodes[2], &admin, "cut").await.expect("placed again");
     assert_eq!(now, 3);
     assert!(new_epoch > epoch);
