@@ -4,7 +4,8 @@
 #   - a 1080p H.264 feed with B-frames becomes a four-rung ladder that hls.js plays, switching
 #     to every rung in turn, and that `tessera publish --test-pattern` feeds too;
 #   - publish tokens are enforced on both protocols;
-#   - a three-node cluster: published to one node, played from the other two;
+#   - a three-node cluster: published to one node, played from the other two; a ladder made
+#     on another node than the publisher's, every rung played from the third;
 #   - hls.js (pinned in interop/package-lock.json) plays in Debian's Chromium, driven by
 #     playwright-core: steady playback with glass-to-glass latency from a burned-in clock,
 #     then a publisher that drops and returns, then one that leaves for good;
@@ -196,6 +197,7 @@ check "metrics exported" metrics
 # The trio's HTTP and SRT ports and its admin token, for the cases after it.
 TRIO_HTTP=() TRIO_SRT=() TRIO_ADMIN=
 TRIO_PIDS=()
+TRIO_FIRST=() # flags for the first node only
 start_trio() { # [folder name, then extra node flags]
     local d=$WORK/${1:-trio} quic=() i tokens
     shift || true
@@ -206,7 +208,7 @@ start_trio() { # [folder name, then extra node flags]
     join=$(echo "$tokens" | sed -n 's/^join-token: //p')
     TRIO_ADMIN=$(echo "$tokens" | sed -n 's/^admin-token: //p')
     for i in 0 1 2; do
-        local extra=()
+        local extra=("${TRIO_FIRST[@]}")
         [ "$i" = 0 ] || extra=(--join "127.0.0.1:${quic[0]}" --token "$join")
         $BIN node --data-dir "$d/$i" --cluster "127.0.0.1:${quic[$i]}" --http "127.0.0.1:${TRIO_HTTP[$i]}" \
             --srt "127.0.0.1:${TRIO_SRT[$i]}" --rtmp "127.0.0.1:$(free_port)" --log warn "${extra[@]}" "$@" \
@@ -464,6 +466,40 @@ ladder() {
     [ "$(json "$s" 's.started && s.fatal.length === 0 && s.stalls === 0 && s.levels.length === 4 && [1080, 720, 480, 360].every(h => (s.framesByHeight[h] || 0) > 25)')" = true ]
 }
 check "hls.js plays a 1080p B-frame feed as a 4-rung ladder and switches to every rung without a stall" ladder
+
+# 9b. A ladder made on another node: the trio's first node takes the publisher but makes no
+# ladders (--transcode-capacity 0), so the catalog places the ladder on node 2 or 3; hls.js
+# on node 3 is forced onto every rung in turn.
+placed_ladder() {
+    local p
+    for p in "${TRIO_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done # the VOD trio is done
+    TRIO_FIRST=(--transcode-capacity 0)
+    start_trio placed --ladder "source,240p:400,144p:200"
+    local started=$?
+    TRIO_FIRST=()
+    ((started == 0)) || return 1
+    local http=("${TRIO_HTTP[@]}")
+    interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/placed,m=publish' \
+        "srt://127.0.0.1:${TRIO_SRT[0]}?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-placed.log" &
+    local feed=$!
+    pids+=($feed)
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:${http[2]}/live/placed/144p/index.m3u8" >/dev/null && break; sleep 0.2; done
+    local stream node
+    stream=$(curl -sf -H "Authorization: Bearer $TRIO_ADMIN" "http://127.0.0.1:${http[2]}/api/v1/streams/placed") || return 1
+    node=$(echo "$stream" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const p=JSON.parse(s).placement;process.stdout.write(String(p&&p.node))})')
+    echo "interop: the ladder of a stream published to node 1 is made on node $node"
+    [ "$node" = 2 ] || [ "$node" = 3 ] || { echo "$stream"; return 1; }
+    sleep 4
+    node interop/player.mjs --url "http://127.0.0.1:${http[2]}/live/placed/index.m3u8" --seconds 30 --cycle-levels 5 \
+        --switch-by nextLevel --config '{"liveSyncDuration":3}' --record "$RESULTS/playlists.jsonl" \
+        --out "$RESULTS/placed.json" >/dev/null || return 1
+    kill "$feed" 2>/dev/null || true
+    local s=$PWD/$RESULTS/placed.json
+    echo "interop: placed ladder from node 3: levels $(json "$s" 's.levels.map(l => l.height).join("/")'), frames shown by height" \
+        "$(json "$s" 'JSON.stringify(s.framesByHeight)'), forced switches $(json "$s" 's.forcedSwitches'), stalls $(json "$s" 's.stalls')"
+    [ "$(json "$s" 's.started && s.fatal.length === 0 && s.stalls === 0 && s.levels.length === 3 && [360, 240, 144].every(h => (s.framesByHeight[h] || 0) > 25)')" = true ]
+}
+check "a ladder made on another node than the publisher's plays every rung in hls.js from the third node" placed_ladder
 
 pattern() {
     local srt_addr=${SRT#srt://}
