@@ -13,8 +13,10 @@ pub mod cost;
 pub mod governor;
 pub mod ladder;
 pub mod ledger;
+pub mod roster;
 pub mod wire;
 
 pub use governor::{DropReason, GovernorConfig, LoadGovernor};
 pub use ladder::{plan, EncodeTarget, H264Profile, LadderSpec, Rendition, RungSpec, SOURCE};
 pub use ledger::{Gap, GapLedger};
+pub use roster::{Admit, Role, WorkerRoster};

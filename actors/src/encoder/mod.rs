@@ -19,6 +19,7 @@ mod handover;
 pub mod launch;
 pub mod process;
 mod rungs;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,12 +31,14 @@ use tessera_ingest::timestamp::TICKS_PER_SECOND;
 use tessera_ingest::{h264, hevc, CodecConfig, Frame, TrackInfo, TrackKind};
 use tessera_packager::segmenter::{Boundary, SegmenterConfig};
 use tessera_transcode::wire::{EncoderTuning, FromWorker, RungJob, SourceCodec, StartJob, ToWorker};
-use tessera_transcode::{plan, GapLedger, GovernorConfig, LadderSpec, LoadGovernor, Rendition, SOURCE};
+use tessera_transcode::{
+    plan, GapLedger, GovernorConfig, LadderSpec, LoadGovernor, Rendition, Role, WorkerRoster, SOURCE,
+};
 use tracing::Instrument;
 
 use crate::mailbox::Inflight;
 use crate::segmenter::SegmenterMsg;
-use launch::{LaunchError, LaunchRequest, QueueError, WorkerLink, WorkerPlace};
+use launch::{LaunchError, QueueError, WorkerLink};
 pub use launch::{WorkerEvent, WorkerLauncher};
 pub use process::WorkerCommand;
 use rungs::Rung;
@@ -122,7 +125,13 @@ pub struct EncoderState {
     generation: u64,
     /// The newest generation handed out.
     last_generation: u64,
-    handover: Option<handover::Handover>,
+    /// Whose output the rungs take.
+    roster: WorkerRoster<(FromWorker, Bytes)>,
+    /// A worker started to take over from the current one, once it has started.
+    successor: Option<handover::Successor>,
+    /// Why the successor being started is.
+    successor_why: String,
+    /// The worker that handed over, finishing the segments before the boundary.
     retiring: Option<handover::Retiring>,
     restarts: u64,
     crashes: Vec<Instant>,
@@ -164,7 +173,9 @@ impl Actor for EncoderActor {
             avoid: Vec::new(),
             generation: 0,
             last_generation: 0,
-            handover: None,
+            roster: WorkerRoster::new(handover::HELD_PACKETS),
+            successor: None,
+            successor_why: String::new(),
             retiring: None,
             restarts: 0,
             crashes: Vec::new(),
@@ -222,27 +233,9 @@ impl Actor for EncoderActor {
                         _ => st.finish(&myself),
                     }
                 }
-                EncoderMsg::Worker { generation, event } if generation == st.generation => match event {
-                    WorkerEvent::Message(msg, body) => {
-                        if let Some((msg, body)) = st.hold(msg, body) {
-                            st.worker_message(msg, body)
-                        }
-                    }
-                    WorkerEvent::Garbled(e) => {
-                        tracing::error!(error = %e, "codec worker output unreadable; killing it");
-                        if let Some(w) = st.worker.as_mut() {
-                            w.kill();
-                        }
-                    }
-                    WorkerEvent::Exited(how) => st.worker_exited(how, false),
-                    WorkerEvent::Lost(how) => st.worker_exited(how, true),
-                    WorkerEvent::Displaced(why) => st.displaced(why),
-                },
-                EncoderMsg::Worker { generation, event } => st.other_worker(generation, event),
+                EncoderMsg::Worker { generation, event } => st.worker_event(generation, event),
                 EncoderMsg::Launched { generation, result } if generation == st.generation => st.launched(result),
-                EncoderMsg::Launched { generation, result }
-                    if st.handover.as_ref().is_some_and(|h| h.generation == generation) =>
-                {
+                EncoderMsg::Launched { generation, result } if st.roster.role(generation) == Role::Successor => {
                     st.successor_launched(result)
                 }
                 EncoderMsg::Launched { result, .. } => {
@@ -427,180 +420,7 @@ impl EncoderState {
         self.cfg.sink.plan(&self.cfg.stream, self.cfg.session, planned);
     }
 
-    /// Asks the launcher for the ladder's worker; the answer comes back as
-    /// [`EncoderMsg::Launched`].
-    fn start_worker(&mut self) {
-        if self.launching || self.ending {
-            return;
-        }
-        if let Some(generation) = self.launch(&[], false) {
-            self.generation = generation;
-            self.launching = true;
-        }
-    }
-
-    /// Asks the launcher for a worker of a new generation, passing over `avoid` too; a
-    /// `handover` worker takes over from the current one.
-    fn launch(&mut self, avoid: &[u64], handover: bool) -> Option<u64> {
-        let job = self.job.as_ref()?;
-        self.last_generation += 1;
-        let generation = self.last_generation;
-        let now = Instant::now();
-        self.avoid.retain(|(_, at)| now.duration_since(*at) < AVOID_FOR);
-        let mut avoid = avoid.to_vec();
-        avoid.extend(self.avoid.iter().map(|(n, _)| *n));
-        let request = LaunchRequest {
-            stream: self.cfg.stream.clone(),
-            session: self.cfg.session,
-            generation,
-            cost: tessera_transcode::cost::ladder_cores(job),
-            avoid,
-            handover,
-        };
-        let events_to = self.myself.clone();
-        let events: launch::WorkerEvents =
-            Arc::new(move |event| events_to.send_message(EncoderMsg::Worker { generation, event }).is_ok());
-        let launching = self.cfg.settings.launcher.launch(request, events);
-        let answer_to = self.myself.clone();
-        tokio::spawn(
-            async move {
-                let result = launching.await;
-                if let Err(ractor::MessagingErr::SendErr(EncoderMsg::Launched { result: Ok(mut w), .. })) =
-                    answer_to.send_message(EncoderMsg::Launched { generation, result })
-                {
-                    w.kill();
-                }
-            }
-            .instrument(self.span.clone()),
-        );
-        Some(generation)
-    }
-
-    /// Gives a started worker its job (and the rungs dropped so far); false if it refused.
-    fn give_job(&self, w: &dyn WorkerLink) -> bool {
-        let Some(job) = self.job.clone() else { return false };
-        let mut ok = w.send(&ToWorker::Start(job), Bytes::new()).is_ok();
-        for (i, _) in self.rungs.iter().enumerate().filter(|(_, r)| r.dropped) {
-            ok &= w.send(&ToWorker::DropRung(i as u32), Bytes::new()).is_ok();
-        }
-        ok
-    }
-
-    /// A worker started (or could not be): give it its job, or try again later.
-    fn launched(&mut self, result: Result<Box<dyn WorkerLink>, LaunchError>) {
-        self.launching = false;
-        let w = match result {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the codec worker");
-                self.schedule_restart();
-                self.publish_status();
-                return;
-            }
-        };
-        if self.job.is_none() {
-            return;
-        }
-        let ok = self.give_job(w.as_ref());
-        let place = w.place();
-        match place {
-            WorkerPlace::Local { pid } => {
-                tracing::info!(?pid, generation = self.generation, rungs = self.rungs.len(), "codec worker started")
-            }
-            WorkerPlace::Node { node, epoch } => {
-                tracing::info!(
-                    node,
-                    epoch,
-                    generation = self.generation,
-                    rungs = self.rungs.len(),
-                    "codec worker started on another node"
-                )
-            }
-        }
-        self.worker = Some(w);
-        self.set_place();
-        metrics::gauge!("tessera_codec_workers").increment(1.0);
-        if !ok {
-            tracing::error!("codec worker refused its job");
-        }
-        self.catch_up();
-        if self.ending {
-            let myself = self.myself.clone();
-            self.finish(&myself);
-        }
-        self.publish_status();
-    }
-
-    fn worker_exited(&mut self, how: String, lost: bool) {
-        self.stop_movers();
-        let place = self.worker.as_ref().map(|w| w.place());
-        if self.worker.take().is_some() {
-            metrics::gauge!("tessera_codec_workers").decrement(1.0);
-        }
-        self.status.worker_pid = None;
-        self.status.worker_node = None;
-        if self.ending {
-            let myself = self.myself.clone();
-            self.finish(&myself);
-            return;
-        }
-        if let (true, Some(node)) = (lost, place.and_then(|p| p.node())) {
-            self.avoid.push((node, Instant::now()));
-        }
-        metrics::counter!("tessera_codec_worker_exits_total").increment(1);
-        tracing::error!(generation = self.generation, %how, lost, "codec worker gone; the transcoded renditions have a gap until it is back");
-        self.feeding = false;
-        self.governor.worker_restarted();
-        let gaps = self.ledger.interrupt();
-        for r in self.rungs.iter().filter(|r| !r.dead) {
-            let _ = r.segmenter.send(SegmenterMsg::Abandon);
-        }
-        self.send_gaps(gaps);
-        if lost {
-            // Its node is gone, not the worker's fault: place it again at once.
-            self.count_restart();
-            self.start_worker();
-        } else {
-            self.schedule_restart();
-        }
-        self.publish_status();
-    }
-
-    fn count_restart(&mut self) {
-        self.restarts += 1;
-        self.status.worker_restarts = self.restarts;
-        metrics::counter!("tessera_codec_worker_restarts_total").increment(1);
-    }
-
-    /// Backoff: 250 ms after a first crash, doubling with each crash in the last minute,
-    /// at most 5 s.
-    fn schedule_restart(&mut self) {
-        let now = Instant::now();
-        self.crashes.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-        self.crashes.push(now);
-        let delay = Duration::from_millis(250 * (1u64 << (self.crashes.len() - 1).min(5))).min(Duration::from_secs(5));
-        self.count_restart();
-        let generation = self.generation;
-        self.myself.send_after(delay, move || EncoderMsg::Restart { generation });
-    }
-
-    /// A worker that arrived in the middle of a segment no rung has begun starts from that
-    /// segment's first frame: the ladder's first segment is not lost to the time it takes
-    /// to place the worker, nor a later one to a move between segments.
-    fn catch_up(&mut self) {
-        let Some(segment) = self.open_segment.first().and_then(|(_, b)| b.map(|b| b.segment)) else { return };
-        let now = Instant::now();
-        if self.feeding || self.ending || self.governor.behind(now) || !self.ledger.can_start(segment) {
-            return;
-        }
-        let frames = std::mem::take(&mut self.open_segment);
-        tracing::info!(segment, frames = frames.len(), "worker catches up from the open segment's start");
-        for (frame, boundary) in frames {
-            self.frame(frame, boundary);
-        }
-    }
-
-    fn frame(&mut self, frame: Frame, boundary: Option<Boundary>) {
+    pub(super) fn frame(&mut self, frame: Frame, boundary: Option<Boundary>) {
         if let Some(b) = boundary {
             self.boundaries.insert(b.segment, b);
         }
@@ -666,7 +486,7 @@ impl EncoderState {
         self.send_gaps(gaps);
     }
 
-    fn worker_message(&mut self, msg: FromWorker, body: Bytes) {
+    pub(super) fn worker_message(&mut self, msg: FromWorker, body: Bytes) {
         match msg {
             FromWorker::Ready { ffmpeg } => {
                 tracing::info!(%ffmpeg, "codec worker ready")
@@ -699,12 +519,12 @@ impl EncoderState {
         }
     }
 
-    fn publish_status(&self) {
+    pub(super) fn publish_status(&self) {
         self.cfg.sink.transcoder(&self.cfg.stream, self.cfg.session, self.status.clone());
     }
 
     /// Ends the rungs; the actor stops when they have.
-    fn finish(&mut self, myself: &ActorRef<EncoderMsg>) {
+    pub(super) fn finish(&mut self, myself: &ActorRef<EncoderMsg>) {
         if let Some(mut w) = self.worker.take() {
             w.kill();
             metrics::gauge!("tessera_codec_workers").decrement(1.0);
