@@ -11,6 +11,10 @@
 //! while leaders die and minorities are cut off, watched by viewers polling every node's
 //! gate throughout; no node may serve a release before its time or before it committed.
 //!
+//! And for live ladders made across the cluster ([`ladders`]): the origin places its ladder
+//! through the catalog while encoder nodes are killed, cut off and drained; at most one
+//! encoder publishes each rung of each segment and every rung converges.
+//!
 //! # Contract
 //! - A scenario ([`scenario::run`]) fails if the history of client operations is not
 //!   linearizable (which covers a lost acknowledged write) or if the nodes end with
@@ -26,6 +30,7 @@
 pub mod cluster;
 pub mod history;
 pub mod jobs;
+pub mod ladders;
 pub mod linearizability;
 pub mod media;
 pub mod release;

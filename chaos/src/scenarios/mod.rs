@@ -4,6 +4,8 @@
 
 mod jobs_worker_killed;
 mod jobs_worker_partitioned;
+mod ladder_drained;
+mod ladder_encoders_killed_and_cut;
 mod leader_killed;
 mod majority_partitioned;
 mod media_links_cut;
