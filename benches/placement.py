@@ -8,11 +8,10 @@ node making it is killed (kill -9), over many trials, and what the link carries.
   SRT, looped, with the ladder `source,240p:300,144p:150` (2 s segments, 200 ms parts).
 - Each trial kills the node that makes the ladder, then polls node 1's 240p playlist every
   20 ms. Two times, from the kill: *placed again* (the stream's placement names the other
-  node under a new epoch, from the admin API) and *resumed* (a part of a segment after the
-  last one listed at the kill is listed). The killed node is started again from its folder
-  and rejoins before the next trial, which kills whichever node then makes the ladder.
-- Bytes on the link: the rate of source video sent to the worker and of rung packets back,
-  from the encoder's published renditions, per stream.
+  node under a new epoch, from the admin API) and *resumed* (the rung lists media newer
+  than its newest 100 ms after the kill, by which time whatever the killed worker had sent
+  is in). The killed node is started again from its folder and rejoins before the next
+  trial, which kills whichever node then makes the ladder.
 Writes placement.json.
 """
 import json
@@ -49,21 +48,23 @@ def placement(node, token):
     return (p["node"], p["epoch"]) if p else None
 
 
-def newest_msn(node):
-    """The newest segment number with media listed in the 240p playlist (parts included)."""
+def newest_media(node):
+    """The newest media the 240p playlist lists, as (segment, part): a whole segment counts
+    as after all its parts; gaps are not media."""
     text = benchlib.get(node.url(f"/live/{STREAM}/240p/index.m3u8"), timeout=2)
-    msn, newest, gap = 0, -1, False
+    msn, part, newest, gap = 0, 0, (-1, 0), False
     for line in text.splitlines():
         if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
             msn = int(line.split(":")[1])
         elif line == "#EXT-X-GAP":
             gap = True
         elif line.startswith("#EXT-X-PART:"):
-            newest = max(newest, msn)
+            newest = max(newest, (msn, part))
+            part += 1
         elif line and not line.startswith("#"):
             if not gap:
-                newest = max(newest, msn)
-            msn, gap = msn + 1, False
+                newest = max(newest, (msn, 1 << 30))
+            msn, part, gap = msn + 1, 0, False
     return newest
 
 
@@ -75,15 +76,16 @@ def main():
     nodes[0].start()
     origin = nodes[0]
     pub = benchlib.publisher(origin, STREAM, LOGS)
-    benchlib.wait("the ladder", lambda: newest_msn(origin) >= 2, within=60, bench="placement")
+    benchlib.wait("the ladder", lambda: newest_media(origin)[0] >= 2, within=60, bench="placement")
     placed_ms, resumed_ms = [], []
     for trial in range(TRIALS):
         node_id, epoch = benchlib.wait("a placement", lambda: placement(origin, token), bench="placement")
         victim = nodes[node_id - 1]
-        benchlib.wait("media in the open segment", lambda: newest_msn(origin) >= 0, bench="placement")
-        before = newest_msn(origin)
+        benchlib.wait("media in the rung", lambda: newest_media(origin)[0] >= 0, bench="placement")
         t0 = time.monotonic()
         victim.kill()
+        time.sleep(0.1)
+        before = newest_media(origin)
         placed = resumed = None
         while resumed is None and time.monotonic() - t0 < 30:
             now = time.monotonic()
@@ -91,7 +93,7 @@ def main():
                 p = placement(origin, token)
                 if p and p[1] > epoch:
                     placed = now - t0
-            if newest_msn(origin) > before:
+            if newest_media(origin) > before:
                 resumed = now - t0
             time.sleep(0.02)
         if resumed is None:

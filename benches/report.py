@@ -540,15 +540,68 @@ if pl:
     p("| from the kill to | p50 | p99 | max | goal |")
     p("|---|---|---|---|---|")
     p(f"| the ladder placed on the other node (new epoch) | {pd['p50']:.0f} ms | {pd['p99']:.0f} ms | {pd['max']:.0f} ms | |")
-    p(f"| a part of a new segment in the rung | {r['p50']:.0f} ms | {r['p99']:.0f} ms | {r['max']:.0f} ms | under 3 s |")
+    p(f"| new media in the rung | {r['p50']:.0f} ms | {r['p99']:.0f} ms | {r['max']:.0f} ms | under 3 s |")
     p()
     p("Where the time goes: the origin takes the worker's node as lost after 1 s without a message on the link")
     p("(pings every 200 ms); placing it again (asking the nodes' load, a catalog write, starting the worker there) takes")
-    p("tens of milliseconds; then the new worker waits for the next segment boundary (0 to 2 s, 1 s on average),")
-    p("since the rung had already published parts of the segment in progress: those parts cannot be made again.")
+    p("tens of milliseconds. If no rung had begun the segment then in progress, the new worker starts from that")
+    p("segment's first frame (the origin keeps it) and the rung resumes at once; otherwise it waits for the next")
+    p("boundary (up to 2 s), since parts of the segment in progress were published and cannot be made again.")
     p(f"Every trial: {', '.join(str(x) for x in r['all'])} ms.")
 else:
     p("The placement benchmark did not run; see target/bench/logs.")
+p()
+p("### The cost of distance")
+p()
+di = load("distance.json")
+if di:
+    p(f"Run {di['run']}. Two nodes giving two cores each to ladders; two streams of the sample published to node 1")
+    p("side by side with the ladder `source,240p:300,144p:150`: `near` keeps its ladder on node 1 (the origin has room),")
+    p("`far` is pinned to node 2, so its source video crosses the QUIC link to the worker and the rung packets come")
+    p("back. For every part, clients following the playlists with blocking reloads note when it first shows in the")
+    p("240p rung and in the passthrough; the rung's delay is the difference. Glass-to-glass of a rung is the")
+    p("passthrough's plus this delay (publisher, ingest and player are the same for both), so far minus near is what")
+    p(f"distance adds to glass-to-glass. {di['seconds']} s, loopback.")
+    p()
+    p("| 240p part after the passthrough's | parts | p50 | p99 | max |")
+    p("|---|---|---|---|---|")
+    for s in ("near", "far"):
+        r = di[s]
+        where = "made on the origin" if s == "near" else "made on node 2"
+        p(f"| {s} ({where}) | {r['parts']} | {r['p50']:.0f} ms | {r['p99']:.0f} ms | {r['max']:.0f} ms |")
+    e = di["extra_ms"]
+    p(f"| **far minus near** | | **{e['p50']:+.0f} ms** | **{e['p99']:+.0f} ms** (goal: at most +50 ms) | |")
+    p()
+    lk = di["link_kbit_s"]
+    p(f"Bytes on the wire for the stream made on node 2: {lk['to_worker']:.0f} kbit/s to the worker (its source video,")
+    p(f"framed) and {lk['from_worker']:.0f} kbit/s back (the two rungs' video, plus the worker's reports), from node 1's")
+    p("`tessera_remote_bytes_total{kind=\"transcode.worker\"}`. Audio never crosses: the rungs take the source's.")
+else:
+    p("The distance benchmark did not run; see target/bench/logs.")
+p()
+p("### Capacity on one, two and three nodes")
+p()
+ca = load("capacity.json")
+if ca:
+    p(f"Run {ca['run']}. Each node gets a fixed budget of {ca['budget_cores']} cores, enforced by the kernel: the node")
+    p("process is put in a cgroup of its own (cgroup v1 `cpu.cfs_quota_us`) before it takes any stream, and its codec")
+    p("workers, being its children, share it; `--transcode-capacity` says the same budget. Three nodes use 1.8 of the")
+    p("machine's 2 cores; the publishers run outside the budgets. Streams of the sample (640x360, 25 fps, ladder")
+    p(f"`source,240p:300,144p:150`) are all published to node 1, one more every {ca['step_s']} s; a step keeps real")
+    p("time if, after 4 s for the new ladder to start, no worker fell behind, no rung was dropped for load and no")
+    p("worker died on node 1 (which runs every stream's encoder) for the rest of the step.")
+    p()
+    p("| nodes | streams whose ladders keep real time | against one node | ladders per node | goal |")
+    p("|---|---|---|---|---|")
+    for r in ca["runs"]:
+        goal = "at least 1.8x" if r["nodes"] == 2 else ""
+        per = ", ".join(f"node {k}: {v}" for k, v in sorted(r["placed"].items()))
+        p(f"| {r['nodes']} | {r['streams']} | {ca['ratio'][str(r['nodes'])]:.2f}x | {per} | {goal} |")
+    p()
+    p("A ladder stays on the origin while the origin has room and goes to the node with the most headroom when not;")
+    p("the origin keeps every stream's ingest, packaging and encoder actor, which is why it holds fewer ladders.")
+else:
+    p("The capacity benchmark did not run (it needs root for its cgroups); see target/bench/logs.")
 p()
 compare = os.path.join(os.path.dirname(OUT.rstrip("/")), "bench-compare", "compare.md")
 if os.path.exists(compare):

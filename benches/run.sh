@@ -2,12 +2,13 @@
 # Tessera's benchmarks, each beside the peer a user would otherwise pick, measured in the
 # same run on this machine, reported as figures and ratios in docs/benchmarks.md.
 #
-#   benches/run.sh            # everything (about 17 minutes)
+#   benches/run.sh            # everything (about 27 minutes)
 #   BENCH_QUICK=1 benches/run.sh   # shorter windows, for a smoke run
 #   BENCH_ONLY=catalog benches/run.sh   # the catalog beside etcd alone (or relay: the
 #                                       # cluster's media path; release: premieres; license:
 #                                       # content protection; vod: uploads; placement:
-#                                       # ladders moving between nodes); the
+#                                       # ladders across nodes: moves, distance and
+#                                       # capacity, the last needing root for cgroups); the
 #                                       # rest of the page keeps the last full run's figures
 #
 # Peers: nginx with libnginx-mod-rtmp (RTMP in, HLS out), ffmpeg's own HLS muxer (fMP4),
@@ -70,10 +71,14 @@ transcode() {
         2> >(tee -a "$OUT/logs/transcode.log" >&2) || echo "bench: transcode benchmark failed" >&2
 }
 placement() {
-    echo "bench: a ladder's move after its node is killed, on three nodes" >&2
+    echo "bench: ladders across the cluster: a move after a kill, the cost of distance, capacity on 1-3 nodes" >&2
     mkdir -p "$OUT/logs"
     python3 benches/placement.py "$OUT" "$BIN/tessera" "$([ "$QUICK" = 1 ] && echo 4 || echo 12)" \
         2> >(tee -a "$OUT/logs/placement.log" >&2) || echo "bench: placement benchmark failed" >&2
+    python3 benches/distance.py "$OUT" "$BIN/tessera" "$([ "$QUICK" = 1 ] && echo 20 || echo 60)" \
+        2> >(tee -a "$OUT/logs/distance.log" >&2) || echo "bench: distance benchmark failed" >&2
+    python3 benches/capacity.py "$OUT" "$BIN/tessera" "$([ "$QUICK" = 1 ] && echo 8 || echo 12)" \
+        2> >(tee -a "$OUT/logs/capacity.log" >&2) || echo "bench: capacity benchmark failed" >&2
 }
 case "${BENCH_ONLY:-}" in
     catalog | relay | release | license | vod | transcode | placement)

@@ -87,8 +87,8 @@ where
                 hosted.owner_gone("the owner left before the actor started");
                 return;
             };
-            let writer = write_frames(duplex.send, control, data, Encoded::stop("stopped"));
-            let frames = read_frames::<K::In>(duplex.recv);
+            let writer = write_frames(K::NAME, duplex.send, control, data, Encoded::stop("stopped"));
+            let frames = read_frames::<K::In>(K::NAME, duplex.recv);
             serve_link::<K>(peer, config, frames, control_tx, writer, hosted).await;
         }
     });

@@ -22,7 +22,8 @@
 //!   link for longer than the silence bound.
 //! - **Calls** are messages whose answer comes back as an `Out` message; the owner waits
 //!   for it with a timeout of its own. The round trip of the link is measured by its pings
-//!   (`tessera_remote_round_trip_seconds{kind}`).
+//!   (`tessera_remote_round_trip_seconds{kind}`); the bytes each way are counted
+//!   (`tessera_remote_bytes_total{kind,direction}`).
 //! - Only members may host or own (the protocol is [`Access::Member`]); the host may refuse
 //!   to start an actor (no capacity, draining), and says why.
 
@@ -159,12 +160,18 @@ enum Incoming<T> {
 /// Reads a link's frames on a task of its own (reading is not cancel-safe) until the far
 /// side finishes, the link breaks, or nobody listens.
 fn read_frames<T: DeserializeOwned + Send + 'static>(
+    kind: &'static str,
     mut source: crate::wire::MessageSource,
 ) -> tokio::sync::mpsc::Receiver<Incoming<T>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let received = metrics::counter!("tessera_remote_bytes_total", "kind" => kind, "direction" => "received");
     tokio::spawn(async move {
         loop {
-            let incoming = match source.next().await {
+            let message = source.next().await;
+            if let Ok(Some(m)) = &message {
+                received.increment((8 + m.header.len() + m.body.len()) as u64);
+            }
+            let incoming = match message {
                 Ok(Some(m)) => match postcard::from_bytes::<LinkFrame<T>>(&m.header) {
                     Ok(frame) => Incoming::Frame(frame, m.body),
                     Err(e) => Incoming::Broken(format!("malformed frame: {e}")),
@@ -185,11 +192,13 @@ fn read_frames<T: DeserializeOwned + Send + 'static>(
 /// then `data`. Ends after writing a stop, or `closing` once every data sender is gone;
 /// either way it finishes the stream so the far side reads the end after it.
 fn write_frames(
+    kind: &'static str,
     mut sink: crate::wire::MessageSink,
     mut control: tokio::sync::mpsc::Receiver<(Encoded, bool)>,
     mut data: tokio::sync::mpsc::Receiver<Encoded>,
     closing: Encoded,
 ) -> tokio::task::JoinHandle<()> {
+    let sent = metrics::counter!("tessera_remote_bytes_total", "kind" => kind, "direction" => "sent");
     tokio::spawn(async move {
         loop {
             let (frame, last) = tokio::select! {
@@ -203,8 +212,9 @@ fn write_frames(
                     None => (Encoded { header: closing.header.clone(), body: Bytes::new() }, true),
                 },
             };
-            if sink.send(&frame.header, &[frame.body]).await.is_err() {
-                return;
+            match sink.send(&frame.header, &[frame.body]).await {
+                Ok(n) => sent.increment(n as u64),
+                Err(_) => return,
             }
             if last {
                 let _ = sink.finish();

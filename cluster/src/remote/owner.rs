@@ -83,8 +83,8 @@ pub async fn spawn<K: RemoteKind>(
     answer.map_err(|why| SpawnError::Refused { node, why })?;
     let (data_tx, data) = mpsc::channel(config.capacity.max(1));
     let (control_tx, control) = mpsc::channel(16);
-    let writer = write_frames(duplex.send, control, data, Encoded::stop("its owner let go of it"));
-    let frames = read_frames::<K::Out>(duplex.recv);
+    let writer = write_frames(K::NAME, duplex.send, control, data, Encoded::stop("its owner let go of it"));
+    let frames = read_frames::<K::Out>(K::NAME, duplex.recv);
     tokio::spawn(monitor::<K>(node, config.clone(), frames, control_tx.clone(), writer, deliver));
     metrics::counter!("tessera_remote_spawns_total", "kind" => K::NAME).increment(1);
     Ok(RemoteRef { node, data: data_tx, control: control_tx, _kind: PhantomData })
