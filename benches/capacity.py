@@ -115,11 +115,14 @@ def run(n):
         benchlib.stop(p)
     for node in nodes:
         node.kill()
+    # The workers end when their node's pipe closes; the budgets go once they have.
     for p in paths:
-        try:
-            os.rmdir(p)
-        except OSError:
-            pass
+        for _ in range(100):
+            try:
+                os.rmdir(p)
+                break
+            except OSError:
+                time.sleep(0.1)
     return {"nodes": n, "streams": kept, "steps": steps, "placed": placed}
 
 

@@ -1,8 +1,10 @@
 //! Which node makes a ladder: a pure choice over what each candidate said of itself.
 //!
 //! A node has room for a ladder when its headroom, its transcoding capacity less the larger
-//! of what it promised to ladders and what it measures itself using, covers the ladder's
-//! cost. Pinned streams choose among their pinned nodes only. Otherwise: the preferred
+//! of what it promised to ladders and what it measures itself using, covers what the ladder
+//! would cost there: the estimate, or what each ladder it makes costs it on average as
+//! measured (its whole process included: an origin also ingests and packages), whichever
+//! is more, so that an estimate that is too low is corrected by what nodes see. Pinned streams choose among their pinned nodes only. Otherwise: the preferred
 //! nodes first (in the order given), then the origin, then whoever has the most headroom,
 //! among nodes with room; nodes to avoid (that just lost this ladder) only when nobody
 //! else has room. When no node has room the ladder still goes where the headroom is
@@ -43,6 +45,16 @@ impl NodeLoad {
         self.capacity - self.reserved.max(self.busy)
     }
 
+    /// What a ladder estimated at `estimate` cores would cost this node: at least what each
+    /// of the ladders it makes costs it now, as measured.
+    pub fn cost_of(&self, estimate: f64) -> f64 {
+        if self.ladders.is_empty() {
+            estimate
+        } else {
+            estimate.max(self.busy / self.ladders.len() as f64)
+        }
+    }
+
     fn eligible(&self) -> bool {
         self.capacity > 0.0 && !self.draining
     }
@@ -63,7 +75,7 @@ pub fn rank(request: &Request<'_>, loads: &[NodeLoad]) -> Vec<NodeId> {
     let mut candidates: Vec<&NodeLoad> = loads.iter().filter(|n| n.eligible() && pinned(n)).collect();
     // (has room, not avoided, preferred rank, is origin, headroom)
     let key = |n: &NodeLoad| {
-        let room = n.headroom() >= request.cost;
+        let room = n.headroom() >= n.cost_of(request.cost);
         let avoided = request.avoid.contains(&n.node);
         let preferred = request.rule.prefer.iter().position(|p| *p == n.node).unwrap_or(usize::MAX);
         (!room, avoided, preferred, n.node != request.origin)
@@ -100,6 +112,18 @@ mod tests {
         let mut busy = load(3, 2.0, 0.2);
         busy.busy = 1.9;
         assert_eq!(rank(&req(&rule, &[]), &[load(1, 2.0, 1.6), load(2, 2.0, 1.0), busy])[0], 2, "measured load counts");
+        // The origin makes three ladders estimated at 0.1 and measured at 0.53 cores: a fourth
+        // would not fit, though the estimate says it would.
+        let mut origin = load(1, 2.0, 0.3);
+        origin.busy = 1.6;
+        origin.ladders = (0..3)
+            .map(|i| HostedLadder { stream: format!("s{i}"), epoch: 1, owner: 1, cost: 0.1 })
+            .collect();
+        assert!((origin.cost_of(0.1) - 1.6 / 3.0).abs() < 1e-9);
+        let small = Request { cost: 0.1, ..req(&rule, &[]) };
+        assert_eq!(rank(&small, &[origin.clone(), load(2, 2.0, 0.0)])[0], 2, "measured cost per ladder counts");
+        origin.busy = 0.6;
+        assert_eq!(rank(&small, &[origin, load(2, 2.0, 0.0)])[0], 1, "with room, the origin keeps it");
     }
 
     #[test]
