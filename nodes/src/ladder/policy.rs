@@ -116,9 +116,8 @@ mod tests {
         // would not fit, though the estimate says it would.
         let mut origin = load(1, 2.0, 0.3);
         origin.busy = 1.6;
-        origin.ladders = (0..3)
-            .map(|i| HostedLadder { stream: format!("s{i}"), epoch: 1, owner: 1, cost: 0.1 })
-            .collect();
+        origin.ladders =
+            (0..3).map(|i| HostedLadder { stream: format!("s{i}"), epoch: 1, owner: 1, cost: 0.1 }).collect();
         assert!((origin.cost_of(0.1) - 1.6 / 3.0).abs() < 1e-9);
         let small = Request { cost: 0.1, ..req(&rule, &[]) };
         assert_eq!(rank(&small, &[origin.clone(), load(2, 2.0, 0.0)])[0], 2, "measured cost per ladder counts");
