@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tessera_raft::memory::MemoryNetwork;
-use tessera_raft::{CatalogNode, NodeId, RaftTimeouts};
+use tessera_raft::{CatalogNode, Command, NodeId, NodeRecord, Outcome, RaftTimeouts};
 
 /// A small deterministic random source (xorshift64*), so a seed replays a scenario.
 #[derive(Debug, Clone)]
@@ -32,6 +32,19 @@ impl Rng {
 
 /// The running nodes, shared with the clients (a killed node is `None`).
 pub type Nodes = Arc<RwLock<BTreeMap<NodeId, Option<CatalogNode>>>>;
+
+/// Proposes as node `id` would: through the leader as `id` sees it, only if the network
+/// links them; `None` when it cannot tell whether the write took (as a client of `id`
+/// would not know).
+pub async fn propose_as(nodes: &Nodes, net: &MemoryNetwork, id: NodeId, command: Command) -> Option<Outcome> {
+    let node = |id: NodeId| nodes.read().expect("nodes").get(&id).cloned().flatten();
+    let leader = node(id)?.status().leader.filter(|l| *l == id || net.linked(id, *l))?;
+    match tokio::time::timeout(Duration::from_millis(300), node(leader)?.propose(command)).await {
+        Ok(Ok(o)) => Some(o),
+        Ok(Err(tessera_raft::CatalogError::Rejected(r))) => Some(Outcome::Rejected(r)),
+        _ => None,
+    }
+}
 
 pub struct ChaosCluster {
     pub net: Arc<MemoryNetwork>,
@@ -152,6 +165,30 @@ impl ChaosCluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         false
+    }
+
+    /// Proposes an admin write through whichever node leads, retrying for a while when no
+    /// leader answers; its outcome (a rejection is one), or `None` if nobody took it.
+    pub async fn admin(&self, command: Command) -> Option<Outcome> {
+        for _ in 0..100 {
+            if let Some(n) = self.leader().and_then(|l| self.node(l)) {
+                match tokio::time::timeout(Duration::from_secs(2), n.propose(command.clone())).await {
+                    Ok(Ok(o)) => return Some(o),
+                    Ok(Err(tessera_raft::CatalogError::Rejected(r))) => return Some(Outcome::Rejected(r)),
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// Records every node in the catalog, as a node does when it starts.
+    pub async fn record_nodes(&self) {
+        for id in self.ids() {
+            let node = NodeRecord { id, cluster_addr: addr(id), http_addr: String::new(), joined_ms: 0, region: None };
+            self.admin(Command::PutNode { node }).await;
+        }
     }
 
     /// Stops every node and removes the folder.

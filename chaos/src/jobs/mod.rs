@@ -13,9 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tessera_raft::{
-    AssetRecord, AssetState, CatalogNode, Command, JobRecord, NodeId, NodeRecord, Outcome, SourceRecord,
-};
+use tessera_raft::{AssetRecord, AssetState, CatalogNode, Command, JobRecord, NodeId, Outcome, SourceRecord};
 
 use crate::cluster::{ChaosCluster, Nodes, Rng};
 use crate::release::true_ms;
@@ -59,14 +57,7 @@ impl Context {
     /// Proposes through the leader as node `id` sees it, if `id` can reach it; `None`
     /// when it cannot (the worker does not know whether it still holds its lease).
     async fn propose(&self, id: NodeId, command: Command) -> Option<Outcome> {
-        let node = self.node(id)?;
-        let leader = node.status().leader.filter(|l| *l == id || self.net.linked(id, *l))?;
-        let l = self.node(leader)?;
-        match tokio::time::timeout(Duration::from_millis(300), l.propose(command)).await {
-            Ok(Ok(o)) => Some(o),
-            Ok(Err(tessera_raft::CatalogError::Rejected(r))) => Some(Outcome::Rejected(r)),
-            _ => None,
-        }
+        crate::cluster::propose_as(&self.nodes, &self.net, id, command).await
     }
 }
 
@@ -81,16 +72,7 @@ impl JobsWorld {
             stop: Arc::default(),
             tasks: Vec::new(),
         };
-        for id in world.cluster.ids() {
-            let node = NodeRecord {
-                id,
-                cluster_addr: format!("node-{id}"),
-                http_addr: String::new(),
-                joined_ms: 0,
-                region: None,
-            };
-            world.admin(Command::PutNode { node }).await;
-        }
+        world.cluster.record_nodes().await;
         let source = SourceRecord {
             node: 1,
             size: 1,
@@ -128,17 +110,14 @@ impl JobsWorld {
         }
     }
 
-    /// Proposes an admin write through whichever node leads, retrying for a while.
+    /// Proposes an admin write through whichever node leads; panics if the cluster never
+    /// takes it.
     pub async fn admin(&self, command: Command) {
-        for _ in 0..100 {
-            if let Some(n) = self.cluster.leader().and_then(|l| self.cluster.node(l)) {
-                if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), n.propose(command.clone())).await {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        match self.cluster.admin(command.clone()).await {
+            Some(Outcome::Rejected(r)) => panic!("the cluster refused {command:?}: {r:?}"),
+            Some(_) => {}
+            None => panic!("the cluster never took {command:?}"),
         }
-        panic!("the cluster never took {command:?}");
     }
 
     /// The jobs as a running node has applied them.

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tessera_raft::{CatalogNode, Command, NodeId, NodeRecord, Outcome};
+use tessera_raft::{CatalogNode, Command, NodeId, Outcome};
 use tessera_transcode::{Admit, GapLedger, Role, WorkerRoster};
 use tokio::sync::mpsc;
 
@@ -121,14 +121,7 @@ impl Context {
 
     /// Proposes through the leader as `id` sees it, if `id` reaches it.
     async fn propose(&self, id: NodeId, command: Command) -> Option<Outcome> {
-        let node = self.node(id)?;
-        let leader = node.status().leader.filter(|l| *l == id || self.net.linked(id, *l))?;
-        let l = self.node(leader)?;
-        match tokio::time::timeout(Duration::from_millis(300), l.propose(command)).await {
-            Ok(Ok(o)) => Some(o),
-            Ok(Err(tessera_raft::CatalogError::Rejected(r))) => Some(Outcome::Rejected(r)),
-            _ => None,
-        }
+        crate::cluster::propose_as(&self.nodes, &self.net, id, command).await
     }
 }
 
@@ -145,16 +138,7 @@ impl LadderWorld {
     pub async fn start(name: &str, voters: u64, seed: u64) -> Self {
         let cluster = ChaosCluster::start(name, voters, seed).await;
         let mut world = LadderWorld { cluster, log: Arc::default(), stop: Arc::default(), origin: None };
-        for id in world.cluster.ids() {
-            let node = NodeRecord {
-                id,
-                cluster_addr: format!("node-{id}"),
-                http_addr: String::new(),
-                joined_ms: 0,
-                region: None,
-            };
-            world.admin(Command::PutNode { node }).await;
-        }
+        world.cluster.record_nodes().await;
         let put = Command::PutStream { name: STREAM.into(), ladder: None, token_sha256: None, create_only: true };
         world.admin(put).await;
         let Some(Outcome::Origin(lease)) =
@@ -170,15 +154,7 @@ impl LadderWorld {
 
     /// Proposes an admin write through whichever node leads, retrying for a while.
     pub async fn admin(&self, command: Command) -> Option<Outcome> {
-        for _ in 0..100 {
-            if let Some(n) = self.cluster.leader().and_then(|l| self.cluster.node(l)) {
-                if let Ok(Ok(o)) = tokio::time::timeout(Duration::from_secs(2), n.propose(command.clone())).await {
-                    return Some(o);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
+        self.cluster.admin(command).await
     }
 
     /// The node making the ladder now, as the leader's catalog says.

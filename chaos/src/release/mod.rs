@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tessera_raft::{CatalogNode, Command, NodeId, NodeRecord, Outcome, ReleaseRecord, Visibility};
+use tessera_raft::{CatalogNode, Command, NodeId, Outcome, ReleaseRecord, Visibility};
 
 use crate::cluster::ChaosCluster;
 
@@ -61,15 +61,8 @@ impl ReleaseWorld {
         };
         // Every node records itself in the catalog, as a node does when it starts: the
         // catalog's nodes are the electorate of clock votes.
+        world.cluster.record_nodes().await;
         for id in world.cluster.ids() {
-            let node = NodeRecord {
-                id,
-                cluster_addr: format!("node-{id}"),
-                http_addr: String::new(),
-                joined_ms: 0,
-                region: None,
-            };
-            world.admin(Command::PutNode { node }).await;
             world.tasks.push(tokio::spawn(voter(world.context(), id)));
         }
         world.tasks.push(tokio::spawn(viewers(world.context(), world.sightings.clone())));
@@ -86,20 +79,13 @@ impl ReleaseWorld {
         }
     }
 
-    /// Proposes an admin write through whichever node leads, retrying for a while.
+    /// Proposes an admin write through whichever node leads, retrying for a while; the
+    /// release it made, if any.
     pub async fn admin(&self, command: Command) -> Option<ReleaseRecord> {
-        for _ in 0..100 {
-            if let Some(n) = self.cluster.leader().and_then(|l| self.cluster.node(l)) {
-                match tokio::time::timeout(Duration::from_secs(2), n.propose(command.clone())).await {
-                    Ok(Ok(Outcome::Release(r))) => return Some(r),
-                    Ok(Ok(_)) => return None,
-                    Ok(Err(tessera_raft::CatalogError::Rejected(_))) => return None,
-                    _ => {}
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        match self.cluster.admin(command).await {
+            Some(Outcome::Release(r)) => Some(r),
+            _ => None,
         }
-        None
     }
 
     /// Schedules `content` at `at_ms` (true time); panics if the cluster will not.
