@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts run from benches/: free ports, polling, Tessera
 nodes as processes (a cluster formed with the documented commands), their metrics, and
 publishers."""
+import json
 import os
 import signal
 import socket
@@ -37,6 +38,15 @@ def wait(what, check, within=30, every=0.05, bench="benchmark"):
 def get(url, timeout=5):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode()
+
+
+def admin(node, token, method, path, body=None):
+    """An admin API call on `node`; its JSON answer (None when empty)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(node.url(path), data=data, method=method,
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read() or b"null")
 
 
 class Node:

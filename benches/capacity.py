@@ -23,7 +23,6 @@ import os
 import shutil
 import sys
 import time
-import urllib.request
 
 import benchlib
 
@@ -105,9 +104,7 @@ def run(n):
     placed = {}
     for k in range(1, kept + 1):
         try:
-            req = urllib.request.Request(origin.url(f"/api/v1/streams/s{k}"), headers={"Authorization": f"Bearer {token}"})
-            with urllib.request.urlopen(req, timeout=5) as r:
-                node = (json.loads(r.read()).get("placement") or {}).get("node")
+            node = (benchlib.admin(origin, token, "GET", f"/api/v1/streams/s{k}").get("placement") or {}).get("node")
         except Exception:
             node = None
         placed[str(node)] = placed.get(str(node), 0) + 1

@@ -24,7 +24,6 @@ import shutil
 import sys
 import threading
 import time
-import urllib.request
 
 import benchlib
 
@@ -40,14 +39,6 @@ KIND = 'kind="transcode.worker"'
 
 def log(*a):
     print("bench: distance:", *a, file=sys.stderr, flush=True)
-
-
-def call(node, token, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(node.url(path), data=data, method=method,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read() or b"null")
 
 
 def parts(text):
@@ -95,15 +86,15 @@ def remote_bytes(node):
 def main():
     nodes, token = benchlib.form(TESSERA, WORK, 2, LOGS, ["--ladder", LADDER, "--transcode-capacity", "2"])
     origin = nodes[0]
-    benchlib.wait("two members", lambda: len(call(origin, token, "GET", "/api/v1/nodes")["data"]) == 2,
+    benchlib.wait("two members", lambda: len(benchlib.admin(origin, token, "GET", "/api/v1/nodes")["data"]) == 2,
                   bench="distance")
-    call(origin, token, "POST", "/api/v1/streams", {"name": "far"})
-    call(origin, token, "PUT", "/api/v1/streams/far", {"placement": {"pin": [2]}})
+    benchlib.admin(origin, token, "POST", "/api/v1/streams", {"name": "far"})
+    benchlib.admin(origin, token, "PUT", "/api/v1/streams/far", {"placement": {"pin": [2]}})
     pubs = [benchlib.publisher(origin, s, LOGS) for s in ("near", "far")]
     for s in ("near", "far"):
         benchlib.wait(f"{s}'s rung", lambda: parts(benchlib.get(origin.url(f"/live/{s}/240p/index.m3u8"))),
                       within=60, bench="distance")
-    placed = {s: call(origin, token, "GET", f"/api/v1/streams/{s}")["placement"]["node"] for s in ("near", "far")}
+    placed = {s: benchlib.admin(origin, token, "GET", f"/api/v1/streams/{s}")["placement"]["node"] for s in ("near", "far")}
     log(f"near made on node {placed['near']}, far on node {placed['far']}")
     if placed != {"near": 1, "far": 2}:
         raise SystemExit(f"bench: distance: the ladders are not where the run needs them: {placed}")

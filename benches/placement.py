@@ -19,7 +19,6 @@ import os
 import shutil
 import sys
 import time
-import urllib.request
 
 import benchlib
 
@@ -38,9 +37,7 @@ def log(*a):
 
 
 def api(node, token, path):
-    req = urllib.request.Request(node.url(path), headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return json.loads(r.read())
+    return benchlib.admin(node, token, "GET", path)
 
 
 def placement(node, token):
