@@ -25,12 +25,6 @@ const RETIRE_WITHIN: Duration = Duration::from_secs(5);
 /// Output of the successor held while the old worker finishes, at most (packets).
 pub(super) const HELD_PACKETS: usize = 8192;
 
-/// A successor that started: it takes over at the next boundary.
-pub(super) struct Successor {
-    link: Box<dyn WorkerLink>,
-    why: String,
-}
-
 /// The worker that handed over.
 pub(super) struct Retiring {
     link: Box<dyn WorkerLink>,
@@ -74,8 +68,8 @@ impl EncoderState {
                 tracing::warn!(reason = %why, "the successor ended before taking over; the current worker carries on");
                 metrics::counter!("tessera_ladder_handovers_total", "outcome" => "successor_failed").increment(1);
                 self.roster.successor_gone();
-                if let Some(mut s) = self.successor.take() {
-                    s.link.kill();
+                if let Some(mut link) = self.successor.take() {
+                    link.kill();
                     metrics::gauge!("tessera_codec_workers").decrement(1.0);
                 }
             }
@@ -93,7 +87,6 @@ impl EncoderState {
         let avoid: Vec<u64> = from.into_iter().collect();
         let Some(generation) = self.launch(&avoid, true) else { return };
         self.roster.successor(generation);
-        self.successor_why = why;
     }
 
     /// The successor started, or could not be.
@@ -114,10 +107,9 @@ impl EncoderState {
             }
         };
         metrics::gauge!("tessera_codec_workers").increment(1.0);
-        let why = std::mem::take(&mut self.successor_why);
-        tracing::info!(place = ?link.place(), reason = %why, "successor ready; it takes over at the next boundary");
+        tracing::info!(place = ?link.place(), "successor ready; it takes over at the next boundary");
         self.roster.successor_ready();
-        self.successor = Some(Successor { link, why });
+        self.successor = Some(link);
     }
 
     /// The leader opened `segment`: a ready successor takes over from its first frame.
@@ -125,11 +117,11 @@ impl EncoderState {
         // The roster has a ready successor only once its link is here.
         let Some(old_generation) = self.roster.take_over(segment, self.feeding) else { return };
         let successor = self.successor.take().expect("a ready successor has a link");
-        let old = self.worker.replace(successor.link);
+        let old = self.worker.replace(successor);
         self.generation = self.roster.current().expect("the successor is current");
         self.set_place();
         metrics::counter!("tessera_ladder_handovers_total", "outcome" => "handed_over").increment(1);
-        tracing::info!(segment, from = ?old.as_ref().map(|w| w.place()), to = ?self.worker.as_ref().map(|w| w.place()), reason = %successor.why, "the ladder's worker handed over");
+        tracing::info!(segment, from = ?old.as_ref().map(|w| w.place()), to = ?self.worker.as_ref().map(|w| w.place()), "the ladder's worker handed over");
         let Some(mut old) = old else { return };
         let retiring = matches!(self.roster.role(old_generation), Role::Retiring { .. });
         if !retiring || old.send(&ToWorker::Stop, Bytes::new()).is_err() {
@@ -180,7 +172,7 @@ impl EncoderState {
 
     /// Stops a successor and a retiring worker (the ladder restarts, or ends).
     pub(super) fn stop_movers(&mut self) {
-        let links = [self.successor.take().map(|s| s.link), self.retiring.take().map(|r| r.link)];
+        let links = [self.successor.take(), self.retiring.take().map(|r| r.link)];
         for mut w in links.into_iter().flatten() {
             w.kill();
             metrics::gauge!("tessera_codec_workers").decrement(1.0);

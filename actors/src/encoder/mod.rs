@@ -128,9 +128,7 @@ pub struct EncoderState {
     /// Whose output the rungs take.
     roster: WorkerRoster<(FromWorker, Bytes)>,
     /// A worker started to take over from the current one, once it has started.
-    successor: Option<handover::Successor>,
-    /// Why the successor being started is.
-    successor_why: String,
+    successor: Option<Box<dyn WorkerLink>>,
     /// The worker that handed over, finishing the segments before the boundary.
     retiring: Option<handover::Retiring>,
     restarts: u64,
@@ -175,7 +173,6 @@ impl Actor for EncoderActor {
             last_generation: 0,
             roster: WorkerRoster::new(handover::HELD_PACKETS),
             successor: None,
-            successor_why: String::new(),
             retiring: None,
             restarts: 0,
             crashes: Vec::new(),
