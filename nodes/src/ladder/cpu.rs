@@ -3,41 +3,56 @@
 //!
 //! Read from `/proc/PID/stat` (user and system time, in clock ticks of 1/100 s, Linux's
 //! `USER_HZ` on every architecture it runs on). Elsewhere the node reports no load.
+//!
+//! What is reported is the use over the last few samples (about two seconds at the host's
+//! pace): one sample of half a second swings with every keyframe and every burst of
+//! packaging, and decisions taken on it would follow the swings.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 const TICKS_PER_SECOND: f64 = 100.0;
+/// Samples the reported use is taken over.
+const WINDOW: usize = 4;
 
-/// Samples CPU time; each sample reports the cores used since the previous one.
+/// Samples CPU time; reports the cores used over the last [`WINDOW`] samples.
 #[derive(Debug)]
 pub(crate) struct CpuMeter {
     last: Option<(Instant, HashMap<u32, u64>)>,
-    busy: f64,
+    /// Each recent sample: its length in seconds and the CPU seconds used in it.
+    recent: VecDeque<(f64, f64)>,
 }
 
 impl CpuMeter {
     pub(crate) fn new() -> Self {
-        CpuMeter { last: None, busy: 0.0 }
+        CpuMeter { last: None, recent: VecDeque::with_capacity(WINDOW) }
     }
 
     /// Samples `pids` (this process's own id among them) at `now`; returns the cores they
-    /// used since the last sample. A process that ended since counts for nothing.
+    /// used over the recent samples. A process that ended since counts for nothing.
     pub(crate) fn sample(&mut self, now: Instant, pids: &[u32]) -> f64 {
         let ticks: HashMap<u32, u64> = pids.iter().filter_map(|p| Some((*p, cpu_ticks(*p)?))).collect();
         if let Some((then, before)) = &self.last {
             let secs = now.duration_since(*then).as_secs_f64();
             if secs > 0.05 {
                 let used: u64 = ticks.iter().map(|(p, t)| t.saturating_sub(*before.get(p).unwrap_or(t))).sum();
-                self.busy = used as f64 / TICKS_PER_SECOND / secs;
+                if self.recent.len() == WINDOW {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back((secs, used as f64 / TICKS_PER_SECOND));
             }
         }
         self.last = Some((now, ticks));
-        self.busy
+        self.busy()
     }
 
+    /// Cores used over the recent samples; 0 before there are any.
     pub(crate) fn busy(&self) -> f64 {
-        self.busy
+        let secs: f64 = self.recent.iter().map(|(s, _)| s).sum();
+        if secs <= 0.0 {
+            return 0.0;
+        }
+        self.recent.iter().map(|(_, used)| used).sum::<f64>() / secs
     }
 }
 
