@@ -2,7 +2,8 @@
 //! break).
 //!
 //! When the link says its worker should run elsewhere ([`WorkerEvent::Displaced`]: its
-//! node is draining), the encoder starts a *successor* while the current worker goes on.
+//! node is draining; [`WorkerEvent::Crowded`]: its node is short of cores), the encoder
+//! starts a *successor* while the current worker goes on.
 //! At the next boundary `B` of the leader the successor becomes the current worker and is
 //! fed from `B`'s first frame, while the old one is told to stop: it finishes the segments
 //! before `B` and exits. [`WorkerRoster`](tessera_transcode::WorkerRoster) decides whose
@@ -60,8 +61,9 @@ impl EncoderState {
             }
             (Role::Current, WorkerEvent::Exited(how)) => self.worker_exited(how, false),
             (Role::Current, WorkerEvent::Lost(how)) => self.worker_exited(how, true),
-            (Role::Current, WorkerEvent::Displaced(why)) => self.displaced(why),
-            (_, WorkerEvent::Displaced(_)) => {}
+            (Role::Current, WorkerEvent::Displaced(why)) => self.displaced(why, false),
+            (Role::Current, WorkerEvent::Crowded(why)) => self.displaced(why, true),
+            (_, WorkerEvent::Displaced(_) | WorkerEvent::Crowded(_)) => {}
             (Role::Retiring { .. }, WorkerEvent::Exited(_)) => self.retired(),
             (Role::Retiring { .. }, WorkerEvent::Garbled(why) | WorkerEvent::Lost(why)) => self.retiring_failed(why),
             (Role::Successor, WorkerEvent::Exited(why) | WorkerEvent::Lost(why) | WorkerEvent::Garbled(why)) => {
@@ -76,16 +78,16 @@ impl EncoderState {
         }
     }
 
-    /// The current worker should run elsewhere: start its successor, unless a move is
-    /// already under way.
-    pub(super) fn displaced(&mut self, why: String) {
+    /// The current worker should run elsewhere (`relieve`: only if a node has room to
+    /// spare): start its successor, unless a move is already under way.
+    pub(super) fn displaced(&mut self, why: String, relieve: bool) {
         if self.roster.moving() || self.worker.is_none() || self.ending {
             return;
         }
         let from = self.worker.as_ref().and_then(|w| w.place().node());
         tracing::info!(reason = %why, node = ?from, "moving the ladder's worker: its successor takes over at a boundary");
         let avoid: Vec<u64> = from.into_iter().collect();
-        let Some(generation) = self.launch(&avoid, true) else { return };
+        let Some(generation) = self.launch(&avoid, Some(relieve)) else { return };
         self.roster.successor(generation);
     }
 

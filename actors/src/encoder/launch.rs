@@ -7,7 +7,8 @@
 //! process beside it ([`WorkerProcess`](super::process::WorkerProcess)) or on another node. A link whose worker is gone
 //! reports [`WorkerEvent::Exited`] (or [`WorkerEvent::Lost`] when its node is) exactly
 //! once, and nothing after it. A link may also ask for its worker to be moved
-//! ([`WorkerEvent::Displaced`]); the encoder then hands the ladder over without a gap.
+//! ([`WorkerEvent::Displaced`], [`WorkerEvent::Crowded`]); the encoder then hands the
+//! ladder over without a gap.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,6 +32,9 @@ pub enum WorkerEvent {
     /// The worker runs where it should no longer (its node is draining): the encoder moves
     /// it, starting another that takes over at a boundary. Repeated while it holds.
     Displaced(String),
+    /// The worker's node is short of cores and another has room to spare: the encoder
+    /// moves it there the same way, or leaves it if no node takes it. Repeated while it holds.
+    Crowded(String),
 }
 
 /// Where events go: answers false once nobody listens.
@@ -67,6 +71,9 @@ pub struct LaunchRequest {
     /// The worker takes over from the current one, which finishes its segments first: the
     /// current placement stays valid until the current worker's link goes.
     pub handover: bool,
+    /// The handover relieves the crowded node the worker runs on: it goes only to another
+    /// node with room to spare, or not at all.
+    pub relieve: bool,
 }
 
 /// A running worker, wherever it is.

@@ -20,15 +20,15 @@ impl EncoderState {
         if self.launching || self.ending {
             return;
         }
-        if let Some(generation) = self.launch(&[], false) {
+        if let Some(generation) = self.launch(&[], None) {
             self.generation = generation;
             self.launching = true;
         }
     }
 
-    /// Asks the launcher for a worker of a new generation, passing over `avoid` too; a
-    /// `handover` worker takes over from the current one.
-    pub(super) fn launch(&mut self, avoid: &[u64], handover: bool) -> Option<u64> {
+    /// Asks the launcher for a worker of a new generation, passing over `avoid` too; with
+    /// `handover`, it takes over from the current one (`Some(true)`: to relieve its node).
+    pub(super) fn launch(&mut self, avoid: &[u64], handover: Option<bool>) -> Option<u64> {
         let job = self.job.as_ref()?;
         self.last_generation += 1;
         let generation = self.last_generation;
@@ -42,7 +42,8 @@ impl EncoderState {
             generation,
             cost: tessera_transcode::cost::ladder_cores(job),
             avoid,
-            handover,
+            handover: handover.is_some(),
+            relieve: handover == Some(true),
         };
         let events_to = self.myself.clone();
         let events: launch::WorkerEvents =

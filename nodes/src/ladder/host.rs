@@ -1,7 +1,8 @@
 //! This node's share of making ladders: its capacity, the ladders it makes (its own
 //! streams' and other nodes'), what it measures itself using, and the duty that keeps
 //! them honest (fenced placements evict their workers; so does a drain, once the owners
-//! have had time to move them without a gap).
+//! have had time to move them without a gap). A node that stays crowded marks one ladder
+//! to shed in the load it reports; the ladder's owner moves it if a node has room to spare.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,14 @@ const FENCE_GRACE: Duration = Duration::from_secs(2);
 /// How long a draining node leaves its ladders' owners to move them (a successor takes
 /// over at a boundary) before it stops what is left.
 const DRAIN_GRACE: Duration = Duration::from_secs(15);
+/// How long the node must stay crowded before it sheds a ladder.
+const CROWDED_FOR: Duration = Duration::from_secs(1);
+/// At most one ladder shed in this long: a move and its effect on the load take that.
+const SHED_EVERY: Duration = Duration::from_secs(8);
+/// A ladder started this recently is not shed (it may have just been moved here).
+const SETTLE: Duration = Duration::from_secs(6);
+/// How long a ladder stays marked to shed when its owner does not move it.
+const SHED_FOR: Duration = Duration::from_secs(10);
 
 /// This node's ladders.
 pub struct LadderHost {
@@ -41,6 +50,9 @@ struct HostState {
     next: u64,
     /// Since when this node has been draining, as its duty saw it.
     draining_since: Option<Instant>,
+    /// Since when the node has been crowded, and when it last marked a ladder to shed.
+    crowded_since: Option<Instant>,
+    last_shed: Option<Instant>,
     cpu: super::cpu::CpuMeter,
 }
 
@@ -56,6 +68,8 @@ struct Ladder {
     outbox: Option<Outbox<CodecWorker>>,
     /// Stopped already; its reservation goes with its handle.
     evicted: bool,
+    /// Marked to be moved elsewhere since then.
+    shed_since: Option<Instant>,
 }
 
 /// Gives the ladder's share back when the worker's handle goes.
@@ -91,6 +105,8 @@ impl LadderHost {
                 ladders: BTreeMap::new(),
                 next: 1,
                 draining_since: None,
+                crowded_since: None,
+                last_shed: None,
                 cpu: super::cpu::CpuMeter::new(),
             }),
         })
@@ -134,7 +150,13 @@ impl LadderHost {
             ladders: st
                 .ladders
                 .values()
-                .map(|l| HostedLadder { stream: l.stream.clone(), epoch: l.epoch, owner: l.owner, cost: l.cost })
+                .map(|l| HostedLadder {
+                    stream: l.stream.clone(),
+                    epoch: l.epoch,
+                    owner: l.owner,
+                    cost: l.cost,
+                    shed: l.shed_since.is_some(),
+                })
                 .collect(),
         }
     }
@@ -165,6 +187,7 @@ impl LadderHost {
                 process: process.clone(),
                 outbox,
                 evicted: false,
+                shed_since: None,
             },
         );
         self.publish(&st);
@@ -233,6 +256,9 @@ impl LadderHost {
             pids.extend(st.ladders.values().filter_map(|l| l.process.lock().expect("worker").pid));
             let busy = st.cpu.sample(now, &pids);
             metrics::gauge!("tessera_transcode_busy_cores").set(busy);
+            if st.draining_since.is_none() {
+                self.shed(&mut st, busy, now);
+            }
             for (id, l) in st.ladders.iter().filter(|(_, l)| !l.evicted) {
                 let fenced = l.epoch > 0
                     && now.duration_since(l.started) > FENCE_GRACE
@@ -258,6 +284,38 @@ impl LadderHost {
     }
 }
 
+impl LadderHost {
+    /// Marks a ladder to shed when the node has been crowded long enough and none is.
+    fn shed(&self, st: &mut HostState, busy: f64, now: Instant) {
+        let crowded = self.capacity > 0.0 && busy >= self.capacity * super::policy::CROWDED;
+        st.crowded_since = if crowded { Some(st.crowded_since.unwrap_or(now)) } else { None };
+        for l in st.ladders.values_mut() {
+            if l.shed_since.is_some_and(|t| now.duration_since(t) > SHED_FOR) {
+                l.shed_since = None;
+            }
+        }
+        let due = st.crowded_since.is_some_and(|t| now.duration_since(t) >= CROWDED_FOR)
+            && st.last_shed.is_none_or(|t| now.duration_since(t) >= SHED_EVERY)
+            && st.ladders.values().all(|l| l.shed_since.is_none());
+        if !due {
+            return;
+        }
+        // The ladder that came last, of those settled here: the one that crowded the node.
+        let Some(l) = st
+            .ladders
+            .values_mut()
+            .filter(|l| !l.evicted && now.duration_since(l.started) >= SETTLE)
+            .max_by_key(|l| l.started)
+        else {
+            return;
+        };
+        l.shed_since = Some(now);
+        st.last_shed = Some(now);
+        tracing::info!(stream = %l.stream, epoch = l.epoch, owner = l.owner, busy, capacity = self.capacity, "node crowded: asking to move a ladder elsewhere");
+        metrics::counter!("tessera_ladder_sheds_total").increment(1);
+    }
+}
+
 /// A worker's event, on its way to an owner on another node. A full queue means the owner
 /// cannot keep up: the worker stops, rather than lose packets in the middle of a segment.
 fn forward(outbox: &Outbox<CodecWorker>, event: WorkerEvent) -> bool {
@@ -279,7 +337,7 @@ fn forward(outbox: &Outbox<CodecWorker>, event: WorkerEvent) -> bool {
             false
         }
         // Said by the owner's side of a link, never by a process.
-        WorkerEvent::Displaced(_) => true,
+        WorkerEvent::Displaced(_) | WorkerEvent::Crowded(_) => true,
     }
 }
 

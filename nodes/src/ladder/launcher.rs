@@ -28,6 +28,8 @@ const TRIES: usize = 3;
 const DRAIN_LOOK: Duration = Duration::from_millis(250);
 /// How often the encoder is told again while its worker's node drains.
 const DISPLACED_AGAIN: Duration = Duration::from_secs(2);
+/// How often a link asks its worker's node whether it sheds the ladder.
+const SHED_LOOK: Duration = Duration::from_secs(1);
 
 /// Codec workers wherever the stream's ladder is placed.
 pub struct PlacedWorkers {
@@ -111,13 +113,25 @@ async fn place(
             Some((s.origin.filter(|o| o.node == me)?.epoch, s.placement_rule.clone()))
         })
         .ok_or_else(|| LaunchError(format!("node {me} is not the origin of {stream:?}")))?;
+    // A move to relieve the node the ladder is on now goes only where there is room to spare.
+    let relieve = if request.relieve {
+        let current = cluster.catalog.peek(|c| c.streams.get(&stream).and_then(|s| s.placement).map(|p| p.node));
+        Some(current.ok_or_else(|| LaunchError(format!("{stream:?} has no placement to move")))?)
+    } else {
+        None
+    };
     let mut loads = loads(host, cluster, &request.avoid).await;
     if loads.iter().all(|l| l.capacity <= 0.0 || l.draining) && !request.avoid.is_empty() {
         // Nobody else can: ask the nodes that lost it too.
         loads = self::loads(host, cluster, &[]).await;
     }
-    let ranked =
-        policy::rank(&policy::Request { origin: me, cost: request.cost, rule: &rule, avoid: &request.avoid }, &loads);
+    let ranked = policy::rank(
+        &policy::Request { origin: me, cost: request.cost, rule: &rule, avoid: &request.avoid, relieve },
+        &loads,
+    );
+    if ranked.is_empty() && relieve.is_some() {
+        return Err(LaunchError(format!("no node other than {relieve:?} has room to spare for {stream:?}")));
+    }
     if ranked.is_empty() {
         return Err(LaunchError(format!(
             "no node can make the ladder of {stream:?}: of {} that answered, none has transcoding capacity, is outside the draining set and the stream's pins",
@@ -147,7 +161,7 @@ async fn place(
             metrics::counter!("tessera_ladder_moves_total").increment(1);
         }
         let epoch = placement.epoch;
-        let watch = PlacedLink::watch(cluster, &stream, node, epoch, events.clone());
+        let watch = PlacedLink::watch(host, cluster, request, node, epoch, events.clone());
         let started = if node == me {
             let start = Start { stream: &stream, epoch, owner: me, cost: request.cost };
             host.start_worker(start, events.clone(), None)
@@ -195,8 +209,9 @@ async fn spawn_remote(
 }
 
 /// What a link to a placed worker keeps while it lives: a watch that tells its encoder
-/// when the worker's node drains ([`WorkerEvent::Displaced`]), again every
-/// [`DISPLACED_AGAIN`] while it does; and, when the link goes, the end of a handover from
+/// when the worker's node drains ([`WorkerEvent::Displaced`]) or sheds the ladder while
+/// another node has room to spare ([`WorkerEvent::Crowded`]), again every
+/// [`DISPLACED_AGAIN`] while it holds; and, when the link goes, the end of a handover from
 /// its placement (its epoch is then fenced).
 struct PlacedLink {
     _alive: Arc<()>,
@@ -206,24 +221,64 @@ struct PlacedLink {
 }
 
 impl PlacedLink {
-    fn watch(cluster: &ClusterService, stream: &str, node: NodeId, epoch: u64, events: WorkerEvents) -> PlacedLink {
+    fn watch(
+        host: &Arc<LadderHost>,
+        cluster: &ClusterService,
+        request: &LaunchRequest,
+        node: NodeId,
+        epoch: u64,
+        events: WorkerEvents,
+    ) -> PlacedLink {
         let token = Arc::new(());
         let alive = Arc::downgrade(&token);
-        let catalog = cluster.catalog.clone();
+        let (host, cluster2, stream, cost) = (host.clone(), cluster.clone(), request.stream.clone(), request.cost);
         tokio::spawn(async move {
+            let mut look_at_load = tokio::time::Instant::now() + SHED_LOOK;
             while alive.strong_count() > 0 {
-                if !catalog.peek(|c| c.is_draining(node)) {
+                let event = if cluster2.catalog.peek(|c| c.is_draining(node)) {
+                    Some(WorkerEvent::Displaced(format!("node {node} is draining")))
+                } else if tokio::time::Instant::now() >= look_at_load {
+                    look_at_load = tokio::time::Instant::now() + SHED_LOOK;
+                    let shed = sheds(&host, &cluster2, node, &stream, epoch).await
+                        && has_spare(&host, &cluster2, node, &stream, cost).await;
+                    shed.then(|| WorkerEvent::Crowded(format!("node {node} is crowded")))
+                } else {
+                    None
+                };
+                let Some(event) = event else {
                     tokio::time::sleep(DRAIN_LOOK).await;
                     continue;
-                }
-                if !events(WorkerEvent::Displaced(format!("node {node} is draining"))) {
+                };
+                if alive.strong_count() == 0 || !events(event) {
                     return;
                 }
                 tokio::time::sleep(DISPLACED_AGAIN).await;
             }
         });
-        PlacedLink { _alive: token, cluster: cluster.clone(), stream: stream.to_string(), epoch }
+        PlacedLink { _alive: token, cluster: cluster.clone(), stream: request.stream.clone(), epoch }
     }
+}
+
+/// Whether `node` asks to move the ladder of `stream` it makes under `epoch`.
+async fn sheds(host: &LadderHost, cluster: &ClusterService, node: NodeId, stream: &str, epoch: u64) -> bool {
+    let load = if node == host.node() {
+        Some(host.load())
+    } else {
+        let Some(addr) = cluster.addr_of(node) else { return false };
+        let ask = cluster.transport.call::<LadderLoad>(Some(node), &addr, &());
+        tokio::time::timeout(LOAD_PATIENCE, ask).await.ok().and_then(Result::ok)
+    };
+    load.is_some_and(|l| l.ladders.iter().any(|h| h.stream == stream && h.epoch == epoch && h.shed))
+}
+
+/// Whether a node other than `crowded` may take the ladder of `stream` with room to spare.
+async fn has_spare(host: &LadderHost, cluster: &ClusterService, crowded: NodeId, stream: &str, cost: f64) -> bool {
+    let Some(rule) = cluster.catalog.peek(|c| c.streams.get(stream).map(|s| s.placement_rule.clone())) else {
+        return false;
+    };
+    let loads = loads(host, cluster, &[crowded]).await;
+    let request = policy::Request { origin: host.node(), cost, rule: &rule, avoid: &[], relieve: Some(crowded) };
+    !policy::rank(&request, &loads).is_empty()
 }
 
 impl Drop for PlacedLink {

@@ -1,18 +1,29 @@
 //! Which node makes a ladder: a pure choice over what each candidate said of itself.
 //!
-//! A node has room for a ladder when its headroom, its transcoding capacity less the larger
-//! of what it promised to ladders and what it measures itself using, covers what the ladder
-//! would cost there: the estimate, or what each ladder it makes costs it on average as
-//! measured (its whole process included: an origin also ingests and packages), whichever
-//! is more, so that an estimate that is too low is corrected by what nodes see. Pinned streams choose among their pinned nodes only. Otherwise: the preferred
-//! nodes first (in the order given), then the origin, then whoever has the most headroom,
-//! among nodes with room; nodes to avoid (that just lost this ladder) only when nobody
-//! else has room. When no node has room the ladder still goes where the headroom is
-//! largest (the governor then trims rungs there) rather than nowhere; a node with no
-//! capacity, or draining, is never chosen.
+//! A node has room for a ladder when what it uses, the larger of what it promised to
+//! ladders and what it measures itself using, plus what the ladder would cost there stays
+//! under [`CROWDED`] of its transcoding capacity. What a ladder costs a node is the
+//! estimate, or what each ladder it makes costs it on average as measured (its whole
+//! process included: an origin also ingests and packages), whichever is more, so that an
+//! estimate that is too low is corrected by what nodes see. Pinned streams choose among
+//! their pinned nodes only. Otherwise: the preferred nodes first (in the order given),
+//! then the origin, then whoever has the most headroom, among nodes with room; nodes to
+//! avoid (that just lost this ladder) only when nobody else has room. When no node has
+//! room the ladder still goes where the headroom is largest (the governor then trims
+//! rungs there) rather than nowhere; a node with no capacity, or draining, is never chosen.
+//!
+//! A node that finds itself crowded (above [`CROWDED`] for a while) asks the owner of one
+//! of its ladders to move it; such a move goes only to a node with room to spare, one that
+//! stays under [`SPARE`] with the ladder, so that the ladder does not bounce back.
 
 use serde::{Deserialize, Serialize};
 use tessera_raft::{NodeId, PlacementRule};
+
+/// The share of its capacity above which a node is crowded: it takes no more ladders, and
+/// sheds one when it stays there.
+pub const CROWDED: f64 = 0.9;
+/// The share of its capacity a node may reach by taking a ladder moved off a crowded one.
+pub const SPARE: f64 = 0.75;
 
 /// What a node says of its transcoding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +49,9 @@ pub struct HostedLadder {
     /// The node whose stream it is.
     pub owner: NodeId,
     pub cost: f64,
+    /// The node asks the ladder's owner to move it elsewhere (the node is crowded).
+    #[serde(default)]
+    pub shed: bool,
 }
 
 impl NodeLoad {
@@ -55,6 +69,21 @@ impl NodeLoad {
         }
     }
 
+    /// What it would use with one more ladder estimated at `estimate` cores.
+    fn with(&self, estimate: f64) -> f64 {
+        self.reserved.max(self.busy) + self.cost_of(estimate)
+    }
+
+    /// It may take a ladder estimated at `estimate` and stay uncrowded.
+    pub fn has_room(&self, estimate: f64) -> bool {
+        self.with(estimate) <= self.capacity * CROWDED
+    }
+
+    /// It may take a ladder moved off a crowded node and stay well under crowded.
+    pub fn has_spare(&self, estimate: f64) -> bool {
+        self.eligible() && self.with(estimate) <= self.capacity * SPARE
+    }
+
     fn eligible(&self) -> bool {
         self.capacity > 0.0 && !self.draining
     }
@@ -67,15 +96,21 @@ pub struct Request<'a> {
     pub cost: f64,
     pub rule: &'a PlacementRule,
     pub avoid: &'a [NodeId],
+    /// The ladder moves off this crowded node: only nodes with room to spare qualify.
+    pub relieve: Option<NodeId>,
 }
 
 /// The candidates in the order to try them; empty when no node may make the ladder.
 pub fn rank(request: &Request<'_>, loads: &[NodeLoad]) -> Vec<NodeId> {
     let pinned = |n: &NodeLoad| request.rule.pin.is_empty() || request.rule.pin.contains(&n.node);
-    let mut candidates: Vec<&NodeLoad> = loads.iter().filter(|n| n.eligible() && pinned(n)).collect();
+    let relief = |n: &NodeLoad| match request.relieve {
+        Some(crowded) => n.node != crowded && n.has_spare(request.cost),
+        None => true,
+    };
+    let mut candidates: Vec<&NodeLoad> = loads.iter().filter(|n| n.eligible() && pinned(n) && relief(n)).collect();
     // (has room, not avoided, preferred rank, is origin, headroom)
     let key = |n: &NodeLoad| {
-        let room = n.headroom() >= n.cost_of(request.cost);
+        let room = n.has_room(request.cost);
         let avoided = request.avoid.contains(&n.node);
         let preferred = request.rule.prefer.iter().position(|p| *p == n.node).unwrap_or(usize::MAX);
         (!room, avoided, preferred, n.node != request.origin)
@@ -94,7 +129,7 @@ mod tests {
     }
 
     fn req<'a>(rule: &'a PlacementRule, avoid: &'a [NodeId]) -> Request<'a> {
-        Request { origin: 1, cost: 0.76, rule, avoid }
+        Request { origin: 1, cost: 0.76, rule, avoid, relieve: None }
     }
 
     #[test]
@@ -116,8 +151,9 @@ mod tests {
         // would not fit, though the estimate says it would.
         let mut origin = load(1, 2.0, 0.3);
         origin.busy = 1.6;
-        origin.ladders =
-            (0..3).map(|i| HostedLadder { stream: format!("s{i}"), epoch: 1, owner: 1, cost: 0.1 }).collect();
+        origin.ladders = (0..3)
+            .map(|i| HostedLadder { stream: format!("s{i}"), epoch: 1, owner: 1, cost: 0.1, shed: false })
+            .collect();
         assert!((origin.cost_of(0.1) - 1.6 / 3.0).abs() < 1e-9);
         let small = Request { cost: 0.1, ..req(&rule, &[]) };
         assert_eq!(rank(&small, &[origin.clone(), load(2, 2.0, 0.0)])[0], 2, "measured cost per ladder counts");
@@ -154,5 +190,18 @@ mod tests {
         let rule = PlacementRule::default();
         let loads = [load(1, 0.0, 0.0), load(2, 2.0, 0.0), load(3, 2.0, 1.0)];
         assert_eq!(rank(&req(&rule, &[2]), &loads), vec![3, 2]);
+    }
+
+    #[test]
+    fn a_crowded_node_takes_no_ladder_and_sheds_only_to_room_to_spare() {
+        let rule = PlacementRule::default();
+        // 1.2 + 0.76 would be 98% of 2 cores: crowded.
+        let loads = [load(1, 2.0, 1.2), load(2, 2.0, 0.9)];
+        assert_eq!(rank(&req(&rule, &[]), &loads)[0], 2);
+        // Moving off node 1: node 2 would reach 83%, over what a move may fill; node 3 is free.
+        let relieve = Request { relieve: Some(1), ..req(&rule, &[]) };
+        assert!(rank(&relieve, &loads).is_empty(), "nowhere to spare: the ladder stays");
+        let loads = [load(1, 2.0, 1.9), load(2, 2.0, 0.9), load(3, 2.0, 0.5)];
+        assert_eq!(rank(&relieve, &loads), vec![3]);
     }
 }
