@@ -65,7 +65,7 @@ class Node:
     def start(self, extra=()):
         self.proc = subprocess.Popen(
             [*self.prefix, self.tessera, "node", "--data-dir", self.data, "--cluster", self.quic, "--http", self.http, "--srt",
-             self.srt, "--rtmp", f"127.0.0.1:{port()}", "--log", "warn", *self.flags, *extra],
+             self.srt, "--rtmp", f"127.0.0.1:{port()}", "--log", os.environ.get("BENCH_LOG", "warn"), *self.flags, *extra],
             stdout=self.logs, stderr=self.logs)
         wait(f"node {self.i}", lambda: get(f"http://{self.http}/healthz") is not None)
 
