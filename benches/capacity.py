@@ -11,10 +11,11 @@ node 1, have ladders that all keep real time.
   and this script run outside the budgets.
 - Streams of the sample (640x360, 25 fps) with the ladder `source,240p:300,144p:150` are
   published to node 1 one more every STEP seconds. After each addition the run waits 4 s for
-  the new ladder to start, then watches the rest of the step: the ladders keep real time if
-  no worker falls behind (`tessera_transcode_skips_total`), drops a rung for load
-  (`tessera_transcode_rungs_dropped_total`) or dies (`tessera_codec_worker_exits_total`) on
-  node 1, which runs every stream's encoder. The capacity is the most streams that kept
+  the new ladder to start, then watches the rest of the step: the streams are kept if no
+  worker falls behind (`tessera_transcode_skips_total`), drops a rung for load
+  (`tessera_transcode_rungs_dropped_total`) or dies (`tessera_codec_worker_exits_total`),
+  and node 1, which ingests every stream and runs every stream's encoder, loses no input
+  (`tessera_ingest_errors_total`, `tessera_ingest_frames_dropped_total{reason="lagging"}`). The capacity is the most streams that kept
   real time; the run stops at the first step that did not, or at MAX_STREAMS.
 Writes capacity.json.
 """
@@ -33,7 +34,15 @@ BUDGET = float(os.environ.get("BUDGET", "0.6"))
 WORK = os.path.join(OUT or "/tmp", "capacity")
 CGROUP = "/sys/fs/cgroup/cpu"
 LADDER = "source,240p:300,144p:150"
-BAD = ("tessera_transcode_skips_total", "tessera_transcode_rungs_dropped_total", "tessera_codec_worker_exits_total")
+BAD = (
+    "tessera_transcode_skips_total",
+    "tessera_transcode_rungs_dropped_total",
+    "tessera_codec_worker_exits_total",
+    # The origin losing input (SRT packets it could not take in time show as continuity
+    # errors) or dropping frames for lag is a stream not kept either.
+    "tessera_ingest_errors_total",
+    'tessera_ingest_frames_dropped_total{reason="lagging"}',
+)
 
 
 def log(*a):
@@ -54,7 +63,7 @@ def budget(name, pid):
 
 def bad_events(node):
     m = node.metrics()
-    return sum(v for k, v in m.items() if k.split("{")[0] in BAD)
+    return sum(v for k, v in m.items() if k.split("{")[0] in BAD or k in BAD)
 
 
 def throttled(paths):
@@ -108,6 +117,13 @@ def run(n):
         except Exception:
             node = None
         placed[str(node)] = placed.get(str(node), 0) + 1
+    # Ladders a crowded node asked to move elsewhere, over the whole run.
+    sheds = 0
+    for node in nodes:
+        try:
+            sheds += sum(v for k, v in node.metrics().items() if k.split("{")[0] == "tessera_ladder_sheds_total")
+        except Exception:
+            pass
     for p in pubs:
         benchlib.stop(p)
     for node in nodes:
@@ -120,7 +136,7 @@ def run(n):
                 break
             except OSError:
                 time.sleep(0.1)
-    return {"nodes": n, "streams": kept, "steps": steps, "placed": placed}
+    return {"nodes": n, "streams": kept, "steps": steps, "placed": placed, "sheds": sheds}
 
 
 def main():

@@ -588,22 +588,36 @@ if ca:
     p("process is put in a cgroup of its own (cgroup v1 `cpu.cfs_quota_us`) before it takes any stream, and its codec")
     p("workers, being its children, share it; `--transcode-capacity` says the same budget. Three nodes use 1.8 of the")
     p("machine's 2 cores; the publishers run outside the budgets. Streams of the sample (640x360, 25 fps, ladder")
-    p(f"`source,240p:300,144p:150`) are all published to node 1, one more every {ca['step_s']} s; a step keeps real")
-    p("time if, after 4 s for the new ladder to start, no worker fell behind, no rung was dropped for load and no")
-    p("worker died on node 1 (which runs every stream's encoder) for the rest of the step.")
+    p(f"`source,240p:300,144p:150`) are all published to node 1, one more every {ca['step_s']} s; a step keeps its")
+    p("streams if, after 4 s for the new ladder to start, no worker fell behind, no rung was dropped for load, no")
+    p("worker died, and node 1 (which ingests every stream and runs every stream's encoder) lost no input (no ingest")
+    p("error such as an SRT packet it could not take in time, no frame dropped for lag) for the rest of the step.")
     p()
-    p("| nodes | streams whose ladders keep real time | against one node | ladders per node | goal |")
+    p("| nodes | streams kept (ladders in real time, no input lost) | against one node | ladders per node | goal |")
     p("|---|---|---|---|---|")
     for r in ca["runs"]:
         goal = "at least 1.8x" if r["nodes"] == 2 else ""
         per = ", ".join(f"node {k}: {v}" for k, v in sorted(r["placed"].items()))
         p(f"| {r['nodes']} | {r['streams']} | {ca['ratio'][str(r['nodes'])]:.2f}x | {per} | {goal} |")
     p()
-    p("A ladder stays on the origin while the origin has room (its headroom covers the larger of the estimate and what")
-    p("each of its ladders costs it as measured) and goes to the node with the most headroom when not. The last column")
-    p("shows that in these runs the origin kept most ladders itself while also ingesting, segmenting and packaging")
-    p("every stream and feeding the remote workers, so it ran out of budget with the other nodes mostly idle: the")
-    p("goal is not met, and the placement policy (when the origin counts itself full) is what to change next.")
+    p("A ladder stays on the origin while the origin has room (with it, the origin stays under 90% of its budget,")
+    p("counting the larger of the estimate and what each of its ladders costs it as measured) and goes to the node")
+    p("with the most headroom when not. The origin also ingests, segments and packages every stream and feeds the")
+    p("remote workers, so its own share grows with each stream after its ladders were placed; when it stays over 90%")
+    p("it sheds its newest ladder to a node that stays under 75% with it, make-before-break (no rung misses a part).")
+    sheds = [r.get("sheds") for r in ca["runs"]]
+    if all(x is not None for x in sheds):
+        p(f"Ladders a crowded node asked to move, in the runs on 1, 2 and 3 nodes: {', '.join(f'{x:.0f}' for x in sheds)}")
+        p("(on one node there is nowhere to move them, and they stay).")
+    if ca["ratio"].get("3", 0) < ca["ratio"].get("2", 0):
+        last = {r["nodes"]: r["steps"][-1]["throttled_s"] for r in ca["runs"]}
+        p("The three-node row is bound by the machine, not by the budgets: three budgets (1.8 cores) and one ffmpeg")
+        p("publisher per stream, outside them, ask for more than its two cores, and the budgets held their nodes back")
+        p(f"less in the failing step on three nodes ({last.get(3, 0):.1f} s) than on two ({last.get(2, 0):.1f} s). Scaling")
+        p("is the two-node row against the one-node row; a third node needs cores of its own to show its share.")
+    if ca["ratio"].get("3", 0) > 3:
+        p("Three nodes make more than three times one node's count because the single node also spends its budget")
+        p("on ingest and packaging, which the other nodes do not share.")
 else:
     p("The capacity benchmark did not run (it needs root for its cgroups); see target/bench/logs.")
 p()
