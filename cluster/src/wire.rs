@@ -179,3 +179,27 @@ impl MessageSource {
         read(&mut self.0).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tessera_raft::{Command, ContentSettings, PlacementRule, Proposal, Protection, StreamSettings};
+
+    /// Log entries cross the wire in postcard, which is not self-describing: a command
+    /// whose fields are skipped when empty would not decode on the other side.
+    #[test]
+    fn catalog_commands_round_trip_in_postcard() {
+        let full = ContentSettings {
+            stream: Some(StreamSettings { ladder: Some("source".into()), token_sha256: None }),
+            record: Some(true),
+            placement: Some(PlacementRule { pin: vec![2], prefer: vec![] }),
+            encryption: Some(Protection::Cbcs),
+            regions: Some(vec!["eu".into()]),
+            signed_urls: None,
+        };
+        for settings in [full, ContentSettings::default()] {
+            let p = Proposal { at_ms: 1, command: Command::ConfigureContent { content: "live/a".into(), settings } };
+            let bytes = postcard::to_allocvec(&p).unwrap();
+            assert_eq!(postcard::from_bytes::<Proposal>(&bytes).unwrap(), p);
+        }
+    }
+}

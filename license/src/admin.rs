@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tessera_cluster::api::{cluster_error as cluster_err, error as err};
 use tessera_cluster::ClusterService;
-use tessera_raft::{valid_content, Command, Protection};
+use tessera_raft::{valid_content, Command, ContentSettings, Protection};
 
 use crate::actor::LicenseMsg;
 use crate::gate::Clock;
@@ -35,20 +35,14 @@ pub struct ProtectionBody {
 }
 
 impl ProtectionBody {
-    /// The catalog commands the body asks for `content` (`live/NAME`, `vod/ASSET`).
-    pub fn commands(&self, content: &str) -> Vec<Command> {
-        let content = content.to_string();
-        let mut out = Vec::new();
-        if let Some(mode) = self.encryption {
-            out.push(Command::SetProtection { content: content.clone(), mode });
+    /// What the body sets, as part of one [`Command::ConfigureContent`].
+    pub fn settings(&self) -> ContentSettings {
+        ContentSettings {
+            encryption: self.encryption,
+            regions: self.regions.clone(),
+            signed_urls: self.signed_urls,
+            ..ContentSettings::default()
         }
-        if let Some(regions) = &self.regions {
-            out.push(Command::SetRights { content: content.clone(), regions: regions.clone() });
-        }
-        if let Some(required) = self.signed_urls {
-            out.push(Command::SetSignedUrls { content, required });
-        }
-        out
     }
 }
 

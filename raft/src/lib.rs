@@ -27,11 +27,12 @@ pub mod network;
 pub mod node;
 
 pub use catalog::{
-    job_key, valid_content, ArchiveExtent, AssetRecord, AssetRejection, AssetState, CaRecord, Catalog, Command, Gate,
-    JobLease, JobRecord, JobRejection, JobState, KeyRecord, LadderPlacement, NodeId, NodeRecord, NodeRejection,
-    Outcome, PlacementRejection, PlacementRule, Proposal, Protection, ProtectionRecord, ProtectionRejection, Readiness,
-    RecordedRendition, Rejection, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseRejection, ReleaseState, SourceRecord,
-    StreamRejection, TokenKind, Visibility, RECORDING_SPEC,
+    job_key, valid_content, ArchiveExtent, AssetRecord, AssetRejection, AssetState, CaRecord, Catalog, Command,
+    ContentSettings, Gate, JobLease, JobRecord, JobRejection, JobState, KeyRecord, LadderPlacement, NodeId, NodeRecord,
+    NodeRejection, Outcome, PlacementRejection, PlacementRule, Proposal, Protection, ProtectionRecord,
+    ProtectionRejection, Readiness, RecordedRendition, Rejection, ReleaseId, ReleasePhase, ReleaseRecord,
+    ReleaseRejection, ReleaseState, SourceRecord, StreamRejection, StreamSettings, TokenKind, Visibility,
+    RECORDING_SPEC,
 };
 pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};
 pub mod store;

@@ -64,38 +64,32 @@ pub(crate) async fn get(State(state): State<Arc<VodState>>, Path(id): Path<Strin
 }
 
 /// `PUT /api/v1/assets/{id}` with `{"encryption": "aes-128" | "cbcs" | "none", "regions":
-/// [...]}`: how the asset is protected (its key is made by the node that took the upload).
+/// [...], "signed_urls": bool}`: how the asset is protected (its key is made by the node
+/// that took the upload).
 pub(crate) async fn put(
     State(state): State<Arc<VodState>>,
     Path(id): Path<String>,
     Json(body): Json<AssetBody>,
 ) -> Response {
     if body.name.is_some() || body.ladder.is_some() || body.token.is_some() || body.record.is_some() {
-        return err(StatusCode::BAD_REQUEST, "invalid", "an asset takes encryption and regions");
+        return err(StatusCode::BAD_REQUEST, "invalid", "an asset takes encryption, regions and signed_urls");
     }
     let body = body.protection;
-    if body.signed_urls.is_some() {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "signed URLs are for live streams; an asset's keys need a token",
-        );
-    }
     if !state.cluster.catalog.read_local(|c| c.assets.contains_key(&id)).value {
         return err(StatusCode::NOT_FOUND, "not_found", format!("no asset {id:?}"));
     }
     let content = format!("vod/{id}");
-    for c in body.commands(&content) {
-        match state.cluster.propose(c).await {
-            Ok(Outcome::Rejected(r)) => return err(StatusCode::CONFLICT, "rejected", r.to_string()),
-            Ok(_) => {}
-            Err(e) => return cluster_err(e),
-        }
+    // One write: encryption, regions and signing apply together or not at all.
+    match state.cluster.propose(Command::ConfigureContent { content: content.clone(), settings: body.settings() }).await
+    {
+        Ok(Outcome::Rejected(r)) => return err(StatusCode::CONFLICT, "rejected", r.to_string()),
+        Ok(_) => {}
+        Err(e) => return cluster_err(e),
     }
     let view = state.cluster.catalog.peek(|c| {
         serde_json::json!({
             "id": id,
-            "protection": c.protection.get(&content).map(|p| serde_json::json!({ "mode": p.mode, "regions": p.regions, "keys": p.keys.len() })),
+            "protection": c.protection.get(&content).map(|p| serde_json::json!({ "mode": p.mode, "regions": p.regions, "signed_urls": p.signed_urls, "keys": p.keys.len() })),
         })
     });
     Json(view).into_response()

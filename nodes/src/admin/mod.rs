@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tessera_raft::{Catalog, Command, Outcome};
+use tessera_raft::{Catalog, Command, ContentSettings, Outcome, StreamSettings};
 
 use crate::http::HttpState;
 use tessera_cluster::identity::secret_hash;
@@ -188,56 +188,43 @@ async fn create_stream(State(state): State<Arc<HttpState>>, Json(body): Json<Str
     }
 }
 
+/// `PUT /api/v1/streams/{name}`: ladder and token (both replaced when either is given, or
+/// when the body names nothing else), recording, placement rule, encryption, regions and
+/// URL signing, in one catalog write: all of it applies, or none.
 async fn put_stream(
     State(state): State<Arc<HttpState>>,
     Path(name): Path<String>,
     Json(body): Json<StreamBody>,
 ) -> Response {
-    let protection = body.protection.commands(&format!("live/{name}"));
-    // A body of encryption, regions or recording alone leaves the ladder and token as they are.
+    let protection = body.protection.settings();
+    let touches_protection =
+        protection.encryption.is_some() || protection.regions.is_some() || protection.signed_urls.is_some();
+    // A body of encryption, regions, recording or placement alone leaves the ladder and token as they are.
     let replaces = body.ladder.is_some()
         || body.token.is_some()
-        || (protection.is_empty() && body.record.is_none() && body.placement.is_none());
-    let cmd = match stream_command(name.clone(), &body, false) {
-        Ok(c) => c,
+        || (!touches_protection && body.record.is_none() && body.placement.is_none());
+    let stream = match stream_command(name.clone(), &body, false) {
+        Ok(Command::PutStream { ladder, token_sha256, .. }) => {
+            replaces.then_some(StreamSettings { ladder, token_sha256 })
+        }
+        Ok(_) => None,
         Err(why) => return err(StatusCode::BAD_REQUEST, "invalid", why),
     };
-    for c in protection {
-        if let Err(e) = state.cluster.propose(c).await {
-            return cluster_err(e);
-        }
+    let settings = ContentSettings { stream, record: body.record, placement: body.placement.clone(), ..protection };
+    let content = format!("live/{name}");
+    match state.cluster.propose(Command::ConfigureContent { content: content.clone(), settings }).await {
+        Ok(Outcome::Rejected(r)) => return err(StatusCode::CONFLICT, "rejected", r.to_string()),
+        Ok(_) => {}
+        Err(e) => return cluster_err(e),
     }
-    if let Some(rule) = body.placement.clone() {
-        match state.cluster.propose(Command::SetPlacementRule { stream: name.clone(), rule }).await {
-            Ok(Outcome::Stream(s)) if !replaces && body.record.is_none() => return Json(s).into_response(),
-            Ok(_) => {}
-            Err(e) => return cluster_err(e),
-        }
-    }
-    if replaces {
-        match state.cluster.propose(cmd).await {
-            Ok(Outcome::Stream(s)) if body.record.is_none() => return Json(s).into_response(),
-            Ok(Outcome::Stream(_)) => {}
-            Ok(o) => return Json(json!({ "outcome": format!("{o:?}") })).into_response(),
-            Err(e) => return cluster_err(e),
-        }
-    }
-    if let Some(record) = body.record {
-        match state.cluster.propose(Command::SetRecording { stream: name.clone(), record }).await {
-            Ok(Outcome::Stream(s)) if replaces => return Json(s).into_response(),
-            Ok(Outcome::Rejected(r)) => return err(StatusCode::CONFLICT, "rejected", r.to_string()),
-            Ok(_) => {}
-            Err(e) => return cluster_err(e),
-        }
-    }
-    let record = state.cluster.catalog.peek(|c| {
-        json!({
-            "name": name,
-            "record": c.streams.get(&name).is_some_and(|s| s.record),
-            "protection": c.protection.get(&format!("live/{name}")).map(|p| json!({ "mode": p.mode, "regions": p.regions, "keys": p.keys.len(), "signed_urls": p.signed_urls })),
-        })
+    let view = state.cluster.catalog.peek(|c| {
+        let mut view = serde_json::to_value(c.streams.get(&name)).unwrap_or_default();
+        view["protection"] = json!(c.protection.get(&content).map(
+            |p| json!({ "mode": p.mode, "regions": p.regions, "keys": p.keys.len(), "signed_urls": p.signed_urls })
+        ));
+        view
     });
-    Json(record).into_response()
+    Json(view).into_response()
 }
 
 async fn delete_stream(State(state): State<Arc<HttpState>>, Path(name): Path<String>) -> Response {

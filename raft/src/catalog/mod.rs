@@ -6,6 +6,7 @@
 //! every replica computes the same state from the same log.
 
 mod assets;
+mod content;
 mod jobs;
 mod placement;
 mod protection;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use assets::{AssetRecord, AssetState, SourceRecord, TITLE_MAX};
+pub use content::{ContentSettings, StreamSettings};
 pub use jobs::{job_key, JobLease, JobRecord, JobState, RecordedRendition, MAX_ATTEMPTS, RECORDING_SPEC};
 pub use placement::{LadderPlacement, PlacementRejection, PlacementRule};
 pub use protection::{KeyRecord, Protection, ProtectionRecord, KEYS_KEPT};
@@ -220,6 +222,11 @@ pub enum Command {
     AddKey {
         content: String,
         key: KeyRecord,
+    },
+    /// Everything a `PUT` of a stream or asset says, applied whole or not at all.
+    ConfigureContent {
+        content: String,
+        settings: ContentSettings,
     },
     /// The viewer regions `content`'s rights allow (empty: everywhere).
     SetRights {
@@ -502,6 +509,26 @@ pub struct Catalog {
     pub draining: std::collections::BTreeSet<NodeId>,
 }
 
+impl StreamRecord {
+    /// A stream just made: no ladder or token of its own, no origin.
+    pub fn new(name: &str, now: i64) -> Self {
+        StreamRecord {
+            name: name.to_string(),
+            ladder: None,
+            token_sha256: None,
+            created_ms: now,
+            updated_ms: now,
+            origin: None,
+            last_epoch: 0,
+            archive: None,
+            record: false,
+            placement: None,
+            last_placement_epoch: 0,
+            placement_rule: PlacementRule::default(),
+        }
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
@@ -587,20 +614,7 @@ impl Catalog {
                         Ok(Outcome::Stream(s.clone()))
                     }
                     None => {
-                        let s = StreamRecord {
-                            name: name.clone(),
-                            ladder: ladder.clone(),
-                            token_sha256,
-                            created_ms: now,
-                            updated_ms: now,
-                            origin: None,
-                            last_epoch: 0,
-                            archive: None,
-                            record: false,
-                            placement: None,
-                            last_placement_epoch: 0,
-                            placement_rule: PlacementRule::default(),
-                        };
+                        let s = StreamRecord { ladder: ladder.clone(), token_sha256, ..StreamRecord::new(name, now) };
                         self.streams.insert(name.clone(), s.clone());
                         Ok(Outcome::Stream(s))
                     }
@@ -678,6 +692,7 @@ impl Catalog {
             | Command::SetRegionTable { .. }
             | Command::RevokeSubject { .. } => self.apply_protection(now, &p.command),
             Command::AddAsset { .. } | Command::DeleteAsset { .. } => self.apply_asset(now, &p.command),
+            Command::ConfigureContent { content, settings } => self.configure_content(now, content, settings),
             Command::SetRecording { stream, record } => {
                 let s = self
                     .streams
