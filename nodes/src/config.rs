@@ -150,6 +150,18 @@ pub struct NodeConfig {
     #[arg(long, value_name = "PATH")]
     pub kek_file: Option<PathBuf>,
 
+    /// A proxy (CDN edge, load balancer) whose word on the viewer's address is taken:
+    /// `X-Forwarded-For`, `Forwarded` and PROXY protocol headers are honoured from these
+    /// ranges only (repeatable; `10.0.0.0/8`, `2001:db8::/32`, or one address).
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<String>,
+
+    /// A MaxMind-format database (GeoIP2/GeoLite2 Country or City) giving viewers their
+    /// country for content limited to regions; read again when the file changes. The
+    /// catalog's address table (`PUT /api/v1/regions`) overrides it.
+    #[arg(long, value_name = "FILE")]
+    pub geoip_db: Option<PathBuf>,
+
     /// An encrypted live stream's content key is replaced this often, seconds (0: never).
     #[arg(long, default_value_t = 600)]
     pub key_rotation_s: u64,
@@ -336,6 +348,7 @@ impl NodeConfig {
             return Err(NodeError::Config("region: 1 to 64 of a-z, A-Z, 0-9, '-', '_', '.'".into()));
         }
         self.kek()?;
+        self.trusted_proxies()?;
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(NodeError::Config("tls_cert and tls_key go together".into()));
         }
@@ -370,6 +383,16 @@ impl NodeConfig {
             },
         };
         tessera_license::keys::Kek::parse(&text).map(Some).map_err(|e| NodeError::Config(e.to_string()))
+    }
+
+    /// The ranges of `--trusted-proxy`.
+    pub fn trusted_proxies(&self) -> Result<tessera_license::viewer::TrustedProxies, NodeError> {
+        let ranges = self
+            .trusted_proxies
+            .iter()
+            .map(|r| r.parse().map_err(|why| NodeError::Config(format!("trusted_proxy {r:?}: {why}"))))
+            .collect::<Result<_, _>>()?;
+        Ok(tessera_license::viewer::TrustedProxies::new(ranges))
     }
 
     /// How this node's catalog member starts, with the HTTP address others reach it at.

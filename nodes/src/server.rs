@@ -1,6 +1,8 @@
 //! The HTTP accept loop: HTTP/1.1 and HTTP/2 (h2c by prior knowledge, or h2 over TLS by
-//! ALPN), a connection limit, and graceful shutdown.
+//! ALPN), a connection limit, the PROXY protocol (v1 and v2) from trusted proxies, and
+//! graceful shutdown.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tessera_license::viewer::proxy_protocol::{self, Parsed, ProxyHeaderError};
+use tessera_license::viewer::TrustedProxies;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
@@ -40,19 +45,30 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, NodeError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// What the accept loop takes from whom.
+pub struct Limits {
+    /// Open connections at most; more are refused at once.
+    pub max_connections: usize,
+    /// Peers whose PROXY protocol header (before TLS, if any) names the client.
+    pub trusted: Arc<TrustedProxies>,
+}
+
+/// How long a connection has to send its PROXY header, and its TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
 /// Serves `app` until `shutdown` turns true, then lets open requests finish (up to 5 s).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<TlsAcceptor>,
-    max_connections: usize,
+    limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(Semaphore::new(max_connections));
+    let limit = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let builder = Builder::new(TokioExecutor::new());
     loop {
-        let (stream, remote) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             _ = until_true(&mut shutdown) => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -65,27 +81,37 @@ pub async fn serve(
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             metrics::counter!("tessera_http_connections_refused_total").increment(1);
-            tracing::warn!(%remote, max_connections, "connection limit reached; refusing");
+            tracing::warn!(%peer, max_connections = limits.max_connections, "connection limit reached; refusing");
             continue;
         };
         let _ = stream.set_nodelay(true);
-        // Handlers that need the client's address (the license endpoint) find it here.
-        let service = TowerToHyperService::new(app.clone().layer(axum::Extension(axum::extract::ConnectInfo(remote))));
-        let builder = builder.clone();
-        match &tls {
-            None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let watched = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = watched.await;
-                    drop(permit);
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+        let (app, builder, tls, watcher) = (app.clone(), builder.clone(), tls.clone(), graceful.watcher());
+        let trusted = limits.trusted.trusts(peer.ip());
+        tokio::spawn(async move {
+            let _permit = permit;
+            // A trusted proxy may say whom the connection is from before anything else.
+            let remote = if trusted {
+                match tokio::time::timeout(HANDSHAKE, proxy_header(&mut stream)).await {
+                    Ok(Ok(source)) => source.unwrap_or(peer),
+                    Ok(Err(e)) => {
+                        metrics::counter!("tessera_http_proxy_header_errors_total").increment(1);
+                        tracing::warn!(%peer, error = %e, "bad PROXY protocol header; closing");
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            } else {
+                peer
+            };
+            // Handlers find the client's address here (the viewer middleware starts from it).
+            let service = TowerToHyperService::new(app.layer(axum::Extension(axum::extract::ConnectInfo(remote))));
+            match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let _ = watcher.watch(conn).await;
+                }
+                Some(acceptor) => {
+                    let tls = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::debug!(%remote, error = %e, "TLS handshake failed");
@@ -95,14 +121,45 @@ pub async fn serve(
                     };
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
                     let _ = watcher.watch(conn).await;
-                    drop(permit);
-                });
+                }
             }
-        }
+        });
     }
     drop(listener);
     if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await.is_err() {
         tracing::warn!("HTTP connections still open after 5 s; closing");
+    }
+}
+
+/// Why a connection's PROXY header could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ProxyReadError {
+    #[error("{0}")]
+    Header(#[from] ProxyHeaderError),
+    #[error("reading: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("closed before its first request")]
+    Closed,
+}
+
+/// Reads a PROXY protocol header off the start of `stream`, if it begins with one: the
+/// client it names (`None`: none named, or no header). Only the header's bytes are taken.
+async fn proxy_header(stream: &mut TcpStream) -> Result<Option<SocketAddr>, ProxyReadError> {
+    let mut buf = vec![0u8; proxy_protocol::V2_MAX];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 {
+            return Err(ProxyReadError::Closed);
+        }
+        match proxy_protocol::parse(&buf[..n])? {
+            Parsed::NotProxy => return Ok(None),
+            Parsed::Header { source, len } => {
+                stream.read_exact(&mut buf[..len]).await?;
+                return Ok(source);
+            }
+            // The rest of the header is on its way: look again shortly.
+            Parsed::Incomplete => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
     }
 }
 
