@@ -21,7 +21,6 @@ use tessera_raft::{Catalog, Command, KeyRecord, NodeId, Protection};
 
 use super::decision::{counting_nodes, decide, Denial, LicenseRequest, Sessions, StreamClaim};
 use super::keys::{self, hex, parse_kid, ContentKey, Kek};
-use super::regions::Range;
 use super::token::{Claims, TokenKey};
 
 /// A catalog write's future.
@@ -84,6 +83,8 @@ pub struct KeyQuery {
     pub kid: String,
     pub token: Option<String>,
     pub client: IpAddr,
+    /// The client's region, as looked up.
+    pub region: Option<String>,
     pub released: bool,
 }
 
@@ -94,7 +95,13 @@ pub enum LicenseMsg {
     Issue(Claims, RpcReplyPort<Result<String, KeyingError>>),
     /// For content with signed URLs: checks a viewer's token (genuine, unexpired, for this
     /// content, not revoked) and answers the media URL signature of the current window.
-    Viewer { content: String, token: Option<String>, reply: RpcReplyPort<Result<String, Denial>> },
+    /// The viewer's region is checked against the token's regions.
+    Viewer {
+        content: String,
+        token: Option<String>,
+        region: Option<String>,
+        reply: RpcReplyPort<Result<String, Denial>>,
+    },
     /// Whether a media URL's signature is valid for `content` now.
     CheckUrl { content: String, sig: String, reply: RpcReplyPort<bool> },
     /// A content key for this node's own use (encrypting media it serves): no viewer checks.
@@ -109,8 +116,6 @@ pub struct LicenseState {
     /// The token secret in force (its wrapped form, to notice a change) and its key.
     tokens: Option<(String, TokenKey)>,
     keys: HashMap<(String, String), [u8; 16]>,
-    /// The address table as last parsed, and its version.
-    table: (u64, Vec<Range>),
 }
 
 /// Where a key request stands after the rules: answered, or admitted once its stream is
@@ -133,7 +138,7 @@ impl Actor for LicenseActor {
         _me: ActorRef<LicenseMsg>,
         cfg: LicenseConfig,
     ) -> Result<LicenseState, ActorProcessingErr> {
-        Ok(LicenseState { cfg, rng: SystemRandom::new(), tokens: None, keys: HashMap::new(), table: (0, Vec::new()) })
+        Ok(LicenseState { cfg, rng: SystemRandom::new(), tokens: None, keys: HashMap::new() })
     }
 
     async fn handle(
@@ -162,8 +167,8 @@ impl Actor for LicenseActor {
                 let token = st.token_key().await.map(|k| k.sign(&claims));
                 let _ = reply.send(token);
             }
-            LicenseMsg::Viewer { content, token, reply } => {
-                let answer = st.viewer(&content, token.as_deref()).await;
+            LicenseMsg::Viewer { content, token, region, reply } => {
+                let answer = st.viewer(&content, token.as_deref(), region.as_deref()).await;
                 if let Err(d) = &answer {
                     metrics::counter!("tessera_signed_url_refusals_total", "reason" => d.code()).increment(1);
                 }
@@ -219,7 +224,7 @@ impl LicenseState {
         Ok(&self.tokens.as_ref().expect("just set").1)
     }
 
-    async fn viewer(&mut self, content: &str, token: Option<&str>) -> Result<String, Denial> {
+    async fn viewer(&mut self, content: &str, token: Option<&str>, region: Option<&str>) -> Result<String, Denial> {
         let now_s = self.cfg.node.now_ms().div_euclid(1000);
         let token = token.filter(|t| !t.is_empty()).ok_or(Denial::NoToken)?;
         let keys = self.token_key().await.map_err(|_| Denial::Token(super::token::TokenError::BadSignature))?;
@@ -227,6 +232,11 @@ impl LicenseState {
         let sig = keys.url_signature(content, super::token::url_window(now_s));
         if self.catalog(|c| c.revoked_subjects.contains(&claims.sub)) {
             return Err(Denial::Revoked);
+        }
+        if let Some(allowed) = claims.regions.as_ref().filter(|r| !r.is_empty()) {
+            if !region.is_some_and(|r| allowed.iter().any(|a| a == r)) {
+                return Err(Denial::Region(region.unwrap_or("unknown").to_string()));
+            }
         }
         Ok(sig)
     }
@@ -249,26 +259,20 @@ impl LicenseState {
         if self.token_key().await.is_err() {
             return KeyStep::Done(Err(Denial::Token(super::token::TokenError::BadSignature)));
         }
-        let changed = self.catalog(|c| {
-            (c.region_table_version != self.table.0)
-                .then(|| (c.region_table_version, c.region_table.iter().filter_map(|l| Range::parse(l).ok()).collect()))
-        });
-        if let Some(table) = changed {
-            self.table = table;
-        }
         let request = LicenseRequest {
             content: &q.content,
             kid: &q.kid,
             token: q.token.as_deref(),
             client: q.client,
+            region: q.region.as_deref(),
             now_ms: now,
             released: q.released,
         };
         let tokens = &self.tokens.as_ref().expect("token key made above").1;
-        let (table, node) = (&self.table.1, &self.cfg.node);
+        let node = &self.cfg.node;
         let mut decided = None;
         node.peek(&mut |c| {
-            decided = Some(decide(c, tokens, table, &request).map(|g| {
+            decided = Some(decide(c, tokens, &request).map(|g| {
                 let order = g.stream.as_ref().map(|s| counting_nodes(&s.subject, c.nodes.keys().copied()));
                 (g.key.kid.clone(), g.stream, order)
             }))

@@ -4,8 +4,8 @@
 //!
 //! The checks, in order: a token is present and genuine, unexpired and for this content
 //! ([`super::token`]); its subject is not revoked; the content is released here (a gated
-//! premiere gives no key); the key exists; the client's region (from the catalog's
-//! address table) is allowed by both the content's rights and the token's own regions;
+//! premiere gives no key); the key exists; the client's region (looked up by the caller:
+//! [`crate::rights`]) is allowed by both the content's rights and the token's own regions;
 //! and the subject is under its stream limit. A refusal names its reason.
 //!
 //! The stream limit holds across the cluster: a token with a limit yields a
@@ -19,7 +19,6 @@ use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 use tessera_raft::{Catalog, KeyRecord, NodeId};
 
-use super::regions::{region_of, Range};
 use super::token::{Claims, TokenError, TokenKey};
 
 /// How long a viewer's stream counts against its subject's limit after its last key
@@ -33,6 +32,8 @@ pub struct LicenseRequest<'a> {
     pub kid: &'a str,
     pub token: Option<&'a str>,
     pub client: IpAddr,
+    /// The client's region, as looked up ([`crate::rights::RegionLookup`]).
+    pub region: Option<&'a str>,
     pub now_ms: i64,
     /// Whether the content is released on this node now (the release gate's answer).
     pub released: bool,
@@ -74,7 +75,7 @@ impl Denial {
             Denial::Revoked => "revoked",
             Denial::NotReleased => "not_released",
             Denial::NoSuchKey(_) => "no_such_key",
-            Denial::Region(_) => "region",
+            Denial::Region(_) => "region_not_allowed",
             Denial::StreamLimit(_) => "stream_limit",
         }
     }
@@ -149,12 +150,7 @@ pub struct Grant<'c> {
 }
 
 /// Decides a key request, all but the counting of its stream.
-pub fn decide<'c>(
-    catalog: &'c Catalog,
-    tokens: &TokenKey,
-    table: &[Range],
-    req: &LicenseRequest,
-) -> Result<Grant<'c>, Denial> {
+pub fn decide<'c>(catalog: &'c Catalog, tokens: &TokenKey, req: &LicenseRequest) -> Result<Grant<'c>, Denial> {
     let token = req.token.filter(|t| !t.is_empty()).ok_or(Denial::NoToken)?;
     let claims = tokens.check(token, req.content, req.now_ms.div_euclid(1000))?;
     if catalog.revoked_subjects.contains(&claims.sub) {
@@ -166,12 +162,9 @@ pub fn decide<'c>(
     let key = catalog.key_by_id(req.content, req.kid).ok_or_else(|| Denial::NoSuchKey(req.kid.to_string()))?;
     let rights = catalog.protection.get(req.content).map(|p| p.regions.as_slice()).unwrap_or_default();
     let limits = [rights, claims.regions.as_deref().unwrap_or_default()];
-    if limits.iter().any(|allowed| !allowed.is_empty()) {
-        let region = region_of(table, req.client);
-        for allowed in limits.iter().filter(|a| !a.is_empty()) {
-            if !region.is_some_and(|r| allowed.iter().any(|a| a == r)) {
-                return Err(Denial::Region(region.unwrap_or("unknown").to_string()));
-            }
+    for allowed in limits.iter().filter(|a| !a.is_empty()) {
+        if !req.region.is_some_and(|r| allowed.iter().any(|a| a == r)) {
+            return Err(Denial::Region(req.region.unwrap_or("unknown").to_string()));
         }
     }
     let stream = claims.max_streams.map(|limit| StreamClaim::new(&claims, token, req.client, limit, req.now_ms));

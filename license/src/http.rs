@@ -10,12 +10,11 @@
 //! missing or invalid), 403 (revoked, not released, region, stream limit) or 404 (no such
 //! key). Keys and tokens are never logged.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::supervisor::LicenseRef;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -27,15 +26,19 @@ use crate::actor::{KeyQuery, LicenseMsg};
 use crate::clearkey;
 use crate::gate::ReleaseGate;
 use crate::keys::parse_kid;
+use crate::rights::RegionLookup;
 use crate::serving::Refusal;
+use crate::viewer::Viewer;
 
 /// How long the license actor has to answer a viewer's key request.
 const KEY_PATIENCE: Duration = Duration::from_secs(5);
 
-/// What the license endpoints need: the actor, and whether content is released here.
+/// What the license endpoints need: the actor, whether content is released here, and
+/// where viewers are.
 pub struct LicenseEndpoints {
     pub license: Option<LicenseRef>,
     pub gate: ReleaseGate,
+    pub regions: Arc<RegionLookup>,
 }
 
 /// The license endpoints' routes.
@@ -73,12 +76,14 @@ async fn viewer_key(
     (content, released): (String, bool),
     kid: String,
     token: Option<String>,
-    client: SocketAddr,
+    viewer: Viewer,
 ) -> Result<[u8; 16], Refusal> {
     let Some(license) = &state.license else {
         return Err(Refusal::new(503, "no_license", "this node has no key-encryption key and hands out no keys"));
     };
-    let query = KeyQuery { content: content.clone(), kid, token, client: client.ip(), released };
+    state.regions.check(&content, viewer.0, "key")?;
+    let region = state.regions.region_of(viewer.0);
+    let query = KeyQuery { content: content.clone(), kid, token, client: viewer.0, region, released };
     match license.call(|reply| LicenseMsg::Key(query, reply), KEY_PATIENCE).await {
         Some(Ok(key)) => Ok(key),
         Some(Err(denial)) => Err(Refusal::new(denial.status(), denial.code(), &denial)),
@@ -92,7 +97,7 @@ async fn viewer_key(
 /// `GET /license/live/{name}/{kid}` and `GET /license/vod/{asset}/{kid}`.
 async fn content_key(
     State(state): State<Arc<LicenseEndpoints>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    viewer: Viewer,
     Path(path): Path<Vec<(String, String)>>,
     Query(p): Query<KeyParams>,
 ) -> Response {
@@ -101,7 +106,7 @@ async fn content_key(
     else {
         return Refusal::new(404, "no_such_content", "no stream or asset named").into_response();
     };
-    match viewer_key(&state, content, kid, p.token, remote).await {
+    match viewer_key(&state, content, kid, p.token, viewer).await {
         Ok(key) => (
             [(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store, private")],
             key.to_vec(),
@@ -116,7 +121,7 @@ async fn content_key(
 /// first refusal.
 async fn clearkey_license(
     State(state): State<Arc<LicenseEndpoints>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    viewer: Viewer,
     Path(path): Path<Vec<(String, String)>>,
     Query(p): Query<KeyParams>,
     body: axum::body::Bytes,
@@ -127,7 +132,7 @@ async fn clearkey_license(
     let kids = match clearkey::requested_kids(&body) {
         Ok(kids) => kids,
         Err(e) => {
-            tracing::info!(content = %content.0, client = %remote, error = %e, "malformed ClearKey license request");
+            tracing::info!(content = %content.0, viewer = %viewer.0, error = %e, "malformed ClearKey license request");
             metrics::counter!("tessera_license_requests_total", "outcome" => "malformed").increment(1);
             return Refusal::new(400, "malformed", e).into_response();
         }
@@ -135,7 +140,7 @@ async fn clearkey_license(
     let mut keys = Vec::with_capacity(kids.len());
     for kid in kids {
         let id = parse_kid(&kid).expect("requested_kids answers 32 hex digits");
-        match viewer_key(&state, content.clone(), kid, p.token.clone(), remote).await {
+        match viewer_key(&state, content.clone(), kid, p.token.clone(), viewer).await {
             Ok(key) => keys.push((id, key)),
             Err(refused) => return refused.into_response(),
         }

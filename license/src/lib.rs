@@ -12,7 +12,10 @@
 //!   it and never blocks on the network: a count at another node runs in a task of its own.
 //! - The actor runs under a [`supervisor`], which starts it again if it fails; everyone
 //!   else holds a [`supervisor::LicenseRef`] to the running one.
-//! - On every node, [`serving`] encrypts protected media on its way out (never in clear),
+//! - On every node, [`viewer`] says who asks (the socket's address, or what a trusted
+//!   proxy says), [`rights`] whether the content's region rule lets them watch (every
+//!   request, clear or encrypted; regions from the catalog's table, else [`geoip`]),
+//!   [`serving`] encrypts protected media on its way out (never in clear),
 //!   [`http`] answers key requests, [`urls`] carries a viewer's token and the URL
 //!   signature onto playlists, and [`gate`] says whether content is released here.
 //! - Keys reach the catalog only wrapped (AES-256-GCM under the KEK, content and key id as
@@ -24,10 +27,13 @@ pub mod clearkey;
 pub mod counting;
 pub mod decision;
 pub mod gate;
+pub mod geoip;
 pub mod http;
 pub mod keys;
 pub mod regions;
+pub mod rights;
 pub mod serving;
 pub mod supervisor;
 pub mod token;
 pub mod urls;
+pub mod viewer;

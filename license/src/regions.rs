@@ -1,13 +1,52 @@
 //! Where a viewer is: a table of address ranges (CIDR) to region names, longest prefix
-//! first, kept in the catalog and looked up per license request.
+//! first, kept in the catalog and looked up on every request for region-limited content.
 
 use std::net::IpAddr;
+
+/// An address range: `10.0.0.0/8`, `2001:db8::/32`; a bare address is the range of
+/// itself alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `ip` is in the range (an IPv4 range holds no IPv6 address: map first).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.network.is_ipv4() == ip.is_ipv4() && masked(self.network, self.prefix) == masked(ip, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let network: IpAddr = addr.parse().map_err(|_| "not an IP address")?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.parse().map_err(|_| "the prefix is not a number")?,
+        };
+        if prefix > max {
+            return Err("the prefix is longer than the address");
+        }
+        Ok(Cidr { network, prefix })
+    }
+}
 
 /// One range of the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Range {
-    network: IpAddr,
-    prefix: u8,
+    cidr: Cidr,
     pub region: String,
 }
 
@@ -24,45 +63,85 @@ impl Range {
     pub fn parse(line: &str) -> Result<Self, RangeError> {
         let err = |why| RangeError { line: line.to_string(), why };
         let (cidr, region) = line.split_once('=').ok_or_else(|| err("no '='"))?;
-        let (addr, prefix) = cidr.trim().split_once('/').ok_or_else(|| err("no '/PREFIX'"))?;
-        let network: IpAddr = addr.parse().map_err(|_| err("not an IP address"))?;
-        let prefix: u8 = prefix.parse().map_err(|_| err("the prefix is not a number"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        if prefix > max {
-            return Err(err("the prefix is longer than the address"));
+        if !cidr.contains('/') {
+            return Err(err("no '/PREFIX'"));
         }
+        let cidr: Cidr = cidr.parse().map_err(err)?;
         let region = region.trim();
         if region.is_empty() || region.len() > 64 {
             return Err(err("the region needs 1 to 64 characters"));
         }
-        Ok(Range { network, prefix, region: region.to_string() })
+        Ok(Range { cidr, region: region.to_string() })
     }
+}
 
-    fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
-            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
-            _ => false,
+/// The address-to-region table, indexed for a lookup per request: one map per prefix
+/// length, tried from the longest, so a lookup costs a hash per distinct prefix length,
+/// however many lines the table has.
+#[derive(Debug, Default)]
+pub struct RegionTable {
+    /// (IPv4?, prefix, masked network -> index into `regions`), longest prefix first.
+    by_prefix: Vec<(bool, u8, std::collections::HashMap<u128, usize>)>,
+    regions: Vec<String>,
+}
+
+impl RegionTable {
+    /// The table of `ranges`; of two ranges with the same network, the later wins.
+    pub fn new(ranges: impl IntoIterator<Item = Range>) -> Self {
+        let mut table = RegionTable::default();
+        for r in ranges {
+            let (v4, prefix) = (r.cidr.network.is_ipv4(), r.cidr.prefix);
+            let at = match table.by_prefix.iter().position(|(f, p, _)| *f == v4 && *p == prefix) {
+                Some(at) => at,
+                None => {
+                    table.by_prefix.push((v4, prefix, Default::default()));
+                    table.by_prefix.len() - 1
+                }
+            };
+            table.regions.push(r.region);
+            let index = table.regions.len() - 1;
+            table.by_prefix[at].2.insert(masked(r.cidr.network, prefix), index);
         }
+        table.by_prefix.sort_by_key(|(_, prefix, _)| std::cmp::Reverse(*prefix));
+        table
+    }
+
+    /// The table of the catalog's lines; lines that do not parse are left out (the catalog
+    /// refuses them when they are written).
+    pub fn parse(lines: &[String]) -> Self {
+        RegionTable::new(lines.iter().filter_map(|l| Range::parse(l).ok()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty()
+    }
+
+    /// The region of `ip`: the most specific range that holds it. An IPv4 address mapped
+    /// into IPv6 (`::ffff:a.b.c.d`, as a dual-stack listener sees it) is looked up as IPv4.
+    pub fn region_of(&self, ip: IpAddr) -> Option<&str> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.by_prefix
+            .iter()
+            .filter(|(v4, _, _)| *v4 == ip.is_ipv4())
+            .find_map(|(_, prefix, nets)| nets.get(&masked(ip, *prefix)))
+            .map(|i| self.regions[*i].as_str())
     }
 }
 
-fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
-    let (whole, rest) = (bits as usize / 8, bits % 8);
-    if a[..whole] != b[..whole] {
-        return false;
-    }
-    rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0
-}
-
-/// The region of `ip`: the most specific range that holds it. An IPv4 address mapped into
-/// IPv6 (`::ffff:a.b.c.d`, as a dual-stack listener sees it) is looked up as IPv4.
-pub fn region_of(table: &[Range], ip: IpAddr) -> Option<&str> {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+/// `ip`'s first `prefix` bits, as a number.
+fn masked(ip: IpAddr, prefix: u8) -> u128 {
+    let (bits, width) = match ip {
+        IpAddr::V4(v4) => (u32::from(v4) as u128, 32),
+        IpAddr::V6(v6) => (u128::from(v6), 128),
     };
-    table.iter().filter(|r| r.contains(ip)).max_by_key(|r| r.prefix).map(|r| r.region.as_str())
+    if prefix == 0 {
+        0
+    } else {
+        bits >> (width - prefix as u32) << (width - prefix as u32)
+    }
 }
 
 #[cfg(test)]
@@ -71,11 +150,10 @@ mod tests {
 
     #[test]
     fn the_most_specific_range_wins_across_families() {
-        let table: Vec<Range> = ["10.0.0.0/8=eu", "10.1.2.0/23=eu-west", "0.0.0.0/0=world", "2001:db8::/32=us"]
-            .iter()
-            .map(|l| Range::parse(l).unwrap())
-            .collect();
-        let at = |s: &str| region_of(&table, s.parse().unwrap());
+        let table = RegionTable::parse(
+            &["10.0.0.0/8=eu", "10.1.2.0/23=eu-west", "0.0.0.0/0=world", "2001:db8::/32=us"].map(String::from),
+        );
+        let at = |s: &str| table.region_of(s.parse().unwrap());
         assert_eq!(at("10.9.9.9"), Some("eu"));
         assert_eq!(at("10.1.3.200"), Some("eu-west"), "a /23 holds 10.1.2.0 to 10.1.3.255");
         assert_eq!(at("10.1.4.1"), Some("eu"));

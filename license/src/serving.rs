@@ -11,6 +11,7 @@
 //! Content is named `live/NAME` or `vod/ASSET` throughout.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::supervisor::LicenseRef;
@@ -25,6 +26,8 @@ use tessera_raft::{CatalogNode, Protection};
 
 use crate::actor::LicenseMsg;
 use crate::keys::parse_kid;
+use crate::rights::RegionLookup;
+use crate::viewer::Viewer;
 
 /// How long the license actor has to answer a request of the serving path.
 const ACTOR_PATIENCE: Duration = Duration::from_secs(5);
@@ -108,12 +111,24 @@ pub struct MediaProtection {
     catalog: CatalogNode,
     /// The license actor, when the node has a key-encryption key.
     license: Option<LicenseRef>,
+    /// Where viewers are, for the content's region rule.
+    regions: Arc<RegionLookup>,
     encrypted: EncryptedCache,
 }
 
 impl MediaProtection {
-    pub fn new(catalog: CatalogNode, license: Option<LicenseRef>) -> Self {
-        MediaProtection { catalog, license, encrypted: EncryptedCache::default() }
+    pub fn new(catalog: CatalogNode, license: Option<LicenseRef>, regions: Arc<RegionLookup>) -> Self {
+        MediaProtection { catalog, license, regions, encrypted: EncryptedCache::default() }
+    }
+
+    /// Whether the rights of `content` let `viewer` watch it (see [`crate::rights`]).
+    pub fn region_access(&self, content: &str, viewer: Viewer, what: &'static str) -> Result<(), Refusal> {
+        self.regions.check(content, viewer.0, what)
+    }
+
+    /// Where viewers are.
+    pub fn regions(&self) -> &Arc<RegionLookup> {
+        &self.regions
     }
 
     /// The license actor, when the node has a key-encryption key.
@@ -253,9 +268,15 @@ impl MediaProtection {
         Ok(Some(protected))
     }
 
-    /// For content with signed URLs: checks the viewer's token and answers the signature
-    /// its playlist's media URIs carry (`None`: the content does not sign its URLs).
-    pub async fn playlist_access(&self, content: &str, token: Option<String>) -> Result<Option<String>, Refusal> {
+    /// For content with signed URLs: checks the viewer's token (its regions too) and
+    /// answers the signature its playlist's media URIs carry (`None`: the content does not
+    /// sign its URLs).
+    pub async fn playlist_access(
+        &self,
+        content: &str,
+        token: Option<String>,
+        viewer: Viewer,
+    ) -> Result<Option<String>, Refusal> {
         if !self.catalog.peek(|c| c.signed_urls(content)) {
             return Ok(None);
         }
@@ -266,8 +287,8 @@ impl MediaProtection {
                 "the stream signs its URLs and this node has no key-encryption key",
             ));
         };
-        let content = content.to_string();
-        match license.call(|reply| LicenseMsg::Viewer { content, token, reply }, ACTOR_PATIENCE).await {
+        let (content, region) = (content.to_string(), self.regions.region_of(viewer.0));
+        match license.call(|reply| LicenseMsg::Viewer { content, token, region, reply }, ACTOR_PATIENCE).await {
             Some(Ok(sig)) => Ok(Some(sig)),
             Some(Err(d)) => Err(Refusal::new(d.status(), d.code(), &d)),
             None => Err(Refusal::new(503, "unavailable", "the license service did not answer")),

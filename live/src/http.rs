@@ -10,8 +10,9 @@
 //! - `RENDITION/init-N.mp4`, `RENDITION/part-N.m4s`, `RENDITION/seg-N.m4s`: media
 //!
 //! Every request asks the release gate first (gated content answers as unknown content
-//! does), then the stream's protection (signed URLs, keys); media of an encrypted stream is
-//! encrypted on its way out.
+//! does), then the stream's region rule (for the viewer a trusted proxy names, if any),
+//! then its protection (signed URLs, keys); media of an encrypted stream is encrypted on
+//! its way out. A blocking request is checked again when it is released.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use bytes::Bytes;
 use tessera_license::gate::ReleaseGate;
 use tessera_license::serving::MediaProtection;
 use tessera_license::urls::{viewer_token, with_signature, with_token};
+use tessera_license::viewer::Viewer;
 use tessera_packager::BlockRequest;
 
 use crate::relay::{Followers, MediaFile};
@@ -83,10 +85,11 @@ async fn multivariant(
     State(state): State<Arc<LiveState>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    viewer: Viewer,
     headers: HeaderMap,
 ) -> Response {
     metrics::counter!("tessera_playlist_requests_total", "kind" => "multivariant", "blocking" => "no").increment(1);
-    multivariant_naming(&state, &name, "index.m3u8", &q, &headers).await
+    multivariant_naming(&state, &name, "index.m3u8", (&q, &headers, viewer)).await
 }
 
 /// The multivariant playlist of the stream's DVR window: the same renditions, each naming
@@ -95,10 +98,11 @@ async fn dvr_multivariant(
     State(state): State<Arc<LiveState>>,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    viewer: Viewer,
     headers: HeaderMap,
 ) -> Response {
     metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr-multivariant", "blocking" => "no").increment(1);
-    multivariant_naming(&state, &name, "dvr.m3u8", &q, &headers).await
+    multivariant_naming(&state, &name, "dvr.m3u8", (&q, &headers, viewer)).await
 }
 
 /// Gated content answers as unknown content does.
@@ -110,13 +114,15 @@ async fn multivariant_naming(
     state: &LiveState,
     name: &str,
     playlist: &str,
-    q: &HashMap<String, String>,
-    headers: &HeaderMap,
+    (q, headers, viewer): (&HashMap<String, String>, &HeaderMap, Viewer),
 ) -> Response {
     if gated(state, name) {
         return error(StoreError::NotFound);
     }
-    if let Err(refused) = state.protection.playlist_access(&live(name), viewer_token(q, headers)).await {
+    if let Err(refused) = state.protection.region_access(&live(name), viewer, "playlist") {
+        return refused.into_response();
+    }
+    if let Err(refused) = state.protection.playlist_access(&live(name), viewer_token(q, headers), viewer).await {
         return refused.into_response();
     }
     let token = q.get("token");
@@ -134,6 +140,7 @@ async fn rendition_file(
     State(state): State<Arc<LiveState>>,
     Path((name, rendition, file)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    viewer: Viewer,
     headers: HeaderMap,
 ) -> Response {
     if rendition.is_empty()
@@ -145,12 +152,16 @@ async fn rendition_file(
     if gated(&state, &name) {
         return error(StoreError::NotFound);
     }
+    let playlist = file == "index.m3u8" || file == "dvr.m3u8";
+    let what = if playlist { "playlist" } else { "media" };
+    if let Err(refused) = state.protection.region_access(&live(&name), viewer, what) {
+        return refused.into_response();
+    }
     state.followers.ensure(&name).await;
     let rendition = rendition.as_str();
-    let playlist = file == "index.m3u8" || file == "dvr.m3u8";
     // With signed URLs: a playlist needs the viewer's token, and gives the media signature.
     let sig = if playlist {
-        match state.protection.playlist_access(&live(&name), viewer_token(&q, &headers)).await {
+        match state.protection.playlist_access(&live(&name), viewer_token(&q, &headers), viewer).await {
             Ok(sig) => sig,
             Err(refused) => return refused.into_response(),
         }
@@ -161,7 +172,7 @@ async fn rendition_file(
         None
     };
     if file == "index.m3u8" {
-        return media_playlist(&state, &name, rendition, &q, sig.as_deref()).await;
+        return media_playlist(&state, (&name, rendition), &q, sig.as_deref(), viewer).await;
     }
     if file == "dvr.m3u8" {
         metrics::counter!("tessera_playlist_requests_total", "kind" => "dvr", "blocking" => "no").increment(1);
@@ -181,13 +192,13 @@ async fn rendition_file(
             Err(e) => error(e),
         };
     }
-    media_file(&state, &name, rendition, &file).await
+    media_file(&state, &name, rendition, &file, viewer).await
 }
 
 /// An init segment, part or segment of a rendition, as this node serves it: from the store,
 /// else (finished files) from this node's disk, the archive or another node; encrypted
 /// when the stream is.
-async fn media_file(state: &LiveState, name: &str, rendition: &str, file: &str) -> Response {
+async fn media_file(state: &LiveState, name: &str, rendition: &str, file: &str, viewer: Viewer) -> Response {
     let Some(requested) = MediaFile::parse(file) else { return error(StoreError::NotFound) };
     match (requested.file, requested.kid) {
         (MediaFile::Init(id), kid) => {
@@ -212,15 +223,20 @@ async fn media_file(state: &LiveState, name: &str, rendition: &str, file: &str) 
         }
         (MediaFile::Part(seq), None) => {
             match state.store.part(name, rendition, seq, block_timeout(state, name)).await {
-                // Taken down while the request waited.
+                // Taken down, or its rights changed, while the request waited.
                 Ok(_) if gated(state, name) => error(StoreError::NotFound),
-                Ok((d, msn, waited)) => match protect(state, name, (rendition, file), msn, d).await {
-                    Ok(d) => {
-                        record_release(waited, "part");
-                        media(d.into(), "video/iso.segment")
+                Ok((d, msn, waited)) => {
+                    if let Err(refused) = recheck(state, name, viewer, waited, "media") {
+                        return refused.into_response();
                     }
-                    Err(r) => r.into_response(),
-                },
+                    match protect(state, name, (rendition, file), msn, d).await {
+                        Ok(d) => {
+                            record_release(waited, "part");
+                            media(d.into(), "video/iso.segment")
+                        }
+                        Err(r) => r.into_response(),
+                    }
+                }
                 Err(e) => error(e),
             }
         }
@@ -297,6 +313,21 @@ impl http_body::Body for ChainedBody {
     }
 }
 
+/// A request that waited (a blocking reload, a part not made yet) is checked again when
+/// it is released: the stream's rights may have changed meanwhile.
+fn recheck(
+    state: &LiveState,
+    name: &str,
+    viewer: Viewer,
+    waited: Option<Instant>,
+    what: &'static str,
+) -> Result<(), tessera_license::serving::Refusal> {
+    match waited {
+        Some(_) => state.protection.region_access(&live(name), viewer, what),
+        None => Ok(()),
+    }
+}
+
 /// The content id of live stream `name`.
 fn live(name: &str) -> String {
     format!("live/{name}")
@@ -332,10 +363,10 @@ async fn past_file(state: &LiveState, name: &str, rendition: &str, file: MediaFi
 
 async fn media_playlist(
     state: &LiveState,
-    name: &str,
-    rendition: &str,
+    (name, rendition): (&str, &str),
     q: &HashMap<String, String>,
     sig: Option<&str>,
+    viewer: Viewer,
 ) -> Response {
     let msn = match q.get("_HLS_msn").map(|v| v.parse::<u64>()) {
         None => None,
@@ -364,6 +395,9 @@ async fn media_playlist(
     match state.store.media_playlist(name, rendition, block, skip, block_timeout(state, name), &keys).await {
         Ok(_) if block.is_some() && gated(state, name) => error(StoreError::NotFound),
         Ok(r) => {
+            if let Err(refused) = recheck(state, name, viewer, r.waited_for, "playlist") {
+                return refused.into_response();
+            }
             record_release(r.waited_for, "playlist");
             let cache = if block.is_some() { "public, max-age=60" } else { "no-cache" };
             // Shared playlists are rewritten only for what this viewer carries on.

@@ -13,7 +13,9 @@ use tessera_cluster::ClusterService;
 use tessera_ingest::timestamp::{TICKS_PER_MS, TICKS_PER_SECOND};
 use tessera_license::admin::ProtectionAdmin;
 use tessera_license::gate::{Clock, ReleaseGate};
+use tessera_license::geoip::GeoIp;
 use tessera_license::http::LicenseEndpoints;
+use tessera_license::rights::RegionLookup;
 use tessera_license::serving::MediaProtection;
 use tessera_license::supervisor::{LicenseRef, SupervisorMsg};
 use tessera_listen::rtmp::{BoundRtmpListener, RtmpListenerConfig};
@@ -111,6 +113,8 @@ struct Rights {
     supervisor: Option<ractor::ActorRef<SupervisorMsg>>,
     gate: ReleaseGate,
     protection: Arc<MediaProtection>,
+    /// Where viewers are: the catalog's address table, then the GeoIP database.
+    regions: Arc<RegionLookup>,
 }
 
 impl Rights {
@@ -120,8 +124,13 @@ impl Rights {
         let (license, supervisor) =
             license::start(config.kek()?, rotation, member.clone(), store.clone(), clock.clone()).await?.unzip();
         let gate = ReleaseGate::new(member.catalog.clone(), config.region.clone(), clock.clone());
-        let protection = Arc::new(MediaProtection::new(member.catalog.clone(), license.clone()));
-        Ok(Rights { clock, license, supervisor, gate, protection })
+        let geoip = match &config.geoip_db {
+            Some(path) => Some(Arc::new(GeoIp::open(path).map_err(|e| NodeError::Config(e.to_string()))?)),
+            None => None,
+        };
+        let regions = Arc::new(RegionLookup::new(member.catalog.clone(), geoip));
+        let protection = Arc::new(MediaProtection::new(member.catalog.clone(), license.clone(), regions.clone()));
+        Ok(Rights { clock, license, supervisor, gate, protection, regions })
     }
 }
 
@@ -217,7 +226,11 @@ fn routes(
         gate: rights.gate.clone(),
         protection: rights.protection.clone(),
     }));
-    let license_endpoints = LicenseEndpoints { license: rights.license.clone(), gate: rights.gate.clone() };
+    let license_endpoints = LicenseEndpoints {
+        license: rights.license.clone(),
+        gate: rights.gate.clone(),
+        regions: rights.regions.clone(),
+    };
     let protection_admin =
         ProtectionAdmin { cluster: member.clone(), license: rights.license.clone(), clock: rights.clock.clone() };
     let vod = tessera_vod::routes(vod);
@@ -237,6 +250,21 @@ fn routes(
     let public = live.merge(vod.playback).merge(tessera_license::http::router(Arc::new(license_endpoints)));
     let admin = vod.admin.merge(tessera_license::admin::router(Arc::new(protection_admin)));
     http::router(node, public, admin, vod.preflight)
+}
+
+/// Every few seconds: the GeoIP database is read again if its file changed.
+async fn reload_geoip(geoip: Arc<GeoIp>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = server::until_true(&mut stop) => break,
+            _ = every.tick() => {
+                let geoip = geoip.clone();
+                // Reading a database of some tens of megabytes is blocking work.
+                let _ = tokio::task::spawn_blocking(move || geoip.reload_if_changed()).await;
+            }
+        }
+    }
 }
 
 /// What every publisher session is started with.
@@ -320,8 +348,15 @@ impl Node {
         };
         tasks::spawn_restarting(&mut tasks, "preposition", &stop, move |stop| preposition.clone().run(stop));
 
+        if let Some(geoip) = rights.regions.geoip().cloned() {
+            tasks::spawn_restarting(&mut tasks, "geoip-reload", &stop, move |stop| reload_geoip(geoip.clone(), stop));
+        }
+
+        let trusted = Arc::new(config.trusted_proxies()?);
         let app = routes(&config, (&member, &store, &followers), &rights, vod, (http_addr, &ladders));
-        let serve = server::serve(http, app, tls.clone(), config.max_http_connections, stop.clone());
+        let app = app.layer(axum::middleware::from_fn_with_state(trusted.clone(), tessera_license::viewer::resolve));
+        let limits = server::Limits { max_connections: config.max_http_connections, trusted };
+        let serve = server::serve(http, app, tls.clone(), limits, stop.clone());
         tasks.spawn(tasks::once("http", stop.clone(), serve));
 
         let settings = ingest_settings(&config, &member, &feeds, transcode)?;

@@ -4,13 +4,16 @@
 //!
 //! An asset is served only once its release allows it here (the same gate as live) and
 //! each rendition once its job is done; otherwise the answer is the one an unknown asset
-//! gets. Playlists of a finished rendition never change, so they are cacheable like media.
+//! gets. Then, as for live: its region rule for the viewer, and with signed URLs a playback
+//! token for playlists (whose media URIs then carry the URL signature) and the signature
+//! for media. Playlists of a finished rendition never change, so they are cacheable like
+//! media.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tessera_packager::playlist::{render_multivariant, Variant};
@@ -21,7 +24,8 @@ use tessera_raft::{JobRecord, JobState, Visibility};
 use super::package::{names, RenditionManifest};
 use super::worker::{manifest_name, stored_names};
 use tessera_license::serving::Refusal;
-use tessera_license::urls::with_token;
+use tessera_license::urls::{viewer_token, with_signature, with_token};
+use tessera_license::viewer::Viewer;
 
 use crate::VodState;
 
@@ -63,9 +67,32 @@ fn keys(state: &VodState, asset: &str) -> Result<Vec<SegmentKey>, Refusal> {
     state.protection.content_keys(&format!("vod/{asset}"))
 }
 
-fn playlist(body: String, token: Option<&String>) -> Response {
+fn playlist(body: String, token: Option<&String>, sig: Option<&str>) -> Response {
+    let body = match sig {
+        Some(sig) => with_signature(body, sig),
+        None => body,
+    };
     let body = with_token(body, token.map(String::as_str));
     ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, PLAYLIST_CACHE)], body).into_response()
+}
+
+/// What a viewer must pass before any file of the asset: its region rule, then (signed
+/// URLs) a token for a playlist, which answers the media signature, or the signature for
+/// media.
+async fn access(
+    state: &VodState,
+    asset: &str,
+    (q, headers, viewer): (&HashMap<String, String>, &HeaderMap, Viewer),
+    playlist: bool,
+) -> Result<Option<String>, Response> {
+    let content = format!("vod/{asset}");
+    let refused = |r: Refusal| r.into_response();
+    state.protection.region_access(&content, viewer, if playlist { "playlist" } else { "media" }).map_err(refused)?;
+    if playlist {
+        state.protection.playlist_access(&content, viewer_token(q, headers), viewer).await.map_err(refused)
+    } else {
+        state.protection.media_access(&content, q.get("sig")).await.map_err(refused).map(|()| None)
+    }
 }
 
 /// `GET /vod/{asset}/index.m3u8`; an encrypted asset's viewer passes `?token=`, which the
@@ -74,8 +101,13 @@ pub async fn multivariant(
     State(state): State<Arc<VodState>>,
     Path(asset): Path<String>,
     Query(q): Query<HashMap<String, String>>,
+    viewer: Viewer,
+    headers: HeaderMap,
 ) -> Response {
     let Some(jobs) = renditions(&state, &asset) else { return not_found() };
+    if let Err(refused) = access(&state, &asset, (&q, &headers, viewer), true).await {
+        return refused;
+    }
     let encrypted = match keys(&state, &asset) {
         Ok(k) => !k.is_empty(),
         Err(r) => return r.into_response(),
@@ -113,7 +145,7 @@ pub async fn multivariant(
     variants.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
     iframes.sort_by_key(|(bw, _)| std::cmp::Reverse(*bw));
     let body = render_multivariant(&variants, &[]) + &iframes.into_iter().map(|(_, l)| l).collect::<String>();
-    playlist(body, q.get("token"))
+    playlist(body, q.get("token"), None)
 }
 
 /// `GET /vod/{asset}/{rendition}/{file}`: the playlists, `init-EPOCH.mp4` and `seg-N.m4s`.
@@ -121,14 +153,21 @@ pub async fn rendition_file(
     State(state): State<Arc<VodState>>,
     Path((asset, rendition, file)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
+    viewer: Viewer,
+    headers: HeaderMap,
 ) -> Response {
     let Some(jobs) = renditions(&state, &asset) else { return not_found() };
     let Some(job) = jobs.into_iter().find(|j| j.rendition == rendition) else { return not_found() };
+    let is_playlist = file == "index.m3u8" || file == "iframes.m3u8";
+    let sig = match access(&state, &asset, (&q, &headers, viewer), is_playlist).await {
+        Ok(sig) => sig,
+        Err(refused) => return refused,
+    };
     let keys = match keys(&state, &asset) {
         Ok(k) => k,
         Err(r) => return r.into_response(),
     };
-    if file == "index.m3u8" || file == "iframes.m3u8" {
+    if is_playlist {
         let Some(m) = manifest(&state, &job).await else { return not_found() };
         if file == "iframes.m3u8" && (!keys.is_empty() || m.segments.iter().any(|(_, len)| *len == 0)) {
             return not_found();
@@ -162,7 +201,7 @@ pub async fn rendition_file(
                 .collect();
             iframe_playlist(&frames)
         };
-        return playlist(body, q.get("token"));
+        return playlist(body, q.get("token"), sig.as_deref());
     }
     let content = format!("vod/{asset}");
     let read = |name: String| {

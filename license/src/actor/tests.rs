@@ -68,7 +68,14 @@ async fn start(node: Arc<FakeNode>) -> ActorRef<LicenseMsg> {
 }
 
 fn query(token: Option<String>, kid: &str) -> KeyQuery {
-    KeyQuery { content: "live/cam".into(), kid: kid.into(), token, client: "10.0.0.1".parse().unwrap(), released: true }
+    KeyQuery {
+        content: "live/cam".into(),
+        kid: kid.into(),
+        token,
+        client: "10.0.0.1".parse().unwrap(),
+        region: None,
+        released: true,
+    }
 }
 
 #[tokio::test]

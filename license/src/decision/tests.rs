@@ -1,6 +1,7 @@
 use tessera_raft::{Command, Proposal, Protection};
 
 use super::*;
+use crate::regions::RegionTable;
 
 const CONTENT: &str = "live/match";
 
@@ -24,19 +25,20 @@ fn claims(max_streams: Option<u32>, regions: Option<Vec<&str>>) -> Claims {
     }
 }
 
+static TABLE: std::sync::LazyLock<RegionTable> =
+    std::sync::LazyLock::new(|| RegionTable::parse(&["10.0.0.0/8=eu", "192.0.2.0/24=us"].map(String::from)));
+
 fn request<'a>(token: &'a str, client: &str, now_ms: i64) -> LicenseRequest<'a> {
+    let client = client.parse().unwrap();
     LicenseRequest {
         content: CONTENT,
         kid: "01010101010101010101010101010101",
         token: Some(token),
-        client: client.parse().unwrap(),
+        client,
+        region: TABLE.region_of(client),
         now_ms,
         released: true,
     }
-}
-
-fn table() -> Vec<Range> {
-    ["10.0.0.0/8=eu", "192.0.2.0/24=us"].iter().map(|l| Range::parse(l).unwrap()).collect()
 }
 
 #[test]
@@ -44,11 +46,11 @@ fn a_valid_token_gets_the_key_and_each_rule_refuses_with_its_reason() {
     let keys = TokenKey::new(b"secret");
     let mut c = catalog();
     let token = keys.sign(&claims(None, None));
-    let grant = decide(&c, &keys, &table(), &request(&token, "10.1.1.1", 500_000)).unwrap();
+    let grant = decide(&c, &keys, &request(&token, "10.1.1.1", 500_000)).unwrap();
     assert_eq!((grant.key.kid.as_str(), grant.claims.sub.as_str()), ("01".repeat(16).as_str(), "viewer-7"));
     assert_eq!(grant.stream, None, "no limit, nothing to count");
 
-    let refused = |c: &Catalog, req: LicenseRequest| decide(c, &keys, &table(), &req).unwrap_err();
+    let refused = |c: &Catalog, req: LicenseRequest| decide(c, &keys, &req).unwrap_err();
     let mut no_token = request(&token, "10.1.1.1", 500_000);
     no_token.token = None;
     assert_eq!(refused(&c, no_token).status(), 401);
@@ -76,21 +78,12 @@ fn regions_come_from_the_content_rights_and_the_token_both() {
         command: Command::SetRights { content: CONTENT.into(), regions: vec!["eu".into()] },
     });
     let anywhere = keys.sign(&claims(None, None));
-    assert!(decide(&c, &keys, &table(), &request(&anywhere, "10.2.3.4", 0)).is_ok());
-    assert_eq!(
-        decide(&c, &keys, &table(), &request(&anywhere, "192.0.2.9", 0)).unwrap_err(),
-        Denial::Region("us".into())
-    );
-    assert_eq!(
-        decide(&c, &keys, &table(), &request(&anywhere, "203.0.113.1", 0)).unwrap_err(),
-        Denial::Region("unknown".into())
-    );
+    assert!(decide(&c, &keys, &request(&anywhere, "10.2.3.4", 0)).is_ok());
+    assert_eq!(decide(&c, &keys, &request(&anywhere, "192.0.2.9", 0)).unwrap_err(), Denial::Region("us".into()));
+    assert_eq!(decide(&c, &keys, &request(&anywhere, "203.0.113.1", 0)).unwrap_err(), Denial::Region("unknown".into()));
     // The token narrows further: eu rights, but this viewer's token says us only.
     let us_only = keys.sign(&claims(None, Some(vec!["us"])));
-    assert_eq!(
-        decide(&c, &keys, &table(), &request(&us_only, "10.2.3.4", 0)).unwrap_err(),
-        Denial::Region("eu".into())
-    );
+    assert_eq!(decide(&c, &keys, &request(&us_only, "10.2.3.4", 0)).unwrap_err(), Denial::Region("eu".into()));
 }
 
 #[test]
@@ -100,7 +93,7 @@ fn a_token_replayed_beyond_its_stream_limit_is_refused_until_a_stream_goes_idle(
     let mut s = Sessions::default();
     let token = keys.sign(&claims(Some(2), None));
     let ask = |s: &mut Sessions, ip: &str, at: i64| {
-        let grant = decide(&c, &keys, &table(), &request(&token, ip, at))?;
+        let grant = decide(&c, &keys, &request(&token, ip, at))?;
         let claim = grant.stream.expect("a limited token is counted");
         assert_eq!((claim.subject.as_str(), claim.limit), ("viewer-7", 2));
         assert!(!claim.stream.contains(&token), "the token stays on the node");
