@@ -100,7 +100,27 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Response {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    request_from(None, method, addr, path, headers, body).await
+}
+
+/// A GET from the local address `from` (on loopback, any of 127.0.0.0/8): a viewer
+/// somewhere else.
+pub async fn get_from(from: std::net::IpAddr, addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
+    request_from(Some(from), hyper::Method::GET, addr, path, headers, Bytes::new()).await
+}
+
+/// Any request from the local address `from` (`None`: the system's choice).
+pub async fn request_from(
+    from: Option<std::net::IpAddr>,
+    method: hyper::Method,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Response {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(from);
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
     let mut req = hyper::Request::builder().method(method).uri(format!("http://{addr}{path}"));
     for (k, v) in headers {
         req = req.header(*k, *v);

@@ -15,6 +15,7 @@ mod reconnect;
 mod recording;
 mod relay;
 mod release;
+mod rights;
 mod rtmp;
 mod tiers;
 mod vod;

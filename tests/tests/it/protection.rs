@@ -15,9 +15,9 @@ use tessera_packager::encrypt::aes128;
 use crate::common::*;
 
 const KEK: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-const ADMIN: &str = "protection-admin-token";
+pub(crate) const ADMIN: &str = "protection-admin-token";
 
-async fn token(api: &AdminClient, content: &str, expires_ms: i64, extra: Value) -> String {
+pub(crate) async fn token(api: &AdminClient, content: &str, expires_ms: i64, extra: Value) -> String {
     let mut body = json!({ "subject": "viewer-7", "content": content, "expires": rfc3339(expires_ms) });
     body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     let r = api.call(Method::POST, "/api/v1/tokens", Some(&body)).await.expect("a token");
@@ -25,7 +25,9 @@ async fn token(api: &AdminClient, content: &str, expires_ms: i64, extra: Value) 
 }
 
 /// A node with the key-encryption key and the admin token, and its admin client.
-async fn protected_node(tweak: impl FnOnce(&mut tessera_node::NodeConfig)) -> (tessera_node::Node, AdminClient) {
+pub(crate) async fn protected_node(
+    tweak: impl FnOnce(&mut tessera_node::NodeConfig),
+) -> (tessera_node::Node, AdminClient) {
     let kek = scratch_dir("kek");
     std::fs::create_dir_all(&kek).unwrap();
     std::fs::write(kek.join("kek"), KEK).unwrap();
@@ -101,7 +103,7 @@ async fn an_encrypted_stream_is_served_encrypted_and_its_key_only_to_a_valid_tok
     let tampered = String::from_utf8(tampered).unwrap();
     assert_eq!(refused(format!("{key_path}?token={tampered}")).await, (401, "token_signature".to_string()));
     let us_only = token(&api, "live/enc", now_ms() + 600_000, json!({ "regions": ["us"] })).await;
-    assert_eq!(refused(format!("{key_path}?token={us_only}")).await, (403, "region".to_string()));
+    assert_eq!(refused(format!("{key_path}?token={us_only}")).await, (403, "region_not_allowed".to_string()));
     api.call(Method::POST, "/api/v1/revocations", Some(&json!({ "subject": "viewer-7" }))).await.expect("revoked");
     assert_eq!(refused(format!("{key_path}?token={valid}")).await, (403, "revoked".to_string()));
     api.call(Method::DELETE, "/api/v1/revocations/viewer-7", None).await.expect("restored");
@@ -314,7 +316,7 @@ async fn a_cbcs_stream_names_a_clearkey_key_and_an_init_per_key_and_decrypts_to_
     node.shutdown().await;
 }
 
-fn hex_bytes(hex: &str) -> [u8; 16] {
+pub(crate) fn hex_bytes(hex: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
     for (i, b) in out.iter_mut().enumerate() {
         *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
