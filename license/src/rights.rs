@@ -38,9 +38,8 @@ impl RegionLookup {
         self.geoip.as_ref()
     }
 
-    /// The catalog's table as this node has applied it.
-    fn table(&self) -> Arc<RegionTable> {
-        let version = self.catalog.peek(|c| c.region_table_version);
+    /// The catalog's table as this node has applied it, at `version`.
+    fn table(&self, version: u64) -> Arc<RegionTable> {
         {
             let held = self.table.read().expect("region table");
             if held.0 == version {
@@ -55,7 +54,11 @@ impl RegionLookup {
 
     /// The region of a viewer at `ip`.
     pub fn region_of(&self, ip: IpAddr) -> Option<String> {
-        if let Some(r) = self.table().region_of(ip) {
+        self.region_at(self.catalog.peek(|c| c.region_table_version), ip)
+    }
+
+    fn region_at(&self, table_version: u64, ip: IpAddr) -> Option<String> {
+        if let Some(r) = self.table(table_version).region_of(ip) {
             return Some(r.to_string());
         }
         self.geoip.as_ref()?.country(ip)
@@ -64,11 +67,11 @@ impl RegionLookup {
     /// Whether the rights of `content` let a viewer at `viewer` watch it; `what` (playlist,
     /// media, key) labels a refusal's log line and metric.
     pub fn check(&self, content: &str, viewer: IpAddr, what: &'static str) -> Result<(), Refusal> {
-        let limited = self.catalog.peek(|c| c.protection.get(content).is_some_and(|p| !p.regions.is_empty()));
-        if !limited {
-            return Ok(());
-        }
-        let region = self.region_of(viewer);
+        let limited = self.catalog.peek(|c| {
+            c.protection.get(content).is_some_and(|p| !p.regions.is_empty()).then_some(c.region_table_version)
+        });
+        let Some(table_version) = limited else { return Ok(()) };
+        let region = self.region_at(table_version, viewer);
         let allowed = self.catalog.peek(|c| {
             c.protection.get(content).is_none_or(|p| {
                 p.regions.is_empty() || region.as_deref().is_some_and(|r| p.regions.iter().any(|a| a == r))
