@@ -40,6 +40,11 @@ def get(url, timeout=5):
         return r.read().decode()
 
 
+def get_bytes(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
 def admin(node, token, method, path, body=None):
     """An admin API call on `node`; its JSON answer (None when empty)."""
     data = json.dumps(body).encode() if body is not None else None

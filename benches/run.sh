@@ -6,7 +6,8 @@
 #   BENCH_QUICK=1 benches/run.sh   # shorter windows, for a smoke run
 #   BENCH_ONLY=catalog benches/run.sh   # the catalog beside etcd alone (or relay: the
 #                                       # cluster's media path; release: premieres; license:
-#                                       # content protection; vod: uploads; placement:
+#                                       # content protection; rights: regions on every
+#                                       # request; vod: uploads; placement:
 #                                       # ladders across nodes: moves, distance and
 #                                       # capacity, the last needing root for cgroups); the
 #                                       # rest of the page keeps the last full run's figures
@@ -70,6 +71,12 @@ transcode() {
     python3 benches/transcode.py "$OUT" "$BIN/tessera" "$([ "$QUICK" = 1 ] && echo 8 || echo 20)" \
         2> >(tee -a "$OUT/logs/transcode.log" >&2) || echo "bench: transcode benchmark failed" >&2
 }
+rights() {
+    echo "bench: regions on every request" >&2
+    mkdir -p "$OUT/logs"
+    python3 benches/rights.py "$OUT" "$BIN/tessera" "$([ "$QUICK" = 1 ] && echo 3 || echo 5)" "$([ "$QUICK" = 1 ] && echo 2 || echo 5)" \
+        2> >(tee -a "$OUT/logs/rights.log" >&2) || echo "bench: rights benchmark failed" >&2
+}
 placement() {
     echo "bench: ladders across the cluster: a move after a kill, the cost of distance, capacity on 1-3 nodes" >&2
     mkdir -p "$OUT/logs"
@@ -81,7 +88,7 @@ placement() {
         2> >(tee -a "$OUT/logs/capacity.log" >&2) || echo "bench: capacity benchmark failed" >&2
 }
 case "${BENCH_ONLY:-}" in
-    catalog | relay | release | license | vod | transcode | placement)
+    catalog | relay | release | license | rights | vod | transcode | placement)
         "$BENCH_ONLY"
         python3 benches/report.py "$OUT" >docs/benchmarks.md
         exit 0
@@ -277,6 +284,7 @@ release
 
 # --- 9. Content protection ------------------------------------------------------------------
 license
+rights
 
 # --- 10. VOD uploads ------------------------------------------------------------------------
 vod
