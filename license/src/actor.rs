@@ -20,8 +20,10 @@ use tessera_cluster::ClusterError;
 use tessera_raft::{Catalog, Command, KeyRecord, NodeId, Protection};
 
 use super::decision::{counting_nodes, decide, Denial, LicenseRequest, Sessions, StreamClaim};
+use super::jwt::Jwks;
 use super::keys::{self, hex, parse_kid, ContentKey, Kek};
-use super::token::{Claims, TokenKey};
+use super::token::{Claims, TokenKey, Verifier};
+use super::watched::WatchedFile;
 
 /// A catalog write's future.
 pub type Proposal = Pin<Box<dyn Future<Output = Result<(), ClusterError>> + Send>>;
@@ -74,6 +76,8 @@ pub struct LicenseConfig {
     /// The streams of the subjects this node counts, shared with the node's cluster
     /// endpoint (where other nodes have streams counted).
     pub streams: Arc<Mutex<Sessions>>,
+    /// The key set of the platform's token signer (`--jwks`), if its JWTs are taken.
+    pub jwks: Option<Arc<WatchedFile<Jwks>>>,
 }
 
 /// A key request, owned.
@@ -227,8 +231,9 @@ impl LicenseState {
     async fn viewer(&mut self, content: &str, token: Option<&str>, region: Option<&str>) -> Result<String, Denial> {
         let now_s = self.cfg.node.now_ms().div_euclid(1000);
         let token = token.filter(|t| !t.is_empty()).ok_or(Denial::NoToken)?;
+        let jwks = self.cfg.jwks.as_ref().map(|j| j.current());
         let keys = self.token_key().await.map_err(|_| Denial::Token(super::token::TokenError::BadSignature))?;
-        let claims = keys.check(token, content, now_s)?;
+        let claims = Verifier { own: keys, jwks: jwks.as_deref() }.check(token, content, now_s)?;
         let sig = keys.url_signature(content, super::token::url_window(now_s));
         if self.catalog(|c| c.revoked_subjects.contains(&claims.sub)) {
             return Err(Denial::Revoked);
@@ -268,11 +273,12 @@ impl LicenseState {
             now_ms: now,
             released: q.released,
         };
-        let tokens = &self.tokens.as_ref().expect("token key made above").1;
+        let jwks = self.cfg.jwks.as_ref().map(|j| j.current());
+        let tokens = Verifier { own: &self.tokens.as_ref().expect("token key made above").1, jwks: jwks.as_deref() };
         let node = &self.cfg.node;
         let mut decided = None;
         node.peek(&mut |c| {
-            decided = Some(decide(c, tokens, &request).map(|g| {
+            decided = Some(decide(c, &tokens, &request).map(|g| {
                 let order = g.stream.as_ref().map(|s| counting_nodes(&s.subject, c.nodes.keys().copied()));
                 (g.key.kid.clone(), g.stream, order)
             }))

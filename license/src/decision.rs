@@ -3,7 +3,7 @@
 //! node has applied it) says what the content's rights, keys and release allow.
 //!
 //! The checks, in order: a token is present and genuine, unexpired and for this content
-//! ([`super::token`]); its subject is not revoked; the content is released here (a gated
+//! (Tessera's own, [`super::token`], or a JWT of the platform's signer, [`super::jwt`]); its subject is not revoked; the content is released here (a gated
 //! premiere gives no key); the key exists; the client's region (looked up by the caller:
 //! [`crate::rights`]) is allowed by both the content's rights and the token's own regions;
 //! and the subject is under its stream limit. A refusal names its reason.
@@ -19,7 +19,7 @@ use ring::digest::{digest, SHA256};
 use serde::{Deserialize, Serialize};
 use tessera_raft::{Catalog, KeyRecord, NodeId};
 
-use super::token::{Claims, TokenError, TokenKey};
+use super::token::{Claims, TokenError, Verifier};
 
 /// How long a viewer's stream counts against its subject's limit after its last key
 /// request.
@@ -150,7 +150,7 @@ pub struct Grant<'c> {
 }
 
 /// Decides a key request, all but the counting of its stream.
-pub fn decide<'c>(catalog: &'c Catalog, tokens: &TokenKey, req: &LicenseRequest) -> Result<Grant<'c>, Denial> {
+pub fn decide<'c>(catalog: &'c Catalog, tokens: &Verifier, req: &LicenseRequest) -> Result<Grant<'c>, Denial> {
     let token = req.token.filter(|t| !t.is_empty()).ok_or(Denial::NoToken)?;
     let claims = tokens.check(token, req.content, req.now_ms.div_euclid(1000))?;
     if catalog.revoked_subjects.contains(&claims.sub) {

@@ -42,6 +42,12 @@ pub enum TokenError {
     Expired(i64),
     #[error("the token is for {granted}, not {asked}")]
     WrongContent { granted: String, asked: String },
+    #[error("no key {0:?} to check the token with")]
+    UnknownKey(String),
+    #[error("the token's algorithm {0:?} does not fit its key")]
+    Algorithm(String),
+    #[error("the token is not valid yet")]
+    NotYetValid,
 }
 
 impl TokenError {
@@ -51,6 +57,9 @@ impl TokenError {
             TokenError::BadSignature => "token_signature",
             TokenError::Expired(_) => "token_expired",
             TokenError::WrongContent { .. } => "token_wrong_content",
+            TokenError::UnknownKey(_) => "token_unknown_key",
+            TokenError::Algorithm(_) => "token_algorithm",
+            TokenError::NotYetValid => "token_not_yet_valid",
         }
     }
 }
@@ -109,6 +118,24 @@ impl TokenKey {
             return Err(TokenError::WrongContent { granted: claims.content, asked: content.to_string() });
         }
         Ok(claims)
+    }
+}
+
+/// What checks a viewer's token: the cluster's own key, and the key set of the platform's
+/// token signer if one is configured ([`crate::jwt`]). A token of three parts is a JWT.
+pub struct Verifier<'a> {
+    pub own: &'a TokenKey,
+    pub jwks: Option<&'a crate::jwt::Jwks>,
+}
+
+impl Verifier<'_> {
+    /// The claims of a genuine token, unexpired at `now_s` and for `content`.
+    pub fn check(&self, token: &str, content: &str, now_s: i64) -> Result<Claims, TokenError> {
+        if !crate::jwt::looks_like_jwt(token) {
+            return self.own.check(token, content, now_s);
+        }
+        let jwks = self.jwks.ok_or_else(|| TokenError::UnknownKey("(no key set configured)".into()))?;
+        crate::jwt::check(jwks, token, content, now_s)
     }
 }
 

@@ -162,6 +162,12 @@ pub struct NodeConfig {
     #[arg(long, value_name = "FILE")]
     pub geoip_db: Option<PathBuf>,
 
+    /// The JSON Web Key Set of the platform's token signer: playback tokens may then be
+    /// JWTs (HS256, RS256, ES256) signed by any of its keys, by `kid`; read again when the
+    /// file changes (rotate keys by adding the new one before signing with it).
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Option<PathBuf>,
+
     /// An encrypted live stream's content key is replaced this often, seconds (0: never).
     #[arg(long, default_value_t = 600)]
     pub key_rotation_s: u64,

@@ -15,9 +15,11 @@ use tessera_license::admin::ProtectionAdmin;
 use tessera_license::gate::{Clock, ReleaseGate};
 use tessera_license::geoip::GeoIp;
 use tessera_license::http::LicenseEndpoints;
+use tessera_license::jwt::Jwks;
 use tessera_license::rights::RegionLookup;
 use tessera_license::serving::MediaProtection;
 use tessera_license::supervisor::{LicenseRef, SupervisorMsg};
+use tessera_license::watched::WatchedFile;
 use tessera_listen::rtmp::{BoundRtmpListener, RtmpListenerConfig};
 use tessera_listen::srt::{BoundSrtListener, SrtListenerConfig};
 use tessera_live::http::LiveState;
@@ -115,14 +117,42 @@ struct Rights {
     protection: Arc<MediaProtection>,
     /// Where viewers are: the catalog's address table, then the GeoIP database.
     regions: Arc<RegionLookup>,
+    /// The key set of the platform's token signer.
+    jwks: Option<Arc<WatchedFile<Jwks>>>,
 }
+
+impl Rights {
+    /// What is read from files and read again when they change.
+    fn watched_files(&self) -> Vec<Reload> {
+        let mut files: Vec<Reload> = Vec::new();
+        if let Some(geoip) = self.regions.geoip().cloned() {
+            files.push(Arc::new(move || geoip.reload_if_changed()));
+        }
+        if let Some(jwks) = self.jwks.clone() {
+            files.push(Arc::new(move || jwks.reload_if_changed()));
+        }
+        files
+    }
+}
+
+/// Reads a file again if it changed.
+type Reload = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl Rights {
     async fn start(config: &NodeConfig, member: &ClusterService, store: &Arc<SegmentStore>) -> Result<Self, NodeError> {
         let clock = tessera_license::gate::clock_with_skew(config.clock_skew_ms);
         let rotation = Duration::from_secs(config.key_rotation_s);
+        let jwks = match &config.jwks {
+            Some(path) => Some(Arc::new(
+                WatchedFile::open("jwks", path, |bytes| Jwks::parse(&bytes).map_err(|e| e.to_string()))
+                    .map_err(|e| NodeError::Config(e.to_string()))?,
+            )),
+            None => None,
+        };
         let (license, supervisor) =
-            license::start(config.kek()?, rotation, member.clone(), store.clone(), clock.clone()).await?.unzip();
+            license::start(config.kek()?, rotation, jwks.clone(), member.clone(), store.clone(), clock.clone())
+                .await?
+                .unzip();
         let gate = ReleaseGate::new(member.catalog.clone(), config.region.clone(), clock.clone());
         let geoip = match &config.geoip_db {
             Some(path) => Some(Arc::new(GeoIp::open(path).map_err(|e| NodeError::Config(e.to_string()))?)),
@@ -130,7 +160,7 @@ impl Rights {
         };
         let regions = Arc::new(RegionLookup::new(member.catalog.clone(), geoip));
         let protection = Arc::new(MediaProtection::new(member.catalog.clone(), license.clone(), regions.clone()));
-        Ok(Rights { clock, license, supervisor, gate, protection, regions })
+        Ok(Rights { clock, license, supervisor, gate, protection, regions, jwks })
     }
 }
 
@@ -252,16 +282,17 @@ fn routes(
     http::router(node, public, admin, vod.preflight)
 }
 
-/// Every few seconds: the GeoIP database is read again if its file changed.
-async fn reload_geoip(geoip: Arc<GeoIp>, mut stop: watch::Receiver<bool>) {
+/// Every few seconds: files read into memory (the GeoIP database, the JWKS) are read again
+/// if they changed.
+async fn reload_files(files: Vec<Reload>, mut stop: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = server::until_true(&mut stop) => break,
             _ = every.tick() => {
-                let geoip = geoip.clone();
+                let files = files.clone();
                 // Reading a database of some tens of megabytes is blocking work.
-                let _ = tokio::task::spawn_blocking(move || geoip.reload_if_changed()).await;
+                let _ = tokio::task::spawn_blocking(move || files.iter().for_each(|reload| { reload(); })).await;
             }
         }
     }
@@ -348,8 +379,9 @@ impl Node {
         };
         tasks::spawn_restarting(&mut tasks, "preposition", &stop, move |stop| preposition.clone().run(stop));
 
-        if let Some(geoip) = rights.regions.geoip().cloned() {
-            tasks::spawn_restarting(&mut tasks, "geoip-reload", &stop, move |stop| reload_geoip(geoip.clone(), stop));
+        let files = rights.watched_files();
+        if !files.is_empty() {
+            tasks::spawn_restarting(&mut tasks, "file-reload", &stop, move |stop| reload_files(files.clone(), stop));
         }
 
         let trusted = Arc::new(config.trusted_proxies()?);

@@ -63,6 +63,7 @@ async fn start(node: Arc<FakeNode>) -> ActorRef<LicenseMsg> {
         rotation: Duration::from_secs(60),
         rotation_lead_segments: 3,
         streams: Arc::default(),
+        jwks: None,
     };
     Actor::spawn(None, LicenseActor, cfg).await.unwrap().0
 }
@@ -186,6 +187,7 @@ async fn a_license_actor_that_stops_is_started_again_and_hands_out_the_same_keys
         rotation: Duration::from_secs(600),
         rotation_lead_segments: 3,
         streams: Arc::default(),
+        jwks: None,
     };
     // The supervisor ticks the actor: the origin's first key is made without anyone asking.
     let (license, supervisor) = crate::supervisor::start(cfg, Duration::from_millis(20)).await.unwrap();

@@ -2,6 +2,7 @@ use tessera_raft::{Command, Proposal, Protection};
 
 use super::*;
 use crate::regions::RegionTable;
+use crate::token::TokenKey;
 
 const CONTENT: &str = "live/match";
 
@@ -43,9 +44,10 @@ fn request<'a>(token: &'a str, client: &str, now_ms: i64) -> LicenseRequest<'a> 
 
 #[test]
 fn a_valid_token_gets_the_key_and_each_rule_refuses_with_its_reason() {
-    let keys = TokenKey::new(b"secret");
+    let own = TokenKey::new(b"secret");
+    let keys = Verifier { own: &own, jwks: None };
     let mut c = catalog();
-    let token = keys.sign(&claims(None, None));
+    let token = own.sign(&claims(None, None));
     let grant = decide(&c, &keys, &request(&token, "10.1.1.1", 500_000)).unwrap();
     assert_eq!((grant.key.kid.as_str(), grant.claims.sub.as_str()), ("01".repeat(16).as_str(), "viewer-7"));
     assert_eq!(grant.stream, None, "no limit, nothing to count");
@@ -71,27 +73,29 @@ fn a_valid_token_gets_the_key_and_each_rule_refuses_with_its_reason() {
 
 #[test]
 fn regions_come_from_the_content_rights_and_the_token_both() {
-    let keys = TokenKey::new(b"secret");
+    let own = TokenKey::new(b"secret");
+    let keys = Verifier { own: &own, jwks: None };
     let mut c = catalog();
     c.apply(&Proposal {
         at_ms: 1,
         command: Command::SetRights { content: CONTENT.into(), regions: vec!["eu".into()] },
     });
-    let anywhere = keys.sign(&claims(None, None));
+    let anywhere = own.sign(&claims(None, None));
     assert!(decide(&c, &keys, &request(&anywhere, "10.2.3.4", 0)).is_ok());
     assert_eq!(decide(&c, &keys, &request(&anywhere, "192.0.2.9", 0)).unwrap_err(), Denial::Region("us".into()));
     assert_eq!(decide(&c, &keys, &request(&anywhere, "203.0.113.1", 0)).unwrap_err(), Denial::Region("unknown".into()));
     // The token narrows further: eu rights, but this viewer's token says us only.
-    let us_only = keys.sign(&claims(None, Some(vec!["us"])));
+    let us_only = own.sign(&claims(None, Some(vec!["us"])));
     assert_eq!(decide(&c, &keys, &request(&us_only, "10.2.3.4", 0)).unwrap_err(), Denial::Region("eu".into()));
 }
 
 #[test]
 fn a_token_replayed_beyond_its_stream_limit_is_refused_until_a_stream_goes_idle() {
-    let keys = TokenKey::new(b"secret");
+    let own = TokenKey::new(b"secret");
+    let keys = Verifier { own: &own, jwks: None };
     let c = catalog();
     let mut s = Sessions::default();
-    let token = keys.sign(&claims(Some(2), None));
+    let token = own.sign(&claims(Some(2), None));
     let ask = |s: &mut Sessions, ip: &str, at: i64| {
         let grant = decide(&c, &keys, &request(&token, ip, at))?;
         let claim = grant.stream.expect("a limited token is counted");

@@ -8,8 +8,10 @@ use ractor::ActorRef;
 use tessera_cluster::ClusterService;
 use tessera_license::actor::{LicenseConfig, LicenseNode, Proposal, RemoteCount};
 use tessera_license::decision::StreamClaim;
+use tessera_license::jwt::Jwks;
 use tessera_license::keys::Kek;
 use tessera_license::supervisor::{self, LicenseRef, SupervisorMsg};
+use tessera_license::watched::WatchedFile;
 use tessera_raft::{Catalog, Command, NodeId};
 
 use tessera_live::store::SegmentStore;
@@ -60,6 +62,7 @@ const COUNTING_PATIENCE: Duration = Duration::from_millis(750);
 pub async fn start(
     kek: Option<Kek>,
     rotation: Duration,
+    jwks: Option<Arc<WatchedFile<Jwks>>>,
     cluster: ClusterService,
     store: Arc<SegmentStore>,
     clock: tessera_license::gate::Clock,
@@ -78,6 +81,7 @@ pub async fn start(
         kek: Arc::new(kek),
         rotation,
         rotation_lead_segments: 3,
+        jwks,
     };
     Ok(Some(supervisor::start(config, Duration::from_secs(1)).await?))
 }

@@ -18,5 +18,6 @@ mod release;
 mod rights;
 mod rtmp;
 mod tiers;
+mod tokens;
 mod vod;
 mod vod_ladder;

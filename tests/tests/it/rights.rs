@@ -293,8 +293,15 @@ async fn countries_come_from_the_geoip_database_reloaded_when_it_changes_and_the
     api.call(Method::PUT, "/api/v1/regions", Some(&table)).await.expect("table");
     assert_eq!(answer("127.0.0.4", http, path, &[]).await, refused(), "the table says Germany");
     let metrics = get(http, "/metrics").await.text();
-    assert!(metrics.contains("tessera_geoip_reloads_total{outcome=\"reloaded\"}"), "reloads are counted");
-    assert!(metrics.contains("tessera_geoip_reloads_total{outcome=\"invalid\"}"), "so are bad files");
+    let counted = |outcome: &str| {
+        metrics.lines().any(|l| {
+            l.starts_with("tessera_file_reloads_total{")
+                && l.contains("file=\"geoip\"")
+                && l.contains(&format!("outcome=\"{outcome}\""))
+        })
+    };
+    assert!(counted("reloaded"), "reloads are counted");
+    assert!(counted("invalid"), "so are bad files");
     publisher.abort();
     node.shutdown().await;
 }
