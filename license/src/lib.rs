@@ -23,6 +23,7 @@
 
 pub mod actor;
 pub mod admin;
+pub mod cache;
 pub mod clearkey;
 pub mod counting;
 pub mod decision;
@@ -31,6 +32,7 @@ pub mod geoip;
 pub mod http;
 pub mod jwt;
 pub mod keys;
+pub mod purge;
 pub mod regions;
 pub mod rights;
 pub mod serving;

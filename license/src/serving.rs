@@ -25,6 +25,7 @@ use tessera_packager::SegmentKey;
 use tessera_raft::{CatalogNode, Protection};
 
 use crate::actor::LicenseMsg;
+use crate::cache::{cache_control, Bounds, Object};
 use crate::keys::parse_kid;
 use crate::rights::RegionLookup;
 use crate::viewer::Viewer;
@@ -129,6 +130,21 @@ impl MediaProtection {
     /// Where viewers are.
     pub fn regions(&self) -> &Arc<RegionLookup> {
         &self.regions
+    }
+
+    /// The `Cache-Control` of `object` of `content` now: never past its rights
+    /// ([`crate::cache`]).
+    pub fn cache_control(&self, content: &str, object: Object) -> axum::http::HeaderValue {
+        let bounds = self.catalog.peek(|c| {
+            let p = c.protection.get(content);
+            Bounds {
+                regions: p.is_some_and(|p| !p.regions.is_empty()),
+                signed_urls: p.is_some_and(|p| p.signed_urls),
+                ends_ms: c.release_of(content).and_then(|r| r.end_ms),
+            }
+        });
+        let value = cache_control(bounds, object, tessera_ingest::timestamp::unix_ms());
+        axum::http::HeaderValue::from_str(&value).expect("a Cache-Control value is ASCII")
     }
 
     /// The license actor, when the node has a key-encryption key.

@@ -168,6 +168,11 @@ pub struct NodeConfig {
     #[arg(long, value_name = "FILE")]
     pub jwks: Option<PathBuf>,
 
+    /// A CDN's purge endpoint (repeatable): when a content's rights change or its release
+    /// ends, the node leading the catalog `POST`s `{"content", "reason", "prefix"}` to each.
+    #[arg(long = "purge-hook", value_name = "URL")]
+    pub purge_hooks: Vec<String>,
+
     /// An encrypted live stream's content key is replaced this often, seconds (0: never).
     #[arg(long, default_value_t = 600)]
     pub key_rotation_s: u64,
@@ -355,6 +360,13 @@ impl NodeConfig {
         }
         self.kek()?;
         self.trusted_proxies()?;
+        if let Some(h) = self
+            .purge_hooks
+            .iter()
+            .find(|h| !(h.starts_with("http://") || h.starts_with("https://")) || h.parse::<hyper::Uri>().is_err())
+        {
+            return Err(NodeError::Config(format!("purge_hook {h:?}: an http:// or https:// URL")));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(NodeError::Config("tls_cert and tls_key go together".into()));
         }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod http;
 pub mod ladder;
 pub mod license;
+mod purge;
 pub mod release;
 pub mod rtmp_ingest;
 pub mod server;

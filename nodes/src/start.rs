@@ -379,6 +379,14 @@ impl Node {
         };
         tasks::spawn_restarting(&mut tasks, "preposition", &stop, move |stop| preposition.clone().run(stop));
 
+        if !config.purge_hooks.is_empty() {
+            let hooks = crate::purge::PurgeHooks::new(config.purge_hooks.clone())
+                .map_err(|e| NodeError::Config(format!("purge hooks: no TLS roots: {e}")))?;
+            let cluster = member.clone();
+            tasks::spawn_restarting(&mut tasks, "purge-hooks", &stop, move |stop| {
+                hooks.clone().run(cluster.clone(), stop)
+            });
+        }
         let files = rights.watched_files();
         if !files.is_empty() {
             tasks::spawn_restarting(&mut tasks, "file-reload", &stop, move |stop| reload_files(files.clone(), stop));

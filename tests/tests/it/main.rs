@@ -17,6 +17,7 @@ mod relay;
 mod release;
 mod rights;
 mod rtmp;
+mod takedown;
 mod tiers;
 mod tokens;
 mod vod;
