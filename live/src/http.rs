@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use tessera_license::cache::Object;
 use tessera_license::gate::ReleaseGate;
 use tessera_license::serving::MediaProtection;
 use tessera_license::urls::{viewer_token, with_signature, with_token};
@@ -46,7 +47,6 @@ pub struct LiveState {
 }
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The live routes.
 pub fn router(state: Arc<LiveState>) -> Router {
@@ -130,7 +130,9 @@ async fn multivariant_naming(
     match state.store.multivariant(name, playlist, block_timeout(state, name)).await {
         Ok(body) => {
             let body = with_token(body, token.map(String::as_str));
-            ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+            let cache = state.protection.cache_control(&live(name), Object::Playlist { max_age_s: 0 });
+            ([(header::CONTENT_TYPE, HeaderValue::from_static(PLAYLIST)), (header::CACHE_CONTROL, cache)], body)
+                .into_response()
         }
         Err(e) => error(e),
     }
@@ -187,7 +189,9 @@ async fn rendition_file(
                     None => body,
                 };
                 let body = with_token(body, q.get("token").map(String::as_str));
-                ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+                let cache = state.protection.cache_control(&live(&name), Object::Playlist { max_age_s: 0 });
+                ([(header::CONTENT_TYPE, HeaderValue::from_static(PLAYLIST)), (header::CACHE_CONTROL, cache)], body)
+                    .into_response()
             }
             Err(e) => error(e),
         };
@@ -200,6 +204,8 @@ async fn rendition_file(
 /// when the stream is.
 async fn media_file(state: &LiveState, name: &str, rendition: &str, file: &str, viewer: Viewer) -> Response {
     let Some(requested) = MediaFile::parse(file) else { return error(StoreError::NotFound) };
+    let cache = state.protection.cache_control(&live(name), Object::Media);
+    let media = |data: ChainedBytes, kind: &'static str| media(data, kind, cache.clone());
     match (requested.file, requested.kid) {
         (MediaFile::Init(id), kid) => {
             let Ok(id) = u32::try_from(id) else { return error(StoreError::NotFound) };
@@ -262,12 +268,9 @@ async fn media_file(state: &LiveState, name: &str, rendition: &str, file: &str, 
     }
 }
 
-/// A media file's answer: its bytes as they are held, immutable for caches.
-fn media(data: ChainedBytes, kind: &'static str) -> Response {
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
-        (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
-    ];
+/// A media file's answer: its bytes as they are held, for caches as long as its rights allow.
+fn media(data: ChainedBytes, kind: &'static str, cache: HeaderValue) -> Response {
+    let headers = [(header::CONTENT_TYPE, HeaderValue::from_static(kind)), (header::CACHE_CONTROL, cache)];
     let body = match data.chunks() {
         // One buffer (a part, an init segment, a file from disk): as it is.
         [one] => Body::from(one.clone()),
@@ -399,7 +402,8 @@ async fn media_playlist(
                 return refused.into_response();
             }
             record_release(r.waited_for, "playlist");
-            let cache = if block.is_some() { "public, max-age=60" } else { "no-cache" };
+            let lifetime = if block.is_some() { 60 } else { 0 };
+            let cache = state.protection.cache_control(&live(name), Object::Playlist { max_age_s: lifetime });
             // Shared playlists are rewritten only for what this viewer carries on.
             let body = if sig.is_some() || (!keys.is_empty() && q.contains_key("token")) {
                 let mut text = String::from_utf8_lossy(&r.body).into_owned();
@@ -410,7 +414,8 @@ async fn media_playlist(
             } else {
                 r.body
             };
-            ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, cache)], body).into_response()
+            ([(header::CONTENT_TYPE, HeaderValue::from_static(PLAYLIST)), (header::CACHE_CONTROL, cache)], body)
+                .into_response()
         }
         Err(e) => error(e),
     }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tessera_packager::playlist::{render_multivariant, Variant};
@@ -23,6 +23,7 @@ use tessera_raft::{JobRecord, JobState, Visibility};
 
 use super::package::{names, RenditionManifest};
 use super::worker::{manifest_name, stored_names};
+use tessera_license::cache::Object;
 use tessera_license::serving::Refusal;
 use tessera_license::urls::{viewer_token, with_signature, with_token};
 use tessera_license::viewer::Viewer;
@@ -30,8 +31,9 @@ use tessera_license::viewer::Viewer;
 use crate::VodState;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-const PLAYLIST_CACHE: &str = "public, max-age=60";
+/// A finished rendition's playlists never change: a minute in caches, as far as the
+/// asset's rights allow.
+const PLAYLIST_LIFETIME: Object = Object::Playlist { max_age_s: 60 };
 
 fn not_found() -> Response {
     (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-store")], "not found\n").into_response()
@@ -67,13 +69,14 @@ fn keys(state: &VodState, asset: &str) -> Result<Vec<SegmentKey>, Refusal> {
     state.protection.content_keys(&format!("vod/{asset}"))
 }
 
-fn playlist(body: String, token: Option<&String>, sig: Option<&str>) -> Response {
+fn playlist(state: &VodState, asset: &str, body: String, (token, sig): (Option<&String>, Option<&str>)) -> Response {
     let body = match sig {
         Some(sig) => with_signature(body, sig),
         None => body,
     };
     let body = with_token(body, token.map(String::as_str));
-    ([(header::CONTENT_TYPE, PLAYLIST), (header::CACHE_CONTROL, PLAYLIST_CACHE)], body).into_response()
+    let cache = state.protection.cache_control(&format!("vod/{asset}"), PLAYLIST_LIFETIME);
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(PLAYLIST)), (header::CACHE_CONTROL, cache)], body).into_response()
 }
 
 /// What a viewer must pass before any file of the asset: its region rule, then (signed
@@ -145,7 +148,7 @@ pub async fn multivariant(
     variants.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
     iframes.sort_by_key(|(bw, _)| std::cmp::Reverse(*bw));
     let body = render_multivariant(&variants, &[]) + &iframes.into_iter().map(|(_, l)| l).collect::<String>();
-    playlist(body, q.get("token"), None)
+    playlist(&state, &asset, body, (q.get("token"), None))
 }
 
 /// `GET /vod/{asset}/{rendition}/{file}`: the playlists, `init-EPOCH.mp4` and `seg-N.m4s`.
@@ -201,7 +204,7 @@ pub async fn rendition_file(
                 .collect();
             iframe_playlist(&frames)
         };
-        return playlist(body, q.get("token"), sig.as_deref());
+        return playlist(&state, &asset, body, (q.get("token"), sig.as_deref()));
     }
     let content = format!("vod/{asset}");
     let read = |name: String| {
@@ -218,8 +221,10 @@ pub async fn rendition_file(
             }
         }
     };
+    let cache = state.protection.cache_control(&content, Object::Media);
     let media = |data: Bytes, kind: &'static str| {
-        ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, IMMUTABLE)], data).into_response()
+        ([(header::CONTENT_TYPE, HeaderValue::from_static(kind)), (header::CACHE_CONTROL, cache.clone())], data)
+            .into_response()
     };
     let at = (rendition.as_str(), file.as_str());
     let Some(requested) = MediaFile::parse(&file) else { return not_found() };
