@@ -3,7 +3,8 @@
 #   - ffmpeg publishes over SRT (libsrt) and RTMP; ffprobe and ffmpeg read what the node serves;
 #   - a 1080p H.264 feed with B-frames becomes a four-rung ladder that hls.js plays, switching
 #     to every rung in turn, and that `tessera publish --test-pattern` feeds too;
-#   - publish tokens are enforced on both protocols;
+#   - publish tokens are enforced on both protocols; a region-limited stream plays in its
+#     region and hls.js stops with a fatal 403 elsewhere;
 #   - a three-node cluster: published to one node, played from the other two; a ladder made
 #     on another node than the publisher's, every rung played from the third;
 #   - hls.js (pinned in interop/package-lock.json) plays in Debian's Chromium, driven by
@@ -33,7 +34,18 @@ WORK=$(mktemp -d)
 pids=()
 # Only the suite's own shell cleans up: a background job killed before it has exec'd its
 # command is still a copy of this shell and would otherwise run the trap too.
-cleanup() { [ "$BASHPID" = "$$" ] || return 0; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() {
+    [ "$BASHPID" = "$$" ] || return 0
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    # A killed node may still be writing into its folder for a moment.
+    for _ in $(seq 50); do
+        local alive=0
+        for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
+    rm -rf "$WORK" 2>/dev/null || { sleep 1; rm -rf "$WORK" 2>/dev/null; } || true
+}
 trap cleanup EXIT
 
 passed=0
@@ -291,6 +303,40 @@ premiere() {
         [ "$first_ms" -gt $((at_ms - 2500)) ]
 }
 check "a premiere is gated on every node until its release, ready beforehand, and plays at the live edge when it opens" premiere
+
+# 8c'. Territorial rights: a clear stream limited to the viewer's region plays in hls.js;
+# limited to another, every request is refused with 403 and hls.js stops with a fatal
+# network error carrying that status (Chromium's address, 127.0.0.1, is in `eu` here).
+region() {
+    local port srt admin=interop-admin-token name=territory ok=0
+    port=$(free_port); srt=$(free_udp_port)
+    $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$srt --rtmp-listen 127.0.0.1:$(free_port) \
+        --log warn --data-dir "$WORK/region-node" --cluster 127.0.0.1:0 --admin-token $admin \
+        >"$RESULTS/region-node.log" 2>&1 &
+    pids+=($!)
+    local base=http://127.0.0.1:$port auth=(-H "Authorization: Bearer $admin" -H "Content-Type: application/json")
+    for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done
+    curl -sf -X PUT "${auth[@]}" -d '{"ranges": ["127.0.0.0/8=eu"]}' "$base/api/v1/regions" >/dev/null || return 1
+    curl -sf -X PUT "${auth[@]}" -d '{"regions": ["eu"]}' "$base/api/v1/streams/$name" >/dev/null || return 1
+    interop/clock-feed.sh -f mpegts -srt_streamid "#!::r=live/$name,m=publish" \
+        "srt://127.0.0.1:$srt?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-$name.log" &
+    local feed=$!
+    pids+=($feed)
+    for _ in $(seq 75); do curl -sf "$base/live/$name/src/index.m3u8" | grep -q '#EXTINF' && break; sleep 0.2; done
+    node interop/player.mjs --url "$base/live/$name/index.m3u8" --seconds 10 --out "$RESULTS/region-allowed.json" >/dev/null || ok=1
+    curl -sf -X PUT "${auth[@]}" -d '{"regions": ["us"]}' "$base/api/v1/streams/$name" >/dev/null || ok=1
+    local refused
+    refused=$(curl -s -o /dev/null -w '%{http_code}' "$base/live/$name/index.m3u8")
+    node interop/player.mjs --url "$base/live/$name/index.m3u8" --seconds 10 --out "$RESULTS/region-refused.json" >/dev/null && ok=1
+    kill "$feed" 2>/dev/null || true
+    local a=$PWD/$RESULTS/region-allowed.json r=$PWD/$RESULTS/region-refused.json
+    echo "interop: region: allowed played $(json "$a" 's.playedSeconds.toFixed(1)') s, fatal $(json "$a" 's.fatal.length');" \
+        "refused: curl $refused, hls.js $(json "$r" 'JSON.stringify(s.fatal.map(e => [e.details, e.code]))')"
+    [ "$ok" = 0 ] && [ "$refused" = 403 ] &&
+        [ "$(json "$a" 's.started && s.fatal.length === 0 && s.playedSeconds >= 5')" = true ] &&
+        [ "$(json "$r" '!s.started && s.fatal.some(e => e.type === "networkError" && e.code === 403)')" = true ]
+}
+check "hls.js plays a region-limited stream in its region and stops on the 403 elsewhere" region
 
 # 8d. Encrypted streams, their key turning every 4 s. `protected_stream MODE NAME` starts a
 # node with a key-encryption key, encrypts stream NAME with MODE, feeds it and issues a
