@@ -26,6 +26,7 @@ pub mod admin;
 pub mod cache;
 pub mod clearkey;
 pub mod counting;
+pub mod cpix;
 pub mod decision;
 pub mod gate;
 pub mod geoip;
