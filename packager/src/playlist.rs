@@ -73,6 +73,26 @@ pub struct SegmentKey {
     /// (`init-N-KID.mp4`), whose `tenc` names it. `None`: HLS AES-128, the IV being the
     /// segment number.
     pub sample_aes: Option<String>,
+    /// `cbcs` with a DRM provider's key: the `EXT-X-KEY` lines of the other DRM systems it
+    /// signals (FairPlay's `skd://` key, Widevine's and PlayReady's), written after
+    /// ClearKey's. Empty: none.
+    pub drm_tags: String,
+}
+
+impl SegmentKey {
+    /// The `EXT-X-KEY` lines of a `SAMPLE-AES` key of id `kid`: EME ClearKey's, then those
+    /// of the provider's DRM systems.
+    pub(crate) fn write_sample_aes(&self, s: &mut String, kid: &str) {
+        let _ = writeln!(
+            s,
+            "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"{}\",KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\",KEYID=0x{kid}",
+            self.uri
+        );
+        for line in self.drm_tags.lines().filter(|l| l.starts_with("#EXT-X-KEY:")) {
+            s.push_str(line);
+            s.push('\n');
+        }
+    }
 }
 
 /// The tags already written for the segments before: the init segment (and the key id it
@@ -98,11 +118,7 @@ impl SegmentEntry {
         match key.and_then(|k| k.sample_aes.as_deref().map(|kid| (k, kid))) {
             Some((key, kid)) => {
                 if head.key != uri {
-                    let _ = writeln!(
-                        s,
-                        "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"{}\",KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\",KEYID=0x{kid}",
-                        key.uri
-                    );
+                    key.write_sample_aes(s, kid);
                     head.key = uri;
                 }
                 if head.init != Some((self.init, Some(kid))) {

@@ -230,11 +230,7 @@ pub fn media_playlist(segments: &[VodSegment], keys: &[SegmentKey]) -> String {
         match key.and_then(|key| key.sample_aes.as_deref().map(|kid| (key, kid))) {
             Some((key, kid)) => {
                 if key_in_force != Some(key.uri.as_str()) {
-                    let _ = writeln!(
-                        s,
-                        "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"{}\",KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\",KEYID=0x{kid}",
-                        key.uri
-                    );
+                    key.write_sample_aes(&mut s, kid);
                     key_in_force = Some(key.uri.as_str());
                 }
                 let protected =
@@ -394,7 +390,8 @@ mod tests {
         );
         assert_eq!(p.matches("#EXT-X-MAP").count(), 2, "a map only where it changes: {p}");
         assert!(p.ends_with("#EXTINF:5.96000,\nseg-2.m4s\n#EXT-X-ENDLIST\n"), "{p}");
-        let aes = [SegmentKey { from_msn: 0, uri: "/license/vod/f/k1".into(), sample_aes: None }];
+        let aes =
+            [SegmentKey { from_msn: 0, uri: "/license/vod/f/k1".into(), sample_aes: None, drm_tags: String::new() }];
         let p = media_playlist(&segs, &aes);
         assert!(
             p.contains("#EXT-X-MAP:URI=\"init-1.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"/license/vod/f/k1\""),
@@ -405,7 +402,12 @@ mod tests {
             "init segments stay clear: {p}"
         );
         let kid = "0123456789abcdef0123456789abcdef";
-        let cbcs = [SegmentKey { from_msn: 0, uri: "/license/clearkey/vod/f/k1".into(), sample_aes: Some(kid.into()) }];
+        let cbcs = [SegmentKey {
+            from_msn: 0,
+            uri: "/license/clearkey/vod/f/k1".into(),
+            sample_aes: Some(kid.into()),
+            drm_tags: String::new(),
+        }];
         let p = media_playlist(&segs, &cbcs);
         assert_eq!(p.matches("#EXT-X-KEY:METHOD=SAMPLE-AES").count(), 1, "{p}");
         assert!(p.contains(&format!("KEYID=0x{kid}\n#EXT-X-MAP:URI=\"init-1-{kid}.mp4\"")), "{p}");

@@ -25,6 +25,9 @@ pub struct CbcsKey {
     pub kid: [u8; 16],
     pub key: [u8; 16],
     pub iv: [u8; 16],
+    /// `pssh` boxes of other DRM systems (a key provider's Widevine and PlayReady ones),
+    /// written whole into protected init segments after the common one.
+    pub pssh: Vec<bytes::Bytes>,
 }
 
 impl CbcsKey {
@@ -34,7 +37,7 @@ impl CbcsKey {
         use aes::cipher::BlockEncrypt;
         let mut iv = kid;
         super::cipher(&key).encrypt_block((&mut iv).into());
-        CbcsKey { kid, key, iv }
+        CbcsKey { kid, key, iv, pssh: Vec::new() }
     }
 }
 
@@ -164,6 +167,9 @@ pub fn protect_init(clear: &[u8], key: &CbcsKey) -> Result<(Bytes, Vec<TrackCryp
             put_box(&mut out, b"moov", |out| {
                 init_children(clear, b, out, key, &mut tracks, &mut 0)?;
                 put_pssh(out, &key.kid);
+                for other in &key.pssh {
+                    out.put_slice(other);
+                }
                 Ok(())
             })?;
         } else {

@@ -274,7 +274,7 @@ fn keys_are_named_where_they_change_and_init_segments_stay_clear() {
         }
         p.close_segment();
     }
-    let key = |from_msn, uri: &str| SegmentKey { from_msn, uri: uri.into(), sample_aes: None };
+    let key = |from_msn, uri: &str| SegmentKey { from_msn, uri: uri.into(), sample_aes: None, drm_tags: String::new() };
     let keys = [key(0, "/k/a"), key(3, "/k/b")];
     let s = p.render(false, &[], &keys);
     let tags: Vec<&str> = s
@@ -323,7 +323,12 @@ fn sample_aes_keys_come_before_the_init_segment_that_names_them() {
         p.close_segment();
     }
     let (a, b) = ("a".repeat(32), "b".repeat(32));
-    let key = |from_msn, uri: &str, kid: &str| SegmentKey { from_msn, uri: uri.into(), sample_aes: Some(kid.into()) };
+    let key = |from_msn, uri: &str, kid: &str| SegmentKey {
+        from_msn,
+        uri: uri.into(),
+        sample_aes: Some(kid.into()),
+        drm_tags: String::new(),
+    };
     let keys = [key(0, "/k/a", &a), key(2, "/k/b", &b)];
     let s = p.render(false, &[], &keys);
     let tags: Vec<String> = s

@@ -12,7 +12,7 @@ use crate::fmp4::{fragment, init_segment, TrackRun};
 use crate::segmenter::Sample;
 
 fn key() -> CbcsKey {
-    CbcsKey { kid: [0x11; 16], key: [0x22; 16], iv: [0x33; 16] }
+    CbcsKey { kid: [0x11; 16], key: [0x22; 16], iv: [0x33; 16], pssh: Vec::new() }
 }
 
 const VIDEO: TrackCrypt = TrackCrypt { track_id: 1, video: Some((NalSyntax::H264, 4)) };
