@@ -195,6 +195,7 @@ mod tests {
             encryption: Some(Protection::Cbcs),
             regions: Some(vec!["eu".into()]),
             signed_urls: None,
+            key_server: Some(None),
         };
         for settings in [full, ContentSettings::default()] {
             let p = Proposal { at_ms: 1, command: Command::ConfigureContent { content: "live/a".into(), settings } };

@@ -28,8 +28,8 @@ pub mod node;
 
 pub use catalog::{
     job_key, valid_content, ArchiveExtent, AssetRecord, AssetRejection, AssetState, CaRecord, Catalog, Command,
-    ContentSettings, Gate, JobLease, JobRecord, JobRejection, JobState, KeyRecord, LadderPlacement, NodeId, NodeRecord,
-    NodeRejection, Outcome, PlacementRejection, PlacementRule, Proposal, Protection, ProtectionRecord,
+    ContentSettings, DrmRecord, Gate, JobLease, JobRecord, JobRejection, JobState, KeyRecord, LadderPlacement, NodeId,
+    NodeRecord, NodeRejection, Outcome, PlacementRejection, PlacementRule, Proposal, Protection, ProtectionRecord,
     ProtectionRejection, Readiness, RecordedRendition, Rejection, ReleaseId, ReleasePhase, ReleaseRecord,
     ReleaseRejection, ReleaseState, SourceRecord, StreamRejection, StreamSettings, TokenKind, Visibility,
     RECORDING_SPEC,

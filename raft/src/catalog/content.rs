@@ -26,6 +26,8 @@ pub struct ContentSettings {
     /// The viewer regions its rights allow (empty: everywhere).
     pub regions: Option<Vec<String>>,
     pub signed_urls: Option<bool>,
+    /// A DRM provider's SPEKE v2 key server (`Some(None)` removes it); `cbcs` only.
+    pub key_server: Option<Option<String>>,
 }
 
 /// A live stream's own settings.
@@ -51,6 +53,19 @@ impl Catalog {
             if regions.len() > 64 || regions.iter().any(|r| !valid_name(r)) {
                 return Err(invalid("regions: up to 64 names"));
             }
+        }
+        if let Some(Some(url)) = &settings.key_server {
+            if !super::protection::valid_key_server(url) {
+                return Err(invalid("a key server is an http:// or https:// URL of up to 512 characters"));
+            }
+        }
+        let mode = settings.encryption.unwrap_or_else(|| self.protection_of(content));
+        let server = match &settings.key_server {
+            Some(s) => s.is_some(),
+            None => self.protection.get(content).is_some_and(|p| p.key_server.is_some()),
+        };
+        if server && mode != Protection::Cbcs {
+            return Err(invalid("a key server provides cbcs keys: the content's encryption must be cbcs"));
         }
         let live = content.strip_prefix("live/");
         match live {
@@ -100,7 +115,10 @@ impl Catalog {
             }
             s.updated_ms = now;
         }
-        let touches = settings.encryption.is_some() || settings.regions.is_some() || settings.signed_urls.is_some();
+        let touches = settings.encryption.is_some()
+            || settings.regions.is_some()
+            || settings.signed_urls.is_some()
+            || settings.key_server.is_some();
         if touches {
             let p = self.protection.entry(content.to_string()).or_default();
             if let Some(mode) = settings.encryption {
@@ -111,6 +129,9 @@ impl Catalog {
             }
             if let Some(required) = settings.signed_urls {
                 p.signed_urls = required;
+            }
+            if let Some(server) = &settings.key_server {
+                p.key_server = server.clone();
             }
             p.updated_ms = now;
         }
@@ -160,6 +181,18 @@ mod tests {
         };
         assert!(matches!(apply(&mut c, "live/cam", bad_pin), Outcome::Rejected(_)));
         assert_eq!(c, before, "never half applied");
+
+        // A key server gives cbcs keys only.
+        let server =
+            ContentSettings { key_server: Some(Some("https://keys.example/speke".into())), ..Default::default() };
+        assert!(matches!(apply(&mut c, "live/plain", server.clone()), Outcome::Rejected(_)), "no encryption yet");
+        let cbcs = ContentSettings { encryption: Some(Protection::Cbcs), ..server };
+        assert!(matches!(apply(&mut c, "live/plain", cbcs), Outcome::Stream(_)));
+        let aes = ContentSettings { encryption: Some(Protection::Aes128), ..Default::default() };
+        assert!(matches!(apply(&mut c, "live/plain", aes), Outcome::Rejected(_)), "not while the server is set");
+        let off =
+            ContentSettings { encryption: Some(Protection::Aes128), key_server: Some(None), ..Default::default() };
+        assert!(matches!(apply(&mut c, "live/plain", off), Outcome::Stream(_)), "together with removing it");
 
         // Recording needs a stream; an asset must exist and takes no stream settings.
         let record = ContentSettings { record: Some(true), ..Default::default() };

@@ -20,7 +20,7 @@ pub use assets::{AssetRecord, AssetState, SourceRecord, TITLE_MAX};
 pub use content::{ContentSettings, StreamSettings};
 pub use jobs::{job_key, JobLease, JobRecord, JobState, RecordedRendition, MAX_ATTEMPTS, RECORDING_SPEC};
 pub use placement::{LadderPlacement, PlacementRejection, PlacementRule};
-pub use protection::{KeyRecord, Protection, ProtectionRecord, KEYS_KEPT};
+pub use protection::{DrmRecord, KeyRecord, Protection, ProtectionRecord, KEYS_KEPT};
 pub use release::{valid_content, Gate, Readiness, ReleaseId, ReleasePhase, ReleaseRecord, ReleaseState, Visibility};
 
 /// Identifies a node of the cluster.

@@ -37,6 +37,20 @@ pub struct KeyRecord {
     /// The first segment it encrypts.
     pub from_msn: u64,
     pub created_ms: i64,
+    /// For a key from a DRM provider's key server: what each of its DRM systems signals.
+    #[serde(default)]
+    pub drm: Vec<DrmRecord>,
+}
+
+/// What a DRM system's players need to find a key's license, as its provider gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrmRecord {
+    /// The DASH-IF system id, lowercase.
+    pub system_id: String,
+    /// A whole `pssh` box, base64, for init segments.
+    pub pssh: Option<String>,
+    /// `EXT-X-KEY` lines for media playlists.
+    pub hls: Option<String>,
 }
 
 /// One content's protection.
@@ -50,6 +64,10 @@ pub struct ProtectionRecord {
     /// Playlists need a playback token and media a URL signature, encrypted or not.
     #[serde(default)]
     pub signed_urls: bool,
+    /// A DRM provider's SPEKE v2 key server (`cbcs` only): keys come from it, with the
+    /// signaling of its DRM systems, rather than from this cluster.
+    #[serde(default)]
+    pub key_server: Option<String>,
     pub updated_ms: i64,
 }
 
@@ -60,6 +78,24 @@ pub(super) const REGION_LINES_MAX: usize = 100_000;
 
 fn valid_kid(kid: &str) -> bool {
     kid.len() == 32 && kid.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn valid_drm(drm: &[DrmRecord]) -> bool {
+    drm.len() <= 8
+        && drm.iter().all(|d| {
+            d.system_id.len() == 36
+                && d.pssh.as_ref().is_none_or(|p| p.len() <= 8192)
+                && d.hls
+                    .as_ref()
+                    .is_none_or(|h| h.len() <= 4096 && h.lines().all(|l| l.is_empty() || l.starts_with('#')))
+        })
+}
+
+/// A key server's URL: http or https, at most 512 characters.
+pub(super) fn valid_key_server(url: &str) -> bool {
+    url.len() <= 512
+        && (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.contains(char::is_whitespace)
 }
 
 fn valid_wrapped(w: &str) -> bool {
@@ -102,6 +138,9 @@ impl Catalog {
             Command::AddKey { content, key } => {
                 if !valid_kid(&key.kid) || !valid_wrapped(&key.wrapped) {
                     return Err(invalid("a key id is 32 hex digits and a wrapped key up to 256"));
+                }
+                if !valid_drm(&key.drm) {
+                    return Err(invalid("DRM signaling: up to 8 systems, a pssh of 8 kB, HLS tags of 4 kB"));
                 }
                 let p = self.protection.get_mut(content).filter(|p| p.mode != Protection::None);
                 let p = p.ok_or_else(|| invalid("the content is not encrypted"))?;
@@ -182,7 +221,13 @@ mod tests {
     }
 
     fn key(kid: u8, from_msn: u64) -> KeyRecord {
-        KeyRecord { kid: format!("{kid:02x}").repeat(16), wrapped: "ab".repeat(44), from_msn, created_ms: 0 }
+        KeyRecord {
+            kid: format!("{kid:02x}").repeat(16),
+            wrapped: "ab".repeat(44),
+            from_msn,
+            created_ms: 0,
+            drm: vec![],
+        }
     }
 
     #[test]
