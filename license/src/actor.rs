@@ -22,6 +22,7 @@ use tessera_raft::{Catalog, Command, KeyRecord, NodeId, Protection};
 use super::decision::{counting_nodes, decide, Denial, LicenseRequest, Sessions, StreamClaim};
 use super::jwt::Jwks;
 use super::keys::{self, hex, parse_kid, ContentKey, Kek};
+use super::provider::{key_record, Exchanges, KeyServerAnswer};
 use super::token::{Claims, TokenKey, Verifier};
 use super::watched::WatchedFile;
 
@@ -60,6 +61,8 @@ pub trait LicenseNode: Send + Sync + 'static {
     fn node_id(&self) -> NodeId;
     /// Counts a viewer's stream at another node (the subject's counting node).
     fn count_at(&self, node: NodeId, claim: StreamClaim) -> RemoteCount;
+    /// Posts a CPIX document to a DRM provider's SPEKE v2 key server ([`super::provider`]).
+    fn ask_key_server(&self, url: &str, document: String) -> KeyServerAnswer;
 }
 
 pub struct LicenseActor;
@@ -120,6 +123,8 @@ pub struct LicenseState {
     /// The token secret in force (its wrapped form, to notice a change) and its key.
     tokens: Option<(String, TokenKey)>,
     keys: HashMap<(String, String), [u8; 16]>,
+    /// Keys being asked of key servers.
+    exchanges: Exchanges,
 }
 
 /// Where a key request stands after the rules: answered, or admitted once its stream is
@@ -142,7 +147,13 @@ impl Actor for LicenseActor {
         _me: ActorRef<LicenseMsg>,
         cfg: LicenseConfig,
     ) -> Result<LicenseState, ActorProcessingErr> {
-        Ok(LicenseState { cfg, rng: SystemRandom::new(), tokens: None, keys: HashMap::new() })
+        Ok(LicenseState {
+            cfg,
+            rng: SystemRandom::new(),
+            tokens: None,
+            keys: HashMap::new(),
+            exchanges: Exchanges::default(),
+        })
     }
 
     async fn handle(
@@ -310,6 +321,9 @@ impl LicenseState {
                 .collect()
         });
         for content in self.unkeyed_assets() {
+            if self.ask_key_server_for(&content, 0) {
+                continue;
+            }
             let made = match keys::generate(&self.rng) {
                 Ok(key) => self.add_key(&content, &key, 0).await.map(|_| key),
                 Err(e) => Err(e.into()),
@@ -332,6 +346,9 @@ impl LicenseState {
                 }
                 Some(_) => continue,
             };
+            if self.ask_key_server_for(&content, from_msn) {
+                continue;
+            }
             let key = match keys::generate(&self.rng) {
                 Ok(k) => k,
                 Err(e) => {
@@ -367,9 +384,26 @@ impl LicenseState {
         })
     }
 
+    /// For content whose keys come from a key server: starts asking it for the key from
+    /// `from_msn` on (unless already asking), and answers true.
+    fn ask_key_server_for(&mut self, content: &str, from_msn: u64) -> bool {
+        let Some(url) = self.catalog(|c| c.protection.get(content).and_then(|p| p.key_server.clone())) else {
+            return false;
+        };
+        let kid = match keys::generate(&self.rng) {
+            Ok(k) => k.kid,
+            Err(e) => {
+                tracing::error!(%content, error = %e, "no key id made");
+                return true;
+            }
+        };
+        let (node, kek) = (self.cfg.node.clone(), self.cfg.kek.clone());
+        self.exchanges.start(node, kek, (url, content.to_string()), from_msn, kid);
+        true
+    }
+
     async fn add_key(&mut self, content: &str, key: &ContentKey, from_msn: u64) -> Result<(), KeyingError> {
-        let wrapped = self.cfg.kek.wrap(content, key)?;
-        let record = KeyRecord { kid: hex(&key.kid), wrapped, from_msn, created_ms: 0 };
+        let record = key_record(&self.cfg.kek, content, key, from_msn, Vec::new())?;
         self.cfg.node.propose(Command::AddKey { content: content.to_string(), key: record }).await?;
         self.keys.insert((content.to_string(), hex(&key.kid)), key.key);
         Ok(())

@@ -32,6 +32,14 @@ pub struct ProtectionBody {
     /// The viewer regions its rights allow.
     pub regions: Option<Vec<String>>,
     pub signed_urls: Option<bool>,
+    /// A DRM provider's SPEKE v2 key server (`cbcs`): a URL, or `null` to stop using one.
+    #[serde(default, deserialize_with = "present")]
+    pub key_server: Option<Option<String>>,
+}
+
+/// A field that may be `null`: present (`Some`, maybe `None`) or absent (`None`, by default).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 impl ProtectionBody {
@@ -41,6 +49,7 @@ impl ProtectionBody {
             encryption: self.encryption,
             regions: self.regions.clone(),
             signed_urls: self.signed_urls,
+            key_server: self.key_server.clone(),
             ..ContentSettings::default()
         }
     }

@@ -33,6 +33,7 @@ pub mod geoip;
 pub mod http;
 pub mod jwt;
 pub mod keys;
+pub mod provider;
 pub mod purge;
 pub mod regions;
 pub mod rights;

@@ -18,6 +18,7 @@ use crate::supervisor::LicenseRef;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::Engine;
 use bytes::Bytes;
 use tessera_packager::encrypt::aes128;
 use tessera_packager::encrypt::cmaf::{self, CbcsKey};
@@ -180,10 +181,14 @@ impl MediaProtection {
                     from_msn: k.from_msn,
                     uri: format!("/license/clearkey/{content}/{}", k.kid),
                     sample_aes: Some(k.kid.to_ascii_lowercase()),
+                    drm_tags: k.drm.iter().filter_map(|d| d.hls.as_deref()).collect::<Vec<_>>().join("\n"),
                 },
-                _ => {
-                    SegmentKey { from_msn: k.from_msn, uri: format!("/license/{content}/{}", k.kid), sample_aes: None }
-                }
+                _ => SegmentKey {
+                    from_msn: k.from_msn,
+                    uri: format!("/license/{content}/{}", k.kid),
+                    sample_aes: None,
+                    drm_tags: String::new(),
+                },
             })
             .collect())
     }
@@ -270,14 +275,19 @@ impl MediaProtection {
         kid: &str,
         init: Bytes,
     ) -> Result<Option<Bytes>, Refusal> {
-        let (mode, known) = self.catalog.peek(|c| (c.protection_of(content), c.key_by_id(content, kid).is_some()));
-        if mode != Protection::Cbcs || !known {
-            return Ok(None);
-        }
+        let (mode, drm) =
+            self.catalog.peek(|c| (c.protection_of(content), c.key_by_id(content, kid).map(|k| k.drm.clone())));
+        let (Protection::Cbcs, Some(drm)) = (mode, drm) else { return Ok(None) };
         let kid = kid.to_ascii_lowercase();
+        // The provider's pssh boxes (Widevine, PlayReady) go in beside the common one.
+        let pssh: Vec<Bytes> = drm
+            .iter()
+            .filter_map(|d| d.pssh.as_deref())
+            .filter_map(|p| base64::engine::general_purpose::STANDARD.decode(p).ok().map(Bytes::from))
+            .collect();
         let protected = self
             .encrypted(content, at, (mode, &kid), &init, |key| {
-                let key = cbcs_key(&kid, key)?;
+                let key = CbcsKey { pssh, ..cbcs_key(&kid, key)? };
                 cmaf::protect_init(&init, &key).map(|(init, _)| init).map_err(EncryptError::Init)
             })
             .await?;

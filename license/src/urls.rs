@@ -16,7 +16,9 @@ pub fn with_token(body: String, token: Option<&str>) -> String {
     };
     let mut out = String::with_capacity(body.len() + 256);
     for line in body.lines() {
-        if let Some((head, rest)) = line.strip_prefix("#EXT-X-KEY:").and_then(|l| l.split_once("URI=\"")) {
+        // Only this node's key URIs: a DRM provider's (`skd://`, `data:`) are its own.
+        let ours = |(_, rest): &(&str, &str)| rest.starts_with("/license/");
+        if let Some((head, rest)) = line.strip_prefix("#EXT-X-KEY:").and_then(|l| l.split_once("URI=\"")).filter(ours) {
             let end = rest.find('"').unwrap_or(rest.len());
             out.push_str(&format!("#EXT-X-KEY:{head}URI=\"{}?token={token}{}", &rest[..end], &rest[end..]));
         } else if !line.starts_with('#') && !line.is_empty() && line.ends_with(".m3u8") {
@@ -79,6 +81,8 @@ mod tests {
         assert!(signed.contains("URI=\"part-5.m4s?sig=S1g\"\n"), "{signed}");
         assert!(signed.contains("URI=\"/license/live/a/k?token=T0k.en\",KEYFORMAT"), "{signed}");
         assert!(signed.contains("URI=\"../480p/index.m3u8\",LAST-MSN=1"), "reports are left alone: {signed}");
+        let fairplay = "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"skd://abc\",KEYFORMAT=\"com.apple.streamingkeydelivery\"\n";
+        assert_eq!(with_token(fairplay.to_string(), Some("tok")), fairplay, "a provider's key URI is its own");
         // A token a URL would need escaped is not echoed into the playlist.
         assert_eq!(with_token(playlist.to_string(), Some("a\"b")), playlist);
         let mv = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nsrc/index.m3u8\n";

@@ -20,6 +20,7 @@ pub mod config;
 pub mod http;
 pub mod ladder;
 pub mod license;
+mod outbound;
 mod purge;
 pub mod release;
 pub mod rtmp_ingest;

@@ -13,16 +13,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tessera_cluster::ClusterService;
 use tessera_license::purge::{Purge, PurgeWatch};
 use tokio::sync::watch;
 
+use crate::outbound::{https_client, HttpsClient};
 use crate::server::until_true;
-
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Tries of one call before it is given up.
 const TRIES: u32 = 5;
@@ -39,13 +35,7 @@ pub(crate) struct PurgeHooks {
 impl PurgeHooks {
     /// A client for `hooks` (http or https, system roots for https).
     pub(crate) fn new(hooks: Vec<String>) -> std::io::Result<Arc<Self>> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new()).build(https);
-        Ok(Arc::new(PurgeHooks { hooks, client, first_pause: Duration::from_secs(1) }))
+        Ok(Arc::new(PurgeHooks { hooks, client: https_client()?, first_pause: Duration::from_secs(1) }))
     }
 
     /// Watches the catalog every second until `stop`, calling the hooks while this node leads.

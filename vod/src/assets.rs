@@ -89,7 +89,7 @@ pub(crate) async fn put(
     let view = state.cluster.catalog.peek(|c| {
         serde_json::json!({
             "id": id,
-            "protection": c.protection.get(&content).map(|p| serde_json::json!({ "mode": p.mode, "regions": p.regions, "signed_urls": p.signed_urls, "keys": p.keys.len() })),
+            "protection": c.protection.get(&content).map(|p| serde_json::json!({ "mode": p.mode, "regions": p.regions, "signed_urls": p.signed_urls, "key_server": p.key_server, "keys": p.keys.len() })),
         })
     });
     Json(view).into_response()

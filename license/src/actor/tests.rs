@@ -54,6 +54,10 @@ impl LicenseNode for FakeNode {
         let answer = self.node_two;
         Box::pin(async move { answer })
     }
+
+    fn ask_key_server(&self, _url: &str, _document: String) -> crate::provider::KeyServerAnswer {
+        Box::pin(async { Err("no key server in these tests".to_string()) })
+    }
 }
 
 async fn start(node: Arc<FakeNode>) -> ActorRef<LicenseMsg> {

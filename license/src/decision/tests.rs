@@ -10,7 +10,7 @@ fn catalog() -> Catalog {
     let mut c = Catalog::default();
     let mut apply = |command| c.apply(&Proposal { at_ms: 0, command });
     apply(Command::SetProtection { content: CONTENT.into(), mode: Protection::Aes128 });
-    let key = KeyRecord { kid: "01".repeat(16), wrapped: "ab".repeat(44), from_msn: 0, created_ms: 0 };
+    let key = KeyRecord { kid: "01".repeat(16), wrapped: "ab".repeat(44), from_msn: 0, created_ms: 0, drm: vec![] };
     apply(Command::AddKey { content: CONTENT.into(), key });
     c
 }

@@ -197,8 +197,7 @@ async fn put_stream(
     Json(body): Json<StreamBody>,
 ) -> Response {
     let protection = body.protection.settings();
-    let touches_protection =
-        protection.encryption.is_some() || protection.regions.is_some() || protection.signed_urls.is_some();
+    let touches_protection = protection != ContentSettings::default();
     // A body of encryption, regions, recording or placement alone leaves the ladder and token as they are.
     let replaces = body.ladder.is_some()
         || body.token.is_some()
@@ -220,7 +219,7 @@ async fn put_stream(
     let view = state.cluster.catalog.peek(|c| {
         let mut view = serde_json::to_value(c.streams.get(&name)).unwrap_or_default();
         view["protection"] = json!(c.protection.get(&content).map(
-            |p| json!({ "mode": p.mode, "regions": p.regions, "keys": p.keys.len(), "signed_urls": p.signed_urls })
+            |p| json!({ "mode": p.mode, "regions": p.regions, "keys": p.keys.len(), "signed_urls": p.signed_urls, "key_server": p.key_server })
         ));
         view
     });

@@ -7,6 +7,9 @@ use std::time::Duration;
 use ractor::ActorRef;
 use tessera_cluster::ClusterService;
 use tessera_license::actor::{LicenseConfig, LicenseNode, Proposal, RemoteCount};
+use tessera_license::provider::KeyServerAnswer;
+
+use crate::outbound::{https_client, HttpsClient};
 use tessera_license::decision::StreamClaim;
 use tessera_license::jwt::Jwks;
 use tessera_license::keys::Kek;
@@ -21,6 +24,8 @@ struct NodeView {
     cluster: ClusterService,
     store: Arc<SegmentStore>,
     clock: tessera_license::gate::Clock,
+    /// For DRM key servers (none if the system's roots could not be read).
+    outbound: Option<HttpsClient>,
 }
 
 impl LicenseNode for NodeView {
@@ -52,6 +57,35 @@ impl LicenseNode for NodeView {
         let cluster = self.cluster.clone();
         Box::pin(async move { tessera_license::counting::count_at(&cluster, node, claim, COUNTING_PATIENCE).await })
     }
+
+    fn ask_key_server(&self, url: &str, document: String) -> KeyServerAnswer {
+        let (client, url) = (self.outbound.clone(), url.to_string());
+        Box::pin(async move { ask_key_server(client, &url, document).await })
+    }
+}
+
+/// How long a key server has to answer.
+const KEY_SERVER_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Posts a CPIX document to a SPEKE v2 key server; its answer's body.
+async fn ask_key_server(client: Option<HttpsClient>, url: &str, document: String) -> Result<String, String> {
+    use http_body_util::BodyExt;
+    let client = client.ok_or("no TLS roots on this machine to reach a key server")?;
+    let request = hyper::Request::post(url)
+        .header(hyper::header::CONTENT_TYPE, "application/xml")
+        .header("X-Speke-Version", tessera_license::cpix::SPEKE_VERSION)
+        .body(http_body_util::Full::new(bytes::Bytes::from(document)))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let answer = tokio::time::timeout(KEY_SERVER_PATIENCE, client.request(request))
+        .await
+        .map_err(|_| format!("no answer in {KEY_SERVER_PATIENCE:?}"))?
+        .map_err(|e| e.to_string())?;
+    let status = answer.status();
+    let body = answer.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    if !status.is_success() {
+        return Err(format!("answered {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
+    }
+    String::from_utf8(body.to_vec()).map_err(|_| "the answer is not UTF-8".to_string())
 }
 
 /// How long another node has to count a viewer's stream before the next is asked.
@@ -77,7 +111,7 @@ pub async fn start(
     };
     let config = LicenseConfig {
         streams,
-        node: Arc::new(NodeView { cluster, store, clock }),
+        node: Arc::new(NodeView { cluster, store, clock, outbound: https_client().ok() }),
         kek: Arc::new(kek),
         rotation,
         rotation_lead_segments: 3,
