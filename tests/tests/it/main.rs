@@ -17,6 +17,7 @@ mod relay;
 mod release;
 mod rights;
 mod rtmp;
+mod speke;
 mod takedown;
 mod tiers;
 mod tokens;

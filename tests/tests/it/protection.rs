@@ -222,7 +222,7 @@ fn first_fragment(segment: &[u8]) -> &[u8] {
 /// Decodes an init segment followed by the first fragment of a segment with ffmpeg, the
 /// key given when there is one: the MD5 of every decoded video and audio frame. (ffmpeg 5.1
 /// mixes up the encryption information of fragments it reads ahead, so it is given one.)
-fn decoded_frames(what: &str, init: &[u8], segment: &[u8], key: Option<&str>) -> Vec<String> {
+pub(crate) fn decoded_frames(what: &str, init: &[u8], segment: &[u8], key: Option<&str>) -> Vec<String> {
     let file = scratch_dir("cbcs").join(format!("{what}.mp4"));
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, [init, first_fragment(segment)].concat()).unwrap();
