@@ -20,11 +20,10 @@ use tessera_cluster::ClusterError;
 use tessera_raft::{Catalog, Command, KeyRecord, NodeId, Protection};
 
 use super::decision::{counting_nodes, decide, Denial, LicenseRequest, Sessions, StreamClaim};
-use super::jwt::Jwks;
+use super::jwt::KeySet;
 use super::keys::{self, hex, parse_kid, ContentKey, Kek};
 use super::provider::{key_record, Exchanges, KeyServerAnswer};
 use super::token::{Claims, TokenKey, Verifier};
-use super::watched::WatchedFile;
 
 /// A catalog write's future.
 pub type Proposal = Pin<Box<dyn Future<Output = Result<(), ClusterError>> + Send>>;
@@ -80,7 +79,7 @@ pub struct LicenseConfig {
     /// endpoint (where other nodes have streams counted).
     pub streams: Arc<Mutex<Sessions>>,
     /// The key set of the platform's token signer (`--jwks`), if its JWTs are taken.
-    pub jwks: Option<Arc<WatchedFile<Jwks>>>,
+    pub jwks: Option<Arc<dyn KeySet>>,
 }
 
 /// A key request, owned.
@@ -244,8 +243,9 @@ impl LicenseState {
         let token = token.filter(|t| !t.is_empty()).ok_or(Denial::NoToken)?;
         let jwks = self.cfg.jwks.as_ref().map(|j| j.current());
         let keys = self.token_key().await.map_err(|_| Denial::Token(super::token::TokenError::BadSignature))?;
-        let claims = Verifier { own: keys, jwks: jwks.as_deref() }.check(token, content, now_s)?;
+        let checked = Verifier { own: keys, jwks: jwks.as_deref() }.check(token, content, now_s);
         let sig = keys.url_signature(content, super::token::url_window(now_s));
+        let claims = checked.inspect_err(|e| self.missed(e))?;
         if self.catalog(|c| c.revoked_subjects.contains(&claims.sub)) {
             return Err(Denial::Revoked);
         }
@@ -255,6 +255,13 @@ impl LicenseState {
             }
         }
         Ok(sig)
+    }
+
+    /// A token named a key the signer's set does not hold: the set may be fetched again.
+    fn missed(&self, e: &super::token::TokenError) {
+        if let (super::token::TokenError::UnknownKey(kid), Some(jwks)) = (e, &self.cfg.jwks) {
+            jwks.missed(kid);
+        }
     }
 
     /// The clear key `kid` of `content`, unwrapped once.
@@ -296,7 +303,12 @@ impl LicenseState {
         });
         let (kid, stream, order) = match decided.expect("peek calls back once") {
             Ok(granted) => granted,
-            Err(d) => return KeyStep::Done(Err(d)),
+            Err(d) => {
+                if let Denial::Token(e) = &d {
+                    self.missed(e);
+                }
+                return KeyStep::Done(Err(d));
+            }
         };
         let Some(key) = self.media_key(&q.content, &kid) else {
             tracing::error!(content = %q.content, %kid, "a content key does not unwrap with this node's KEK");

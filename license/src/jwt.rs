@@ -13,6 +13,7 @@
 //! - Keys rotate by id: a key set holds the old and new keys while tokens of both live.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -150,6 +151,47 @@ impl Jwks {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+}
+
+/// Where the signer's key set comes from: a file read again when it changes
+/// ([`crate::watched::WatchedFile`]), or a URL fetched now and then ([`FetchedKeySet`]).
+pub trait KeySet: Send + Sync {
+    /// The set in force.
+    fn current(&self) -> Arc<Jwks>;
+    /// A token named a key the set does not hold (the signer may have added it since).
+    fn missed(&self, _kid: &str) {}
+}
+
+impl KeySet for crate::watched::WatchedFile<Jwks> {
+    fn current(&self) -> Arc<Jwks> {
+        crate::watched::WatchedFile::current(self)
+    }
+}
+
+/// A key set fetched from the signer's URL by the node: the last one fetched, and a nudge
+/// to fetch again when a token names a key it does not hold.
+#[derive(Default)]
+pub struct FetchedKeySet {
+    current: RwLock<Arc<Jwks>>,
+    /// Notified when a token names an unknown key; the fetcher limits how often it obeys.
+    pub stale: tokio::sync::Notify,
+}
+
+impl FetchedKeySet {
+    /// Puts a newly fetched set in force.
+    pub fn set(&self, jwks: Jwks) {
+        *self.current.write().expect("key set") = Arc::new(jwks);
+    }
+}
+
+impl KeySet for FetchedKeySet {
+    fn current(&self) -> Arc<Jwks> {
+        self.current.read().expect("key set").clone()
+    }
+
+    fn missed(&self, _kid: &str) {
+        self.stale.notify_one();
     }
 }
 

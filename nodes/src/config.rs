@@ -162,11 +162,12 @@ pub struct NodeConfig {
     #[arg(long, value_name = "FILE")]
     pub geoip_db: Option<PathBuf>,
 
-    /// The JSON Web Key Set of the platform's token signer: playback tokens may then be
-    /// JWTs (HS256, RS256, ES256) signed by any of its keys, by `kid`; read again when the
-    /// file changes (rotate keys by adding the new one before signing with it).
-    #[arg(long, value_name = "FILE")]
-    pub jwks: Option<PathBuf>,
+    /// The JSON Web Key Set of the platform's token signer, a file or an http(s) URL:
+    /// playback tokens may then be JWTs (HS256, RS256, ES256) signed by any of its keys, by
+    /// `kid`. A file is read again when it changes; a URL is fetched every five minutes, and
+    /// sooner (at most every 30 s) when a token names a key the set does not hold.
+    #[arg(long, value_name = "FILE|URL")]
+    pub jwks: Option<String>,
 
     /// A CDN's purge endpoint (repeatable): when a content's rights change or its release
     /// ends, the node leading the catalog `POST`s `{"content", "reason", "prefix"}` to each.

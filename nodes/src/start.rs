@@ -15,7 +15,7 @@ use tessera_license::admin::ProtectionAdmin;
 use tessera_license::gate::{Clock, ReleaseGate};
 use tessera_license::geoip::GeoIp;
 use tessera_license::http::LicenseEndpoints;
-use tessera_license::jwt::Jwks;
+use tessera_license::jwt::{FetchedKeySet, Jwks, KeySet};
 use tessera_license::rights::RegionLookup;
 use tessera_license::serving::MediaProtection;
 use tessera_license::supervisor::{LicenseRef, SupervisorMsg};
@@ -118,7 +118,25 @@ struct Rights {
     /// Where viewers are: the catalog's address table, then the GeoIP database.
     regions: Arc<RegionLookup>,
     /// The key set of the platform's token signer.
-    jwks: Option<Arc<WatchedFile<Jwks>>>,
+    jwks: Option<Signer>,
+}
+
+/// Where the platform's token signer publishes its key set.
+#[derive(Clone)]
+enum Signer {
+    /// A file, read again when it changes.
+    File(Arc<WatchedFile<Jwks>>),
+    /// A URL, fetched by [`crate::license::fetch_jwks`].
+    Fetched(Arc<FetchedKeySet>, String),
+}
+
+impl Signer {
+    fn key_set(&self) -> Arc<dyn KeySet> {
+        match self {
+            Signer::File(f) => f.clone(),
+            Signer::Fetched(f, _) => f.clone(),
+        }
+    }
 }
 
 impl Rights {
@@ -128,7 +146,7 @@ impl Rights {
         if let Some(geoip) = self.regions.geoip().cloned() {
             files.push(Arc::new(move || geoip.reload_if_changed()));
         }
-        if let Some(jwks) = self.jwks.clone() {
+        if let Some(Signer::File(jwks)) = self.jwks.clone() {
             files.push(Arc::new(move || jwks.reload_if_changed()));
         }
         files
@@ -142,15 +160,21 @@ impl Rights {
     async fn start(config: &NodeConfig, member: &ClusterService, store: &Arc<SegmentStore>) -> Result<Self, NodeError> {
         let clock = tessera_license::gate::clock_with_skew(config.clock_skew_ms);
         let rotation = Duration::from_secs(config.key_rotation_s);
-        let jwks = match &config.jwks {
-            Some(path) => Some(Arc::new(
-                WatchedFile::open("jwks", path, |bytes| Jwks::parse(&bytes).map_err(|e| e.to_string()))
-                    .map_err(|e| NodeError::Config(e.to_string()))?,
-            )),
+        let jwks = match config.jwks.as_deref() {
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                Some(Signer::Fetched(Arc::new(FetchedKeySet::default()), url.to_string()))
+            }
+            Some(path) => Some(Signer::File(Arc::new(
+                WatchedFile::open("jwks", std::path::Path::new(path), |bytes| {
+                    Jwks::parse(&bytes).map_err(|e| e.to_string())
+                })
+                .map_err(|e| NodeError::Config(e.to_string()))?,
+            ))),
             None => None,
         };
+        let key_set = jwks.as_ref().map(Signer::key_set);
         let (license, supervisor) =
-            license::start(config.kek()?, rotation, jwks.clone(), member.clone(), store.clone(), clock.clone())
+            license::start(config.kek()?, rotation, key_set, member.clone(), store.clone(), clock.clone())
                 .await?
                 .unzip();
         let gate = ReleaseGate::new(member.catalog.clone(), config.region.clone(), clock.clone());
@@ -385,6 +409,11 @@ impl Node {
             let cluster = member.clone();
             tasks::spawn_restarting(&mut tasks, "purge-hooks", &stop, move |stop| {
                 hooks.clone().run(cluster.clone(), stop)
+            });
+        }
+        if let Some(Signer::Fetched(set, url)) = rights.jwks.clone() {
+            tasks::spawn_restarting(&mut tasks, "jwks-fetch", &stop, move |stop| {
+                license::fetch_jwks(set.clone(), url.clone(), stop)
             });
         }
         let files = rights.watched_files();

@@ -7,17 +7,15 @@ use std::time::Duration;
 use ractor::ActorRef;
 use tessera_cluster::ClusterService;
 use tessera_license::actor::{LicenseConfig, LicenseNode, Proposal, RemoteCount};
-use tessera_license::provider::KeyServerAnswer;
-
-use crate::outbound::{https_client, HttpsClient};
 use tessera_license::decision::StreamClaim;
-use tessera_license::jwt::Jwks;
+use tessera_license::jwt::{FetchedKeySet, Jwks, KeySet};
 use tessera_license::keys::Kek;
+use tessera_license::provider::KeyServerAnswer;
 use tessera_license::supervisor::{self, LicenseRef, SupervisorMsg};
-use tessera_license::watched::WatchedFile;
+use tessera_live::store::SegmentStore;
 use tessera_raft::{Catalog, Command, NodeId};
 
-use tessera_live::store::SegmentStore;
+use crate::outbound::{https_client, HttpsClient};
 
 /// The license actor's view of this node.
 struct NodeView {
@@ -96,7 +94,7 @@ const COUNTING_PATIENCE: Duration = Duration::from_millis(750);
 pub async fn start(
     kek: Option<Kek>,
     rotation: Duration,
-    jwks: Option<Arc<WatchedFile<Jwks>>>,
+    jwks: Option<Arc<dyn KeySet>>,
     cluster: ClusterService,
     store: Arc<SegmentStore>,
     clock: tessera_license::gate::Clock,
@@ -118,4 +116,61 @@ pub async fn start(
         jwks,
     };
     Ok(Some(supervisor::start(config, Duration::from_secs(1)).await?))
+}
+
+/// How often the signer's key set is fetched, and how soon again at most when a token names
+/// a key it does not hold.
+const JWKS_EVERY: Duration = Duration::from_secs(300);
+const JWKS_AT_MOST_EVERY: Duration = Duration::from_secs(30);
+
+/// Keeps `set` fetched from the signer's `url` until `stop`: now, every five minutes, and
+/// when a token names an unknown key (not more often than every 30 s). A failed fetch keeps
+/// the set in force, logged and counted (`tessera_jwks_fetches_total{outcome}`).
+pub async fn fetch_jwks(set: Arc<FetchedKeySet>, url: String, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let client = match https_client() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(%url, error = %e, "no TLS roots: the token signer's key set cannot be fetched");
+            return;
+        }
+    };
+    loop {
+        let outcome = match fetch(&client, &url).await {
+            Ok(jwks) => {
+                tracing::info!(%url, keys = jwks.len(), "token signer's key set fetched");
+                set.set(jwks);
+                "fetched"
+            }
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "token signer's key set not fetched; keeping the one in force");
+                "failed"
+            }
+        };
+        metrics::counter!("tessera_jwks_fetches_total", "outcome" => outcome).increment(1);
+        let fetched_at = tokio::time::Instant::now();
+        tokio::select! {
+            _ = crate::server::until_true(&mut stop) => return,
+            _ = tokio::time::sleep(JWKS_EVERY) => {}
+            _ = set.stale.notified() => {}
+        }
+        tokio::select! {
+            _ = crate::server::until_true(&mut stop) => return,
+            _ = tokio::time::sleep_until(fetched_at + JWKS_AT_MOST_EVERY) => {}
+        }
+    }
+}
+
+async fn fetch(client: &HttpsClient, url: &str) -> Result<Jwks, String> {
+    use http_body_util::BodyExt;
+    let request =
+        hyper::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new())).map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(KEY_SERVER_PATIENCE, client.request(request))
+        .await
+        .map_err(|_| format!("no answer in {KEY_SERVER_PATIENCE:?}"))?
+        .map_err(|e| e.to_string())?;
+    if !answer.status().is_success() {
+        return Err(format!("answered {}", answer.status()));
+    }
+    let body = answer.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Jwks::parse(&body).map_err(|e| e.to_string())
 }

@@ -62,7 +62,7 @@ async fn jwts_of_the_platforms_signer_open_playlists_and_keys_and_its_key_set_ro
     let (first, second) = (Signer::new("2026-a"), Signer::new("2026-b"));
     std::fs::write(&jwks, json!({ "keys": [first.jwk()] }).to_string()).unwrap();
     let path = jwks.clone();
-    let (node, api) = protected_node(move |c| c.jwks = Some(path)).await;
+    let (node, api) = protected_node(move |c| c.jwks = Some(path.display().to_string())).await;
     let http = node.http_addr();
     api.call(Method::PUT, "/api/v1/regions", Some(&json!({ "ranges": ["127.0.0.0/8=eu"] }))).await.expect("table");
     let body = json!({ "encryption": "aes-128", "signed_urls": true, "regions": ["eu"] });
@@ -108,6 +108,46 @@ async fn jwts_of_the_platforms_signer_open_playlists_and_keys_and_its_key_set_ro
     // Tessera's own tokens work beside them.
     let own = token(&api, "live/club", now_ms() + 600_000, json!({})).await;
     assert_eq!(get(http, &format!("{key_path}?token={own}")).await.status, 200);
+    publisher.abort();
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_set_fetched_from_the_signers_url_takes_a_new_key_when_a_token_names_it() {
+    let (first, second) = (Signer::new("url-a"), Signer::new("url-b"));
+    let served = std::sync::Arc::new(std::sync::Mutex::new(json!({ "keys": [first.jwk()] })));
+    let s = served.clone();
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let s = s.clone();
+            async move { axum::Json(s.lock().unwrap().clone()) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (node, api) = protected_node(move |c| c.jwks = Some(url)).await;
+    let http = node.http_addr();
+    api.call(Method::PUT, "/api/v1/streams/fetched", Some(&json!({ "signed_urls": true }))).await.expect("signed");
+    let publisher = publish_sample(&node, "fetched", 4);
+    let path = |t: &str| format!("/live/fetched/src/index.m3u8?token={t}");
+    let by_first = first.sign(claims("live/fetched", now_ms() + 600_000));
+    eventually(Duration::from_secs(20), "the fetched key set in force", || async {
+        (get(http, &path(&by_first)).await.status == 200).then_some(())
+    })
+    .await;
+    // The signer adds a key and signs with it: the first token naming it has the set
+    // fetched again (at most every 30 s), and from then on it is taken.
+    served.lock().unwrap()["keys"].as_array_mut().unwrap().push(second.jwk());
+    let by_second = second.sign(claims("live/fetched", now_ms() + 600_000));
+    assert_eq!(answer(http, &path(&by_second)).await, (401, "token_unknown_key".into()));
+    eventually(Duration::from_secs(45), "the new key fetched", || async {
+        (get(http, &path(&by_second)).await.status == 200).then_some(())
+    })
+    .await;
+    let metrics = get(http, "/metrics").await.text();
+    assert!(metrics.contains("tessera_jwks_fetches_total{outcome=\"fetched\"}"), "fetches are counted");
     publisher.abort();
     node.shutdown().await;
 }
