@@ -209,7 +209,11 @@ async fn encrypted_content_refuses_keys_and_media_out_of_region_and_counts_viewe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_asset_takes_signed_urls_and_its_region_rule_holds_on_every_file() {
-    let (node, api) = protected_node(|c| c.vod_ladder = "source".parse().unwrap()).await;
+    let (node, api) = protected_node(|c| {
+        c.vod_ladder = "source".parse().unwrap();
+        c.trusted_proxies = vec![PROXY.into()];
+    })
+    .await;
     let http = node.http_addr();
     set_table(&api).await;
     let tus = crate::vod::Tus { addr: http, auth: format!("Bearer {}", crate::protection::ADMIN) };
@@ -248,6 +252,12 @@ async fn an_asset_takes_signed_urls_and_its_region_rule_holds_on_every_file() {
     for f in [format!("{mv}?token={valid}"), format!("{playlist}?token={valid}"), format!("/vod/{id}/src/{seg_uri}")] {
         assert_eq!(answer(US, http, &f, &[]).await, refused(), "{f} from us");
     }
+    // Through the trusted proxy, its header names the viewer; the same header from
+    // anyone else changes nothing.
+    let signed_seg = format!("/vod/{id}/src/{seg_uri}");
+    assert_eq!(answer(PROXY, http, &signed_seg, &[("x-forwarded-for", "198.51.100.7")]).await, ok());
+    assert_eq!(answer(PROXY, http, &signed_seg, &[("x-forwarded-for", "203.0.113.7")]).await, refused());
+    assert_eq!(answer(US, http, &signed_seg, &[("x-forwarded-for", "198.51.100.7")]).await, refused());
     // A token narrowed to us is refused in eu.
     let us_only = token(&api, &format!("vod/{id}"), now_ms() + 600_000, json!({ "regions": ["us"] })).await;
     assert_eq!(answer(EU, http, &format!("{playlist}?token={us_only}"), &[]).await, refused());

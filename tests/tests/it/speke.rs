@@ -112,7 +112,7 @@ async fn key_server() -> (String, Given) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_keyed_by_a_speke_provider_carries_its_signaling_and_decrypts_with_its_key() {
     let (server, given) = key_server().await;
-    let (node, api) = protected_node(|_| {}).await;
+    let (node, api) = protected_node(|c| c.vod_ladder = "source".parse().unwrap()).await;
     let http = node.http_addr();
     let refused = api.call(Method::PUT, "/api/v1/streams/vault", Some(&json!({ "key_server": server }))).await;
     assert!(refused.is_err(), "a key server gives cbcs keys only");
@@ -162,6 +162,36 @@ async fn a_stream_keyed_by_a_speke_provider_carries_its_signaling_and_decrypts_w
     assert!(frames.len() >= 10, "ffmpeg decodes the provider-keyed media: {} frames", frames.len());
     let metrics = get(http, "/metrics").await.text();
     assert!(metrics.contains("tessera_key_server_requests_total{outcome=\"keyed\"}"), "exchanges are counted");
+
+    // An asset keyed by the provider: one key, no key period.
+    let tus = crate::vod::Tus { addr: http, auth: format!("Bearer {}", crate::protection::ADMIN) };
+    let url = crate::vod::location(&tus.create(crate::vod::MP4.len(), &[("title", "Provided")]).await);
+    let done = tus.patch(&url, 0, crate::vod::MP4, None).await;
+    let id = done.headers["tessera-asset"].to_str().unwrap().to_string();
+    eventually(Duration::from_secs(30), "the asset ready", || async {
+        let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
+        (a["state"] == "ready").then_some(())
+    })
+    .await;
+    let body = json!({ "encryption": "cbcs", "key_server": server });
+    api.call(Method::PUT, &format!("/api/v1/assets/{id}"), Some(&body)).await.expect("the asset protected");
+    let valid = token(&api, &format!("vod/{id}"), now_ms() + 600_000, json!({})).await;
+    let playlist = eventually(Duration::from_secs(20), "the asset's key", || async {
+        let r = get(http, &format!("/vod/{id}/src/index.m3u8?token={valid}")).await;
+        (r.status == 200 && r.text().contains("#EXT-X-KEY")).then(|| r.text())
+    })
+    .await;
+    let kid =
+        playlist.lines().find(|l| l.starts_with("#EXT-X-KEY:")).unwrap().rsplit("KEYID=0x").next().unwrap().to_string();
+    let (content, period, _) = given.lock().unwrap().get(&kid).cloned().expect("the asset's key from the server");
+    assert_eq!((content, period), (format!("vod/{id}"), None));
+    let map =
+        playlist.lines().find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\"")).unwrap().trim_end_matches('"').to_string();
+    let init = get(http, &format!("/vod/{id}/src/{map}")).await;
+    assert!(
+        init.body.windows(widevine_pssh(&kid).len()).any(|w| w == widevine_pssh(&kid)),
+        "the asset's init carries it too"
+    );
     publisher.abort();
     node.shutdown().await;
 }
