@@ -4,7 +4,8 @@
 #   - a 1080p H.264 feed with B-frames becomes a four-rung ladder that hls.js plays, switching
 #     to every rung in turn, and that `tessera publish --test-pattern` feeds too;
 #   - publish tokens are enforced on both protocols; a region-limited stream plays in its
-#     region and hls.js stops with a fatal 403 elsewhere;
+#     region and hls.js stops with a fatal 403 elsewhere; a stream keyed by a SPEKE v2 key
+#     server plays through EME ClearKey with the provider's keys;
 #   - a three-node cluster: published to one node, played from the other two; a ladder made
 #     on another node than the publisher's, every rung played from the third;
 #   - hls.js (pinned in interop/package-lock.json) plays in Debian's Chromium, driven by
@@ -342,7 +343,7 @@ check "hls.js plays a region-limited stream in its region and stops on the 403 e
 # node with a key-encryption key, encrypts stream NAME with MODE, feeds it and issues a
 # valid and an expired playback token ($base, $valid, $expired, $feed).
 protected_stream() {
-    local mode=$1 name=$2 port srt admin=interop-admin-token kek=$WORK/kek-$2
+    local mode=$1 name=$2 more=${3:-} port srt admin=interop-admin-token kek=$WORK/kek-$2
     port=$(free_port); srt=$(free_udp_port)
     python3 -c 'import secrets; print(secrets.token_hex(32))' >"$kek"
     $BIN node --http-listen 127.0.0.1:$port --srt-listen 127.0.0.1:$srt --rtmp-listen 127.0.0.1:$(free_port) \
@@ -353,7 +354,7 @@ protected_stream() {
     base=http://127.0.0.1:$port
     for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done
     local auth=(-H "Authorization: Bearer $admin" -H "Content-Type: application/json")
-    curl -sf -X PUT "${auth[@]}" -d "{\"encryption\": \"$mode\"}" "$base/api/v1/streams/$name" >/dev/null ||
+    curl -sf -X PUT "${auth[@]}" -d "{\"encryption\": \"$mode\"$more}" "$base/api/v1/streams/$name" >/dev/null ||
         { echo "interop: encryption not set"; return 1; }
     interop/clock-feed.sh -f mpegts -srt_streamid "#!::r=live/$name,m=publish" \
         "srt://127.0.0.1:$srt?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-$name.log" &
@@ -432,6 +433,41 @@ cbcs() {
         [ "$(json "$x" '!(s.playedSeconds >= 0.5) && s.fatal.some(e => /key/i.test(e.details))')" = true ]
 }
 check "a cbcs stream plays in hls.js through EME ClearKey in Chromium with a token, not with an expired one" cbcs
+
+# 8d'. Keys from a DRM provider: a SPEKE v2 key server (interop/speke-server.py) gives each
+# key period's key of a cbcs stream, with Widevine and PlayReady pssh boxes and FairPlay's key
+# tag; hls.js plays it through EME ClearKey with the provider's keys, and the init segments
+# carry the provider's Widevine pssh.
+speke() {
+    local base valid expired feed ok=0 kport log=$WORK/speke-keys.jsonl
+    kport=$(free_port)
+    python3 interop/speke-server.py "$kport" "$log" 2>>"$RESULTS/speke-server.log" &
+    pids+=($!)
+    protected_stream cbcs provided ", \"key_server\": \"http://127.0.0.1:$kport/speke/v2\"" || return 1
+    local eme='{"emeEnabled": true, "drmSystems": {"org.w3.clearkey": {"licenseUrl": "%s"}}}'
+    # shellcheck disable=SC2059
+    node interop/player.mjs --url "$base/live/provided/index.m3u8?token=$valid" --seconds 16 \
+        --config "$(printf "$eme" "$base/license/clearkey/live/provided?token=$valid")" \
+        --record "$RESULTS/speke-playlists.jsonl" --out "$RESULTS/speke.json" >/dev/null || ok=1
+    kill "$feed" 2>/dev/null || true
+    local given seen widevine init
+    given=$(wc -l <"$log" 2>/dev/null || echo 0)
+    # The key ids the player went through are the provider's.
+    seen=$(grep -o 'init-[0-9]*-[0-9a-f]\{32\}\.mp4' "$RESULTS/speke-playlists.jsonl" | sort -u | sed 's/.*-\([0-9a-f]\{32\}\)\.mp4/\1/')
+    local foreign=0 kid
+    for kid in $seen; do
+        grep -q "\"kid\": \"$(echo "$kid" | sed 's/^\(.\{8\}\)\(.\{4\}\)\(.\{4\}\)\(.\{4\}\)/\1-\2-\3-\4-/')\"" "$log" || foreign=1
+    done
+    init=$(grep -o 'init-[0-9]*-[0-9a-f]\{32\}\.mp4' "$RESULTS/speke-playlists.jsonl" | tail -1)
+    widevine=$(curl -sf "$base/live/provided/src/$init" | grep -ac 'provider-widevine' || true)
+    local s=$PWD/$RESULTS/speke.json
+    echo "interop: speke: the key server gave $given keys; hls.js (EME ClearKey) went through $(echo "$seen" | wc -w) of them," \
+        "played $(json "$s" 's.playedSeconds.toFixed(1)') s, stalls $(json "$s" 's.stalls'), fatal $(json "$s" 's.fatal.length');" \
+        "provider's Widevine pssh in $init: $widevine"
+    [ "$ok" = 0 ] && [ "$given" -ge 2 ] && [ "$foreign" = 0 ] && [ -n "$seen" ] && [ "${widevine:-0}" -ge 1 ] &&
+        [ "$(json "$s" 's.started && s.fatal.length === 0 && s.playedSeconds >= 10')" = true ]
+}
+check "a cbcs stream keyed by a SPEKE v2 provider plays in hls.js through EME ClearKey with the provider's keys" speke
 
 # 8e. VOD: a 24 s 1080p film with B-frames, sent with `tessera vod upload` to node 1 of a
 # fresh three-node cluster sharing an archive, becomes a four-rung ladder made on several
