@@ -12,12 +12,15 @@
 //!   ([`crate::cpix::parse_response`]) and the key recorded wrapped under the KEK like any
 //!   other, with the provider's signaling beside it ([`DrmRecord`]).
 //! - A failure is logged with the content and counted
-//!   (`tessera_key_server_requests_total{outcome}`); the next rotation tick asks again.
+//!   (`tessera_key_server_requests_total{outcome}`), and asked again after a pause that
+//!   doubles from 2 s to a minute; the content's media waits for its key meanwhile (a node
+//!   never serves encrypted content in clear).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -58,13 +61,43 @@ enum ProviderError {
     Catalog(#[from] tessera_cluster::ClusterError),
 }
 
-/// The contents whose key exchange is under way.
+/// A failed exchange is tried again after this long, doubling up to [`LAST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_secs(2);
+const LAST_PAUSE: Duration = Duration::from_secs(60);
+
+/// The contents whose key exchange is under way, and those waiting out a failure.
+#[derive(Default)]
+struct State {
+    under_way: HashSet<String>,
+    /// When each content may be asked again, and the pause after its next failure.
+    paused: HashMap<String, (Instant, Duration)>,
+}
+
+impl State {
+    /// Whether an exchange for `content` may start now; if so, it is under way.
+    fn begin(&mut self, content: &str) -> bool {
+        let waiting = self.paused.get(content).is_some_and(|(until, _)| Instant::now() < *until);
+        !waiting && self.under_way.insert(content.to_string())
+    }
+
+    fn end(&mut self, content: &str, succeeded: bool) {
+        self.under_way.remove(content);
+        if succeeded {
+            self.paused.remove(content);
+        } else {
+            let pause = self.paused.get(content).map_or(FIRST_PAUSE, |(_, p)| *p);
+            self.paused.insert(content.to_string(), (Instant::now() + pause, (pause * 2).min(LAST_PAUSE)));
+        }
+    }
+}
+
+/// The key exchanges of this node.
 #[derive(Clone, Default)]
-pub struct Exchanges(Arc<Mutex<HashSet<String>>>);
+pub struct Exchanges(Arc<Mutex<State>>);
 
 impl Exchanges {
     /// Starts the exchange of a key for `content` from `from_msn` at the key server `url`,
-    /// unless one is under way.
+    /// unless one is under way or a failed one's pause has not passed.
     pub fn start(
         &self,
         node: Arc<dyn LicenseNode>,
@@ -73,13 +106,13 @@ impl Exchanges {
         from_msn: u64,
         kid: [u8; 16],
     ) {
-        if !self.0.lock().expect("exchanges").insert(content.clone()) {
+        if !self.0.lock().expect("exchanges").begin(&content) {
             return;
         }
-        let under_way = self.clone();
+        let exchanges = self.clone();
         tokio::spawn(async move {
             let result = exchange(&*node, &kek, &url, &content, from_msn, kid).await;
-            under_way.0.lock().expect("exchanges").remove(&content);
+            exchanges.0.lock().expect("exchanges").end(&content, result.is_ok());
             match result {
                 Ok(systems) => {
                     metrics::counter!("tessera_key_server_requests_total", "outcome" => "keyed").increment(1);
@@ -88,7 +121,7 @@ impl Exchanges {
                 }
                 Err(e) => {
                     metrics::counter!("tessera_key_server_requests_total", "outcome" => "failed").increment(1);
-                    tracing::warn!(%content, %url, error = %e, "no key from the key server; asking again");
+                    tracing::warn!(%content, %url, error = %e, "no key from the key server; asking again after a pause");
                 }
             }
         });
@@ -122,4 +155,28 @@ async fn exchange(
     let record = key_record(kek, content, &key, from_msn, drm)?;
     node.propose(Command::AddKey { content: content.to_string(), key: record }).await?;
     Ok(systems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_exchange_at_a_time_and_a_failure_waits_out_a_doubling_pause() {
+        let mut st = State::default();
+        assert!(st.begin("live/a"));
+        assert!(!st.begin("live/a"), "under way");
+        assert!(st.begin("live/b"), "another content");
+        st.end("live/a", false);
+        assert!(!st.begin("live/a"), "paused after a failure");
+        assert_eq!(st.paused["live/a"].1, FIRST_PAUSE * 2, "the next pause doubles");
+        st.paused.get_mut("live/a").unwrap().0 = Instant::now();
+        assert!(st.begin("live/a"), "the pause has passed");
+        st.end("live/a", true);
+        assert!(!st.paused.contains_key("live/a"), "a success forgets the failures");
+        for _ in 0..10 {
+            st.end("live/c", false);
+        }
+        assert_eq!(st.paused["live/c"].1, LAST_PAUSE);
+    }
 }
