@@ -185,6 +185,27 @@ mod tests {
     }
 
     #[test]
+    fn any_forwarding_header_is_read_without_a_panic_and_only_from_a_trusted_peer() {
+        let proxies = trusted(&["10.0.0.0/8"]);
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"0123456789abcdef.:,;= \"[]forFOR_unknown";
+        for _ in 0..5_000 {
+            let value: String =
+                (0..next() % 60).map(|_| alphabet[(next() as usize) % alphabet.len()] as char).collect();
+            let name = if next() % 2 == 0 { "forwarded" } else { "x-forwarded-for" };
+            let h = headers(&[(name, value.trim())]);
+            assert_eq!(viewer_address(ip("198.51.100.7"), &h, &proxies), ip("198.51.100.7"), "untrusted: {value}");
+            let _ = viewer_address(ip("10.1.1.1"), &h, &proxies);
+        }
+    }
+
+    #[test]
     fn forwarded_wins_over_x_forwarded_for() {
         let proxies = trusted(&["10.0.0.0/8"]);
         let h = headers(&[

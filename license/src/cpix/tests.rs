@@ -107,3 +107,25 @@ fn answers_that_cannot_be_used_are_refused_with_the_reason() {
     assert!(matches!(parse_response("<html/>", &KID), Err(CpixError::Xml(_))));
     assert!(matches!(parse_response("not xml", &KID), Err(CpixError::Xml(_))));
 }
+
+/// A good answer bitten at random places, and cut short: refused or taken, never a panic.
+#[test]
+fn damaged_answers_never_panic() {
+    let good = answer(&request(), &KEY).into_bytes();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..3_000 {
+        let mut doc = good.clone();
+        for _ in 0..1 + next() % 3 {
+            let at = (next() as usize) % doc.len();
+            doc[at] = b"<>\"=/ aZ0+"[(next() % 10) as usize];
+        }
+        doc.truncate(doc.len() - (next() as usize) % 64);
+        let _ = parse_response(&String::from_utf8_lossy(&doc), &KID);
+    }
+}

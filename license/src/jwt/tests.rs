@@ -151,3 +151,32 @@ fn a_pattern_covers_the_content_it_prefixes_and_bad_key_sets_say_why() {
     let no_kid = json!({ "keys": [{ "kty": "oct", "k": b64(&[1; 32]) }] });
     assert!(matches!(Jwks::parse(no_kid.to_string().as_bytes()), Err(JwksError::Key { .. })));
 }
+
+/// Tokens and key sets bitten at random: refused or taken, never a panic.
+#[test]
+fn damaged_tokens_and_key_sets_never_panic() {
+    let s = signers();
+    let set = s.set.to_string().into_bytes();
+    let jwks = Jwks::parse(&set).unwrap();
+    let token = s.sign("RS256", "r1", claims("live/match")).into_bytes();
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let bite = |v: &[u8], next: &mut dyn FnMut() -> u64| {
+        let mut v = v.to_vec();
+        for _ in 0..1 + next() % 3 {
+            let at = (next() as usize) % v.len();
+            v[at] = b".-_AZaz09{}\":,"[(next() % 14) as usize];
+        }
+        v
+    };
+    for _ in 0..3_000 {
+        let t = bite(&token, &mut next);
+        let _ = check(&jwks, &String::from_utf8_lossy(&t), "live/match", 1_500);
+        let _ = Jwks::parse(&bite(&set, &mut next));
+    }
+}

@@ -167,3 +167,38 @@ mod tests {
         assert!(parse(&long).is_err(), "too long");
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    /// Random bytes, and valid headers cut and bitten at random: never a panic, and a
+    /// header is never longer than what was read.
+    #[test]
+    fn any_bytes_are_answered_without_a_panic() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let seeds: [&[u8]; 3] = [b"PROXY TCP4 198.51.100.7 10.0.0.1 51234 443\r\n", V2_SIGNATURE, b"PROXY UNKNOWN\r\n"];
+        for i in 0..20_000 {
+            let mut buf: Vec<u8> = seeds[i % 3].to_vec();
+            if i % 2 == 0 {
+                buf.extend((0..next() % 40).map(|_| next() as u8));
+            }
+            for _ in 0..next() % 4 {
+                let at = (next() as usize) % buf.len().max(1);
+                if let Some(b) = buf.get_mut(at) {
+                    *b = next() as u8;
+                }
+            }
+            buf.truncate((next() as usize) % (buf.len() + 1));
+            if let Ok(Parsed::Header { len, .. }) = parse(&buf) {
+                assert!(len <= buf.len(), "{buf:?}");
+            }
+        }
+    }
+}
