@@ -249,10 +249,8 @@ impl LicenseState {
         if self.catalog(|c| c.revoked_subjects.contains(&claims.sub)) {
             return Err(Denial::Revoked);
         }
-        if let Some(allowed) = claims.regions.as_ref().filter(|r| !r.is_empty()) {
-            if !region.is_some_and(|r| allowed.iter().any(|a| a == r)) {
-                return Err(Denial::Region(region.unwrap_or("unknown").to_string()));
-            }
+        if !super::regions::allows(claims.regions.as_deref().unwrap_or_default(), region) {
+            return Err(Denial::Region(region.unwrap_or("unknown").to_string()));
         }
         Ok(sig)
     }

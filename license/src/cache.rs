@@ -29,6 +29,9 @@ pub enum Object {
 
 const YEAR_S: u64 = 31_536_000;
 
+/// Media of content its rights do not bound: the answer of almost every media request.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
 /// The `Cache-Control` value for `object` of content bounded by `bounds`, at `now_ms`.
 pub fn cache_control(bounds: Bounds, object: Object, now_ms: i64) -> String {
     let mut max_age = match object {

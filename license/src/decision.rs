@@ -162,10 +162,8 @@ pub fn decide<'c>(catalog: &'c Catalog, tokens: &Verifier, req: &LicenseRequest)
     let key = catalog.key_by_id(req.content, req.kid).ok_or_else(|| Denial::NoSuchKey(req.kid.to_string()))?;
     let rights = catalog.protection.get(req.content).map(|p| p.regions.as_slice()).unwrap_or_default();
     let limits = [rights, claims.regions.as_deref().unwrap_or_default()];
-    for allowed in limits.iter().filter(|a| !a.is_empty()) {
-        if !req.region.is_some_and(|r| allowed.iter().any(|a| a == r)) {
-            return Err(Denial::Region(req.region.unwrap_or("unknown").to_string()));
-        }
+    if !limits.iter().all(|allowed| super::regions::allows(allowed, req.region)) {
+        return Err(Denial::Region(req.region.unwrap_or("unknown").to_string()));
     }
     let stream = claims.max_streams.map(|limit| StreamClaim::new(&claims, token, req.client, limit, req.now_ms));
     Ok(Grant { key, claims, stream })

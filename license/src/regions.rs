@@ -5,6 +5,12 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
+/// Whether a viewer in `region` may watch under `allowed` regions (none named: everywhere;
+/// a viewer of no known region: only then).
+pub fn allows(allowed: &[String], region: Option<&str>) -> bool {
+    allowed.is_empty() || region.is_some_and(|r| allowed.iter().any(|a| a == r))
+}
+
 /// An address range: `10.0.0.0/8`, `2001:db8::/32`; a bare address is the range of
 /// itself alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

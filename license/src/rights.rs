@@ -72,11 +72,9 @@ impl RegionLookup {
         });
         let Some(table_version) = limited else { return Ok(()) };
         let region = self.region_at(table_version, viewer);
-        let allowed = self.catalog.peek(|c| {
-            c.protection.get(content).is_none_or(|p| {
-                p.regions.is_empty() || region.as_deref().is_some_and(|r| p.regions.iter().any(|a| a == r))
-            })
-        });
+        let allowed = self
+            .catalog
+            .peek(|c| c.protection.get(content).is_none_or(|p| crate::regions::allows(&p.regions, region.as_deref())));
         if allowed {
             return Ok(());
         }

@@ -26,7 +26,7 @@ use tessera_packager::SegmentKey;
 use tessera_raft::{CatalogNode, Protection};
 
 use crate::actor::LicenseMsg;
-use crate::cache::{cache_control, Bounds, Object};
+use crate::cache::{cache_control, Bounds, Object, IMMUTABLE};
 use crate::keys::parse_kid;
 use crate::rights::RegionLookup;
 use crate::viewer::Viewer;
@@ -144,6 +144,10 @@ impl MediaProtection {
                 ends_ms: c.release_of(content).and_then(|r| r.end_ms),
             }
         });
+        if bounds == Bounds::default() && object == Object::Media {
+            // Most media requests: no string made.
+            return axum::http::HeaderValue::from_static(IMMUTABLE);
+        }
         let value = cache_control(bounds, object, tessera_ingest::timestamp::unix_ms());
         axum::http::HeaderValue::from_str(&value).expect("a Cache-Control value is ASCII")
     }

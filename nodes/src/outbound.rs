@@ -20,3 +20,23 @@ pub(crate) fn https_client() -> std::io::Result<HttpsClient> {
         .build();
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
+
+/// Sends `request` and answers the body of a 2xx answer within `patience`, or why not (a
+/// non-2xx status with the start of its body).
+pub(crate) async fn body_of(
+    client: &HttpsClient,
+    request: hyper::Request<Full<Bytes>>,
+    patience: std::time::Duration,
+) -> Result<Bytes, String> {
+    use http_body_util::BodyExt;
+    let answer = tokio::time::timeout(patience, client.request(request))
+        .await
+        .map_err(|_| format!("no answer in {patience:?}"))?
+        .map_err(|e| e.to_string())?;
+    let status = answer.status();
+    let body = answer.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    if !status.is_success() {
+        return Err(format!("answered {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
+    }
+    Ok(body)
+}

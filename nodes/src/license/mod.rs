@@ -15,7 +15,7 @@ use tessera_license::supervisor::{self, LicenseRef, SupervisorMsg};
 use tessera_live::store::SegmentStore;
 use tessera_raft::{Catalog, Command, NodeId};
 
-use crate::outbound::{https_client, HttpsClient};
+use crate::outbound::{body_of, https_client, HttpsClient};
 
 /// The license actor's view of this node.
 struct NodeView {
@@ -67,22 +67,13 @@ const KEY_SERVER_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Posts a CPIX document to a SPEKE v2 key server; its answer's body.
 async fn ask_key_server(client: Option<HttpsClient>, url: &str, document: String) -> Result<String, String> {
-    use http_body_util::BodyExt;
     let client = client.ok_or("no TLS roots on this machine to reach a key server")?;
     let request = hyper::Request::post(url)
         .header(hyper::header::CONTENT_TYPE, "application/xml")
         .header("X-Speke-Version", tessera_license::cpix::SPEKE_VERSION)
         .body(http_body_util::Full::new(bytes::Bytes::from(document)))
         .map_err(|e| format!("{url}: {e}"))?;
-    let answer = tokio::time::timeout(KEY_SERVER_PATIENCE, client.request(request))
-        .await
-        .map_err(|_| format!("no answer in {KEY_SERVER_PATIENCE:?}"))?
-        .map_err(|e| e.to_string())?;
-    let status = answer.status();
-    let body = answer.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    if !status.is_success() {
-        return Err(format!("answered {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
-    }
+    let body = body_of(&client, request, KEY_SERVER_PATIENCE).await?;
     String::from_utf8(body.to_vec()).map_err(|_| "the answer is not UTF-8".to_string())
 }
 
@@ -161,16 +152,8 @@ pub async fn fetch_jwks(set: Arc<FetchedKeySet>, url: String, mut stop: tokio::s
 }
 
 async fn fetch(client: &HttpsClient, url: &str) -> Result<Jwks, String> {
-    use http_body_util::BodyExt;
     let request =
         hyper::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new())).map_err(|e| e.to_string())?;
-    let answer = tokio::time::timeout(KEY_SERVER_PATIENCE, client.request(request))
-        .await
-        .map_err(|_| format!("no answer in {KEY_SERVER_PATIENCE:?}"))?
-        .map_err(|e| e.to_string())?;
-    if !answer.status().is_success() {
-        return Err(format!("answered {}", answer.status()));
-    }
-    let body = answer.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let body = body_of(client, request, KEY_SERVER_PATIENCE).await?;
     Jwks::parse(&body).map_err(|e| e.to_string())
 }

@@ -24,6 +24,20 @@ pub(crate) async fn token(api: &AdminClient, content: &str, expires_ms: i64, ext
     r["token"].as_str().expect("token").to_string()
 }
 
+/// The sample film uploaded over tus as an asset titled `title`, once it is ready: its id.
+pub(crate) async fn ready_asset(api: &AdminClient, http: std::net::SocketAddr, title: &str) -> String {
+    let tus = crate::vod::Tus { addr: http, auth: format!("Bearer {ADMIN}") };
+    let url = crate::vod::location(&tus.create(crate::vod::MP4.len(), &[("title", title)]).await);
+    let done = tus.patch(&url, 0, crate::vod::MP4, None).await;
+    let id = done.headers["tessera-asset"].to_str().unwrap().to_string();
+    crate::cluster::eventually(Duration::from_secs(30), "the asset ready", || async {
+        let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
+        (a["state"] == "ready").then_some(())
+    })
+    .await;
+    id
+}
+
 /// A node with the key-encryption key and the admin token, and its admin client.
 pub(crate) async fn protected_node(
     tweak: impl FnOnce(&mut tessera_node::NodeConfig),
@@ -382,15 +396,7 @@ async fn a_stream_limit_holds_across_the_cluster_whichever_node_a_viewer_asks() 
 async fn an_encrypted_asset_is_served_encrypted_and_its_key_only_to_a_valid_token() {
     let (node, api) = protected_node(|c| c.vod_ladder = "source".parse().unwrap()).await;
     let http = node.http_addr();
-    let tus = crate::vod::Tus { addr: http, auth: format!("Bearer {ADMIN}") };
-    let url = crate::vod::location(&tus.create(crate::vod::MP4.len(), &[("title", "Locked")]).await);
-    let done = tus.patch(&url, 0, crate::vod::MP4, None).await;
-    let id = done.headers["tessera-asset"].to_str().unwrap().to_string();
-    crate::cluster::eventually(Duration::from_secs(30), "the asset ready", || async {
-        let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
-        (a["state"] == "ready").then_some(())
-    })
-    .await;
+    let id = ready_asset(&api, http, "Locked").await;
     let clear0 = get(http, &format!("/vod/{id}/src/seg-0.m4s")).await.body;
     assert_eq!(&clear0[4..8], b"moof");
     assert_eq!(get(http, &format!("/vod/{id}/src/iframes.m3u8")).await.status, 200);

@@ -216,15 +216,7 @@ async fn an_asset_takes_signed_urls_and_its_region_rule_holds_on_every_file() {
     .await;
     let http = node.http_addr();
     set_table(&api).await;
-    let tus = crate::vod::Tus { addr: http, auth: format!("Bearer {}", crate::protection::ADMIN) };
-    let url = crate::vod::location(&tus.create(crate::vod::MP4.len(), &[("title", "Territorial")]).await);
-    let done = tus.patch(&url, 0, crate::vod::MP4, None).await;
-    let id = done.headers["tessera-asset"].to_str().unwrap().to_string();
-    eventually(Duration::from_secs(30), "the asset ready", || async {
-        let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
-        (a["state"] == "ready").then_some(())
-    })
-    .await;
+    let id = crate::protection::ready_asset(&api, http, "Territorial").await;
     let (mv, playlist, segment) =
         (format!("/vod/{id}/index.m3u8"), format!("/vod/{id}/src/index.m3u8"), format!("/vod/{id}/src/seg-0.m4s"));
     assert_eq!(answer(US, http, &segment, &[]).await, ok(), "no rule: everywhere");

@@ -164,15 +164,7 @@ async fn a_stream_keyed_by_a_speke_provider_carries_its_signaling_and_decrypts_w
     assert!(metrics.contains("tessera_key_server_requests_total{outcome=\"keyed\"}"), "exchanges are counted");
 
     // An asset keyed by the provider: one key, no key period.
-    let tus = crate::vod::Tus { addr: http, auth: format!("Bearer {}", crate::protection::ADMIN) };
-    let url = crate::vod::location(&tus.create(crate::vod::MP4.len(), &[("title", "Provided")]).await);
-    let done = tus.patch(&url, 0, crate::vod::MP4, None).await;
-    let id = done.headers["tessera-asset"].to_str().unwrap().to_string();
-    eventually(Duration::from_secs(30), "the asset ready", || async {
-        let a: Value = api.get(&format!("/api/v1/assets/{id}")).await.ok()?;
-        (a["state"] == "ready").then_some(())
-    })
-    .await;
+    let id = crate::protection::ready_asset(&api, http, "Provided").await;
     let body = json!({ "encryption": "cbcs", "key_server": server });
     api.call(Method::PUT, &format!("/api/v1/assets/{id}"), Some(&body)).await.expect("the asset protected");
     let valid = token(&api, &format!("vod/{id}"), now_ms() + 600_000, json!({})).await;
