@@ -121,19 +121,26 @@ pub async fn read_at_most(
         Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
         Err(e) => return Err(e.into()),
     }
-    let header_len = u32::from_be_bytes(lens[..4].try_into().expect("four bytes")) as usize;
-    let body_len = u32::from_be_bytes(lens[4..].try_into().expect("four bytes")) as usize;
+    let (header_len, body_len) = lengths(lens, max_header, max_body)?;
+    let mut header = vec![0u8; header_len];
+    recv.read_exact(&mut header).await?;
+    let mut body = BytesMut::zeroed(body_len);
+    recv.read_exact(&mut body).await?;
+    Ok(Some(Message { header: header.into(), body: body.freeze() }))
+}
+
+/// The header and body lengths a message's first eight bytes announce, refused past the
+/// limits before anything is allocated for them.
+pub fn lengths(head: [u8; 8], max_header: usize, max_body: usize) -> Result<(usize, usize), LinkError> {
+    let header_len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let body_len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
     if header_len > max_header {
         return Err(LinkError::TooLarge { what: "header", len: header_len, max: max_header });
     }
     if body_len > max_body {
         return Err(LinkError::TooLarge { what: "body", len: body_len, max: max_body });
     }
-    let mut header = vec![0u8; header_len];
-    recv.read_exact(&mut header).await?;
-    let mut body = BytesMut::zeroed(body_len);
-    recv.read_exact(&mut body).await?;
-    Ok(Some(Message { header: header.into(), body: body.freeze() }))
+    Ok((header_len, body_len))
 }
 
 /// Reads one message whose header is a `T` in postcard; the stream must not end first.

@@ -30,7 +30,7 @@ use tessera_license::gate::ReleaseGate;
 use tessera_license::serving::MediaProtection;
 use tessera_license::urls::{viewer_token, with_signature, with_token};
 use tessera_license::viewer::Viewer;
-use tessera_packager::BlockRequest;
+use tessera_packager::Directives;
 
 use crate::relay::{Followers, MediaFile};
 use crate::store::{ChainedBytes, SegmentStore, StoreError};
@@ -371,25 +371,10 @@ async fn media_playlist(
     sig: Option<&str>,
     viewer: Viewer,
 ) -> Response {
-    let msn = match q.get("_HLS_msn").map(|v| v.parse::<u64>()) {
-        None => None,
-        Some(Ok(v)) => Some(v),
-        Some(Err(_)) => return bad_request("_HLS_msn is not a number"),
+    let Directives { block, skip } = match Directives::parse(q.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        Ok(d) => d,
+        Err(e) => return bad_request(e.message()),
     };
-    let part = match q.get("_HLS_part").map(|v| v.parse::<u64>()) {
-        None => None,
-        Some(Ok(v)) => Some(v),
-        Some(Err(_)) => return bad_request("_HLS_part is not a number"),
-    };
-    if part.is_some() && msn.is_none() {
-        return bad_request("_HLS_part without _HLS_msn");
-    }
-    let skip = match q.get("_HLS_skip").map(String::as_str) {
-        None => false,
-        Some("YES") | Some("v2") => true,
-        Some(_) => return bad_request("_HLS_skip must be YES or v2"),
-    };
-    let block = msn.map(|msn| BlockRequest { msn, part });
     metrics::counter!("tessera_playlist_requests_total", "kind" => "media", "blocking" => if block.is_some() { "yes" } else { "no" }).increment(1);
     let keys = match state.protection.content_keys(&live(name)) {
         Ok(k) => k,

@@ -10,6 +10,7 @@
 //!   use a 90 kHz timescale and audio tracks their sample rate.
 //! - A segment's bytes are the concatenation of its parts' bytes.
 
+pub mod directives;
 pub mod encrypt;
 pub mod fmp4;
 pub mod names;
@@ -18,6 +19,7 @@ pub mod segmenter;
 pub mod sink;
 pub mod vod;
 
+pub use directives::{DirectiveError, Directives};
 pub use names::MediaFile;
 pub use playlist::{BlockRequest, BlockState, PlaylistConfig, PlaylistState, SegmentKey};
 pub use segmenter::{PartOut, Segmenter, SegmenterConfig, SegmenterEvent};

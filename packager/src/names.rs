@@ -41,10 +41,18 @@ pub struct Requested<'a> {
 }
 
 impl MediaFile {
-    /// Parses a file name; `None` for anything else (a number that does not fit, a key id
-    /// that is not 32 hex digits, a key id on a part or segment).
+    /// Parses a file name; `None` for anything else (a number that does not fit or has
+    /// leading zeros, a key id that is not 32 hex digits, a key id on a part or segment).
     pub fn parse(name: &str) -> Option<Requested<'_>> {
-        let number = |s: &str| if s.bytes().all(|b| b.is_ascii_digit()) { s.parse().ok() } else { None };
+        // Digits without leading zeros: one name per file, so one URI per file in a cache.
+        let number = |s: &str| {
+            let canonical = s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+            if canonical {
+                s.parse().ok()
+            } else {
+                None
+            }
+        };
         if let Some(rest) = name.strip_prefix("init-").and_then(|r| r.strip_suffix(".mp4")) {
             return match rest.split_once('-') {
                 None => Some(Requested { file: MediaFile::Init(number(rest)?), kid: None }),
@@ -87,6 +95,8 @@ mod tests {
             "seg-1.m4s.m4s",
             "index.m3u8",
             "seg-1-0123456789abcdef0123456789abcdef.m4s",
+            "part-007.m4s",
+            "seg-00.m4s",
         ] {
             assert_eq!(MediaFile::parse(bad), None, "{bad}");
         }

@@ -25,6 +25,7 @@ pub mod serve;
 pub mod source;
 pub mod transcode;
 pub mod tus_client;
+pub mod tus_headers;
 pub mod uploads;
 pub mod worker;
 

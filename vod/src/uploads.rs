@@ -26,14 +26,12 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use futures::StreamExt;
-use ring::digest::{Context, SHA1_FOR_LEGACY_USE_ONLY, SHA256};
+use ring::digest::Context;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use crate::VodState;
+use crate::{tus_headers, VodState};
 
 /// Where uploads and sources live, and how big an upload may be.
 #[derive(Debug, Clone)]
@@ -159,29 +157,15 @@ pub async fn options(State(state): State<Arc<VodState>>) -> Response {
     r
 }
 
-/// `Upload-Metadata`: comma-separated `key base64value` pairs.
-fn parse_metadata(raw: Option<&str>) -> Result<BTreeMap<String, String>, String> {
-    let mut out = BTreeMap::new();
-    for pair in raw.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
-        let value = B64.decode(value.trim()).map_err(|_| format!("metadata {key:?} is not base64"))?;
-        let value = String::from_utf8(value).map_err(|_| format!("metadata {key:?} is not UTF-8"))?;
-        out.insert(key.to_string(), value);
-    }
-    if out.get("sha256").is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit())) {
-        return Err("metadata sha256 must be 64 hex digits".into());
-    }
-    Ok(out)
-}
-
 /// `POST /api/v1/uploads`.
 pub async fn create(State(state): State<Arc<VodState>>, headers: HeaderMap) -> Response {
     if let Err(r) = check_version(&headers) {
         return *r;
     }
     let cfg = &state.uploads;
-    let Some(length) = header(&headers, "upload-length").and_then(|v| v.parse::<u64>().ok()) else {
-        return refuse(StatusCode::BAD_REQUEST, "upload_length", "Upload-Length (bytes) is required");
+    let length = match tus_headers::length(header(&headers, "upload-length")) {
+        Ok(l) => l,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.code(), e),
     };
     if length > cfg.max_bytes {
         return refuse(
@@ -190,9 +174,9 @@ pub async fn create(State(state): State<Arc<VodState>>, headers: HeaderMap) -> R
             format!("{length} bytes is more than this node takes ({})", cfg.max_bytes),
         );
     }
-    let metadata = match parse_metadata(header(&headers, "upload-metadata")) {
+    let metadata = match tus_headers::metadata(header(&headers, "upload-metadata")) {
         Ok(m) => m,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, "metadata", e),
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.code(), e),
     };
     let mut raw = [0u8; 16];
     if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw).is_err() {
@@ -269,22 +253,13 @@ pub async fn terminate(
     tus(StatusCode::NO_CONTENT)
 }
 
-/// `Upload-Checksum: ALGORITHM BASE64`.
+/// `Upload-Checksum`, if the request has one.
 fn checksum(h: &HeaderMap) -> Result<Option<(Context, Vec<u8>)>, Box<Response>> {
     let Some(v) = header(h, "upload-checksum") else { return Ok(None) };
-    let (algo, digest) = v.split_once(' ').unwrap_or((v, ""));
-    let context = match algo {
-        "sha256" => Context::new(&SHA256),
-        "sha1" => Context::new(&SHA1_FOR_LEGACY_USE_ONLY),
-        _ => {
-            let r = refuse(StatusCode::BAD_REQUEST, "checksum_algorithm", format!("{algo:?}: sha256 or sha1"));
-            return Err(Box::new(r));
-        }
-    };
-    let digest = B64
-        .decode(digest.trim())
-        .map_err(|_| Box::new(refuse(StatusCode::BAD_REQUEST, "checksum", "Upload-Checksum's digest is not base64")))?;
-    Ok(Some((context, digest)))
+    match tus_headers::checksum(v) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) => Err(Box::new(refuse(StatusCode::BAD_REQUEST, e.code(), e))),
+    }
 }
 
 /// `PATCH /api/v1/uploads/{id}`.
