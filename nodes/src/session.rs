@@ -12,7 +12,7 @@ use tessera_packager::SegmenterConfig;
 use tessera_transcode::LadderSpec;
 use tokio::sync::watch;
 
-use tessera_live::relay::RelaySink;
+use tessera_live::relay::{OriginTerm, RelaySink, TermState};
 use tessera_live::store::{PublishClaim, SegmentStore};
 
 /// What every publisher session is started with.
@@ -118,7 +118,7 @@ impl PublisherSession {
         if let Some(next) = tessera_live::relay::numbering(&settings.cluster, &ticket.stream, POSITION_PATIENCE).await {
             store.carry_on_from(&ticket.stream, ticket.session, next);
         }
-        let fence = LeaseFence::watch(settings.cluster.clone(), lease.clone());
+        let fence = LeaseFence::watch(settings.cluster.clone(), &lease);
         let ladder = stream_ladder(settings, &ticket.stream);
         if ladder.transcodes() {
             ticket.expect_ladder();
@@ -133,18 +133,14 @@ impl PublisherSession {
             max_frame_bytes: settings.max_frame_bytes,
             ladder,
             transcode: Some(settings.transcode.clone()),
-            sink: Arc::new(RelaySink {
-                store: store.clone(),
-                feeds: settings.feeds.clone(),
-                fenced: fence.fenced.clone(),
-            }),
+            sink: Arc::new(RelaySink::new(store.clone(), settings.feeds.clone(), lease.term.clone())),
         })
         .await
         .map_err(|e| tracing::error!(error = %e, "could not start the pipeline"))
         .ok()?;
         Some(PublisherSession {
             pipeline,
-            lease: Some(lease),
+            lease: Some((lease.stream, lease.node, lease.epoch)),
             fence,
             rate: RateMeter { window_start: Instant::now(), bytes: 0 },
             taken_over: ticket.taken_over.clone(),
@@ -212,48 +208,53 @@ const POSITION_PATIENCE: Duration = Duration::from_millis(500);
 const LEASE_CHECK: Duration = Duration::from_secs(1);
 /// How soon a check that got no answer is tried again.
 const LEASE_RETRY: Duration = Duration::from_millis(200);
-/// How long without a confirmation before the node stops publishing: it may be cut off
-/// from the cluster while another node took the stream over.
-const LEASE_GRACE: Duration = Duration::from_secs(3);
 
-/// Keeps a publisher's session honest about its origin lease: a session whose lease moved
-/// to another node (a newer epoch), or that cannot confirm it with a quorum for
-/// [`LEASE_GRACE`], publishes nothing more (its sink drops everything) and ends.
+/// A lease as acquired: which, and the term it starts.
+pub(crate) struct AcquiredLease {
+    stream: String,
+    node: u64,
+    epoch: u64,
+    term: Arc<OriginTerm>,
+}
+
+/// Keeps a publisher's session honest about its origin lease ([`OriginTerm`]): each
+/// linearizable read that confirms the lease extends the term to a grace past the read's
+/// start; a read that finds the lease moved ends it. The sink publishes only within the
+/// term, so a node cut off from the quorum stops before any other node may start; the
+/// session ends once the term is over.
 pub(crate) struct LeaseFence {
-    /// Set once the lease is lost; checked by the session's sink before every event.
-    fenced: Arc<std::sync::atomic::AtomicBool>,
+    term: Arc<OriginTerm>,
     why: watch::Receiver<Option<String>>,
     check: tokio::task::JoinHandle<()>,
 }
 
 impl LeaseFence {
-    fn watch(cluster: tessera_cluster::ClusterService, (stream, node, epoch): (String, u64, u64)) -> LeaseFence {
-        let fenced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    fn watch(cluster: tessera_cluster::ClusterService, lease: &AcquiredLease) -> LeaseFence {
         let (tell, why) = watch::channel(None);
-        let flag = fenced.clone();
+        let (stream, node, epoch, term) = (lease.stream.clone(), lease.node, lease.epoch, lease.term.clone());
         let check = tokio::spawn(async move {
-            let mut confirmed = Instant::now();
             let mut pause = LEASE_CHECK;
             loop {
                 tokio::time::sleep(pause).await;
                 // One attempt waits at most a check's length, so that a leader lost on the
                 // way costs one attempt, not the whole grace; a failed one is tried again soon.
                 pause = LEASE_RETRY;
+                let started = Instant::now();
                 let read = cluster.read(|c| c.may_publish(&stream, node, epoch));
                 let lost = match tokio::time::timeout(LEASE_CHECK, read).await {
                     Ok(Ok(true)) => {
-                        confirmed = Instant::now();
+                        term.confirmed(started);
                         pause = LEASE_CHECK;
                         None
                     }
                     Ok(Ok(false)) => Some("the stream's origin lease moved to another node".to_string()),
-                    _ if confirmed.elapsed() > LEASE_GRACE => {
+                    _ if term.state(Instant::now()) == TermState::Over => {
                         Some("cannot confirm the stream's origin lease with the cluster".to_string())
                     }
                     _ => None,
                 };
                 if let Some(why) = lost {
-                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    term.end();
                     metrics::counter!("tessera_origin_leases_lost_total").increment(1);
                     tracing::warn!(epoch, reason = %why, "fenced: this node publishes nothing more for the stream");
                     let _ = tell.send(Some(why));
@@ -261,7 +262,7 @@ impl LeaseFence {
                 }
             }
         });
-        LeaseFence { fenced, why, check }
+        LeaseFence { term: lease.term.clone(), why, check }
     }
 
     /// Resolves with the reason once the lease is lost.
@@ -277,6 +278,7 @@ impl LeaseFence {
 impl Drop for LeaseFence {
     fn drop(&mut self) {
         self.check.abort();
+        self.term.end();
     }
 }
 
@@ -307,10 +309,7 @@ enum LeaseError {
 
 /// Makes this node the origin of `stream` in the catalog (registering the stream if it is
 /// not there yet); returns (stream, node, epoch).
-async fn acquire_origin(
-    cluster: &tessera_cluster::ClusterService,
-    stream: &str,
-) -> Result<(String, u64, u64), LeaseError> {
+async fn acquire_origin(cluster: &tessera_cluster::ClusterService, stream: &str) -> Result<AcquiredLease, LeaseError> {
     use tessera_raft::{Command, Outcome};
     let node = cluster.identity.id;
     let exists = cluster.catalog.read_local(|c| c.streams.contains_key(stream)).value;
@@ -320,10 +319,21 @@ async fn acquire_origin(
             tracing::debug!(error = %e, "stream registration raced; going on");
         }
     }
+    let asked = Instant::now();
     match cluster.propose(Command::AcquireOrigin { stream: stream.into(), node }).await? {
         Outcome::Origin(l) => {
-            tracing::info!(node, epoch = l.epoch, "this node is the stream's origin");
-            Ok((stream.to_string(), node, l.epoch))
+            let term = Arc::new(OriginTerm::new(asked, Instant::now(), l.replaced.is_some()));
+            match l.replaced {
+                Some(old) => tracing::warn!(
+                    node,
+                    epoch = l.epoch,
+                    replaced = old,
+                    wait_ms = tessera_live::relay::term::takeover_wait().as_millis() as u64,
+                    "this node took the stream over from a lease never released; publishing once that node's grace is out"
+                ),
+                None => tracing::info!(node, epoch = l.epoch, "this node is the stream's origin"),
+            }
+            Ok(AcquiredLease { stream: stream.to_string(), node, epoch: l.epoch, term })
         }
         other => Err(LeaseError::NoLease(other)),
     }

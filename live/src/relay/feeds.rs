@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tessera_packager::MediaFile;
@@ -13,6 +13,7 @@ use tessera_relay::{FeedEvent, FeedFrame, FeedItem, Journal};
 use tessera_storage::finished::ChainedBytes;
 use tokio::sync::{mpsc, watch};
 
+use super::term::{OriginTerm, TermState};
 use crate::store::SegmentStore;
 
 /// A subscriber that got nothing for this long gets an empty frame: an idle stream is
@@ -243,46 +244,111 @@ fn chunks(items: Vec<FeedItem>) -> Vec<Vec<FeedItem>> {
 }
 
 /// The media sink of a node's pipelines: the segment store, and the journal other nodes
-/// follow.
+/// follow. It publishes only within the session's [`OriginTerm`]: what the pipeline makes
+/// before the term opens (a takeover waiting out the old origin) is held, in order, and
+/// published once it opens; nothing is published once the term is over.
 pub struct RelaySink {
-    pub store: Arc<SegmentStore>,
-    pub feeds: Arc<FeedRegistry>,
-    /// Set when the session lost its origin lease: nothing more is published.
-    pub fenced: Arc<AtomicBool>,
+    store: Arc<SegmentStore>,
+    feeds: Arc<FeedRegistry>,
+    term: Arc<OriginTerm>,
+    held: Mutex<Vec<(String, u64, Held)>>,
 }
 
+/// What a sink holds until its term opens.
+enum Held {
+    Published(String, Published),
+    Plan(Vec<PlannedRendition>),
+    Transcoder(TranscoderStatus),
+}
+
+/// At most this many events are held for a term to open (a few seconds of every
+/// rendition's parts); past it, the oldest go.
+const MAX_HELD: usize = 4096;
+
 impl RelaySink {
-    fn fenced(&self) -> bool {
-        self.fenced.load(Ordering::SeqCst)
+    pub fn new(store: Arc<SegmentStore>, feeds: Arc<FeedRegistry>, term: Arc<OriginTerm>) -> Self {
+        RelaySink { store, feeds, term, held: Mutex::new(Vec::new()) }
+    }
+
+    /// Whether `event` may go out now: held (`false`) before the term, dropped (`false`)
+    /// after it; anything held goes out first once it opens.
+    fn admit(&self, stream: &str, session: u64, event: Held, now: std::time::Instant) -> Option<Held> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match self.term.state(now) {
+            TermState::Over => {
+                metrics::counter!("tessera_fenced_events_dropped_total").increment(1 + held.len() as u64);
+                held.clear();
+                None
+            }
+            TermState::NotYet => {
+                if held.len() >= MAX_HELD {
+                    held.remove(0);
+                    metrics::counter!("tessera_fenced_events_dropped_total").increment(1);
+                }
+                held.push((stream.to_string(), session, event));
+                None
+            }
+            TermState::Open => {
+                for (stream, session, e) in held.drain(..) {
+                    self.emit(&stream, session, e);
+                }
+                Some(event)
+            }
+        }
+    }
+
+    fn emit(&self, stream: &str, session: u64, event: Held) {
+        match event {
+            Held::Published(rendition, event) => {
+                let number = self.store.publish_numbered(stream, session, &rendition, event.clone(), None);
+                let now = tessera_ingest::timestamp::unix_us();
+                if let Some(feed_event) = FeedEvent::published(&rendition, event, number, now) {
+                    self.feeds.record(stream, session, &self.store, feed_event);
+                }
+            }
+            Held::Plan(renditions) => {
+                self.store.plan(stream, session, renditions.clone());
+                self.feeds.record(stream, session, &self.store, FeedEvent::Plan(renditions));
+            }
+            Held::Transcoder(status) => {
+                self.store.transcoder(stream, session, status.clone());
+                self.feeds.record(stream, session, &self.store, FeedEvent::Transcoder(status));
+            }
+        }
+    }
+
+    fn send(&self, stream: &str, session: u64, event: Held) {
+        self.send_at(stream, session, event, std::time::Instant::now())
+    }
+
+    fn send_at(&self, stream: &str, session: u64, event: Held, now: std::time::Instant) {
+        if let Some(event) = self.admit(stream, session, event, now) {
+            self.emit(stream, session, event);
+        }
+    }
+
+    /// [`MediaSink::publish`] as of `now`.
+    pub fn publish_at(&self, stream: &str, session: u64, rendition: &str, event: Published, now: std::time::Instant) {
+        self.send_at(stream, session, Held::Published(rendition.to_string(), event), now)
     }
 }
 
 impl MediaSink for RelaySink {
     fn publish(&self, stream: &str, session: u64, rendition: &str, event: Published) {
-        if self.fenced() {
-            metrics::counter!("tessera_fenced_events_dropped_total").increment(1);
-            return;
-        }
-        let number = self.store.publish_numbered(stream, session, rendition, event.clone(), None);
-        if let Some(feed_event) = FeedEvent::published(rendition, event, number, tessera_ingest::timestamp::unix_us()) {
-            self.feeds.record(stream, session, &self.store, feed_event);
-        }
+        self.send(stream, session, Held::Published(rendition.to_string(), event));
     }
 
     fn plan(&self, stream: &str, session: u64, renditions: Vec<PlannedRendition>) {
-        if self.fenced() {
-            return;
-        }
-        self.store.plan(stream, session, renditions.clone());
-        self.feeds.record(stream, session, &self.store, FeedEvent::Plan(renditions));
+        self.send(stream, session, Held::Plan(renditions));
     }
 
     fn transcoder(&self, stream: &str, session: u64, status: TranscoderStatus) {
-        self.store.transcoder(stream, session, status.clone());
-        self.feeds.record(stream, session, &self.store, FeedEvent::Transcoder(status));
+        self.send(stream, session, Held::Transcoder(status));
     }
 
     fn end(&self, stream: &str, session: u64, how: SessionEnd) {
+        // A session that never opened published nothing: what it held goes with it.
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
         // Recorded first: the session is still known to the store.
         self.feeds.record(stream, session, &self.store, FeedEvent::End(how.clone()));
         self.store.end(stream, session, how);

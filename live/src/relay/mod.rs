@@ -24,11 +24,13 @@ mod feeds;
 mod follow;
 mod protocols;
 mod pull;
+pub mod term;
 mod upstream;
 
 pub use feeds::{FeedRegistry, RelaySink};
 pub use follow::Followers;
 pub use protocols::{numbering, positions, serve};
+pub use term::{OriginTerm, TermState};
 pub use tessera_packager::MediaFile;
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! `RelaySink`; the other node follows, catches up, goes on live, and pulls through a
 //! segment from before it followed.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use tessera_cluster::{ClusterAddrs, ClusterService};
 use tessera_packager::{MediaSink, PlaylistConfig, Published};
 use tessera_raft::{Command, RaftTimeouts};
 
-use super::{FeedRegistry, Followers, MediaFile, RelaySink};
+use super::{FeedRegistry, Followers, MediaFile, OriginTerm, RelaySink};
 use crate::store::{SegmentStore, StoreConfig, SOURCE_RENDITION as SRC};
 use crate::testing::aac_track;
 
@@ -120,11 +119,7 @@ async fn a_follower_catches_up_goes_on_live_and_pulls_through_what_it_missed() {
         .unwrap();
     origin.cluster.propose(Command::AcquireOrigin { stream: "cam".into(), node: 1 }).await.unwrap();
     let claim = origin.store.claim("cam", false).unwrap();
-    let sink = RelaySink {
-        store: origin.store.clone(),
-        feeds: origin.feeds.clone(),
-        fenced: Arc::new(AtomicBool::new(false)),
-    };
+    let sink = RelaySink::new(origin.store.clone(), origin.feeds.clone(), Arc::new(OriginTerm::unbounded()));
     let init = Bytes::from_static(b"the init segment");
     sink.publish("cam", claim.session, SRC, Published::Init { tracks: vec![aac_track()], data: init.clone() });
     let mut parts = Vec::new();
@@ -177,4 +172,45 @@ async fn a_follower_catches_up_goes_on_live_and_pulls_through_what_it_missed() {
     drop(claim);
     follower.cluster.shutdown().await;
     origin.cluster.shutdown().await;
+}
+
+/// A takeover's sink holds what its pipeline makes until the old origin's grace is out,
+/// then publishes it all in order; once its term is over it publishes nothing.
+#[test]
+fn a_sink_publishes_only_within_its_origin_term() {
+    let store = store(3);
+    let feeds = FeedRegistry::new(3);
+    let claim = store.claim("cam", false).unwrap();
+    let t0 = Instant::now();
+    let term = Arc::new(OriginTerm::new(t0, t0, true));
+    let sink = RelaySink::new(store.clone(), feeds.clone(), term.clone());
+    let init = Published::Init { tracks: vec![crate::testing::aac_track()], data: Bytes::from_static(b"init") };
+    sink.publish_at("cam", claim.session, SRC, init, t0);
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let part_at = |segment: u64, index: u64, now: Instant| {
+        let data = Bytes::from(format!("part {segment}.{index}"));
+        let event = Published::Part {
+            segment,
+            data,
+            duration: 0.5,
+            independent: index == 0,
+            program_time_ms: 1_000_000 + (segment * 4 + index) as i64 * 500,
+            part_target: 0.5,
+            completed_at: now,
+            last_frame_arrived: None,
+        };
+        sink.publish_at("cam", claim.session, SRC, event, now);
+    };
+    for (i, ms) in [500, 1_000, 1_500].into_iter().enumerate() {
+        part_at(0, i as u64, at(ms));
+        term.confirmed(at(ms));
+    }
+    assert!(store.held("cam").is_none(), "nothing is published while the old origin may still publish");
+    term.confirmed(at(3_000));
+    part_at(0, 3, at(3_900));
+    let held = store.held("cam").expect("published once the term opened");
+    assert_eq!(held.last_part, Some(3), "the held parts went out first, in order, then the new one");
+    // No confirmation for a grace: over, and nothing more goes out.
+    part_at(1, 0, at(6_000));
+    assert_eq!(store.held("cam").unwrap().last_part, Some(3));
 }

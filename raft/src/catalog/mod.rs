@@ -75,6 +75,10 @@ pub struct OriginLease {
     pub node: NodeId,
     pub epoch: u64,
     pub since_ms: i64,
+    /// The node whose lease this one replaced without its release (a takeover): the new
+    /// holder waits out that node's grace before publishing.
+    #[serde(default)]
+    pub replaced: Option<NodeId>,
 }
 
 /// A node's addresses, as it announced them.
@@ -640,7 +644,8 @@ impl Catalog {
                     .get_mut(stream)
                     .ok_or_else(|| Rejection::Stream(StreamRejection::NoSuchStream(stream.clone())))?;
                 s.last_epoch += 1;
-                let lease = OriginLease { node: *node, epoch: s.last_epoch, since_ms: now };
+                let replaced = s.origin.map(|old| old.node).filter(|old| old != node);
+                let lease = OriginLease { node: *node, epoch: s.last_epoch, since_ms: now, replaced };
                 s.origin = Some(lease);
                 // The old origin's ladder placement lapses with its lease.
                 s.placement = None;

@@ -83,10 +83,15 @@ fn origin_epochs_only_grow_and_fence_the_old_holder() {
     c.apply(&p(0, node(2)));
     c.apply(&p(0, put("s")));
     let acquire = |n| Command::AcquireOrigin { stream: "s".into(), node: n };
-    assert_eq!(c.apply(&p(1, acquire(1))), Outcome::Origin(OriginLease { node: 1, epoch: 1, since_ms: 1 }));
+    assert_eq!(
+        c.apply(&p(1, acquire(1))),
+        Outcome::Origin(OriginLease { node: 1, epoch: 1, since_ms: 1, replaced: None })
+    );
     assert!(c.may_publish("s", 1, 1));
-    // Node 2 takes over (node 1 died): node 1's epoch is now stale.
-    assert_eq!(c.apply(&p(2, acquire(2))), Outcome::Origin(OriginLease { node: 2, epoch: 2, since_ms: 2 }));
+    // Node 2 takes over (node 1 died): node 1's epoch is now stale, and node 2 knows whose
+    // unreleased lease it replaced.
+    let taken = OriginLease { node: 2, epoch: 2, since_ms: 2, replaced: Some(1) };
+    assert_eq!(c.apply(&p(2, acquire(2))), Outcome::Origin(taken));
     assert!(!c.may_publish("s", 1, 1));
     assert!(c.may_publish("s", 2, 2));
     let release_old = Command::ReleaseOrigin { stream: "s".into(), node: 1, epoch: 1 };
@@ -100,7 +105,10 @@ fn origin_epochs_only_grow_and_fence_the_old_holder() {
     );
     assert_eq!(c.apply(&p(4, Command::ReleaseOrigin { stream: "s".into(), node: 2, epoch: 2 })), Outcome::Done);
     // A new lease never reuses an epoch.
-    assert_eq!(c.apply(&p(5, acquire(1))), Outcome::Origin(OriginLease { node: 1, epoch: 3, since_ms: 5 }));
+    assert_eq!(
+        c.apply(&p(5, acquire(1))),
+        Outcome::Origin(OriginLease { node: 1, epoch: 3, since_ms: 5, replaced: None })
+    );
     assert_eq!(c.apply(&p(6, acquire(9))), Outcome::Rejected(Rejection::Node(NodeRejection::NoSuchNode(9))));
 }
 
