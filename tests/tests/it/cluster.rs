@@ -37,6 +37,9 @@ pub(crate) struct Proc {
     pub(crate) cluster: SocketAddr,
     pub(crate) http: SocketAddr,
     pub(crate) srt: SocketAddr,
+    rtmp: Option<SocketAddr>,
+    /// The network namespace it runs in (`ip netns exec`), if not this one.
+    netns: Option<String>,
     child: Option<Child>,
 }
 
@@ -47,6 +50,21 @@ impl Proc {
             cluster: SocketAddr::from(([127, 0, 0, 1], free_port())),
             http: SocketAddr::from(([127, 0, 0, 1], free_port())),
             srt: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            rtmp: None,
+            netns: None,
+            child: None,
+        }
+    }
+
+    /// A node of its own host: it runs in network namespace `netns` and listens on `ip`.
+    pub(crate) fn in_namespace(name: &str, netns: &str, ip: std::net::Ipv4Addr) -> Self {
+        Proc {
+            dir: scratch_dir(name),
+            cluster: SocketAddr::from((ip, 7000)),
+            http: SocketAddr::from((ip, 8080)),
+            srt: SocketAddr::from((ip, 9000)),
+            rtmp: Some(SocketAddr::from((ip, 1935))),
+            netns: Some(netns.to_string()),
             child: None,
         }
     }
@@ -55,11 +73,13 @@ impl Proc {
     pub(crate) fn start(&mut self, extra: &[&str]) {
         std::fs::create_dir_all(&self.dir).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
-        let child = Command::new(BIN)
+        let mut command = self.command();
+        let rtmp = self.rtmp.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], free_port())));
+        let child = command
             .args(["node", "--data-dir"])
             .arg(&self.dir)
             .args(["--cluster", &self.cluster.to_string(), "--http", &self.http.to_string()])
-            .args(["--srt", &self.srt.to_string(), "--rtmp", &format!("127.0.0.1:{}", free_port())])
+            .args(["--srt", &self.srt.to_string(), "--rtmp", &rtmp.to_string()])
             .args(["--catalog-snapshot-every", "100", "--log", "info,openraft=warn"])
             .args(extra)
             .stdout(log.try_clone().unwrap())
@@ -67,6 +87,18 @@ impl Proc {
             .spawn()
             .expect("tessera starts");
         self.child = Some(child);
+    }
+
+    /// `tessera`, run where the node runs (in its namespace, if it has one).
+    fn command(&self) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        }
     }
 
     pub(crate) fn join(&mut self, member: &Proc, token: &str, extra: &[&str]) {
@@ -116,7 +148,8 @@ pub(crate) fn init(p: &Proc) -> (String, String) {
 
 /// `tessera cluster init` with `extra` flags.
 pub(crate) fn init_with(p: &Proc, extra: &[&str]) -> (String, String) {
-    let out = Command::new(BIN)
+    let out = p
+        .command()
         .args(["cluster", "init", "--data-dir"])
         .arg(&p.dir)
         .args(["--cluster", &p.cluster.to_string(), "--http", &p.http.to_string()])
@@ -210,7 +243,15 @@ pub(crate) async fn form_with(n: usize, extra: &[&str]) -> (Vec<Proc>, String, S
 
 /// Forms a cluster of `n` nodes, node `i` started with `extra(i)` flags too.
 pub(crate) async fn form_each(n: usize, extra: impl Fn(usize) -> Vec<String>) -> (Vec<Proc>, String, String) {
-    let mut nodes: Vec<Proc> = (0..n).map(|i| Proc::new(&format!("cluster{i}"))).collect();
+    form_these((0..n).map(|i| Proc::new(&format!("cluster{i}"))).collect(), extra).await
+}
+
+/// Forms a cluster of `nodes` (not started yet), node `i` started with `extra(i)` flags.
+pub(crate) async fn form_these(
+    mut nodes: Vec<Proc>,
+    extra: impl Fn(usize) -> Vec<String>,
+) -> (Vec<Proc>, String, String) {
+    let n = nodes.len();
     let (join, admin) = init(&nodes[0]);
     nodes[0].start(&extra(0).iter().map(String::as_str).collect::<Vec<_>>());
     eventually(Duration::from_secs(30), "the first node to lead", || async {

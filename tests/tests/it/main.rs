@@ -8,6 +8,7 @@ mod demo;
 mod ffmpeg;
 mod ladder;
 mod link;
+mod netns;
 mod live_slice;
 mod placement;
 mod protection;
