@@ -20,6 +20,10 @@ pub enum H264Error {
     Truncated(#[from] BitsExhausted),
     #[error("SPS has an unsupported value: {0}")]
     Unsupported(&'static str),
+    /// A decoder configuration needs a PPS (parameter sets are kept out of samples, so a
+    /// configuration without one could not be decoded); the track waits for one.
+    #[error("no PPS with the SPS")]
+    NoPps,
 }
 
 /// An access unit, converted.
@@ -56,10 +60,14 @@ pub fn convert_access_unit(data: &[u8]) -> AccessUnit {
     AccessUnit { sample: out.freeze(), keyframe, sps, pps }
 }
 
-/// Parses an SPS NAL unit (with its one-byte NAL header) into a decoder configuration.
+/// Parses an SPS NAL unit (with its one-byte NAL header) into a decoder configuration,
+/// with its PPSs (at least one, none empty).
 pub fn parse_sps(sps: &[u8], pps: Vec<Bytes>) -> Result<AvcConfig, H264Error> {
     if sps.len() < 4 {
         return Err(H264Error::Truncated(BitsExhausted(0)));
+    }
+    if pps.is_empty() || pps.iter().any(Bytes::is_empty) {
+        return Err(H264Error::NoPps);
     }
     let rbsp = unescape_rbsp(&sps[1..]);
     let mut r = BitReader::new(&rbsp);
@@ -293,6 +301,9 @@ pub(crate) mod tests {
             let _ = parse_sps(&SPS_640X360[..n], vec![]);
         }
         assert!(parse_sps(&SPS_640X360[..6], vec![]).is_err());
+        // Without a PPS there is no configuration a player could decode with.
+        assert_eq!(parse_sps(SPS_640X360, vec![]), Err(H264Error::NoPps));
+        assert_eq!(parse_sps(SPS_640X360, vec![Bytes::new()]), Err(H264Error::NoPps));
     }
 
     #[test]

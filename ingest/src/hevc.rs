@@ -54,10 +54,15 @@ pub fn convert_access_unit(data: &[u8]) -> AccessUnit {
     au
 }
 
-/// Parses an SPS (with its two-byte NAL header) into a decoder configuration.
+/// Parses an SPS (with its two-byte NAL header) into a decoder configuration, with its
+/// VPS and PPSs (at least one PPS; none empty): parameter sets are kept out of samples, so
+/// a configuration without them could not be decoded.
 pub fn parse_sps(vps: Bytes, sps: &[u8], pps: Vec<Bytes>) -> Result<HevcConfig, ParamSetError> {
     if sps.len() < 16 {
         return Err(ParamSetError::Unsupported("SPS too short"));
+    }
+    if vps.is_empty() || pps.is_empty() || pps.iter().any(Bytes::is_empty) {
+        return Err(ParamSetError::Unsupported("no VPS or PPS with the SPS"));
     }
     let rbsp = unescape_rbsp(&sps[2..]);
     let mut r = BitReader::new(&rbsp);

@@ -117,6 +117,34 @@ impl BoundRtmpListener {
     }
 }
 
+/// Why bytes from a publisher could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum RtmpInputError {
+    #[error("RTMP: {0:?}")]
+    Session(rml_rtmp::sessions::ServerSessionError),
+    /// `rml_rtmp` panicked on the chunk stream (it does on some malformed ones, such as a
+    /// message whose length shrinks half way): contained, it ends only this connection.
+    #[error("malformed chunk stream: {0}")]
+    Malformed(String),
+}
+
+/// Hands a publisher's bytes to its RTMP session, containing a panic of the session's
+/// parser to this connection.
+pub fn session_input(session: &mut ServerSession, bytes: &[u8]) -> Result<Vec<ServerSessionResult>, RtmpInputError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.handle_input(bytes))) {
+        Ok(r) => r.map_err(RtmpInputError::Session),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "the parser panicked".into());
+            metrics::counter!("tessera_ingest_errors_total", "kind" => "rtmp_chunk_stream").increment(1);
+            Err(RtmpInputError::Malformed(what))
+        }
+    }
+}
+
 /// Why an RTMP connection ended.
 #[derive(Debug, thiserror::Error)]
 enum ConnectionEnd {
@@ -134,6 +162,8 @@ enum ConnectionEnd {
     Handshake(rml_rtmp::handshake::HandshakeError),
     #[error("RTMP: {0:?}")]
     Session(rml_rtmp::sessions::ServerSessionError),
+    #[error(transparent)]
+    Input(#[from] RtmpInputError),
 }
 
 async fn read_some(stream: &mut TcpStream, buf: &mut [u8], idle: Duration) -> Result<usize, ConnectionEnd> {
@@ -173,7 +203,7 @@ where
     let (mut session, initial) = ServerSession::new(ServerSessionConfig::new()).map_err(ConnectionEnd::Session)?;
     let mut state = Conn { remote, sender: None, name: None, close: false };
     let mut pending = initial;
-    pending.extend(session.handle_input(&remaining).map_err(ConnectionEnd::Session)?);
+    pending.extend(session_input(&mut session, &remaining)?);
     loop {
         while !pending.is_empty() {
             let results = std::mem::take(&mut pending);
@@ -194,7 +224,7 @@ where
             return Err(ConnectionEnd::ClosedHere);
         }
         let n = read_some(&mut stream, &mut buf, idle).await?;
-        pending = session.handle_input(&buf[..n]).map_err(ConnectionEnd::Session)?;
+        pending = session_input(&mut session, &buf[..n])?;
     }
 }
 

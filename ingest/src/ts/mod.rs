@@ -104,6 +104,8 @@ impl ElementaryStream {
 pub struct TsDemuxer {
     pending: BytesMut,
     offset: u64,
+    /// Where sync was lost, while it is.
+    lost_from: Option<u64>,
     synced_once: bool,
     pmt_pid: Option<u16>,
     pmt_version: Option<u8>,
@@ -126,6 +128,7 @@ impl TsDemuxer {
         TsDemuxer {
             pending: BytesMut::new(),
             offset: 0,
+            lost_from: None,
             synced_once: false,
             pmt_pid: None,
             pmt_version: None,
@@ -147,52 +150,63 @@ impl TsDemuxer {
         self.last_pcr
     }
 
-    /// Feeds bytes; returns the events and errors they completed, in order.
+    /// Feeds bytes; returns the events and errors they completed, in order. The result
+    /// does not depend on how the input is split across calls: a packet is taken once the
+    /// next packet's sync byte confirms it (or, at [`TsDemuxer::flush`], the input ended).
     pub fn push(&mut self, data: &[u8]) -> Vec<Result<DemuxEvent, DemuxError>> {
         self.stats.bytes += data.len() as u64;
         self.pending.extend_from_slice(data);
-        let mut pos = 0;
-        while self.pending.len() - pos >= PACKET_SIZE {
-            if self.pending[pos] != SYNC
-                || (self.pending.len() - pos > PACKET_SIZE && self.pending[pos + PACKET_SIZE] != SYNC)
-            {
-                // Find the next position with two sync bytes a packet apart (or one at the end).
-                let start = pos;
-                pos += 1;
-                while self.pending.len() - pos >= PACKET_SIZE {
-                    let next_ok = self.pending.len() - pos == PACKET_SIZE || self.pending[pos + PACKET_SIZE] == SYNC;
-                    if self.pending[pos] == SYNC && next_ok {
-                        break;
-                    }
-                    pos += 1;
-                }
-                let skipped = (pos - start) as u64;
-                self.stats.resyncs += 1;
-                self.out.push(Err(DemuxError::LostSync { offset: self.offset, skipped }));
-                self.offset += skipped;
-                if !self.synced_once && self.offset >= NOT_TS_AFTER {
-                    self.out.push(Err(DemuxError::NotMpegTs(self.offset)));
-                    self.pending.clear();
-                    return std::mem::take(&mut self.out);
-                }
-                continue;
-            }
-            let mut packet = [0u8; PACKET_SIZE];
-            packet.copy_from_slice(&self.pending[pos..pos + PACKET_SIZE]);
-            self.packet(&packet);
-            self.offset += PACKET_SIZE as u64;
-            pos += PACKET_SIZE;
-        }
-        let _ = self.pending.split_to(pos);
-        if !self.synced_once && self.offset + self.pending.len() as u64 >= NOT_TS_AFTER && self.stats.packets == 0 {
-            self.out.push(Err(DemuxError::NotMpegTs(self.offset + self.pending.len() as u64)));
-            self.pending.clear();
-        }
+        self.scan(false);
         std::mem::take(&mut self.out)
     }
 
-    /// The input has ended: completes pending PES packets.
+    /// Takes every confirmed packet from `pending`, skipping bytes where sync is lost
+    /// (reported once sync is found again, as one gap). `ended`: the input is over, so a
+    /// last packet needs no confirmation. True if the input turned out not to be TS.
+    fn scan(&mut self, ended: bool) -> bool {
+        let mut pos = 0;
+        loop {
+            let left = self.pending.len() - pos;
+            if left < PACKET_SIZE || (left == PACKET_SIZE && !ended) {
+                break;
+            }
+            let confirmed = left == PACKET_SIZE || self.pending[pos + PACKET_SIZE] == SYNC;
+            if self.pending[pos] == SYNC && confirmed {
+                self.found_sync();
+                let mut packet = [0u8; PACKET_SIZE];
+                packet.copy_from_slice(&self.pending[pos..pos + PACKET_SIZE]);
+                self.packet(&packet);
+                self.offset += PACKET_SIZE as u64;
+                pos += PACKET_SIZE;
+                continue;
+            }
+            self.lost_from.get_or_insert(self.offset);
+            self.offset += 1;
+            pos += 1;
+            if !self.synced_once && self.offset >= NOT_TS_AFTER {
+                self.found_sync();
+                self.out.push(Err(DemuxError::NotMpegTs(self.offset)));
+                self.pending.clear();
+                return true;
+            }
+        }
+        let _ = self.pending.split_to(pos);
+        false
+    }
+
+    /// Reports the gap since sync was lost, if it was.
+    fn found_sync(&mut self) {
+        if let Some(from) = self.lost_from.take() {
+            self.stats.resyncs += 1;
+            self.out.push(Err(DemuxError::LostSync { offset: from, skipped: self.offset - from }));
+        }
+    }
+
+    /// The input has ended: takes the last packet, completes pending PES packets.
     pub fn flush(&mut self) -> Vec<Result<DemuxEvent, DemuxError>> {
+        if !self.scan(true) {
+            self.found_sync();
+        }
         let mut pids: Vec<u16> = self.streams.keys().copied().collect();
         pids.sort_unstable();
         for pid in pids {
