@@ -219,12 +219,12 @@ pub(crate) async fn membership(p: &Proc, token: &str) -> Option<(u64, BTreeSet<u
     Some((leader, ids("follower"), ids("learner")))
 }
 
-async fn create_stream(p: &Proc, token: &str, name: &str) -> Result<Value, AdminClientError> {
+pub(crate) async fn create_stream(p: &Proc, token: &str, name: &str) -> Result<Value, AdminClientError> {
     p.api(token).call(Method::POST, "/api/v1/streams", Some(&json!({ "name": name }))).await
 }
 
 /// The stream names a node holds: linearizable, or its own copy.
-async fn stream_names(p: &Proc, token: &str, local: bool) -> Option<BTreeSet<String>> {
+pub(crate) async fn stream_names(p: &Proc, token: &str, local: bool) -> Option<BTreeSet<String>> {
     let path = if local { "/api/v1/streams?consistency=local" } else { "/api/v1/streams" };
     let v = p.api(token).get(path).await.ok()?;
     Some(v["data"].as_array()?.iter().filter_map(|s| s["name"].as_str().map(String::from)).collect())

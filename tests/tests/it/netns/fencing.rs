@@ -42,7 +42,8 @@ fn watch(http: SocketAddr) -> (Arc<Mutex<Progress>>, tokio::task::JoinHandle<()>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_cut_off_from_the_quorum_stops_before_another_node_takes_its_stream() {
     let net = Network::new(3);
-    let procs = net.hosts.iter().enumerate().map(|(i, h)| Proc::in_namespace(&format!("fence{i}"), &h.netns, h.ip)).collect();
+    let procs =
+        net.hosts.iter().enumerate().map(|(i, h)| Proc::in_namespace(&format!("fence{i}"), &h.netns, h.ip)).collect();
     let (nodes, _join, admin) = form_these(procs, |_| Vec::new()).await;
     let (a, b) = (&nodes[0], &nodes[1]);
 
@@ -71,8 +72,13 @@ async fn an_origin_cut_off_from_the_quorum_stops_before_another_node_takes_its_s
     tokio::time::sleep(Duration::from_secs(3)).await;
     let stopped = at_a.lock().unwrap().changes.last().copied().expect("node 1 published");
     let (stopped_ms, started_ms) = (stopped.duration_since(cut).as_millis(), started.duration_since(cut).as_millis());
-    eprintln!("cut at 0 ms; the old origin's last new part at {stopped_ms} ms; the new origin's first at {started_ms} ms");
-    assert!(stopped < started, "two origins at once: node 1 published until {stopped_ms} ms, node 2 from {started_ms} ms");
+    eprintln!(
+        "cut at 0 ms; the old origin's last new part at {stopped_ms} ms; the new origin's first at {started_ms} ms"
+    );
+    assert!(
+        stopped < started,
+        "two origins at once: node 1 published until {stopped_ms} ms, node 2 from {started_ms} ms"
+    );
     let log = a.log();
     assert!(log.contains("fenced: this node publishes nothing more"), "node 1 fenced itself:\n{log}");
 

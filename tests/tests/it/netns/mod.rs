@@ -70,7 +70,10 @@ impl Network {
             let netns = format!("th{tag}h{i}");
             run("ip", &["netns", "add", &netns]);
             let port = format!("p{i}");
-            run("ip", &["link", "add", "eth0", "netns", &netns, "type", "veth", "peer", "name", &port, "netns", &switch]);
+            run(
+                "ip",
+                &["link", "add", "eth0", "netns", &netns, "type", "veth", "peer", "name", &port, "netns", &switch],
+            );
             run_in(&switch, "ip", &["link", "set", &port, "master", "br0", "up"]);
             let ip = Ipv4Addr::new(10, x, y, i as u8);
             run_in(&netns, "ip", &["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
@@ -96,7 +99,8 @@ impl Host {
     /// Replaces the host's fault rules with `rules` (nftables statements in the input and
     /// output chains of table `inet fault`).
     fn faults(&self, input: &[String], output: &[String]) {
-        let _ = Command::new("ip").args(["netns", "exec", &self.netns, "nft", "delete", "table", "inet", "fault"]).output();
+        let _ =
+            Command::new("ip").args(["netns", "exec", &self.netns, "nft", "delete", "table", "inet", "fault"]).output();
         let mut ruleset = String::from("table inet fault {\n chain input { type filter hook input priority 0;\n");
         input.iter().for_each(|r| ruleset += &format!("  {r}\n"));
         ruleset += " }\n chain output { type filter hook output priority 0;\n";
@@ -136,6 +140,10 @@ impl Host {
     /// What the host sends is limited to `kbit` kbit/s (tbf).
     pub(crate) fn limit(&self, kbit: u32) {
         let rate = format!("{kbit}kbit");
-        run_in(&self.netns, "tc", &["qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", &rate, "burst", "32kbit", "latency", "400ms"]);
+        run_in(
+            &self.netns,
+            "tc",
+            &["qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", &rate, "burst", "32kbit", "latency", "400ms"],
+        );
     }
 }
