@@ -128,6 +128,13 @@ impl Node {
         &self.cluster
     }
 
+    /// Resolves if this node's catalog member stops on a fatal storage error (see
+    /// [`tessera_raft::CatalogNode::failed`]); the node should then stop, so that a
+    /// restart reopens its store once the disk is sound.
+    pub async fn catalog_failed(&self) -> String {
+        self.cluster.catalog.failed().await
+    }
+
     /// Stops listening and waits for the listeners to finish.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);

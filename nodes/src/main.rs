@@ -78,8 +78,16 @@ async fn run(matches: ArgMatches) -> anyhow::Result<()> {
         Some(("node", m)) => {
             let (_, config) = load(m)?;
             let node = Node::start(config).await?;
-            wait_for_signal().await;
-            node.shutdown().await;
+            // A catalog whose disk failed is fail-stop: the node exits (nonzero, for its
+            // supervisor to restart it), and its restart reopens the store and catches up.
+            tokio::select! {
+                () = wait_for_signal() => node.shutdown().await,
+                why = node.catalog_failed() => {
+                    tracing::error!(error = %why, "the catalog's storage failed; stopping the node so that a restart reopens it");
+                    node.shutdown().await;
+                    anyhow::bail!("the catalog's storage failed: {why}");
+                }
+            }
         }
         Some(("demo", m)) => {
             let (_, config) = load(m)?;

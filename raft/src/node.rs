@@ -217,6 +217,21 @@ impl CatalogNode {
         self.state.read(|s| f(&s.catalog))
     }
 
+    /// Resolves once this member's Raft core has stopped on a fatal error (its log or
+    /// state machine could not be written: a full or failing disk), with the error. Such a
+    /// member takes no further part until its process restarts and reopens its store.
+    pub async fn failed(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "the catalog member stopped".into();
+            }
+        }
+    }
+
     /// A read of this node's own copy, with how far it has got.
     pub fn read_local<T>(&self, f: impl FnOnce(&Catalog) -> T) -> LocalRead<T> {
         let m = self.raft.metrics().borrow().clone();

@@ -120,6 +120,11 @@ impl Proc {
         }
     }
 
+    /// The process's exit status, if it has exited.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// The node's data folder.
     pub(crate) fn dir(&self) -> &std::path::Path {
         &self.dir

@@ -132,9 +132,12 @@ impl Host {
         self.faults(&input, &output);
     }
 
-    /// Every fault rule gone.
+    /// Every fault rule and bandwidth limit gone.
     pub(crate) fn heal(&self) {
         self.faults(&[], &[]);
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "tc", "qdisc", "del", "dev", "eth0", "root"])
+            .output();
     }
 
     /// What the host sends is limited to `kbit` kbit/s (tbf).

@@ -31,7 +31,8 @@ async fn admits_no_leader(node: &Proc, admin: &str) -> Option<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_cuts_loss_and_kill_between_hosts() {
     let net = Network::new(3);
-    let procs = net.hosts.iter().enumerate().map(|(i, h)| Proc::in_namespace(&format!("part{i}"), &h.netns, h.ip)).collect();
+    let procs =
+        net.hosts.iter().enumerate().map(|(i, h)| Proc::in_namespace(&format!("part{i}"), &h.netns, h.ip)).collect();
     let (mut nodes, join, admin) = form_these(procs, |_| Vec::new()).await;
     let hosts: Vec<_> = net.hosts.iter().collect();
     let mut acknowledged = write_through(&nodes[1], &admin, (0..5).map(|i| format!("before-{i}"))).await;
@@ -61,10 +62,11 @@ async fn acknowledged_writes_survive_cuts_loss_and_kill_between_hosts() {
     acknowledged.extend(write_through(via, &admin, (0..5).map(|i| format!("one-way-{i}"))).await);
     hosts[l].heal();
 
-    // Random loss of a fifth of every packet between every pair.
+    // Random loss of a fifth of every packet between every pair, on links of 2 Mbit/s.
     for (i, h) in hosts.iter().enumerate() {
         let peers: Vec<&super::Host> = hosts.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, p)| *p).collect();
         h.lose(&peers, 20);
+        h.limit(2_000);
     }
     acknowledged.extend(write_through(&nodes[0], &admin, (0..5).map(|i| format!("lossy-{i}"))).await);
     hosts.iter().for_each(|h| h.heal());
