@@ -104,6 +104,13 @@ async fn answer<T: Serialize>(mut send: quinn::SendStream, result: Result<T, Wir
     }
 }
 
+/// Answers a request that does not decode: logged with the caller, counted.
+async fn refuse_malformed(send: quinn::SendStream, peer: Peer, protocol: &str, e: postcard::Error) {
+    tracing::warn!(protocol, from = ?peer.node, addr = %peer.addr, error = %e, "malformed request refused");
+    metrics::counter!("tessera_cluster_malformed_requests_total").increment(1);
+    answer::<()>(send, Err(WireError::Malformed(e.to_string()))).await
+}
+
 impl Registry {
     pub(crate) fn unary<P, F, Fut>(&self, handler: F)
     where
@@ -121,7 +128,7 @@ impl Registry {
                         let response = handler(peer, request).await;
                         answer(send, Ok(response)).await
                     }
-                    Err(e) => answer::<()>(send, Err(WireError::Malformed(e.to_string()))).await,
+                    Err(e) => refuse_malformed(send, peer, P::NAME, e).await,
                 }
             })
         });
@@ -144,7 +151,7 @@ impl Registry {
                         let opening = Opening { send, recv, _protocol: std::marker::PhantomData };
                         handler(peer, request, opening).await
                     }
-                    Err(e) => answer::<()>(send, Err(WireError::Malformed(e.to_string()))).await,
+                    Err(e) => refuse_malformed(send, peer, P::NAME, e).await,
                 }
             })
         });
@@ -170,7 +177,7 @@ impl Registry {
     pub(crate) async fn dispatch(&self, peer: Peer, first: &[u8], send: quinn::SendStream, recv: quinn::RecvStream) {
         let (name, request) = match postcard::take_from_bytes::<&str>(first) {
             Ok(x) => x,
-            Err(e) => return answer::<()>(send, Err(WireError::Malformed(e.to_string()))).await,
+            Err(e) => return refuse_malformed(send, peer, "(unnamed)", e).await,
         };
         let found = {
             let entries = self.entries.read().expect("registry");

@@ -191,6 +191,24 @@ impl MessageSource {
 mod tests {
     use tessera_raft::{Command, ContentSettings, PlacementRule, Proposal, Protection, StreamSettings};
 
+    /// Lengths past the limits are refused from the first eight bytes, before anything is
+    /// allocated for them.
+    #[test]
+    fn lengths_past_the_limits_are_refused_before_reading() {
+        let head = |h: u32, b: u32| {
+            let mut x = [0u8; 8];
+            x[..4].copy_from_slice(&h.to_be_bytes());
+            x[4..].copy_from_slice(&b.to_be_bytes());
+            x
+        };
+        assert_eq!(super::lengths(head(10, 20), 64, 64).unwrap(), (10, 20));
+        assert!(matches!(super::lengths(head(65, 0), 64, 64), Err(super::LinkError::TooLarge { what: "header", .. })));
+        assert!(matches!(
+            super::lengths(head(0, u32::MAX), 64, 64),
+            Err(super::LinkError::TooLarge { what: "body", .. })
+        ));
+    }
+
     /// Log entries cross the wire in postcard, which is not self-describing: a command
     /// whose fields are skipped when empty would not decode on the other side.
     #[test]

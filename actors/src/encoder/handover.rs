@@ -55,6 +55,7 @@ impl EncoderState {
             (_, WorkerEvent::Message(..)) => {}
             (Role::Current, WorkerEvent::Garbled(e)) => {
                 tracing::error!(error = %e, "codec worker output unreadable; killing it");
+                metrics::counter!("tessera_codec_worker_garbled_total").increment(1);
                 if let Some(w) = self.worker.as_mut() {
                     w.kill();
                 }
