@@ -15,6 +15,10 @@
 //! through the catalog while encoder nodes are killed, cut off and drained; at most one
 //! encoder publishes each rung of each segment and every rung converges.
 //!
+//! And for the whole catalog ([`catalog`]): every family of command through every node,
+//! linearizable reads through followers and local reads with the index they claim, checked
+//! per key against the real state machine.
+//!
 //! # Contract
 //! - A scenario ([`scenario::run`]) fails if the history of client operations is not
 //!   linearizable (which covers a lost acknowledged write) or if the nodes end with
@@ -27,6 +31,7 @@
 //!   `TESSERA_CHAOS_SECONDS=60` runs them longer, `TESSERA_CHAOS_SEED=N` picks the seed,
 //!   `TESSERA_CHAOS_TRACE=1` prints each fresh start a media follower receives.
 
+pub mod catalog;
 pub mod cluster;
 pub mod history;
 pub mod jobs;

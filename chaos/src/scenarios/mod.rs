@@ -2,6 +2,7 @@
 //! `TESSERA_CHAOS_SECONDS=60 cargo test -p tessera-chaos` runs them longer, and
 //! `TESSERA_CHAOS_SEED=N` replays one.
 
+mod catalog_partitions_and_kills;
 mod jobs_worker_killed;
 mod jobs_worker_partitioned;
 mod ladder_drained;
