@@ -63,6 +63,7 @@ class Node:
         self.http = f"127.0.0.1:{port()}"
         self.srt = f"127.0.0.1:{port(socket.SOCK_DGRAM)}"
         self.quic = f"127.0.0.1:{port(socket.SOCK_DGRAM)}"
+        self.rtmp = f"127.0.0.1:{port()}"
         self.proc = None
         # A command the node runs under (`taskset -c 0` pins it to one core).
         self.prefix = []
@@ -70,7 +71,7 @@ class Node:
     def start(self, extra=()):
         self.proc = subprocess.Popen(
             [*self.prefix, self.tessera, "node", "--data-dir", self.data, "--cluster", self.quic, "--http", self.http, "--srt",
-             self.srt, "--rtmp", f"127.0.0.1:{port()}", "--log", os.environ.get("BENCH_LOG", "warn"), *self.flags, *extra],
+             self.srt, "--rtmp", self.rtmp, "--log", os.environ.get("BENCH_LOG", "warn"), *self.flags, *extra],
             stdout=self.logs, stderr=self.logs)
         wait(f"node {self.i}", lambda: get(f"http://{self.http}/healthz") is not None)
 
