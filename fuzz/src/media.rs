@@ -62,8 +62,7 @@ pub(crate) fn rtmp(data: &[u8]) {
     let (pieces, _) = pieces(data);
     let mut demuxer = FlvDemuxer::new();
     for piece in pieces {
-        quiet_rml_rtmp_panics();
-        match tessera_listen::rtmp::session_input(&mut session, piece) {
+        match contained_input(&mut session, piece) {
             Ok(results) => pending.extend(results),
             // The listener closes the connection: nothing more is read.
             Err(_) => return,
@@ -103,20 +102,30 @@ pub(crate) fn rtmp(data: &[u8]) {
     }
 }
 
-/// `rml_rtmp` panics on some malformed chunk streams; the listener contains them
-/// ([`tessera_listen::rtmp::session_input`]). A fuzzing run's panic hook aborts on any
-/// panic, so panics raised inside `rml_rtmp` are let through to that containment; every
-/// other panic still goes to the hook that was there.
-fn quiet_rml_rtmp_panics() {
+thread_local! {
+    /// Set while `rml_rtmp` runs inside the listener's containment.
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `rml_rtmp` panics on some malformed chunk streams (an arithmetic overflow, or a vector
+/// too large to exist); the listener contains them ([`tessera_listen::rtmp::session_input`]).
+/// A fuzzing run's panic hook aborts on any panic, so a panic raised while the session runs
+/// inside that containment is let through to it; every other panic still goes to the hook
+/// that was there.
+fn contained_input(session: &mut ServerSession, bytes: &[u8]) -> Result<Vec<ServerSessionResult>, ()> {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !info.location().is_some_and(|l| l.file().contains("rml_rtmp")) {
+            if !CONTAINED.with(|c| c.get()) {
                 previous(info)
             }
         }));
     });
+    CONTAINED.with(|c| c.set(true));
+    let r = tessera_listen::rtmp::session_input(session, bytes);
+    CONTAINED.with(|c| c.set(false));
+    r.map_err(|_| ())
 }
 
 /// An uploaded MP4 or MOV file: the top-level walk, the `moov` index, and every sample

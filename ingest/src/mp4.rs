@@ -286,8 +286,15 @@ fn sample_table(trak: &Trak, ours: u16, file_len: u64) -> Result<Vec<SampleRef>,
     if timescale == 0 {
         return Err(bad("its timescale is 0".into()));
     }
+    // Every count in these tables comes from the file: none is trusted with an allocation
+    // before it is checked against what a file of this length can hold.
     let sizes: Vec<u32> = match &stbl.stsz.samples {
-        StszSamples::Identical { count, size } => vec![*size; *count as usize],
+        StszSamples::Identical { count, size } => {
+            if *count > 0 && (*size == 0 || *count as u64 * *size as u64 > file_len) {
+                return Err(bad(format!("stsz claims {count} samples of {size} bytes in a file of {file_len} bytes")));
+            }
+            vec![*size; *count as usize]
+        }
         StszSamples::Different { sizes } => sizes.clone(),
     };
     let count = sizes.len();
@@ -318,7 +325,7 @@ fn sample_table(trak: &Trak, ours: u16, file_len: u64) -> Result<Vec<SampleRef>,
             for _ in 0..e.samples_per_chunk {
                 let Some(size) = sizes.get(offsets.len()) else { break };
                 offsets.push(at);
-                at += *size as u64;
+                at = at.saturating_add(*size as u64);
             }
         }
     }
@@ -327,6 +334,10 @@ fn sample_table(trak: &Trak, ours: u16, file_len: u64) -> Result<Vec<SampleRef>,
     }
     let mut cts = Vec::with_capacity(count);
     if let Some(ctts) = &stbl.ctts {
+        let covered: u64 = ctts.entries.iter().map(|e| e.sample_count as u64).sum();
+        if covered != count as u64 {
+            return Err(bad(format!("ctts covers {covered} samples of {count}")));
+        }
         for e in &ctts.entries {
             cts.extend(std::iter::repeat_n(e.sample_offset, e.sample_count as usize));
         }
