@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera_raft::memory::MemoryNetwork;
-use tessera_raft::{Catalog, CatalogNode, NodeId};
+use tessera_raft::{Catalog, CatalogError, CatalogNode, Command, NodeId, Outcome};
 
 use super::check;
 use super::model::{self, Answer, Call, CatalogEvent, LocalObservation};
-use crate::cluster::{propose_as, ChaosCluster, Nodes, Rng};
+use crate::cluster::{ChaosCluster, Nodes, Rng};
 use crate::history::History;
 use crate::scenario::announce;
 
@@ -39,6 +39,34 @@ pub struct Report {
 
 fn node(nodes: &Nodes, id: NodeId) -> Option<CatalogNode> {
     nodes.read().expect("nodes").get(&id).cloned().flatten()
+}
+
+/// What became of a write.
+enum Sent {
+    Answered(Outcome),
+    /// Sent, and no answer came: it may take effect at any time, or never.
+    NoAnswer,
+    /// `via` knew no leader it could reach: nothing was sent.
+    NotSent,
+}
+
+/// A write through node `via`: forwarded to the leader it sees, if the network links them.
+async fn write_through(nodes: &Nodes, net: &MemoryNetwork, via: NodeId, command: Command) -> Sent {
+    let Some(leader) = node(nodes, via).and_then(|n| n.status().leader).filter(|l| *l == via || net.linked(via, *l))
+    else {
+        return Sent::NotSent;
+    };
+    let Some(leader) = node(nodes, leader) else { return Sent::NotSent };
+    // A node that does not lead refuses before appending anything; one that led when asked
+    // and lost the lead meanwhile may still see the entry commit.
+    if leader.status().state != "leader" {
+        return Sent::NotSent;
+    }
+    match tokio::time::timeout(Duration::from_millis(300), leader.propose(command)).await {
+        Ok(Ok(o)) => Sent::Answered(o),
+        Ok(Err(CatalogError::Rejected(r))) => Sent::Answered(Outcome::Rejected(r)),
+        _ => Sent::NoAnswer,
+    }
 }
 
 /// A linearizable read of `key` through node `via`: the read index from the leader it
@@ -76,9 +104,11 @@ async fn client(
         match rng.below(10) {
             0..=5 => {
                 let command = model::command(&key, &mut rng);
-                let answer = match propose_as(&nodes, &net, via, command.clone()).await {
-                    Some(o) => Answer::Outcome(model::outcome(&o)),
-                    None => Answer::Unknown,
+                let answer = match write_through(&nodes, &net, via, command.clone()).await {
+                    Sent::Answered(o) => Answer::Outcome(model::outcome(&o)),
+                    Sent::NoAnswer => Answer::Unknown,
+                    // Nothing was sent: nothing can have happened.
+                    Sent::NotSent => continue,
                 };
                 let returned_us = (answer != Answer::Unknown).then(|| clock.now_us());
                 let e = CatalogEvent {
