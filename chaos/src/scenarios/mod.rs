@@ -11,6 +11,7 @@ mod leader_killed;
 mod majority_partitioned;
 mod media_links_cut;
 mod media_relays_killed;
+mod media_seed_replays;
 mod media_slow_link;
 mod membership_during_partition;
 mod minority_partitioned;
