@@ -43,28 +43,28 @@ fn node(nodes: &Nodes, id: NodeId) -> Option<CatalogNode> {
 
 /// What became of a write.
 enum Sent {
-    Answered(Outcome),
+    Answered(Box<Outcome>),
     /// Sent, and no answer came: it may take effect at any time, or never.
     NoAnswer,
     /// `via` knew no leader it could reach: nothing was sent.
-    NotSent,
+    Unsent,
 }
 
 /// A write through node `via`: forwarded to the leader it sees, if the network links them.
 async fn write_through(nodes: &Nodes, net: &MemoryNetwork, via: NodeId, command: Command) -> Sent {
     let Some(leader) = node(nodes, via).and_then(|n| n.status().leader).filter(|l| *l == via || net.linked(via, *l))
     else {
-        return Sent::NotSent;
+        return Sent::Unsent;
     };
-    let Some(leader) = node(nodes, leader) else { return Sent::NotSent };
+    let Some(leader) = node(nodes, leader) else { return Sent::Unsent };
     // A node that does not lead refuses before appending anything; one that led when asked
     // and lost the lead meanwhile may still see the entry commit.
     if leader.status().state != "leader" {
-        return Sent::NotSent;
+        return Sent::Unsent;
     }
     match tokio::time::timeout(Duration::from_millis(300), leader.propose(command)).await {
-        Ok(Ok(o)) => Sent::Answered(o),
-        Ok(Err(CatalogError::Rejected(r))) => Sent::Answered(Outcome::Rejected(r)),
+        Ok(Ok(o)) => Sent::Answered(Box::new(o)),
+        Ok(Err(CatalogError::Rejected(r))) => Sent::Answered(Box::new(Outcome::Rejected(r))),
         _ => Sent::NoAnswer,
     }
 }
@@ -108,7 +108,7 @@ async fn client(
                     Sent::Answered(o) => Answer::Outcome(model::outcome(&o)),
                     Sent::NoAnswer => Answer::Unknown,
                     // Nothing was sent: nothing can have happened.
-                    Sent::NotSent => continue,
+                    Sent::Unsent => continue,
                 };
                 let returned_us = (answer != Answer::Unknown).then(|| clock.now_us());
                 let e = CatalogEvent {
