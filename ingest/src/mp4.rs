@@ -169,6 +169,8 @@ pub struct SourceIndex {
 impl SourceIndex {
     /// Indexes a `moov` box (its bytes, header included) of a file of `file_len` bytes.
     pub fn parse(moov: &[u8], file_len: u64) -> Result<Self, Mp4Error> {
+        let mut moov = moov.to_vec();
+        unused::free_unused(&mut moov);
         let moov = Moov::decode(&mut &moov[..]).map_err(|e| Mp4Error::Moov(e.to_string()))?;
         let mut index =
             SourceIndex { tracks: Vec::new(), samples: Vec::new(), duration_s: 0.0, video: None, audio_track_id: 0 };
@@ -368,3 +370,4 @@ fn sample_table(trak: &Trak, ours: u16, file_len: u64) -> Result<Vec<SampleRef>,
 
 #[cfg(test)]
 mod tests;
+mod unused;
