@@ -659,6 +659,11 @@ if os.path.exists(compare):
     p()
     p(open(compare).read().strip())
     p()
+import trust_report  # noqa: E402
+
+for line in trust_report.section(OUT):
+    p(line)
+p()
 p("## Commands")
 p()
 p("```")

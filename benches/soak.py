@@ -52,7 +52,8 @@ streams = [f"bench-{i}" for i in range(a.srt)] + [f"rtmp-{i}" for i in range(a.r
 for s in streams:
     wait(f"stream {s}", lambda: get(nodes[-1].url(f"/live/{s}/src/index.m3u8")), within=60, bench="soak")
 urls = [n.url(f"/live/{s}/src/index.m3u8") for s in streams for n in nodes]
-players = subprocess.Popen([a.ll_players, str(a.players), str(seconds), "10", *urls], stdout=subprocess.PIPE,
+# The players outlast the sampling by half a minute: their ending is not part of the soak.
+players = subprocess.Popen([a.ll_players, str(a.players), str(seconds + 30), "10", *urls], stdout=subprocess.PIPE,
                            stderr=logs, text=True, start_new_session=True)
 
 
@@ -75,7 +76,7 @@ lines = [json.loads(l) for l in players.communicate(timeout=120)[0].splitlines()
 for proc in [publishers, *rtmp]:
     stop(proc)
 totals = lines[-1] if lines and "total_parts" in lines[-1] else {}
-windows = [l for l in lines if "t_s" in l]
+windows = [l for l in lines if "t_s" in l and l["t_s"] <= seconds]
 for n in nodes:
     n.kill()
 

@@ -1,0 +1,58 @@
+"""Section 13 of docs/benchmarks.md: trust under faults. Reads, from the results folder,
+fuzz.json (scripts/fuzz.sh runs, summarised by benches/fuzz_summary.py), chaos-seeds.json
+(scripts/chaos-seeds.sh) and soak-Nnode.json (scripts/soak.sh); returns the section's lines."""
+import json
+import os
+
+
+def load(folder, name):
+    path = os.path.join(folder, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+def section(folder):
+    out = ["## 13. Trust under faults", ""]
+    fz = load(folder, "fuzz.json")
+    out += ["### Fuzzing", ""]
+    if fz:
+        out.append(f"{fz['note']}")
+        out.append("")
+        out.append("| target | seconds given (a crash ends a run early) | inputs run | per second (best run) | corpus kept | found |")
+        out.append("|---|---|---|---|---|---|")
+        for t in fz["targets"]:
+            out.append(f"| {t['name']} | {t['seconds']} | {t['runs']:,} | {t['per_s']:,} | {t.get('corpus', '')} | {t['found']} |")
+    else:
+        out.append("No fuzzing run was summarised.")
+    out.append("")
+    cs = load(folder, "chaos-seeds.json")
+    out += ["### The whole catalog on new seeds", ""]
+    if cs:
+        out.append(cs["note"])
+    else:
+        out.append("No seed sweep was recorded.")
+    out.append("")
+    out += ["### Soak", ""]
+    for n in (1, 3):
+        s = load(folder, f"soak-{n}node.json")
+        if not s:
+            out.append(f"No soak on {n} node{'s' if n > 1 else ''} was recorded.")
+            out.append("")
+            continue
+        r = s["result"]
+        out.append(f"{n} node{'s' if n > 1 else ''}, {r['minutes']:g} minutes: {r['srt']} SRT and {r['rtmp']} RTMP publishers "
+                   f"({r['ladders']} with a ladder), {r['players']} LL-HLS players; {r['parts']:,} parts fetched, "
+                   f"{r['errors']} errors. Slopes after the first fifth (least squares, per hour):")
+        out.append("")
+        out.append("| node | resident memory | its slope | descriptors | slope | threads | slope |")
+        out.append("|---|---|---|---|---|---|---|")
+        f = lambda v, d=1: "n/a" if v is None else f"{v:+.{d}f}"
+        for i, pn in enumerate(r["per_node"]):
+            out.append(f"| {i + 1} | {pn['rss_mb_end']:.0f} MB | {f(pn['rss_mb_per_hour'])} MB/h | {pn['fds_end']} | "
+                       f"{f(pn['fds_per_hour'])}/h | {pn['threads_end']} | {f(pn['threads_per_hour'])}/h |")
+        out.append("")
+        out.append(f"Part latency (a part's arrival at a player, less the program time of its end): p50 "
+                   f"{r['latency_p50_ms']:.0f} ms, slope {f(r['latency_p50_ms_per_hour'])} ms/h; p99 of the 10 s windows' p99s "
+                   f"{r['latency_p99_ms']:.0f} ms. The program time is the node's own ingest clock, so the figure is the delivery")
+        out.append("delay past it, not glass-to-glass (section 1).")
+        out.append("")
+    return out
