@@ -270,8 +270,8 @@ impl RelaySink {
         RelaySink { store, feeds, term, held: Mutex::new(Vec::new()) }
     }
 
-    /// Whether `event` may go out now: held (`false`) before the term, dropped (`false`)
-    /// after it; anything held goes out first once it opens.
+    /// `event` if it may go out now, after anything held; `None` when it is held (before
+    /// the term opens) or dropped (after the term).
     fn admit(&self, stream: &str, session: u64, event: Held, now: std::time::Instant) -> Option<Held> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         match self.term.state(now) {
