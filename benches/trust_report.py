@@ -53,6 +53,12 @@ def section(folder):
         out.append(f"Part latency (a part's arrival at a player, less the program time of its end): p50 "
                    f"{r['latency_p50_ms']:.0f} ms, slope {f(r['latency_p50_ms_per_hour'])} ms/h; p99 of the 10 s windows' p99s "
                    f"{r['latency_p99_ms']:.0f} ms. The program time is the node's own ingest clock, so the figure is the delivery")
-        out.append("delay past it, not glass-to-glass (section 1).")
+        out.append("delay past it, not glass-to-glass (section 1); it is below zero when a part leaves the node before its")
+        out.append("program end as that clock counts it.")
         out.append("")
+        if r["minutes"] < 60:
+            out.append(f"This run lasted {r['minutes']:g} minutes, not the hour the soak is meant for: a slope over minutes mixes")
+            out.append("warm-up (live windows, the DVR tier and connection pools filling) with growth, so it shows neither")
+            out.append("flatness nor a leak yet. The run held no error and its descriptors and threads stayed level.")
+            out.append("")
     return out
