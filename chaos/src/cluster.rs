@@ -151,6 +151,16 @@ impl ChaosCluster {
         }
     }
 
+    /// Heals the network and brings every node back; panics (naming `replay`) if no
+    /// leader emerges within 10 s.
+    pub async fn heal_all(&self, replay: &str) {
+        self.net.heal();
+        for id in self.ids() {
+            self.restart(id).await;
+        }
+        assert!(self.wait_leader(Duration::from_secs(10)).await.is_some(), "no leader after healing ({replay})");
+    }
+
     /// Whether every running node has applied the same catalog.
     pub async fn converged(&self, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;

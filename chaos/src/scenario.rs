@@ -63,11 +63,7 @@ pub async fn run(
     faults(&cluster, Rng::new(seed), duration).await;
 
     // Heal, bring every node back, let the clients see the calm, then stop them.
-    cluster.net.heal();
-    for id in cluster.ids() {
-        cluster.restart(id).await;
-    }
-    assert!(cluster.wait_leader(Duration::from_secs(10)).await.is_some(), "no leader after healing ({replay})");
+    cluster.heal_all(&replay).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Release);
     for c in clients {

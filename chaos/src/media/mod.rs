@@ -145,6 +145,22 @@ impl MediaSim {
     }
 
     /// Kills a follower: its subscriptions end and its memory is gone.
+    /// One tick of random one-way cuts: now and then a link goes down, and now and then
+    /// every cut heals.
+    pub fn cut_links_at_random(&mut self) {
+        let members = self.members();
+        if self.rng.below(40) == 0 {
+            let from = members[self.rng.below(members.len() as u64) as usize];
+            let to = members[self.rng.below(members.len() as u64) as usize];
+            if from != to {
+                self.cut.insert((from, to), true);
+            }
+        }
+        if self.rng.below(60) == 0 {
+            self.cut.clear();
+        }
+    }
+
     pub fn kill(&mut self, id: NodeId) {
         if let Some(f) = self.followers.get_mut(&id) {
             f.alive = false;

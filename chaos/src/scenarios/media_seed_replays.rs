@@ -9,14 +9,8 @@ fn history(seed: u64) -> Vec<String> {
     let mut sim = MediaSim::new(seed, 5, 2, 3);
     let mut trace = Vec::new();
     for t in 0..1500 {
+        sim.cut_links_at_random();
         let members = sim.members();
-        if sim.rng.below(40) == 0 {
-            let from = members[sim.rng.below(members.len() as u64) as usize];
-            let to = members[sim.rng.below(members.len() as u64) as usize];
-            if from != to {
-                sim.cut.insert((from, to), true);
-            }
-        }
         if sim.rng.below(200) == 0 {
             let victim = members[sim.rng.below(members.len() as u64) as usize];
             sim.kill(victim);
