@@ -8,7 +8,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tessera_raft::memory::MemoryNetwork;
-use tessera_raft::{CatalogNode, Command, NodeId, NodeRecord, Outcome, RaftTimeouts};
+use tessera_raft::store::LogWrites;
+use tessera_raft::{CatalogNode, Clock, Command, Environment, NodeId, NodeRecord, Outcome, RaftTimeouts};
 
 /// A small deterministic random source (xorshift64*), so a seed replays a scenario.
 #[derive(Debug, Clone)]
@@ -83,9 +84,14 @@ impl ChaosCluster {
     }
 
     async fn boot(&self, id: NodeId) -> CatalogNode {
-        let n = CatalogNode::start(id, &self.dir.join(format!("node-{id}")), self.net.transport(id), &self.timeouts)
-            .await
-            .expect("node starts");
+        // Under the simulator, time is virtual and the log is written inline (see `sim`).
+        let env = Environment {
+            clock: Clock::from_fn(crate::sim::now_ms),
+            log_writes: if crate::sim::active() { LogWrites::Inline } else { LogWrites::GroupCommit },
+        };
+        let dir = self.dir.join(format!("node-{id}"));
+        let n =
+            CatalogNode::start_in(id, &dir, self.net.transport(id), &self.timeouts, env).await.expect("node starts");
         self.net.register(id, n.raft.clone());
         self.nodes.write().expect("nodes").insert(id, Some(n.clone()));
         n

@@ -1,8 +1,9 @@
 //! A record of every client operation against the catalog: when it was invoked, when (and
-//! whether) it returned, and what it returned. The linearizability checker reads it.
+//! whether) it returned, and what it returned. The linearizability checker reads it. Times
+//! are tokio's, so virtual under the simulator.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// What a client asked, on one stream name (each name is an independent register).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,5 +1,6 @@
-//! Runs a scenario: a cluster, clients recording a history, a fault schedule drawn from one
-//! seed; then heals everything, reads every key back, and checks the invariants — the
+//! Runs a scenario under the simulator ([`crate::sim`]): a cluster, clients recording a
+//! history, a fault schedule drawn from one seed; then heals everything, reads every key
+//! back, and checks the invariants — the
 //! history is linearizable (so no acknowledged write was lost) and every node ends with the
 //! same catalog. A failure prints the command that replays it.
 
@@ -42,14 +43,26 @@ pub fn announce(name: &str, default_seed: u64) -> (u64, Duration, String) {
     (seed, window, replay)
 }
 
-/// Runs `faults` against a cluster of `voters` while three clients work, then checks.
-pub async fn run(
+/// Runs `faults` against a cluster of `voters` while three clients work, then checks; all
+/// of it under the simulator ([`crate::sim`]), seeded with the scenario's seed.
+pub fn run(
     name: &str,
     voters: u64,
     default_seed: u64,
     faults: impl AsyncFnOnce(&ChaosCluster, Rng, Duration),
 ) -> Report {
     let (seed, duration, replay) = announce(name, default_seed);
+    crate::sim::run(seed, run_seed(name, voters, seed, duration, &replay, faults))
+}
+
+async fn run_seed(
+    name: &str,
+    voters: u64,
+    seed: u64,
+    duration: Duration,
+    replay: &str,
+    faults: impl AsyncFnOnce(&ChaosCluster, Rng, Duration),
+) -> Report {
     let cluster = ChaosCluster::start(name, voters, seed).await;
     let history = Arc::new(History::default());
     let keys: Vec<String> = (0..6).map(|i| format!("k{i}")).collect();
@@ -63,7 +76,7 @@ pub async fn run(
     faults(&cluster, Rng::new(seed), duration).await;
 
     // Heal, bring every node back, let the clients see the calm, then stop them.
-    cluster.heal_all(&replay).await;
+    cluster.heal_all(replay).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Release);
     for c in clients {

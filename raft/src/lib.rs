@@ -19,12 +19,19 @@
 //! - [`node::CatalogNode`] is one member: propose (leader only; others answer `NotLeader`
 //!   with the leader's address), linearizable reads (ReadIndex) or local reads that say how
 //!   far they have got, membership changes through joint consensus.
+//! - Nothing in a member reads the wall clock or the operating system's randomness behind
+//!   its caller's back: the time a proposal is stamped with comes from the member's
+//!   [`node::Clock`], openraft's random election timeouts from [`runtime::ThreadRng`], and
+//!   log writes may run inline ([`store::LogWrites::Inline`]). Under a paused, seeded,
+//!   single-threaded tokio runtime a cluster therefore replays exactly (the simulator in
+//!   tessera-chaos).
 
 pub mod catalog;
 mod log_writer;
 pub mod memory;
 pub mod network;
 pub mod node;
+pub mod runtime;
 
 pub use catalog::{
     job_key, valid_content, ArchiveExtent, AssetRecord, AssetRejection, AssetState, CaRecord, Catalog, Command,
@@ -34,7 +41,7 @@ pub use catalog::{
     ReleaseRejection, ReleaseState, SourceRecord, StreamRejection, StreamSettings, TokenKind, Visibility,
     RECORDING_SPEC,
 };
-pub use node::{CatalogError, CatalogNode, ClusterStatus, LocalRead, RaftTimeouts};
+pub use node::{CatalogError, CatalogNode, Clock, ClusterStatus, Environment, LocalRead, RaftTimeouts};
 pub mod store;
 
 use std::io::Cursor;
@@ -48,6 +55,7 @@ openraft::declare_raft_types!(
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = runtime::CatalogRuntime,
 );
 
 #[cfg(test)]

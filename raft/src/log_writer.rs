@@ -7,6 +7,9 @@
 //! on disk, so the Raft task never waits for the disk while clients keep writing. A vote,
 //! a truncation or a purge waits for its own commit (and so for every write queued before
 //! it); the commit index does not (it reaches the disk with the next commit).
+//!
+//! The simulator commits each write inline instead ([`LogWriter::Inline`]): on the
+//! caller's task, before `append` returns, so no thread races the paused clock.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -77,11 +80,39 @@ impl PendingLog {
     }
 }
 
-/// Starts the writer thread; it ends when every sender is dropped.
-pub(crate) fn spawn(db: Arc<Database>, pending: PendingLog) -> std::io::Result<mpsc::Sender<LogWrite>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new().name("catalog-log".into()).spawn(move || run(&db, &pending, &rx))?;
-    Ok(tx)
+/// Where the log's writes are committed.
+pub(crate) enum LogWriter {
+    /// By the group-commit thread; it ends when the last sender is dropped.
+    Thread(mpsc::Sender<LogWrite>),
+    /// On the caller's task, one transaction per write.
+    Inline { db: Arc<Database>, pending: PendingLog },
+}
+
+/// The writer thread has stopped (it only does when the store is dropped).
+#[derive(Debug, thiserror::Error)]
+#[error("the catalog log writer has stopped")]
+pub(crate) struct WriterStopped;
+
+impl LogWriter {
+    /// Starts the group-commit thread.
+    pub(crate) fn thread(db: Arc<Database>, pending: PendingLog) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new().name("catalog-log".into()).spawn(move || run(&db, &pending, &rx))?;
+        Ok(LogWriter::Thread(tx))
+    }
+
+    /// Hands a write over (or, inline, commits it and tells its waiter at once).
+    pub(crate) fn submit(&self, w: LogWrite) -> Result<(), WriterStopped> {
+        match self {
+            LogWriter::Thread(tx) => tx.send(w).map_err(|_| WriterStopped),
+            LogWriter::Inline { db, pending } => {
+                let batch = vec![w];
+                let result = commit(db, &batch).map_err(|e| LogWriteError(Arc::new(e)));
+                finish(batch, &result, pending);
+                Ok(())
+            }
+        }
+    }
 }
 
 fn run(db: &Database, pending: &PendingLog, rx: &mpsc::Receiver<LogWrite>) {
@@ -94,24 +125,29 @@ fn run(db: &Database, pending: &PendingLog, rx: &mpsc::Receiver<LogWrite>) {
             }
         }
         let result = commit(db, &batch).map_err(|e| LogWriteError(Arc::new(e)));
-        if let Err(e) = &result {
-            tracing::error!(error = %e, writes = batch.len(), "catalog log write failed");
-        }
-        for w in batch {
-            match w {
-                LogWrite::Append { entries, flushed } => {
-                    if result.is_ok() {
-                        pending.committed(entries.iter().map(|(id, _)| *id));
-                    }
-                    flushed.log_io_completed(result.clone().map_err(std::io::Error::other));
+        finish(batch, &result, pending);
+    }
+}
+
+/// Tells every write of a batch how its commit went.
+fn finish(batch: Vec<LogWrite>, result: &Result<(), LogWriteError>, pending: &PendingLog) {
+    if let Err(e) = result {
+        tracing::error!(error = %e, writes = batch.len(), "catalog log write failed");
+    }
+    for w in batch {
+        match w {
+            LogWrite::Append { entries, flushed } => {
+                if result.is_ok() {
+                    pending.committed(entries.iter().map(|(id, _)| *id));
                 }
-                LogWrite::Truncate { done, .. } | LogWrite::Purge { done, .. } => {
+                flushed.log_io_completed(result.clone().map_err(std::io::Error::other));
+            }
+            LogWrite::Truncate { done, .. } | LogWrite::Purge { done, .. } => {
+                let _ = done.send(result.clone());
+            }
+            LogWrite::Meta { done, .. } => {
+                if let Some(done) = done {
                     let _ = done.send(result.clone());
-                }
-                LogWrite::Meta { done, .. } => {
-                    if let Some(done) = done {
-                        let _ = done.send(result.clone());
-                    }
                 }
             }
         }

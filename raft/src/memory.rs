@@ -1,6 +1,12 @@
 //! An in-memory network of catalog nodes, with the faults a real one has: partitions (both
 //! ways or one way), delay and loss, all under the caller's control and seeded, so a test or
 //! a chaos scenario replays exactly.
+//!
+//! Like a real network, nothing is instant: each hop takes [`HOP`] (plus any delay the
+//! caller adds), a message into a cut link fails after its hop (the sender backs off), and
+//! a lost answer is never heard of: the sender waits [`LOST_REPLY`], longer than any Raft
+//! timeout. So no retry loop can spin without time passing, which under a paused clock
+//! would stop it for good.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -11,6 +17,12 @@ use openraft::{BasicNode, Raft};
 use crate::catalog::NodeId;
 use crate::network::{dispatch, RaftReply, RaftRpc, Transport, TransportError};
 use crate::TypeConfig;
+
+/// How long one message takes from one node to another on a healthy link.
+pub const HOP: Duration = Duration::from_micros(500);
+
+/// How long a sender whose answer was lost waits before it gives up.
+pub const LOST_REPLY: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct Faults {
@@ -103,7 +115,7 @@ impl MemoryNetwork {
                 return None;
             }
         }
-        Some(f.delay)
+        Some(HOP + f.delay)
     }
 }
 
@@ -116,20 +128,24 @@ pub struct MemoryTransport {
 
 impl Transport for MemoryTransport {
     async fn call(&self, target: NodeId, _node: &BasicNode, rpc: RaftRpc) -> Result<RaftReply, TransportError> {
-        let delay = self
-            .net
-            .route(self.from, target)
-            .ok_or_else(|| TransportError::Unreachable(target, "partitioned".into()))?;
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
+        let Some(delay) = self.net.route(self.from, target) else {
+            tokio::time::sleep(HOP).await;
+            return Err(TransportError::Unreachable(target, "partitioned".into()));
+        };
+        tokio::time::sleep(delay).await;
         let raft = self.net.nodes.lock().expect("nodes").get(&target).cloned();
         let raft = raft.ok_or_else(|| TransportError::Unreachable(target, "down".into()))?;
         let reply = dispatch(&raft, rpc).await;
         // The answer travels back: a one-way partition loses it.
         match self.net.route(target, self.from) {
-            Some(_) => Ok(reply),
-            None => Err(TransportError::Broken(target, "reply lost".into())),
+            Some(delay) => {
+                tokio::time::sleep(delay).await;
+                Ok(reply)
+            }
+            None => {
+                tokio::time::sleep(LOST_REPLY).await;
+                Err(TransportError::Broken(target, "reply lost".into()))
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, Command, NodeId, Outcome, Proposal, Rejection};
 use crate::network::{Network, Transport};
-use crate::store::{self, StateMachineStore};
+use crate::store::{self, LogWrites, StateMachineStore};
 use crate::TypeConfig;
 
 /// Raft timing. The defaults elect a new leader well under a second after the old one dies.
@@ -36,6 +36,47 @@ impl Default for RaftTimeouts {
             snapshot_every: 5000,
         }
     }
+}
+
+/// Where a member reads the time it stamps proposals with, in milliseconds since the Unix
+/// epoch: the system clock in a node, the simulator's own clock under simulation.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// This machine's clock.
+    pub fn system() -> Self {
+        Clock(Arc::new(tessera_ingest::timestamp::unix_ms))
+    }
+
+    /// A clock that reads `now`.
+    pub fn from_fn(now: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(now))
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({} ms)", self.now_ms())
+    }
+}
+
+/// What a member takes from its surroundings besides its folder and its transport: the time
+/// and how its log reaches the disk. A node runs the default; the simulator replaces both.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    pub clock: Clock,
+    pub log_writes: LogWrites,
 }
 
 /// What went wrong with a catalog operation.
@@ -115,6 +156,7 @@ pub struct CatalogNode {
     pub id: NodeId,
     pub raft: Raft<TypeConfig>,
     state: StateMachineStore,
+    clock: Clock,
 }
 
 impl CatalogNode {
@@ -124,6 +166,17 @@ impl CatalogNode {
         dir: &Path,
         transport: T,
         timeouts: &RaftTimeouts,
+    ) -> Result<Self, CatalogError> {
+        Self::start_in(id, dir, transport, timeouts, Environment::default()).await
+    }
+
+    /// [`Self::start`], with the clock and log writes of `env`.
+    pub async fn start_in<T: Transport>(
+        id: NodeId,
+        dir: &Path,
+        transport: T,
+        timeouts: &RaftTimeouts,
+        env: Environment,
     ) -> Result<Self, CatalogError> {
         let config = openraft::Config {
             cluster_name: "tessera".into(),
@@ -136,11 +189,12 @@ impl CatalogNode {
         }
         .validate()
         .map_err(|e| CatalogError::Fatal(format!("Raft configuration: {e}")))?;
-        let (log, sm) = store::open(dir).map_err(|e| CatalogError::Fatal(format!("catalog store: {e}")))?;
+        let (log, sm) =
+            store::open(dir, env.log_writes).map_err(|e| CatalogError::Fatal(format!("catalog store: {e}")))?;
         let raft = Raft::new(id, Arc::new(config), Network::new(Arc::new(transport)), log, sm.clone())
             .await
             .map_err(|e| CatalogError::Fatal(e.to_string()))?;
-        Ok(CatalogNode { id, raft, state: sm })
+        Ok(CatalogNode { id, raft, state: sm, clock: env.clock })
     }
 
     /// Makes this node a one-node cluster, if it is not part of one yet.
@@ -155,7 +209,7 @@ impl CatalogNode {
 
     /// Proposes a command; answers once it is committed and applied here.
     pub async fn propose(&self, command: Command) -> Result<Outcome, CatalogError> {
-        let p = Proposal { at_ms: tessera_ingest::timestamp::unix_ms(), command };
+        let p = Proposal { at_ms: self.clock.now_ms(), command };
         let started = std::time::Instant::now();
         let r = self.raft.client_write(p).await.map_err(write_error)?;
         tracing::trace!(index = r.log_id.index, elapsed_us = started.elapsed().as_micros() as u64, "committed");

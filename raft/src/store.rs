@@ -15,7 +15,7 @@ use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::{mpsc, Arc, RwLock};
+use std::sync::{Arc, RwLock};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
 use openraft::{
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::catalog::{Catalog, NodeId, Outcome};
-use crate::log_writer::{self, LogWrite, LogWriteError, PendingLog};
+use crate::log_writer::{LogWrite, LogWriteError, LogWriter, PendingLog};
 use crate::TypeConfig;
 
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
@@ -48,8 +48,20 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError<NodeId> {
     failed(ErrorSubject::Store, ErrorVerb::Write, e)
 }
 
+/// How log writes reach the disk. Both make a write durable before openraft hears of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogWrites {
+    /// A thread commits whatever has queued up in one transaction and one fsync, so the
+    /// Raft task never waits for the disk: what a node runs.
+    #[default]
+    GroupCommit,
+    /// Each write is committed on the Raft task that asked for it, before it returns: what
+    /// the simulator runs, where a thread would race the paused clock.
+    Inline,
+}
+
 /// Opens (or creates) the catalog's database in `dir`.
-pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StorageError<NodeId>> {
+pub fn open(dir: &Path, writes: LogWrites) -> Result<(LogStore, StateMachineStore), StorageError<NodeId>> {
     std::fs::create_dir_all(dir).map_err(write_err)?;
     let db = Arc::new(Database::create(dir.join("catalog.redb")).map_err(write_err)?);
     let tx = db.begin_write().map_err(write_err)?;
@@ -57,8 +69,11 @@ pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StorageError<No
     tx.open_table(META).map_err(write_err)?;
     tx.commit().map_err(write_err)?;
     let pending = PendingLog::default();
-    let writer = log_writer::spawn(db.clone(), pending.clone()).map_err(write_err)?;
-    let log = LogStore { db: db.clone(), pending, writer };
+    let writer = match writes {
+        LogWrites::GroupCommit => LogWriter::thread(db.clone(), pending.clone()).map_err(write_err)?,
+        LogWrites::Inline => LogWriter::Inline { db: db.clone(), pending: pending.clone() },
+    };
+    let log = LogStore { db: db.clone(), pending, writer: Arc::new(writer) };
     let sm = StateMachineStore::open(db)?;
     Ok((log, sm))
 }
@@ -83,17 +98,17 @@ fn put_meta<T: Serialize>(db: &Database, key: &str, value: &T) -> StoreResult<()
 }
 
 /// The Raft log, vote and commit index. Reads go to redb and to the entries still on
-/// their way to it; writes go through the [`log_writer`] thread.
+/// their way to it; writes go through the [`LogWriter`].
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
     pending: PendingLog,
-    writer: mpsc::Sender<LogWrite>,
+    writer: Arc<LogWriter>,
 }
 
 impl LogStore {
     fn send(&self, w: LogWrite) -> StoreResult<()> {
-        self.writer.send(w).map_err(|_| write_err(std::io::Error::other("the catalog log writer has stopped")))
+        self.writer.submit(w).map_err(write_err)
     }
 
     /// Queues a write and waits until it (and everything queued before it) is durable.

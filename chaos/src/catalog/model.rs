@@ -7,7 +7,7 @@ use tessera_raft::{AssetRecord, Catalog, Command, KeyRecord, NodeId, Outcome, Pr
 use crate::cluster::Rng;
 
 /// One client operation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Call {
     Write(Command),
     /// A linearizable read of the key's projection.
@@ -26,7 +26,7 @@ pub enum Answer {
 }
 
 /// One operation of a history.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CatalogEvent {
     pub client: usize,
     pub node: NodeId,
@@ -40,7 +40,7 @@ pub struct CatalogEvent {
 }
 
 /// A node's own copy, as a local read saw it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LocalObservation {
     pub node: NodeId,
     pub applied: Option<u64>,

@@ -14,6 +14,7 @@ use super::model::{self, Answer, Call, CatalogEvent, LocalObservation};
 use crate::cluster::{ChaosCluster, Nodes, Rng};
 use crate::history::History;
 use crate::scenario::announce;
+use crate::sim::now_ms;
 
 /// How long a read waits before it counts as not answered (a read without an answer
 /// changes nothing and is left out).
@@ -35,6 +36,26 @@ pub struct Report {
     pub local_reads: usize,
     pub unknown: usize,
     pub keys: usize,
+    /// Everything the run observed: two runs of one seed observe the same.
+    pub observed: Observed,
+}
+
+/// A run's history, its local reads and the catalog it ended with, in the order seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub events: Vec<CatalogEvent>,
+    pub local: Vec<LocalObservation>,
+    pub catalog: Catalog,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {}: {} writes ({} unanswered), {} reads, {} local reads, {} keys",
+            self.seed, self.writes, self.unknown, self.reads, self.local_reads, self.keys
+        )
+    }
 }
 
 fn node(nodes: &Nodes, id: NodeId) -> Option<CatalogNode> {
@@ -100,7 +121,7 @@ async fn client(
         }
         let via = ids[rng.below(ids.len() as u64) as usize];
         let invoked_us = clock.now_us();
-        let at_ms = wall_clock_ms();
+        let at_ms = now_ms();
         match rng.below(10) {
             0..=5 => {
                 let command = model::command(&key, &mut rng);
@@ -151,19 +172,26 @@ async fn client(
     }
 }
 
-/// The wall clock in milliseconds (what a leader stamps a proposal with).
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Runs `faults` against `voters` nodes while four clients work, then checks.
-pub async fn run(
+/// Runs `faults` against `voters` nodes while four clients work, then checks; all of it
+/// under the simulator, seeded with the scenario's seed.
+pub fn run(
     name: &str,
     voters: u64,
     default_seed: u64,
     faults: impl AsyncFnOnce(&ChaosCluster, Rng, Duration),
 ) -> Report {
     let (seed, window, replay) = announce(name, default_seed);
+    crate::sim::run(seed, run_seed(name, voters, seed, window, &replay, faults))
+}
+
+async fn run_seed(
+    name: &str,
+    voters: u64,
+    seed: u64,
+    window: Duration,
+    replay: &str,
+    faults: impl AsyncFnOnce(&ChaosCluster, Rng, Duration),
+) -> Report {
     let cluster = ChaosCluster::start(name, voters, seed).await;
     cluster.record_nodes().await;
     let leader = cluster.wait_leader(Duration::from_secs(5)).await.expect("a leader");
@@ -182,7 +210,7 @@ pub async fn run(
 
     faults(&cluster, Rng::new(seed), window).await;
 
-    cluster.heal_all(&replay).await;
+    cluster.heal_all(replay).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Release);
     for c in clients {
@@ -221,6 +249,7 @@ pub async fn run(
     };
     assert!(cluster.converged(Duration::from_secs(10)).await, "nodes ended with different catalogs ({replay})");
     let writes = events.iter().filter(|e| matches!(e.call, Call::Write(_))).count();
+    let catalog = cluster.node(cluster.leader().unwrap_or(1)).map(|n| n.peek(|c| c.clone())).unwrap_or_default();
     let report = Report {
         seed,
         writes,
@@ -228,8 +257,9 @@ pub async fn run(
         local_reads: local.len(),
         unknown: events.iter().filter(|e| e.answer == Answer::Unknown).count(),
         keys,
+        observed: Observed { events, local, catalog },
     };
-    eprintln!("chaos {name}: {report:?}: linearizable through every node, local reads truthful, converged");
+    eprintln!("chaos {name}: {report}: linearizable through every node, local reads truthful, converged");
     cluster.stop().await;
     report
 }

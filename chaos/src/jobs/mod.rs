@@ -16,7 +16,7 @@ use std::time::Duration;
 use tessera_raft::{AssetRecord, AssetState, CatalogNode, Command, JobRecord, NodeId, Outcome, SourceRecord};
 
 use crate::cluster::{ChaosCluster, Nodes, Rng};
-use crate::release::true_ms;
+use crate::sim::now_ms;
 
 /// A job's lease in these runs: short, so a lapse shows within the scenario.
 pub const LEASE_MS: i64 = 400;
@@ -130,8 +130,8 @@ impl JobsWorld {
 
     /// Waits until some job is leased; its holder.
     pub async fn a_holder(&self, within: Duration) -> Option<NodeId> {
-        let deadline = true_ms() + within.as_millis() as i64;
-        while true_ms() < deadline {
+        let deadline = now_ms() + within.as_millis() as i64;
+        while now_ms() < deadline {
             if let Some(l) =
                 self.jobs().iter().find_map(|j| j.lease.filter(|_| j.state == tessera_raft::JobState::Leased))
             {
@@ -149,8 +149,8 @@ impl JobsWorld {
         for id in self.cluster.ids() {
             self.cluster.restart(id).await;
         }
-        let deadline = true_ms() + within.as_millis() as i64;
-        while true_ms() < deadline {
+        let deadline = now_ms() + within.as_millis() as i64;
+        while now_ms() < deadline {
             let jobs = self.jobs();
             if !jobs.is_empty() && jobs.iter().all(|j| j.state == tessera_raft::JobState::Done) {
                 break;
@@ -176,7 +176,7 @@ async fn worker(cx: Context, id: NodeId) {
     while !cx.stop.load(Ordering::Acquire) {
         tokio::time::sleep(Duration::from_millis(10 + rng.below(20))).await;
         let Some(node) = cx.node(id) else { continue };
-        let now = true_ms();
+        let now = now_ms();
         let Some(job) = node.peek(|c| c.jobs.values().find(|j| j.claimable(now)).cloned()) else { continue };
         let claim = Command::ClaimJob {
             asset: job.asset.clone(),
@@ -193,7 +193,7 @@ async fn worker(cx: Context, id: NodeId) {
                 finished = false; // killed: the work in memory is lost
                 break;
             }
-            let write = Write { job: key.clone(), segment: k, epoch: lease.epoch, node: id, true_ms: true_ms() };
+            let write = Write { job: key.clone(), segment: k, epoch: lease.epoch, node: id, true_ms: now_ms() };
             cx.writes.lock().expect("writes").push(write);
             let renew = Command::RenewJob {
                 asset: job.asset.clone(),

@@ -27,7 +27,7 @@ use tessera_transcode::{Admit, GapLedger, Role, WorkerRoster};
 use tokio::sync::mpsc;
 
 use crate::cluster::{ChaosCluster, Nodes, Rng};
-use crate::release::true_ms;
+use crate::sim::now_ms;
 
 /// A segment of the leader lasts this long.
 pub const SEGMENT_MS: i64 = 150;
@@ -222,7 +222,7 @@ async fn origin(cx: Context, origin_epoch: u64, log: Arc<Mutex<LadderLog>>, seed
         open: [None; RUNGS],
         rng: Rng::new(seed ^ 0x1add3),
     };
-    let start = true_ms();
+    let start = now_ms();
     let mut open: Option<u64> = None;
     o.place(false);
     while !o.cx.stop.load(Ordering::Acquire) {
@@ -230,7 +230,7 @@ async fn origin(cx: Context, origin_epoch: u64, log: Arc<Mutex<LadderLog>>, seed
             Some(msg) = rx.recv() => o.receive(msg),
             () = tokio::time::sleep(Duration::from_millis(5)) => {}
         }
-        let now = true_ms();
+        let now = now_ms();
         let segment = ((now - start) / SEGMENT_MS) as u64;
         if open != Some(segment) {
             if let Some(done) = open {
@@ -365,7 +365,7 @@ impl Origin {
 
     /// Places a new worker (a successor when `handover`) on a node that makes ladders.
     fn place(&mut self, handover: bool) {
-        let now = true_ms();
+        let now = now_ms();
         self.avoid.retain(|_, until| *until > now);
         let catalog = self.cx.node(ORIGIN);
         let Some(catalog) = catalog else { return };
@@ -424,7 +424,7 @@ impl Origin {
         let (feed, work) = mpsc::unbounded_channel();
         let seed = self.rng.next_u64();
         tokio::spawn(worker(self.cx.clone(), node, generation, epoch, work, self.inbox.clone(), seed));
-        self.links.insert(generation, Link { node, epoch, feed, heard_ms: true_ms() });
+        self.links.insert(generation, Link { node, epoch, feed, heard_ms: now_ms() });
         self.started.insert(generation, (node, epoch));
         if handover {
             self.roster.successor_ready();
@@ -447,7 +447,7 @@ async fn worker(
 ) {
     let mut rng = Rng::new(seed);
     let latency = 5 + rng.below(120) as i64;
-    let started = true_ms();
+    let started = now_ms();
     let mut heard = started;
     let mut queue: Vec<(u64, i64)> = Vec::new(); // segment, when fed
     let mut next_part = 0u32;
@@ -455,7 +455,7 @@ async fn worker(
     let mut backlog: Vec<Inbox> = Vec::new();
     loop {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let now = true_ms();
+        let now = now_ms();
         while let Ok(f) = feed.try_recv() {
             match f {
                 Feed::Segment(s) => queue.push((s, now)),

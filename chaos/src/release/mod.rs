@@ -2,9 +2,9 @@
 //! clock on their own (possibly skewed) clock, and viewers polling every node's gate all
 //! through the run.
 //!
-//! Each node's clock is the wall clock plus its skew; its voter proposes the clock votes
-//! the catalog says are due ([`tessera_raft::Catalog::due_clock_votes`], the same core the
-//! node runs), forwarding to the leader only while the link to it is up. The viewers ask
+//! Each node's clock is the true clock ([`now_ms`], virtual under the simulator) plus its
+//! skew; its voter proposes the clock votes the catalog says are due
+//! ([`tessera_raft::Catalog::due_clock_votes`], the same core the node runs), forwarding to the leader only while the link to it is up. The viewers ask
 //! every running node's gate ([`tessera_raft::Catalog::visibility`] on what that node has
 //! applied, with its own clock) every few milliseconds and record what it said and when,
 //! on the true clock. [`check`] then holds the record against the invariants.
@@ -19,11 +19,7 @@ use std::time::Duration;
 use tessera_raft::{CatalogNode, Command, NodeId, Outcome, ReleaseRecord, Visibility};
 
 use crate::cluster::ChaosCluster;
-
-/// The true time: milliseconds since the Unix epoch on the test's clock.
-pub fn true_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+use crate::sim::now_ms;
 
 /// What one node's gate said about one content at one moment.
 #[derive(Debug, Clone)]
@@ -105,7 +101,7 @@ impl ReleaseWorld {
 
     /// Sleeps until the true clock reads `at_ms`.
     pub async fn until(&self, at_ms: i64) {
-        let wait = at_ms - true_ms();
+        let wait = at_ms - now_ms();
         if wait > 0 {
             tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         }
@@ -153,7 +149,7 @@ impl Context {
     }
 
     fn clock(&self, id: NodeId) -> i64 {
-        true_ms() + self.skews.get(&id).copied().unwrap_or(0)
+        now_ms() + self.skews.get(&id).copied().unwrap_or(0)
     }
 }
 
@@ -166,9 +162,9 @@ async fn voter(cx: Context, id: NodeId) {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let Some(node) = cx.node(id) else { continue };
         let due = node.peek(|c| c.due_clock_votes(id, cx.clock(id)));
-        if true_ms() >= retry_at {
+        if now_ms() >= retry_at {
             sent.clear(); // votes not seen applied by now are sent again
-            retry_at = true_ms() + 300;
+            retry_at = now_ms() + 300;
         }
         for vote in due {
             let Command::ReleaseClock { id: r, revision, phase, .. } = &vote else { continue };
@@ -194,7 +190,7 @@ async fn viewers(cx: Context, sightings: Arc<Mutex<Vec<Sighting>>>) {
             let armed: Vec<String> = cx.armed.lock().expect("armed").iter().cloned().collect();
             for content in &armed {
                 // Taken before the gate is asked: a sighting is never dated later than it was.
-                let t = true_ms();
+                let t = now_ms();
                 let served = node.peek(|c| c.visibility(content, None, cx.clock(id))) == Visibility::Public;
                 let s = Sighting { true_ms: t, node: id, content: content.clone(), served };
                 sightings.lock().expect("sightings").push(s);

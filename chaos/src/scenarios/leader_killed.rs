@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::scenario::run;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leader_killed_during_writes() {
+#[test]
+fn leader_killed_during_writes() {
     let r = run("leader_killed_during_writes", 3, 11, async |c, mut rng, window| {
         let end = tokio::time::Instant::now() + window;
         while tokio::time::Instant::now() < end {
@@ -16,7 +16,6 @@ async fn leader_killed_during_writes() {
             tokio::time::sleep(Duration::from_millis(400 + rng.below(800))).await;
             c.restart(l).await;
         }
-    })
-    .await;
+    });
     assert!(r.operations > 50, "clients got work done: {r:?}");
 }

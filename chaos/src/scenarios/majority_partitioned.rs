@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::scenario::run;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn majority_partitioned() {
+#[test]
+fn majority_partitioned() {
     run("majority_partitioned", 5, 13, async |c, mut rng, window| {
         let end = tokio::time::Instant::now() + window;
         let mut one_way = false;
@@ -28,6 +28,5 @@ async fn majority_partitioned() {
             c.net.heal();
             tokio::time::sleep(Duration::from_millis(300 + rng.below(300))).await;
         }
-    })
-    .await;
+    });
 }

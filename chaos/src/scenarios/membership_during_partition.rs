@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::scenario::run;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn membership_change_during_partition() {
+#[test]
+fn membership_change_during_partition() {
     run("membership_change_during_partition", 3, 15, async |c, mut rng, window| {
         tokio::time::sleep(Duration::from_millis(200 + rng.below(300))).await;
         let l = c.wait_leader(Duration::from_secs(5)).await.expect("a leader");
@@ -46,6 +46,5 @@ async fn membership_change_during_partition() {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    })
-    .await;
+    });
 }

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::scenario::run;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn minority_partitioned() {
+#[test]
+fn minority_partitioned() {
     run("minority_partitioned", 3, 12, async |c, mut rng, window| {
         let end = tokio::time::Instant::now() + window;
         while tokio::time::Instant::now() < end {
@@ -17,6 +17,5 @@ async fn minority_partitioned() {
             c.net.heal();
             tokio::time::sleep(Duration::from_millis(200 + rng.below(400))).await;
         }
-    })
-    .await;
+    });
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::scenario::run;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_restarted_from_disk() {
+#[test]
+fn node_restarted_from_disk() {
     run("node_restarted_from_disk", 3, 14, async |c, mut rng, window| {
         let end = tokio::time::Instant::now() + window;
         let mut round = 0;
@@ -27,6 +27,5 @@ async fn node_restarted_from_disk() {
             }
             tokio::time::sleep(Duration::from_millis(300 + rng.below(500))).await;
         }
-    })
-    .await;
+    });
 }
