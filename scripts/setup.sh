@@ -10,9 +10,11 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-# The namespace suite: its own namespaces, links and addresses (iproute2), faults (nftables).
+# The namespace suite: its own namespaces, links and addresses (iproute2), faults (nftables),
+# hosts whose clocks disagree (libfaketime).
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 # FFmpeg's libraries for the codec worker (libavcodec with libx264, libswscale).
 for lib in libavcodec:libavcodec-dev libavutil:libavutil-dev libswscale:libswscale-dev; do
     pkg-config --exists "${lib%%:*}" 2>/dev/null || need+=("${lib##*:}")

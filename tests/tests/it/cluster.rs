@@ -40,6 +40,8 @@ pub(crate) struct Proc {
     rtmp: Option<SocketAddr>,
     /// The network namespace it runs in (`ip netns exec`), if not this one.
     netns: Option<String>,
+    /// How far its wall clock is moved (libfaketime's offset, such as `+40s`), if at all.
+    clock: Option<String>,
     child: Option<Child>,
 }
 
@@ -52,6 +54,7 @@ impl Proc {
             srt: SocketAddr::from(([127, 0, 0, 1], free_port())),
             rtmp: None,
             netns: None,
+            clock: None,
             child: None,
         }
     }
@@ -65,6 +68,7 @@ impl Proc {
             srt: SocketAddr::from((ip, 9000)),
             rtmp: Some(SocketAddr::from((ip, 1935))),
             netns: Some(netns.to_string()),
+            clock: None,
             child: None,
         }
     }
@@ -90,15 +94,28 @@ impl Proc {
     }
 
     /// `tessera`, run where the node runs (in its namespace, if it has one).
+    /// Runs the process with its wall clock moved by `offset` (`+40s`, `-40s`): everything
+    /// it reads from the clock (what it stamps, votes and checks), through libfaketime. Its
+    /// monotonic clock stays true, as NTP steps leave it.
+    pub(crate) fn skew_clock(&mut self, offset: &str) {
+        self.clock = Some(offset.to_string());
+    }
+
     fn command(&self) -> Command {
-        match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, BIN]);
-                c
-            }
-            None => Command::new(BIN),
+        let mut argv: Vec<&str> = Vec::new();
+        if let Some(ns) = &self.netns {
+            argv.extend(["ip", "netns", "exec", ns]);
         }
+        if let Some(offset) = &self.clock {
+            argv.extend(["faketime", "-f", offset]);
+        }
+        argv.push(BIN);
+        let mut c = Command::new(argv[0]);
+        c.args(&argv[1..]);
+        if self.clock.is_some() {
+            c.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
+        c
     }
 
     pub(crate) fn join(&mut self, member: &Proc, token: &str, extra: &[&str]) {

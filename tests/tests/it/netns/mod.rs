@@ -2,12 +2,14 @@
 //! joined to the others through a bridge, with its own address and ports, and the test
 //! reaches every host from outside (as publishers and players do). Faults are the
 //! kernel's: nftables drops packets (both ways, one way, or at random), tbf limits
-//! bandwidth, kill -9 stops a process, a small tmpfs fills up. This kernel has no netem:
+//! bandwidth, kill -9 stops a process, a small tmpfs fills up; a host's clock is moved
+//! with libfaketime. This kernel has no netem:
 //! delay would come from a proxy, and no test here needs one.
 //!
 //! The suite needs root (it creates namespaces, links, addresses and rulesets of its own,
 //! and removes them when a test ends). It fails, never skips, without it.
 
+mod clock;
 mod disk;
 mod fencing;
 mod partition;
