@@ -21,7 +21,7 @@
 //!   far they have got, membership changes through joint consensus.
 //! - Nothing in a member reads the wall clock or the operating system's randomness behind
 //!   its caller's back: the time a proposal is stamped with comes from the member's
-//!   [`node::Clock`], openraft's random election timeouts from [`runtime::ThreadRng`], and
+//!   [`node::Clock`], openraft's random election timeouts from [`runtime::ElectionRng`], and
 //!   log writes may run inline ([`store::LogWrites::Inline`]). Under a paused, seeded,
 //!   single-threaded tokio runtime a cluster therefore replays exactly (the simulator in
 //!   tessera-chaos).

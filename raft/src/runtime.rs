@@ -26,9 +26,9 @@ pub fn seed_thread_rng(seed: u64) {
 
 /// A handle on this thread's generator (what openraft gets from `thread_rng()`).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ThreadRng;
+pub struct ElectionRng;
 
-impl rand::RngCore for ThreadRng {
+impl rand::RngCore for ElectionRng {
     fn next_u32(&mut self) -> u32 {
         (self.next_u64() >> 32) as u32
     }
@@ -60,7 +60,7 @@ impl rand::RngCore for ThreadRng {
     }
 }
 
-/// tokio, with [`ThreadRng`] for openraft's random numbers.
+/// tokio, with [`ElectionRng`] for openraft's random numbers.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct CatalogRuntime;
 
@@ -71,7 +71,7 @@ impl AsyncRuntime for CatalogRuntime {
     type Instant = TokioInstant;
     type TimeoutError = <TokioRuntime as AsyncRuntime>::TimeoutError;
     type Timeout<R, T: Future<Output = R> + OptionalSend> = <TokioRuntime as AsyncRuntime>::Timeout<R, T>;
-    type ThreadLocalRng = ThreadRng;
+    type ThreadLocalRng = ElectionRng;
     type OneshotSender<T: OptionalSend> = TokioOneShotSender<T>;
     type OneshotReceiverError = <TokioRuntime as AsyncRuntime>::OneshotReceiverError;
     type OneshotReceiver<T: OptionalSend> = <TokioRuntime as AsyncRuntime>::OneshotReceiver<T>;
@@ -105,7 +105,7 @@ impl AsyncRuntime for CatalogRuntime {
     }
 
     fn thread_rng() -> Self::ThreadLocalRng {
-        ThreadRng
+        ElectionRng
     }
 
     fn oneshot<T>() -> (Self::OneshotSender<T>, Self::OneshotReceiver<T>)
