@@ -38,7 +38,11 @@ logs = open(os.path.join(a.out, f"soak-{a.nodes}node.log"), "w")
 seconds = int(a.minutes * 60)
 # Some SRT streams get a ladder (`bench-I` for I < L).
 ladders = [f"--stream-ladder=bench-{i}=source,240p:300" for i in range(a.ladders)]
-nodes, token = form(a.tessera, work, a.nodes, logs, flags=["--ladder", "source", *ladders])
+# The DVR window fills within the warm-up (the first fifth, not in the slopes): each
+# rendition's playlist state lists its window's segments, so memory rightly grows until the
+# window is full; with the default hour, an hour's soak would measure only that filling.
+dvr = max(30, seconds // 6)
+nodes, token = form(a.tessera, work, a.nodes, logs, flags=["--ladder", "source", "--dvr-window-s", str(dvr), *ladders])
 publishers = subprocess.Popen([a.multi_publish, "samples/sample.ts", str(seconds + 60), str(a.srt), *[n.srt for n in nodes]],
                               stdout=logs, stderr=logs, start_new_session=True)
 rtmp = []
@@ -93,7 +97,7 @@ def slope(points):
 
 
 warm = seconds * 0.2
-result = {"nodes": a.nodes, "minutes": a.minutes, "srt": a.srt, "rtmp": a.rtmp, "ladders": a.ladders,
+result = {"nodes": a.nodes, "minutes": a.minutes, "dvr_window_s": dvr, "srt": a.srt, "rtmp": a.rtmp, "ladders": a.ladders,
           "players": a.players, "parts": totals.get("total_parts"), "errors": totals.get("total_errors"),
           "per_node": []}
 for i in range(a.nodes):

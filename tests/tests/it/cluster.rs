@@ -31,6 +31,19 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
+/// Where Debian's libfaketime is (package `faketime`, installed by scripts/setup.sh).
+fn libfaketime() -> &'static str {
+    const PLACES: [&str; 3] = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ];
+    PLACES
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("libfaketime is missing: apt-get install faketime (scripts/setup.sh)")
+}
+
 /// One node's folder and addresses; the process comes and goes.
 pub(crate) struct Proc {
     dir: PathBuf,
@@ -102,18 +115,18 @@ impl Proc {
     }
 
     fn command(&self) -> Command {
-        let mut argv: Vec<&str> = Vec::new();
-        if let Some(ns) = &self.netns {
-            argv.extend(["ip", "netns", "exec", ns]);
-        }
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        // Preloaded rather than through the `faketime` wrapper, which forks: the node stays
+        // the process the test kills.
         if let Some(offset) = &self.clock {
-            argv.extend(["faketime", "-f", offset]);
-        }
-        argv.push(BIN);
-        let mut c = Command::new(argv[0]);
-        c.args(&argv[1..]);
-        if self.clock.is_some() {
-            c.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+            c.env("LD_PRELOAD", libfaketime()).env("FAKETIME", offset).env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         }
         c
     }
