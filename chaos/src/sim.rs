@@ -43,12 +43,8 @@ pub fn active() -> bool {
 pub fn now_ms() -> i64 {
     match ORIGIN.with(|o| o.get()) {
         Some(origin) => EPOCH_MS + (Instant::now() - origin).as_millis() as i64,
-        None => system_ms(),
+        None => tessera_raft::Clock::system().now_ms(),
     }
-}
-
-fn system_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Clears the origin when the simulation ends, however it ends.
