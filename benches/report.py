@@ -682,4 +682,5 @@ p("interop/player.mjs --url URL   # hls.js in Chromium, glass-to-glass from the 
 p("scripts/fuzz.sh all SECONDS     # section 13: every fuzz target; benches/fuzz_summary.py makes fuzz.json")
 p("scripts/chaos-seeds.sh 1000     # section 13: the whole catalog on a thousand new seeds")
 p("scripts/soak.sh 60              # section 13: the soak, an hour on one node and on three")
+p("scripts/netns.sh 20             # the namespace suite with 20 rounds of faults (root)")
 p("```")
