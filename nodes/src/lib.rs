@@ -69,6 +69,9 @@ impl From<tessera_storage::TierError> for NodeError {
     }
 }
 
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide Prometheus recorder (installed once; shared by every node in a process).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -87,6 +90,17 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::debug!("a metrics recorder was already installed");
+            }
+            // A histogram's samples wait in the recorder until a scrape or an upkeep folds them
+            // into its buckets: without upkeep, a node nobody scrapes would keep every sample
+            // it ever took (about 90 MB an hour under a thousand players).
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
+                std::thread::sleep(METRICS_UPKEEP);
+                upkeep.run_upkeep();
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "no metrics upkeep thread: histograms grow until scraped");
             }
             handle
         })
