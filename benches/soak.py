@@ -1,12 +1,12 @@
 """The soak: publishers (SRT, RTMP, some with ladders) and LL-HLS players on one node or
-three, for a given time; samples each node's resident memory, descriptors and threads, and
+three, for a given time; samples each node's resident memory, descriptors, threads and runtime tasks, and
 the players' part latency, and reports their slopes (per hour, after a warm-up).
 
   python3 benches/soak.py OUT TESSERA MULTI_PUBLISH LL_PLAYERS --nodes N --minutes M
       [--srt S] [--rtmp R] [--ladders L] [--players P] [--check]
 
---check fails the run if something grew that should stay flat: resident memory or
-descriptors in the last third of the run well above the middle third, players' errors
+--check fails the run if something grew that should stay flat: resident memory,
+descriptors or runtime tasks in the last third of the run well above the middle third, players' errors
 above 2 % of their parts, a node gone. Writes OUT/soak-Nnode.json."""
 import argparse
 import json
@@ -68,6 +68,19 @@ def sample(node):
     return {"rss_mb": field("VmRSS") / 1024, "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": field("Threads")}
 
 
+def tasks(node):
+    """The node's live runtime tasks, from a scrape of its /metrics (None if it has no such
+    gauge). Scraped once a minute, Prometheus's default interval: a scrape also folds the
+    node's histograms, so scraping more often would hide a recorder that holds samples."""
+    try:
+        for line in get(node.url("/metrics")).splitlines():
+            if line.startswith("tessera_runtime_alive_tasks "):
+                return float(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 samples = []
 start = time.monotonic()
 while time.monotonic() - start < seconds:
@@ -75,7 +88,10 @@ while time.monotonic() - start < seconds:
     for i, n in enumerate(nodes):
         if n.proc.poll() is not None:
             raise SystemExit(f"soak: node {i} exited ({n.proc.returncode})")
-        samples.append({"t_s": time.monotonic() - start, "node": i, **sample(n)})
+        at = {"t_s": time.monotonic() - start, "node": i, **sample(n)}
+        if len(samples) // a.nodes % 6 == 5:
+            at["tasks"] = tasks(n)
+        samples.append(at)
 lines = [json.loads(l) for l in players.communicate(timeout=120)[0].splitlines() if l.strip()]
 for proc in [publishers, *rtmp]:
     stop(proc)
@@ -102,9 +118,12 @@ result = {"nodes": a.nodes, "minutes": a.minutes, "dvr_window_s": dvr, "srt": a.
           "per_node": []}
 for i in range(a.nodes):
     mine = [s for s in samples if s["node"] == i and s["t_s"] >= warm]
+    scraped = [s for s in mine if s.get("tasks") is not None]
     result["per_node"].append({
         k + "_per_hour": slope([(s["t_s"], s[k]) for s in mine]) for k in ("rss_mb", "fds", "threads")
-    } | {k + "_end": mine[-1][k] if mine else None for k in ("rss_mb", "fds", "threads")})
+    } | {k + "_end": mine[-1][k] if mine else None for k in ("rss_mb", "fds", "threads")}
+      | {"tasks_per_hour": slope([(s["t_s"], s["tasks"]) for s in scraped]),
+         "tasks_end": scraped[-1]["tasks"] if scraped else None})
 lat = [(w["t_s"], w["latency_p50_ms"]) for w in windows if w["t_s"] >= warm and w["latency_p50_ms"] is not None]
 result["latency_p50_ms"] = percentile([v for _, v in lat], 0.5)
 result["latency_p99_ms"] = percentile([w["latency_p99_ms"] for w in windows if w["latency_p99_ms"] is not None], 0.5)
@@ -126,5 +145,10 @@ if a.check:
             problems.append(f"node {i}: resident memory grew: {[round(s['rss_mb']) for s in mine]}")
         if max(s["fds"] for s in last) > max(s["fds"] for s in middle) + 32:
             problems.append(f"node {i}: descriptors grew: {[s['fds'] for s in mine]}")
+        scraped = [s["tasks"] for s in mine if s.get("tasks") is not None]
+        if not scraped:
+            problems.append(f"node {i}: /metrics never gave tessera_runtime_alive_tasks")
+        elif scraped[-1] > 1.3 * scraped[len(scraped) // 2] + 64:
+            problems.append(f"node {i}: runtime tasks grew: {scraped}")
     if problems:
         raise SystemExit("soak: " + "; ".join(problems))

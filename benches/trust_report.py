@@ -1,6 +1,7 @@
 """Section 13 of docs/benchmarks.md: trust under faults. Reads, from the results folder,
 fuzz.json (scripts/fuzz.sh runs, summarised by benches/fuzz_summary.py), chaos-seeds.json
-(scripts/chaos-seeds.sh) and soak-Nnode.json (scripts/soak.sh); returns the section's lines."""
+(scripts/chaos-seeds.sh) and soak-Nnode.json (scripts/soak.sh), each with an optional "note"
+(what the run found, written beside its figures); returns the section's lines."""
 import json
 import os
 
@@ -45,28 +46,28 @@ def section(folder):
                    if r.get("dvr_window_s") else "the default DVR window of an hour, filling all through the run. ")
                    + "Slopes after the first fifth (least squares, per hour):")
         out.append("")
-        out.append("| node | resident memory | its slope | descriptors | slope | threads | slope |")
-        out.append("|---|---|---|---|---|---|---|")
+        out.append("| node | resident memory | its slope | descriptors | slope | threads | slope | runtime tasks | slope |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
         f = lambda v, d=1: "n/a" if v is None else f"{v:+.{d}f}"
         for i, pn in enumerate(r["per_node"]):
             out.append(f"| {i + 1} | {pn['rss_mb_end']:.0f} MB | {f(pn['rss_mb_per_hour'])} MB/h | {pn['fds_end']} | "
-                       f"{f(pn['fds_per_hour'])}/h | {pn['threads_end']} | {f(pn['threads_per_hour'])}/h |")
+                       f"{f(pn['fds_per_hour'])}/h | {pn['threads_end']} | {f(pn['threads_per_hour'])}/h | "
+                       f"{'n/a' if pn.get('tasks_end') is None else int(pn['tasks_end'])} | {'n/a' if pn.get('tasks_per_hour') is None else f(pn['tasks_per_hour']) + '/h'} |")
         out.append("")
         out.append(f"Part latency (a part's arrival at a player, less the program time of its end): p50 "
-                   f"{r['latency_p50_ms']:.0f} ms, slope {f(r['latency_p50_ms_per_hour'])} ms/h; p99 of the 10 s windows' p99s "
+                   f"{r['latency_p50_ms']:.0f} ms, slope {f(r['latency_p50_ms_per_hour'])} ms/h; the 10 s windows' p99, median over the run, "
                    f"{r['latency_p99_ms']:.0f} ms. The program time is the node's own ingest clock, so the figure is the delivery")
         out.append("delay past it, not glass-to-glass (section 1); it is below zero when a part leaves the node before its")
         out.append("program end as that clock counts it.")
         out.append("")
         if 30 <= r["minutes"] < 60:
             out.append(f"This run lasted {r['minutes']:g} minutes, a little short of the hour the soak is meant for.")
-            if any(pn["rss_mb_per_hour"] > 100 for pn in r["per_node"]):
-                out.append("Resident memory still grows, linearly, after the DVR window is full: anonymous memory, not yet")
-                out.append("traced to a leak or to the allocator's arenas; descriptors, threads and latency stay level.")
             out.append("")
         elif r["minutes"] < 30:
             out.append(f"This run lasted {r['minutes']:g} minutes, not the hour the soak is meant for: a slope over minutes mixes")
             out.append("warm-up (live windows, the DVR tier and connection pools filling) with growth, so it shows neither")
             out.append("flatness nor a leak yet. The run held no error and its descriptors and threads stayed level.")
             out.append("")
+        if s.get("note"):
+            out += [s["note"], ""]
     return out

@@ -52,6 +52,7 @@ pub fn router(state: Arc<HttpState>, public: Router, admin: Router, preflight: R
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
+    crate::telemetry::record_process();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 

@@ -29,11 +29,13 @@ pub mod session;
 pub mod srt_ingest;
 mod start;
 mod tasks;
+mod telemetry;
+
+pub use telemetry::metrics_handle;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tessera_live::store::SegmentStore;
 use thiserror::Error;
 use tokio::sync::watch;
@@ -67,44 +69,6 @@ impl From<tessera_storage::TierError> for NodeError {
     fn from(e: tessera_storage::TierError) -> Self {
         NodeError::Tiers(Box::new(e))
     }
-}
-
-/// How often histogram samples are folded into their buckets when nobody scrapes.
-const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// The process-wide Prometheus recorder (installed once; shared by every node in a process).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0])
-                .expect("static buckets")
-                // Parts cross a cluster in well under a millisecond on a LAN.
-                .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full("tessera_relay_part_delay_seconds".into()),
-                    &[0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0],
-                )
-                .expect("static buckets")
-                .build_recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::debug!("a metrics recorder was already installed");
-            }
-            // A histogram's samples wait in the recorder until a scrape or an upkeep folds them
-            // into its buckets: without upkeep, a node nobody scrapes would keep every sample
-            // it ever took (about 90 MB an hour under a thousand players).
-            let upkeep = handle.clone();
-            let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
-                std::thread::sleep(METRICS_UPKEEP);
-                upkeep.run_upkeep();
-            });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "no metrics upkeep thread: histograms grow until scraped");
-            }
-            handle
-        })
-        .clone()
 }
 
 /// A running node.
