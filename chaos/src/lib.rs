@@ -21,7 +21,9 @@
 //!
 //! Every catalog scenario runs under the deterministic simulator ([`sim`]): one thread,
 //! virtual time, seeded randomness down to openraft's election timeouts and tokio's
-//! `select!`, so a seed replays the whole interleaving, not only the fault schedule.
+//! `select!`, so a seed replays the whole interleaving, not only the fault schedule. Its datagram
+//! network ([`udp`]) carries the cluster's real QUIC transport, TLS and all, so code that talks
+//! between nodes over QUIC runs there unchanged.
 //!
 //! # Contract
 //! - A scenario ([`scenario::run`]) fails if the history of client operations is not
@@ -47,6 +49,7 @@ pub mod media;
 pub mod release;
 pub mod scenario;
 pub mod sim;
+pub mod udp;
 pub mod workload;
 
 #[cfg(test)]

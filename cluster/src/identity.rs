@@ -1,9 +1,13 @@
 //! Who belongs to the cluster: its certificate authority, each node's certificate, and the
 //! tokens that admit a node or an administrator.
 //!
-//! - `tessera cluster init` makes a CA (ECDSA P-256) and the first node's certificate. Every
-//!   node certificate names the node (`node-ID.tessera`) and is signed by the CA; nodes talk
-//!   to each other over mutually authenticated TLS against that CA only.
+//! - `tessera cluster init` makes a CA and the first node's certificate. Every node
+//!   certificate names the node (`node-ID.tessera`) and is signed by the CA; nodes talk to
+//!   each other over mutually authenticated TLS against that CA only.
+//! - Keys are Ed25519: cheaper to sign and check than ECDSA, and their signatures are
+//!   deterministic and of one length, so a handshake between two nodes always takes the same
+//!   bytes (the simulator, which replays QUIC datagram by datagram, relies on it). A cluster
+//!   made with ECDSA keys keeps working: both are accepted.
 //! - A join token is `SECRET.CAHASH`: the secret admits the joiner (the catalog keeps only
 //!   its SHA-256), and the SHA-256 of the CA certificate lets the joiner check, before it
 //!   sends the secret, that it is talking to this cluster (as kubeadm's discovery hash does).
@@ -53,6 +57,17 @@ fn ca_params() -> Result<CertificateParams, rcgen::Error> {
     Ok(p)
 }
 
+/// A certificate's serial number: 20 bytes of the SHA-256 of its public key (unique as the
+/// key is), the first byte kept in 0x40..=0x7f so that the number is positive and its
+/// encoding always 20 bytes long (with the first byte free, one serial in 256 would be a
+/// byte shorter, and a certificate's size would vary with its key).
+fn serial_of(key: &KeyPair) -> rcgen::SerialNumber {
+    let hash = ring::digest::digest(&ring::digest::SHA256, key.public_key_raw());
+    let mut serial = hash.as_ref()[..20].to_vec();
+    serial[0] = (serial[0] & 0x3f) | 0x40;
+    rcgen::SerialNumber::from(serial)
+}
+
 /// A name every node's certificate also carries: what a joiner (which does not know the
 /// node's id yet) checks.
 pub const CLUSTER_NAME: &str = "cluster.tessera";
@@ -64,8 +79,10 @@ pub fn server_name(id: NodeId) -> String {
 
 impl ClusterCa {
     pub fn create() -> Result<Self, IdentityError> {
-        let key = KeyPair::generate()?;
-        let cert = ca_params()?.self_signed(&key)?;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+        let mut params = ca_params()?;
+        params.serial_number = Some(serial_of(&key));
+        let cert = params.self_signed(&key)?;
         Ok(ClusterCa { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
@@ -73,8 +90,9 @@ impl ClusterCa {
     pub fn issue(&self, id: NodeId) -> Result<NodeIdentity, IdentityError> {
         let ca_key = KeyPair::from_pem(&self.key_pem)?;
         let issuer = Issuer::new(ca_params()?, ca_key);
-        let key = KeyPair::generate()?;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
         let mut p = CertificateParams::new(vec![server_name(id), CLUSTER_NAME.to_string()])?;
+        p.serial_number = Some(serial_of(&key));
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, server_name(id));
         p.distinguished_name = dn;

@@ -85,14 +85,38 @@ impl QuicTransport {
     pub fn bind(addr: SocketAddr, identity: &NodeIdentity) -> Result<Self, BindError> {
         let endpoint =
             quinn::Endpoint::server(tls::server_config(identity)?, addr).map_err(|e| BindError::Socket(addr, e))?;
-        let transport = QuicTransport {
+        Self::over(endpoint, identity)
+    }
+
+    /// As [`bind`](Self::bind), on a datagram socket of the caller's (a simulated network),
+    /// with QUIC's own random choices (connection ids, skipped packet numbers) drawn from
+    /// `rng_seed` when given, so that a simulated run replays.
+    pub fn bind_on(
+        socket: Arc<dyn quinn::AsyncUdpSocket>,
+        identity: &NodeIdentity,
+        rng_seed: Option<[u8; 32]>,
+    ) -> Result<Self, BindError> {
+        let addr = socket.local_addr().map_err(|e| BindError::Socket(SocketAddr::from(([0, 0, 0, 0], 0)), e))?;
+        let mut config = quinn::EndpointConfig::default();
+        config.rng_seed(rng_seed);
+        let endpoint = quinn::Endpoint::new_with_abstract_socket(
+            config,
+            Some(tls::server_config(identity)?),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| BindError::Socket(addr, e))?;
+        Self::over(endpoint, identity)
+    }
+
+    fn over(endpoint: quinn::Endpoint, identity: &NodeIdentity) -> Result<Self, BindError> {
+        Ok(QuicTransport {
             endpoint,
             client: tls::member_client_config(identity)?,
             connections: Arc::default(),
             registry: Arc::default(),
             started: Arc::default(),
-        };
-        Ok(transport)
+        })
     }
 
     /// Starts serving the protocols registered so far, and those registered later from

@@ -15,6 +15,7 @@ mod media_seed_replays;
 mod media_slow_link;
 mod membership_during_partition;
 mod minority_partitioned;
+mod quic_replays;
 mod release_leader_killed;
 mod release_minority_partitioned;
 mod release_moved_and_cancelled;
