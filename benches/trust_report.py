@@ -32,7 +32,12 @@ def section(folder):
     else:
         out.append("No seed sweep was recorded.")
     out.append("")
-    out += ["### Soak", ""]
+    return out + soak(folder)
+
+
+def soak(folder):
+    """The soak's subsection alone (its runs are the longest, and are often redone apart)."""
+    out = ["### Soak", ""]
     for n in (1, 3):
         s = load(folder, f"soak-{n}node.json")
         if not s:

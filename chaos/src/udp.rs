@@ -57,6 +57,12 @@ pub struct NetCounts {
     pub dropped: u64,
 }
 
+impl tessera_cluster::host::DatagramNetwork for UdpNet {
+    fn bind(&self, addr: SocketAddr) -> Arc<dyn AsyncUdpSocket> {
+        UdpNet::bind(self, addr)
+    }
+}
+
 impl UdpNet {
     /// A network whose every datagram takes `delay`, its losses drawn from `seed`.
     pub fn new(seed: u64, delay: Duration) -> UdpNet {

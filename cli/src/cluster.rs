@@ -103,7 +103,12 @@ impl ApiArgs {
 pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Init(a) => {
-            let addrs = ClusterAddrs { bind: a.cluster, advertise: a.cluster_advertise, http: a.http.to_string() };
+            let addrs = ClusterAddrs {
+                bind: a.cluster,
+                advertise: a.cluster_advertise,
+                http: a.http.to_string(),
+                host: Default::default(),
+            };
             let (service, join, admin) = ClusterService::init(&a.data_dir, &addrs, &Default::default())
                 .await
                 .with_context(|| format!("cluster init in {}", a.data_dir.display()))?;

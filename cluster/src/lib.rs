@@ -10,6 +10,8 @@
 //!   the leader, linearizable reads from any member, init, join, leave).
 //! - [`remote`]: actors on other nodes: a typed handle over the transport, bounded
 //!   mailboxes both ways, and the loss of the actor or its node reported to its owner.
+//! - [`host`]: where a member runs: this machine, or a simulation that provides its
+//!   datagram network, clock and seed.
 //! - [`api`]: what every part of the admin API shares: admin tokens, errors, reads.
 //!
 //! # Contract
@@ -26,6 +28,7 @@
 //! - Media in a message's body crosses as it is, never re-encoded.
 
 pub mod api;
+pub mod host;
 pub mod identity;
 pub mod membership;
 pub mod protocol;

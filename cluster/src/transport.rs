@@ -15,6 +15,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use rustls::pki_types::CertificateDer;
 
+use crate::host::Host;
 use crate::identity::{server_name, NodeIdentity, CLUSTER_NAME};
 use crate::protocol::{MemberCheck, Opening, Peer, Protocol, Registry};
 use crate::tls::{self, TlsError};
@@ -86,6 +87,14 @@ impl QuicTransport {
         let endpoint =
             quinn::Endpoint::server(tls::server_config(identity)?, addr).map_err(|e| BindError::Socket(addr, e))?;
         Self::over(endpoint, identity)
+    }
+
+    /// Binds `addr` on `host`: the machine's UDP socket, or a simulated network's.
+    pub fn bind_in(addr: SocketAddr, identity: &NodeIdentity, host: &Host) -> Result<Self, BindError> {
+        match host {
+            Host::Machine => Self::bind(addr, identity),
+            Host::Simulated(sim) => Self::bind_on(sim.network.bind(addr), identity, Some(sim.rng_seed(addr))),
+        }
     }
 
     /// As [`bind`](Self::bind), on a datagram socket of the caller's (a simulated network),
@@ -322,8 +331,11 @@ impl Drop for Unanswered<'_> {
 
 /// Calls unary protocol `P` on the node at `addr` without being a member: no certificate,
 /// and the node trusted only if its CA has the SHA-256 `ca_sha256` (what a join token
-/// names).
+/// names). On this machine the call goes out of an ephemeral port; on a simulated `host`,
+/// from the address `from`.
 pub async fn call_as_stranger<P: Protocol>(
+    host: &Host,
+    from: Option<SocketAddr>,
     addr: SocketAddr,
     ca_sha256: &str,
     request: &P::Request,
@@ -331,8 +343,20 @@ pub async fn call_as_stranger<P: Protocol>(
 ) -> Result<P::Response, CallError> {
     let error = |failure| CallError { node: None, addr: addr.to_string(), protocol: P::NAME, failure };
     let unreachable = |e: LinkError| error(Failure::Unreachable(e));
-    let mut endpoint =
-        quinn::Endpoint::client("0.0.0.0:0".parse().expect("valid")).map_err(|e| unreachable(LinkError::Socket(e)))?;
+    let mut endpoint = match (host, from) {
+        (Host::Simulated(sim), Some(from)) => {
+            let mut config = quinn::EndpointConfig::default();
+            config.rng_seed(Some(sim.rng_seed(from)));
+            quinn::Endpoint::new_with_abstract_socket(
+                config,
+                None,
+                sim.network.bind(from),
+                Arc::new(quinn::TokioRuntime),
+            )
+        }
+        _ => quinn::Endpoint::client("0.0.0.0:0".parse().expect("valid")),
+    }
+    .map_err(|e| unreachable(LinkError::Socket(e)))?;
     let config = tls::joiner_client_config(ca_sha256).map_err(|e| unreachable(LinkError::Tls(e)))?;
     endpoint.set_default_client_config(config);
     let connecting = endpoint.connect(addr, CLUSTER_NAME).map_err(|e| unreachable(e.into()))?;

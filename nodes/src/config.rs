@@ -422,6 +422,7 @@ impl NodeConfig {
                 bind: self.cluster,
                 advertise: self.cluster_advertise.clone(),
                 http: http.to_string(),
+                host: Default::default(),
             },
             join: self.join.clone(),
             token: self.token.clone(),

@@ -13,6 +13,7 @@ mod media_links_cut;
 mod media_relays_killed;
 mod media_seed_replays;
 mod media_slow_link;
+mod members_over_quic;
 mod membership_during_partition;
 mod minority_partitioned;
 mod quic_replays;

@@ -19,6 +19,7 @@ use tessera_raft::{
     CaRecord, CatalogError, CatalogNode, Command, NodeId, NodeRecord, Outcome, RaftTimeouts, TokenKind,
 };
 
+use crate::host::Host;
 use crate::identity::{new_secret, secret_hash, ClusterCa, IdentityError, JoinToken, NodeIdentity};
 use crate::transport::{call_as_stranger, BindError, CallError, QuicTransport, CALL_TIMEOUT};
 use protocols::{Forward, Join, Raft, ReadIndex};
@@ -65,6 +66,8 @@ pub struct ClusterAddrs {
     pub advertise: Option<String>,
     /// Its HTTP address, as others should use it.
     pub http: String,
+    /// The network `bind` is on: this machine's, or a simulation's.
+    pub host: Host,
 }
 
 /// How others reach a bound address: loopback stands in for an unspecified IP.
@@ -109,9 +112,16 @@ impl ClusterService {
         addrs: &ClusterAddrs,
         timeouts: &RaftTimeouts,
     ) -> Result<Self, ClusterError> {
-        let transport = QuicTransport::bind(addrs.bind, &identity)?;
+        let transport = QuicTransport::bind_in(addrs.bind, &identity, &addrs.host)?;
         let advertise = addrs.advertise.clone().unwrap_or_else(|| reachable(transport.local_addr()));
-        let catalog = CatalogNode::start(identity.id, &catalog_dir(data), transport.clone(), timeouts).await?;
+        let catalog = CatalogNode::start_in(
+            identity.id,
+            &catalog_dir(data),
+            transport.clone(),
+            timeouts,
+            addrs.host.environment(),
+        )
+        .await?;
         let service = ClusterService { catalog, transport, identity, advertise };
         service.serve();
         tracing::info!(node = service.identity.id, cluster = %service.advertise, "catalog member started");
@@ -207,22 +217,28 @@ impl ClusterService {
         if let Some(id) = NodeIdentity::load(&identity_dir(data))? {
             return Err(ClusterError::AlreadyMember(data.into(), id.id));
         }
-        // The advertised address must be known before asking: bind first.
-        let socket = |e| ClusterError::Bind(BindError::Socket(addrs.bind, e));
-        let probe = std::net::UdpSocket::bind(addrs.bind).map_err(socket)?;
-        let bound = probe.local_addr().map_err(socket)?;
-        drop(probe);
+        // The advertised address must be known before asking: bind first (a simulated host
+        // binds the address it is given).
+        let bound = match addrs.host {
+            Host::Machine => {
+                let socket = |e| ClusterError::Bind(BindError::Socket(addrs.bind, e));
+                let probe = std::net::UdpSocket::bind(addrs.bind).map_err(socket)?;
+                probe.local_addr().map_err(socket)?
+            }
+            Host::Simulated(_) => addrs.bind,
+        };
         let advertise = addrs.advertise.clone().unwrap_or_else(|| reachable(bound));
         let request = JoinRequest {
             secret: token.secret.clone(),
             cluster_addr: advertise.clone(),
             http_addr: addrs.http.clone(),
         };
-        let grant = call_as_stranger::<Join>(member, &token.ca_sha256, &request, CALL_TIMEOUT * 4)
-            .await
-            .map_err(|e| ClusterError::JoinRefused(JoinFailure::Call(e)))?
-            .map_err(|e| ClusterError::JoinRefused(JoinFailure::Refused(e)))?;
-        let addrs = ClusterAddrs { bind: bound, advertise: Some(advertise.clone()), http: addrs.http.clone() };
+        let grant =
+            call_as_stranger::<Join>(&addrs.host, Some(bound), member, &token.ca_sha256, &request, CALL_TIMEOUT * 4)
+                .await
+                .map_err(|e| ClusterError::JoinRefused(JoinFailure::Call(e)))?
+                .map_err(|e| ClusterError::JoinRefused(JoinFailure::Refused(e)))?;
+        let addrs = ClusterAddrs { bind: bound, advertise: Some(advertise.clone()), ..addrs.clone() };
         let service = Self::launch(data, grant.identity.clone(), &addrs, timeouts).await?;
         let id = service.identity.id;
         let member = member.to_string();

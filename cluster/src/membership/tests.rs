@@ -23,7 +23,12 @@ fn timeouts() -> RaftTimeouts {
 }
 
 fn addrs() -> ClusterAddrs {
-    ClusterAddrs { bind: "127.0.0.1:0".parse().unwrap(), advertise: None, http: "127.0.0.1:8080".into() }
+    ClusterAddrs {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        advertise: None,
+        http: "127.0.0.1:8080".into(),
+        host: Default::default(),
+    }
 }
 
 struct Scratch(PathBuf);
@@ -122,8 +127,12 @@ async fn a_cluster_forms_over_quic_with_tokens_and_survives_its_leader() {
     let mut back = None;
     for _ in 0..50 {
         // Its old socket is released once the last task holding it has ended.
-        match ClusterService::start(&dir.node(leader), &ClusterAddrs { bind, advertise: None, http: "x".into() }, &t)
-            .await
+        match ClusterService::start(
+            &dir.node(leader),
+            &ClusterAddrs { bind, advertise: None, http: "x".into(), host: Default::default() },
+            &t,
+        )
+        .await
         {
             Ok(s) => {
                 back = Some(s);

@@ -34,7 +34,12 @@ fn timeouts() -> RaftTimeouts {
 }
 
 fn addrs() -> ClusterAddrs {
-    ClusterAddrs { bind: "127.0.0.1:0".parse().unwrap(), advertise: None, http: "127.0.0.1:1".into() }
+    ClusterAddrs {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        advertise: None,
+        http: "127.0.0.1:1".into(),
+        host: Default::default(),
+    }
 }
 
 /// A store whose live window is `window` segments (and as many again kept for stragglers).
