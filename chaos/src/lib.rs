@@ -23,7 +23,8 @@
 //! virtual time, seeded randomness down to openraft's election timeouts and tokio's
 //! `select!`, so a seed replays the whole interleaving, not only the fault schedule. Its datagram
 //! network ([`udp`]) carries the cluster's real QUIC transport, TLS and all, so code that talks
-//! between nodes over QUIC runs there unchanged.
+//! between nodes over QUIC runs there unchanged: whole members ([`members`]: init, join,
+//! forwarded writes, linearizable reads) and the live relay driver between them.
 //!
 //! # Contract
 //! - A scenario ([`scenario::run`]) fails if the history of client operations is not
@@ -46,6 +47,7 @@ pub mod jobs;
 pub mod ladders;
 pub mod linearizability;
 pub mod media;
+pub mod members;
 pub mod release;
 pub mod scenario;
 pub mod sim;

@@ -5,34 +5,17 @@
 //! two and after the cut heals. Every acknowledged write is read back through every member,
 //! and one seed replays the same history: every outcome at the same virtual instant.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_cluster::host::{Host, SimulatedHost};
-use tessera_cluster::{ClusterAddrs, ClusterService};
-use tessera_raft::store::LogWrites;
-use tessera_raft::{Clock, Command, Environment, RaftTimeouts};
+use tessera_raft::Command;
 
+use crate::members::addr;
 use crate::udp::UdpNet;
 
 const WRITES: usize = 45;
 /// Writes in this range are made while the first leader is cut off from the others.
 const CUT: std::ops::Range<usize> = 15..30;
-
-fn addr(id: usize) -> SocketAddr {
-    format!("10.0.0.{id}:7000").parse().expect("address")
-}
-
-fn timeouts() -> RaftTimeouts {
-    RaftTimeouts {
-        heartbeat: Duration::from_millis(50),
-        election_min: Duration::from_millis(150),
-        election_max: Duration::from_millis(300),
-        snapshot_every: 20,
-    }
-}
 
 /// What the run saw: each write's end (virtual ms since the start) and outcome, then what
 /// each member read back.
@@ -41,27 +24,7 @@ fn history(seed: u64, dir: &Path) -> Vec<(u64, String)> {
         let start = tokio::time::Instant::now();
         let net = UdpNet::new(seed, Duration::from_millis(1));
         net.set_loss(5_000);
-        let host = Host::Simulated(SimulatedHost {
-            network: Arc::new(net.clone()),
-            seed,
-            environment: Environment { clock: Clock::from_fn(crate::sim::now_ms), log_writes: LogWrites::Inline },
-        });
-        let addrs = |id: usize| ClusterAddrs {
-            bind: addr(id),
-            advertise: None,
-            http: format!("10.0.0.{id}:80"),
-            host: host.clone(),
-        };
-        let (first, token, _admin) =
-            ClusterService::init(&dir.join("1"), &addrs(1), &timeouts()).await.expect("node 1 initialises");
-        let mut members = vec![first];
-        for id in 2..=3 {
-            let joined =
-                ClusterService::join(&dir.join(id.to_string()), &addrs(id), addr(1), &token, false, &timeouts())
-                    .await
-                    .unwrap_or_else(|e| panic!("node {id} joins, seed {seed}: {e}"));
-            members.push(joined);
-        }
+        let members = crate::members::start(3, seed, dir, &net).await;
         let mut seen = Vec::new();
         let mut acknowledged = Vec::new();
         let leader = members[0].wait_leader(Duration::from_secs(5)).await.expect("a leader") as usize;

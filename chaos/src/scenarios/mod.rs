@@ -17,6 +17,7 @@ mod members_over_quic;
 mod membership_during_partition;
 mod minority_partitioned;
 mod quic_replays;
+mod relay_over_quic;
 mod release_leader_killed;
 mod release_minority_partitioned;
 mod release_moved_and_cancelled;

@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tessera_raft::NodeId;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::feeds::FeedRegistry;

@@ -19,6 +19,10 @@
 //! position, at the pace the follower reads (QUIC flow control); a follower that falls more
 //! than the journal's window behind is started again at the live edge, and its playlists
 //! continue with a discontinuity. Nothing waits on a slow follower.
+//!
+//! Time: the driver's timers and deadlines (silence of a relay, the way back to a parent,
+//! idleness) are tokio's, so under a paused clock (the chaos simulator) it runs on virtual
+//! time and a seed replays it.
 
 mod feeds;
 mod follow;

@@ -7,12 +7,13 @@
 //! subscription resumes there from the same position without a discontinuity. A follower
 //! that moved up tries its own parent again after a while, so the tree re-forms.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tessera_packager::{MediaSink, SessionEnd};
 use tessera_raft::NodeId;
 use tessera_relay::{FeedEvent, Mirror, MirrorStep};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::follow::Followers;
 use super::protocols::{self, FeedAcks, FeedFrames};
@@ -228,7 +229,7 @@ impl Replay<'_> {
                     let delay = (tessera_ingest::timestamp::unix_us() - published_us).max(0) as f64 / 1e6;
                     metrics::histogram!("tessera_relay_part_delay_seconds").record(delay);
                 }
-                match event.into_published(Instant::now()) {
+                match event.into_published(Instant::now().into_std()) {
                     Ok((rendition, published, number)) => {
                         self.store.publish_numbered(stream, session, &rendition, published, number);
                     }
