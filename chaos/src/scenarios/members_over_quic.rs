@@ -74,8 +74,8 @@ fn history(seed: u64, dir: &Path) -> Vec<(u64, String)> {
 }
 
 #[test]
-fn members_over_quic_replay_through_a_cut_leader() {
-    let seed = crate::scenario::seed(31);
+fn members_over_quic() {
+    let (seed, _, _) = crate::scenario::announce("members_over_quic", 31);
     let dir = std::env::temp_dir().join(format!("tessera-chaos-members-{}-{seed}", std::process::id()));
     let run = |name: &str| {
         let run_dir = dir.join(name);

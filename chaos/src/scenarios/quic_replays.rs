@@ -69,7 +69,7 @@ fn exchange(seed: u64, identities: &[NodeIdentity; 2]) -> Vec<(u64, String)> {
 
 #[test]
 fn quic_between_two_nodes_replays_through_loss_and_a_partition() {
-    let seed = crate::scenario::seed(20);
+    let (seed, _, _) = crate::scenario::announce("quic_replays", 20);
     let ca = ClusterCa::create().expect("CA");
     let identities = [ca.issue(1).expect("node 1"), ca.issue(2).expect("node 2")];
     let first = exchange(seed, &identities);

@@ -158,18 +158,37 @@ fn history(seed: u64, dir: &Path) -> Vec<String> {
     })
 }
 
+/// Runs `seed` in a folder of its own, removed afterwards.
+fn history_in_scratch(seed: u64, run: &str) -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("tessera-chaos-relay-{}-{seed}-{run}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let trace = history(seed, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    trace
+}
+
 #[test]
-fn the_relay_driver_replays_through_a_cut_relay_and_a_one_way_cut() {
-    let seed = crate::scenario::seed(41);
-    let dir = std::env::temp_dir().join(format!("tessera-chaos-relay-{}-{seed}", std::process::id()));
-    let run = |name: &str| {
-        let run_dir = dir.join(name);
-        let _ = std::fs::remove_dir_all(&run_dir);
-        history(seed, &run_dir)
-    };
-    let first = run("first");
-    let again = run("again");
+fn relay_over_quic() {
+    let (seed, _, _) = crate::scenario::announce("relay_over_quic", 41);
+    let first = history_in_scratch(seed, "first");
+    let again = history_in_scratch(seed, "again");
     let diverged = first.iter().zip(&again).position(|(a, b)| a != b);
     assert_eq!(diverged, None, "seed {seed} replayed differently from tick {diverged:?}:\n{}", first.join("\n"));
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// New seeds each run: `TESSERA_CHAOS_RELAY_SEEDS` of them (5 by default), each printed
+/// with the command that replays it.
+#[test]
+fn relay_over_quic_new_seeds() {
+    if std::env::var("TESSERA_CHAOS_SEED").is_ok() {
+        return; // one seed replayed: relay_over_quic runs it
+    }
+    let n: u64 = std::env::var("TESSERA_CHAOS_RELAY_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let first = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+    let mut seeds = crate::cluster::Rng::new(first);
+    for i in 0..n {
+        let seed = seeds.next_u64() % 1_000_000_000;
+        eprintln!("relay_over_quic_new_seeds: {} of {n}: seed {seed} (replay: TESSERA_CHAOS_SEED={seed} cargo test -p tessera-chaos relay_over_quic)", i + 1);
+        history_in_scratch(seed, "new");
+    }
 }
