@@ -39,6 +39,9 @@
 //! - `cargo test -p tessera-chaos` runs every scenario with a short fault window (CI);
 //!   `TESSERA_CHAOS_SECONDS=60` runs them longer, `TESSERA_CHAOS_SEED=N` picks the seed,
 //!   `TESSERA_CHAOS_TRACE=1` prints each fresh start a media follower receives.
+//! - Each run also tries new seeds, printing each with its replay command: 20 of the whole
+//!   catalog (`TESSERA_CHAOS_NEW_SEEDS`), 5 of the relay driver over QUIC
+//!   (`TESSERA_CHAOS_RELAY_SEEDS`).
 
 pub mod catalog;
 pub mod cluster;
