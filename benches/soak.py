@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from benchlib import form, percentile, stop, wait, get
@@ -43,15 +44,33 @@ ladders = [f"--stream-ladder=bench-{i}=source,240p:300" for i in range(a.ladders
 # window is full; with the default hour, an hour's soak would measure only that filling.
 dvr = max(30, seconds // 6)
 nodes, token = form(a.tessera, work, a.nodes, logs, flags=["--ladder", "source", "--dvr-window-s", str(dvr), *ladders])
+# Publishers behave as encoders do: one that a node closes (a fenced origin, a cut) connects
+# again a second later. multi_publish does so itself; the RTMP publishers are restarted.
+pub_log_path = os.path.join(a.out, f"soak-{a.nodes}node-publishers.log")
+pub_log = open(pub_log_path, "w")
 publishers = subprocess.Popen([a.multi_publish, "samples/sample.ts", str(seconds + 60), str(a.srt), *[n.srt for n in nodes]],
-                              stdout=logs, stderr=logs, start_new_session=True)
+                              stdout=logs, stderr=pub_log, start_new_session=True)
+ending = threading.Event()
+rtmp_restarts = [0]
 rtmp = []
-for i in range(a.rtmp):
+
+
+def rtmp_publisher(i):
     node = nodes[i % len(nodes)]
-    rtmp.append(subprocess.Popen(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", "samples/sample-rtmp.flv",
-         "-c", "copy", "-f", "flv", f"rtmp://{node.rtmp}/live/rtmp-{i}"],
-        stdin=subprocess.DEVNULL, stdout=logs, stderr=logs, start_new_session=True))
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", "samples/sample-rtmp.flv",
+           "-c", "copy", "-f", "flv", f"rtmp://{node.rtmp}/live/rtmp-{i}"]
+    while not ending.is_set():
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logs, stderr=logs, start_new_session=True)
+        rtmp.append(proc)
+        proc.wait()
+        if ending.wait(1):
+            return
+        rtmp_restarts[0] += 1
+
+
+supervisors = [threading.Thread(target=rtmp_publisher, args=(i,), daemon=True) for i in range(a.rtmp)]
+for t in supervisors:
+    t.start()
 streams = [f"bench-{i}" for i in range(a.srt)] + [f"rtmp-{i}" for i in range(a.rtmp)]
 for s in streams:
     wait(f"stream {s}", lambda: get(nodes[-1].url(f"/live/{s}/src/index.m3u8")), within=60, bench="soak")
@@ -93,8 +112,15 @@ while time.monotonic() - start < seconds:
             at["tasks"] = tasks(n)
         samples.append(at)
 lines = [json.loads(l) for l in players.communicate(timeout=120)[0].splitlines() if l.strip()]
+ending.set()
 for proc in [publishers, *rtmp]:
     stop(proc)
+for t in supervisors:
+    t.join(timeout=5)
+for proc in rtmp:
+    stop(proc)
+pub_log.close()
+srt_reconnects = sum(1 for line in open(pub_log_path) if line.endswith("; connecting again\n"))
 totals = lines[-1] if lines and "total_parts" in lines[-1] else {}
 windows = [l for l in lines if "t_s" in l and l["t_s"] <= seconds]
 for n in nodes:
@@ -115,7 +141,7 @@ def slope(points):
 warm = seconds * 0.2
 result = {"nodes": a.nodes, "minutes": a.minutes, "dvr_window_s": dvr, "srt": a.srt, "rtmp": a.rtmp, "ladders": a.ladders,
           "players": a.players, "parts": totals.get("total_parts"), "errors": totals.get("total_errors"),
-          "per_node": []}
+          "publisher_reconnects": srt_reconnects + rtmp_restarts[0], "per_node": []}
 for i in range(a.nodes):
     mine = [s for s in samples if s["node"] == i and s["t_s"] >= warm]
     scraped = [s for s in mine if s.get("tasks") is not None]

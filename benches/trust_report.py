@@ -47,7 +47,9 @@ def soak(folder):
         r = s["result"]
         out.append(f"{n} node{'s' if n > 1 else ''}, {r['minutes']:g} minutes: {r['srt']} SRT and {r['rtmp']} RTMP publishers "
                    f"({r['ladders']} with a ladder), {r['players']} LL-HLS players; {r['parts']:,} parts fetched, "
-                   f"{r['errors']:,} errors; " + (f"a DVR window of {r['dvr_window_s']} s, full before the slopes begin. "
+                   f"{r['errors']:,} errors; "
+                   + (f"{r['publisher_reconnects']} publisher reconnections; " if "publisher_reconnects" in r else "")
+                   + (f"a DVR window of {r['dvr_window_s']} s, full before the slopes begin. "
                    if r.get("dvr_window_s") else "the default DVR window of an hour, filling all through the run. ")
                    + "Slopes after the first fifth (least squares, per hour):")
         out.append("")
