@@ -26,6 +26,15 @@ pub fn seed(default: u64) -> u64 {
     std::env::var("TESSERA_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
 }
 
+/// `count` new seeds (or `var`'s number of them, if set), drawn from the time: each run of
+/// a sweep tries other ones.
+pub fn new_seeds(var: &str, count: u64) -> Vec<u64> {
+    let n: u64 = std::env::var(var).ok().and_then(|s| s.parse().ok()).unwrap_or(count);
+    let first = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+    let mut seeds = crate::cluster::Rng::new(first);
+    (0..n).map(|_| seeds.next_u64() % 1_000_000_000).collect()
+}
+
 /// How long faults run: `TESSERA_CHAOS_SECONDS` if set, otherwise `default` (CI keeps it short).
 pub fn seconds(default: u64) -> Duration {
     Duration::from_secs(std::env::var("TESSERA_CHAOS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default))

@@ -65,11 +65,9 @@ fn catalog_new_seeds() {
     if std::env::var("TESSERA_CHAOS_SEED").is_ok() {
         return; // one seed replayed: catalog_partitions_and_kills runs it
     }
-    let n: u64 = std::env::var("TESSERA_CHAOS_NEW_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let first = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-    let mut seeds = Rng::new(first);
-    for i in 0..n {
-        let seed = seeds.next_u64() % 1_000_000_000;
+    let seeds = crate::scenario::new_seeds("TESSERA_CHAOS_NEW_SEEDS", 20);
+    let n = seeds.len();
+    for (i, seed) in seeds.into_iter().enumerate() {
         eprintln!("catalog_new_seeds: {} of {n}", i + 1);
         run("catalog_partitions_and_kills", 3, seed, partitions_and_kills);
     }

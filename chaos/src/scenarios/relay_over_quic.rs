@@ -183,11 +183,9 @@ fn relay_over_quic_new_seeds() {
     if std::env::var("TESSERA_CHAOS_SEED").is_ok() {
         return; // one seed replayed: relay_over_quic runs it
     }
-    let n: u64 = std::env::var("TESSERA_CHAOS_RELAY_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let first = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-    let mut seeds = crate::cluster::Rng::new(first);
-    for i in 0..n {
-        let seed = seeds.next_u64() % 1_000_000_000;
+    let seeds = crate::scenario::new_seeds("TESSERA_CHAOS_RELAY_SEEDS", 5);
+    let n = seeds.len();
+    for (i, seed) in seeds.into_iter().enumerate() {
         eprintln!("relay_over_quic_new_seeds: {} of {n}: seed {seed} (replay: TESSERA_CHAOS_SEED={seed} cargo test -p tessera-chaos relay_over_quic)", i + 1);
         history_in_scratch(seed, "new");
     }
