@@ -1,5 +1,6 @@
-//! The runtime openraft runs on: tokio, with one difference — the random numbers openraft
-//! draws (its election timeouts) come from a generator this thread can seed.
+//! The runtime openraft runs on: tokio, with two differences — the random numbers openraft
+//! draws (its election timeouts) come from a generator this thread can seed, and no exchange
+//! with another node is given less than [`RPC_TIMEOUT_FLOOR`].
 //!
 //! A node never seeds it: each thread's generator starts from the operating system's
 //! randomness, as tokio's runtime would. The catalog simulator runs every node of a
@@ -60,7 +61,20 @@ impl rand::RngCore for ElectionRng {
     }
 }
 
-/// tokio, with [`ElectionRng`] for openraft's random numbers.
+/// The least time openraft gives an exchange with another node.
+///
+/// openraft bounds each replication request and each round of a ReadIndex by the heartbeat
+/// interval (50 ms by default). A node whose cores are starved for longer than that (a
+/// ladder's codec workers and a thousand players starting at once on two cores) then looks
+/// unreachable although every message arrives: nothing is acknowledged, no read is confirmed,
+/// and origins that cannot confirm their leases are fenced. Heartbeats still go out at their
+/// interval (a follower's election timer follows their arrival, not their answers); each
+/// exchange is given this long to complete. The only other timeouts openraft passes through
+/// the runtime are a waiting caller's own (`Raft::wait`) and the snapshot's, both longer.
+pub const RPC_TIMEOUT_FLOOR: Duration = Duration::from_millis(500);
+
+/// tokio, with [`ElectionRng`] for openraft's random numbers and [`RPC_TIMEOUT_FLOOR`] under
+/// its timeouts.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct CatalogRuntime;
 
@@ -93,11 +107,11 @@ impl AsyncRuntime for CatalogRuntime {
     }
 
     fn timeout<R, F: Future<Output = R> + OptionalSend>(duration: Duration, future: F) -> Self::Timeout<R, F> {
-        TokioRuntime::timeout(duration, future)
+        TokioRuntime::timeout(duration.max(RPC_TIMEOUT_FLOOR), future)
     }
 
     fn timeout_at<R, F: Future<Output = R> + OptionalSend>(deadline: Self::Instant, future: F) -> Self::Timeout<R, F> {
-        TokioRuntime::timeout_at(deadline, future)
+        TokioRuntime::timeout_at(deadline.max(TokioInstant::now() + RPC_TIMEOUT_FLOOR), future)
     }
 
     fn is_panic(join_error: &Self::JoinError) -> bool {

@@ -236,3 +236,25 @@ async fn a_partitioned_leader_cannot_commit_and_rejoins_as_a_follower() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_slower_than_its_heartbeat_still_commits_and_confirms_reads() {
+    let (net, dir, t) = (MemoryNetwork::new(5), Scratch::new("slow"), timeouts());
+    let nodes = cluster(&net, &dir, 3, &t).await;
+    let l = wait_leader(&nodes, None).await;
+    // Every exchange now takes longer than a heartbeat (two hops of 40 ms against 50 ms), as
+    // it does between nodes whose cores are starved, but less than an election timeout.
+    net.degrade(Duration::from_millis(40), 0.0);
+    for i in 0..5 {
+        let written = tokio::time::timeout(Duration::from_secs(5), nodes[l].propose(put(&format!("slow{i}")))).await;
+        assert!(matches!(written, Ok(Ok(Outcome::Stream(_)))), "write {i} through a slow network: {written:?}");
+    }
+    let read = tokio::time::timeout(Duration::from_secs(5), nodes[l].read(|c| c.streams.len())).await;
+    assert_eq!(read.ok(), Some(Ok(5)), "the leader confirms a read with a slow quorum");
+    assert_eq!(wait_leader(&nodes, None).await, l, "slowness alone elects no one");
+    net.heal();
+    converged(&nodes, 5).await;
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
