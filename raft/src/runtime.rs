@@ -67,10 +67,12 @@ impl rand::RngCore for ElectionRng {
 /// interval (50 ms by default). A node whose cores are starved for longer than that (a
 /// ladder's codec workers and a thousand players starting at once on two cores) then looks
 /// unreachable although every message arrives: nothing is acknowledged, no read is confirmed,
-/// and origins that cannot confirm their leases are fenced. Heartbeats still go out at their
-/// interval (a follower's election timer follows their arrival, not their answers); each
-/// exchange is given this long to complete. The only other timeouts openraft passes through
-/// the runtime are a waiting caller's own (`Raft::wait`) and the snapshot's, both longer.
+/// and origins that cannot confirm their leases are fenced. Each exchange is given this long
+/// instead. A healthy cluster is unaffected: its exchanges take a millisecond and heartbeats
+/// go out every interval; to a slow follower the next one goes when the last is answered, and
+/// its election timer follows their arrival, not their answers. The only other timeouts
+/// openraft passes through the runtime are a waiting caller's own (`Raft::wait`) and the
+/// snapshot's, both longer.
 pub const RPC_TIMEOUT_FLOOR: Duration = Duration::from_millis(500);
 
 /// tokio, with [`ElectionRng`] for openraft's random numbers and [`RPC_TIMEOUT_FLOOR`] under
