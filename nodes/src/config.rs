@@ -204,6 +204,11 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 20_000)]
     pub max_http_connections: usize,
 
+    /// `/readyz` calls the node unready when a linearizable catalog read takes longer than
+    /// this, milliseconds (it is cut off from the quorum, or far behind).
+    #[arg(long, default_value_t = 2_000)]
+    pub ready_catalog_ms: u64,
+
     /// Largest VOD upload this node takes, bytes.
     #[arg(long, default_value_t = 64 << 30)]
     pub upload_max_bytes: u64,

@@ -1,6 +1,7 @@
 //! The node's HTTP routes: every part's own (live, VOD, license endpoints) under CORS,
-//! `/metrics`, `/healthz`, `/streams` (the streams with their renditions and transcoder
-//! state, as JSON), and the admin API.
+//! `/metrics`, `/streams` (the streams with their renditions and transcoder state, as
+//! JSON), and the admin API. A path no route knows answers 404 (`not_found`, as the admin
+//! API's errors are written), whether or not the request carries a token.
 
 use std::sync::Arc;
 
@@ -43,16 +44,21 @@ pub fn router(state: Arc<HttpState>, public: Router, admin: Router, preflight: R
         .expose_headers(Any);
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
         .route("/streams", get(streams))
         .with_state(state.clone())
         .merge(public)
         .layer(cors)
         .merge(crate::admin::router(state.clone(), state.admin.clone(), admin, preflight))
+        .fallback(not_found)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    tessera_cluster::api::error(axum::http::StatusCode::NOT_FOUND, "not_found", format!("nothing at {}", uri.path()))
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     crate::telemetry::record_process();
+    crate::catalog_metrics::record_catalog(&state.cluster);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 

@@ -16,13 +16,16 @@
 pub mod admin;
 pub mod archive_report;
 pub mod auth;
+mod catalog_metrics;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod ladder;
 pub mod license;
 mod outbound;
 mod purge;
 pub mod release;
+pub mod request_metrics;
 pub mod rtmp_ingest;
 pub mod server;
 pub mod session;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tessera_actors::{TranscodeSettings, WorkerCommand};
 
+use crate::health::Health;
 use crate::ladder::{LadderHost, PlacedWorkers};
 use tessera_cluster::ClusterService;
 use tessera_ingest::timestamp::{TICKS_PER_MS, TICKS_PER_SECOND};
@@ -368,6 +369,8 @@ async fn tick(store: Arc<SegmentStore>, feeds: Arc<FeedRegistry>, mut stop: watc
 impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         config.validate()?;
+        // Before anything counts: what is recorded with no recorder installed is lost.
+        metrics_handle();
         let Listeners { http, http_addr, tls, srt, rtmp } = Listeners::bind(&config).await?;
         let (srt_addr, rtmp_addr) = (srt.local_addr, rtmp.local_addr);
         let (store, tiers) = open_store(&config)?;
@@ -389,6 +392,10 @@ impl Node {
         let transcode = transcode_settings(&config, &ladders, &member);
         let vod = start_vod(&config, (&member, &store, &tiers), &rights, worker, (&mut tasks, &stop))?;
 
+        let cluster = member.clone();
+        tasks::spawn_restarting(&mut tasks, "raft-metrics", &stop, move |stop| {
+            crate::catalog_metrics::follow_raft(cluster.clone(), stop)
+        });
         let (cluster, clock) = (member.clone(), rights.clock.clone());
         tasks::spawn_restarting(&mut tasks, "release-clock", &stop, move |stop| {
             release::clock::run(cluster.clone(), clock.clone(), stop)
@@ -422,7 +429,11 @@ impl Node {
         }
 
         let trusted = Arc::new(config.trusted_proxies()?);
-        let app = routes(&config, (&member, &store, &followers), &rights, vod, (http_addr, &ladders));
+        let mut health = Health::new(member.clone(), Duration::from_millis(config.ready_catalog_ms));
+        let (srt_up, rtmp_up) = (health.listener("srt"), health.listener("rtmp"));
+        let app = routes(&config, (&member, &store, &followers), &rights, vod, (http_addr, &ladders))
+            .merge(crate::health::router(Arc::new(health)))
+            .layer(axum::middleware::from_fn(crate::request_metrics::time_request));
         let app = app.layer(axum::middleware::from_fn_with_state(trusted.clone(), tessera_license::viewer::resolve));
         let limits = server::Limits { max_connections: config.max_http_connections, trusted };
         let serve = server::serve(http, app, tls.clone(), limits, stop.clone());
@@ -437,12 +448,18 @@ impl Node {
         let srt = srt_ingest::run(srt, store.clone(), auth.clone(), settings.clone(), async move {
             server::until_true(&mut srt_stop).await;
         });
-        tasks.spawn(tasks::once("srt-listener", stop.clone(), srt));
+        tasks.spawn(tasks::once("srt-listener", stop.clone(), async move {
+            let _up = srt_up();
+            srt.await
+        }));
         let mut rtmp_stop = stop.clone();
         let rtmp = rtmp_ingest::run(rtmp, store.clone(), auth, settings, async move {
             server::until_true(&mut rtmp_stop).await;
         });
-        tasks.spawn(tasks::once("rtmp-listener", stop.clone(), rtmp));
+        tasks.spawn(tasks::once("rtmp-listener", stop.clone(), async move {
+            let _up = rtmp_up();
+            rtmp.await
+        }));
         let ticked = store.clone();
         tasks::spawn_restarting(&mut tasks, "store-tick", &stop, move |stop| tick(ticked.clone(), feeds.clone(), stop));
 

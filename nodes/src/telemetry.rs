@@ -28,6 +28,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                     &[0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0],
                 )
                 .expect("static buckets")
+                // A blocking playlist reload is held for up to three target durations.
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("tessera_http_request_duration_seconds".into()),
+                    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                )
+                .expect("static buckets")
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {

@@ -286,6 +286,12 @@ impl CatalogNode {
         }
     }
 
+    /// The time as this member reads it (what it stamps its proposals with), ms since the
+    /// Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// A read of this node's own copy, with how far it has got.
     pub fn read_local<T>(&self, f: impl FnOnce(&Catalog) -> T) -> LocalRead<T> {
         let m = self.raft.metrics().borrow().clone();

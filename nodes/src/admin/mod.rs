@@ -45,7 +45,7 @@ pub fn router(
         .route("/api/v1/nodes/{id}/drain", post(nodes::drain).delete(nodes::undrain))
         .with_state(state)
         .merge(tenants)
-        .layer(axum::middleware::from_fn_with_state(auth, tessera_cluster::api::authorize));
+        .route_layer(axum::middleware::from_fn_with_state(auth, tessera_cluster::api::authorize));
     Router::new()
         .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .merge(public)

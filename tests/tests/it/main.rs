@@ -10,6 +10,7 @@ mod ladder;
 mod link;
 mod live_slice;
 mod netns;
+mod operations;
 mod placement;
 mod protection;
 mod reconnect;
