@@ -37,6 +37,8 @@ pub struct IngestState {
     flv: FlvDemuxer,
     /// Video is being dropped until the next keyframe because the segmenter lagged.
     dropping_video: bool,
+    /// `tessera_ingest_bytes_total`, labelled as [`crate::stream_metrics`] says.
+    received: metrics::Counter,
 }
 
 impl Actor for IngestSession {
@@ -50,7 +52,15 @@ impl Actor for IngestSession {
         cfg: IngestSessionConfig,
     ) -> Result<IngestState, ActorProcessingErr> {
         let span = crate::stream_span(&cfg.stream, cfg.session, None);
-        Ok(IngestState { cfg, span, demuxer: TsDemuxer::new(), flv: FlvDemuxer::new(), dropping_video: false })
+        let received = metrics::counter!("tessera_ingest_bytes_total", crate::stream_metrics::labels(&cfg.stream, &[]));
+        Ok(IngestState {
+            cfg,
+            span,
+            demuxer: TsDemuxer::new(),
+            flv: FlvDemuxer::new(),
+            dropping_video: false,
+            received,
+        })
     }
 
     async fn handle(
@@ -64,12 +74,12 @@ impl Actor for IngestSession {
             st.cfg.inflight.done();
             match msg {
                 IngestMsg::Data(bytes, arrived) => {
-                    metrics::counter!("tessera_ingest_bytes_total").increment(bytes.len() as u64);
+                    st.received.increment(bytes.len() as u64);
                     let out = st.demuxer.push(&bytes);
                     forward(st, out, arrived)?;
                 }
                 IngestMsg::Flv { video, timestamp_ms, data, arrived } => {
-                    metrics::counter!("tessera_ingest_bytes_total").increment(data.len() as u64);
+                    st.received.increment(data.len() as u64);
                     let out = if video { st.flv.video(timestamp_ms, &data) } else { st.flv.audio(timestamp_ms, &data) };
                     forward(st, out, arrived)?;
                 }
@@ -165,7 +175,8 @@ fn forward<E: InputError>(
                 }
             }
             Err(e) => {
-                metrics::counter!("tessera_ingest_errors_total", "kind" => e.kind()).increment(1);
+                let labels = crate::stream_metrics::labels(&st.cfg.stream, &[("kind", e.kind())]);
+                metrics::counter!("tessera_ingest_errors_total", labels).increment(1);
                 if e.is_fatal() {
                     tracing::error!(error = %e, "closing publisher: input is unusable");
                     return Err(e.to_string().into());

@@ -24,6 +24,7 @@ pub mod mailbox;
 pub mod packager;
 pub mod pipeline;
 pub mod segmenter;
+pub mod stream_metrics;
 
 pub use encoder::launch::{LaunchError, LaunchRequest, Launching, WorkerEvents, WorkerLink, WorkerPlace};
 pub use encoder::{source_format, SourceFormat, TranscodeSettings, WorkerCommand, WorkerEvent, WorkerLauncher};

@@ -96,7 +96,8 @@ impl Actor for SegmenterActor {
                     let (track, dts) = (f.track, f.dts);
                     let events = st.core.frame_at(f, unix_ms(), boundary);
                     if st.core.timeline_breaks > breaks {
-                        metrics::counter!("tessera_timeline_breaks_total").increment(1);
+                        let labels = crate::stream_metrics::labels(&st.cfg.stream, &[]);
+                        metrics::counter!("tessera_timeline_breaks_total", labels).increment(1);
                         tracing::warn!(track, dts, "timestamps jumped: starting a discontinuity at the next keyframe");
                     }
                     if st.core.duplicates > dups {

@@ -31,6 +31,7 @@ use tessera_license::serving::MediaProtection;
 use tessera_license::urls::{viewer_token, with_signature, with_token};
 use tessera_license::viewer::Viewer;
 use tessera_packager::Directives;
+use tessera_storage::count_lookup;
 
 use crate::relay::{Followers, MediaFile};
 use crate::store::{ChainedBytes, SegmentStore, StoreError};
@@ -211,9 +212,13 @@ async fn media_file(state: &LiveState, name: &str, rendition: &str, file: &str, 
             let Ok(id) = u32::try_from(id) else { return error(StoreError::NotFound) };
             let found = match state.store.init(name, rendition, id) {
                 Err(StoreError::NotFound) => {
+                    count_lookup("live", false);
                     past_file(state, name, rendition, requested.file).await.ok_or(StoreError::NotFound)
                 }
-                found => found,
+                found => {
+                    count_lookup("live", found.is_ok());
+                    found
+                }
             };
             match (found, kid) {
                 (Ok(d), None) => media(d.into(), "video/mp4"),
@@ -248,11 +253,17 @@ async fn media_file(state: &LiveState, name: &str, rendition: &str, file: &str, 
         }
         (MediaFile::Segment(msn), None) => {
             let found = match state.store.segment(name, rendition, msn) {
-                Err(StoreError::NotFound) => past_file(state, name, rendition, requested.file)
-                    .await
-                    .map(ChainedBytes::from)
-                    .ok_or(StoreError::NotFound),
-                found => found,
+                Err(StoreError::NotFound) => {
+                    count_lookup("live", false);
+                    past_file(state, name, rendition, requested.file)
+                        .await
+                        .map(ChainedBytes::from)
+                        .ok_or(StoreError::NotFound)
+                }
+                found => {
+                    count_lookup("live", found.is_ok());
+                    found
+                }
             };
             match found {
                 // A clear segment goes out as its parts, chained: never copied into one buffer.
@@ -361,7 +372,9 @@ async fn past_file(state: &LiveState, name: &str, rendition: &str, file: MediaFi
     if let Some(data) = state.store.past_file(name, rendition, &file.to_string()).await {
         return Some(data);
     }
-    state.followers.pull(name, rendition, file).await
+    let pulled = state.followers.pull(name, rendition, file).await;
+    count_lookup("peer", pulled.is_some());
+    pulled
 }
 
 async fn media_playlist(

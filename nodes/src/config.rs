@@ -204,6 +204,12 @@ pub struct NodeConfig {
     #[arg(long, default_value_t = 20_000)]
     pub max_http_connections: usize,
 
+    /// Label the series about one stream (ingest bitrate, input errors, timestamp breaks,
+    /// dropped rungs) with its name. Off by default: each stream adds series to every
+    /// scrape.
+    #[arg(long)]
+    pub metrics_per_stream: bool,
+
     /// `/readyz` calls the node unready when a linearizable catalog read takes longer than
     /// this, milliseconds (it is cut off from the quorum, or far behind).
     #[arg(long, default_value_t = 2_000)]

@@ -31,6 +31,8 @@ pub struct HttpState {
     pub gate: ReleaseGate,
     /// The ladders this node makes (the admin API's nodes and drain).
     pub ladders: Arc<crate::ladder::LadderHost>,
+    /// The node's data folder (its filesystem's free space is a gauge).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The node's routes and the `public` ones of its parts (live, VOD playback, license
@@ -59,6 +61,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     crate::telemetry::record_process();
     crate::catalog_metrics::record_catalog(&state.cluster);
+    crate::telemetry::record_disk(&state.data_dir);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 

@@ -301,6 +301,7 @@ fn routes(
         }),
         gate: rights.gate.clone(),
         ladders: ladders.clone(),
+        data_dir: config.data_dir.clone(),
     });
     let public = live.merge(vod.playback).merge(tessera_license::http::router(Arc::new(license_endpoints)));
     let admin = vod.admin.merge(tessera_license::admin::router(Arc::new(protection_admin)));
@@ -371,6 +372,7 @@ impl Node {
         config.validate()?;
         // Before anything counts: what is recorded with no recorder installed is lost.
         metrics_handle();
+        tessera_actors::stream_metrics::label_streams(config.metrics_per_stream);
         let Listeners { http, http_addr, tls, srt, rtmp } = Listeners::bind(&config).await?;
         let (srt_addr, rtmp_addr) = (srt.local_addr, rtmp.local_addr);
         let (store, tiers) = open_store(&config)?;

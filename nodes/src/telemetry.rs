@@ -106,6 +106,20 @@ pub(crate) fn record_process() {
     }
 }
 
+/// The size and free space of the filesystem holding the node's data folder (the catalog,
+/// the disk tier, uploads): `tessera_data_fs_size_bytes`, `tessera_data_fs_free_bytes` (what
+/// an unprivileged process may still write).
+pub(crate) fn record_disk(data_dir: &std::path::Path) {
+    match nix::sys::statvfs::statvfs(data_dir) {
+        Ok(fs) => {
+            let unit = fs.fragment_size() as f64;
+            metrics::gauge!("tessera_data_fs_size_bytes").set(fs.blocks() as f64 * unit);
+            metrics::gauge!("tessera_data_fs_free_bytes").set(fs.blocks_available() as f64 * unit);
+        }
+        Err(e) => tracing::debug!(path = %data_dir.display(), error = %e, "cannot read the data folder's filesystem"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +153,12 @@ mod tests {
         assert!(value("process_open_fds") >= 3.0);
         assert!(value("process_threads") >= 1.0);
         assert!(value("process_max_fds") >= value("process_open_fds"));
+        record_disk(std::path::Path::new("."));
+        let text = handle.render();
+        let value =
+            |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok());
+        let (size, free) = (value("tessera_data_fs_size_bytes").unwrap(), value("tessera_data_fs_free_bytes").unwrap());
+        assert!(size > 0.0 && free <= size, "{size} {free}");
         waiting.abort();
     }
 }

@@ -207,8 +207,13 @@ impl Tiers {
 
     /// A finished file from memory, else from warm, else from the archive (promoted back to
     /// warm); what is read is promoted back to memory.
+    ///
+    /// Each tier asked counts a hit or a miss: `tessera_tier_lookups_total{tier, result}`,
+    /// `tier` one of `memory`, `disk`, `archive` (asked only when the node has one).
     pub async fn get(&self, key: &FileKey) -> Option<Bytes> {
-        if let Some(data) = self.hot.lock().expect("hot files").get(key) {
+        let hot = self.hot.lock().expect("hot files").get(key);
+        count_lookup("memory", hot.is_some());
+        if let Some(data) = hot {
             return Some(data);
         }
         let data = self.read_disk_or_archive(key).await?;
@@ -218,11 +223,15 @@ impl Tiers {
 
     async fn read_disk_or_archive(&self, key: &FileKey) -> Option<Bytes> {
         let (warm, k) = (self.warm.clone(), key.clone());
-        if let Ok(Some(data)) = tokio::task::spawn_blocking(move || warm.get(&k)).await {
+        let warm = tokio::task::spawn_blocking(move || warm.get(&k)).await.ok().flatten();
+        count_lookup("disk", warm.is_some());
+        if let Some(data) = warm {
             return Some(data);
         }
         let cold = self.cold.as_ref()?;
-        match cold.get(key).await {
+        let found = cold.get(key).await;
+        count_lookup("archive", matches!(found, Ok(Some(_))));
+        match found {
             Ok(Some(data)) => {
                 metrics::counter!("tessera_cold_hits_total").increment(1);
                 if !self.retention(&key.stream).dvr.is_zero() {
@@ -271,6 +280,13 @@ impl Tiers {
     pub fn warm_bytes(&self) -> u64 {
         self.warm.held()
     }
+}
+
+/// Counts a lookup of a finished file in `tier` (see [`Tiers::get`]); the live store and
+/// the pull from other nodes count theirs under the same name (`live`, `peer`).
+pub fn count_lookup(tier: &'static str, hit: bool) {
+    metrics::counter!("tessera_tier_lookups_total", "tier" => tier, "result" => if hit { "hit" } else { "miss" })
+        .increment(1);
 }
 
 /// Past files promoted back to memory.

@@ -141,7 +141,9 @@ impl EncoderState {
             return;
         }
         self.rungs[i].dropped = true;
-        metrics::counter!("tessera_transcode_rungs_dropped_total", "reason" => reason.to_string()).increment(1);
+        let mut labels = crate::stream_metrics::labels(&self.cfg.stream, &[]);
+        labels.push(metrics::Label::new("reason", reason.to_string()));
+        metrics::counter!("tessera_transcode_rungs_dropped_total", labels).increment(1);
         if let Some(w) = &self.worker {
             let _ = w.send(&ToWorker::DropRung(i as u32), Bytes::new());
         }

@@ -83,6 +83,12 @@ async fn past_segments_come_from_disk_or_the_archive_and_a_corrupt_copy_is_never
     assert_eq!(get(node.http, "/live/kept/src/init-0.mp4").await.status, 200);
     let metrics = get(node.http, "/metrics").await.text();
     assert!(metrics.contains("tessera_hot_promoted_hits_total 1"), "{metrics}");
+    // Where each lookup was answered: segment 0 once from disk, then from memory; segment 1
+    // from the archive (its disk copy damaged); segment 2 nowhere.
+    for (tier, result, n) in [("disk", "hit", 1), ("memory", "hit", 1), ("archive", "hit", 1), ("archive", "miss", 1)] {
+        let series = format!("tessera_tier_lookups_total{{tier=\"{tier}\",result=\"{result}\"}} {n}");
+        assert!(metrics.lines().any(|l| l == series), "{series} in\n{metrics}");
+    }
 
     // The DVR playlist lists the past the live playlist has dropped, and every segment it
     // lists is served (from memory, disk or archive), but the one whose copies were both
