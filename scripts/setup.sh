@@ -15,6 +15,8 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v faketime >/dev/null 2>&1 || need+=(faketime)
+# Prometheus and promtool: the alert rules' unit tests, and a real server scraping a cluster.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # FFmpeg's libraries for the codec worker (libavcodec with libx264, libswscale).
 for lib in libavcodec:libavcodec-dev libavutil:libavutil-dev libswscale:libswscale-dev; do
     pkg-config --exists "${lib%%:*}" 2>/dev/null || need+=("${lib##*:}")

@@ -372,6 +372,7 @@ impl Node {
         config.validate()?;
         // Before anything counts: what is recorded with no recorder installed is lost.
         metrics_handle();
+        crate::telemetry::register_event_series();
         tessera_actors::stream_metrics::label_streams(config.metrics_per_stream);
         let Listeners { http, http_addr, tls, srt, rtmp } = Listeners::bind(&config).await?;
         let (srt_addr, rtmp_addr) = (srt.local_addr, rtmp.local_addr);

@@ -55,6 +55,38 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Series that appear only once something happens, registered at zero when the node
+/// starts: a rate or an increase then counts the first event too, and the dashboards and
+/// alert rules (deploy/) find every series they name on every node.
+pub(crate) fn register_event_series() {
+    for counter in [
+        "tessera_ingest_bytes_total",
+        "tessera_ingest_errors_total",
+        "tessera_timeline_breaks_total",
+        "tessera_transcode_rungs_dropped_total",
+        "tessera_ladder_placements_total",
+        "tessera_ladder_moves_total",
+        "tessera_license_requests_total",
+        "tessera_raft_leader_changes_total",
+        "tessera_raft_snapshots_total",
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
+    for gauge in [
+        "tessera_publishers",
+        "tessera_ladders_made",
+        "tessera_transcode_reserved_cores",
+        "tessera_transcode_busy_cores",
+    ] {
+        metrics::gauge!(gauge).increment(0.0);
+    }
+    for tier in ["live", "memory", "disk", "peer"] {
+        for result in ["hit", "miss"] {
+            metrics::counter!("tessera_tier_lookups_total", "tier" => tier, "result" => result).increment(0);
+        }
+    }
+}
+
 /// The process's own figures, as `/proc/self` tells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ProcessSample {

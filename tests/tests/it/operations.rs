@@ -115,3 +115,203 @@ async fn a_node_cut_off_from_the_quorum_turns_unready_and_says_why() {
     let live = get(survivor.http, "/livez").await;
     assert_eq!(live.status, 200, "{}", live.text());
 }
+
+/// A Prometheus server (Debian's package) scraping `targets` every second with the rules
+/// of deploy/prometheus, killed when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl Prometheus {
+    fn start(targets: &[std::net::SocketAddr]) -> Prometheus {
+        let dir = scratch_dir("prometheus");
+        std::fs::create_dir_all(&dir).unwrap();
+        let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/prometheus/tessera-rules.yml");
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\n\
+             scrape_configs:\n  - job_name: tessera\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", crate::cluster::free_port()).parse().unwrap();
+        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("Debian's prometheus is installed (scripts/setup.sh installs it)");
+        Prometheus { child, addr, dir }
+    }
+
+    /// `GET /api/v1/PATH`'s `data`, once Prometheus answers.
+    async fn api(&self, path: &str) -> Option<Value> {
+        // Not listening yet: the helper below panics on a refused connection.
+        tokio::net::TcpStream::connect(self.addr).await.ok()?;
+        let r =
+            tokio::time::timeout(Duration::from_secs(5), async { get(self.addr, &format!("/api/v1/{path}")).await })
+                .await
+                .ok()?;
+        (r.status == 200).then(|| json(&r)["data"].clone())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scraping_three_nodes_fires_node_down_when_one_is_killed() {
+    let (mut nodes, _join, _admin) = form(3).await;
+    let prometheus = Prometheus::start(&nodes.iter().map(|p| p.http).collect::<Vec<_>>());
+
+    // Every node scraped, every rule evaluated without error, and nothing firing.
+    eventually(Duration::from_secs(30), "three healthy targets", || async {
+        let targets = prometheus.api("targets").await?;
+        let active = targets["activeTargets"].as_array()?;
+        (active.len() == 3 && active.iter().all(|t| t["health"] == "up")).then_some(())
+    })
+    .await;
+    let rules = eventually(Duration::from_secs(20), "every rule evaluated", || async {
+        let groups = prometheus.api("rules").await?;
+        let rules: Vec<Value> = groups["groups"]
+            .as_array()?
+            .iter()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        rules.iter().all(|r| r["lastEvaluation"].as_str().is_some_and(|t| !t.starts_with("0001"))).then_some(rules)
+    })
+    .await;
+    assert!(rules.len() >= 20, "{rules:?}");
+    for r in &rules {
+        assert_eq!(r["health"], "ok", "rule {} fails to evaluate: {}", r["name"], r["lastError"]);
+    }
+    let leaders = prometheus.api("query?query=sum(tessera_raft_is_leader)").await.expect("query");
+    assert_eq!(leaders["result"][0]["value"][1], "1", "one leader among three: {leaders}");
+    let firing = prometheus.api("alerts").await.expect("alerts");
+    assert_eq!(firing["alerts"].as_array().map(Vec::len), Some(0), "nothing fires on a healthy cluster: {firing}");
+
+    // A follower is killed: after the rule's 30 s, its alert fires, naming it.
+    let victim = 2;
+    let victim_instance = nodes[victim].http.to_string();
+    nodes[victim].kill();
+    let alert = eventually(Duration::from_secs(60), "TesseraNodeDown to fire", || async {
+        let alerts = prometheus.api("alerts").await?;
+        alerts["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "TesseraNodeDown" && a["state"] == "firing")
+            .cloned()
+    })
+    .await;
+    assert_eq!(alert["labels"]["instance"], victim_instance.as_str(), "{alert}\n{}", prometheus.log());
+    assert_eq!(alert["labels"]["severity"], "critical");
+    // The two left still have a leader: the catalog's alert does not fire.
+    let alerts = prometheus.api("alerts").await.expect("alerts");
+    assert!(
+        alerts["alerts"].as_array().unwrap().iter().all(|a| a["labels"]["alertname"] != "TesseraNoLeader"),
+        "{alerts}"
+    );
+}
+
+/// The series a PromQL expression reads (`tessera_...`, `tessera:...`, `process_...`, `up`).
+fn series_in(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut word = String::new();
+    let mut in_string = false;
+    for c in expr.chars().chain(std::iter::once(' ')) {
+        if c == '"' {
+            in_string = !in_string;
+        }
+        if !in_string && (c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            word.push(c);
+            continue;
+        }
+        if word.starts_with("tessera") || word.starts_with("process_") || word == "up" {
+            names.push(std::mem::take(&mut word));
+        }
+        word.clear();
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_the_rules_read_only_series_a_node_exports() {
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{deploy}/grafana/tessera.json")).unwrap())
+            .expect("the dashboard is JSON");
+    let rules = std::fs::read_to_string(format!("{deploy}/prometheus/tessera-rules.yml")).unwrap();
+
+    // What the dashboard and the rules read, and what the rules record.
+    let mut exprs: Vec<String> = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push(t["expr"].as_str().expect("every target has an expression").to_string());
+        }
+    }
+    let panels = exprs.len();
+    assert!(panels >= 25, "{panels} queries");
+    let mut lines = rules.lines().peekable();
+    let mut recorded = std::collections::BTreeSet::new();
+    while let Some(line) = lines.next() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("- record: ") {
+            recorded.insert(name.to_string());
+        } else if let Some(expr) = line.strip_prefix("expr: ") {
+            let mut expr = expr.trim_start_matches('|').to_string();
+            // A block scalar: the lines indented under it.
+            while lines.peek().is_some_and(|l| l.starts_with("          ")) {
+                expr.push(' ');
+                expr.push_str(lines.next().unwrap().trim());
+            }
+            exprs.push(expr);
+        }
+    }
+    assert!(exprs.len() > panels + 20, "the rules' expressions were read");
+
+    // A node that has taken a feed and answered players, scraped.
+    let (nodes, _join, _admin) = form(1).await;
+    let node = &nodes[0];
+    let publisher = publish_sample_to(node.srt, "scraped", 2);
+    let media = "/live/scraped/src/index.m3u8";
+    let playlist = eventually(Duration::from_secs(20), "two segments", || async {
+        let r = get(node.http, media).await;
+        let p = (r.status == 200).then(|| parse_media(&r.text()))?;
+        (p.segments.len() >= 2).then_some(p)
+    })
+    .await;
+    let (msn, part) = playlist.next_part();
+    let held = get(node.http, &format!("{media}?_HLS_msn={msn}&_HLS_part={part}")).await;
+    assert_eq!(held.status, 200, "{}", held.text());
+    assert_eq!(get(node.http, &format!("/live/scraped/src/{}", playlist.segments[0].2)).await.status, 200);
+    let scrape = get(node.http, "/metrics").await.text();
+    let exported: std::collections::BTreeSet<&str> =
+        scrape.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+
+    let mut missing = Vec::new();
+    for expr in &exprs {
+        for name in series_in(expr) {
+            let base = ["_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name);
+            let known =
+                name == "up" || recorded.contains(&name) || exported.contains(name.as_str()) || exported.contains(base);
+            if !known {
+                missing.push(format!("{name} (in {expr})"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "series no node exports:\n{}\n\nexported: {exported:?}", missing.join("\n"));
+    publisher.abort();
+}
