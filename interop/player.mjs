@@ -57,6 +57,9 @@ page.on('response', async (r) => {
 });
 const consoleErrors = [];
 page.on('pageerror', e => consoleErrors.push(String(e)));
+// --console FILE keeps the page's console (with --config '{"debug":true}', hls.js's own log).
+const consoleLog = args.console ? fs.createWriteStream(args.console) : null;
+if (consoleLog) page.on('console', m => consoleLog.write(`${Date.now()} ${m.text()}\n`));
 
 await page.goto(pageUrl);
 const config = args.config ? JSON.parse(args.config) : {};

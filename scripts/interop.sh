@@ -578,7 +578,8 @@ placed_ladder() {
     kill "$feed" 2>/dev/null || true
     local s=$PWD/$RESULTS/placed.json
     echo "interop: placed ladder from node 3: levels $(json "$s" 's.levels.map(l => l.height).join("/")'), frames shown by height" \
-        "$(json "$s" 'JSON.stringify(s.framesByHeight)'), forced switches $(json "$s" 's.forcedSwitches'), stalls $(json "$s" 's.stalls')"
+        "$(json "$s" 'JSON.stringify(s.framesByHeight)'), forced switches $(json "$s" 's.forcedSwitches'), stalls $(json "$s" 's.stalls')," \
+        "stalls at $(json "$s" 'JSON.stringify(s.stallsAt)')"
     [ "$(json "$s" 's.started && s.fatal.length === 0 && s.stalls === 0 && s.levels.length === 3 && [360, 240, 144].every(h => (s.framesByHeight[h] || 0) > 25)')" = true ]
 }
 check "a ladder made on another node than the publisher's plays every rung in hls.js from the third node" placed_ladder

@@ -14,6 +14,12 @@
 //!   the same segment, whatever the arrival order. A secondary frame waits at most
 //!   `MAX_WAIT` of media; each track's timeline stays continuous in fMP4 because each carries
 //!   its own decode time.
+//! - Conversely, a primary frame that would close a part waits while a secondary track is
+//!   short of it (its next frame would decode before it), as when a muxer sends audio in
+//!   groups behind the video: the audio frame that straddles a cut then ends the part it
+//!   starts in, so no part's audio ends before its video (players look for the next part
+//!   where the buffered media ends). It waits at most `CUT_WAIT` of primary media, and not
+//!   for a track that far behind (stalled or gone).
 //! - Segments are numbered from 0 within a session. With [`Cuts::Keyframes`] (the leader,
 //!   the source rendition) the segmenter decides where segments start; with
 //!   [`Cuts::Boundaries`] (a follower, a transcoded rendition) a segment starts exactly at
@@ -35,6 +41,9 @@ use tessera_ingest::timestamp::{TICKS_PER_MS, TICKS_PER_SECOND};
 
 /// Longest a secondary frame waits for the primary track to reach it, 90 kHz ticks.
 const MAX_WAIT: i64 = 270_000;
+
+/// Longest a primary frame that closes a part waits for the secondary tracks, 90 kHz ticks.
+const CUT_WAIT: i64 = 45_000;
 
 /// A segment start decided by the leader: its number and wall-clock time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +164,11 @@ pub struct Segmenter {
     next_segment: u64,
     /// Secondary frames waiting for the primary track to reach them.
     queued: std::collections::VecDeque<Frame>,
+    /// Primary frames (with their arrival time) held at a cut until the secondary tracks
+    /// reach it, and those behind them.
+    at_cut: std::collections::VecDeque<(Frame, Option<Boundary>, i64)>,
+    /// Per secondary track, the decode time of its last frame and the step before it.
+    secondary_reach: BTreeMap<u16, (i64, i64)>,
     last_primary_duration: i64,
     pending_init: bool,
     /// Anchor between stream time and wall-clock time.
@@ -185,6 +199,8 @@ impl Segmenter {
             segment: 0,
             next_segment: 0,
             queued: Default::default(),
+            at_cut: Default::default(),
+            secondary_reach: BTreeMap::new(),
             last_primary_duration: 3600,
             pending_init: false,
             anchor: None,
@@ -245,6 +261,8 @@ impl Segmenter {
     pub fn abandon(&mut self) {
         self.part = None;
         self.queued.clear();
+        self.at_cut.clear();
+        self.secondary_reach.clear();
         self.held.clear();
         self.segment_duration = 0;
         self.part_index = 0;
@@ -254,6 +272,9 @@ impl Segmenter {
     /// The input ended: completes the open part and segment.
     pub fn flush(&mut self) -> Vec<SegmenterEvent> {
         let mut out = Vec::new();
+        while let Some((f, b, now_ms)) = self.at_cut.pop_front() {
+            self.place_primary(f, b, now_ms, &mut out);
+        }
         self.release_queued(i64::MAX, &mut out);
         if let Some(open) = self.part.take() {
             let end = self.primary_end(&open).unwrap_or(open.start_dts);
@@ -335,7 +356,12 @@ impl Segmenter {
     fn push(&mut self, frame: Frame, boundary: Option<Boundary>, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
         let primary = self.primary.expect("started");
         if frame.track != primary {
+            let reach = self.secondary_reach.entry(frame.track).or_insert((frame.dts, 0));
+            if frame.dts > reach.0 {
+                *reach = (frame.dts, (frame.dts - reach.0).min(TICKS_PER_SECOND));
+            }
             if self.pending_init || self.need_keyframe {
+                self.release_cut(out);
                 return; // wait for the cut that applies the new init
             }
             self.queued.push_back(frame);
@@ -344,8 +370,53 @@ impl Segmenter {
                 let f = self.queued.pop_front().expect("non-empty");
                 self.place_secondary(f, out);
             }
+            self.release_cut(out);
             return;
         }
+        if !self.at_cut.is_empty() || self.waits_for_secondary(&frame, boundary) {
+            self.at_cut.push_back((frame, boundary, now_ms));
+            self.release_cut(out);
+            return;
+        }
+        self.place_primary(frame, boundary, now_ms, out);
+    }
+
+    /// Places the primary frames held at a cut that need wait no longer.
+    fn release_cut(&mut self, out: &mut Vec<SegmenterEvent>) {
+        while let Some((front, boundary, _)) = self.at_cut.front() {
+            let newest = self.at_cut.back().map_or(front.dts, |(f, ..)| f.dts);
+            if newest - front.dts <= CUT_WAIT && self.waits_for_secondary(front, *boundary) {
+                return;
+            }
+            let (f, b, now_ms) = self.at_cut.pop_front().expect("checked");
+            self.place_primary(f, b, now_ms, out);
+        }
+    }
+
+    /// Whether `frame` would close the open part while a secondary track not far behind
+    /// has yet to send a frame that decodes before it.
+    fn waits_for_secondary(&self, frame: &Frame, boundary: Option<Boundary>) -> bool {
+        let short = self.secondary_reach.values().any(|&(last, step)| {
+            let next = last + step;
+            next < frame.dts && frame.dts - next <= CUT_WAIT
+        });
+        short && self.part.as_ref().is_some_and(|open| self.cuts(open, frame, boundary).1)
+    }
+
+    /// Whether `frame` closes the open segment, and the open part.
+    fn cuts(&self, open: &Open, frame: &Frame, boundary: Option<Boundary>) -> (bool, bool) {
+        let seg_elapsed = self.segment_duration + (frame.dts - open.start_dts);
+        let cut_segment = match self.config.cuts {
+            Cuts::Keyframes => frame.keyframe && (seg_elapsed >= self.config.segment_target - 90 || self.pending_init),
+            Cuts::Boundaries => boundary.is_some(),
+        };
+        let part_len = frame.dts - open.start_dts;
+        let target = self.part_target.unwrap_or(self.config.part_target);
+        (cut_segment, cut_segment || part_len + self.last_primary_duration > target + 1)
+    }
+
+    fn place_primary(&mut self, frame: Frame, boundary: Option<Boundary>, now_ms: i64, out: &mut Vec<SegmenterEvent>) {
+        let primary = self.primary.expect("started");
         if let Some(prev) = self.last_primary_dts {
             let step = frame.dts - prev;
             if step == 0 {
@@ -383,17 +454,7 @@ impl Segmenter {
         if self.part.is_none() {
             opened = self.open_part(&frame, boundary);
         } else {
-            let open = self.part.as_ref().expect("checked");
-            let seg_elapsed = self.segment_duration + (frame.dts - open.start_dts);
-            let cut_segment = match self.config.cuts {
-                Cuts::Keyframes => {
-                    frame.keyframe && (seg_elapsed >= self.config.segment_target - 90 || self.pending_init)
-                }
-                Cuts::Boundaries => boundary.is_some(),
-            };
-            let part_len = frame.dts - open.start_dts;
-            let target = self.part_target.unwrap_or(self.config.part_target);
-            let cut_part = cut_segment || part_len + self.last_primary_duration > target + 1;
+            let (cut_segment, cut_part) = self.cuts(self.part.as_ref().expect("checked"), &frame, boundary);
             if cut_part {
                 let open = self.part.take().expect("checked");
                 self.close_part(open, frame.dts, out);

@@ -253,41 +253,81 @@ fn audio_spans(p: &[&PartOut]) -> Vec<Option<(i64, i64)>> {
         .collect()
 }
 
-#[test]
-fn audio_is_placed_by_decode_time_whatever_the_arrival_order() {
-    // The same 4 s of media, audio muxed 300 ms early in one feed and 150 ms late in the other.
-    let feed = |audio_lead: i64| {
-        let mut s = Segmenter::new(SegmenterConfig::default());
-        let mut out = s.track(video_track());
-        out.extend(s.track(audio_track()));
-        let mut arrivals: Vec<(i64, Frame)> = (0..100).map(|i| (i * 3600, vframe(i, 3600, 25))).collect();
-        arrivals.extend((0..190).map(|i| (i * 1920 - audio_lead, aframe(i * 1920))));
-        arrivals.sort_by_key(|(at, f)| (*at, f.track));
-        for (_, f) in arrivals {
-            out.extend(s.frame(f, 1_000_000));
-        }
-        out.extend(s.flush());
-        out
-    };
-    let (early, even) = (feed(27_000), feed(0));
-    let (pe, pv) = (parts(&early), parts(&even));
-    assert_eq!(pe.len(), pv.len());
-    for (i, (a, b)) in audio_spans(&pe).into_iter().zip(audio_spans(&pv)).enumerate().take(pe.len() - 1) {
-        let (a, b) = (a.unwrap(), b.unwrap());
-        let start = pe[i].tracks[0].1[0].dts;
-        assert!(a.0 >= start && a.1 < start + pe[i].duration, "part {i}: audio {a:?}, video from {start}");
-        assert_eq!(a, b, "part {i}");
+/// The same 4 s of 25 fps video and 48 kHz audio, the audio muxed `audio_lead` ticks ahead
+/// of the video (behind, when negative), through a segmenter.
+fn muxed(audio_lead: i64) -> Vec<SegmenterEvent> {
+    let mut s = Segmenter::new(SegmenterConfig::default());
+    let mut out = s.track(video_track());
+    out.extend(s.track(audio_track()));
+    let mut arrivals: Vec<(i64, Frame)> = (0..100).map(|i| (i * 3600, vframe(i, 3600, 25))).collect();
+    arrivals.extend((0..190).map(|i| (i * 1920 - audio_lead, aframe(i * 1920))));
+    arrivals.sort_by_key(|(at, f)| (*at, f.track));
+    for (at, f) in arrivals {
+        out.extend(s.frame(f, 1_000_000 + at / 90));
     }
-    // Audio arriving late joins the part open when it comes; none is lost or doubled.
-    let late = feed(-13_500);
-    let mut dts: Vec<i64> = parts(&late)
+    out.extend(s.flush());
+    out
+}
+
+/// Every audio decode time placed, in order.
+fn audio_dts(events: &[SegmenterEvent]) -> Vec<i64> {
+    parts(events)
         .iter()
         .flat_map(|p| p.tracks.iter().filter(|t| t.0 == 257).flat_map(|t| t.1.iter().map(|s| s.dts)))
-        .collect();
-    let n = dts.len();
-    dts.dedup();
-    assert_eq!(dts.len(), n);
+        .collect()
+}
+
+#[test]
+fn audio_is_placed_by_decode_time_whatever_the_arrival_order() {
+    // Audio muxed 300 ms early, in step, and 150 ms late (a muxer sending it in groups
+    // behind the video): every part gets the same audio, the frames that decode within it,
+    // and the one that straddles its end.
+    let even = muxed(0);
+    let pv = parts(&even);
+    for lead in [27_000, -13_500, -1920 * 3] {
+        let other = muxed(lead);
+        let po = parts(&other);
+        assert_eq!(po.len(), pv.len(), "lead {lead}");
+        for (i, (a, b)) in audio_spans(&po).into_iter().zip(audio_spans(&pv)).enumerate().take(po.len() - 1) {
+            let (a, b) = (a.unwrap(), b.unwrap());
+            let start = po[i].tracks[0].1[0].dts;
+            let end = start + po[i].duration;
+            assert!(a.0 >= start && a.0 < start + 1920, "lead {lead}, part {i}: audio {a:?}, video from {start}");
+            assert!(a.1 < end && a.1 + 1920 >= end, "lead {lead}, part {i}: audio {a:?} ends before its video ({end})");
+            assert_eq!(a, b, "lead {lead}, part {i}");
+        }
+    }
+}
+
+#[test]
+fn video_waits_for_late_audio_only_a_bounded_time() {
+    // Audio 700 ms behind (beyond the wait): parts are cut without it, and late frames join
+    // the part open when they come; none is lost or doubled.
+    let late = muxed(-63_000);
+    let dts = audio_dts(&late);
+    assert_eq!(dts.len(), 190);
     assert!(dts.windows(2).all(|w| w[1] - w[0] == 1920));
+    // Audio that stops: the video goes on, the part held at most half a second.
+    let mut s = Segmenter::new(SegmenterConfig::default());
+    let mut out = s.track(video_track());
+    out.extend(s.track(audio_track()));
+    for i in 0..30 {
+        out.extend(s.frame(vframe(i, 3600, 25), 0));
+        out.extend(s.frame(aframe(i * 3600), 0));
+    }
+    let before = parts(&out).len();
+    for i in 30..60 {
+        out.extend(s.frame(vframe(i, 3600, 25), 0));
+    }
+    let p = parts(&out);
+    assert!(p.len() >= before + 4, "{} parts after 1.2 s of video without audio", p.len() - before);
+    // What was held is released in order, nothing lost.
+    out.extend(s.flush());
+    let video: Vec<i64> = parts(&out)
+        .iter()
+        .flat_map(|p| p.tracks.iter().filter(|t| t.0 == 256).flat_map(|t| t.1.iter().map(|s| s.dts)))
+        .collect();
+    assert_eq!(video, (0..60).map(|i| i * 3600).collect::<Vec<_>>());
 }
 
 #[test]
