@@ -17,6 +17,10 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v faketime >/dev/null 2>&1 || need+=(faketime)
 # Prometheus and promtool: the alert rules' unit tests, and a real server scraping a cluster.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# The deploy files' checks: the systemd unit (systemd-analyze), the Kubernetes manifests
+# (a pinned validator from PyPI in a virtual environment).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # FFmpeg's libraries for the codec worker (libavcodec with libx264, libswscale).
 for lib in libavcodec:libavcodec-dev libavutil:libavutil-dev libswscale:libswscale-dev; do
     pkg-config --exists "${lib%%:*}" 2>/dev/null || need+=("${lib##*:}")
@@ -25,8 +29,6 @@ if [ "${TESSERA_INTEROP:-}" = 1 ]; then
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
     command -v node >/dev/null 2>&1 || need+=(nodejs)
     command -v npm >/dev/null 2>&1 || need+=(npm)
-    # A virtual environment for moto, the S3-compatible server the archive is tested against.
-    python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 fi
 
 if ((${#need[@]})); then

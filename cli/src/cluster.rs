@@ -18,6 +18,14 @@ use tessera_cluster::{ClusterAddrs, ClusterService};
 pub enum ClusterCommand {
     /// Create a one-node cluster in a data folder; prints its join and admin tokens.
     Init(InitArgs),
+    /// Make a new cluster's CA, join token and admin token as files of a folder, before
+    /// any node runs: the first node starts with `--init-from DIR`, the others join with
+    /// DIR/join-token (a Kubernetes Secret, say).
+    Bootstrap {
+        /// The folder to write (`ca.pem`, `ca-key.pem`, `join-token`, `admin-token`).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Members, roles, leader, term, log indexes and each member's lag.
     Status {
         #[command(flatten)]
@@ -121,6 +129,20 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
                 a.data_dir.display(),
                 a.data_dir.display(),
                 service.advertise
+            );
+        }
+        ClusterCommand::Bootstrap { out } => {
+            if out.join("ca.pem").exists() {
+                anyhow::bail!("{} already holds a bootstrap: a second would make another cluster", out.display());
+            }
+            let made = tessera_cluster::membership::Bootstrap::create().context("cluster bootstrap")?;
+            made.write(&out).with_context(|| format!("cluster bootstrap in {}", out.display()))?;
+            println!("join-token: {}", made.join);
+            println!("admin-token: {}", made.admin);
+            eprintln!(
+                "Written to {0}: start the first node with `tessera node --init-from {0}`, the others with \
+                 `--join FIRST:7000 --token $(cat {0}/join-token)`. Keep the folder secret.",
+                out.display()
             );
         }
         ClusterCommand::Status { api, json } => {

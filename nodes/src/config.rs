@@ -66,6 +66,18 @@ pub struct NodeConfig {
     #[arg(long)]
     pub learner: bool,
 
+    /// A folder written by `tessera cluster bootstrap` (CA, join and admin tokens): a node
+    /// started on an empty data folder without --join makes its new cluster with them, so
+    /// that the join token is known before the cluster exists. Ignored once the folder
+    /// belongs to a cluster.
+    #[arg(long, value_name = "DIR", conflicts_with = "join")]
+    pub init_from: Option<PathBuf>,
+
+    /// How long a joining node keeps trying a member it cannot reach yet (seconds), as when
+    /// an orchestrator starts every node at once. A refused token fails at once.
+    #[arg(long, default_value_t = 60)]
+    pub join_wait_secs: u64,
+
     /// Admin API bearer tokens accepted besides the catalog's (repeatable).
     #[arg(long = "admin-token", value_name = "TOKEN")]
     pub admin_tokens: Vec<String>,
@@ -438,6 +450,8 @@ impl NodeConfig {
             join: self.join.clone(),
             token: self.token.clone(),
             learner: self.learner,
+            init_from: self.init_from.clone(),
+            join_wait: std::time::Duration::from_secs(self.join_wait_secs),
             heartbeat_ms: self.raft_heartbeat_ms,
             election_ms: self.raft_election_ms,
             snapshot_every: self.catalog_snapshot_every,

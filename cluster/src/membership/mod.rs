@@ -2,10 +2,12 @@
 //! new cluster, or joins one with a token; it proposes writes and reads linearizably from
 //! any member ([`forward`]); it admits joiners.
 
+pub mod bootstrap;
 mod forward;
 pub mod protocols;
 mod start;
 
+pub use bootstrap::{Bootstrap, BootstrapError};
 pub use protocols::{Forwarded, JoinGrant, JoinRequest, RemoteFailure};
 pub use start::{start_member, write_private, MemberConfig};
 
@@ -20,7 +22,7 @@ use tessera_raft::{
 };
 
 use crate::host::Host;
-use crate::identity::{new_secret, secret_hash, ClusterCa, IdentityError, JoinToken, NodeIdentity};
+use crate::identity::{secret_hash, ClusterCa, IdentityError, JoinToken, NodeIdentity};
 use crate::transport::{call_as_stranger, BindError, CallError, QuicTransport, CALL_TIMEOUT};
 use protocols::{Forward, Join, Raft, ReadIndex};
 
@@ -44,6 +46,8 @@ pub enum ClusterError {
     Refused(String),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("bootstrap folder: {0}")]
+    Bootstrap(#[from] BootstrapError),
 }
 
 /// Why a join did not go through.
@@ -175,16 +179,24 @@ impl ClusterService {
         addrs: &ClusterAddrs,
         timeouts: &RaftTimeouts,
     ) -> Result<(Self, JoinToken, String), ClusterError> {
+        Self::init_with(data, addrs, timeouts, Bootstrap::create()?).await
+    }
+
+    /// [`Self::init`], with the CA and tokens of `bootstrap` rather than new ones.
+    pub async fn init_with(
+        data: &Path,
+        addrs: &ClusterAddrs,
+        timeouts: &RaftTimeouts,
+        bootstrap: Bootstrap,
+    ) -> Result<(Self, JoinToken, String), ClusterError> {
         if let Some(id) = NodeIdentity::load(&identity_dir(data))? {
             return Err(ClusterError::AlreadyMember(data.into(), id.id));
         }
-        let ca = ClusterCa::create()?;
+        let Bootstrap { ca, join, admin } = bootstrap;
         let identity = ca.issue(1)?;
         let service = Self::launch(data, identity.clone(), addrs, timeouts).await?;
         service.catalog.initialize(&service.advertise).await?;
         service.wait_leader(Duration::from_secs(10)).await?;
-        let join = JoinToken { secret: new_secret(), ca_sha256: ca.fingerprint() };
-        let admin = new_secret();
         service
             .catalog
             .propose(Command::InitCluster {

@@ -315,3 +315,45 @@ async fn the_dashboard_and_the_rules_read_only_series_a_node_exports() {
     assert!(missing.is_empty(), "series no node exports:\n{}\n\nexported: {exported:?}", missing.join("\n"));
     publisher.abort();
 }
+
+/// `tessera cluster bootstrap`: the secrets exist before any node, so that nodes an
+/// orchestrator starts together (joiners before the first, here) form one cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_started_together_form_one_cluster_from_a_bootstrap_folder() {
+    use crate::cluster::{membership, Proc, BIN};
+    let secrets = scratch_dir("bootstrap");
+    let bootstrap =
+        || std::process::Command::new(BIN).args(["cluster", "bootstrap", "--out"]).arg(&secrets).output().unwrap();
+    let out = bootstrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let field = |name: &str| stdout.lines().find_map(|l| l.strip_prefix(name)).unwrap().trim().to_string();
+    let (join, admin) = (field("join-token:"), field("admin-token:"));
+    assert_eq!(std::fs::read_to_string(secrets.join("join-token")).unwrap().trim(), join);
+    let again = bootstrap();
+    assert!(!again.status.success(), "a second bootstrap over the first would make another cluster");
+
+    let mut nodes: Vec<Proc> = (0..3).map(|i| Proc::new(&format!("bootstrap{i}"))).collect();
+    let (first, rest) = nodes.split_at_mut(1);
+    for joiner in rest.iter_mut() {
+        joiner.join(&first[0], &join, &[]);
+    }
+    // The joiners knock for longer than one attempt lasts (3 s) before the first is there.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    first[0].start(&["--init-from", secrets.to_str().unwrap()]);
+    let all: std::collections::BTreeSet<u64> = (1..=3).collect();
+    eventually(Duration::from_secs(60), "three voters", || async {
+        let (_, voters, _) = membership(&nodes[0], &admin).await?;
+        (voters == all).then_some(())
+    })
+    .await;
+    let written = std::fs::read_to_string(nodes[0].dir().join("cluster/init-tokens")).unwrap();
+    assert!(
+        written.contains(&join) && written.contains(&admin),
+        "the first node made its cluster with the folder's tokens"
+    );
+    for p in &nodes {
+        assert!(membership(p, &admin).await.is_some(), "the folder's admin token works on every node:\n{}", p.log());
+    }
+    assert!(nodes[1].log().contains("trying again"), "the joiner waited for the first node:\n{}", nodes[1].log());
+}
