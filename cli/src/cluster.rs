@@ -58,6 +58,23 @@ pub enum ClusterCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Write the catalog's content (streams, tokens, releases, keys, rights, assets, jobs) to
+    /// a file: a backup that survives the loss of every member.
+    Export {
+        /// The file to write (`-`: standard output).
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Bring an export into a new cluster (one that holds no content yet). Content keys stay
+    /// wrapped: its nodes need the exporting cluster's key-encryption key.
+    Import {
+        /// A file written by `export`.
+        file: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Remove a node (one that is gone for good) from the cluster.
     Remove {
         /// The node's id, as `cluster status` shows it.
@@ -194,6 +211,29 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
         ClusterCommand::Undrain { id, api } => {
             api.client().call(Method::DELETE, &format!("/api/v1/nodes/{id}/drain"), None).await?;
             println!("node {id} takes work again");
+        }
+        ClusterCommand::Export { out, api } => {
+            let export = api.client().get("/api/v1/catalog/export").await?;
+            let text = serde_json::to_string_pretty(&export)?;
+            if out.as_os_str() == "-" {
+                println!("{text}");
+            } else {
+                std::fs::write(&out, text + "\n").with_context(|| format!("writing {}", out.display()))?;
+                let count = |k: &str| export[k].as_object().map_or(0, |o| o.len());
+                eprintln!(
+                    "catalog written to {}: {} streams, {} releases, {} assets",
+                    out.display(),
+                    count("streams"),
+                    count("releases"),
+                    count("assets")
+                );
+            }
+        }
+        ClusterCommand::Import { file, api } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let export: Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+            let answer = api.client().call(Method::POST, "/api/v1/catalog/import", Some(&export)).await?;
+            println!("imported: {}", answer["imported"]);
         }
         ClusterCommand::Remove { id, api } => {
             api.client().call(Method::DELETE, &format!("/api/v1/nodes/{id}"), None).await?;

@@ -17,7 +17,8 @@ use tessera_raft::{Catalog, CatalogError, CatalogNode, Rejection, TokenKind};
 use crate::identity::secret_hash;
 use crate::{ClusterError, ClusterService};
 use tessera_raft::{
-    AssetRejection, JobRejection, NodeRejection, ProtectionRejection, ReleaseRejection, StreamRejection,
+    AssetRejection, ImportRejection, JobRejection, NodeRejection, ProtectionRejection, ReleaseRejection,
+    StreamRejection,
 };
 
 /// An error answer.
@@ -55,6 +56,7 @@ pub fn rejection(r: Rejection) -> Response {
             (StatusCode::CONFLICT, "stale_epoch")
         }
         Rejection::Job(JobRejection::JobNotClaimable { .. }) => (StatusCode::CONFLICT, "job_state"),
+        Rejection::Import(ImportRejection::NotEmpty(_)) => (StatusCode::CONFLICT, "not_empty"),
         _ => (StatusCode::BAD_REQUEST, "invalid"),
     };
     error(status, code, r)

@@ -34,12 +34,12 @@ pub mod node;
 pub mod runtime;
 
 pub use catalog::{
-    job_key, valid_content, ArchiveExtent, AssetRecord, AssetRejection, AssetState, CaRecord, Catalog, Command,
-    ContentSettings, DrmRecord, Gate, JobLease, JobRecord, JobRejection, JobState, KeyRecord, LadderPlacement, NodeId,
-    NodeRecord, NodeRejection, Outcome, PlacementRejection, PlacementRule, Proposal, Protection, ProtectionRecord,
-    ProtectionRejection, Readiness, RecordedRendition, Rejection, ReleaseId, ReleasePhase, ReleaseRecord,
-    ReleaseRejection, ReleaseState, SourceRecord, StreamRejection, StreamSettings, TokenKind, Visibility,
-    RECORDING_SPEC,
+    job_key, valid_content, ArchiveExtent, AssetRecord, AssetRejection, AssetState, CaRecord, Catalog, CatalogExport,
+    Command, ContentSettings, DrmRecord, Gate, ImportRejection, JobLease, JobRecord, JobRejection, JobState, KeyRecord,
+    LadderPlacement, NodeId, NodeRecord, NodeRejection, Outcome, PlacementRejection, PlacementRule, Proposal,
+    Protection, ProtectionRecord, ProtectionRejection, Readiness, RecordedRendition, Rejection, ReleaseId,
+    ReleasePhase, ReleaseRecord, ReleaseRejection, ReleaseState, SourceRecord, StreamRejection, StreamSettings,
+    TokenKind, Visibility, RECORDING_SPEC,
 };
 pub use node::{CatalogError, CatalogNode, Clock, ClusterStatus, Environment, LocalRead, RaftTimeouts};
 pub mod store;

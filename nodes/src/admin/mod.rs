@@ -5,6 +5,7 @@
 //! says how far it has got (`applied`, `leader`). `/api/v1/openapi.json` describes it;
 //! `tessera_cli::admin::AdminClient` speaks it.
 
+mod backup;
 mod nodes;
 mod releases;
 
@@ -43,6 +44,11 @@ pub fn router(
         .route("/api/v1/nodes", get(nodes::list))
         .route("/api/v1/nodes/{id}", get(nodes::get).delete(nodes::remove))
         .route("/api/v1/nodes/{id}/drain", post(nodes::drain).delete(nodes::undrain))
+        .route("/api/v1/catalog/export", get(backup::export))
+        .route(
+            "/api/v1/catalog/import",
+            post(backup::import).layer(axum::extract::DefaultBodyLimit::max(backup::IMPORT_MAX_BYTES)),
+        )
         .with_state(state)
         .merge(tenants)
         .route_layer(axum::middleware::from_fn_with_state(auth, tessera_cluster::api::authorize));

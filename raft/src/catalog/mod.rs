@@ -7,6 +7,7 @@
 
 mod assets;
 mod content;
+mod export;
 mod jobs;
 mod placement;
 mod protection;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use assets::{AssetRecord, AssetState, SourceRecord, TITLE_MAX};
 pub use content::{ContentSettings, StreamSettings};
+pub use export::{CatalogExport, ImportRejection, EXPORT_FORMAT};
 pub use jobs::{job_key, JobLease, JobRecord, JobState, RecordedRendition, MAX_ATTEMPTS, RECORDING_SPEC};
 pub use placement::{LadderPlacement, PlacementRejection, PlacementRule};
 pub use protection::{DrmRecord, KeyRecord, Protection, ProtectionRecord, KEYS_KEPT};
@@ -352,6 +354,11 @@ pub enum Command {
         stream: String,
         epoch: u64,
     },
+    /// Brings an export of another cluster's catalog into this one, which holds no content
+    /// yet ([`export`]).
+    ImportCatalog {
+        export: Box<CatalogExport>,
+    },
 }
 
 /// A command and when it was proposed.
@@ -378,6 +385,8 @@ pub enum Rejection {
     Job(#[from] JobRejection),
     #[error(transparent)]
     Placement(#[from] PlacementRejection),
+    #[error(transparent)]
+    Import(#[from] ImportRejection),
 }
 
 /// A stream and its origin lease.
@@ -720,6 +729,7 @@ impl Catalog {
             | Command::SetDraining { .. }
             | Command::HandOverLadder { .. }
             | Command::EndHandover { .. } => self.apply_placement(now, &p.command),
+            Command::ImportCatalog { export } => self.import(now, export),
             Command::RemoveNode { id } => {
                 self.nodes.remove(id).ok_or(Rejection::Node(NodeRejection::NoSuchNode(*id)))?;
                 // Its origin leases and ladder placements lapse with it.

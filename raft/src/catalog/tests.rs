@@ -177,3 +177,102 @@ fn the_same_log_gives_the_same_catalog_and_it_survives_a_snapshot() {
     let snap = serde_json::to_vec(&a).unwrap();
     assert_eq!(serde_json::from_slice::<Catalog>(&snap).unwrap(), a);
 }
+
+fn init(admin: &str) -> Command {
+    Command::InitCluster {
+        ca: CaRecord { cert_pem: format!("cert-{admin}"), key_pem: "key".into() },
+        first: NodeRecord {
+            id: 1,
+            cluster_addr: "n1:7000".into(),
+            http_addr: "n1:8080".into(),
+            joined_ms: 0,
+            region: None,
+        },
+        join_sha256: "aa".repeat(32),
+        admin_sha256: admin.repeat(32),
+    }
+}
+
+#[test]
+fn an_export_imports_into_a_new_cluster_without_its_members() {
+    // The old cluster: a live stream with a token, a scheduled release with a vote, a
+    // leased VOD job, a second admin token.
+    let mut old = Catalog::default();
+    old.apply(&p(0, init("bb")));
+    old.apply(&p(1, node(2)));
+    let token = Some("cc".repeat(32));
+    old.apply(&p(
+        2,
+        Command::PutStream {
+            name: "cam".into(),
+            ladder: Some("source,360p:600".into()),
+            token_sha256: token.clone(),
+            create_only: true,
+        },
+    ));
+    old.apply(&p(3, Command::AcquireOrigin { stream: "cam".into(), node: 2 }));
+    old.apply(&p(4, Command::AddToken { kind: TokenKind::Admin, sha256: "dd".repeat(32) }));
+    let Outcome::Release(r) = old.apply(&p(
+        5,
+        Command::ScheduleRelease { content: "live/cam".into(), at_ms: 10_000, end_ms: None, regions: vec![] },
+    )) else {
+        panic!()
+    };
+    old.apply(&p(6, Command::ReleaseReady { id: r.id, node: 2, ready: true, detail: String::new() }));
+    let source = SourceRecord {
+        node: 2,
+        size: 1,
+        sha256: "ab".repeat(32),
+        container: "mp4".into(),
+        duration_ms: 1000,
+        video: None,
+        audio: None,
+    };
+    let asset = AssetRecord {
+        id: "film".into(),
+        title: "Film".into(),
+        source,
+        state: Default::default(),
+        keep_source: false,
+        created_ms: 0,
+    };
+    old.apply(&p(7, Command::AddAsset { asset }));
+    old.apply(&p(
+        8,
+        Command::AddJobs { asset: "film".into(), jobs: vec![("360p".into(), "360p:800".into())], segments_total: 4 },
+    ));
+    assert!(matches!(
+        old.apply(&p(
+            9,
+            Command::ClaimJob { asset: "film".into(), rendition: "360p".into(), node: 2, lease_ms: 60_000 }
+        )),
+        Outcome::JobLease(_)
+    ));
+    let export = old.export(10);
+    let text = serde_json::to_string(&export).unwrap();
+    assert!(!text.contains("cert-bb") && !text.contains(&"aa".repeat(32)), "no CA, no join token");
+
+    let mut new = Catalog::default();
+    new.apply(&p(20, init("ee")));
+    let import = Command::ImportCatalog { export: Box::new(serde_json::from_str(&text).unwrap()) };
+    assert_eq!(new.apply(&p(21, import.clone())), Outcome::Done);
+    let cam = &new.streams["cam"];
+    assert_eq!((cam.ladder.as_deref(), &cam.token_sha256, cam.origin), (Some("source,360p:600"), &token, None));
+    assert!(new.accepts(TokenKind::Admin, &"bb".repeat(32)) && new.accepts(TokenKind::Admin, &"dd".repeat(32)));
+    assert!(new.accepts(TokenKind::Admin, &"ee".repeat(32)), "the new cluster's own token stays");
+    assert_eq!(new.ca.as_ref().unwrap().cert_pem, "cert-ee");
+    assert_eq!(new.nodes.keys().copied().collect::<Vec<_>>(), vec![1]);
+    let release = &new.releases[&r.id];
+    assert_eq!((release.state, release.at_ms, release.ready.len()), (ReleaseState::Scheduled, 10_000, 0));
+    let job = &new.jobs[&job_key("film", "360p")];
+    assert_eq!((job.state, job.lease), (JobState::Pending, None), "claimable again by the new members");
+
+    // Whole or not at all, and only once.
+    assert!(matches!(new.apply(&p(22, import)), Outcome::Rejected(Rejection::Import(ImportRejection::NotEmpty(_)))));
+    let mut newer = Catalog::default();
+    let mut future = export.clone();
+    future.format = EXPORT_FORMAT + 1;
+    let refused = newer.apply(&p(0, Command::ImportCatalog { export: Box::new(future) }));
+    assert_eq!(refused, Outcome::Rejected(Rejection::Import(ImportRejection::UnknownFormat(EXPORT_FORMAT + 1))));
+    assert_eq!(newer, Catalog::default());
+}
