@@ -4,6 +4,7 @@
 //! configuration ([`StaticTokens`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tessera_ingest::streamid::StreamRequest;
 
@@ -76,13 +77,17 @@ impl PublishAuth for StaticTokens {
 /// protect.
 pub struct CatalogTokens {
     pub catalog: tessera_raft::CatalogNode,
-    pub fallback: StaticTokens,
+    /// Replaced whole when the configuration is reloaded.
+    pub fallback: Arc<std::sync::RwLock<Arc<StaticTokens>>>,
 }
 
 impl PublishAuth for CatalogTokens {
     fn check(&self, request: &StreamRequest) -> AuthDecision {
         let hash = self.catalog.read_local(|c| c.streams.get(&request.name).and_then(|s| s.token_sha256.clone())).value;
-        let Some(expected) = hash else { return self.fallback.check(request) };
+        let Some(expected) = hash else {
+            let fallback = self.fallback.read().unwrap_or_else(|p| p.into_inner()).clone();
+            return fallback.check(request);
+        };
         match &request.token {
             None => AuthDecision::MissingToken,
             Some(t) if same(&tessera_cluster::identity::secret_hash(t), &expected) => AuthDecision::Allowed,

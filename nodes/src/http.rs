@@ -33,6 +33,8 @@ pub struct HttpState {
     pub ladders: Arc<crate::ladder::LadderHost>,
     /// The node's data folder (its filesystem's free space is a gauge).
     pub data_dir: std::path::PathBuf,
+    /// Reloads the configuration, changes the log filter (admin API).
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 /// The node's routes and the `public` ones of its parts (live, VOD playback, license

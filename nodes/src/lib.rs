@@ -25,6 +25,7 @@ pub mod license;
 mod outbound;
 mod purge;
 pub mod release;
+pub mod reload;
 pub mod request_metrics;
 pub mod rtmp_ingest;
 pub mod server;
@@ -85,6 +86,7 @@ pub struct Node {
     cluster: tessera_cluster::ClusterService,
     /// The license actor's supervisor.
     license: Option<ractor::ActorRef<tessera_license::supervisor::SupervisorMsg>>,
+    reloader: Arc<reload::Reloader>,
 }
 
 impl Node {
@@ -98,6 +100,11 @@ impl Node {
 
     pub fn rtmp_addr(&self) -> SocketAddr {
         self.rtmp_addr
+    }
+
+    /// What a changed configuration may change while the node runs.
+    pub fn reloader(&self) -> &Arc<reload::Reloader> {
+        &self.reloader
     }
 
     pub fn store(&self) -> &Arc<SegmentStore> {

@@ -11,6 +11,7 @@ use clap::{ArgMatches, Args, Command, FromArgMatches};
 use tessera_cli::commands::{self, wait_for_signal, PatternArgs};
 use tessera_cli::publish::publish_stream_id;
 use tessera_node::{Node, NodeConfig};
+use tracing_subscriber::EnvFilter;
 
 #[derive(Args, Debug)]
 struct Common {
@@ -52,15 +53,44 @@ fn cli() -> Command {
     )
 }
 
-fn load(m: &ArgMatches) -> anyhow::Result<(Common, NodeConfig)> {
+/// Changes the log filter of the running process.
+type LogHandle = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>;
+
+fn load(m: &ArgMatches) -> anyhow::Result<(Common, NodeConfig, LogHandle)> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let common = Common::from_arg_matches(m)?;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&common.log).context("--log")?)
-        .init();
+    let (filter, log) = tracing_subscriber::reload::Layer::new(EnvFilter::try_new(&common.log).context("--log")?);
+    tracing_subscriber::registry().with(filter).with(tracing_subscriber::fmt::layer()).init();
     tracing_log::LogTracer::init().ok();
+    let config = read_config(&common, m)?;
+    Ok((common, config, log))
+}
+
+/// The configuration file (if any) with the flags over it.
+fn read_config(common: &Common, m: &ArgMatches) -> anyhow::Result<NodeConfig> {
     let file = common.config.as_deref().map(NodeConfig::from_file).transpose()?;
-    let config = NodeConfig::merge(file, m)?;
-    Ok((common, config))
+    Ok(NodeConfig::merge(file, m)?)
+}
+
+/// SIGHUP reads the configuration again; the admin API can too, and change the log filter.
+fn reloadable(node: &Node, common: Common, m: &ArgMatches, log: LogHandle) {
+    let m = m.clone();
+    node.reloader().set_source(move || read_config(&common, &m).map_err(|e| format!("{e:#}")));
+    node.reloader().set_log(move |filter| {
+        let filter = EnvFilter::try_new(filter).map_err(|e| format!("log filter {filter:?}: {e}"))?;
+        log.reload(filter).map_err(|e| e.to_string())
+    });
+}
+
+/// Resolves at each SIGHUP (never elsewhere).
+async fn hangup(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -76,21 +106,33 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
 async fn run(matches: ArgMatches) -> anyhow::Result<()> {
     match matches.subcommand() {
         Some(("node", m)) => {
-            let (_, config) = load(m)?;
+            let (common, config, log) = load(m)?;
             let node = Node::start(config).await?;
+            reloadable(&node, common, m, log);
+            let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             // A catalog whose disk failed is fail-stop: the node exits (nonzero, for its
             // supervisor to restart it), and its restart reopens the store and catches up.
-            tokio::select! {
-                () = wait_for_signal() => node.shutdown().await,
-                why = node.catalog_failed() => {
-                    tracing::error!(error = %why, "the catalog's storage failed; stopping the node so that a restart reopens it");
-                    node.shutdown().await;
-                    anyhow::bail!("the catalog's storage failed: {why}");
+            loop {
+                tokio::select! {
+                    () = wait_for_signal() => {
+                        node.shutdown().await;
+                        break;
+                    }
+                    () = hangup(&mut sighup) => {
+                        if let Err(e) = node.reloader().reload() {
+                            tracing::warn!(error = %e, "SIGHUP: the configuration was not reloaded");
+                        }
+                    }
+                    why = node.catalog_failed() => {
+                        tracing::error!(error = %why, "the catalog's storage failed; stopping the node so that a restart reopens it");
+                        node.shutdown().await;
+                        anyhow::bail!("the catalog's storage failed: {why}");
+                    }
                 }
             }
         }
         Some(("demo", m)) => {
-            let (_, config) = load(m)?;
+            let (_, config, _) = load(m)?;
             let demo = DemoArgs::from_arg_matches(m)?;
             let node = Node::start(config).await?;
             let mut srt = node.srt_addr();

@@ -15,11 +15,12 @@ pub async fn run(
     listener: BoundRtmpListener,
     store: Arc<SegmentStore>,
     auth: Arc<dyn PublishAuth>,
-    settings: IngestSettings,
+    settings: tokio::sync::watch::Receiver<IngestSettings>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let admit_store = store.clone();
-    let takeover = settings.takeover;
+    // Read at start: these two need a restart (the rest applies to each new publisher).
+    let takeover = settings.borrow().takeover;
     let admit = move |req: &tessera_ingest::streamid::StreamRequest, remote| {
         if let AuthDecision::MissingToken | AuthDecision::WrongToken = check_logged(auth.as_ref(), req, remote, "rtmp")
         {
@@ -33,7 +34,8 @@ pub async fn run(
     let on_publisher = move |p: RtmpPublisher<PublishClaim>| {
         let span =
             tracing::info_span!("publisher", stream = %p.request.name, session = p.ticket.session, remote = %p.remote);
-        tokio::spawn(publisher(p, store.clone(), settings.clone()).instrument(span));
+        let settings = settings.borrow().clone();
+        tokio::spawn(publisher(p, store.clone(), settings).instrument(span));
     };
     listener.serve(admit, on_publisher, shutdown).await;
 }

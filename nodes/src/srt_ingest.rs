@@ -15,12 +15,13 @@ pub async fn run(
     listener: BoundSrtListener,
     store: Arc<SegmentStore>,
     auth: Arc<dyn PublishAuth>,
-    settings: IngestSettings,
+    settings: tokio::sync::watch::Receiver<IngestSettings>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let admit_store = store.clone();
-    let takeover = settings.takeover;
-    let passphrases = settings.srt_passphrases.clone();
+    // Read at start: these two need a restart (the rest applies to each new publisher).
+    let takeover = settings.borrow().takeover;
+    let passphrases = settings.borrow().srt_passphrases.clone();
     let admit = move |req: &tessera_ingest::streamid::StreamRequest, caller: Caller| {
         let remote = caller.remote;
         let passphrase = passphrases.get(&req.name).cloned();
@@ -49,7 +50,8 @@ pub async fn run(
     let on_publisher = move |p: SrtPublisher<PublishClaim>| {
         let span =
             tracing::info_span!("publisher", stream = %p.request.name, session = p.ticket.session, remote = %p.remote);
-        tokio::spawn(publisher(p, store.clone(), settings.clone()).instrument(span));
+        let settings = settings.borrow().clone();
+        tokio::spawn(publisher(p, store.clone(), settings).instrument(span));
     };
     listener.serve(admit, on_publisher, shutdown).await;
 }

@@ -273,7 +273,7 @@ fn routes(
     (member, store, followers): (&ClusterService, &Arc<SegmentStore>, &Arc<Followers>),
     rights: &Rights,
     vod: Arc<VodState>,
-    (http_addr, ladders): (SocketAddr, &Arc<LadderHost>),
+    (http_addr, ladders, reloader): (SocketAddr, &Arc<LadderHost>, &Arc<crate::reload::Reloader>),
 ) -> axum::Router {
     let live = tessera_live::http::router(Arc::new(LiveState {
         store: store.clone(),
@@ -302,6 +302,7 @@ fn routes(
         gate: rights.gate.clone(),
         ladders: ladders.clone(),
         data_dir: config.data_dir.clone(),
+        reloader: reloader.clone(),
     });
     let public = live.merge(vod.playback).merge(tessera_license::http::router(Arc::new(license_endpoints)));
     let admin = vod.admin.merge(tessera_license::admin::router(Arc::new(protection_admin)));
@@ -431,10 +432,22 @@ impl Node {
             tasks::spawn_restarting(&mut tasks, "file-reload", &stop, move |stop| reload_files(files.clone(), stop));
         }
 
+        let settings = ingest_settings(&config, &member, &feeds, transcode.clone())?;
+        let (settings_tx, settings) = watch::channel(settings);
+        let fallback = Arc::new(std::sync::RwLock::new(Arc::new(
+            auth::StaticTokens::from_entries(&config.publish_tokens).map_err(NodeError::Config)?,
+        )));
+        let rebuild = {
+            let (member, feeds) = (member.clone(), feeds.clone());
+            move |c: &NodeConfig| ingest_settings(c, &member, &feeds, transcode.clone())
+        };
+        let reloader =
+            Arc::new(crate::reload::Reloader::new(config.clone(), settings_tx, Box::new(rebuild), fallback.clone()));
+
         let trusted = Arc::new(config.trusted_proxies()?);
         let mut health = Health::new(member.clone(), Duration::from_millis(config.ready_catalog_ms));
         let (srt_up, rtmp_up) = (health.listener("srt"), health.listener("rtmp"));
-        let app = routes(&config, (&member, &store, &followers), &rights, vod, (http_addr, &ladders))
+        let app = routes(&config, (&member, &store, &followers), &rights, vod, (http_addr, &ladders, &reloader))
             .merge(crate::health::router(Arc::new(health)))
             .layer(axum::middleware::from_fn(crate::request_metrics::time_request));
         let app = app.layer(axum::middleware::from_fn_with_state(trusted.clone(), tessera_license::viewer::resolve));
@@ -442,11 +455,8 @@ impl Node {
         let serve = server::serve(http, app, tls.clone(), limits, stop.clone());
         tasks.spawn(tasks::once("http", stop.clone(), serve));
 
-        let settings = ingest_settings(&config, &member, &feeds, transcode)?;
-        let auth: Arc<dyn auth::PublishAuth> = Arc::new(auth::CatalogTokens {
-            catalog: member.catalog.clone(),
-            fallback: auth::StaticTokens::from_entries(&config.publish_tokens).map_err(NodeError::Config)?,
-        });
+        let auth: Arc<dyn auth::PublishAuth> =
+            Arc::new(auth::CatalogTokens { catalog: member.catalog.clone(), fallback });
         let mut srt_stop = stop.clone();
         let srt = srt_ingest::run(srt, store.clone(), auth.clone(), settings.clone(), async move {
             server::until_true(&mut srt_stop).await;
@@ -456,7 +466,7 @@ impl Node {
             srt.await
         }));
         let mut rtmp_stop = stop.clone();
-        let rtmp = rtmp_ingest::run(rtmp, store.clone(), auth, settings, async move {
+        let rtmp = rtmp_ingest::run(rtmp, store.clone(), auth, settings.clone(), async move {
             server::until_true(&mut rtmp_stop).await;
         });
         tasks.spawn(tasks::once("rtmp-listener", stop.clone(), async move {
@@ -467,6 +477,16 @@ impl Node {
         tasks::spawn_restarting(&mut tasks, "store-tick", &stop, move |stop| tick(ticked.clone(), feeds.clone(), stop));
 
         tracing::info!(http = %http_addr, srt = %srt_addr, rtmp = %rtmp_addr, tls = tls.is_some(), "node started");
-        Ok(Node { http_addr, srt_addr, rtmp_addr, store, shutdown, tasks, cluster: member, license: rights.supervisor })
+        Ok(Node {
+            http_addr,
+            srt_addr,
+            rtmp_addr,
+            store,
+            shutdown,
+            tasks,
+            cluster: member,
+            license: rights.supervisor,
+            reloader,
+        })
     }
 }

@@ -8,6 +8,7 @@
 mod backup;
 mod nodes;
 mod releases;
+mod settings;
 
 use std::sync::Arc;
 
@@ -44,6 +45,8 @@ pub fn router(
         .route("/api/v1/nodes", get(nodes::list))
         .route("/api/v1/nodes/{id}", get(nodes::get).delete(nodes::remove))
         .route("/api/v1/nodes/{id}/drain", post(nodes::drain).delete(nodes::undrain))
+        .route("/api/v1/node/reload", post(settings::reload))
+        .route("/api/v1/node/log", axum::routing::put(settings::log))
         .route("/api/v1/catalog/export", get(backup::export))
         .route(
             "/api/v1/catalog/import",

@@ -155,6 +155,11 @@ impl Proc {
         self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
+    /// The running process's id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The node's data folder.
     pub(crate) fn dir(&self) -> &std::path::Path {
         &self.dir

@@ -401,3 +401,53 @@ async fn a_catalog_exported_comes_back_in_a_new_cluster() {
             || String::from_utf8_lossy(&again.stderr).contains("already holds content")
     );
 }
+
+/// SIGHUP: the configuration file is read again; publish tokens change for the next
+/// publisher, a listen address is reported as needing a restart; the log filter changes
+/// through the admin API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_what_can_change_live_and_says_what_cannot() {
+    use crate::cluster::Proc;
+    use tessera_cli::publish::connect;
+    let mut p = Proc::new("reload");
+    let file = scratch_dir("reload-config").with_extension("toml");
+    let write = |token: &str, extra: &str| {
+        std::fs::write(&file, format!("publish_tokens = [\"cam={token}\"]\nadmin_tokens = [\"{ADMIN}\"]\n{extra}"))
+            .unwrap();
+    };
+    write("first-secret", "");
+    p.start(&["--config", file.to_str().unwrap()]);
+    let srt = p.srt;
+    eventually(Duration::from_secs(20), "the node to serve", || async {
+        p.api(ADMIN).get("/api/v1/cluster").await.ok().map(|_| ())
+    })
+    .await;
+    let try_token = |t: &'static str| async move {
+        let id = format!("#!::r=live/cam,m=publish,t={t}");
+        tokio::time::timeout(Duration::from_secs(5), connect(srt, &id)).await.expect("answered promptly").is_ok()
+    };
+    assert!(try_token("first-secret").await, "{}", p.log());
+    tokio::time::sleep(Duration::from_secs(1)).await; // the first session lets the name go
+
+    write("second-secret", "window_segments = 6\n");
+    let hup = std::process::Command::new("kill").args(["-HUP", &p.pid().unwrap().to_string()]).status().unwrap();
+    assert!(hup.success());
+    let line = eventually(Duration::from_secs(10), "the reload to be logged", || async {
+        p.log().lines().find(|l| l.contains("configuration reloaded")).map(String::from)
+    })
+    .await;
+    assert!(line.contains("publish_tokens") && line.contains("window_segments"), "{line}");
+    assert!(!try_token("first-secret").await, "the old token is refused after the reload");
+    assert!(try_token("second-secret").await, "the new one is accepted");
+    assert!(p.exited().is_none(), "SIGHUP does not stop the node");
+
+    // The same through the API, with a report; and the log filter.
+    let api = p.api(ADMIN);
+    let report = api.call(hyper::Method::POST, "/api/v1/node/reload", None).await.unwrap();
+    assert_eq!(report["needs_restart"], serde_json::json!(["window_segments"]), "{report}");
+    assert_eq!(report["applied"], serde_json::json!([]), "nothing new to apply: {report}");
+    let body = serde_json::json!({ "filter": "debug" });
+    api.call(hyper::Method::PUT, "/api/v1/node/log", Some(&body)).await.unwrap();
+    let bad = serde_json::json!({ "filter": "tessera=loud" });
+    assert!(api.call(hyper::Method::PUT, "/api/v1/node/log", Some(&bad)).await.is_err());
+}
