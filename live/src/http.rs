@@ -174,6 +174,10 @@ async fn rendition_file(
         }
         None
     };
+    if playlist && state.store.target_duration(&name).is_some() {
+        let agent = headers.get(header::USER_AGENT).map(HeaderValue::as_bytes);
+        state.store.viewers.seen(&name, crate::store::viewers::client_key(viewer.0, agent), Instant::now());
+    }
     if file == "index.m3u8" {
         return media_playlist(&state, (&name, rendition), &q, sig.as_deref(), viewer).await;
     }

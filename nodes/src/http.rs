@@ -64,6 +64,8 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     crate::telemetry::record_process();
     crate::catalog_metrics::record_catalog(&state.cluster);
     crate::telemetry::record_disk(&state.data_dir);
+    let viewers: usize = state.store.viewers.counts(std::time::Instant::now()).values().sum();
+    metrics::gauge!("tessera_viewers").set(viewers as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 

@@ -16,6 +16,7 @@ mod rendition;
 mod sink;
 mod status;
 mod tiered;
+pub mod viewers;
 
 #[cfg(test)]
 mod tests;
@@ -197,6 +198,8 @@ pub struct SegmentStore {
     tiers: std::sync::OnceLock<Arc<tessera_storage::Tiers>>,
     /// Hears of what this node finishes as origin, for recordings.
     recorder: std::sync::OnceLock<Arc<dyn Recorder>>,
+    /// Who watches what here.
+    pub viewers: viewers::ViewerTally,
 }
 
 /// A publisher's hold on a stream name. Dropping it ends the session if the pipeline did
@@ -243,6 +246,7 @@ impl SegmentStore {
             next_session: 1.into(),
             tiers: std::sync::OnceLock::new(),
             recorder: std::sync::OnceLock::new(),
+            viewers: Default::default(),
         })
     }
 

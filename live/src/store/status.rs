@@ -11,6 +11,8 @@ pub struct StreamStatus {
     pub live: bool,
     pub renditions: Vec<RenditionStatus>,
     pub transcoder: Option<TranscoderView>,
+    /// Players of the stream on this node ([`super::viewers`]).
+    pub viewers: usize,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,6 +33,7 @@ pub struct TranscoderView {
 impl SegmentStore {
     /// What each stream is doing, for operators.
     pub fn status(&self) -> Vec<StreamStatus> {
+        let viewers = self.viewers.counts(std::time::Instant::now());
         let entries: Vec<(String, Arc<StreamEntry>)> =
             self.streams.lock().expect("streams lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut out: Vec<StreamStatus> = entries
@@ -38,6 +41,7 @@ impl SegmentStore {
             .map(|(name, e)| {
                 let st = e.state.lock().expect("stream lock");
                 StreamStatus {
+                    viewers: viewers.get(&name).copied().unwrap_or(0),
                     name,
                     live: st.session.is_some(),
                     renditions: st

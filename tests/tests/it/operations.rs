@@ -451,3 +451,28 @@ async fn sighup_reloads_what_can_change_live_and_says_what_cannot() {
     let bad = serde_json::json!({ "filter": "tessera=loud" });
     assert!(api.call(hyper::Method::PUT, "/api/v1/node/log", Some(&bad)).await.is_err());
 }
+
+/// Viewers: clients that asked for a stream's playlist lately, once each however often,
+/// in `/streams` and as `tessera_viewers`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_counts_its_viewers() {
+    let node = node(|_| {}).await;
+    let feed = publish_sample(&node, "cam", 3);
+    let http = node.http_addr();
+    wait_ok(http, "/live/cam/index.m3u8", Duration::from_secs(10)).await;
+    for agent in ["hls.js", "AppleCoreMedia/1.0", "hls.js"] {
+        for _ in 0..3 {
+            assert_eq!(get_with(http, "/live/cam/src/index.m3u8", &[("user-agent", agent)]).await.status, 200);
+        }
+    }
+    // A name nobody publishes is not a stream anyone watches.
+    let _ = get(http, "/live/nothing/src/index.m3u8").await;
+    let streams = json(&get(http, "/streams").await);
+    let cam = streams["streams"].as_array().unwrap().iter().find(|s| s["name"] == "cam").unwrap();
+    assert_eq!(cam["viewers"], 2, "two players: {streams}");
+    assert!(!streams.to_string().contains("nothing"));
+    let metrics = get(http, "/metrics").await.text();
+    assert_eq!(sample(&metrics, "tessera_viewers"), Some(2.0));
+    feed.abort();
+    node.shutdown().await;
+}
