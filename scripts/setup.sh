@@ -25,10 +25,11 @@ python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 for lib in libavcodec:libavcodec-dev libavutil:libavutil-dev libswscale:libswscale-dev; do
     pkg-config --exists "${lib%%:*}" 2>/dev/null || need+=("${lib##*:}")
 done
+# The console's browser libraries (console/package.json) are fetched by npm at build time.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${TESSERA_INTEROP:-}" = 1 ]; then
     command -v chromium >/dev/null 2>&1 || need+=(chromium)
-    command -v node >/dev/null 2>&1 || need+=(nodejs)
-    command -v npm >/dev/null 2>&1 || need+=(npm)
 fi
 
 if ((${#need[@]})); then

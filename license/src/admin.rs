@@ -1,5 +1,5 @@
 //! Content protection through the admin API: playback tokens (`POST /api/v1/tokens`),
-//! revoked viewers (`POST /api/v1/revocations`, `DELETE /api/v1/revocations/{subject}`)
+//! revoked viewers (`GET` and `POST /api/v1/revocations`, `DELETE /api/v1/revocations/{subject}`)
 //! and the address-to-region table (`PUT /api/v1/regions`); and what a stream's or an
 //! asset's `PUT` body says of its protection ([`ProtectionBody`]). The node mounts these
 //! routes behind its admin token check.
@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::supervisor::LicenseRef;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::json;
-use tessera_cluster::api::{cluster_error as cluster_err, error as err};
+use tessera_cluster::api::{cluster_error as cluster_err, error as err, ReadParams};
 use tessera_cluster::ClusterService;
 use tessera_raft::{valid_content, Command, ContentSettings, Protection};
 
@@ -67,7 +67,7 @@ pub struct ProtectionAdmin {
 pub fn router(state: Arc<ProtectionAdmin>) -> Router {
     Router::new()
         .route("/api/v1/tokens", post(issue))
-        .route("/api/v1/revocations", post(revoke))
+        .route("/api/v1/revocations", get(revoked).post(revoke))
         .route("/api/v1/revocations/{subject}", delete(restore))
         .route("/api/v1/regions", put(regions))
         .with_state(state)
@@ -130,6 +130,11 @@ async fn propose(state: &ProtectionAdmin, command: Command, ok: StatusCode) -> R
 async fn revoke(State(state): State<Arc<ProtectionAdmin>>, Json(body): Json<RevokeBody>) -> Response {
     tracing::info!(subject = %body.subject, "viewer revoked through the admin API");
     propose(&state, Command::RevokeSubject { subject: body.subject, revoked: true }, StatusCode::NO_CONTENT).await
+}
+
+/// The revoked viewers' subjects, sorted.
+async fn revoked(State(state): State<Arc<ProtectionAdmin>>, Query(p): Query<ReadParams>) -> Response {
+    tessera_cluster::api::read(&state.cluster, &p, |c| c.revoked_subjects.clone()).await
 }
 
 async fn restore(State(state): State<Arc<ProtectionAdmin>>, Path(subject): Path<String>) -> Response {

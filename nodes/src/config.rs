@@ -186,6 +186,11 @@ pub struct NodeConfig {
     #[arg(long = "purge-hook", value_name = "URL")]
     pub purge_hooks: Vec<String>,
 
+    /// The Prometheus server that scrapes the cluster and evaluates its alert rules: the
+    /// console's alerts page shows what fires there (its `/api/v1/alerts`).
+    #[arg(long, value_name = "URL")]
+    pub prometheus_url: Option<String>,
+
     /// An encrypted live stream's content key is replaced this often, seconds (0: never).
     #[arg(long, default_value_t = 600)]
     pub key_rotation_s: u64,
@@ -390,6 +395,13 @@ impl NodeConfig {
             .find(|h| !(h.starts_with("http://") || h.starts_with("https://")) || h.parse::<hyper::Uri>().is_err())
         {
             return Err(NodeError::Config(format!("purge_hook {h:?}: an http:// or https:// URL")));
+        }
+        if let Some(u) = self
+            .prometheus_url
+            .as_ref()
+            .filter(|u| !(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<hyper::Uri>().is_err())
+        {
+            return Err(NodeError::Config(format!("prometheus_url {u:?}: an http:// or https:// URL")));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(NodeError::Config("tls_cert and tls_key go together".into()));

@@ -35,6 +35,8 @@ pub struct HttpState {
     pub data_dir: std::path::PathBuf,
     /// Reloads the configuration, changes the log filter (admin API).
     pub reloader: Arc<crate::reload::Reloader>,
+    /// Where the alert rules are evaluated (the console's alerts).
+    pub prometheus_url: Option<String>,
 }
 
 /// The node's routes and the `public` ones of its parts (live, VOD playback, license

@@ -18,6 +18,7 @@ pub mod archive_report;
 pub mod auth;
 mod catalog_metrics;
 pub mod config;
+mod console;
 pub mod health;
 pub mod http;
 pub mod ladder;

@@ -303,6 +303,7 @@ fn routes(
         ladders: ladders.clone(),
         data_dir: config.data_dir.clone(),
         reloader: reloader.clone(),
+        prometheus_url: config.prometheus_url.clone(),
     });
     let public = live.merge(vod.playback).merge(tessera_license::http::router(Arc::new(license_endpoints)));
     let admin = vod.admin.merge(tessera_license::admin::router(Arc::new(protection_admin)));

@@ -21,6 +21,11 @@ pub struct RenditionStatus {
     pub offered: bool,
     pub dropped: Option<String>,
     pub last_msn: Option<u64>,
+    /// What the multivariant playlist says of it: measured over recent segments, bits/s.
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub codecs: String,
+    pub resolution: Option<(u32, u32)>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -47,11 +52,18 @@ impl SegmentStore {
                     renditions: st
                         .renditions
                         .values()
-                        .map(|r| RenditionStatus {
-                            name: r.name.clone(),
-                            offered: r.offered(),
-                            dropped: r.dropped.clone(),
-                            last_msn: r.playlist.last_msn(),
+                        .map(|r| {
+                            let v = r.variant("index.m3u8");
+                            RenditionStatus {
+                                name: r.name.clone(),
+                                offered: r.offered(),
+                                dropped: r.dropped.clone(),
+                                last_msn: r.playlist.last_msn(),
+                                bandwidth: v.bandwidth,
+                                average_bandwidth: v.average_bandwidth,
+                                codecs: v.codecs,
+                                resolution: v.resolution,
+                            }
                         })
                         .collect(),
                     transcoder: st.expects_plan.then(|| TranscoderView {

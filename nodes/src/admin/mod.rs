@@ -3,6 +3,7 @@
 //! `{"error": CODE, "message": ...}`. Writes go to the catalog's leader from any node; reads
 //! are linearizable unless `?consistency=local` asks for this node's copy, which the answer
 //! says how far it has got (`applied`, `leader`). `/api/v1/openapi.json` describes it;
+//! the console (`/console/`) is a page that speaks it;
 //! `tessera_cli::admin::AdminClient` speaks it.
 
 mod backup;
@@ -52,13 +53,24 @@ pub fn router(
             "/api/v1/catalog/import",
             post(backup::import).layer(axum::extract::DefaultBodyLimit::max(backup::IMPORT_MAX_BYTES)),
         )
-        .with_state(state)
-        .merge(tenants)
+        .with_state(state.clone())
+        .merge(tenants);
+    let feed = crate::console::ConsoleFeed {
+        api: protected.clone(),
+        cluster: state.cluster.clone(),
+        client: crate::outbound::https_client()
+            .inspect_err(|e| tracing::warn!(error = %e, "the console cannot ask other nodes: no root certificates"))
+            .ok(),
+        prometheus_url: state.prometheus_url.clone(),
+    };
+    let protected = protected
+        .merge(crate::console::feed_router(Arc::new(feed)))
         .route_layer(axum::middleware::from_fn_with_state(auth, tessera_cluster::api::authorize));
     Router::new()
         .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .merge(public)
         .merge(protected)
+        .merge(crate::console::router())
 }
 
 use tessera_cluster::api::{cluster_error as cluster_err, error as err, ReadParams};

@@ -476,3 +476,92 @@ async fn a_node_counts_its_viewers() {
     feed.abort();
     node.shutdown().await;
 }
+
+/// Reads the console's event feed over a raw connection until `seen` holds of what has
+/// arrived (the feed never ends, so no whole-body client will do).
+async fn read_feed_until(
+    stream: &mut tokio::net::TcpStream,
+    text: &mut String,
+    what: &str,
+    seen: impl Fn(&str) -> bool,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 16384];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !seen(text) {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("the feed did not bring {what} in 15 s; it brought:\n{text}"))
+            .expect("read the feed");
+        assert!(n > 0, "the feed ended before {what}:\n{text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_is_the_front_door_and_its_feed_follows_the_catalog() {
+    use tokio::io::AsyncWriteExt;
+    let node = node(|c| c.admin_tokens = vec![ADMIN.into()]).await;
+    let http = node.http_addr();
+
+    let door = get(http, "/").await;
+    assert_eq!(door.status, 303);
+    assert_eq!(door.headers["location"], "/console/");
+    let page = get(http, "/console/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    let html = page.text();
+    assert!(html.contains("id=\"login-form\""), "{html}");
+
+    // Everything the page loads, and every module its script imports, is served.
+    let mut files: Vec<String> = Vec::new();
+    for attr in ["src=\"/console/", "href=\"/console/"] {
+        files.extend(html.split(attr).skip(1).map(|rest| rest.split('"').next().unwrap().to_string()));
+    }
+    let mut i = 0;
+    while i < files.len() {
+        let file = files[i].clone();
+        let r = get(http, &format!("/console/{file}")).await;
+        assert_eq!(r.status, 200, "/console/{file}");
+        if file.ends_with(".js") && !file.starts_with("vendor/") {
+            let dir = file.rsplit_once('/').map_or(String::new(), |(d, _)| format!("{d}/"));
+            for import in r.text().split("from \"./").skip(1) {
+                let name = import.split('"').next().unwrap();
+                let path =
+                    if let Some(up) = name.strip_prefix("../") { up.to_string() } else { format!("{dir}{name}") };
+                if !files.contains(&path) {
+                    files.push(path);
+                }
+            }
+        }
+        i += 1;
+    }
+    assert!(files.iter().any(|f| f == "pages/vod.js") && files.len() >= 13, "{files:?}");
+    assert!(get(http, "/console/vendor/hls.min.js").await.text().contains("Hls"), "hls.js itself");
+    assert_eq!(get(http, "/console/nothing.js").await.status, 404);
+
+    // The feed wants the admin token, then brings every section, then what changes.
+    assert_eq!(get(http, "/api/v1/console/events").await.status, 401);
+    let mut feed = tokio::net::TcpStream::connect(http).await.unwrap();
+    let ask = format!("GET /api/v1/console/events HTTP/1.1\r\nhost: {http}\r\nauthorization: Bearer {ADMIN}\r\n\r\n");
+    feed.write_all(ask.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    let sections = ["cluster", "nodes", "streams", "releases", "assets", "revocations", "live", "alerts"];
+    read_feed_until(&mut feed, &mut text, "every section", |t| {
+        sections.iter().all(|s| t.contains(&format!("event: {s}\n")))
+    })
+    .await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("content-type: text/event-stream"), "{text}");
+    assert!(text.contains("\"configured\":false"), "no Prometheus configured: {text}");
+    let before = text.len();
+    let bearer = format!("Bearer {ADMIN}");
+    let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let body = bytes::Bytes::from_static(br#"{"name":"from-the-console"}"#);
+    let r = request(hyper::Method::POST, http, "/api/v1/streams", &headers, body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    read_feed_until(&mut feed, &mut text, "the new stream", |t| t[before..].contains("\"name\":\"from-the-console\""))
+        .await;
+    node.shutdown().await;
+}
