@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export TESSERA_INTEROP=1
 source scripts/setup.sh
-for tool in ffmpeg ffprobe curl openssl chromium node npm; do
+for tool in ffmpeg ffprobe curl openssl chromium node npm prometheus; do
     command -v "$tool" >/dev/null || { echo "interop: $tool missing" >&2; exit 1; }
 done
 (cd interop && npm ci --no-audit --no-fund --silent)
@@ -583,6 +583,46 @@ placed_ladder() {
     [ "$(json "$s" 's.started && s.fatal.length === 0 && s.stalls === 0 && s.levels.length === 3 && [360, 240, 144].every(h => (s.framesByHeight[h] || 0) > 25)')" = true ]
 }
 check "a ladder made on another node than the publisher's plays every rung in hls.js from the third node" placed_ladder
+
+# 9c. The console (/console/), driven in Chromium through an operator's flows by
+# interop/console.mjs against a fresh trio whose first node makes no ladders, with a real
+# Prometheus evaluating the alert rules: sign in, the cluster, a stream's preview, a drain
+# that moves its ladder, a film uploaded and played, its premiere opening, a node killed and
+# its alert firing. The screenshots go to $RESULTS/console.
+console_flows() {
+    local p
+    for p in "${TRIO_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    ffmpeg -v error -y -f lavfi -i testsrc2=size=640x360:rate=25 -f lavfi -i sine=frequency=330:sample_rate=48000 \
+        -t 8 -c:v libx264 -preset veryfast -g 50 -pix_fmt yuv420p -c:a aac -b:a 64k "$WORK/console-film.mp4" || return 1
+    local prom_port
+    prom_port=$(free_port)
+    TRIO_FIRST=(--transcode-capacity 0)
+    start_trio console --ladder "source,240p:400,144p:200" --vod-workers 1 --prometheus-url "http://127.0.0.1:$prom_port"
+    local started=$?
+    TRIO_FIRST=()
+    ((started == 0)) || return 1
+    local http=("${TRIO_HTTP[@]}") prom=$WORK/prometheus
+    mkdir -p "$prom"
+    printf '%s\n' "global: { scrape_interval: 1s, evaluation_interval: 1s }" \
+        "rule_files: [\"$PWD/deploy/prometheus/tessera-rules.yml\"]" \
+        "scrape_configs:" "  - job_name: tessera" "    static_configs:" \
+        "      - targets: [\"127.0.0.1:${http[0]}\", \"127.0.0.1:${http[1]}\", \"127.0.0.1:${http[2]}\"]" \
+        >"$prom/prometheus.yml"
+    prometheus --config.file="$prom/prometheus.yml" --storage.tsdb.path="$prom/data" \
+        --web.listen-address="127.0.0.1:$prom_port" >"$RESULTS/console-prometheus.log" 2>&1 &
+    pids+=($!)
+    interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/console,m=publish' \
+        "srt://127.0.0.1:${TRIO_SRT[0]}?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-console.log" &
+    local feed=$!
+    pids+=($feed)
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:${http[2]}/live/console/144p/index.m3u8" >/dev/null && break; sleep 0.2; done
+    local ok=0
+    node interop/console.mjs --base "http://127.0.0.1:${http[0]}" --token "$TRIO_ADMIN" --film "$WORK/console-film.mp4" \
+        --kill-pid "${TRIO_PIDS[2]}" --shots "$RESULTS/console" || ok=1
+    kill "$feed" 2>/dev/null || true
+    return $ok
+}
+check "the console: sign in, cluster, a stream's preview, a drain moving its ladder, an upload played, a premiere opening, an alert firing" console_flows
 
 pattern() {
     local srt_addr=${SRT#srt://}

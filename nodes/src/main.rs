@@ -132,8 +132,17 @@ async fn run(matches: ArgMatches) -> anyhow::Result<()> {
             }
         }
         Some(("demo", m)) => {
-            let (_, config, _) = load(m)?;
+            let (_, mut config, _) = load(m)?;
             let demo = DemoArgs::from_arg_matches(m)?;
+            // The console wants an admin token: one for this run when none is configured.
+            let console_token = match config.admin_tokens.first() {
+                Some(_) => None,
+                None => {
+                    let token = tessera_cluster::identity::new_secret();
+                    config.admin_tokens.push(token.clone());
+                    Some(token)
+                }
+            };
             let node = Node::start(config).await?;
             let mut srt = node.srt_addr();
             if srt.ip().is_unspecified() {
@@ -144,6 +153,10 @@ async fn run(matches: ArgMatches) -> anyhow::Result<()> {
             let what = if demo.sample { "the bundled sample" } else { "a live test pattern" };
             println!("Tessera demo: publishing {what} over SRT to {srt} as live/{}", demo.stream);
             println!("Play: http://{host}:{}/live/{}/index.m3u8", http.port(), demo.stream);
+            match console_token {
+                Some(t) => println!("Console: http://{host}:{}/console/ (admin token for this run: {t})", http.port()),
+                None => println!("Console: http://{host}:{}/console/ (sign in with an admin token)", http.port()),
+            }
             let pattern = (!demo.sample).then(|| demo.pattern.config());
             let publisher = tokio::spawn(commands::publisher_loop(srt, publish_stream_id(&demo.stream), pattern, None));
             wait_for_signal().await;

@@ -12,7 +12,7 @@ function rfc3339(local) {
 
 function localValue(ms) {
   const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
-  return d.toISOString().slice(0, 16);
+  return d.toISOString().slice(0, 19);
 }
 
 function contentOptions() {
@@ -24,8 +24,8 @@ function contentOptions() {
 function scheduleForm() {
   const err = h("p", { class: "error", hidden: true, role: "alert" });
   const content = h("input", { name: "content", list: "release-content", required: true, placeholder: "live/NAME or vod/ASSET" });
-  const at = h("input", { name: "at", type: "datetime-local", required: true, value: localValue(Date.now() + 5 * 60000) });
-  const end = h("input", { name: "end", type: "datetime-local" });
+  const at = h("input", { name: "at", type: "datetime-local", step: "1", required: true, value: localValue(Date.now() + 5 * 60000) });
+  const end = h("input", { name: "end", type: "datetime-local", step: "1" });
   const regions = h("input", { name: "regions", placeholder: "every region" });
   const form = h("form", { class: "inline-form" },
     h("datalist", { id: "release-content" }),
@@ -79,7 +79,7 @@ function actions(r) {
       act(() => api("PUT", `/api/v1/releases/${r.id}`, { end: new Date(Date.now() + 2000).toISOString() }), `${r.content} will be taken down`);
     } }, "End now");
   }
-  const when = h("input", { type: "datetime-local", value: localValue(r.at_ms), "aria-label": `New time for release ${r.id}` });
+  const when = h("input", { type: "datetime-local", step: "1", value: localValue(r.at_ms), "aria-label": `New time for release ${r.id}` });
   return h("div", { class: "row-actions" }, when,
     h("button", { onclick: () => act(() => api("PUT", `/api/v1/releases/${r.id}`, { at: rfc3339(when.value) }), `Release ${r.id} moved`) }, "Move"),
     h("button", { onclick: () => act(() => api("PUT", `/api/v1/releases/${r.id}`, { at: new Date(Date.now() + 3000).toISOString() }), `Release ${r.id} opens in a few seconds`) }, "Open now"),

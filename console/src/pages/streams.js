@@ -25,7 +25,7 @@ function listColumns(live) {
   return [
     ["Stream", (s) => h("a", { href: `#/streams/${encodeURIComponent(s.name)}` }, s.name)],
     ["State", (s) => s.origin ? pill("live", "ok") : pill("idle")],
-    ["Origin", (s) => s.origin ? `node ${s.origin.node} · ${fmt.ago(s.origin.since_ms)}` : "—"],
+    ["Origin", (s) => s.origin ? `node ${s.origin.node}` : "—"],
     ["Ladder", (s) => s.placement
       ? h("div", {}, `node ${s.placement.node}`, h("div", { class: "muted small" }, `${s.ladder || "node default"}${s.placement.moves ? ` · moved ${s.placement.moves}×` : ""}`))
       : h("span", { class: "muted" }, s.ladder || "node default")],
@@ -145,7 +145,7 @@ export const streams = {
         ? `Live from node ${rec.origin.node} since ${fmt.time(rec.origin.since_ms)}${rec.placement ? `; its ladder is made on node ${rec.placement.node}` : ""}.`
         : "Not live: nobody publishes it now.";
       const views = onNodes(s.live, name);
-      const r = views.find((x) => x.renditions?.length)?.renditions || [];
+      const r = (views.find((x) => x.renditions?.length)?.renditions || []).slice().sort((a, b) => b.bandwidth - a.bandwidth);
       const box = root.querySelector("#stream-renditions");
       if (box) fill(box, table(renditionColumns, r.map((x) => ({ ...x, key: x.name })), "No renditions yet: nothing has been published."));
       refreshTree(root, name);

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cluster::{free_port, Proc, BIN};
-use crate::common::{get, parse_media, scratch_dir};
+use crate::common::{get, get_with, parse_media, scratch_dir};
 
 /// A process killed when the test ends, however it ends.
 struct Killed(Child);
@@ -58,20 +58,28 @@ async fn the_demo_plays_within_five_seconds_of_printing_its_url() {
     // The demo prints its URL among its log lines: all of them go on to the log file.
     let stdout = demo.0.stdout.take().unwrap();
     let (play_tx, play) = tokio::sync::oneshot::channel();
+    let (console_tx, console) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         use std::io::Write;
-        let (mut log, mut play_tx) = (log, Some(play_tx));
+        let (mut log, mut play_tx, mut console_tx) = (log, Some(play_tx), Some(console_tx));
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = writeln!(log, "{line}");
             if let Some(url) = line.strip_prefix("Play: ") {
-                if let Some(tx) = play_tx.take() {
-                    let _ = tx.send(url.to_string());
-                }
+                play_tx.take().map(|tx| tx.send(url.to_string()));
+            }
+            if let Some(rest) = line.strip_prefix("Console: ") {
+                console_tx.take().map(|tx| tx.send(rest.to_string()));
             }
         }
     });
     let url = tokio::time::timeout(Duration::from_secs(60), play).await.expect("the demo starts");
     let url = url.expect("the demo prints its playback URL");
+    // And its console, with an admin token made for the run that the node accepts.
+    let console = console.await.expect("the demo prints its console");
+    assert!(console.starts_with(&format!("http://{http}/console/ ")), "{console}");
+    let token = console.rsplit(": ").next().unwrap().trim_end_matches(')');
+    let bearer = format!("Bearer {token}");
+    assert_eq!(get_with(http, "/api/v1/cluster", &[("authorization", &bearer)]).await.status, 200, "{console}");
     let path = url.strip_prefix(&format!("http://{http}")).expect("the URL names the node's HTTP address");
     assert_eq!(path, "/live/demo/index.m3u8");
 
