@@ -170,6 +170,11 @@ function deliver(name, value) {
   if (name === "cluster") {
     document.getElementById("node-line").textContent =
       `Node ${value.id} · ${value.state} · term ${value.term}`;
+    // Every page says when this node is cut off: what it shows may then be old.
+    const banner = document.getElementById("banner");
+    banner.hidden = value.leader != null;
+    banner.textContent = `Node ${value.id} follows no leader: it cannot reach a quorum, so what it shows may be old `
+      + `(catalog applied up to ${value.applied ?? "nothing"}) and changes made here wait. Open another node's console.`;
   }
   if (name === "alerts") {
     const firing = (value.alerts || []).filter((a) => a.state === "firing").length;

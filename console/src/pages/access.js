@@ -18,7 +18,7 @@ function issueForm() {
   const hours = h("input", { name: "hours", type: "number", min: "0.1", step: "0.1", value: "24", required: true });
   const streams = h("input", { name: "max_streams", type: "number", min: "1", placeholder: "no limit" });
   const out = h("div", { class: "issued", hidden: true });
-  const form = h("form", { class: "inline-form" }, h("datalist", { id: "access-content" }),
+  const form = h("form", { class: "inline-form", id: "issue-form" }, h("datalist", { id: "access-content" }),
     h("label", {}, "Viewer", subject), h("label", {}, "Content", content), h("label", {}, "Valid for (hours)", hours),
     h("label", {}, "Concurrent players", streams), h("button", { class: "primary", type: "submit" }, "Issue token"), err, out);
   form.addEventListener("submit", async (e) => {
@@ -41,7 +41,7 @@ function issueForm() {
 function revokeForm() {
   const err = h("p", { class: "error", hidden: true, role: "alert" });
   const subject = h("input", { name: "subject", required: true, placeholder: "the viewer's id" });
-  const form = h("form", { class: "inline-form" }, h("label", {}, "Viewer", subject),
+  const form = h("form", { class: "inline-form", id: "revoke-form" }, h("label", {}, "Viewer", subject),
     h("button", { class: "danger", type: "submit" }, "Revoke"), err);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -57,7 +57,7 @@ function protectForm() {
   const mode = h("select", { name: "encryption" }, [["none", "none"], ["aes-128", "AES-128 (whole segments)"], ["cbcs", "cbcs (SAMPLE-AES, FairPlay/Widevine/PlayReady)"]]
     .map(([v, label]) => h("option", { value: v }, label)));
   const signed = h("input", { type: "checkbox", name: "signed_urls" });
-  const form = h("form", { class: "inline-form" }, h("label", {}, "Content", content), h("label", {}, "Encryption", mode),
+  const form = h("form", { class: "inline-form", id: "protect-form" }, h("label", {}, "Content", content), h("label", {}, "Encryption", mode),
     h("label", { class: "check" }, signed, "Playback tokens required"), h("button", { type: "submit" }, "Apply"), err);
   form.addEventListener("submit", (e) => {
     e.preventDefault();

@@ -95,9 +95,6 @@ export const cluster = {
     const box = root.querySelector("#cluster-nodes");
     if (!nodes) return fill(box, h("div", { class: "empty" }, "Waiting for the nodes…"));
     if (nodes.error) return fill(box, h("div", { class: "error" }, nodes.message));
-    fill(box,
-      nodes.consistency === "local" && nodes.leader == null
-        ? h("p", { class: "warn-box" }, `This node follows no leader: what it shows may be old (applied up to ${nodes.applied ?? "nothing"}).`) : null,
-      table(columns, nodeRows(nodes.data, s.cluster, s.live), "No nodes in the catalog yet."));
+    fill(box, table(columns, nodeRows(nodes.data, s.cluster, s.live), "No nodes in the catalog yet."));
   },
 };

@@ -1,6 +1,7 @@
 //! End-to-end tests: real nodes on free ports, real SRT callers, real HTTP.
 
 mod admission;
+mod api_document;
 mod bad_input;
 mod cluster;
 mod common;
