@@ -42,8 +42,9 @@ pub enum ClusterCommand {
     /// A node takes no new publishers, ladders or VOD jobs, and the ladders it makes move
     /// to other nodes; with --wait, until it holds nothing (then `leave` it).
     Drain {
+        /// A node id, or `self`: the node at --node (a node draining itself as it stops).
         #[arg(value_name = "NODE")]
-        id: u64,
+        id: NodeRef,
         #[command(flatten)]
         api: ApiArgs,
         /// Wait until the node holds no origin, ladder, worker or job (at most this many
@@ -53,8 +54,9 @@ pub enum ClusterCommand {
     },
     /// A drained node takes work again.
     Undrain {
+        /// A node id, or `self`: the node at --node.
         #[arg(value_name = "NODE")]
-        id: u64,
+        id: NodeRef,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -110,6 +112,37 @@ pub struct ApiArgs {
     /// An admin token (from `cluster init`, or DATA_DIR/cluster/init-tokens).
     #[arg(long, env = "TESSERA_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: String,
+}
+
+/// A node named on the command line: by its id, or as the node the command speaks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRef {
+    Id(u64),
+    /// The node at `--node`.
+    This,
+}
+
+impl std::str::FromStr for NodeRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "self" => Ok(NodeRef::This),
+            _ => s.parse().map(NodeRef::Id).map_err(|_| format!("{s:?}: a node id, or `self`")),
+        }
+    }
+}
+
+impl NodeRef {
+    /// The node's id (asking the node at `--node` for its own).
+    async fn resolve(self, client: &AdminClient) -> anyhow::Result<u64> {
+        match self {
+            NodeRef::Id(id) => Ok(id),
+            NodeRef::This => {
+                let status = client.get("/api/v1/cluster").await?;
+                status["id"].as_u64().context("the node did not say its id")
+            }
+        }
+    }
 }
 
 impl ApiArgs {
@@ -188,6 +221,7 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
         }
         ClusterCommand::Drain { id, api, wait } => {
             let client = api.client();
+            let id = id.resolve(&client).await?;
             let node = client.call(Method::POST, &format!("/api/v1/nodes/{id}/drain"), None).await?;
             println!("node {id} is draining; it holds {}", describe_holds(&node["holds"]));
             if let Some(secs) = wait {
@@ -209,7 +243,9 @@ pub async fn run(command: ClusterCommand) -> anyhow::Result<()> {
             }
         }
         ClusterCommand::Undrain { id, api } => {
-            api.client().call(Method::DELETE, &format!("/api/v1/nodes/{id}/drain"), None).await?;
+            let client = api.client();
+            let id = id.resolve(&client).await?;
+            client.call(Method::DELETE, &format!("/api/v1/nodes/{id}/drain"), None).await?;
             println!("node {id} takes work again");
         }
         ClusterCommand::Export { out, api } => {

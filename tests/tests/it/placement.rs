@@ -187,7 +187,8 @@ async fn a_drained_node_hands_its_ladder_on_holds_nothing_and_leaves() {
 
     // Viewers of the node that stays watch the rungs while the ladder moves.
     let watching = tokio::spawn(longest_pause(nodes[index_of(other)].http, "drained".into(), Duration::from_secs(12)));
-    let drain = || tessera_cli("cluster", &["drain", &placed.to_string(), "--wait", "30"], &nodes[0], &admin);
+    // As a pod's preStop hook does it: the node is told to drain itself.
+    let drain = || tessera_cli("cluster", &["drain", "self", "--wait", "30"], &nodes[index_of(placed)], &admin);
     let out = tokio::task::block_in_place(drain);
     assert!(out.contains("holds nothing"), "{out}");
     let pause = watching.await.unwrap();
