@@ -2,7 +2,8 @@
 // cluster that scripts/interop.sh started (a stream `console` published to node 1 with its
 // ladder made on node 2 or 3, a Prometheus scraping the three): sign in, see the cluster,
 // watch the stream, drain the node that makes its ladder and watch the ladder move, upload a
-// film and play it, schedule its premiere and watch it open, kill a node and see the alert.
+// film and play it, schedule its premiere and watch it open, encrypt the stream and revoke a
+// viewer whose player then stops, kill a node and see the alert.
 // Each step writes a screenshot to --shots; the first failure ends the run (exit 1).
 //   node interop/console.mjs --base http://127.0.0.1:PORT --token ADMIN --film FILE \
 //        --kill-pid PID --kill-node N --shots DIR
@@ -130,6 +131,8 @@ try {
   await page.fill('input[name=at]', local);
   await page.click('#page form button[type=submit]');
   await page.waitForSelector('#releases-list .pill:text-is("scheduled")', { timeout: 15000 });
+  // A ready film is ready on every node: each says so before the release opens.
+  await page.waitForSelector('#releases-list td:has-text("3 of 3 nodes ready")', { timeout: 15000 });
   const gated = await page.evaluate((a) => fetch(`/vod/${a}/index.m3u8`, { cache: 'no-store' }).then((r) => r.status), asset);
   if (gated !== 404) throw new Error(`a scheduled film answered ${gated}, not 404`);
   await shot('premiere-scheduled');
@@ -137,6 +140,48 @@ try {
   const open = await page.evaluate((a) => fetch(`/vod/${a}/index.m3u8`, { cache: 'no-store' }).then((r) => r.status), asset);
   if (open !== 200) throw new Error(`the opened film answered ${open}`);
   await shot('premiere-open');
+
+  // Encrypt the stream, issue a viewer a playback token, play it in another tab; revoke the
+  // viewer: that player stops at its next key request (keys rotate every 4 s).
+  step('revoke');
+  await go('access');
+  await page.fill('#protect-form input[name=content]', 'live/console');
+  await page.selectOption('#protect-form select[name=encryption]', 'aes-128');
+  await page.click('#protect-form button[type=submit]');
+  await page.waitForFunction(() => fetch('/live/console/src/index.m3u8', { cache: 'no-store' })
+    .then((r) => r.text()).then((t) => t.includes('#EXT-X-KEY')), null, { timeout: 20000, polling: 500 });
+  await page.fill('#issue-form input[name=subject]', 'viewer-7');
+  await page.fill('#issue-form input[name=content]', 'live/console');
+  await page.click('#issue-form button[type=submit]');
+  await page.waitForSelector('#issue-form .issued:not([hidden]) input');
+  const playback = await page.$eval('#issue-form .issued input', (i) => i.value);
+  await shot('token-issued');
+  const viewer = await browser.newPage();
+  await viewer.goto(`${base}/streams`);
+  await viewer.addScriptTag({ url: `${base}/console/vendor/hls.min.js` });
+  await viewer.evaluate((url) => {
+    const video = document.createElement('video');
+    video.muted = true;
+    document.body.append(video);
+    window.stopped = null;
+    const hls = new window.Hls({ lowLatencyMode: true });
+    hls.on(window.Hls.Events.ERROR, (_e, d) => { if (d.fatal) window.stopped = `${d.details} (HTTP ${d.response?.code})`; });
+    hls.loadSource(url);
+    hls.attachMedia(video);
+    video.play();
+    window.video = video;
+  }, playback);
+  await viewer.waitForFunction(() => window.video.currentTime > 3 && !window.stopped, null, { timeout: 30000 });
+  await page.fill('#revoke-form input[name=subject]', 'viewer-7');
+  await page.click('#revoke-form button[type=submit]');
+  const revokedAt = Date.now();
+  await page.waitForSelector('#access-revoked tr[data-key="viewer-7"]', { timeout: 15000 });
+  await shot('viewer-revoked');
+  await viewer.waitForFunction(() => window.stopped, null, { timeout: 30000 });
+  const why = await viewer.evaluate(() => window.stopped);
+  if (!/key/i.test(why)) throw new Error(`the revoked player stopped for another reason: ${why}`);
+  step(`the revoked viewer's player stopped ${((Date.now() - revokedAt) / 1000).toFixed(1)} s after the revocation: ${why}`);
+  await viewer.close();
 
   // Kill a node: the alert fires on the alerts page (the rule waits 30 s).
   step('alert');

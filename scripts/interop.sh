@@ -231,13 +231,17 @@ start_trio() { # [folder name, then extra node flags]
         for _ in $(seq 50); do curl -sf "http://127.0.0.1:${TRIO_HTTP[$i]}/healthz" >/dev/null && break; sleep 0.2; done
     done
 }
+trio_feed() { # stream name: the clocked picture to the trio's first node, in the background (FEED_PID)
+    interop/clock-feed.sh -f mpegts -srt_streamid "#!::r=live/$1,m=publish" \
+        "srt://127.0.0.1:${TRIO_SRT[0]}?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-$1.log" &
+    FEED_PID=$!
+    pids+=($FEED_PID)
+}
 cluster_play() {
     start_trio || return 1
-    local http=("${TRIO_HTTP[@]}") srt=("${TRIO_SRT[@]}") i
-    interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/trio,m=publish' \
-        "srt://127.0.0.1:${srt[0]}?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-trio.log" &
-    local feed=$!
-    pids+=($feed)
+    local http=("${TRIO_HTTP[@]}") i
+    trio_feed trio
+    local feed=$FEED_PID
     for _ in $(seq 75); do curl -sf "http://127.0.0.1:${http[0]}/live/trio/index.m3u8" >/dev/null && break; sleep 0.2; done
     local ok=0
     for i in 1 2; do
@@ -561,10 +565,8 @@ placed_ladder() {
     TRIO_FIRST=()
     ((started == 0)) || return 1
     local http=("${TRIO_HTTP[@]}")
-    interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/placed,m=publish' \
-        "srt://127.0.0.1:${TRIO_SRT[0]}?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-placed.log" &
-    local feed=$!
-    pids+=($feed)
+    trio_feed placed
+    local feed=$FEED_PID
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:${http[2]}/live/placed/144p/index.m3u8" >/dev/null && break; sleep 0.2; done
     local stream node
     stream=$(curl -sf -H "Authorization: Bearer $TRIO_ADMIN" "http://127.0.0.1:${http[2]}/api/v1/streams/placed") || return 1
@@ -587,8 +589,8 @@ check "a ladder made on another node than the publisher's plays every rung in hl
 # 9c. The console (/console/), driven in Chromium through an operator's flows by
 # interop/console.mjs against a fresh trio whose first node makes no ladders, with a real
 # Prometheus evaluating the alert rules: sign in, the cluster, a stream's preview, a drain
-# that moves its ladder, a film uploaded and played, its premiere opening, a node killed and
-# its alert firing. The screenshots go to $RESULTS/console.
+# that moves its ladder, a film uploaded and played, its premiere opening, a viewer revoked
+# and their player stopping, a node killed and its alert firing. The screenshots go to $RESULTS/console.
 console_flows() {
     local p
     for p in "${TRIO_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -597,7 +599,9 @@ console_flows() {
     local prom_port
     prom_port=$(free_port)
     TRIO_FIRST=(--transcode-capacity 0)
-    start_trio console --ladder "source,240p:400,144p:200" --vod-workers 1 --prometheus-url "http://127.0.0.1:$prom_port"
+    python3 -c 'import secrets; print(secrets.token_hex(32))' >"$WORK/console-kek"
+    start_trio console --ladder "source,240p:400,144p:200" --vod-workers 1 --prometheus-url "http://127.0.0.1:$prom_port" \
+        --kek-file "$WORK/console-kek" --key-rotation-s 4
     local started=$?
     TRIO_FIRST=()
     ((started == 0)) || return 1
@@ -611,10 +615,8 @@ console_flows() {
     prometheus --config.file="$prom/prometheus.yml" --storage.tsdb.path="$prom/data" \
         --web.listen-address="127.0.0.1:$prom_port" >"$RESULTS/console-prometheus.log" 2>&1 &
     pids+=($!)
-    interop/clock-feed.sh -f mpegts -srt_streamid '#!::r=live/console,m=publish' \
-        "srt://127.0.0.1:${TRIO_SRT[0]}?mode=caller&latency=120000&pkt_size=1316" 2>>"$RESULTS/ffmpeg-console.log" &
-    local feed=$!
-    pids+=($feed)
+    trio_feed console
+    local feed=$FEED_PID
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:${http[2]}/live/console/144p/index.m3u8" >/dev/null && break; sleep 0.2; done
     local ok=0
     node interop/console.mjs --base "http://127.0.0.1:${http[0]}" --token "$TRIO_ADMIN" --film "$WORK/console-film.mp4" \
@@ -622,7 +624,7 @@ console_flows() {
     kill "$feed" 2>/dev/null || true
     return $ok
 }
-check "the console: sign in, cluster, a stream's preview, a drain moving its ladder, an upload played, a premiere opening, an alert firing" console_flows
+check "the console: sign in, cluster, a stream's preview, a drain moving its ladder, an upload played, a premiere opening, a revoked viewer stopped, an alert firing" console_flows
 
 pattern() {
     local srt_addr=${SRT#srt://}

@@ -39,6 +39,7 @@ function uploadCard() {
       headers: authHeaders(),
       chunkSize: 8 * 1024 * 1024,
       retryDelays: [0, 1000, 3000, 5000, 10000],
+      removeFingerprintOnSuccess: true,
       metadata: { filename: f.name, title: title.value.trim() || f.name.replace(/\.[^.]+$/, "") },
       onProgress(sent, total) {
         bar.value = (100 * sent) / total;

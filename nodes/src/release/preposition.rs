@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_raft::{Command, ReleaseRecord, ReleaseState};
+use tessera_raft::{AssetState, Command, ReleaseRecord, ReleaseState};
 use tokio::sync::watch;
 
 use tessera_cluster::ClusterService;
@@ -71,8 +71,11 @@ impl Preposition {
 
     /// Holds the release's content if it is time to, and says whether this node is ready.
     fn hold(&self, r: &ReleaseRecord, now: i64) -> (bool, String) {
+        if let Some(asset) = r.content.strip_prefix("vod/") {
+            return self.asset_readiness(asset);
+        }
         let Some(stream) = r.content.strip_prefix("live/") else {
-            return (false, "this node holds no such asset".into());
+            return (false, format!("{:?} names neither a stream nor an asset", r.content));
         };
         if self.store.publishing_here(stream) {
             return (true, "origin: the feed is published here".into());
@@ -86,5 +89,22 @@ impl Preposition {
             (true, false) => (false, "catching up with the origin".into()),
             (false, false) => (false, "no feed yet: nobody publishes the event".into()),
         }
+    }
+
+    /// A VOD asset is ready on every node once its renditions are made: a node serves them
+    /// from its own disk, from the nodes that made them or from the archive.
+    fn asset_readiness(&self, asset: &str) -> (bool, String) {
+        self.cluster.catalog.peek(|c| match c.assets.get(asset).map(|a| a.state) {
+            None => (false, "no such asset".to_string()),
+            Some(AssetState::Ready) => (true, "the asset is ready: every node serves its renditions".to_string()),
+            Some(AssetState::Failed) => (false, "the asset failed to transcode".to_string()),
+            Some(state) => {
+                let (done, total) = c.jobs_of(asset).fold((0u64, 0u64), |(d, t), j| {
+                    (d + u64::from(j.segments_done.min(j.segments_total)), t + u64::from(j.segments_total))
+                });
+                let made = (done * 100).checked_div(total).unwrap_or(0);
+                (false, format!("the asset is {} ({made}% made)", format!("{state:?}").to_lowercase()))
+            }
+        })
     }
 }

@@ -200,8 +200,12 @@ async fn prometheus_scraping_three_nodes_fires_node_down_when_one_is_killed() {
     }
     let leaders = prometheus.api("query?query=sum(tessera_raft_is_leader)").await.expect("query");
     assert_eq!(leaders["result"][0]["value"][1], "1", "one leader among three: {leaders}");
-    let firing = prometheus.api("alerts").await.expect("alerts");
-    assert_eq!(firing["alerts"].as_array().map(Vec::len), Some(0), "nothing fires on a healthy cluster: {firing}");
+    // Pending is not firing: the first evaluations may precede the leader's first scrape,
+    // and the rules' `for` is there to absorb that.
+    let alerts = prometheus.api("alerts").await.expect("alerts");
+    let firing: Vec<&Value> =
+        alerts["alerts"].as_array().expect("alerts").iter().filter(|a| a["state"] == "firing").collect();
+    assert!(firing.is_empty(), "nothing fires on a healthy cluster: {alerts}");
 
     // A follower is killed: after the rule's 30 s, its alert fires, naming it.
     let victim = 2;
