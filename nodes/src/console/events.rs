@@ -57,7 +57,9 @@ pub(crate) fn feed_router(feed: Arc<ConsoleFeed>) -> Router {
 }
 
 async fn events(State(feed): State<Arc<ConsoleFeed>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let ticks = tokio::time::interval(EVERY);
+    let mut ticks = tokio::time::interval(EVERY);
+    // A slow round (a node that does not answer) delays the next one rather than bunching.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let sent: HashMap<&'static str, String> = HashMap::new();
     let stream = futures::stream::unfold((feed, ticks, sent), |(feed, mut ticks, mut sent)| async move {
         ticks.tick().await;
