@@ -45,6 +45,14 @@ export function fill(el, ...children) {
   el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
+/** A datalist's options: every stream (`live/NAME`) and asset (`vod/ID`) the feed knows. */
+export function contentOptions() {
+  return [
+    ...(sections.streams?.data || []).map((s) => `live/${s.name}`),
+    ...(sections.assets?.data || []).map((a) => `vod/${a.id}`),
+  ].map((c) => h("option", { value: c }));
+}
+
 export function pill(text, kind = "") {
   return h("span", { class: `pill ${kind}` }, text);
 }

@@ -2,14 +2,7 @@
 // and restore viewers (every node refuses their key requests and signed playback once it
 // has applied the revocation), and set a content's encryption.
 
-import { h, table, fill, api, act, sections } from "../app.js";
-
-function contentList() {
-  return [
-    ...(sections.streams?.data || []).map((s) => `live/${s.name}`),
-    ...(sections.assets?.data || []).map((a) => `vod/${a.id}`),
-  ];
-}
+import { h, table, fill, api, act, contentOptions } from "../app.js";
 
 function issueForm() {
   const err = h("p", { class: "error", hidden: true, role: "alert" });
@@ -89,7 +82,7 @@ export const access = {
   },
   update(root, s) {
     const dl = root.querySelector("#access-content");
-    if (dl) fill(dl, contentList().map((c) => h("option", { value: c })));
+    if (dl) fill(dl, contentOptions());
     const box = root.querySelector("#access-revoked");
     const r = s.revocations;
     if (!r) return fill(box, h("div", { class: "empty" }, "Waiting for the catalog…"));

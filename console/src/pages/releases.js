@@ -1,7 +1,7 @@
 // Releases (premieres): a timeline around now, each release's state and readiness per
 // node, and schedule, move and cancel. A release opens only once the cluster commits it.
 
-import { h, table, fill, pill, api, act, fmt, sections } from "../app.js";
+import { h, table, fill, pill, api, act, fmt, contentOptions } from "../app.js";
 
 const STATE_KIND = { scheduled: "warn", open: "ok", ended: "", cancelled: "danger" };
 
@@ -13,12 +13,6 @@ function rfc3339(local) {
 function localValue(ms) {
   const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
   return d.toISOString().slice(0, 19);
-}
-
-function contentOptions() {
-  const live = (sections.streams?.data || []).map((s) => `live/${s.name}`);
-  const vod = (sections.assets?.data || []).map((a) => `vod/${a.id}`);
-  return [...live, ...vod];
 }
 
 function scheduleForm() {
@@ -113,7 +107,7 @@ export const releases = {
   },
   update(root, s) {
     const dl = root.querySelector("#release-content");
-    if (dl) fill(dl, contentOptions().map((c) => h("option", { value: c })));
+    if (dl) fill(dl, contentOptions());
     const list = root.querySelector("#releases-list");
     if (!s.releases) return fill(list, h("div", { class: "empty" }, "Waiting for the catalog…"));
     if (s.releases.error) return fill(list, h("p", { class: "error" }, s.releases.message));
