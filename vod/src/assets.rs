@@ -39,10 +39,7 @@ struct AssetView {
 
 fn view(c: &Catalog, asset: &AssetRecord) -> AssetView {
     let jobs: Vec<JobRecord> = c.jobs_of(&asset.id).cloned().collect();
-    let (done, total) = jobs.iter().fold((0u64, 0u64), |(d, t), j| {
-        let made = if j.state == JobState::Done { j.segments_total } else { j.segments_done.min(j.segments_total) };
-        (d + made as u64, t + j.segments_total as u64)
-    });
+    let (done, total) = c.asset_progress(&asset.id);
     AssetView {
         asset: asset.clone(),
         progress: if total == 0 { 0.0 } else { done as f64 / total as f64 },

@@ -99,9 +99,7 @@ impl Preposition {
             Some(AssetState::Ready) => (true, "the asset is ready: every node serves its renditions".to_string()),
             Some(AssetState::Failed) => (false, "the asset failed to transcode".to_string()),
             Some(state) => {
-                let (done, total) = c.jobs_of(asset).fold((0u64, 0u64), |(d, t), j| {
-                    (d + u64::from(j.segments_done.min(j.segments_total)), t + u64::from(j.segments_total))
-                });
+                let (done, total) = c.asset_progress(asset);
                 let made = (done * 100).checked_div(total).unwrap_or(0);
                 (false, format!("the asset is {} ({made}% made)", format!("{state:?}").to_lowercase()))
             }

@@ -124,6 +124,15 @@ impl Catalog {
         self.jobs.range(from.clone()..).take_while(move |(k, _)| k.starts_with(&from)).map(|(_, j)| j)
     }
 
+    /// Segments made and segments to make over every job of `asset` (a finished job counts
+    /// whole).
+    pub fn asset_progress(&self, asset: &str) -> (u64, u64) {
+        self.jobs_of(asset).fold((0, 0), |(d, t), j| {
+            let made = if j.state == JobState::Done { j.segments_total } else { j.segments_done.min(j.segments_total) };
+            (d + u64::from(made), t + u64::from(j.segments_total))
+        })
+    }
+
     /// The asset's state from its jobs: ready when all are done, failed when one is dead.
     fn settle_asset(&mut self, asset: &str) {
         let jobs: Vec<JobState> = self.jobs_of(asset).map(|j| j.state).collect();
