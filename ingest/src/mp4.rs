@@ -170,12 +170,12 @@ impl SourceIndex {
     /// Indexes a `moov` box (its bytes, header included) of a file of `file_len` bytes.
     pub fn parse(moov: &[u8], file_len: u64) -> Result<Self, Mp4Error> {
         let mut moov = moov.to_vec();
-        unused::free_unused(&mut moov);
+        let entry_kinds = unused::free_unused(&mut moov);
         let moov = Moov::decode(&mut &moov[..]).map_err(|e| Mp4Error::Moov(e.to_string()))?;
         let mut index =
             SourceIndex { tracks: Vec::new(), samples: Vec::new(), duration_s: 0.0, video: None, audio_track_id: 0 };
         let mut seen = Vec::new();
-        for trak in &moov.trak {
+        for (n, trak) in moov.trak.iter().enumerate() {
             let id = trak.tkhd.track_id;
             let Some(codec) = trak.mdia.minf.stbl.stsd.codecs.first() else {
                 seen.push(format!("{id}: no sample description"));
@@ -184,7 +184,8 @@ impl SourceIndex {
             let (ours, config, length_size) = match track_config(id, codec)? {
                 Some(t) => t,
                 None => {
-                    seen.push(format!("{id}: {}", codec_name(codec)));
+                    let kind = entry_kinds.get(n).map(|k| String::from_utf8_lossy(k).trim_end().to_string());
+                    seen.push(format!("{id}: {}", kind.unwrap_or_else(|| "unknown".into())));
                     continue;
                 }
             };
@@ -234,11 +235,6 @@ impl SourceIndex {
         let kind = if s.track == VIDEO_TRACK { TrackKind::Video } else { TrackKind::Audio };
         Ok(Frame { track: s.track, kind, pts: s.pts, dts: s.dts, keyframe: s.keyframe, data })
     }
-}
-
-fn codec_name(codec: &Codec) -> String {
-    let debug = format!("{codec:?}");
-    debug.split(['(', ' ']).next().unwrap_or("unknown").to_ascii_lowercase()
 }
 
 /// Our track id, configuration and NAL length size for a sample description; `None` for a

@@ -128,3 +128,18 @@ fn files_that_are_not_mp4_truncated_or_lying_are_refused_with_where() {
     assert!(err.to_string().contains("stts times"), "{err}");
     assert!(matches!(SourceIndex::parse(&moov[..size / 2], MP4.len() as u64), Err(Mp4Error::Moov(_))));
 }
+
+#[test]
+fn a_file_with_no_track_this_takes_names_the_codecs_it_has() {
+    let m = moov_of(MP4).unwrap();
+    let mut moov = MP4[m.offset as usize..(m.offset + m.size) as usize].to_vec();
+    let rename = |moov: &mut Vec<u8>, from: &[u8; 4], to: &[u8; 4]| {
+        let at = moov.windows(4).position(|w| w == from).expect("the sample has the entry");
+        moov[at..at + 4].copy_from_slice(to);
+    };
+    rename(&mut moov, b"avc1", b"vp09");
+    rename(&mut moov, b"mp4a", b"Opus");
+    let err = SourceIndex::parse(&moov, MP4.len() as u64).unwrap_err();
+    let Mp4Error::NoTracks(seen) = &err else { panic!("{err}") };
+    assert!(seen.contains(": vp09") && seen.contains(": Opus"), "{seen}");
+}
