@@ -11,7 +11,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 use tessera_raft::{Catalog, CatalogError, CatalogNode, Rejection, TokenKind};
 
 use crate::identity::secret_hash;
@@ -22,8 +21,17 @@ use tessera_raft::{
 };
 
 /// An error answer.
+/// Every error of the HTTP API: a stable code and a sentence for people.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiError {
+    /// `not_found`, `invalid`, `exists`, `live`, `unavailable`, `unauthorized`, `forbidden`,
+    /// `release_state`, `stale_epoch`, `not_empty`, ...
+    pub error: String,
+    pub message: String,
+}
+
 pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
-    (status, Json(json!({ "error": code, "message": message.to_string() }))).into_response()
+    (status, Json(ApiError { error: code.to_string(), message: message.to_string() })).into_response()
 }
 
 pub fn catalog_error(e: CatalogError) -> Response {
@@ -113,9 +121,51 @@ pub async fn authorize(State(auth): State<Arc<AdminAuth>>, req: Request, next: N
 }
 
 /// `?consistency=local` for a read from this node's copy.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReadParams {
+    /// `local` reads this node's own copy at once (the answer says how far it has got);
+    /// anything else, or nothing, reads linearizably.
     consistency: Option<String>,
+}
+
+/// How a read was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// After this node caught up with the leader's commit.
+    Linearizable,
+    /// From this node's copy, as far as it has got.
+    Local,
+}
+
+/// How far a local read's copy had got.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct Staleness {
+    /// The last catalog log index this node applied.
+    pub applied: Option<u64>,
+    /// The leader this node follows; without one the copy may be arbitrarily old.
+    pub leader: Option<u64>,
+}
+
+/// A catalog read's answer: what was read in `data`, and how.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Read<T> {
+    pub consistency: Consistency,
+    /// Only for local reads.
+    #[serde(flatten)]
+    pub staleness: Option<Staleness>,
+    pub data: T,
+}
+
+impl<T> Read<T> {
+    pub fn linearizable(data: T) -> Self {
+        Read { consistency: Consistency::Linearizable, staleness: None, data }
+    }
+
+    pub fn local(data: T, applied: Option<u64>, leader: Option<u64>) -> Self {
+        Read { consistency: Consistency::Local, staleness: Some(Staleness { applied, leader }), data }
+    }
 }
 
 impl ReadParams {
@@ -134,11 +184,10 @@ pub async fn read<T: serde::Serialize>(
 ) -> Response {
     if p.local() {
         let r = cluster.catalog.read_local(&f);
-        return Json(json!({ "consistency": "local", "applied": r.applied, "leader": r.leader, "data": r.value }))
-            .into_response();
+        return Json(Read::local(r.value, r.applied, r.leader)).into_response();
     }
     match cluster.read(&f).await {
-        Ok(v) => Json(json!({ "consistency": "linearizable", "data": v })).into_response(),
+        Ok(v) => Json(Read::linearizable(v)).into_response(),
         Err(e) => cluster_error(e),
     }
 }

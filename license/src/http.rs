@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
+use tessera_cluster::api::ApiError;
 use tessera_raft::Visibility;
 
 use crate::actor::{KeyQuery, LicenseMsg};
@@ -41,33 +42,34 @@ pub struct LicenseEndpoints {
     pub regions: Arc<RegionLookup>,
 }
 
+/// The document of the license endpoints.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(live_key, vod_key, clearkey_live, clearkey_live_kid, clearkey_vod, clearkey_vod_kid))]
+pub struct LicenseApi;
+
 /// The license endpoints' routes.
 pub fn router(state: Arc<LicenseEndpoints>) -> Router {
     Router::new()
-        .route("/license/live/{name}/{kid}", get(content_key))
-        .route("/license/vod/{asset}/{kid}", get(content_key))
-        .route("/license/clearkey/live/{name}", post(clearkey_license))
-        .route("/license/clearkey/live/{name}/{kid}", post(clearkey_license))
-        .route("/license/clearkey/vod/{asset}", post(clearkey_license))
-        .route("/license/clearkey/vod/{asset}/{kid}", post(clearkey_license))
+        .route("/license/live/{name}/{kid}", get(live_key))
+        .route("/license/vod/{asset}/{kid}", get(vod_key))
+        .route("/license/clearkey/live/{name}", post(clearkey_live))
+        .route("/license/clearkey/live/{name}/{kid}", post(clearkey_live_kid))
+        .route("/license/clearkey/vod/{asset}", post(clearkey_vod))
+        .route("/license/clearkey/vod/{asset}/{kid}", post(clearkey_vod_kid))
         .with_state(state)
 }
 
-#[derive(Deserialize)]
+/// The viewer's playback token, when the content wants one (or `Authorization: Bearer`).
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct KeyParams {
     token: Option<String>,
 }
 
-/// Live stream `name` or VOD asset `asset`: its content id and whether its release lets
-/// this node serve it.
-fn content_of(state: &LicenseEndpoints, path: &[(String, String)]) -> Option<(String, bool)> {
-    let find = |k: &str| path.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let content = match find("name") {
-        Some(name) => format!("live/{name}"),
-        None => format!("vod/{}", find("asset")?),
-    };
+/// Content `live/NAME` or `vod/ASSET` and whether its release lets this node serve it.
+fn released(state: &LicenseEndpoints, content: String) -> (String, bool) {
     let released = matches!(state.gate.content(&content), Visibility::Public);
-    Some((content, released))
+    (content, released)
 }
 
 /// Asks the license actor for key `kid` of `content` on behalf of a viewer.
@@ -94,19 +96,41 @@ async fn viewer_key(
     }
 }
 
-/// `GET /license/live/{name}/{kid}` and `GET /license/vod/{asset}/{kid}`.
-async fn content_key(
+/// The content key KID of a live stream
+///
+/// The key URI of HLS AES-128: the 16 bytes of the key, to a viewer the license actor
+/// admits, never cached.
+#[utoipa::path(get, path = "/license/live/{name}/{kid}", tag = "license", security((), ("playback" = [])),
+    params(("name" = String, Path, description = "The stream"), ("kid" = String, Path, description = "The key id, 32 hex digits"), KeyParams),
+    responses((status = 200, description = "The key", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, description = "A token is needed, or it is not valid", body = ApiError),
+        (status = 403, description = "Revoked, not released, out of region, or over its stream limit", body = ApiError),
+        (status = 404, description = "No such key", body = ApiError)))]
+async fn live_key(
     State(state): State<Arc<LicenseEndpoints>>,
     viewer: Viewer,
-    Path(path): Path<Vec<(String, String)>>,
+    Path((name, kid)): Path<(String, String)>,
     Query(p): Query<KeyParams>,
 ) -> Response {
-    let (Some(content), Some(kid)) =
-        (content_of(&state, &path), path.iter().find(|(k, _)| k == "kid").map(|(_, v)| v.clone()))
-    else {
-        return Refusal::new(404, "no_such_content", "no stream or asset named").into_response();
-    };
-    match viewer_key(&state, content, kid, p.token, viewer).await {
+    content_key(&state, viewer, format!("live/{name}"), kid, p).await
+}
+
+/// The content key KID of a VOD asset, as for a live stream
+#[utoipa::path(get, path = "/license/vod/{asset}/{kid}", tag = "license", security((), ("playback" = [])),
+    params(("asset" = String, Path, description = "The asset"), ("kid" = String, Path, description = "The key id, 32 hex digits"), KeyParams),
+    responses((status = 200, description = "The key", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+async fn vod_key(
+    State(state): State<Arc<LicenseEndpoints>>,
+    viewer: Viewer,
+    Path((asset, kid)): Path<(String, String)>,
+    Query(p): Query<KeyParams>,
+) -> Response {
+    content_key(&state, viewer, format!("vod/{asset}"), kid, p).await
+}
+
+async fn content_key(state: &LicenseEndpoints, viewer: Viewer, content: String, kid: String, p: KeyParams) -> Response {
+    match viewer_key(state, released(state, content), kid, p.token, viewer).await {
         Ok(key) => (
             [(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store, private")],
             key.to_vec(),
@@ -116,20 +140,83 @@ async fn content_key(
     }
 }
 
-/// `POST /license/clearkey/live/{name}` and `/license/clearkey/vod/{asset}` (and with
-/// `/{kid}`, the key URI a `cbcs` playlist names): every key id the request names, or the
-/// first refusal.
-async fn clearkey_license(
+/// An EME ClearKey license for a cbcs live stream
+///
+/// `{"kids": [...]}` in (base64url key ids), a JSON Web Key set out: every key the request
+/// names, or the first refusal.
+#[utoipa::path(post, path = "/license/clearkey/live/{name}", tag = "license", security((), ("playback" = [])),
+    params(("name" = String, Path, description = "The stream"), KeyParams),
+    request_body(content = String, content_type = "application/json", description = "An EME ClearKey license request"),
+    responses((status = 200, description = "A JSON Web Key set", content_type = "application/json", body = String),
+        (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn clearkey_live(
     State(state): State<Arc<LicenseEndpoints>>,
     viewer: Viewer,
-    Path(path): Path<Vec<(String, String)>>,
+    Path(name): Path<String>,
     Query(p): Query<KeyParams>,
     body: axum::body::Bytes,
 ) -> Response {
-    let Some(content) = content_of(&state, &path) else {
-        return Refusal::new(404, "no_such_content", "no stream or asset named").into_response();
-    };
-    let kids = match clearkey::requested_kids(&body) {
+    clearkey_license(&state, viewer, format!("live/{name}"), p, &body).await
+}
+
+/// The same, for the key KID named in the path (the key URI a cbcs playlist names)
+#[utoipa::path(post, path = "/license/clearkey/live/{name}/{kid}", tag = "license", security((), ("playback" = [])),
+    params(("name" = String, Path, description = "The stream"), ("kid" = String, Path, description = "The key id"), KeyParams),
+    request_body(content = String, content_type = "application/json", description = "An EME ClearKey license request"),
+    responses((status = 200, description = "A JSON Web Key set", content_type = "application/json", body = String),
+        (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn clearkey_live_kid(
+    State(state): State<Arc<LicenseEndpoints>>,
+    viewer: Viewer,
+    Path((name, _kid)): Path<(String, String)>,
+    Query(p): Query<KeyParams>,
+    body: axum::body::Bytes,
+) -> Response {
+    clearkey_license(&state, viewer, format!("live/{name}"), p, &body).await
+}
+
+/// An EME ClearKey license for a cbcs VOD asset
+#[utoipa::path(post, path = "/license/clearkey/vod/{asset}", tag = "license", security((), ("playback" = [])),
+    params(("asset" = String, Path, description = "The asset"), KeyParams),
+    request_body(content = String, content_type = "application/json", description = "An EME ClearKey license request"),
+    responses((status = 200, description = "A JSON Web Key set", content_type = "application/json", body = String),
+        (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn clearkey_vod(
+    State(state): State<Arc<LicenseEndpoints>>,
+    viewer: Viewer,
+    Path(asset): Path<String>,
+    Query(p): Query<KeyParams>,
+    body: axum::body::Bytes,
+) -> Response {
+    clearkey_license(&state, viewer, format!("vod/{asset}"), p, &body).await
+}
+
+/// The same, for the key KID named in the path
+#[utoipa::path(post, path = "/license/clearkey/vod/{asset}/{kid}", tag = "license", security((), ("playback" = [])),
+    params(("asset" = String, Path, description = "The asset"), ("kid" = String, Path, description = "The key id"), KeyParams),
+    request_body(content = String, content_type = "application/json", description = "An EME ClearKey license request"),
+    responses((status = 200, description = "A JSON Web Key set", content_type = "application/json", body = String),
+        (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+async fn clearkey_vod_kid(
+    State(state): State<Arc<LicenseEndpoints>>,
+    viewer: Viewer,
+    Path((asset, _kid)): Path<(String, String)>,
+    Query(p): Query<KeyParams>,
+    body: axum::body::Bytes,
+) -> Response {
+    clearkey_license(&state, viewer, format!("vod/{asset}"), p, &body).await
+}
+
+/// Every key id the request names, or the first refusal.
+async fn clearkey_license(
+    state: &LicenseEndpoints,
+    viewer: Viewer,
+    content: String,
+    p: KeyParams,
+    body: &[u8],
+) -> Response {
+    let content = released(state, content);
+    let kids = match clearkey::requested_kids(body) {
         Ok(kids) => kids,
         Err(e) => {
             tracing::info!(content = %content.0, viewer = %viewer.0, error = %e, "malformed ClearKey license request");
@@ -140,7 +227,7 @@ async fn clearkey_license(
     let mut keys = Vec::with_capacity(kids.len());
     for kid in kids {
         let id = parse_kid(&kid).expect("requested_kids answers 32 hex digits");
-        match viewer_key(&state, content.clone(), kid, p.token.clone(), viewer).await {
+        match viewer_key(state, content.clone(), kid, p.token.clone(), viewer).await {
             Ok(key) => keys.push((id, key)),
             Err(refused) => return refused.into_response(),
         }

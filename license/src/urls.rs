@@ -5,6 +5,17 @@ use std::collections::HashMap;
 
 use axum::http::{header, HeaderMap};
 
+/// What a viewer may add to a playback request, for the API document: the handlers read
+/// these from the query as they come.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlaybackParams {
+    /// The viewer's playback token (or the `tessera_token` cookie), for content that wants one.
+    pub token: Option<String>,
+    /// The URL signature of media of content with signed URLs, as its playlists write it.
+    pub sig: Option<String>,
+}
+
 /// A playlist for a viewer who presented `token`: every URI the viewer must follow (the
 /// multivariant's renditions, the media playlist's keys) carries it on. A token with
 /// characters a URL would need escaped is not echoed.

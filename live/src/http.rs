@@ -25,10 +25,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use tessera_cluster::api::ApiError;
 use tessera_license::cache::Object;
 use tessera_license::gate::ReleaseGate;
 use tessera_license::serving::MediaProtection;
-use tessera_license::urls::{viewer_token, with_signature, with_token};
+use tessera_license::urls::{viewer_token, with_signature, with_token, PlaybackParams};
 use tessera_license::viewer::Viewer;
 use tessera_packager::Directives;
 use tessera_storage::count_lookup;
@@ -48,6 +49,11 @@ pub struct LiveState {
 }
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+
+/// The document of the live routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(multivariant, dvr_multivariant, rendition_file))]
+pub struct LiveApi;
 
 /// The live routes.
 pub fn router(state: Arc<LiveState>) -> Router {
@@ -82,6 +88,16 @@ fn record_release(waited_for: Option<Instant>, what: &'static str) {
     }
 }
 
+/// A live stream's multivariant playlist
+///
+/// Every rendition of its ladder (the passthrough `src` and the transcoded rungs) with
+/// bandwidth, codecs and resolution. A protected stream's viewer passes `?token=`, which the
+/// playlist carries on.
+#[utoipa::path(get, path = "/live/{name}/index.m3u8", tag = "playback", operation_id = "live_multivariant", security((), ("playback" = [])),
+    params(("name" = String, Path, description = "The stream"), PlaybackParams),
+    responses((status = 200, description = "The playlist", content_type = "application/vnd.apple.mpegurl", body = String),
+        (status = 401, body = ApiError), (status = 403, body = ApiError),
+        (status = 404, description = "No such stream, or not released here")))]
 async fn multivariant(
     State(state): State<Arc<LiveState>>,
     Path(name): Path<String>,
@@ -93,8 +109,13 @@ async fn multivariant(
     multivariant_naming(&state, &name, "index.m3u8", (&q, &headers, viewer)).await
 }
 
-/// The multivariant playlist of the stream's DVR window: the same renditions, each naming
-/// its DVR playlist.
+/// The multivariant playlist of the stream's DVR window
+///
+/// The same renditions, each naming its DVR playlist.
+#[utoipa::path(get, path = "/live/{name}/dvr.m3u8", tag = "playback", operation_id = "live_dvr_multivariant", security((), ("playback" = [])),
+    params(("name" = String, Path, description = "The stream"), PlaybackParams),
+    responses((status = 200, description = "The playlist", content_type = "application/vnd.apple.mpegurl", body = String),
+        (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, description = "No such stream")))]
 async fn dvr_multivariant(
     State(state): State<Arc<LiveState>>,
     Path(name): Path<String>,
@@ -139,6 +160,24 @@ async fn multivariant_naming(
     }
 }
 
+/// A rendition's media playlist, init segment, part or segment
+///
+/// `index.m3u8` (LL-HLS: `_HLS_msn` and `_HLS_part` hold the request until that part
+/// exists, `_HLS_skip=YES|v2` asks for a delta update), `dvr.m3u8`, `init-N.mp4`,
+/// `part-N.m4s` and `seg-N.m4s` (CMAF fMP4; a part or segment not yet made is held until
+/// it is, as the preload hint promises).
+#[utoipa::path(get, path = "/live/{name}/{rendition}/{file}", tag = "playback", operation_id = "live_file", security((), ("playback" = [])),
+    params(("name" = String, Path, description = "The stream"),
+        ("rendition" = String, Path, description = "`src` or a rung (`720p`, ...)"),
+        ("file" = String, Path, description = "`index.m3u8`, `dvr.m3u8`, `init-N.mp4`, `part-N.m4s` or `seg-N.m4s`"),
+        ("_HLS_msn" = Option<u64>, Query, description = "Block until this media sequence number"),
+        ("_HLS_part" = Option<u64>, Query, description = "... and this part of it"),
+        ("_HLS_skip" = Option<String>, Query, description = "`YES` or `v2`: a delta update"),
+        PlaybackParams),
+    responses((status = 200, description = "A playlist (application/vnd.apple.mpegurl) or CMAF media (video/mp4)", body = Vec<u8>),
+        (status = 400, description = "A malformed delivery directive", content_type = "text/plain", body = String),
+        (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, description = "No such file"),
+        (status = 503, description = "A blocking request the stream did not answer in time")))]
 async fn rendition_file(
     State(state): State<Arc<LiveState>>,
     Path((name, rendition, file)): Path<(String, String, String)>,

@@ -38,7 +38,7 @@ pub struct Health {
 }
 
 /// One check of a report.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Check {
     pub name: &'static str,
     pub ok: bool,
@@ -47,7 +47,7 @@ pub struct Check {
 }
 
 /// A health answer: `ok` when every check passes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub ok: bool,
     pub node: u64,
@@ -170,15 +170,38 @@ impl Health {
 pub fn router(health: Arc<Health>) -> Router {
     Router::new()
         .route("/livez", get(livez))
-        .route("/healthz", get(livez))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(health)
 }
 
+/// The document of the health probes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(livez, healthz, readyz))]
+pub struct HealthApi;
+
+/// The process serves
+///
+/// Its runtime answers and its catalog node runs; each check with its reason.
+#[utoipa::path(get, path = "/livez", tag = "health", security(()),
+    responses((status = 200, body = Report), (status = 503, description = "A check fails", body = Report)))]
 async fn livez(State(health): State<Arc<Health>>) -> Report {
     health.live()
 }
 
+/// The older name of /livez
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, body = Report), (status = 503, description = "A check fails", body = Report)))]
+async fn healthz(State(health): State<Arc<Health>>) -> Report {
+    health.live()
+}
+
+/// Whether the node should take traffic
+///
+/// Its listeners are bound, a leader is known, its catalog answers a linearizable read
+/// within the bound, and it is not draining; each check with its reason.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses((status = 200, body = Report), (status = 503, description = "Not ready, and why", body = Report)))]
 async fn readyz(State(health): State<Arc<Health>>) -> Report {
     let report = health.ready().await;
     if !report.ok {

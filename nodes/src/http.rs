@@ -62,6 +62,14 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     tessera_cluster::api::error(axum::http::StatusCode::NOT_FOUND, "not_found", format!("nothing at {}", uri.path()))
 }
 
+/// The document of the node's own public routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(metrics, streams))]
+pub struct NodePublicApi;
+
+/// The node's Prometheus series
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()),
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain; version=0.0.4", body = String)))]
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     crate::telemetry::record_process();
     crate::catalog_metrics::record_catalog(&state.cluster);
@@ -71,9 +79,22 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
+/// The public live streams this node holds.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct NodeStreams {
+    /// The node's name, as its configuration gives it.
+    node: String,
+    streams: Vec<tessera_live::store::StreamStatus>,
+}
+
+/// The public live streams this node holds
+///
+/// Their renditions (measured bitrate, codecs, resolution, whether offered or dropped), the
+/// transcoder and the viewers here. Released content only.
+#[utoipa::path(get, path = "/streams", tag = "playback", operation_id = "node_streams", security(()),
+    responses((status = 200, body = NodeStreams)))]
 async fn streams(State(state): State<Arc<HttpState>>) -> Response {
     let mut streams = state.store.status();
     streams.retain(|s| state.gate.live_is_public(&s.name));
-    let body = serde_json::json!({ "node": state.node_id, "streams": streams });
-    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    axum::Json(NodeStreams { node: state.node_id.clone(), streams }).into_response()
 }

@@ -14,6 +14,7 @@
 //!   failing ends that stream's session only.
 
 pub mod admin;
+pub mod api_doc;
 pub mod archive_report;
 pub mod auth;
 mod catalog_metrics;

@@ -27,7 +27,7 @@ type LogFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 type Rebuild = Box<dyn Fn(&NodeConfig) -> Result<IngestSettings, NodeError> + Send + Sync>;
 
 /// What a reload did.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ReloadReport {
     /// Keys whose new values now apply.
     pub applied: Vec<String>,

@@ -38,10 +38,10 @@ pub use catalog::{
     Command, ContentSettings, DrmRecord, Gate, ImportRejection, JobLease, JobRecord, JobRejection, JobState, KeyRecord,
     LadderPlacement, NodeId, NodeRecord, NodeRejection, Outcome, PlacementRejection, PlacementRule, Proposal,
     Protection, ProtectionRecord, ProtectionRejection, Readiness, RecordedRendition, Rejection, ReleaseId,
-    ReleasePhase, ReleaseRecord, ReleaseRejection, ReleaseState, SourceRecord, StreamRejection, StreamSettings,
-    TokenKind, Visibility, RECORDING_SPEC,
+    ReleasePhase, ReleaseRecord, ReleaseRejection, ReleaseState, SourceRecord, StreamRecord, StreamRejection,
+    StreamSettings, TokenKind, Visibility, RECORDING_SPEC,
 };
-pub use node::{CatalogError, CatalogNode, Clock, ClusterStatus, Environment, LocalRead, RaftTimeouts};
+pub use node::{CatalogError, CatalogNode, Clock, ClusterStatus, Environment, LocalRead, MemberStatus, RaftTimeouts};
 pub mod store;
 
 use std::io::Cursor;

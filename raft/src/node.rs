@@ -114,7 +114,7 @@ fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Cat
 }
 
 /// Where a member stands, for `tessera cluster status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberStatus {
     pub id: NodeId,
     pub addr: String,
@@ -122,10 +122,13 @@ pub struct MemberStatus {
     pub role: String,
     /// The leader's view of the member's last replicated log index.
     pub matched: Option<u64>,
+    /// Its HTTP address, as its node record says (filled in by the admin API).
+    #[serde(default)]
+    pub http_addr: Option<String>,
 }
 
 /// This node's view of the cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterStatus {
     pub id: NodeId,
     pub state: String,
@@ -355,6 +358,7 @@ impl CatalogNode {
                     "learner".into()
                 },
                 matched: matched.get(id).copied().flatten(),
+                http_addr: None,
             })
             .collect();
         let state = match m.state {

@@ -7,27 +7,31 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tessera_license::admin::ProtectionBody;
+use tessera_license::admin::{ProtectionBody, ProtectionView};
 use tessera_raft::{AssetRecord, Catalog, Command, JobRecord, JobState, Outcome};
 
 use crate::VodState;
-use tessera_cluster::api::{cluster_error as cluster_err, error as err, read, ReadParams};
+use tessera_cluster::api::{cluster_error as cluster_err, error as err, read, ApiError, Read, ReadParams};
 
 /// What `PUT /api/v1/assets/{id}` takes: its protection. A stream's other fields are
 /// named only to be refused.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 pub(crate) struct AssetBody {
     #[serde(flatten)]
     protection: ProtectionBody,
+    #[schema(ignore)]
     name: Option<serde_json::Value>,
+    #[schema(ignore)]
     ladder: Option<serde_json::Value>,
+    #[schema(ignore)]
     token: Option<serde_json::Value>,
+    #[schema(ignore)]
     record: Option<serde_json::Value>,
 }
 
 /// An asset with its jobs and how far they are.
-#[derive(serde::Serialize)]
-struct AssetView {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct AssetView {
     #[serde(flatten)]
     asset: AssetRecord,
     /// Segments made over segments to make, of every job.
@@ -48,10 +52,19 @@ fn view(c: &Catalog, asset: &AssetRecord) -> AssetView {
     }
 }
 
+/// Every VOD asset, with its jobs and how far they are
+#[utoipa::path(get, path = "/api/v1/assets", tag = "vod", operation_id = "list_assets", params(ReadParams),
+    responses((status = 200, body = Read<Vec<AssetView>>), (status = 503, body = ApiError)))]
 pub(crate) async fn list(State(state): State<Arc<VodState>>, Query(p): Query<ReadParams>) -> Response {
     read(&state.cluster, &p, |c| c.assets.values().map(|a| view(c, a)).collect::<Vec<_>>()).await
 }
 
+/// One asset
+///
+/// Its state, source, renditions and the progress of its jobs.
+#[utoipa::path(get, path = "/api/v1/assets/{id}", tag = "vod", operation_id = "get_asset",
+    params(("id" = String, Path, description = "The asset")),
+    responses((status = 200, body = AssetView), (status = 404, body = ApiError), (status = 503, body = ApiError)))]
 pub(crate) async fn get(State(state): State<Arc<VodState>>, Path(id): Path<String>) -> Response {
     match state.cluster.read(|c| c.assets.get(&id).map(|a| view(c, a))).await {
         Ok(Some(a)) => Json(a).into_response(),
@@ -60,9 +73,22 @@ pub(crate) async fn get(State(state): State<Arc<VodState>>, Path(id): Path<Strin
     }
 }
 
-/// `PUT /api/v1/assets/{id}` with `{"encryption": "aes-128" | "cbcs" | "none", "regions":
-/// [...], "signed_urls": bool}`: how the asset is protected (its key is made by the node
-/// that took the upload).
+/// An asset's protection after a `PUT`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct AssetProtection {
+    id: String,
+    protection: Option<ProtectionView>,
+}
+
+/// Sets how an asset is protected
+///
+/// Encryption (`none`, `aes-128`, `cbcs`), the viewer regions its rights allow, signed URLs
+/// and a DRM key server, in one catalog write. Its key is made by the node that took the
+/// upload.
+#[utoipa::path(put, path = "/api/v1/assets/{id}", tag = "vod", operation_id = "protect_asset",
+    params(("id" = String, Path, description = "The asset")), request_body = AssetBody,
+    responses((status = 200, body = AssetProtection), (status = 400, body = ApiError), (status = 404, body = ApiError),
+        (status = 409, body = ApiError), (status = 503, body = ApiError)))]
 pub(crate) async fn put(
     State(state): State<Arc<VodState>>,
     Path(id): Path<String>,
@@ -83,17 +109,16 @@ pub(crate) async fn put(
         Ok(_) => {}
         Err(e) => return cluster_err(e),
     }
-    let view = state.cluster.catalog.peek(|c| {
-        serde_json::json!({
-            "id": id,
-            "protection": c.protection.get(&content).map(|p| serde_json::json!({ "mode": p.mode, "regions": p.regions, "signed_urls": p.signed_urls, "key_server": p.key_server, "keys": p.keys.len() })),
-        })
-    });
-    Json(view).into_response()
+    let protection = state.cluster.catalog.peek(|c| c.protection.get(&content).map(ProtectionView::of));
+    Json(AssetProtection { id, protection }).into_response()
 }
 
-/// `POST /api/v1/assets/{id}/jobs/{rendition}/retry`: a dead-lettered (or failed) job is
-/// tried again, its attempts counted afresh.
+/// Tries a dead-lettered (or failed) job again
+///
+/// Its attempts are counted afresh.
+#[utoipa::path(post, path = "/api/v1/assets/{id}/jobs/{rendition}/retry", tag = "vod", operation_id = "retry_job",
+    params(("id" = String, Path, description = "The asset"), ("rendition" = String, Path, description = "The job's rendition")),
+    responses((status = 204, description = "Queued again"), (status = 409, body = ApiError), (status = 503, body = ApiError)))]
 pub(crate) async fn retry(
     State(state): State<Arc<VodState>>,
     Path((id, rendition)): Path<(String, String)>,
@@ -105,10 +130,15 @@ pub(crate) async fn retry(
     }
 }
 
-/// Deletes the asset; its source and renditions go with it: from the archive and this
-/// node at once, from the node holding the source by its own sweep. A worker still busy
-/// with one of its jobs stops at its next lease renewal; anything it writes meanwhile is
-/// swept from the archive an hour later.
+/// Deletes an asset
+///
+/// Its source and renditions go with it: from the archive and this node at once, from the
+/// node holding the source by its own sweep. A worker still busy with one of its jobs stops
+/// at its next lease renewal; anything it writes meanwhile is swept from the archive an
+/// hour later.
+#[utoipa::path(delete, path = "/api/v1/assets/{id}", tag = "vod", operation_id = "delete_asset",
+    params(("id" = String, Path, description = "The asset")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ApiError), (status = 503, body = ApiError)))]
 pub(crate) async fn delete(State(state): State<Arc<VodState>>, Path(id): Path<String>) -> Response {
     let holder = state.cluster.catalog.read_local(|c| c.assets.get(&id).map(|a| a.source.node)).value;
     match state.cluster.propose(Command::DeleteAsset { id: id.clone() }).await {

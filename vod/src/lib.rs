@@ -33,7 +33,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use complete::source_path;
-pub use routes::{routes, VodRoutes, VodState};
+pub use routes::{routes, VodApi, VodRoutes, VodState};
 pub use uploads::{UploadConfig, UploadLocks};
 
 use tessera_raft::{AssetState, JobState};

@@ -34,6 +34,24 @@ pub struct VodRoutes {
     pub preflight: Router,
 }
 
+/// The document of the VOD routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    serve::multivariant,
+    serve::rendition_file,
+    assets::list,
+    assets::get,
+    assets::put,
+    assets::delete,
+    assets::retry,
+    uploads::options,
+    uploads::create,
+    uploads::head,
+    uploads::patch,
+    uploads::terminate
+))]
+pub struct VodApi;
+
 pub fn routes(state: Arc<VodState>) -> VodRoutes {
     let playback = Router::new()
         .route("/vod/{asset}/index.m3u8", get(serve::multivariant))

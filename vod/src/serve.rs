@@ -23,9 +23,10 @@ use tessera_raft::{JobRecord, JobState, Visibility};
 
 use super::package::{names, RenditionManifest};
 use super::worker::{manifest_name, stored_names};
+use tessera_cluster::api::ApiError;
 use tessera_license::cache::Object;
 use tessera_license::serving::Refusal;
-use tessera_license::urls::{viewer_token, with_signature, with_token};
+use tessera_license::urls::{viewer_token, with_signature, with_token, PlaybackParams};
 use tessera_license::viewer::Viewer;
 
 use crate::VodState;
@@ -98,8 +99,14 @@ async fn access(
     }
 }
 
-/// `GET /vod/{asset}/index.m3u8`; an encrypted asset's viewer passes `?token=`, which the
-/// playlists carry on to the key URIs.
+/// A VOD asset's multivariant playlist
+///
+/// Its renditions made so far, and an I-frame playlist for each. An encrypted asset's viewer
+/// passes `?token=`, which the playlists carry on to the key URIs.
+#[utoipa::path(get, path = "/vod/{asset}/index.m3u8", tag = "playback", operation_id = "vod_multivariant", security((), ("playback" = [])),
+    params(("asset" = String, Path, description = "The asset"), PlaybackParams),
+    responses((status = 200, description = "The playlist", content_type = "application/vnd.apple.mpegurl", body = String),
+        (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, description = "No such asset, or nothing made yet")))]
 pub async fn multivariant(
     State(state): State<Arc<VodState>>,
     Path(asset): Path<String>,
@@ -151,7 +158,15 @@ pub async fn multivariant(
     playlist(&state, &asset, body, (q.get("token"), None))
 }
 
-/// `GET /vod/{asset}/{rendition}/{file}`: the playlists, `init-EPOCH.mp4` and `seg-N.m4s`.
+/// A VOD rendition's playlist, init segment or segment
+///
+/// `index.m3u8`, `iframes.m3u8`, `init-EPOCH.mp4` and `seg-N.m4s`, from this node's tiers
+/// or the archive.
+#[utoipa::path(get, path = "/vod/{asset}/{rendition}/{file}", tag = "playback", operation_id = "vod_file", security((), ("playback" = [])),
+    params(("asset" = String, Path, description = "The asset"), ("rendition" = String, Path, description = "The rendition"),
+        ("file" = String, Path, description = "`index.m3u8`, `iframes.m3u8`, `init-EPOCH.mp4` or `seg-N.m4s`"), PlaybackParams),
+    responses((status = 200, description = "A playlist (application/vnd.apple.mpegurl) or CMAF media (video/mp4)", body = Vec<u8>),
+        (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, description = "No such file")))]
 pub async fn rendition_file(
     State(state): State<Arc<VodState>>,
     Path((asset, rendition, file)): Path<(String, String, String)>,

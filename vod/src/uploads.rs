@@ -144,7 +144,12 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// `OPTIONS /api/v1/uploads`.
+/// What the tus 1.0 server takes
+///
+/// `Tus-Version`, `Tus-Extension` (creation, checksum, termination),
+/// `Tus-Checksum-Algorithm` and `Tus-Max-Size`; it needs no admin token.
+#[utoipa::path(options, path = "/api/v1/uploads", tag = "uploads", operation_id = "upload_options", security(()),
+    responses((status = 204, description = "The server's tus capabilities, in headers")))]
 pub async fn options(State(state): State<Arc<VodState>>) -> Response {
     let mut r = tus(StatusCode::NO_CONTENT);
     let h = r.headers_mut();
@@ -157,7 +162,17 @@ pub async fn options(State(state): State<Arc<VodState>>) -> Response {
     r
 }
 
-/// `POST /api/v1/uploads`.
+/// Creates a resumable upload (tus creation)
+///
+/// `Upload-Length` and `Upload-Metadata` (`filename`, and optionally `ladder`); the answer's
+/// `Location` is where to `PATCH` the bytes.
+#[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads", operation_id = "create_upload",
+    params(("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Upload-Length" = u64, Header, description = "The file's size in bytes"),
+        ("Upload-Metadata" = Option<String>, Header, description = "tus metadata: `filename`, `ladder`, base64 values")),
+    responses((status = 201, description = "Created; `Location` names it"), (status = 400, description = "A header is missing or malformed"),
+        (status = 412, description = "Not tus 1.0.0"), (status = 413, description = "Larger than the server takes"),
+        (status = 507, description = "No room for it")))]
 pub async fn create(State(state): State<Arc<VodState>>, headers: HeaderMap) -> Response {
     if let Err(r) = check_version(&headers) {
         return *r;
@@ -208,7 +223,13 @@ async fn offset_of(bin: &Path) -> Option<u64> {
     tokio::fs::metadata(bin).await.ok().map(|m| m.len())
 }
 
-/// `HEAD /api/v1/uploads/{id}`.
+/// How much of an upload is stored
+///
+/// `Upload-Offset`: the bytes stored durably so far (and `Tessera-Asset` once the upload
+/// became an asset).
+#[utoipa::path(head, path = "/api/v1/uploads/{id}", tag = "uploads", operation_id = "upload_offset",
+    params(("id" = String, Path, description = "The upload"), ("Tus-Resumable" = String, Header, description = "1.0.0")),
+    responses((status = 200, description = "`Upload-Offset` and `Upload-Length` in headers"), (status = 404, description = "No such upload")))]
 pub async fn head(State(state): State<Arc<VodState>>, UrlPath(id): UrlPath<String>, headers: HeaderMap) -> Response {
     if let Err(r) = check_version(&headers) {
         return *r;
@@ -232,7 +253,10 @@ pub async fn head(State(state): State<Arc<VodState>>, UrlPath(id): UrlPath<Strin
     r
 }
 
-/// `DELETE /api/v1/uploads/{id}`.
+/// Drops an upload (tus termination)
+#[utoipa::path(delete, path = "/api/v1/uploads/{id}", tag = "uploads", operation_id = "terminate_upload",
+    params(("id" = String, Path, description = "The upload"), ("Tus-Resumable" = String, Header, description = "1.0.0")),
+    responses((status = 204, description = "Dropped"), (status = 404, description = "No such upload")))]
 pub async fn terminate(
     State(state): State<Arc<VodState>>,
     UrlPath(id): UrlPath<String>,
@@ -262,7 +286,19 @@ fn checksum(h: &HeaderMap) -> Result<Option<(Context, Vec<u8>)>, Box<Response>> 
     }
 }
 
-/// `PATCH /api/v1/uploads/{id}`.
+/// Appends bytes to an upload
+///
+/// `application/offset+octet-stream` at `Upload-Offset`, checked against
+/// `Upload-Checksum` when it is given; the last byte makes the file an asset.
+#[utoipa::path(patch, path = "/api/v1/uploads/{id}", tag = "uploads", operation_id = "append_upload",
+    params(("id" = String, Path, description = "The upload"), ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Upload-Offset" = u64, Header, description = "Where these bytes go: the offset stored so far"),
+        ("Upload-Checksum" = Option<String>, Header, description = "`sha256 BASE64` or `sha1 BASE64` of this request's bytes")),
+    request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
+    responses((status = 204, description = "Stored; the new `Upload-Offset` in a header"),
+        (status = 409, description = "The offset is not the one stored"), (status = 415, description = "Not application/offset+octet-stream"),
+        (status = 422, description = "A file this does not take"), (status = 460, description = "The checksum does not match"),
+        (status = 503, description = "The catalog cannot take the asset now")))]
 pub async fn patch(
     State(state): State<Arc<VodState>>,
     UrlPath(id): UrlPath<String>,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{SegmentStore, StreamEntry};
 
 /// What `/streams` says about a stream.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct StreamStatus {
     pub name: String,
     pub live: bool,
@@ -15,20 +15,28 @@ pub struct StreamStatus {
     pub viewers: usize,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// A rendition of a stream on this node.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RenditionStatus {
+    /// `src` (the passthrough) or a rung.
     pub name: String,
+    /// Whether the multivariant playlist offers it.
     pub offered: bool,
+    /// Why the rung was dropped from the ladder, if it was.
     pub dropped: Option<String>,
     pub last_msn: Option<u64>,
     /// What the multivariant playlist says of it: measured over recent segments, bits/s.
     pub bandwidth: u64,
     pub average_bandwidth: u64,
+    /// RFC 6381 codec strings.
     pub codecs: String,
+    /// Width and height.
+    #[schema(value_type = Option<Vec<u32>>)]
     pub resolution: Option<(u32, u32)>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// The stream's transcoder on this node (its codec worker process).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TranscoderView {
     pub worker_pid: Option<u32>,
     pub worker_restarts: u64,

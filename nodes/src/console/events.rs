@@ -56,6 +56,19 @@ pub(crate) fn feed_router(feed: Arc<ConsoleFeed>) -> Router {
     Router::new().route("/api/v1/console/events", get(events)).with_state(feed)
 }
 
+/// The document of the feed.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(events))]
+pub(crate) struct ConsoleFeedApi;
+
+/// What the console shows, as server-sent events
+///
+/// One event per section (`cluster`, `nodes`, `streams`, `releases`, `assets`,
+/// `revocations`, `live`, `alerts`) whose data is that section's JSON, sent when it first
+/// exists and again when it changes; the feed looks every second.
+#[utoipa::path(get, path = "/api/v1/console/events", tag = "console", operation_id = "console_events",
+    responses((status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
+        (status = 401, body = tessera_cluster::api::ApiError), (status = 403, body = tessera_cluster::api::ApiError)))]
 async fn events(State(feed): State<Arc<ConsoleFeed>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut ticks = tokio::time::interval(EVERY);
     // A slow round (a node that does not answer) delays the next one rather than bunching.

@@ -6,7 +6,7 @@
 
 mod events;
 
-pub(crate) use events::{feed_router, ConsoleFeed};
+pub(crate) use events::{feed_router, ConsoleFeed, ConsoleFeedApi};
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};

@@ -41,7 +41,7 @@ pub struct NodeLoad {
 }
 
 /// A ladder a node makes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HostedLadder {
     pub stream: String,
     /// The placement epoch it was started under (0 for an unplaced local worker).

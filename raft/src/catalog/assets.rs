@@ -10,7 +10,7 @@ use super::{valid_hash, valid_name, Catalog, Command, NodeId, Outcome, Rejection
 use crate::catalog::{AssetRejection, NodeRejection};
 
 /// What the source file holds and where it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceRecord {
     /// The node whose disk holds the source.
     pub node: NodeId,
@@ -26,7 +26,7 @@ pub struct SourceRecord {
 }
 
 /// Where an asset stands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AssetState {
     /// Stored, waiting to be transcoded.
@@ -40,7 +40,7 @@ pub enum AssetState {
 }
 
 /// One asset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AssetRecord {
     pub id: String,
     pub title: String,

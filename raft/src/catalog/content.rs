@@ -15,7 +15,7 @@ use crate::catalog::AssetRejection;
 
 /// What a `PUT` changes; `None` leaves a setting as it is. (Every field is always written:
 /// log entries travel in a format that is not self-describing.)
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContentSettings {
     /// A live stream's ladder and publish token (SHA-256), both replaced; the stream is
     /// created if it does not exist.
@@ -31,7 +31,7 @@ pub struct ContentSettings {
 }
 
 /// A live stream's own settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamSettings {
     pub ladder: Option<String>,
     pub token_sha256: Option<String>,

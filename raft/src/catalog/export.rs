@@ -26,7 +26,7 @@ use super::{
 pub const EXPORT_FORMAT: u32 = 1;
 
 /// A catalog's content, as `GET /api/v1/catalog/export` gives it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CatalogExport {
     pub format: u32,
     /// When it was read (the proposal time of the read), ms since the Unix epoch.

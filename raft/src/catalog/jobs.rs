@@ -20,7 +20,7 @@ pub const MAX_ATTEMPTS: u32 = 5;
 pub(super) const MAX_BACKOFF_MS: i64 = 300_000;
 
 /// Where a job stands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     #[default]
@@ -32,7 +32,7 @@ pub enum JobState {
 }
 
 /// A worker's hold on a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobLease {
     pub node: NodeId,
     pub epoch: u64,
@@ -40,7 +40,7 @@ pub struct JobLease {
 }
 
 /// One job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobRecord {
     pub asset: String,
     pub rendition: String,
@@ -70,7 +70,7 @@ pub struct JobRecord {
 pub const RECORDING_SPEC: &str = "recording";
 
 /// One rendition of a finished recording.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecordedRendition {
     pub rendition: String,
     /// `(first segment, init segment number)` wherever the init segment changes.

@@ -29,7 +29,7 @@ pub use release::{valid_content, Gate, Readiness, ReleaseId, ReleasePhase, Relea
 pub type NodeId = u64;
 
 /// A live stream as the catalog knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamRecord {
     pub name: String,
     /// The stream's ladder (`transcode::LadderSpec` syntax); `None` uses the node default.
@@ -62,7 +62,7 @@ pub struct StreamRecord {
 
 /// What the archive holds of a stream, as the node that archives it last counted: the
 /// oldest and newest segment numbers, and how many files and bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArchiveExtent {
     pub first_msn: u64,
     pub last_msn: u64,
@@ -72,7 +72,7 @@ pub struct ArchiveExtent {
 
 /// A node's right to publish a stream's media. Epochs only grow: a node holding an older
 /// one is fenced off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OriginLease {
     pub node: NodeId,
     pub epoch: u64,
@@ -84,7 +84,7 @@ pub struct OriginLease {
 }
 
 /// A node's addresses, as it announced them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeRecord {
     pub id: NodeId,
     /// Node-to-node address (QUIC).

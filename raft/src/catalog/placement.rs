@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{Catalog, Command, NodeId, NodeRejection, Outcome, Rejection, StreamRejection};
 
 /// The node that makes a stream's ladder, under which epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LadderPlacement {
     pub node: NodeId,
     pub epoch: u64,
@@ -28,7 +28,7 @@ pub struct LadderPlacement {
 
 /// Which nodes may make a stream's ladder: only `pin` when it names any; otherwise
 /// `prefer` first, then the others.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlacementRule {
     #[serde(default)]
     pub pin: Vec<NodeId>,

@@ -14,7 +14,7 @@ use super::{valid_content, valid_name, Catalog, Command, Outcome, Rejection};
 use crate::catalog::ProtectionRejection;
 
 /// How media is encrypted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Protection {
     #[default]
     #[serde(rename = "none")]
@@ -28,7 +28,7 @@ pub enum Protection {
 }
 
 /// A content key, wrapped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyRecord {
     /// The key id, 32 hex digits.
     pub kid: String,
@@ -43,7 +43,7 @@ pub struct KeyRecord {
 }
 
 /// What a DRM system's players need to find a key's license, as its provider gave it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DrmRecord {
     /// The DASH-IF system id, lowercase.
     pub system_id: String,
@@ -54,7 +54,7 @@ pub struct DrmRecord {
 }
 
 /// One content's protection.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProtectionRecord {
     pub mode: Protection,
     /// Oldest first; the newest [`KEYS_KEPT`] are kept.

@@ -31,7 +31,7 @@ use crate::catalog::{NodeRejection, ReleaseRejection};
 pub type ReleaseId = u64;
 
 /// Where a release stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseState {
     /// Announced; gated everywhere.
@@ -45,7 +45,7 @@ pub enum ReleaseState {
 }
 
 /// Which of a release's two moments a clock vote is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReleasePhase {
     Open,
@@ -53,7 +53,7 @@ pub enum ReleasePhase {
 }
 
 /// Whether a node holds the content, ready to serve it at release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub ready: bool,
     /// Since when (proposal time) the node has been in this state.
@@ -63,7 +63,7 @@ pub struct Readiness {
 }
 
 /// A release of one piece of content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseRecord {
     pub id: ReleaseId,
     /// `live/NAME` or `vod/ASSET`.
@@ -91,7 +91,7 @@ pub struct ReleaseRecord {
 }
 
 /// Why a node does not serve some content now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Gate {
     /// Scheduled, not committed open (as far as this node has applied).

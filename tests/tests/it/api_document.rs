@@ -1,7 +1,10 @@
-//! The API document (`docs/openapi.json`, served at `/api/v1/openapi.json`) against the
-//! routes the nodes mount: every route and method in the source is documented, and every
-//! documented path is a route. The routes are read from the crates' source, where
-//! `Router::route` names them.
+//! The API document (made from the handlers' annotations by `tessera_node::api_doc`, served
+//! at `/api/v1/openapi.json`, kept in `docs/openapi.json`) against the routes the nodes
+//! mount: every route and method in the source is documented, and every documented path is
+//! a route; every schema it names is in it; and the file in `docs/` is the document. The
+//! routes are read from the crates' source, where `Router::route` names them.
+//!
+//! `TESSERA_WRITE_API_DOC=1` writes `docs/openapi.json` afresh instead of comparing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -82,8 +85,7 @@ fn every_route_is_in_the_api_document_and_every_documented_path_is_a_route() {
         assert!(routes.remove(page).is_some(), "the console's {page} is mounted");
     }
     assert!(routes.len() >= 35, "the routes were read: {routes:?}");
-    let document: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("docs/openapi.json")).unwrap()).unwrap();
+    let document: serde_json::Value = serde_json::from_str(&tessera_node::api_doc::json()).unwrap();
     let paths = document["paths"].as_object().expect("paths");
     let mut missing = Vec::new();
     for (path, methods) in &routes {
@@ -94,7 +96,64 @@ fn every_route_is_in_the_api_document_and_every_documented_path_is_a_route() {
             }
         }
     }
-    assert!(missing.is_empty(), "routes docs/openapi.json does not describe: {missing:?}");
+    assert!(missing.is_empty(), "routes the API document does not describe: {missing:?}");
     let stale: Vec<&String> = paths.keys().filter(|p| !routes.contains_key(*p)).collect();
     assert!(stale.is_empty(), "documented paths no node serves: {stale:?}");
+}
+
+/// Every `$ref` of a JSON value.
+fn refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                out.push(r);
+            }
+            m.values().for_each(|v| refs(v, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_operation_has_a_summary_and_answers_and_every_schema_it_names_exists() {
+    let document: serde_json::Value = serde_json::from_str(&tessera_node::api_doc::json()).unwrap();
+    let mut ids = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let what = format!("{} {path}", method.to_uppercase());
+            assert!(
+                op["summary"].as_str().is_some_and(|s| !s.is_empty() && !s.contains('`')),
+                "{what}: a plain summary"
+            );
+            assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{what}: its answers");
+            assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{what}: a tag");
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            assert!(ids.insert(id.clone()), "{what}: operationId {id:?} is used twice");
+        }
+    }
+    let mut named = Vec::new();
+    refs(&document, &mut named);
+    let schemas = document["components"]["schemas"].as_object().expect("schemas");
+    for r in named {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("{r}: not a schema"));
+        assert!(schemas.contains_key(name), "{r} is named but not defined");
+    }
+    for scheme in ["admin", "playback"] {
+        assert!(document["components"]["securitySchemes"][scheme].is_object(), "the {scheme} scheme");
+    }
+}
+
+#[test]
+fn the_document_in_docs_is_the_one_the_handlers_make() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+    let made = tessera_node::api_doc::json();
+    if std::env::var_os("TESSERA_WRITE_API_DOC").is_some() {
+        std::fs::write(&file, &made).unwrap();
+    }
+    let kept = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        kept == made,
+        "docs/openapi.json is not the document the handlers make: TESSERA_WRITE_API_DOC=1 cargo test -p tessera-tests api_document"
+    );
 }

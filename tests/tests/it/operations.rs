@@ -442,7 +442,17 @@ async fn sighup_reloads_what_can_change_live_and_says_what_cannot() {
     .await;
     assert!(line.contains("publish_tokens") && line.contains("window_segments"), "{line}");
     assert!(!try_token("first-secret").await, "the old token is refused after the reload");
-    assert!(try_token("second-secret").await, "the new one is accepted");
+    // The new one is accepted (once the first session has let the name go, which a loaded
+    // machine may take longer than a second to see).
+    let mut accepted = false;
+    for _ in 0..10 {
+        if try_token("second-secret").await {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(accepted, "the new token is accepted: {}", p.log());
     assert!(p.exited().is_none(), "SIGHUP does not stop the node");
 
     // The same through the API, with a report; and the log filter.
