@@ -11,7 +11,7 @@ pub struct StreamStatus {
     pub live: bool,
     pub renditions: Vec<RenditionStatus>,
     pub transcoder: Option<TranscoderView>,
-    /// Players of the stream on this node ([`super::viewers`]).
+    /// Players of the stream on this node.
     pub viewers: usize,
 }
 

@@ -61,7 +61,7 @@ pub struct JobRecord {
     pub updated_ms: i64,
     /// Which epoch made which segments: `(first segment, epoch)` for every claim, in order.
     /// A worker writes segment `k` under its epoch's name; readers take the one
-    /// [`JobRecord::epoch_of`] names, so a fenced worker's late output is never read.
+    /// epoch names (`JobRecord::epoch_of`), so a fenced worker's late output is never read.
     #[serde(default)]
     pub epochs: Vec<(u32, u64)>,
 }

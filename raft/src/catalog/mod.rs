@@ -32,9 +32,9 @@ pub type NodeId = u64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StreamRecord {
     pub name: String,
-    /// The stream's ladder (`transcode::LadderSpec` syntax); `None` uses the node default.
+    /// The stream's ladder (`source,720p:2500,...`); absent, the node's default.
     pub ladder: Option<String>,
-    /// SHA-256 of the publish token, hex; `None` leaves publishing open.
+    /// SHA-256 of the publish token, hex; absent, publishing is open.
     pub token_sha256: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,

@@ -57,7 +57,7 @@ pub struct DrmRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProtectionRecord {
     pub mode: Protection,
-    /// Oldest first; the newest [`KEYS_KEPT`] are kept.
+    /// Oldest first; the newest 64 (`KEYS_KEPT`) are kept.
     pub keys: Vec<KeyRecord>,
     /// Regions whose viewers may watch; empty: everywhere.
     pub regions: Vec<String>,
