@@ -60,8 +60,8 @@ pub struct JobRecord {
     pub output_node: Option<NodeId>,
     pub updated_ms: i64,
     /// Which epoch made which segments: `(first segment, epoch)` for every claim, in order.
-    /// A worker writes segment `k` under its epoch's name; readers take the one
-    /// epoch names (`JobRecord::epoch_of`), so a fenced worker's late output is never read.
+    /// A worker writes segment `k` under its epoch's name; readers take the name of the
+    /// epoch that claimed `k` last, so a fenced worker's late output is never read.
     #[serde(default)]
     pub epochs: Vec<(u32, u64)>,
 }
