@@ -45,8 +45,21 @@ fn addr(id: NodeId) -> String {
     format!("node-{id}")
 }
 
+/// Starts node `id` on its folder. A node of the same folder shut down just before may still
+/// hold the store's file lock for a moment: its log writer thread ends once it has finished
+/// its last batch, after the Raft tasks that feed it.
 async fn start(net: &Arc<MemoryNetwork>, dir: &Scratch, id: NodeId, t: &RaftTimeouts) -> CatalogNode {
-    let n = CatalogNode::start(id, &dir.node(id), net.transport(id), t).await.expect("node starts");
+    let mut tries = 0;
+    let n = loop {
+        match CatalogNode::start(id, &dir.node(id), net.transport(id), t).await {
+            Ok(n) => break n,
+            Err(e) if e.to_string().contains("already open") && tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("node {id} starts: {e}"),
+        }
+    };
     net.register(id, n.raft.clone());
     n
 }

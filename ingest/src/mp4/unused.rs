@@ -55,7 +55,8 @@ fn boxes(buf: &[u8]) -> Vec<(usize, usize, usize, [u8; 4])> {
             }
             n => (n, 8),
         };
-        if size < header as u64 || at as u64 + size > buf.len() as u64 {
+        // `size` is the file's word: compared with what is left, never added to.
+        if size < header as u64 || size > (buf.len() - at) as u64 {
             break;
         }
         let end = at + size as usize;
@@ -134,6 +135,10 @@ mod tests {
         let mut broken = moov.clone();
         broken[3] = 0xff;
         free_unused(&mut broken);
+        // Nor does a 64-bit size that would overflow an offset.
+        let after_a_box = [&boxed(b"mvhd", &[0; 4])[..], &1u32.to_be_bytes(), b"trak", &[0xff; 8], &[0; 8]].concat();
+        let mut huge = boxed(b"moov", &after_a_box);
+        free_unused(&mut huge);
     }
 
     #[test]
