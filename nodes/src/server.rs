@@ -11,7 +11,6 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tessera_license::viewer::proxy_protocol::{self, Parsed, ProxyHeaderError};
 use tessera_license::viewer::TrustedProxies;
 use tokio::io::AsyncReadExt;
@@ -103,8 +102,13 @@ pub async fn serve(
             } else {
                 peer
             };
-            // Handlers find the client's address here (the viewer middleware starts from it).
-            let service = TowerToHyperService::new(app.layer(axum::Extension(axum::extract::ConnectInfo(remote))));
+            // Handlers find the client's address in each request's extensions (the viewer
+            // middleware starts from it). Put there request by request: the router is shared
+            // as it is, never rebuilt for a connection.
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(remote));
+                tower::ServiceExt::oneshot(app.clone(), request)
+            });
             match tls {
                 None => {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();

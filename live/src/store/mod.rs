@@ -428,8 +428,7 @@ impl SegmentStore {
             let ended = st.ended_since.is_some();
             let gone = st.session.is_none() && st.idle_since.is_some() && !st.has_media();
             let changes = st.changes;
-            let reports = st.reports(rendition);
-            let Some(r) = st.renditions.get_mut(rendition) else {
+            let Some(r) = st.renditions.get(rendition) else {
                 // A rendition of the ladder appears with the session's first segment.
                 if ended || gone || st.planned || !st.expects_plan {
                     return Err(StoreError::NotFound);
@@ -459,7 +458,17 @@ impl SegmentStore {
                 }
             }
             let at = waited.then_some(r.last_part_at).flatten();
-            Ok(Some(Released { body: r.render(skip, changes, &reports, keys), waited_for: at }))
+            // Every waiter a part releases shares one rendering: the first renders it (with
+            // the other renditions' reports), the others take it.
+            let body = match r.rendered_at(skip, changes, keys) {
+                Some(body) => body,
+                None => {
+                    let reports = st.reports(rendition);
+                    let r = st.renditions.get_mut(rendition).expect("looked up above");
+                    r.render(skip, changes, &reports, keys)
+                }
+            };
+            Ok(Some(Released { body, waited_for: at }))
         })
         .await
     }

@@ -174,7 +174,8 @@ impl RenditionState {
         self.inits.retain(|id, _| *id >= min_used.saturating_sub(1));
     }
 
-    /// The media playlist, rendered once per change of the stream (or of its keys).
+    /// Renders the media playlist and keeps it for [`Self::rendered_at`]: one rendering per
+    /// change of the stream (or of its keys).
     pub(super) fn render(
         &mut self,
         skip: bool,
@@ -182,16 +183,22 @@ impl RenditionState {
         reports: &[RenditionReport],
         keys: &[SegmentKey],
     ) -> Bytes {
-        let slot = skip as usize;
-        let keyed = keys.last().map_or(0, |k| (keys.len() as u64) << 48 ^ k.from_msn);
-        match &self.rendered[slot] {
-            Some((at, body)) if *at == (changes, keyed) => body.clone(),
-            _ => {
-                let body = Bytes::from(self.playlist.render(skip, reports, keys));
-                self.rendered[slot] = Some(((changes, keyed), body.clone()));
-                body
-            }
+        let body = Bytes::from(self.playlist.render(skip, reports, keys));
+        self.rendered[skip as usize] = Some(((changes, Self::keyed(keys)), body.clone()));
+        body
+    }
+
+    /// The playlist as last rendered, if nothing it shows has changed since.
+    pub(super) fn rendered_at(&self, skip: bool, changes: u64, keys: &[SegmentKey]) -> Option<Bytes> {
+        match &self.rendered[skip as usize] {
+            Some((at, body)) if *at == (changes, Self::keyed(keys)) => Some(body.clone()),
+            _ => None,
         }
+    }
+
+    /// What of the keys a rendering depends on: how many, and where the last one starts.
+    fn keyed(keys: &[SegmentKey]) -> u64 {
+        keys.last().map_or(0, |k| (keys.len() as u64) << 48 ^ k.from_msn)
     }
 
     /// The multivariant entry naming the rendition's `playlist` (`index.m3u8`, `dvr.m3u8`):
