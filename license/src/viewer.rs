@@ -11,20 +11,17 @@
 //!   address that is not one is the viewer: a viewer who writes a forged address in the
 //!   header only puts it further from the proxy's own entry. A hop that is no address
 //!   (`unknown`, an obfuscated name, garbage) ends the walk at the last trusted hop.
-//! - [`resolve`] is the middleware that does this once per request; handlers take the
-//!   result as [`Viewer`].
+//! - The node's HTTP server works this out once per request ([`viewer_address`]) and
+//!   leaves it in the request's extensions; handlers take it as [`Viewer`].
 
 pub mod proxy_protocol;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName};
-use axum::middleware::Next;
-use axum::response::Response;
 
 use crate::regions::Cidr;
 
@@ -116,14 +113,6 @@ fn address(value: &str) -> Option<IpAddr> {
     v.parse::<SocketAddr>().ok().map(|s| s.ip())
 }
 
-/// Middleware: works out the request's viewer once and leaves it for the handlers.
-pub async fn resolve(State(trusted): State<Arc<TrustedProxies>>, mut request: Request, next: Next) -> Response {
-    let peer = peer_of(request.extensions());
-    let viewer = viewer_address(peer, request.headers(), &trusted);
-    request.extensions_mut().insert(Viewer(viewer));
-    next.run(request).await
-}
-
 fn peer_of(extensions: &axum::http::Extensions) -> IpAddr {
     extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip())
 }
@@ -131,7 +120,7 @@ fn peer_of(extensions: &axum::http::Extensions) -> IpAddr {
 impl<S: Send + Sync> FromRequestParts<S> for Viewer {
     type Rejection = Infallible;
 
-    /// The viewer [`resolve`] found, or (without it) the connection's peer.
+    /// The viewer the server found for the request, or (without one) the connection's peer.
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(parts.extensions.get::<Viewer>().copied().unwrap_or_else(|| Viewer(canonical(peer_of(&parts.extensions)))))
     }

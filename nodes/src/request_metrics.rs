@@ -8,10 +8,6 @@
 
 use std::time::Instant;
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
-
 /// What a request asks for, as the latency objectives group them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteClass {
@@ -79,18 +75,14 @@ fn status_class(status: u16) -> &'static str {
     }
 }
 
-/// The middleware: times every request of the node's router.
-pub async fn time_request(request: Request, next: Next) -> Response {
-    let class = RouteClass::of(request.uri().path(), request.uri().query());
-    let started = Instant::now();
-    let response = next.run(request).await;
+/// Records a request of `class`, begun at `started`, whose response head is ready now.
+pub fn record(class: RouteClass, status: axum::http::StatusCode, started: Instant) {
     metrics::histogram!(
         "tessera_http_request_duration_seconds",
         "class" => class.label(),
-        "code" => status_class(response.status().as_u16()),
+        "code" => status_class(status.as_u16()),
     )
     .record(started.elapsed().as_secs_f64());
-    response
 }
 
 #[cfg(test)]

@@ -12,12 +12,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tessera_license::viewer::proxy_protocol::{self, Parsed, ProxyHeaderError};
-use tessera_license::viewer::TrustedProxies;
+use tessera_license::viewer::{viewer_address, TrustedProxies, Viewer};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::request_metrics::{self, RouteClass};
 use crate::NodeError;
 
 /// Loads a TLS acceptor that offers h2 and http/1.1.
@@ -86,6 +87,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (app, builder, tls, watcher) = (app.clone(), builder.clone(), tls.clone(), graceful.watcher());
         let trusted = limits.trusted.trusts(peer.ip());
+        let proxies = limits.trusted.clone();
         tokio::spawn(async move {
             let _permit = permit;
             // A trusted proxy may say whom the connection is from before anything else.
@@ -102,12 +104,25 @@ pub async fn serve(
             } else {
                 peer
             };
-            // Handlers find the client's address in each request's extensions (the viewer
-            // middleware starts from it). Put there request by request: the router is shared
-            // as it is, never rebuilt for a connection.
+            // Each request carries the client's address and its viewer (behind a trusted
+            // proxy, whom the proxy names) in its extensions, and is timed for
+            // `tessera_http_request_duration_seconds`. The router is shared as it is, never
+            // rebuilt for a connection, and no middleware is boxed around it.
+            let proxies = proxies.clone();
             let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                let started = std::time::Instant::now();
+                let class = RouteClass::of(request.uri().path(), request.uri().query());
+                let viewer = viewer_address(remote.ip(), request.headers(), &proxies);
                 request.extensions_mut().insert(axum::extract::ConnectInfo(remote));
-                tower::ServiceExt::oneshot(app.clone(), request)
+                request.extensions_mut().insert(Viewer(viewer));
+                let answer = tower::ServiceExt::oneshot(app.clone(), request);
+                async move {
+                    let response = answer.await;
+                    if let Ok(r) = &response {
+                        request_metrics::record(class, r.status(), started);
+                    }
+                    response
+                }
             });
             match tls {
                 None => {

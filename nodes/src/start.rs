@@ -449,9 +449,7 @@ impl Node {
         let mut health = Health::new(member.clone(), Duration::from_millis(config.ready_catalog_ms));
         let (srt_up, rtmp_up) = (health.listener("srt"), health.listener("rtmp"));
         let app = routes(&config, (&member, &store, &followers), &rights, vod, (http_addr, &ladders, &reloader))
-            .merge(crate::health::router(Arc::new(health)))
-            .layer(axum::middleware::from_fn(crate::request_metrics::time_request));
-        let app = app.layer(axum::middleware::from_fn_with_state(trusted.clone(), tessera_license::viewer::resolve));
+            .merge(crate::health::router(Arc::new(health)));
         let limits = server::Limits { max_connections: config.max_http_connections, trusted };
         let serve = server::serve(http, app, tls.clone(), limits, stop.clone());
         tasks.spawn(tasks::once("http", stop.clone(), serve));
