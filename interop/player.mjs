@@ -1,10 +1,13 @@
-// Plays an HLS URL with hls.js in Debian's Chromium and reports what a viewer would see.
+// Plays an HLS URL with hls.js (or, with --player shaka, Shaka Player) in Debian's Chromium
+// and reports what a viewer would see.
 //
 //   node player.mjs --url URL [--seconds 30] [--until-ended] [--record FILE] [--out FILE]
 //                   [--screenshot FILE] [--config JSON] [--cycle-levels SECONDS] [--switch-by currentLevel|nextLevel]
+//                   [--player hls.js|shaka]
 //
-// Prints a JSON summary. Exits non-zero if playback never started or hls.js hit a fatal
-// error; the caller asserts the rest from the summary.
+// --config is the player's own configuration (hls.js's, or Shaka's `configure` object);
+// --cycle-levels is hls.js's alone. Prints a JSON summary. Exits non-zero if playback never
+// started or the player hit a fatal error; the caller asserts the rest from the summary.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,10 +21,14 @@ const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
 }, []));
 const seconds = Number(args.seconds || 30);
 
-// The page and hls.js come from their own origin, so playback is cross-origin as in production.
+// The page and the player come from their own origin, so playback is cross-origin as in production.
+const shaka = args.player === 'shaka';
+if (args.player && !['hls.js', 'shaka'].includes(args.player)) throw new Error(`unknown --player ${args.player}`);
 const files = {
-  '/': [path.join(here, 'player.html'), 'text/html'],
+  '/': [path.join(here, shaka ? 'player-shaka.html' : 'player.html'), 'text/html'],
+  '/player-common.js': [path.join(here, 'player-common.js'), 'application/javascript'],
   '/hls.min.js': [path.join(here, 'node_modules/hls.js/dist/hls.min.js'), 'application/javascript'],
+  '/shaka-player.compiled.js': [path.join(here, 'node_modules/shaka-player/dist/shaka-player.compiled.js'), 'application/javascript'],
 };
 const server = http.createServer((req, res) => {
   const f = files[req.url.split('?')[0]];
